@@ -1,0 +1,211 @@
+"""Who is calling: users, passwords, tokens, and the OAuth2 client-credentials endpoint.
+
+Passwords are hashed with scrypt (standard library); tokens and client secrets are
+random and stored only as SHA-256 hashes, compared in constant time. The
+:func:`auth_middleware` puts a :class:`Principal` on every request to a route that is
+not marked :func:`public`, and refuses changes made with a read-only token. What a
+principal may do to a given task is each API style's business, not this module's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.store import Store, User
+
+__all__ = ["Principal", "Authenticator", "hash_password", "verify_password", "new_secret",
+           "secret_hash", "auth_middleware", "public", "PRINCIPAL", "oauth_token"]
+
+PRINCIPAL = "taskgate.principal"  # request key
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
+_BASIC_CACHE_SECONDS = 60.0
+_BASIC_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str  # admin | user
+    read_only: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + base64.b64encode(salt).decode() + "$" + \
+        base64.b64encode(digest).decode()
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    if not stored:
+        return False
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
+                                  p=int(p), dklen=len(base64.b64decode(digest)))
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(computed, base64.b64decode(digest))
+
+
+def new_secret(prefix: str = "tg_") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a :class:`Principal`, or raises Unauthorized."""
+
+    def __init__(self, store: Store, *, token_ttl_seconds: int) -> None:
+        self.store = store
+        self.token_ttl_seconds = token_ttl_seconds
+        # scrypt costs tens of milliseconds by design; remember recent successes so that a
+        # client sending Basic on every request pays it once a minute, not every time.
+        self._basic_ok: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, header: str | None) -> Principal:
+        if not header:
+            raise errors.Unauthorized("no authorization header")
+        scheme, _, value = header.strip().partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme == "bearer" and value:
+            return await self.by_token(value)
+        if scheme == "basic" and value:
+            try:
+                name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise errors.Unauthorized("malformed Basic credentials") from None
+            if not sep:
+                raise errors.Unauthorized("malformed Basic credentials")
+            return await self.by_password(name, password)
+        raise errors.Unauthorized("unsupported authorization scheme")
+
+    async def by_token(self, token: str) -> Principal:
+        row = await self.store.find_token(secret_hash(token))
+        if row is None:
+            raise errors.Unauthorized("invalid token")
+        if row.expires is not None and row.expires <= time.time():
+            raise errors.Unauthorized("token expired")
+        return Principal(row.user.name, row.user.role, row.read_only)
+
+    async def by_password(self, name: str, password: str) -> Principal:
+        key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()
+        cached = self._basic_ok.get(key)
+        now = time.monotonic()
+        if cached and cached[0] > now:
+            return cached[1]
+        user = await self.store.get_user(name)
+        # verify against a dummy hash for unknown users, so timing does not reveal names
+        if not verify_password(password, user.password_hash if user else _DUMMY_HASH) or user is None:
+            raise errors.Unauthorized("invalid user name or password")
+        principal = Principal(user.name, user.role)
+        if len(self._basic_ok) >= _BASIC_CACHE_SIZE:
+            self._basic_ok.clear()
+        self._basic_ok[key] = (now + _BASIC_CACHE_SECONDS, principal)
+        return principal
+
+    async def create_token(self, user: User | str, *, read_only: bool = False,
+                           expires_in: int | None = None, source: str = "cli") -> str:
+        """A new token for *user*; only its hash is stored. Returns the token, once."""
+        name = user.name if isinstance(user, User) else user
+        token = new_secret()
+        now = int(time.time())
+        await self.store.add_token(name, secret_hash(token), read_only=read_only,
+                                   expires=None if expires_in is None else now + expires_in,
+                                   source=source, purge_before=now if source == "oauth" else None)
+        return token
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as reachable without credentials."""
+    handler.taskgate_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route_handler = request.match_info.handler
+    if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
+        return await handler(request)
+    principal = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"))
+    if principal.read_only and request.method not in _SAFE_METHODS:
+        raise errors.Forbidden("this token is read-only")
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+@public
+async def oauth_token(request: web.Request) -> web.Response:
+    """``POST /oauth/token``: OAuth2 client credentials (RFC 6749 §4.4).
+
+    Parameters come from a form body, the query string, or (client id and secret) HTTP
+    Basic, as SailPoint's tenants accept. Errors use RFC 6749's ``{"error": …}`` shape.
+    """
+    params: dict[str, str] = dict(request.query)
+    if request.can_read_body:
+        ctype = request.content_type
+        if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return _oauth_error(400, "invalid_request", "send the parameters as a form or in the query")
+        try:
+            form = await request.post()
+        except (ValueError, UnicodeDecodeError):
+            return _oauth_error(400, "invalid_request", "malformed form body")
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            cid, _, csecret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+            params.setdefault("client_id", cid)
+            params.setdefault("client_secret", csecret)
+        except (binascii.Error, UnicodeDecodeError):
+            return _oauth_error(401, "invalid_client", "malformed Basic credentials")
+    if params.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
+    client_id, client_secret = params.get("client_id", ""), params.get("client_secret", "")
+    if not client_id or not client_secret:
+        return _oauth_error(400, "invalid_request", "client_id and client_secret are required")
+    authenticator = request.app[AUTHENTICATOR]
+    client = await authenticator.store.get_oauth_client(client_id)
+    if client is None or not hmac.compare_digest(client.secret_hash, secret_hash(client_secret)):
+        return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+    ttl = authenticator.token_ttl_seconds
+    token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
+    return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl,
+                              "scope": "sp:scopes:all"},
+                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _oauth_error(status: int, error: str, description: str) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="taskgate"'
+    return web.json_response({"error": error, "error_description": description}, status=status,
+                             headers=headers)

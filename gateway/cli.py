@@ -1,0 +1,228 @@
+"""The ``taskgate`` command line: serve, init, user, token, oauth-client, import, export, audit.
+
+Each command loads the configuration (exit status 2 on a bad value, naming the key),
+opens the store, does one thing and closes it. Secrets it creates are printed once, on
+standard output, and only their hashes are stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Sequence, TextIO
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.app import STYLES, create_app
+from gateway.audit import configure_logging, log_changes, logger
+from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
+from gateway.clock import now_iso
+from gateway.codecs import dumps
+from gateway.config import Config, ConfigError, load_config
+from gateway.store import Store, StoreError
+
+__all__ = ["main", "build_parser"]
+
+_STYLE_NAMES = tuple(s.STYLE for s in STYLES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskgate", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $TASKGATE_CONFIG or ./config.toml)")
+    parser.add_argument("--db", metavar="PATH", help="database file (overrides storage.path)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the HTTP server")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    sub.add_parser("init", help="create or migrate the database")
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    p = user.add_parser("add", help="add a user")
+    p.add_argument("name")
+    p.add_argument("--role", choices=("admin", "user"), default="user")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
+    p = token.add_parser("create", help="create a token for USER and print it once")
+    p.add_argument("user")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--expires-in", type=int, metavar="SECONDS")
+
+    client = sub.add_parser("oauth-client", help="manage OAuth2 clients").add_subparsers(dest="action", required=True)
+    p = client.add_parser("add", help="add a client-credentials client and print its secret once")
+    p.add_argument("client_id")
+    p.add_argument("--user", required=True, help="the user the client acts as")
+
+    p = sub.add_parser("import", help="import tasks from JSON Lines ({\"style\", \"task\"} per line)")
+    p.add_argument("file", help="a file, or - for standard input")
+    p = sub.add_parser("export", help="export tasks as JSON Lines")
+    p.add_argument("--style", choices=_STYLE_NAMES)
+    p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines")
+    p.add_argument("--style", choices=_STYLE_NAMES)
+    p.add_argument("--task", metavar="ID")
+    p.add_argument("--limit", type=int, default=100)
+    return parser
+
+
+@asynccontextmanager
+async def _store(config: Config) -> AsyncIterator[Store]:
+    store = await Store.open(config.db_path, synchronous=config.storage.synchronous,
+                             busy_timeout_ms=config.storage.busy_timeout_ms,
+                             max_batch=config.storage.max_batch)
+    store.on_commit(log_changes)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:
+    """No user yet: create the admin with a random token, print the token once."""
+    if await store.count_users():
+        return
+    token = new_secret()
+    await store.add_user(config.auth.bootstrap_user, "admin", None, (secret_hash(token), False, None, "bootstrap"))
+    print(f"Created admin user {config.auth.bootstrap_user!r}. Its API token is shown only this once:\n"
+          f"  {token}", file=out, flush=True)
+
+
+async def _serve(config: Config) -> int:
+    async with _store(config) as store:
+        await bootstrap_admin(store, config, sys.stdout)
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
+                           shutdown_timeout=config.server.shutdown_timeout)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        for host, port, *_ in runner.addresses:
+            print(f"taskgate listening on http://{host}:{port}", flush=True)
+            logger.info("listening", host=host, port=port, db=str(config.db_path))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def _import(store: Store, source: TextIO) -> int:
+    by_style = {s.STYLE: s for s in STYLES}
+    failed = imported = 0
+    pending: list[asyncio.Future] = []
+
+    async def flush() -> None:
+        nonlocal failed, imported
+        for lineno, result in zip([n for n, _ in pending], await asyncio.gather(*[f for _, f in pending],
+                                                                                return_exceptions=True)):
+            if isinstance(result, errors.TaskgateError):
+                failed += 1
+                print(f"line {lineno}: {result.message}", file=sys.stderr)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                imported += 1
+        pending.clear()
+
+    for lineno, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or record.get("style") not in by_style or "task" not in record:
+                raise errors.BadRequest(f'expected {{"style": one of {", ".join(by_style)}, "task": {{…}}}}')
+            task_id, doc = by_style[record["style"]].import_task(record["task"], now_iso())
+        except (ValueError, RecursionError) as exc:
+            failed += 1
+            print(f"line {lineno}: {getattr(exc, 'message', exc)}", file=sys.stderr)
+            continue
+        pending.append((lineno, asyncio.ensure_future(
+            store.put(record["style"], task_id, doc, actor="cli:import", request_id=f"import:{lineno}"))))
+        if len(pending) >= 500:
+            await flush()
+    await flush()
+    print(f"imported {imported} task(s), {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _run(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "serve":
+        return await _serve(config)
+    async with _store(config) as store:
+        if args.command == "init":
+            print(f"database {config.db_path} is at schema version {await store.schema_version()}")
+        elif args.command == "user":
+            password = None
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+                if not password:
+                    print("taskgate: empty password", file=sys.stderr)
+                    return 1
+            await store.add_user(args.name, args.role, hash_password(password) if password else None)
+        elif args.command == "token":
+            if await store.get_user(args.user) is None:
+                print(f"taskgate: no user {args.user!r}", file=sys.stderr)
+                return 1
+            if args.expires_in is not None and args.expires_in <= 0:
+                print("taskgate: --expires-in must be positive", file=sys.stderr)
+                return 1
+            auth = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
+            print(await auth.create_token(args.user, read_only=args.read_only, expires_in=args.expires_in))
+        elif args.command == "oauth-client":
+            if await store.get_user(args.user) is None:
+                print(f"taskgate: no user {args.user!r}", file=sys.stderr)
+                return 1
+            secret = new_secret("tgs_")
+            await store.add_oauth_client(args.client_id, secret_hash(secret), args.user)
+            print(secret)
+        elif args.command == "import":
+            if args.file == "-":
+                return await _import(store, sys.stdin)
+            with open(args.file, encoding="utf-8") as source:
+                return await _import(store, source)
+        elif args.command == "export":
+            async for task in store.export(args.style):
+                sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
+        elif args.command == "audit":
+            for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
+                sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,
+                                        "version": c.version, "action": c.action, "actor": c.actor,
+                                        "request_id": c.request_id, "patch": c.patch, "undo": c.undo}) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        if args.db:
+            config = config.replace("storage", path=str(Path(args.db).resolve()))
+        if args.command == "serve":
+            if args.host:
+                config = config.replace("server", host=args.host)
+            if args.port is not None:
+                config = config.replace("server", port=args.port)
+    except ConfigError as exc:
+        print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log)
+    try:
+        return asyncio.run(_run(args, config))
+    except StoreError as exc:
+        print(f"taskgate: {exc}", file=sys.stderr)
+        return 1
+    except errors.Conflict as exc:
+        print(f"taskgate: already exists: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,120 @@
+"""Bodies in and out: content types, size, JSON decoding, Accept negotiation, ETags.
+
+Every byte of a request body is read here, after aiohttp's size cap, and every decoding
+failure becomes a domain error (400, 406, 413, 415) that the route's style renders.
+Vendor-specific document shapes are not this module's business.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from aiohttp import web
+
+from gateway import errors
+
+__all__ = ["read_body", "decode_json", "read_json", "negotiate", "parse_if_match", "etag",
+           "dumps", "json_response"]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json") -> web.Response:
+    return web.Response(text=dumps(data), status=status, headers=headers,
+                        content_type=content_type, charset="utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str, bytes]:
+    """The media type and raw body, if the Content-Type is one of *accepted*."""
+    accepted = tuple(accepted)
+    ctype = request.content_type if "Content-Type" in request.headers else ""
+    if ctype not in accepted:
+        raise errors.UnsupportedMediaType(
+            f"Content-Type {ctype or '(none)'!r} is not supported here; use {' or '.join(accepted)}")
+    charset = (request.charset or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise errors.UnsupportedMediaType(f"charset {charset!r} is not supported; use utf-8")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.PayloadTooLarge(
+            f"the request body is larger than {request.app._client_max_size} bytes") from None
+    return ctype, body
+
+
+def decode_json(body: bytes) -> Any:
+    if not body.strip():
+        raise errors.BadRequest("the request body is empty")
+    try:
+        text = body.decode("utf-8")
+        return json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise errors.BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise errors.BadRequest("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, integers longer than Python's digit limit
+        raise errors.BadRequest(f"malformed JSON: {exc}") from None
+
+
+async def read_json(request: web.Request, accepted: Iterable[str] = ("application/json",)) -> Any:
+    _ctype, body = await read_body(request, accepted)
+    return decode_json(body)
+
+
+def negotiate(request: web.Request, offered: Iterable[str]) -> str:
+    """The first of *offered* that the Accept header admits (no header admits all)."""
+    offered = tuple(offered)
+    header = request.headers.get("Accept", "")
+    if not header.strip():
+        return offered[0]
+    ranges = []
+    for part in header.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media.lower(), q))
+    best, best_q = None, 0.0
+    for candidate in offered:
+        major = candidate.split("/")[0]
+        for media, q in ranges:
+            if q > best_q and media in (candidate, f"{major}/*", "*/*"):
+                best, best_q = candidate, q
+    if best is None:
+        raise errors.NotAcceptable(f"cannot answer with {header!r}; available: {', '.join(offered)}")
+    return best
+
+
+def parse_if_match(header: str | None) -> frozenset[int] | None:
+    """The versions an ``If-Match`` header admits; None means no condition (absent or ``*``).
+
+    Weak tags never match (RFC 9110 §13.1.1 uses the strong comparison); an unparsable
+    header admits nothing, so the update is refused rather than applied blindly.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        tag = tag.strip()
+        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and len(tag) < 20:
+            versions.add(int(tag[1:-1]))
+    return frozenset(versions)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

@@ -1,0 +1,173 @@
+"""Configuration: frozen dataclasses read from ``config.toml`` plus environment overrides.
+
+Precedence, lowest first: built-in defaults, the TOML file, ``TASKGATE_*`` variables,
+command-line flags. Every value is checked here, so a bad value stops start-up with a
+message naming its key (the CLI turns :class:`ConfigError` into exit status 2).
+This module does no I/O beyond reading the file it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["Config", "ConfigError", "load_config", "ENV_ALIASES"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the key."""
+
+
+def _opt(default: Any, *, choices: tuple[Any, ...] = (), lo: float | None = None,
+         hi: float | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"choices": choices, "lo": lo, "hi": hi, "doc": doc})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = _opt("127.0.0.1", doc="address to listen on")
+    port: int = _opt(8080, lo=0, hi=65535, doc="TCP port (0 picks a free one)")
+    max_body_bytes: int = _opt(1_048_576, lo=1, doc="largest request body accepted")
+    shutdown_timeout: float = _opt(10.0, lo=0, doc="seconds in-flight requests get on SIGTERM")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = _opt("taskgate.db", doc="SQLite file; relative paths are beside the config file")
+    synchronous: str = _opt("FULL", choices=("FULL", "NORMAL", "EXTRA"), doc="PRAGMA synchronous")
+    busy_timeout_ms: int = _opt(5000, lo=0, doc="PRAGMA busy_timeout")
+    max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit)")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: str = _opt("json", choices=("json", "console"), doc="audit and request log format")
+    file: str = _opt("", doc="log file; empty means standard error")
+    level: str = _opt("info", choices=("debug", "info", "warning", "error"), doc="least level logged")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    token_ttl_seconds: int = _opt(3600, lo=1, doc="lifetime of tokens issued by /oauth/token")
+    bootstrap_user: str = _opt("admin", doc="admin created by `serve` when the database has no user")
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    #: folder that relative paths in the file are resolved against
+    base_dir: str = "."
+
+    @property
+    def db_path(self) -> Path:
+        path = Path(self.storage.path)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    def replace(self, section: str, **values: Any) -> "Config":
+        """A copy with some keys of one section changed, checked like the file's."""
+        current = getattr(self, section)
+        checked = {k: _check(f"{section}.{k}", _field(type(current), section, k), v)
+                   for k, v in values.items()}
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **checked)})
+
+
+_SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+                              if f.name != "base_dir"}
+
+#: environment variables with short names; every key also has TASKGATE_<SECTION>_<KEY>
+ENV_ALIASES = {
+    "TASKGATE_DB": ("storage", "path"),
+    "TASKGATE_HOST": ("server", "host"),
+    "TASKGATE_PORT": ("server", "port"),
+}
+
+
+def _field(cls: type, section: str, key: str) -> dataclasses.Field:
+    for f in dataclasses.fields(cls):
+        if f.name == key:
+            return f
+    raise ConfigError(f"{section}.{key}: unknown key")
+
+
+def _check(name: str, f: dataclasses.Field, value: Any) -> Any:
+    kind = type(f.default)
+    meta = f.metadata
+    if isinstance(value, str) and kind is not str:  # from the environment
+        raw = value.strip()
+        try:
+            if kind is bool:
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = raw.lower() in ("true", "1", "yes")
+            else:
+                value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if meta["choices"]:
+        folded = {str(c).lower(): c for c in meta["choices"]}
+        if str(value).lower() not in folded:
+            raise ConfigError(f"{name}: must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+        value = folded[str(value).lower()]
+    if meta["lo"] is not None and value < meta["lo"] or meta["hi"] is not None and value > meta["hi"]:
+        raise ConfigError(f"{name}: must be between {meta['lo']} and {meta['hi'] or '∞'}; got {value!r}")
+    return value
+
+
+def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{name}: expected a table")
+    return cls(**{k: _check(f"{name}.{k}", _field(cls, name, k), v) for k, v in values.items()})
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Read *path* (or ``$TASKGATE_CONFIG``, or ``./config.toml`` if present) and the env."""
+    env = os.environ if env is None else env
+    explicit = path if path is not None else env.get("TASKGATE_CONFIG")
+    cfg_path = Path(explicit) if explicit else Path("config.toml")
+    data: dict[str, Any] = {}
+    if cfg_path.is_file():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{cfg_path.name}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"config: file {str(cfg_path)!r} does not exist")
+    for name in data:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{name}: unknown section")
+    overrides: dict[str, dict[str, Any]] = {}
+    for var, value in env.items():
+        if var in ENV_ALIASES:
+            section, key = ENV_ALIASES[var]
+        elif var.startswith("TASKGATE_") and var != "TASKGATE_CONFIG":
+            section, _, key = var[len("TASKGATE_"):].lower().partition("_")
+            if section not in _SECTIONS:
+                continue
+        else:
+            continue
+        _field(_SECTIONS[section], section, key)
+        overrides.setdefault(section, {})[key] = value
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        loaded = _section(name, cls, data.get(name, {}))
+        env_values = overrides.get(name, {})
+        checked = {k: _check(f"{name}.{k} (from the environment)", _field(cls, name, k), v)
+                   for k, v in env_values.items()}
+        sections[name] = dataclasses.replace(loaded, **checked)
+    base = cfg_path.resolve().parent if cfg_path.is_file() else Path.cwd()
+    config = Config(**sections, base_dir=str(base))
+    if "path" in overrides.get("storage", {}):  # paths from the environment are cwd-relative
+        config = config.replace("storage", path=str(Path(config.storage.path).resolve()))
+    return config

@@ -1,0 +1,591 @@
+"""The SQLite store: the only module that imports aiosqlite or contains SQL.
+
+It owns two connections to one database file in WAL mode:
+
+* the **writer**, used by exactly one coroutine at a time (``_write_lock``). Task changes
+  go through one queue drained by one writer task: it takes every queued mutation, runs
+  them in order inside one ``BEGIN IMMEDIATE … COMMIT`` (group commit), and only after the
+  commit answers each caller. A mutation that raises is left out alone; the others
+  commit. Each change writes the new document, bumps ``version`` and appends an audit
+  row holding the RFC 6902 patch old→new and its inverse, in the same transaction.
+* the **reader**, for gets, lists and exports; WAL lets it run beside the writer.
+
+It knows nothing of HTTP or of any vendor's rules: callers pass pure functions
+``mutate(old_doc) -> new_doc`` and vendor-neutral :mod:`gateway.query` filters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+
+import aiosqlite
+import jsonpatch
+
+from gateway import errors
+from gateway.clock import now_iso
+from gateway.query import And, Compare, Expr, Not, Or, Query
+
+__all__ = ["Store", "Task", "Change", "AuditRow", "User", "TokenRow", "OAuthClient",
+           "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError"]
+
+Doc = dict[str, Any]
+#: a pure function from the stored document (None when absent) to the new one (None deletes)
+Mutate = Callable[[Doc | None], Doc | None]
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, not a taskgate file, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    style: str
+    id: str
+    version: int
+    doc: Doc
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed change; what audit rows and audit log events are made of."""
+
+    seq: int
+    at: str
+    style: str
+    task_id: str
+    version: int
+    action: str  # created | updated | deleted
+    actor: str
+    request_id: str
+    patch: list[dict[str, Any]]
+    undo: list[dict[str, Any]]
+
+
+AuditRow = Change
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: str
+    password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    user: User
+    read_only: bool
+    expires: int | None  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    client_id: str
+    secret_hash: str
+    user: str
+
+
+# Ordered migrations; index i brings user_version i to i + 1. Never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tasks (
+        style    TEXT NOT NULL,
+        id       TEXT NOT NULL,
+        version  INTEGER NOT NULL CHECK (version > 0),
+        created  TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        doc      TEXT NOT NULL CHECK (json_valid(doc)),
+        PRIMARY KEY (style, id)
+    );
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        style      TEXT NOT NULL,
+        task_id    TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        action     TEXT NOT NULL CHECK (action IN ('created', 'updated', 'deleted')),
+        actor      TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        patch      TEXT NOT NULL CHECK (json_valid(patch)),
+        undo       TEXT NOT NULL CHECK (json_valid(undo))
+    );
+    CREATE INDEX audit_by_task ON audit (style, task_id, seq);
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        password_hash TEXT,
+        created       TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        hash      TEXT PRIMARY KEY,
+        user      TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        expires   INTEGER,
+        source    TEXT NOT NULL,
+        created   TEXT NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens (user);
+    CREATE TABLE oauth_clients (
+        client_id   TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        user        TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        created     TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# JSON paths are spliced into SQL (an expression index only serves a query that spells
+# the same expression), so only plain member paths are allowed.
+_JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
+_SQL_OPS = {"eq": "=", "ne": "IS NOT", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _column(field: str) -> str:
+    if field == "id":
+        return "id"
+    if not _JSON_PATH.match(field):
+        raise ValueError(f"not a filterable field: {field!r}")
+    return f"json_extract(doc, '{field}')"
+
+
+def compile_where(expr: Expr, params: list[Any]) -> str:
+    """SQL for a :mod:`gateway.query` expression; values are appended to *params*."""
+    if isinstance(expr, Compare):
+        col = _column(expr.field)
+        if expr.op == "isnull":
+            return f"{col} IS NULL"
+        if expr.op == "in":
+            params.extend(expr.values)
+            return f"{col} IN ({', '.join('?' * len(expr.values))})"
+        if expr.op == "sw":
+            params.append(str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            return f"{col} LIKE ? ESCAPE '\\'"
+        if expr.op == "co":
+            params.append("%" + str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            return f"{col} LIKE ? ESCAPE '\\'"
+        params.append(expr.values[0])
+        return f"{col} {_SQL_OPS[expr.op]} ?"
+    if isinstance(expr, (And, Or)):
+        joiner = " AND " if isinstance(expr, And) else " OR "
+        return "(" + joiner.join(compile_where(item, params) for item in expr.items) + ")"
+    if isinstance(expr, Not):
+        # SQL's NOT of NULL is NULL (row dropped); "not (status eq X)" must keep null statuses.
+        return f"(({compile_where(expr.item, params)}) IS NOT 1)"
+    raise TypeError(f"unknown query node {expr!r}")
+
+
+class _Write:
+    __slots__ = ("style", "task_id", "mutate", "expect", "actor", "request_id", "if_match", "future")
+
+    def __init__(self, style: str, task_id: str, mutate: Mutate, expect: str, actor: str,
+                 request_id: str, if_match: frozenset[int] | None) -> None:
+        self.style, self.task_id, self.mutate, self.expect = style, task_id, mutate, expect
+        self.actor, self.request_id, self.if_match = actor, request_id, if_match
+        self.future: asyncio.Future[tuple[Task | None, Change | None]] = \
+            asyncio.get_running_loop().create_future()
+
+
+class Store:
+    """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, *,
+                 max_batch: int) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._max_batch = max_batch
+        self._write_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._listeners: list[Callable[[Sequence[Change]], None]] = []
+        self._writer_task = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    @classmethod
+    async def open(cls, path: str | Path, *, synchronous: str = "FULL",
+                   busy_timeout_ms: int = 5000, max_batch: int = 256) -> "Store":
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous: {synchronous!r}")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            await cls._configure(writer, synchronous, busy_timeout_ms)
+            await cls._migrate(writer)
+            reader = await aiosqlite.connect(str(path), isolation_level=None)
+            await cls._configure(reader, synchronous, busy_timeout_ms)
+            await reader.execute("PRAGMA query_only = ON")
+        except sqlite3.DatabaseError as exc:
+            await writer.close()
+            raise StoreError(f"{path}: {exc}") from exc
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader, max_batch=max_batch)
+
+    @staticmethod
+    async def _configure(conn: aiosqlite.Connection, synchronous: str, busy_timeout_ms: int) -> None:
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        mode = (await conn.execute_fetchall("PRAGMA journal_mode = WAL"))[0][0]
+        if mode != "wal":
+            raise StoreError(f"could not switch the database to WAL (got {mode})")
+        await conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+
+    @staticmethod
+    async def _migrate(conn: aiosqlite.Connection) -> None:
+        version = (await conn.execute_fetchall("PRAGMA user_version"))[0][0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"database schema {version} is newer than this taskgate ({SCHEMA_VERSION})")
+        if version == 0:
+            tables = await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if tables:
+                raise StoreError("not a taskgate database (tables present but no schema version)")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {target}")
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        """Finish every queued write, then checkpoint and close both connections."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._queue.put(None)
+        await self._writer_task
+        async with self._write_lock:
+            try:
+                await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                await self._reader.close()
+                await self._writer.close()
+
+    def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
+        """Call *listener* with the changes of every commit, after the commit."""
+        self._listeners.append(listener)
+
+    async def schema_version(self) -> int:
+        return (await self._reader.execute_fetchall("PRAGMA user_version"))[0][0]
+
+    async def integrity_check(self) -> str:
+        return (await self._reader.execute_fetchall("PRAGMA integrity_check"))[0][0]
+
+    async def ensure_index(self, style: str, field: str) -> None:
+        """An index serving filters and sorts on *field* of *style*'s documents."""
+        col = _column(field)
+        if col == "id":
+            return
+        name = "tasks_by_" + re.sub(r"\W", "_", field.lstrip("$."))
+        async with self._write_lock:
+            await self._writer.execute(f"CREATE INDEX IF NOT EXISTS {name} ON tasks (style, {col}, id)")
+
+    # -- the one write path for tasks -----------------------------------------------------
+    async def create(self, style: str, task_id: str, doc: Doc, *, actor: str,
+                     request_id: str) -> Task:
+        """Insert a new task; Conflict if the id is taken."""
+        task, _ = await self._submit(style, task_id, lambda _old: doc, "absent", actor, request_id, None)
+        assert task is not None
+        return task
+
+    async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
+        """Create the task or replace its document (used by import)."""
+        task, _ = await self._submit(style, task_id, lambda _old: doc, "any", actor, request_id, None)
+        assert task is not None
+        return task
+
+    async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
+                     request_id: str, if_match: frozenset[int] | None = None) -> Task:
+        """Apply ``mutate(old_doc) -> new_doc`` atomically; NotFound, PreconditionFailed,
+        or whatever domain error *mutate* raises. An unchanged document writes nothing."""
+        task, _ = await self._submit(style, task_id, mutate, "present", actor, request_id, if_match)
+        assert task is not None
+        return task
+
+    async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
+                     if_match: frozenset[int] | None = None) -> None:
+        await self._submit(style, task_id, lambda _old: None, "present", actor, request_id, if_match)
+
+    async def _submit(self, style: str, task_id: str, mutate: Mutate, expect: str, actor: str,
+                      request_id: str, if_match: frozenset[int] | None) -> tuple[Task | None, Change | None]:
+        if self._closed:
+            raise errors.InternalError("the store is closed")
+        write = _Write(style, task_id, mutate, expect, actor, request_id, if_match)
+        self._queue.put_nowait(write)
+        return await write.future
+
+    async def _drain(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            live = [w for w in batch if not w.future.cancelled()]
+            if live:
+                try:
+                    await self._commit_batch(live)
+                except Exception as exc:  # the database failed: nobody's change is stored
+                    for w in live:
+                        if not w.future.done():
+                            w.future.set_exception(errors.InternalError(f"the store could not commit: {exc}"))
+            if stop:
+                return
+
+    async def _commit_batch(self, batch: list[_Write]) -> None:
+        keys = list(dict.fromkeys((w.style, w.task_id) for w in batch))
+        results: list[tuple[_Write, Any]] = []
+        changes: list[Change] = []
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                current = await self._load_for_write(keys)
+                (seq,), = await self._writer.execute_fetchall("SELECT coalesce(max(seq), 0) FROM audit")
+                at = now_iso()
+                touched: dict[tuple[str, str], tuple[int, str, Doc | None]] = {}
+                for w in batch:
+                    key = (w.style, w.task_id)
+                    try:
+                        task, change = self._apply(w, current.get(key), seq + 1, at)
+                    except errors.TaskgateError as exc:
+                        results.append((w, exc))
+                        continue
+                    except Exception as exc:  # a bug in a mutate function must not sink the batch
+                        results.append((w, errors.InternalError(f"{type(exc).__name__}: {exc}")))
+                        continue
+                    if change is not None:
+                        seq += 1
+                        changes.append(change)
+                        created = current[key][2] if key in current else at
+                        current[key] = (task.version, task.doc, created) if task else (change.version, None, created)
+                        touched[key] = (change.version, created, task.doc if task else None)
+                    results.append((w, (task, change)))
+                await self._write_rows(touched, changes, at)
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+        for w, outcome in results:
+            if w.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                w.future.set_exception(outcome)
+            else:
+                w.future.set_result(outcome)
+        if changes:
+            for listener in self._listeners:
+                listener(changes)
+
+    async def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (disk full, I/O error).
+        if self._writer.in_transaction:
+            await self._writer.execute("ROLLBACK")
+
+    async def _load_for_write(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Doc | None, str]]:
+        found: dict[tuple[str, str], tuple[int, Doc | None, str]] = {}
+        for start in range(0, len(keys), 400):  # stay far below SQLite's variable limit
+            chunk = keys[start:start + 400]
+            rows = await self._writer.execute_fetchall(
+                "SELECT style, id, version, doc, created FROM tasks WHERE (style, id) IN (VALUES "
+                + ", ".join("(?, ?)" for _ in chunk) + ")",
+                [part for key in chunk for part in key])
+            for style, task_id, version, doc, created in rows:
+                found[(style, task_id)] = (version, json.loads(doc), created)
+        return found
+
+    @staticmethod
+    def _apply(w: _Write, current: tuple[int, Doc | None, str] | None, seq: int,
+               at: str) -> tuple[Task | None, Change | None]:
+        version, old = (current[0], current[1]) if current else (0, None)
+        if w.expect == "present" and old is None:
+            raise errors.NotFound(f"task {w.task_id!r} does not exist")
+        if w.expect == "absent" and old is not None:
+            raise errors.Conflict(f"task {w.task_id!r} already exists")
+        if w.if_match is not None and old is not None and version not in w.if_match:
+            raise errors.PreconditionFailed(
+                f"task {w.task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
+        new = w.mutate(old)
+        if new is not None:
+            _dumps(new)  # a document that cannot be stored is refused before anything is written
+        if new == old:
+            return (Task(w.style, w.task_id, version, old) if old is not None else None), None
+        action = "created" if old is None else "deleted" if new is None else "updated"
+        before, after = old if old is not None else {}, new if new is not None else {}
+        change = Change(seq=seq, at=at, style=w.style, task_id=w.task_id, version=version + 1,
+                        action=action, actor=w.actor, request_id=w.request_id,
+                        patch=jsonpatch.make_patch(before, after).patch,
+                        undo=jsonpatch.make_patch(after, before).patch)
+        task = Task(w.style, w.task_id, version + 1, new) if new is not None else None
+        return task, change
+
+    async def _write_rows(self, touched: dict[tuple[str, str], tuple[int, str, Doc | None]],
+                          changes: list[Change], at: str) -> None:
+        upserts = [(s, i, v, created, at, _dumps(doc))
+                   for (s, i), (v, created, doc) in touched.items() if doc is not None]
+        deletes = [(s, i) for (s, i), (_v, _c, doc) in touched.items() if doc is None]
+        if deletes:
+            await self._writer.executemany("DELETE FROM tasks WHERE style = ? AND id = ?", deletes)
+        if upserts:
+            await self._writer.executemany(
+                "INSERT INTO tasks (style, id, version, created, modified, doc) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (style, id) DO UPDATE SET version = excluded.version, "
+                "modified = excluded.modified, doc = excluded.doc", upserts)
+        if changes:
+            await self._writer.executemany(
+                "INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(c.seq, c.at, c.style, c.task_id, c.version, c.action, c.actor, c.request_id,
+                  _dumps(c.patch), _dumps(c.undo)) for c in changes])
+
+    # -- reads ----------------------------------------------------------------------------
+    async def get(self, style: str, task_id: str) -> Task | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT version, doc FROM tasks WHERE style = ? AND id = ?", (style, task_id))
+        if not rows:
+            return None
+        version, doc = rows[0]
+        return Task(style, task_id, version, json.loads(doc))
+
+    async def list(self, style: str, query: Query) -> tuple[list[Task], int | None]:
+        """Tasks of *style* matching *query*, and the total ignoring limit/offset when
+        ``query.count`` is set."""
+        params: list[Any] = [style]
+        where = "style = ?"
+        if query.where is not None:
+            where += " AND " + compile_where(query.where, params)
+        order = ", ".join(f"{_column(s.field)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
+        order = f"{order}, id" if order else "id"
+        sql = f"SELECT id, version, doc FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        limit = -1 if query.limit is None else query.limit
+        rows = await self._reader.execute_fetchall(sql, [*params, limit, query.offset])
+        total = None
+        if query.count:
+            (total,), = await self._reader.execute_fetchall(f"SELECT count(*) FROM tasks WHERE {where}", params)
+        return [Task(style, i, v, json.loads(d)) for i, v, d in rows], total
+
+    async def explain(self, style: str, query: Query) -> str:
+        """SQLite's plan for *query* (tests use it to prove filters use an index)."""
+        params: list[Any] = [style]
+        where = "style = ?" + (" AND " + compile_where(query.where, params) if query.where else "")
+        rows = await self._reader.execute_fetchall(f"EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE {where}", params)
+        return "\n".join(row[-1] for row in rows)
+
+    async def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
+        """Every task, ordered by style and id, read in chunks (constant memory)."""
+        after = ("", "")
+        while True:
+            params: list[Any] = [after[0], after[0], after[1]]
+            sql = "SELECT style, id, version, doc FROM tasks WHERE (style > ? OR (style = ? AND id > ?))"
+            if style is not None:
+                sql += " AND style = ?"
+                params.append(style)
+            rows = await self._reader.execute_fetchall(sql + " ORDER BY style, id LIMIT ?", [*params, chunk])
+            for s, i, v, d in rows:
+                yield Task(s, i, v, json.loads(d))
+            if len(rows) < chunk:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    async def audit(self, *, style: str | None = None, task_id: str | None = None,
+                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
+        where, params = [], []
+        if style is not None:
+            where.append("style = ?")
+            params.append(style)
+        if task_id is not None:
+            where.append("task_id = ?")
+            params.append(task_id)
+        sql = ("SELECT seq, at, style, task_id, version, action, actor, request_id, patch, undo FROM audit"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
+        rows = await self._reader.execute_fetchall(sql, [*params, -1 if limit is None else limit])
+        return [Change(seq=r[0], at=r[1], style=r[2], task_id=r[3], version=r[4], action=r[5], actor=r[6],
+                       request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9])) for r in rows]
+
+    # -- users, tokens, OAuth clients -------------------------------------------------------
+    async def _admin_write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await self._writer.execute(sql, params)
+                await self._writer.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                await self._rollback()
+                raise errors.Conflict(str(exc)) from None
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def count_users(self) -> int:
+        (n,), = await self._reader.execute_fetchall("SELECT count(*) FROM users")
+        return n
+
+    async def add_user(self, name: str, role: str, password_hash: str | None,
+                       token: tuple[str, bool, int | None, str] | None = None) -> None:
+        """Add a user, and optionally its first token ``(hash, read_only, expires, source)``."""
+        statements: list[tuple[str, Sequence[Any]]] = [(
+            "INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
+            (name, role, password_hash, now_iso()))]
+        if token is not None:
+            statements.append(self._token_insert(name, *token))
+        await self._admin_write(statements)
+
+    async def get_user(self, name: str) -> User | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT name, role, password_hash FROM users WHERE name = ?", (name,))
+        return User(*rows[0]) if rows else None
+
+    @staticmethod
+    def _token_insert(user: str, token_hash: str, read_only: bool, expires: int | None,
+                      source: str) -> tuple[str, Sequence[Any]]:
+        return ("INSERT INTO tokens (hash, user, read_only, expires, source, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (token_hash, user, int(read_only), expires, source, now_iso()))
+
+    async def add_token(self, user: str, token_hash: str, *, read_only: bool, expires: int | None,
+                        source: str, purge_before: int | None = None) -> None:
+        """Store a token hash; with *purge_before*, also drop tokens expired before then."""
+        statements = [self._token_insert(user, token_hash, read_only, expires, source)]
+        if purge_before is not None:
+            statements.append(("DELETE FROM tokens WHERE expires IS NOT NULL AND expires < ?", (purge_before,)))
+        await self._admin_write(statements)
+
+    async def find_token(self, token_hash: str) -> TokenRow | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT t.read_only, t.expires, u.name, u.role, u.password_hash FROM tokens t "
+            "JOIN users u ON u.name = t.user WHERE t.hash = ?", (token_hash,))
+        if not rows:
+            return None
+        read_only, expires, name, role, password_hash = rows[0]
+        return TokenRow(User(name, role, password_hash), bool(read_only), expires)
+
+    async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
+        await self._admin_write([(
+            "INSERT INTO oauth_clients (client_id, secret_hash, user, created) VALUES (?, ?, ?, ?)",
+            (client_id, secret_hash, user, now_iso()))])
+
+    async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT client_id, secret_hash, user FROM oauth_clients WHERE client_id = ?", (client_id,))
+        return OAuthClient(*rows[0]) if rows else None

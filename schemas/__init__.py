@@ -1,0 +1,1 @@
+"""marshmallow schemas of each vendor's documents; pure data, no I/O."""

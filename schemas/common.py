@@ -1,0 +1,79 @@
+"""Fields every style shares: UTC date-times, strict integers, enums by name, and
+flattening marshmallow's nested error messages into readable lines.
+
+Fields deserialize straight to the canonical JSON value that is stored and served, so
+``schema.load(doc)`` both validates and normalises a document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from marshmallow import ValidationError, fields
+
+from gateway.clock import iso_utc, parse_iso
+
+__all__ = ["UtcDateTime", "StrictInteger", "EnumName", "flatten_errors"]
+
+
+class UtcDateTime(fields.Field):
+    """An RFC 3339 date-time in, ``YYYY-MM-DDTHH:MM:SS.sssZ`` (UTC) out."""
+
+    default_error_messages = {"invalid": "Not a valid date-time; use RFC 3339, e.g. 2024-05-17T19:33:16.470Z."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return iso_utc(parse_iso(value))
+        except (TypeError, ValueError, OverflowError):
+            raise self.make_error("invalid") from None
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: not a boolean, not a float (``50.0`` included), not a string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class EnumName(fields.String):
+    """One of a fixed set of names, matched case-insensitively, stored as spelled in *names*."""
+
+    def __init__(self, names: Iterable[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.names = tuple(names)
+        self._folded = {n.casefold(): n for n in self.names}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self._folded[text.casefold()]
+        except KeyError:
+            raise ValidationError(f"Must be one of: {', '.join(self.names)}.") from None
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> list[str]:
+    """``{"a": {"0": {"b": ["x"]}}}`` → ``["a[0].b: x"]``."""
+    if isinstance(messages, Mapping):
+        out: list[str] = []
+        for key, value in messages.items():
+            if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                name = f"{prefix}[{key}]"
+            elif key == "_schema":
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(flatten_errors(value, name))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {m}" if prefix else m for m in messages]
+    if isinstance(messages, list):
+        return [line for m in messages for line in flatten_errors(m, prefix)]
+    return [f"{prefix}: {messages}" if prefix else str(messages)]

@@ -1,0 +1,147 @@
+"""SailPoint ISC task-status documents: TaskStatus and its parts, JsonPatchOperation,
+ErrorResponseDto. Field names, enums and nullability follow the vendor's OpenAPI
+(``idn/apis/task-management``); loading a TaskStatus validates it and yields the
+canonical stored form (upper-case enums, UTC millisecond timestamps).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from schemas.common import EnumName, StrictInteger, UtcDateTime
+
+__all__ = ["TaskStatusSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema",
+           "TaskStatusCreateSchema", "COMPLETION_STATUSES", "TASK_TYPES", "ID_PATTERN"]
+
+COMPLETION_STATUSES = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
+TASK_TYPES = ("QUARTZ", "QPOC", "QUEUED_TASK")
+MESSAGE_TYPES = ("INFO", "WARN", "ERROR")
+TARGET_TYPES = ("APPLICATION", "IDENTITY")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class LocalizedMessageSchema(_Strict):
+    locale = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class _Parameter(fields.Field):
+    """A message parameter: an object or a string (the SDK refuses anything else)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if value is None or isinstance(value, (str, dict)):
+            return value
+        raise ValidationError("Must be an object or a string.")
+
+
+class TaskStatusMessageSchema(_Strict):
+    type = EnumName(MESSAGE_TYPES, required=True)
+    localizedText = fields.Nested(LocalizedMessageSchema, allow_none=True, load_default=None)
+    key = fields.String(required=True)
+    parameters = fields.List(_Parameter(allow_none=True), allow_none=True, load_default=None)
+
+
+class TaskReturnDetailsSchema(_Strict):
+    name = fields.String(required=True)
+    attributeName = fields.String(required=True)
+
+
+class TargetSchema(_Strict):
+    id = fields.String()
+    type = EnumName(TARGET_TYPES, allow_none=True)
+    name = fields.String()
+
+
+class TaskDefinitionSummarySchema(_Strict):
+    id = fields.String(required=True)
+    uniqueName = fields.String(required=True)
+    description = fields.String(allow_none=True, load_default=None)
+    parentName = fields.String(required=True)
+    executor = fields.String(allow_none=True, load_default=None)
+    arguments = fields.Dict(keys=fields.String(), required=True)
+
+
+class TaskStatusSchema(_Strict):
+    """A whole TaskStatus as stored and served; every required key of the vendor's schema."""
+
+    id = fields.String(required=True, validate=validate.Regexp(ID_PATTERN))
+    type = EnumName(TASK_TYPES, required=True)
+    uniqueName = fields.String(required=True)
+    description = fields.String(required=True)
+    parentName = fields.String(required=True, allow_none=True)
+    launcher = fields.String(required=True)
+    target = fields.Nested(TargetSchema, allow_none=True)
+    created = UtcDateTime(required=True)
+    modified = UtcDateTime(required=True, allow_none=True)
+    launched = UtcDateTime(required=True, allow_none=True)
+    completed = UtcDateTime(required=True, allow_none=True)
+    completionStatus = EnumName(COMPLETION_STATUSES, required=True, allow_none=True)
+    messages = fields.List(fields.Nested(TaskStatusMessageSchema), required=True)
+    returns = fields.List(fields.Nested(TaskReturnDetailsSchema), required=True)
+    attributes = fields.Dict(keys=fields.String(), required=True)
+    progress = fields.String(required=True, allow_none=True)
+    percentComplete = StrictInteger(required=True, validate=validate.Range(0, 100))
+    taskDefinitionSummary = fields.Nested(TaskDefinitionSummarySchema)
+
+
+class TaskStatusCreateSchema(TaskStatusSchema):
+    """The body of taskgate's ``POST /task-status/v1``: what a new task may start with.
+
+    Only ``type`` and ``uniqueName`` are required; ``id`` is generated when absent and the
+    server sets ``created``/``modified``.
+    """
+
+    id = fields.String(validate=validate.Regexp(ID_PATTERN))
+    description = fields.String(load_default="")
+    parentName = fields.String(allow_none=True, load_default=None)
+    launcher = fields.String()
+    created = UtcDateTime()
+    modified = UtcDateTime(allow_none=True)
+    launched = UtcDateTime(allow_none=True, load_default=None)
+    completed = UtcDateTime(allow_none=True, load_default=None)
+    completionStatus = EnumName(COMPLETION_STATUSES, allow_none=True, load_default=None)
+    messages = fields.List(fields.Nested(TaskStatusMessageSchema), load_default=list)
+    returns = fields.List(fields.Nested(TaskReturnDetailsSchema), load_default=list)
+    attributes = fields.Dict(keys=fields.String(), load_default=dict)
+    progress = fields.String(allow_none=True, load_default=None)
+    percentComplete = StrictInteger(validate=validate.Range(0, 100), load_default=0)
+
+
+class JsonPatchOperationSchema(Schema):
+    """One RFC 6902 operation; members an operation does not define are ignored (§4)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    op = fields.String(required=True, validate=validate.OneOf(("add", "remove", "replace", "move", "copy", "test")))
+    path = fields.String(required=True)
+    value = fields.Raw(allow_none=True)
+    from_ = fields.String(data_key="from")
+
+    @validates_schema
+    def _members(self, data: dict[str, Any], **_: Any) -> None:
+        op = data.get("op")
+        if op in ("add", "replace", "test") and "value" not in data:
+            raise ValidationError(f"'{op}' needs a value.", "value")
+        if op in ("move", "copy") and "from_" not in data:
+            raise ValidationError(f"'{op}' needs 'from'.", "from")
+
+
+class ErrorMessageDtoSchema(Schema):
+    locale = fields.String(allow_none=True)
+    localeOrigin = fields.String(allow_none=True, validate=validate.OneOf(("DEFAULT", "REQUEST")))
+    text = fields.String()
+
+
+class ErrorResponseDtoSchema(Schema):
+    detailCode = fields.String()
+    trackingId = fields.String()
+    messages = fields.List(fields.Nested(ErrorMessageDtoSchema))
+    causes = fields.List(fields.Nested(ErrorMessageDtoSchema))
