@@ -26,7 +26,6 @@ from gateway.store import Store, User
 __all__ = ["Principal", "Authenticator", "hash_password", "verify_password", "new_secret",
            "secret_hash", "auth_middleware", "public", "PRINCIPAL", "oauth_token"]
 
-PRINCIPAL = "taskgate.principal"  # request key
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 _BASIC_CACHE_SECONDS = 60.0
@@ -42,6 +41,9 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def hash_password(password: str) -> str:

@@ -12,7 +12,7 @@ __all__ = ["STORE", "CONFIG", "REQUEST_ID", "principal", "request_id"]
 
 STORE = web.AppKey("store", Store)
 CONFIG = web.AppKey("config", Config)
-REQUEST_ID = "taskgate.request_id"  # request key
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def principal(request: web.Request) -> Principal:

@@ -1,0 +1,71 @@
+"""Shared fixtures: a fresh app on a temporary SQLite file, built by the production factory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.auth import AUTHENTICATOR, hash_password
+from gateway.config import Config
+from gateway.context import STORE
+from gateway.store import Store
+
+
+@pytest.fixture(name="config")
+def _config(tmp_path: Path) -> Config:
+    return Config(base_dir=str(tmp_path))
+
+
+@dataclass
+class Api:
+    """A test client plus tokens for an admin, a plain user and a read-only user."""
+
+    client: TestClient
+    store: Store
+    admin: str
+    user: str
+    read_only: str
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin}"}
+
+    async def request(self, method: str, path: str, *, token: str | None = None, body: Any = None,
+                      data: bytes | str | None = None, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+        """Send a request; returns (status, parsed JSON body or None, response headers)."""
+        hdrs = {**self.auth(token), **(headers or {})}
+        if body is not None:
+            data = json.dumps(body)
+        if data is not None:
+            hdrs.setdefault("Content-Type", content_type)
+        resp = await self.client.request(method, path, data=data, headers=hdrs)
+        text = await resp.text()
+        return resp.status, (json.loads(text) if text else None), resp.headers
+
+    async def db_rows(self, sql: str, *params: Any) -> list[tuple]:
+        return await self.store._reader.execute_fetchall(sql, params)  # tests may peek at storage
+
+    async def snapshot(self) -> tuple[list[tuple], list[tuple]]:
+        """Every task row and audit row: compared before and after a refused request."""
+        return (await self.db_rows("SELECT style, id, version, modified, doc FROM tasks ORDER BY style, id"),
+                await self.db_rows("SELECT * FROM audit ORDER BY seq"))
+
+
+@pytest.fixture(name="api")
+async def _api(aiohttp_client, config: Config) -> Api:
+    client = await aiohttp_client(create_app(config))
+    store = client.app[STORE]
+    auth = client.app[AUTHENTICATOR]
+    await store.add_user("root", "admin", None)
+    await store.add_user("alice", "user", hash_password("alice-password"))
+    await store.add_user("reader", "user", None)
+    return Api(client, store,
+               admin=await auth.create_token("root"),
+               user=await auth.create_token("alice"),
+               read_only=await auth.create_token("reader", read_only=True))
