@@ -142,7 +142,7 @@ async def _import(store: Store, source: TextIO) -> int:
             if not isinstance(record, dict) or record.get("style") not in by_style or "task" not in record:
                 raise errors.BadRequest(f'expected {{"style": one of {", ".join(by_style)}, "task": {{…}}}}')
             task_id, doc = by_style[record["style"]].import_task(record["task"], now_iso())
-        except (ValueError, RecursionError) as exc:
+        except (ValueError, RecursionError, errors.TaskgateError) as exc:
             failed += 1
             print(f"line {lineno}: {getattr(exc, 'message', exc)}", file=sys.stderr)
             continue

@@ -96,10 +96,10 @@ def _field(cls: type, section: str, key: str) -> dataclasses.Field:
     raise ConfigError(f"{section}.{key}: unknown key")
 
 
-def _check(name: str, f: dataclasses.Field, value: Any) -> Any:
+def _check(name: str, f: dataclasses.Field, value: Any, *, from_env: bool = False) -> Any:
     kind = type(f.default)
     meta = f.metadata
-    if isinstance(value, str) and kind is not str:  # from the environment
+    if from_env and kind is not str:  # environment values are text
         raw = value.strip()
         try:
             if kind is bool:
@@ -163,7 +163,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     for name, cls in _SECTIONS.items():
         loaded = _section(name, cls, data.get(name, {}))
         env_values = overrides.get(name, {})
-        checked = {k: _check(f"{name}.{k} (from the environment)", _field(cls, name, k), v)
+        checked = {k: _check(f"{name}.{k} (from the environment)", _field(cls, name, k), v, from_env=True)
                    for k, v in env_values.items()}
         sections[name] = dataclasses.replace(loaded, **checked)
     base = cfg_path.resolve().parent if cfg_path.is_file() else Path.cwd()

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import random
 import sqlite3
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -25,9 +27,43 @@ import aiohttp
 import jsonpatch
 import pytest
 
-from tests.e2e.conftest import Server
-
 pytestmark = pytest.mark.e2e
+
+
+def _conftest_server_class() -> type:
+    """``Server`` from this folder's conftest.py. ``tests`` is not a package, and pytest
+    registers every conftest under the bare name ``conftest``, so import it by its path."""
+    path = Path(__file__).with_name("conftest.py")
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == str(path) and hasattr(module, "Server"):
+            return module.Server
+    spec = importlib.util.spec_from_file_location("_taskgate_e2e_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Server
+
+
+Server = _conftest_server_class()
+
+
+def _close_pipe(server: Server) -> None:
+    # conftest's Server never closes the stdout pipe of the process it started; left to the
+    # garbage collector it raises ResourceWarning, which filterwarnings=error turns into an
+    # error in whichever test runs next. Close it whenever a process is done with.
+    if server.proc is not None and server.proc.stdout is not None:
+        server.proc.stdout.close()
+
+
+@pytest.fixture(name="live")
+def _live(tmp_path: Path):
+    """Like conftest's ``server`` fixture (``synchronous=FULL``), minus the leaked pipe."""
+    server = Server(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        _close_pipe(server)
 
 PATCH_CTYPE = "application/json-patch+json"
 STYLE = "sailpoint"
@@ -122,11 +158,11 @@ def _check_counter_audit(rows: list[dict[str, Any]], task_id: str, updates: int)
 
 
 # -- 1. concurrency ----------------------------------------------------------------------
-async def test_200_concurrent_test_and_replace_patches(server: Server) -> None:
+async def test_200_concurrent_test_and_replace_patches(live: Server) -> None:
     """200 concurrent PATCHes against one task, each ``test``-ing percentComplete and
     replacing it with the next value: the number of 2xx answers equals the final value,
     equals the number of audit rows, and no answer is a 500."""
-    async with _session(server) as session:
+    async with _session(live) as session:
         await _create(session, "c1")
         start = asyncio.Event()
 
@@ -158,7 +194,7 @@ async def test_200_concurrent_test_and_replace_patches(server: Server) -> None:
         assert _version(headers) == v + 2
     assert sorted(v for _i, v, _b, _h in ok) == list(range(len(ok)))
 
-    rows = _audit_via_cli(server, "c1")
+    rows = _audit_via_cli(live, "c1")
     updated = [r for r in rows if r["action"] == "updated"]
     assert len(ok) >= 1
     assert len(ok) == final["percentComplete"] == len(updated) == version - 1
@@ -170,10 +206,10 @@ async def test_200_concurrent_test_and_replace_patches(server: Server) -> None:
           f"final percentComplete {final['percentComplete']}, version {version}")
 
 
-async def test_concurrent_increments_with_retry_reach_exactly_100(server: Server) -> None:
+async def test_concurrent_increments_with_retry_reach_exactly_100(live: Server) -> None:
     """20 workers each make 5 increments by GET, then ``test``+``replace``, retrying on 409."""
     workers, per_worker = 20, 5
-    async with _session(server) as session:
+    async with _session(live) as session:
         await _create(session, "c1")
         statuses: Counter[int] = Counter()
 
@@ -202,7 +238,7 @@ async def test_concurrent_increments_with_retry_reach_exactly_100(server: Server
 
     assert statuses[200] == workers * per_worker == 100
     assert final["percentComplete"] == 100 and version == 101
-    rows = _audit_via_cli(server, "c1")
+    rows = _audit_via_cli(live, "c1")
     _check_counter_audit(rows, "c1", 100)
     print(f"\n[retry] 100 increments by {workers} workers took {statuses[200] + statuses[409]} PATCHes "
           f"({statuses[409]} × 409)")
@@ -341,13 +377,13 @@ async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, 
 
             async with _session(server) as session:
                 killed_at = asyncio.create_task(killer())
-                await asyncio.gather(*(burst.worker(session) for _ in range(WORKERS)))
-                at = await killed_at
+                try:
+                    await asyncio.gather(*(burst.worker(session) for _ in range(WORKERS)))
+                finally:
+                    at = await killed_at  # even if a worker failed: never leave the kill pending
             assert not [s for s in burst.statuses if s != 200], burst.statuses
             acked.extend(burst.acked)
-            # a pipe the fixture leaves open: close it before start() replaces the process
-            if server.proc is not None and server.proc.stdout is not None:
-                server.proc.stdout.close()
+            _close_pipe(server)  # before start() replaces the process
             server.start()
             versions = await _verify_after_restart(server, acked)
             print(f"\n[{synchronous} cycle {cycle + 1}] killed at {at * 1000:.0f} ms after "
@@ -358,8 +394,7 @@ async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, 
             assert burst.jobs or burst.errors, "the kill did not land during the burst"
     finally:
         server.stop()
-        if server.proc is not None and server.proc.stdout is not None:
-            server.proc.stdout.close()
+        _close_pipe(server)
     # a clean stop after all that leaves a sound file too
     check, _tasks, _audit = _read_db(server.db)
     assert check == "ok"

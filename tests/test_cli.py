@@ -1,0 +1,102 @@
+"""The taskgate command line, run in process on a real database file."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.auth import secret_hash
+from gateway.cli import main
+
+
+@pytest.fixture(name="run")
+def _run(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for var in ("TASKGATE_CONFIG", "TASKGATE_DB", "TASKGATE_HOST", "TASKGATE_PORT"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(["--db", "t.db", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def db(tmp_path: Path, sql: str, *params) -> list[tuple]:
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_init_creates_the_database(run, tmp_path: Path):
+    code, out, _ = run("init")
+    assert (code, out) == (0, f"database {tmp_path / 't.db'} is at schema version 1\n")
+
+
+def test_users_tokens_and_oauth_clients_store_only_hashes(run, tmp_path: Path):
+    assert run("user", "add", "ann", "--role", "admin", "--password-stdin", stdin="s3cret\n")[0] == 0
+    code, token, _ = run("token", "create", "ann", "--read-only", "--expires-in", "60")
+    token = token.strip()
+    assert code == 0 and token.startswith("tg_") and len(token) > 40
+    code, secret, _ = run("oauth-client", "add", "cid", "--user", "ann")
+    secret = secret.strip()
+    assert code == 0 and secret.startswith("tgs_")
+    (pw_hash,), = db(tmp_path, "SELECT password_hash FROM users WHERE name = 'ann'")
+    assert pw_hash.startswith("scrypt$16384$8$1$") and "s3cret" not in pw_hash
+    assert db(tmp_path, "SELECT hash, user, read_only, source FROM tokens") == [
+        (secret_hash(token), "ann", 1, "cli")]
+    assert db(tmp_path, "SELECT client_id, secret_hash, user FROM oauth_clients") == [
+        ("cid", secret_hash(secret), "ann")]
+    raw = (tmp_path / "t.db").read_bytes() + (tmp_path / "t.db-wal").read_bytes() \
+        if (tmp_path / "t.db-wal").exists() else (tmp_path / "t.db").read_bytes()
+    assert token.encode() not in raw and secret.encode() not in raw and b"s3cret" not in raw
+
+
+def test_cli_refusals(run):
+    assert run("token", "create", "ghost")[::2] == (1, "taskgate: no user 'ghost'\n")
+    assert run("oauth-client", "add", "c", "--user", "ghost")[::2] == (1, "taskgate: no user 'ghost'\n")
+    run("user", "add", "ann")
+    assert run("user", "add", "ann")[0] == 1
+    assert run("token", "create", "ann", "--expires-in", "0")[::2] == (1, "taskgate: --expires-in must be positive\n")
+
+
+def test_import_export_and_audit(run, tmp_path: Path):
+    lines = [
+        {"style": "sailpoint", "task": {"id": "a", "type": "QUARTZ", "uniqueName": "u", "description": "d",
+                                        "launcher": "l", "created": "2024-01-01T00:00:00Z",
+                                        "completionStatus": "success"}},
+        {"style": "sailpoint", "task": {"id": "b", "type": "nope", "uniqueName": "u"}},
+        {"style": "martian", "task": {}},
+        "not json",
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    code, _, err = run("import", str(source))
+    assert code == 1
+    assert [line for line in err.splitlines() if not line.startswith("{")] == [
+        "line 2: invalid TaskStatus: type: Must be one of: QUARTZ, QPOC, QUEUED_TASK.",
+        'line 3: expected {"style": one of sailpoint, "task": {…}}',
+        "line 4: Expecting value: line 1 column 1 (char 0)",
+        "imported 1 task(s), 3 failed"]
+    code, out, _ = run("export")
+    exported = [json.loads(line) for line in out.splitlines()]
+    assert exported == [{"style": "sailpoint", "task": {
+        "id": "a", "type": "QUARTZ", "uniqueName": "u", "description": "d", "parentName": None, "launcher": "l",
+        "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z", "launched": None,
+        "completed": None, "completionStatus": "SUCCESS", "messages": [], "returns": [], "attributes": {},
+        "progress": None, "percentComplete": 0}}]
+    # export | import round-trips (a re-import of the same document changes nothing)
+    code, _, err = run("import", "-", stdin=out)
+    assert (code, [line for line in err.splitlines() if not line.startswith("{")]) == (
+        0, ["imported 1 task(s), 0 failed"])
+    assert run("export")[1] == out
+    code, out, _ = run("audit", "--style", "sailpoint", "--task", "a", "--limit", "5")
+    (entry,) = [json.loads(line) for line in out.splitlines()]
+    assert {k: entry[k] for k in ("seq", "style", "task_id", "version", "action", "actor", "request_id")} == {
+        "seq": 1, "style": "sailpoint", "task_id": "a", "version": 1, "action": "created",
+        "actor": "cli:import", "request_id": "import:1"}
+

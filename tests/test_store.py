@@ -1,0 +1,224 @@
+"""The store on real SQLite files: migrations, PRAGMAs, the single write path, audit rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import jsonpatch
+import pytest
+
+from gateway import errors
+from gateway.query import And, Compare, Not, Or, Query, Sort
+from gateway.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+
+
+@pytest.fixture(name="store")
+async def _store(tmp_path: Path):
+    store = await Store.open(tmp_path / "t.db")
+    yield store
+    await store.close()
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def bump(field: str):
+    def mutate(old):
+        return {**old, field: old[field] + 1}
+    return mutate
+
+
+async def test_new_database_is_migrated_and_configured(tmp_path: Path):
+    store = await Store.open(tmp_path / "new.db", synchronous="NORMAL", busy_timeout_ms=1234)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        pragmas = {name: (await store._writer.execute_fetchall(f"PRAGMA {name}"))[0][0]
+                   for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")}
+        assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 1234, "foreign_keys": 1}
+        assert await store.integrity_check() == "ok"
+    finally:
+        await store.close()
+    assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
+        "tasks", "audit", "users", "tokens", "oauth_clients"}
+
+
+@pytest.mark.parametrize("version", range(SCHEMA_VERSION))
+async def test_every_earlier_schema_version_migrates(tmp_path: Path, version: int):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:version]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {version}")
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        await store.create("s", "a", {"n": 1}, actor="t", request_id="r")
+        assert (await store.get("s", "a")).doc == {"n": 1}
+    finally:
+        await store.close()
+
+
+async def test_newer_or_foreign_databases_are_refused(tmp_path: Path):
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this taskgate"):
+        await Store.open(newer)
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE x (y)")
+    with pytest.raises(StoreError, match="not a taskgate database"):
+        await Store.open(foreign)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        await Store.open(junk)
+
+
+async def test_create_update_delete_write_versions_and_audit(store: Store, tmp_path: Path):
+    await store.create("s", "a", {"n": 1, "l": [1]}, actor="ann", request_id="r1")
+    task = await store.update("s", "a", bump("n"), actor="bob", request_id="r2")
+    assert (task.version, task.doc) == (2, {"n": 2, "l": [1]})
+    await store.delete("s", "a", actor="cy", request_id="r3")
+    assert await store.get("s", "a") is None
+    trail = await store.audit(style="s", task_id="a", newest_first=False)
+    assert [(c.seq, c.version, c.action, c.actor, c.request_id) for c in trail] == [
+        (1, 1, "created", "ann", "r1"), (2, 2, "updated", "bob", "r2"), (3, 3, "deleted", "cy", "r3")]
+    assert trail[1].patch == [{"op": "replace", "path": "/n", "value": 2}]
+    assert trail[1].undo == [{"op": "replace", "path": "/n", "value": 1}]
+    # replaying the patches from nothing gives every version; the undos walk back
+    doc: dict = {}
+    for change, expected in zip(trail, [{"n": 1, "l": [1]}, {"n": 2, "l": [1]}, {}]):
+        doc = jsonpatch.apply_patch(doc, change.patch)
+        assert doc == expected
+    for change, expected in zip(reversed(trail), [{"n": 2, "l": [1]}, {"n": 1, "l": [1]}, {}]):
+        doc = jsonpatch.apply_patch(doc, change.undo)
+        assert doc == expected
+
+
+async def test_domain_errors_of_the_write_path(store: Store):
+    await store.create("s", "a", {"n": 1}, actor="t", request_id="r")
+    with pytest.raises(errors.Conflict, match="task 'a' already exists"):
+        await store.create("s", "a", {"n": 9}, actor="t", request_id="r")
+    with pytest.raises(errors.NotFound, match="task 'b' does not exist"):
+        await store.update("s", "b", bump("n"), actor="t", request_id="r")
+    with pytest.raises(errors.PreconditionFailed, match="task 'a' is at version 1, not 3, 4"):
+        await store.update("s", "a", bump("n"), actor="t", request_id="r", if_match=frozenset({3, 4}))
+    task = await store.update("s", "a", bump("n"), actor="t", request_id="r", if_match=frozenset({1}))
+    assert task.version == 2
+    # the same id in another style is another task
+    await store.create("other", "a", {"n": 5}, actor="t", request_id="r")
+    assert (await store.get("s", "a")).doc == {"n": 2}
+
+
+async def test_one_batch_applies_in_order_and_leaves_out_a_failing_mutation(store: Store):
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r")
+
+    def explode(old):
+        raise errors.BadRequest("nope")
+
+    def crash(old):
+        raise ZeroDivisionError("bug")
+
+    # queued together, so one writer batch takes them all
+    results = await asyncio.gather(
+        store.update("s", "a", bump("n"), actor="t", request_id="1"),
+        store.update("s", "a", explode, actor="t", request_id="2"),
+        store.update("s", "a", bump("n"), actor="t", request_id="3"),
+        store.update("s", "a", crash, actor="t", request_id="4"),
+        store.create("s", "b", {"n": 7}, actor="t", request_id="5"),
+        store.update("s", "b", bump("n"), actor="t", request_id="6"),
+        return_exceptions=True)
+    assert [(r.version, r.doc) if not isinstance(r, Exception) else type(r).__name__ for r in results] == [
+        (2, {"n": 1}), "BadRequest", (3, {"n": 2}), "InternalError", (1, {"n": 7}), (2, {"n": 8})]
+    assert [(c.task_id, c.version, c.request_id) for c in await store.audit(newest_first=False)] == [
+        ("a", 1, "r"), ("a", 2, "1"), ("a", 3, "3"), ("b", 1, "5"), ("b", 2, "6")]
+
+
+async def test_an_unchanged_document_writes_nothing(store: Store):
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r")
+    task = await store.update("s", "a", lambda old: dict(old), actor="t", request_id="r")
+    assert task.version == 1
+    assert len(await store.audit()) == 1
+
+
+async def test_listeners_hear_each_commit_after_it(store: Store):
+    heard = []
+    store.on_commit(lambda changes: heard.append([(c.task_id, c.action, c.version) for c in changes]))
+    await asyncio.gather(store.create("s", "a", {}, actor="t", request_id="r"),
+                         store.create("s", "b", {}, actor="t", request_id="r"))
+    await store.delete("s", "a", actor="t", request_id="r")
+    assert heard == [[("a", "created", 1), ("b", "created", 1)], [("a", "deleted", 2)]]
+
+
+async def test_close_finishes_queued_writes(tmp_path: Path):
+    store = await Store.open(tmp_path / "t.db")
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r")
+    pending = [asyncio.ensure_future(store.update("s", "a", bump("n"), actor="t", request_id=str(i)))
+               for i in range(50)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(p.done() and not p.exception() for p in pending)
+    assert rows(tmp_path / "t.db", "SELECT version, doc FROM tasks") == [(51, '{"n":50}')]
+    with pytest.raises(errors.InternalError):
+        await store.update("s", "a", bump("n"), actor="t", request_id="late")
+
+
+async def test_list_compiles_queries_to_sql(store: Store):
+    docs = [{"s": "A", "k": 1}, {"s": None, "k": 2}, {"s": "B", "k": 3}, {"k": 4}]
+    for n, doc in enumerate(docs):
+        await store.create("s", f"t{n}", doc, actor="t", request_id="r")
+    await store.create("other", "x", {"s": "A"}, actor="t", request_id="r")
+
+    async def ids(where, order=(), **kw) -> list[str]:
+        tasks, _ = await store.list("s", Query(where, tuple(order), **kw))
+        return [t.id for t in tasks]
+
+    assert await ids(Compare("$.s", "eq", ("A",))) == ["t0"]
+    assert await ids(Compare("$.s", "isnull")) == ["t1", "t3"]
+    assert await ids(Not(Compare("$.s", "eq", ("A",)))) == ["t1", "t2", "t3"]
+    assert await ids(Not(Compare("$.s", "in", ("A", "B")))) == ["t1", "t3"]
+    assert await ids(Or((Compare("id", "eq", ("t3",)), And((Compare("$.k", "ge", (2,)),
+                                                           Compare("$.k", "lt", (3,))))))) == ["t1", "t3"]
+    assert await ids(Compare("$.s", "sw", ("%",))) == []
+    assert await ids(None, [Sort("$.k", descending=True)], limit=2, offset=1) == ["t2", "t1"]
+    tasks, total = await store.list("s", Query(Compare("$.k", "gt", (1,)), limit=1, count=True))
+    assert ([t.id for t in tasks], total) == (["t1"], 3)
+    with pytest.raises(ValueError):
+        await store.list("s", Query(Compare("$.x') OR 1=1 --", "eq", ("a",))))
+
+
+async def test_users_tokens_and_clients(store: Store):
+    await store.add_user("ann", "admin", "hash", ("tokhash", True, 123, "cli"))
+    assert (await store.get_user("ann")).role == "admin"
+    row = await store.find_token("tokhash")
+    assert (row.user.name, row.read_only, row.expires) == ("ann", True, 123)
+    with pytest.raises(errors.Conflict):
+        await store.add_user("ann", "user", None)
+    with pytest.raises(errors.Conflict):  # a token for nobody
+        await store.add_token("ghost", "h2", read_only=False, expires=None, source="cli")
+    await store.add_oauth_client("cid", "sechash", "ann")
+    assert (await store.get_oauth_client("cid")).user == "ann"
+    await store.add_token("ann", "h3", read_only=False, expires=200, source="oauth", purge_before=150)
+    assert await store.find_token("tokhash") is None  # expired at 123 < 150: purged
+    assert await store.count_users() == 1
+
+
+async def test_export_streams_in_order_across_chunks(store: Store):
+    for n in range(7):
+        await store.create("b" if n % 2 else "a", f"t{n}", {"n": n}, actor="t", request_id="r")
+    got = [(t.style, t.id) async for t in store.export(chunk=2)]
+    assert got == [("a", "t0"), ("a", "t2"), ("a", "t4"), ("a", "t6"), ("b", "t1"), ("b", "t3"), ("b", "t5")]
+    assert [t.id async for t in store.export("b", chunk=2)] == ["t1", "t3", "t5"]
+
+
+async def test_documents_are_stored_as_compact_json(store: Store, tmp_path: Path):
+    await store.create("s", "a", {"ü": "ß", "n": [1, {"x": None}]}, actor="t", request_id="r")
+    assert rows(tmp_path / "t.db", "SELECT doc FROM tasks") == [('{"ü":"ß","n":[1,{"x":null}]}',)]
+    assert json.loads(rows(tmp_path / "t.db", "SELECT patch FROM audit")[0][0])[0]["op"] == "add"
