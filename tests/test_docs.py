@@ -1,0 +1,32 @@
+"""Docs and code stay coupled: every setting and command is documented."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from gateway.cli import build_parser
+from gateway.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+CONFIG_TOML = (ROOT / "config.toml").read_text()
+
+
+def config_keys() -> list[tuple[str, str]]:
+    return [(section.name, f.name) for section in dataclasses.fields(Config) if section.name != "base_dir"
+            for f in dataclasses.fields(section.default_factory())]  # type: ignore[misc]
+
+
+def test_every_setting_is_in_the_readme_and_commented_in_config_toml():
+    for section, key in config_keys():
+        assert f"`{section}.{key}`" in README, f"{section}.{key} missing from README"
+        block = CONFIG_TOML.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+        assert re.search(rf"#[^\n]*\n(#[^\n]*\n)*{key} = ", block), f"{section}.{key} not commented in config.toml"
+
+
+def test_every_command_is_in_the_readme():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in sub.choices:
+        assert f"`{name}" in README, f"command {name} missing from README"
