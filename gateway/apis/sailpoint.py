@@ -156,6 +156,10 @@ def render_error(err: errors.TaskgateError, tracking_id: str) -> web.Response:
     return json_response(body, status=err.status, headers=err.headers)
 
 
+def _not_found(task_id: str) -> errors.NotFound:
+    return errors.NotFound(f"TaskStatus with id {task_id!r} was not found")
+
+
 def _task_response(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return json_response(task.doc, status=status, headers={"ETag": etag(task.version), **(headers or {})})
 
@@ -189,7 +193,7 @@ async def get_task(request: web.Request) -> web.Response:
     negotiate(request, ("application/json",))
     task = await request.app[STORE].get(STYLE, request.match_info["id"])
     if task is None:
-        raise errors.NotFound(f"TaskStatus with id {request.match_info['id']!r} was not found")
+        raise _not_found(request.match_info["id"])
     return _task_response(task)
 
 
@@ -214,10 +218,13 @@ async def patch_task(request: web.Request) -> web.Response:
     negotiate(request, ("application/json",))
     _ctype, body = await read_body(request, PATCH_TYPES)
     ops = parse_patch(decode_json(body))
-    task = await request.app[STORE].update(
-        STYLE, request.match_info["id"], patch_mutation(ops, now_iso()),
-        actor=principal(request).name, request_id=request_id(request),
-        if_match=parse_if_match(request.headers.get("If-Match")))
+    try:
+        task = await request.app[STORE].update(
+            STYLE, request.match_info["id"], patch_mutation(ops, now_iso()),
+            actor=principal(request).name, request_id=request_id(request),
+            if_match=parse_if_match(request.headers.get("If-Match")))
+    except errors.NotFound:
+        raise _not_found(request.match_info["id"]) from None
     return _task_response(task)
 
 

@@ -334,7 +334,8 @@ async def test_unknown_id_is_404(api):
     before = await api.snapshot()
     status, err, headers = await api.request("PATCH", "/task-status/v1/nope", content_type=PATCH_JSON,
                                              body=[{"op": "replace", "path": "/progress", "value": "x"}])
-    assert (status, err) == (404, error_body("404 Not found", "task 'nope' does not exist", headers["X-Request-ID"]))
+    assert (status, err) == (404, error_body("404 Not found", "TaskStatus with id 'nope' was not found",
+                                             headers["X-Request-ID"]))
     status, err, headers = await api.request("GET", "/task-status/v1/nope")
     assert (status, err) == (404, error_body("404 Not found", "TaskStatus with id 'nope' was not found",
                                              headers["X-Request-ID"]))
