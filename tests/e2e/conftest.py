@@ -1,81 +1,12 @@
-"""A real ``taskgate serve`` process on a free loopback port, on a temporary database."""
+"""Fixtures that start real ``taskgate serve`` processes (see tests/e2e/server.py)."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-
-class Server:
-    """Start, kill and restart one taskgate process; the database outlives restarts."""
-
-    def __init__(self, workdir: Path, *, synchronous: str = "FULL") -> None:
-        self.workdir = workdir
-        self.db = workdir / "taskgate.db"
-        self.log = workdir / "server.log"
-        self.synchronous = synchronous
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-        self.admin_token: str | None = None
-
-    def start(self) -> "Server":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
-        env["TASKGATE_STORAGE_SYNCHRONOUS"] = self.synchronous
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--db", str(self.db), "serve", "--host", "127.0.0.1",
-                 "--port", "0"], cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-        deadline = time.monotonic() + 30
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"taskgate exited early:\n{self.log.read_text()}")
-            if line.startswith("  tg_"):
-                self.admin_token = line.strip()
-            match = re.match(r"taskgate listening on (http://127\.0\.0\.1:\d+)", line)
-            if match:
-                self.base_url = match.group(1)
-                return self
-        raise RuntimeError("taskgate did not start within 30 s")
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        """Run a ``taskgate`` command on the same database; returns its standard output."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
-        done = subprocess.run([sys.executable, "-m", "gateway", "--db", str(self.db), *args], cwd=self.workdir,
-                              env=env, input=stdin, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._close()
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._close()
-        return self.proc.returncode
-
-    def _close(self) -> None:
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
+from tests.e2e.server import Server
 
 
 @pytest.fixture(name="server")

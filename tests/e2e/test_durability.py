@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import random
 import sqlite3
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -27,43 +25,18 @@ import aiohttp
 import jsonpatch
 import pytest
 
+from tests.e2e.server import Server
+
 pytestmark = pytest.mark.e2e
-
-
-def _conftest_server_class() -> type:
-    """``Server`` from this folder's conftest.py. ``tests`` is not a package, and pytest
-    registers every conftest under the bare name ``conftest``, so import it by its path."""
-    path = Path(__file__).with_name("conftest.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) == str(path) and hasattr(module, "Server"):
-            return module.Server
-    spec = importlib.util.spec_from_file_location("_taskgate_e2e_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Server
-
-
-Server = _conftest_server_class()
-
-
-def _close_pipe(server: Server) -> None:
-    # conftest's Server never closes the stdout pipe of the process it started; left to the
-    # garbage collector it raises ResourceWarning, which filterwarnings=error turns into an
-    # error in whichever test runs next. Close it whenever a process is done with.
-    if server.proc is not None and server.proc.stdout is not None:
-        server.proc.stdout.close()
 
 
 @pytest.fixture(name="live")
 def _live(tmp_path: Path):
-    """Like conftest's ``server`` fixture (``synchronous=FULL``), minus the leaked pipe."""
     server = Server(tmp_path).start()
     try:
         yield server
     finally:
         server.stop()
-        _close_pipe(server)
 
 PATCH_CTYPE = "application/json-patch+json"
 STYLE = "sailpoint"
@@ -310,7 +283,7 @@ async def _verify_after_restart(server: Server, acked: list[tuple[str, int, int]
     async with _session(server) as session:
         served = dict(zip(TASKS, await asyncio.gather(*(_get(session, t) for t in TASKS))))
     for task, n, version in acked:
-        doc, stored_version = served[task]
+        doc, _version_now = served[task]
         assert doc["attributes"].get(f"k{n}") == n, f"acknowledged PATCH b{n} on {task} was lost"
     for task in TASKS:
         assert served[task][1] >= best[task], f"{task}: version went back below an acknowledged one"
@@ -383,7 +356,6 @@ async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, 
                     at = await killed_at  # even if a worker failed: never leave the kill pending
             assert not [s for s in burst.statuses if s != 200], burst.statuses
             acked.extend(burst.acked)
-            _close_pipe(server)  # before start() replaces the process
             server.start()
             versions = await _verify_after_restart(server, acked)
             print(f"\n[{synchronous} cycle {cycle + 1}] killed at {at * 1000:.0f} ms after "
@@ -394,7 +366,6 @@ async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, 
             assert burst.jobs or burst.errors, "the kill did not land during the burst"
     finally:
         server.stop()
-        _close_pipe(server)
     # a clean stop after all that leaves a sound file too
     check, _tasks, _audit = _read_db(server.db)
     assert check == "ok"
