@@ -30,7 +30,7 @@ __all__ = ["create_app", "STYLES"]
 #: every API style, in the order their routes are registered
 STYLES: tuple[ModuleType, ...] = (sailpoint,)
 _RENDERERS = {style.STYLE: style for style in STYLES}
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def _style_of(request: web.Request) -> ModuleType | None:
@@ -52,7 +52,7 @@ def render_error(request: web.Request, err: errors.TaskgateError) -> web.Respons
 async def request_context(request: web.Request, handler) -> web.StreamResponse:
     """Request id in and out, and one log line per request (path without its query)."""
     given = request.headers.get("X-Request-ID", "")
-    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     request[REQUEST_ID] = rid
     started = time.perf_counter()
     response = await handler(request)
@@ -91,12 +91,12 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await Store.open(config.db_path, synchronous=config.storage.synchronous,
                              busy_timeout_ms=config.storage.busy_timeout_ms,
                              max_batch=config.storage.max_batch)
-    store.on_commit(log_changes)
-    for style in STYLES:
-        await style.prepare(store)
-    app[STORE] = store
-    app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
     try:
+        store.on_commit(log_changes)
+        for style in STYLES:
+            await style.prepare(store)
+        app[STORE] = store
+        app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
         yield
     finally:
         await store.close()

@@ -15,7 +15,7 @@ from typing import Any, Sequence, TextIO
 
 import structlog
 
-from gateway.config import LogConfig
+from gateway.config import ConfigError, LogConfig
 from gateway.store import Change
 
 __all__ = ["configure_logging", "log_changes", "logger", "SECRET_KEYS"]
@@ -41,7 +41,10 @@ def configure_logging(config: LogConfig) -> None:
         _opened.pop().close()
     stream: TextIO = sys.stderr
     if config.file:
-        stream = open(config.file, "a", encoding="utf-8", buffering=1)
+        try:
+            stream = open(config.file, "a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise ConfigError(f"log.file: cannot open {config.file!r}: {exc.strerror}") from None
         _opened.append(stream)
     renderer: Any = (structlog.processors.JSONRenderer(sort_keys=False) if config.format == "json"
                      else structlog.dev.ConsoleRenderer(colors=False))

@@ -9,8 +9,8 @@ principal may do to a given task is each API style's business, not this module's
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
 from gateway.store import Store, User
@@ -48,7 +50,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    digest = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, dklen=32, **_SCRYPT)
     return "scrypt${n}${r}${p}$".format(**_SCRYPT) + base64.b64encode(salt).decode() + "$" + \
         base64.b64encode(digest).decode()
 
@@ -60,9 +62,9 @@ def verify_password(password: str, stored: str | None) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        computed = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
+        computed = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=base64.b64decode(salt), n=int(n), r=int(r),
                                   p=int(p), dklen=len(base64.b64decode(digest)))
-    except (ValueError, binascii.Error):
+    except ValueError:  # includes binascii.Error
         return False
     return hmac.compare_digest(computed, base64.b64decode(digest))
 
@@ -72,7 +74,8 @@ def new_secret(prefix: str = "tg_") -> str:
 
 
 def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # surrogatepass: a header carrying undecodable bytes hashes to something unknown, not a crash
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Authenticator:
@@ -95,7 +98,7 @@ class Authenticator:
         if scheme == "basic" and value:
             try:
                 name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
                 raise errors.Unauthorized("malformed Basic credentials") from None
             if not sep:
                 raise errors.Unauthorized("malformed Basic credentials")
@@ -117,8 +120,11 @@ class Authenticator:
         if cached and cached[0] > now:
             return cached[1]
         user = await self.store.get_user(name)
-        # verify against a dummy hash for unknown users, so timing does not reveal names
-        if not verify_password(password, user.password_hash if user else _DUMMY_HASH) or user is None:
+        # Unknown users and users without a password are checked against a dummy hash, so
+        # timing does not tell which names exist. scrypt releases the GIL: run it off the loop.
+        stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
+        if not ok or user is None or stored is _DUMMY_HASH:
             raise errors.Unauthorized("invalid user name or password")
         principal = Principal(user.name, user.role)
         if len(self._basic_ok) >= _BASIC_CACHE_SIZE:
@@ -178,7 +184,9 @@ async def oauth_token(request: web.Request) -> web.Response:
             return _oauth_error(400, "invalid_request", "send the parameters as a form or in the query")
         try:
             form = await request.post()
-        except (ValueError, UnicodeDecodeError):
+        except web.HTTPRequestEntityTooLarge:
+            return _oauth_error(413, "invalid_request", "the form is too large")
+        except (ValueError, LookupError, HttpProcessingError, RequestPayloadError):  # encoding, charset, multipart
             return _oauth_error(400, "invalid_request", "malformed form body")
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
     header = request.headers.get("Authorization", "")
@@ -187,7 +195,7 @@ async def oauth_token(request: web.Request) -> web.Response:
             cid, _, csecret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
             params.setdefault("client_id", cid)
             params.setdefault("client_secret", csecret)
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:
             return _oauth_error(401, "invalid_client", "malformed Basic credentials")
     if params.get("grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")

@@ -101,7 +101,11 @@ async def _serve(config: Config) -> int:
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(f"server.host/server.port: cannot listen on "
+                              f"{config.server.host}:{config.server.port}: {exc.strerror or exc}") from None
         for host, port, *_ in runner.addresses:
             print(f"taskgate listening on http://{host}:{port}", flush=True)
             logger.info("listening", host=host, port=port, db=str(config.db_path))
@@ -212,15 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = config.replace("server", host=args.host)
             if args.port is not None:
                 config = config.replace("server", port=args.port)
+        configure_logging(config.log)
     except ConfigError as exc:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.log)
     try:
         return asyncio.run(_run(args, config))
+    except ConfigError as exc:
+        print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     except StoreError as exc:
-        print(f"taskgate: {exc}", file=sys.stderr)
-        return 1
+        print(f"taskgate: invalid configuration: storage.path: {exc}", file=sys.stderr)
+        return 2
     except errors.Conflict as exc:
         print(f"taskgate: already exists: {exc.message}", file=sys.stderr)
         return 1

@@ -32,7 +32,7 @@ def parse_iso(text: str) -> datetime:
 
     Raises ValueError. A value without an offset is taken as UTC.
     """
-    if not isinstance(text, str) or not 10 <= len(text) <= 40:
-        raise ValueError("not a date-time")
+    if not isinstance(text, str) or not 16 <= len(text) <= 40 or text[10] not in "Tt ":
+        raise ValueError("not a date-time")  # a date without a time is not RFC 3339
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

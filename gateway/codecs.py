@@ -8,14 +8,20 @@ Vendor-specific document shapes are not this module's business.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
+from gateway.limits import MAX_DEPTH
 
 __all__ = ["read_body", "decode_json", "read_json", "negotiate", "parse_if_match", "etag",
-           "dumps", "json_response"]
+           "dumps", "json_response", "check_value"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(value: Any) -> str:
@@ -24,8 +30,29 @@ def dumps(value: Any) -> str:
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None,
                   content_type: str = "application/json") -> web.Response:
-    return web.Response(text=dumps(data), status=status, headers=headers,
-                        content_type=content_type, charset="utf-8")
+    # backslashreplace: an error message quoting a client's unpaired surrogate stays valid JSON
+    body = dumps(data).encode("utf-8", errors="backslashreplace")
+    return web.Response(body=body, status=status, headers=headers, content_type=content_type,
+                        charset="utf-8")
+
+
+def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
+    """BadRequest if *value* nests deeper than *max_depth* or holds an unpaired surrogate
+    (valid JSON escape syntax, but not storable as UTF-8). Iterative: no recursion limit."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise errors.BadRequest("a string holds an unpaired UTF-16 surrogate")
+        elif isinstance(item, (dict, list)):
+            if depth > max_depth:
+                raise errors.BadRequest(f"nested deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                stack.extend((k, depth) for k in item)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
 
 
 def _reject_constant(name: str) -> Any:
@@ -47,6 +74,8 @@ async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str,
     except web.HTTPRequestEntityTooLarge:
         raise errors.PayloadTooLarge(
             f"the request body is larger than {request.app._client_max_size} bytes") from None
+    except (HttpProcessingError, RequestPayloadError):  # e.g. a Content-Encoding the body does not match
+        raise errors.BadRequest("the request body cannot be read (broken transfer or content encoding)") from None
     return ctype, body
 
 
@@ -55,7 +84,7 @@ def decode_json(body: bytes) -> Any:
         raise errors.BadRequest("the request body is empty")
     try:
         text = body.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise errors.BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -64,6 +93,8 @@ def decode_json(body: bytes) -> Any:
         raise errors.BadRequest("malformed JSON: nested too deeply") from None
     except ValueError as exc:  # NaN/Infinity, integers longer than Python's digit limit
         raise errors.BadRequest(f"malformed JSON: {exc}") from None
+    check_value(value)
+    return value
 
 
 async def read_json(request: web.Request, accepted: Iterable[str] = ("application/json",)) -> Any:
@@ -110,9 +141,9 @@ def parse_if_match(header: str | None) -> frozenset[int] | None:
         return None
     versions = set()
     for tag in header.split(","):
-        tag = tag.strip()
-        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and len(tag) < 20:
-            versions.add(int(tag[1:-1]))
+        match = re.fullmatch(r'\s*"([0-9]{1,18})"\s*', tag)
+        if match:
+            versions.add(int(match.group(1)))
     return frozenset(versions)
 
 

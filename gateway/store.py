@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import jsonpatch
 
 from gateway import errors
 from gateway.clock import now_iso
+from gateway.limits import MAX_DOCUMENT_BYTES
 from gateway.query import And, Compare, Expr, Not, Or, Query
 
 __all__ = ["Store", "Task", "Change", "AuditRow", "User", "TokenRow", "OAuthClient",
@@ -216,19 +218,20 @@ class Store:
                    busy_timeout_ms: int = 5000, max_batch: int = 256) -> "Store":
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous: {synchronous!r}")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(str(path), isolation_level=None)
+        opened: list[aiosqlite.Connection] = []
         try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            opened.append(writer := await aiosqlite.connect(str(path), isolation_level=None))
             await cls._configure(writer, synchronous, busy_timeout_ms)
             await cls._migrate(writer)
-            reader = await aiosqlite.connect(str(path), isolation_level=None)
+            opened.append(reader := await aiosqlite.connect(str(path), isolation_level=None))
             await cls._configure(reader, synchronous, busy_timeout_ms)
             await reader.execute("PRAGMA query_only = ON")
-        except sqlite3.DatabaseError as exc:
-            await writer.close()
-            raise StoreError(f"{path}: {exc}") from exc
-        except BaseException:
-            await writer.close()
+        except BaseException as exc:
+            for conn in opened:
+                await conn.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise StoreError(f"cannot open the database {str(path)!r}: {exc}") from exc
             raise
         return cls(writer, reader, max_batch=max_batch)
 
@@ -292,6 +295,9 @@ class Store:
         if col == "id":
             return
         name = "tasks_by_" + re.sub(r"\W", "_", field.lstrip("$."))
+        # look first: a restart must not wait for the write lock that another process may hold
+        if await self._reader.execute_fetchall("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)):
+            return
         async with self._write_lock:
             await self._writer.execute(f"CREATE INDEX IF NOT EXISTS {name} ON tasks (style, {col}, id)")
 
@@ -395,7 +401,10 @@ class Store:
                 w.future.set_result(outcome)
         if changes:
             for listener in self._listeners:
-                listener(changes)
+                try:
+                    listener(changes)
+                except Exception:  # the commit stands; one listener's failure must not hide it from others
+                    logging.getLogger("taskgate.store").exception("commit listener %r failed", listener)
 
     async def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (disk full, I/O error).
@@ -426,8 +435,13 @@ class Store:
             raise errors.PreconditionFailed(
                 f"task {w.task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
         new = w.mutate(old)
-        if new is not None:
-            _dumps(new)  # a document that cannot be stored is refused before anything is written
+        if new is not None:  # refuse what cannot be stored here, so it fails alone, not the batch
+            try:
+                size = len(_dumps(new).encode("utf-8"))
+            except (UnicodeEncodeError, ValueError, RecursionError) as exc:
+                raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
+            if size > MAX_DOCUMENT_BYTES:
+                raise errors.PayloadTooLarge(f"the task would be {size} bytes; at most {MAX_DOCUMENT_BYTES} are kept")
         if new == old:
             return (Task(w.style, w.task_id, version, old) if old is not None else None), None
         action = "created" if old is None else "deleted" if new is None else "updated"

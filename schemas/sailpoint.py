@@ -19,7 +19,7 @@ COMPLETION_STATUSES = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
 TASK_TYPES = ("QUARTZ", "QPOC", "QUEUED_TASK")
 MESSAGE_TYPES = ("INFO", "WARN", "ERROR")
 TARGET_TYPES = ("APPLICATION", "IDENTITY")
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z"  # \Z: "$" would admit a trailing newline
 
 
 class _Strict(Schema):
@@ -123,15 +123,22 @@ class JsonPatchOperationSchema(Schema):
     op = fields.String(required=True, validate=validate.OneOf(("add", "remove", "replace", "move", "copy", "test")))
     path = fields.String(required=True)
     value = fields.Raw(allow_none=True)
-    from_ = fields.String(data_key="from")
+    from_ = fields.Raw(data_key="from", allow_none=True)
 
     @validates_schema
     def _members(self, data: dict[str, Any], **_: Any) -> None:
         op = data.get("op")
         if op in ("add", "replace", "test") and "value" not in data:
             raise ValidationError(f"'{op}' needs a value.", "value")
-        if op in ("move", "copy") and "from_" not in data:
-            raise ValidationError(f"'{op}' needs 'from'.", "from")
+        if op in ("move", "copy"):
+            if "from_" not in data:
+                raise ValidationError(f"'{op}' needs 'from'.", "from")
+            if not isinstance(data["from_"], str):
+                raise ValidationError("Not a valid string.", "from")
+        else:
+            data.pop("from_", None)  # RFC 6902 §4: members an operation does not define are ignored
+            if op == "remove":
+                data.pop("value", None)
 
 
 class ErrorMessageDtoSchema(Schema):

@@ -67,3 +67,23 @@ async def test_token_endpoint_errors(api, client_secret, data, status, error):
     got_status, body, _ = await token_call(api, data=data, headers=headers)
     assert (got_status, body["error"]) == (status, error) and set(body) == {"error", "error_description"}
     assert await api.db_rows("SELECT count(*) FROM tokens WHERE source = 'oauth'") == [(0,)]
+
+
+@pytest.mark.parametrize("data, headers", [
+    (b"--xx\r\nclient_secret=tgs_SUPERSECRET\r\n\r\n--xx--\r\n", {"Content-Type": "multipart/form-data; boundary=xx"}),
+    (b"grant_type=client_credentials", {"Content-Type": "application/x-www-form-urlencoded; charset=foo-bar"}),
+    (b"grant_type=client_credentials", {"Content-Type": "application/x-www-form-urlencoded",
+                                        "Content-Encoding": "gzip"}),
+])
+async def test_malformed_token_requests_are_400_and_not_logged(api, data, headers):
+    from structlog.testing import capture_logs
+    with capture_logs() as logs:
+        status, body, _ = await token_call(api, data=data, headers=headers)
+    assert (status, body) == (400, {"error": "invalid_request", "error_description": "malformed form body"})
+    assert "SUPERSECRET" not in repr(logs)
+
+
+async def test_malformed_basic_client_credentials_are_401(api):
+    status, body, _ = await token_call(api, data={"grant_type": "client_credentials"},
+                                       headers={"Authorization": "Basic \u00e9"})
+    assert (status, body["error"]) == (401, "invalid_client")

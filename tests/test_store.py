@@ -222,3 +222,28 @@ async def test_documents_are_stored_as_compact_json(store: Store, tmp_path: Path
     await store.create("s", "a", {"ü": "ß", "n": [1, {"x": None}]}, actor="t", request_id="r")
     assert rows(tmp_path / "t.db", "SELECT doc FROM tasks") == [('{"ü":"ß","n":[1,{"x":null}]}',)]
     assert json.loads(rows(tmp_path / "t.db", "SELECT patch FROM audit")[0][0])[0]["op"] == "add"
+
+
+async def test_an_unstorable_document_fails_alone_in_its_batch(store: Store):
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r")
+    results = await asyncio.gather(
+        store.update("s", "a", bump("n"), actor="t", request_id="1"),
+        store.update("s", "a", lambda old: {**old, "bad": "\ud800"}, actor="t", request_id="2"),
+        store.update("s", "a", lambda old: {**old, "big": "x" * 1_048_576}, actor="t", request_id="3"),
+        store.update("s", "a", bump("n"), actor="t", request_id="4"),
+        return_exceptions=True)
+    assert [r.version if not isinstance(r, Exception) else f"{type(r).__name__}: {r.message}" for r in results] == [
+        2, "BadRequest: the task cannot be stored: UnicodeEncodeError",
+        "PayloadTooLarge: the task would be 1048592 bytes; at most 1048576 are kept", 3]
+
+
+async def test_a_failing_listener_does_not_silence_the_others(store: Store):
+    heard = []
+
+    def broken(changes):
+        raise OSError("disk full")
+
+    store.on_commit(broken)
+    store.on_commit(lambda changes: heard.append(len(changes)))
+    await store.create("s", "a", {}, actor="t", request_id="r")
+    assert heard == [1] and (await store.get("s", "a")).version == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import quote
 from typing import Any, Sequence
 
 from aiohttp import web
@@ -24,7 +25,8 @@ from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
 from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
 from gateway.context import STORE, principal, request_id
-from gateway.patching import MAX_OPERATIONS, apply_json_patch, pointer_parts
+from gateway.limits import MAX_OPERATIONS
+from gateway.patching import apply_json_patch, pointer_parts
 from gateway.query import Compare, Query, Sort
 from gateway.store import Mutate, Task
 from schemas.common import flatten_errors
@@ -168,7 +170,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int |
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not re.fullmatch(r"\d{1,9}", raw) or int(raw) < lo or (hi is not None and int(raw) > hi):
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) < lo or (hi is not None and int(raw) > hi):
         bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise errors.BadRequest(f"{name} must be an integer {bound}; got {raw!r}")
     return int(raw)
@@ -237,7 +239,7 @@ async def create_task(request: web.Request) -> web.Response:
     doc = new_task_status(decode_json(body), now=now_iso(), launcher=who.name)
     task = await request.app[STORE].create(STYLE, doc["id"], doc, actor=who.name,
                                            request_id=request_id(request))
-    return _task_response(task, 201, {"Location": f"/task-status/v1/{task.id}"})
+    return _task_response(task, 201, {"Location": f"/task-status/v1/{quote(task.id, safe='')}"})
 
 
 def setup(app: web.Application) -> None:

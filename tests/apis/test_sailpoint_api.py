@@ -281,6 +281,19 @@ BAD_PATCHES = [
      "the patch does not apply to the task: can't replace a non-existent object 'missing'"),
     ("index out of range", b'[{"op":"add","path":"/messages/5","value":{"type":"INFO","key":"k"}}]', PATCH_JSON,
      409, "the patch does not apply to the task: can't insert outside of list"),
+    ("copy that doubles the task 20 times",
+     json.dumps([{"op": "copy", "from": "/attributes", "path": f"/attributes/z{n}"} for n in range(20)]).encode(),
+     PATCH_JSON, 413, "the patch would make the task larger than 1048576 bytes"),
+    ("unpaired surrogate", b'[{"op":"add","path":"/attributes/x","value":"\\ud800"}]', PATCH_JSON, 400,
+     "a string holds an unpaired UTF-16 surrogate"),
+    ("unpaired surrogate in a test", b'[{"op":"test","path":"/progress","value":"\\udfff"}]', PATCH_JSON, 400,
+     "a string holds an unpaired UTF-16 surrogate"),
+    ("value nested 100 deep", b'[{"op":"add","path":"/attributes/x","value":' + b"[" * 100 + b"]" * 100 + b"}]",
+     PATCH_JSON, 400, "nested deeper than 64 levels"),
+    ("from of the wrong type", b'[{"op":"copy","from":5,"path":"/attributes/x"}]', PATCH_JSON, 400,
+     "invalid JSON Patch: [0].from: Not a valid string."),
+    ("completed without a time", b'[{"op":"replace","path":"/completed","value":"2024-05-17"}]', PATCH_JSON, 400,
+     "invalid TaskStatus: completed: Not a valid date-time; use RFC 3339, e.g. 2024-05-17T19:33:16.470Z."),
     ("wrong content type", b'[{"op":"replace","path":"/progress","value":"x"}]', "text/plain", 415,
      "Content-Type 'text/plain' is not supported here; use application/json-patch+json or application/json"),
     ("merge patch content type", b'{"progress":"x"}', "application/merge-patch+json", 415,
@@ -289,7 +302,7 @@ BAD_PATCHES = [
     ("latin-1 charset", b'[{"op":"replace","path":"/progress","value":"x"}]', PATCH_JSON + "; charset=latin-1",
      415, "charset 'latin-1' is not supported; use utf-8"),
 ]
-DETAIL = {400: "400.1 Bad Request Content", 409: "409 Conflict", 413: "413 Payload Too Large",
+DETAIL = {400: "400.1 Bad Request Content", 409: "409 Conflict", 412: "412 Precondition Failed", 413: "413 Payload Too Large",
           415: "415 Unsupported Media Type"}
 
 
@@ -416,3 +429,54 @@ async def test_no_secret_reaches_the_logs(api):
     for secret in (api.admin, api.user, "tg_wrong", "YWxpY2U6YWxpY2UtcGFzc3dvcmQ=", "alice-password"):
         assert secret not in text
     assert [e["status"] for e in logs if e["event"] == "request"] == [201, 200, 200, 401, 200]
+
+
+async def test_members_an_operation_does_not_define_are_ignored(api):
+    await create(api, attributes={"a": 1})
+    status, doc, _ = await api.request("PATCH", "/task-status/v1/t1", content_type=PATCH_JSON, body=[
+        {"op": "replace", "path": "/progress", "value": "x", "from": 5, "extra": True},
+        {"op": "remove", "path": "/attributes/a", "value": {"ignored": True}}])
+    assert (status, doc["progress"], doc["attributes"]) == (200, "x", {})
+
+
+@pytest.mark.parametrize("body, text", [
+    ({"id": "abc\n", "type": "QUARTZ", "uniqueName": "x"}, "invalid TaskStatus: id: String does not match expected pattern."),
+    ({"id": "a/b", "type": "QUARTZ", "uniqueName": "x"}, "invalid TaskStatus: id: String does not match expected pattern."),
+    ({"id": "a", "type": "QUARTZ", "uniqueName": "\ud800"}, "a string holds an unpaired UTF-16 surrogate"),
+    ([], "the body must be a JSON object (a TaskStatus)"),
+    ({"type": "QUARTZ", "uniqueName": "x", "bogus": 1}, "invalid TaskStatus: bogus: Unknown field."),
+])
+async def test_bad_creates_are_refused(api, body, text):
+    status, err, headers = await api.request("POST", "/task-status/v1", body=body)
+    assert (status, err) == (400, error_body("400.1 Bad Request Content", text, headers["X-Request-ID"]))
+    assert await api.snapshot() == ([], [])
+
+
+@pytest.mark.parametrize("headers, status, text", [
+    ({"If-Match": '"\u00b2"'}, 412, "task 't1' is at version 1, not "),
+    ({"Authorization": "Basic \u00e9abc"}, 401, None),
+    ({"Authorization": "Bearer tg_\u00ff\u00fe"}, 401, None),
+    ({"Content-Encoding": "gzip"}, 400, None),
+])
+async def test_hostile_headers_get_4xx(api, headers, status, text):
+    await create(api)
+    before = await api.snapshot()
+    resp = await api.client.patch("/task-status/v1/t1", data=b'[{"op":"replace","path":"/progress","value":"x"}]',
+                                  headers={**api.auth(), "Content-Type": PATCH_JSON, **headers})
+    body = await resp.json()
+    assert resp.status == status, body
+    if text is not None:
+        assert body == error_body("412 Precondition Failed", text, resp.headers["X-Request-ID"])
+    assert await api.snapshot() == before
+
+
+async def test_list_refuses_non_ascii_digits(api):
+    status, err, headers = await api.request("GET", "/task-status/v1?limit=\u0663")
+    assert (status, err) == (400, error_body("400.1 Bad Request Content",
+                                             "limit must be an integer between 0 and 250; got '\u0663'",
+                                             headers["X-Request-ID"]))
+
+
+async def test_basic_auth_for_a_user_without_password_is_refused(api):
+    resp = await api.client.get("/task-status/v1", headers={"Authorization": "Basic cmVhZGVyOg=="})  # reader:
+    assert (resp.status, await resp.json()) == (401, {"error": "invalid user name or password"})
