@@ -16,12 +16,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
-from gateway.limits import MAX_DEPTH
+from gateway.limits import check_value
 
 __all__ = ["read_body", "decode_json", "read_json", "negotiate", "parse_if_match", "etag",
-           "dumps", "json_response", "check_value"]
+           "dumps", "json_response"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(value: Any) -> str:
@@ -34,25 +33,6 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
     body = dumps(data).encode("utf-8", errors="backslashreplace")
     return web.Response(body=body, status=status, headers=headers, content_type=content_type,
                         charset="utf-8")
-
-
-def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
-    """BadRequest if *value* nests deeper than *max_depth* or holds an unpaired surrogate
-    (valid JSON escape syntax, but not storable as UTF-8). Iterative: no recursion limit."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                raise errors.BadRequest("a string holds an unpaired UTF-16 surrogate")
-        elif isinstance(item, (dict, list)):
-            if depth > max_depth:
-                raise errors.BadRequest(f"nested deeper than {max_depth} levels")
-            if isinstance(item, dict):
-                stack.extend((k, depth) for k in item)
-                stack.extend((v, depth + 1) for v in item.values())
-            else:
-                stack.extend((v, depth + 1) for v in item)
 
 
 def _reject_constant(name: str) -> Any:

@@ -5,7 +5,12 @@ diffs, schema validation) never nears Python's recursion limit, and no patch can
 a stored document without bound.
 """
 
-__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_OPERATIONS"]
+import re
+from typing import Any
+
+from gateway import errors
+
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_OPERATIONS", "check_value"]
 
 #: deepest nesting of arrays and objects accepted in a body or kept in a document
 MAX_DEPTH = 64
@@ -13,3 +18,24 @@ MAX_DEPTH = 64
 MAX_DOCUMENT_BYTES = 1_048_576
 #: most operations in one JSON Patch
 MAX_OPERATIONS = 1000
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
+    """BadRequest if *value* nests deeper than *max_depth* or holds an unpaired surrogate
+    (valid JSON escape syntax, but not storable as UTF-8). Iterative: no recursion limit."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise errors.BadRequest("a string holds an unpaired UTF-16 surrogate")
+        elif isinstance(item, (dict, list)):
+            if depth > max_depth:
+                raise errors.BadRequest(f"nested deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                stack.extend((k, depth) for k in item)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)

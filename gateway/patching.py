@@ -14,10 +14,9 @@ import jsonpatch
 import jsonpointer
 
 from gateway import errors
-from gateway.codecs import check_value
-from gateway.limits import MAX_DOCUMENT_BYTES
+from gateway.limits import MAX_DOCUMENT_BYTES, check_value
 
-__all__ = ["pointer_parts", "apply_json_patch"]
+__all__ = ["pointer_parts", "apply_json_patch", "diff", "same_json"]
 
 
 def _size(value: Any) -> int:
@@ -64,3 +63,50 @@ def apply_json_patch(doc: dict[str, Any], operations: Sequence[dict[str, Any]], 
         raise errors.BadRequest("the patch nests the task too deeply") from None
     check_value(work)
     return work
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality as JSON sees it: unlike Python's ``==``, ``1``, ``1.0`` and ``true`` differ."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    return a == b
+
+
+def diff(old: Any, new: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """RFC 6902 patches old→new and new→old, made in one pass.
+
+    Objects are compared member by member; any other value that differs (arrays
+    included) is replaced whole. Coarser than a minimal diff for arrays, but exact and an
+    order of magnitude cheaper than ``jsonpatch.make_patch`` twice. Every operation
+    touches a distinct path, so each patch applies in any order.
+    """
+    patch: list[dict[str, Any]] = []
+    undo: list[dict[str, Any]] = []
+    stack = [("", old, new)]
+    while stack:
+        path, a, b = stack.pop()
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key, value in a.items():
+                where = f"{path}/{_escape(key)}"
+                if key not in b:
+                    patch.append({"op": "remove", "path": where})
+                    undo.append({"op": "add", "path": where, "value": value})
+                else:
+                    stack.append((where, value, b[key]))
+            for key, value in b.items():
+                if key not in a:
+                    where = f"{path}/{_escape(key)}"
+                    patch.append({"op": "add", "path": where, "value": value})
+                    undo.append({"op": "remove", "path": where})
+        elif not same_json(a, b):
+            patch.append({"op": "replace", "path": path, "value": b})
+            undo.append({"op": "replace", "path": path, "value": a})
+    return patch, undo

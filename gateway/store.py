@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 import aiosqlite
-import jsonpatch
 
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.limits import MAX_DOCUMENT_BYTES
+from gateway.patching import diff, same_json
 from gateway.query import And, Compare, Expr, Not, Or, Query
 
 __all__ = ["Store", "Task", "Change", "AuditRow", "User", "TokenRow", "OAuthClient",
@@ -442,14 +442,12 @@ class Store:
                 raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
             if size > MAX_DOCUMENT_BYTES:
                 raise errors.PayloadTooLarge(f"the task would be {size} bytes; at most {MAX_DOCUMENT_BYTES} are kept")
-        if new == old:
+        if new is old or (new is not None and old is not None and same_json(new, old)):
             return (Task(w.style, w.task_id, version, old) if old is not None else None), None
         action = "created" if old is None else "deleted" if new is None else "updated"
-        before, after = old if old is not None else {}, new if new is not None else {}
+        patch, undo = diff(old if old is not None else {}, new if new is not None else {})
         change = Change(seq=seq, at=at, style=w.style, task_id=w.task_id, version=version + 1,
-                        action=action, actor=w.actor, request_id=w.request_id,
-                        patch=jsonpatch.make_patch(before, after).patch,
-                        undo=jsonpatch.make_patch(after, before).patch)
+                        action=action, actor=w.actor, request_id=w.request_id, patch=patch, undo=undo)
         task = Task(w.style, w.task_id, version + 1, new) if new is not None else None
         return task, change
 

@@ -26,7 +26,7 @@ from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
 from gateway.context import STORE, principal, request_id
 from gateway.limits import MAX_OPERATIONS
-from gateway.patching import apply_json_patch, pointer_parts
+from gateway.patching import apply_json_patch, pointer_parts, same_json
 from gateway.query import Compare, Query, Sort
 from gateway.store import Mutate, Task
 from schemas.common import flatten_errors
@@ -113,7 +113,7 @@ def patch_mutation(ops: Sequence[dict[str, Any]], now: str) -> Mutate:
     def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
         assert old is not None
         new = validate_task_status(apply_json_patch(old, ops))
-        if new == old:
+        if same_json(new, old):
             return old
         new["modified"] = now
         return new

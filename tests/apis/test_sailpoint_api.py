@@ -480,3 +480,13 @@ async def test_list_refuses_non_ascii_digits(api):
 async def test_basic_auth_for_a_user_without_password_is_refused(api):
     resp = await api.client.get("/task-status/v1", headers={"Authorization": "Basic cmVhZGVyOg=="})  # reader:
     assert (resp.status, await resp.json()) == (401, {"error": "invalid user name or password"})
+
+
+async def test_a_change_of_json_type_is_a_change(api):
+    await create(api, attributes={"flag": 1})
+    status, doc, headers = await api.request("PATCH", "/task-status/v1/t1", content_type=PATCH_JSON,
+                                             body=[{"op": "replace", "path": "/attributes/flag", "value": True}])
+    assert (status, doc["attributes"], headers["ETag"]) == (200, {"flag": True}, '"2"')
+    (patch,), = await api.db_rows("SELECT patch FROM audit WHERE version = 2")
+    assert json.loads(patch) == [{"op": "replace", "path": "/attributes/flag", "value": True},
+                                 {"op": "replace", "path": "/modified", "value": doc["modified"]}]
