@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 import aiosqlite
+import structlog
 
 from gateway import errors
 from gateway.clock import now_iso
@@ -39,6 +39,9 @@ __all__ = ["Store", "Task", "Change", "AuditRow", "User", "TokenRow", "OAuthClie
 Doc = dict[str, Any]
 #: a pure function from the stored document (None when absent) to the new one (None deletes)
 Mutate = Callable[[Doc | None], Doc | None]
+
+
+_log = structlog.get_logger("taskgate.store")
 
 
 class StoreError(RuntimeError):
@@ -352,10 +355,11 @@ class Store:
             if live:
                 try:
                     await self._commit_batch(live)
-                except Exception as exc:  # the database failed: nobody's change is stored
+                except Exception:  # the database failed: nobody's change is stored
+                    _log.exception("store.commit_failed", batch=len(live))
                     for w in live:
                         if not w.future.done():
-                            w.future.set_exception(errors.InternalError(f"the store could not commit: {exc}"))
+                            w.future.set_exception(errors.InternalError("the store could not commit the change"))
             if stop:
                 return
 
@@ -377,8 +381,9 @@ class Store:
                     except errors.TaskgateError as exc:
                         results.append((w, exc))
                         continue
-                    except Exception as exc:  # a bug in a mutate function must not sink the batch
-                        results.append((w, errors.InternalError(f"{type(exc).__name__}: {exc}")))
+                    except Exception:  # a bug in a mutate function must not sink the batch
+                        _log.exception("store.mutation_failed", style=w.style, task_id=w.task_id)
+                        results.append((w, errors.InternalError("An internal fault occurred.")))
                         continue
                     if change is not None:
                         seq += 1
@@ -404,7 +409,7 @@ class Store:
                 try:
                     listener(changes)
                 except Exception:  # the commit stands; one listener's failure must not hide it from others
-                    logging.getLogger("taskgate.store").exception("commit listener %r failed", listener)
+                    _log.exception("store.listener_failed", listener=repr(listener))
 
     async def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (disk full, I/O error).
