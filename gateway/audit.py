@@ -29,6 +29,16 @@ SECRET_KEYS = frozenset({"authorization", "password", "token", "access_token", "
 _opened: list[TextIO] = []
 
 
+class _Stderr:
+    """Standard error as it is at each write, not as it was when logging was configured."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in [k for k in event if k.lower() in SECRET_KEYS]:
         event[key] = "[redacted]"
@@ -39,7 +49,7 @@ def configure_logging(config: LogConfig) -> None:
     """Point structlog at standard error or the configured file, as JSON or console lines."""
     while _opened:
         _opened.pop().close()
-    stream: TextIO = sys.stderr
+    stream: Any = _Stderr()
     if config.file:
         try:
             stream = open(config.file, "a", encoding="utf-8", buffering=1)

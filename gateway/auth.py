@@ -164,9 +164,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
         return await handler(request)
     principal = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"))
+    request[PRINCIPAL] = principal
     if principal.read_only and request.method not in _SAFE_METHODS:
         raise errors.Forbidden("this token is read-only")
-    request[PRINCIPAL] = principal
     return await handler(request)
 
 

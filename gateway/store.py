@@ -44,6 +44,14 @@ Mutate = Callable[[Doc | None], Doc | None]
 _log = structlog.get_logger("taskgate.store")
 
 
+def _report(event: str, **fields: Any) -> None:
+    """Log the exception being handled; a failing log sink must never stop the writer."""
+    try:
+        _log.exception(event, **fields)
+    except Exception:
+        pass
+
+
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a taskgate file, …)."""
 
@@ -356,7 +364,7 @@ class Store:
                 try:
                     await self._commit_batch(live)
                 except Exception:  # the database failed: nobody's change is stored
-                    _log.exception("store.commit_failed", batch=len(live))
+                    _report("store.commit_failed", batch=len(live))
                     for w in live:
                         if not w.future.done():
                             w.future.set_exception(errors.InternalError("the store could not commit the change"))
@@ -382,7 +390,7 @@ class Store:
                         results.append((w, exc))
                         continue
                     except Exception:  # a bug in a mutate function must not sink the batch
-                        _log.exception("store.mutation_failed", style=w.style, task_id=w.task_id)
+                        _report("store.mutation_failed", style=w.style, task_id=w.task_id)
                         results.append((w, errors.InternalError("An internal fault occurred.")))
                         continue
                     if change is not None:
@@ -409,7 +417,7 @@ class Store:
                 try:
                     listener(changes)
                 except Exception:  # the commit stands; one listener's failure must not hide it from others
-                    _log.exception("store.listener_failed", listener=repr(listener))
+                    _report("store.listener_failed", listener=repr(listener))
 
     async def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (disk full, I/O error).

@@ -247,3 +247,27 @@ async def test_a_failing_listener_does_not_silence_the_others(store: Store):
     store.on_commit(lambda changes: heard.append(len(changes)))
     await store.create("s", "a", {}, actor="t", request_id="r")
     assert heard == [1] and (await store.get("s", "a")).version == 1
+
+
+async def test_the_writer_survives_a_broken_log_sink(store: Store):
+    import structlog
+
+    class Closed:
+        def write(self, text: str) -> int:
+            raise ValueError("I/O operation on closed file")
+
+        def flush(self) -> None:
+            pass
+
+    def crash(old):
+        raise ZeroDivisionError("bug")
+
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r")
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=Closed()))
+    try:
+        with pytest.raises(errors.InternalError, match="An internal fault occurred."):
+            await asyncio.wait_for(store.update("s", "a", crash, actor="t", request_id="1"), 5)
+        task = await asyncio.wait_for(store.update("s", "a", bump("n"), actor="t", request_id="2"), 5)
+    finally:
+        structlog.reset_defaults()
+    assert (task.version, task.doc) == (2, {"n": 1})
