@@ -227,8 +227,12 @@ WORKERS = 16
 class Burst:
     """One bounded burst of two-operation PATCHes, cut short by SIGKILL."""
 
-    def __init__(self, jobs: list[tuple[int, str]]) -> None:
+    def __init__(self, jobs: list[tuple[int, str]], kill_after: int) -> None:
         self.jobs = list(reversed(jobs))
+        # the kill comes after a number of acknowledgements, not after a time, so that it
+        # lands mid-burst however fast the server is
+        self.kill_after = kill_after
+        self.kill_now = asyncio.Event()
         self.acked: list[tuple[str, int, int]] = []  # (task, n, acknowledged version)
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
@@ -250,6 +254,8 @@ class Burst:
             assert status == 200, (status, body)
             assert body["attributes"][f"k{n}"] == n and body["progress"] == f"step {n}"
             self.acked.append((task, n, _version(headers)))
+            if len(self.acked) >= self.kill_after:
+                self.kill_now.set()
 
 
 def _read_db(db: Path) -> tuple[str, dict[str, tuple[int, dict[str, Any]]], list[tuple]]:
@@ -339,12 +345,11 @@ async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, 
             for _ in range(BURST):
                 n += 1
                 jobs.append((n, rng.choice(TASKS)))
-            delay = rng.uniform(0.05, 0.4)
-            burst = Burst(jobs)
+            burst = Burst(jobs, kill_after=rng.randint(30, BURST // 2))
             started = time.monotonic()
 
-            async def killer() -> float:
-                await asyncio.sleep(delay)
+            async def killer(burst: Burst = burst, started: float = started) -> float:
+                await asyncio.wait_for(burst.kill_now.wait(), 60)
                 server.kill()  # SIGKILL, then reap: the process is gone when this returns
                 return time.monotonic() - started
 
