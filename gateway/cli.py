@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"taskgate: invalid configuration: storage.path: {exc}", file=sys.stderr)
+        print(f"taskgate: database {str(config.db_path)!r} (storage.path): {exc}", file=sys.stderr)
         return 2
     except errors.Conflict as exc:
         print(f"taskgate: already exists: {exc.message}", file=sys.stderr)

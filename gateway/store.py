@@ -232,6 +232,9 @@ class Store:
         opened: list[aiosqlite.Connection] = []
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Open once synchronously first: when aiosqlite's own connect fails, its worker
+            # thread outlives the failure and may report to an event loop that is gone.
+            sqlite3.connect(str(path)).close()
             opened.append(writer := await aiosqlite.connect(str(path), isolation_level=None))
             await cls._configure(writer, synchronous, busy_timeout_ms)
             await cls._migrate(writer)
@@ -242,7 +245,7 @@ class Store:
             for conn in opened:
                 await conn.close()
             if isinstance(exc, (sqlite3.Error, OSError)):
-                raise StoreError(f"cannot open the database {str(path)!r}: {exc}") from exc
+                raise StoreError(f"cannot open it: {exc}") from exc
             raise
         return cls(writer, reader, max_batch=max_batch)
 
@@ -310,7 +313,10 @@ class Store:
         if await self._reader.execute_fetchall("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)):
             return
         async with self._write_lock:
-            await self._writer.execute(f"CREATE INDEX IF NOT EXISTS {name} ON tasks (style, {col}, id)")
+            try:
+                await self._writer.execute(f"CREATE INDEX IF NOT EXISTS {name} ON tasks (style, {col}, id)")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot create the index {name}: {exc}") from exc
 
     # -- the one write path for tasks -----------------------------------------------------
     async def create(self, style: str, task_id: str, doc: Doc, *, actor: str,

@@ -100,3 +100,23 @@ def test_import_export_and_audit(run, tmp_path: Path):
         "seq": 1, "style": "sailpoint", "task_id": "a", "version": 1, "action": "created",
         "actor": "cli:import", "request_id": "import:1"}
 
+
+
+def test_serve_exits_cleanly_when_another_process_holds_the_write_lock(tmp_path: Path):
+    import subprocess
+    import sys
+    env = {"PATH": "/usr/bin:/bin", "TASKGATE_STORAGE_BUSY_TIMEOUT_MS": "200"}
+    base = [sys.executable, "-m", "gateway", "--db", str(tmp_path / "t.db")]
+    subprocess.run([*base, "user", "add", "bob"], env=env, check=True, capture_output=True, timeout=60)
+    with sqlite3.connect(tmp_path / "t.db", isolation_level=None) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # as a long `taskgate import` in another process would
+        done = subprocess.run([*base, "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60)
+        holder.execute("ROLLBACK")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (f"taskgate: database {str(tmp_path / 't.db')!r} (storage.path): cannot "
+                                            "create the index tasks_by_completionStatus: database is locked")
+
+
+def test_a_database_path_that_cannot_be_opened_exits_2(run, tmp_path: Path):
+    (tmp_path / "dir.db").mkdir()
+    assert main(["--db", "dir.db", "init"]) == 2
