@@ -23,7 +23,7 @@ from gateway.app import STYLES, create_app
 from gateway.audit import configure_logging, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
-from gateway.codecs import dumps
+from gateway.limits import dumps
 from gateway.config import Config, ConfigError, load_config
 from gateway.store import Store, StoreError
 

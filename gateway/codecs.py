@@ -16,15 +16,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
-from gateway.limits import check_value
+from gateway.limits import check_value, dumps
 
-__all__ = ["read_body", "decode_json", "read_json", "negotiate", "parse_if_match", "etag",
-           "dumps", "json_response"]
+__all__ = ["read_body", "decode_json", "negotiate", "parse_if_match", "etag", "json_response"]
 
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None,
@@ -75,11 +70,6 @@ def decode_json(body: bytes) -> Any:
         raise errors.BadRequest(f"malformed JSON: {exc}") from None
     check_value(value)
     return value
-
-
-async def read_json(request: web.Request, accepted: Iterable[str] = ("application/json",)) -> Any:
-    _ctype, body = await read_body(request, accepted)
-    return decode_json(body)
 
 
 def negotiate(request: web.Request, offered: Iterable[str]) -> str:

@@ -5,19 +5,25 @@ diffs, schema validation) never nears Python's recursion limit, and no patch can
 a stored document without bound.
 """
 
+import json
 import re
 from typing import Any
 
 from gateway import errors
 
-__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_OPERATIONS", "check_value"]
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_OPERATIONS", "check_value", "dumps"]
 
 #: deepest nesting of arrays and objects accepted in a body or kept in a document
 MAX_DEPTH = 64
-#: the largest stored document, serialized as compact UTF-8 JSON
+#: the largest stored document, serialized by :func:`dumps` as UTF-8
 MAX_DOCUMENT_BYTES = 1_048_576
 #: most operations in one JSON Patch
 MAX_OPERATIONS = 1000
+
+def dumps(value: Any) -> str:
+    """The one JSON form taskgate stores and sends: compact, UTF-8 text, no NaN."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -7,20 +7,19 @@ decided by the style; this module only parses pointers and applies operations.
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any, Sequence
 
 import jsonpatch
 import jsonpointer
 
 from gateway import errors
-from gateway.limits import MAX_DOCUMENT_BYTES, check_value
+from gateway.limits import MAX_DOCUMENT_BYTES, check_value, dumps
 
 __all__ = ["pointer_parts", "apply_json_patch", "diff", "same_json"]
 
 
 def _size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    return len(dumps(value).encode("utf-8", "surrogatepass"))
 
 
 def pointer_parts(pointer: Any, *, name: str = "path") -> list[str]:

@@ -29,11 +29,11 @@ import structlog
 
 from gateway import errors
 from gateway.clock import now_iso
-from gateway.limits import MAX_DOCUMENT_BYTES
+from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.patching import diff, same_json
 from gateway.query import And, Compare, Expr, Not, Or, Query
 
-__all__ = ["Store", "Task", "Change", "AuditRow", "User", "TokenRow", "OAuthClient",
+__all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient",
            "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError"]
 
 Doc = dict[str, Any]
@@ -78,9 +78,6 @@ class Change:
     request_id: str
     patch: list[dict[str, Any]]
     undo: list[dict[str, Any]]
-
-
-AuditRow = Change
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +155,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # the same expression), so only plain member paths are allowed.
 _JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
 _SQL_OPS = {"eq": "=", "ne": "IS NOT", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _column(field: str) -> str:
@@ -456,7 +449,7 @@ class Store:
         new = w.mutate(old)
         if new is not None:  # refuse what cannot be stored here, so it fails alone, not the batch
             try:
-                size = len(_dumps(new).encode("utf-8"))
+                size = len(dumps(new).encode("utf-8"))
             except (UnicodeEncodeError, ValueError, RecursionError) as exc:
                 raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
             if size > MAX_DOCUMENT_BYTES:
@@ -472,7 +465,7 @@ class Store:
 
     async def _write_rows(self, touched: dict[tuple[str, str], tuple[int, str, Doc | None]],
                           changes: list[Change], at: str) -> None:
-        upserts = [(s, i, v, created, at, _dumps(doc))
+        upserts = [(s, i, v, created, at, dumps(doc))
                    for (s, i), (v, created, doc) in touched.items() if doc is not None]
         deletes = [(s, i) for (s, i), (_v, _c, doc) in touched.items() if doc is None]
         if deletes:
@@ -487,7 +480,7 @@ class Store:
                 "INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(c.seq, c.at, c.style, c.task_id, c.version, c.action, c.actor, c.request_id,
-                  _dumps(c.patch), _dumps(c.undo)) for c in changes])
+                  dumps(c.patch), dumps(c.undo)) for c in changes])
 
     # -- reads ----------------------------------------------------------------------------
     async def get(self, style: str, task_id: str) -> Task | None:
