@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 
 from gateway.clock import iso_utc, parse_iso
+from gateway.errors import BadRequest
 
-__all__ = ["UtcDateTime", "StrictInteger", "EnumName", "flatten_errors"]
+__all__ = ["UtcDateTime", "StrictInteger", "EnumName", "flatten_errors", "load_or_400"]
 
 
 class UtcDateTime(fields.Field):
@@ -77,3 +78,11 @@ def flatten_errors(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, list):
         return [line for m in messages for line in flatten_errors(m, prefix)]
     return [f"{prefix}: {messages}" if prefix else str(messages)]
+
+
+def load_or_400(schema: Schema, data: Any, what: str) -> Any:
+    """``schema.load(data)``, or BadRequest ``"invalid WHAT: a: …; b[0].c: …"`` naming every field."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise BadRequest(f"invalid {what}: " + "; ".join(flatten_errors(exc.messages))) from None

@@ -123,7 +123,7 @@ class JsonPatchOperationSchema(Schema):
     op = fields.String(required=True, validate=validate.OneOf(("add", "remove", "replace", "move", "copy", "test")))
     path = fields.String(required=True)
     value = fields.Raw(allow_none=True)
-    from_ = fields.Raw(data_key="from", allow_none=True)
+    from_ = fields.Raw(data_key="from", attribute="from", allow_none=True)
 
     @validates_schema
     def _members(self, data: dict[str, Any], **_: Any) -> None:
@@ -131,12 +131,12 @@ class JsonPatchOperationSchema(Schema):
         if op in ("add", "replace", "test") and "value" not in data:
             raise ValidationError(f"'{op}' needs a value.", "value")
         if op in ("move", "copy"):
-            if "from_" not in data:
+            if "from" not in data:
                 raise ValidationError(f"'{op}' needs 'from'.", "from")
-            if not isinstance(data["from_"], str):
+            if not isinstance(data["from"], str):
                 raise ValidationError("Not a valid string.", "from")
         else:
-            data.pop("from_", None)  # RFC 6902 §4: members an operation does not define are ignored
+            data.pop("from", None)  # RFC 6902 §4: members an operation does not define are ignored
             if op == "remove":
                 data.pop("value", None)
 

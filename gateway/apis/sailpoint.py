@@ -18,7 +18,6 @@ from urllib.parse import quote
 from typing import Any, Sequence
 
 from aiohttp import web
-from marshmallow import ValidationError
 
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
@@ -29,7 +28,7 @@ from gateway.limits import MAX_OPERATIONS
 from gateway.patching import apply_json_patch, pointer_parts, same_json
 from gateway.query import Compare, Query, Sort
 from gateway.store import Mutate, Task
-from schemas.common import flatten_errors
+from schemas.common import load_or_400
 from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusSchema
 
 __all__ = ["STYLE", "PATH_PATTERN", "UPDATABLE", "setup", "render_error", "import_task",
@@ -59,10 +58,7 @@ _PATCH = JsonPatchOperationSchema(many=True)
 # -- rules (pure) ---------------------------------------------------------------------
 def validate_task_status(doc: Any) -> dict[str, Any]:
     """The canonical TaskStatus for *doc*, or BadRequest naming every invalid member."""
-    try:
-        return _TASK_STATUS.load(doc)
-    except ValidationError as exc:
-        raise errors.BadRequest("invalid TaskStatus: " + "; ".join(flatten_errors(exc.messages))) from None
+    return load_or_400(_TASK_STATUS, doc, "TaskStatus")
 
 
 def parse_patch(body: Any) -> list[dict[str, Any]]:
@@ -73,15 +69,7 @@ def parse_patch(body: Any) -> list[dict[str, Any]]:
         raise errors.BadRequest("the patch has no operations")
     if len(body) > MAX_OPERATIONS:
         raise errors.BadRequest(f"the patch has {len(body)} operations; at most {MAX_OPERATIONS} are allowed")
-    try:
-        loaded = _PATCH.load(body)
-    except ValidationError as exc:
-        raise errors.BadRequest("invalid JSON Patch: " + "; ".join(flatten_errors(exc.messages))) from None
-    ops = []
-    for op in loaded:
-        if "from_" in op:
-            op["from"] = op.pop("from_")
-        ops.append(op)
+    ops = load_or_400(_PATCH, body, "JSON Patch")
     check_patch_paths(ops)
     return ops
 
@@ -124,10 +112,7 @@ def new_task_status(body: Any, *, now: str, launcher: str) -> dict[str, Any]:
     """A complete TaskStatus from a create body: defaults filled, id generated if absent."""
     if not isinstance(body, dict):
         raise errors.BadRequest("the body must be a JSON object (a TaskStatus)")
-    try:
-        fields = _TASK_STATUS_CREATE.load(body)
-    except ValidationError as exc:
-        raise errors.BadRequest("invalid TaskStatus: " + "; ".join(flatten_errors(exc.messages))) from None
+    fields = load_or_400(_TASK_STATUS_CREATE, body, "TaskStatus")
     fields.setdefault("id", uuid.uuid4().hex)
     fields.setdefault("launcher", launcher)
     fields.setdefault("created", now)
