@@ -74,12 +74,13 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        err = errors.from_status(exc.status, exc.text if exc.text and exc.status != 404 else None)
-        if exc.status == 404:
-            err.message = f"no resource at {request.path}"
-        if "Allow" in exc.headers:
-            err.headers["Allow"] = exc.headers["Allow"]
-            err.message = f"{request.method} is not allowed here; allowed: {exc.headers['Allow']}"
+        allow = exc.headers.get("Allow")
+        message = (f"no resource at {request.path}" if exc.status == 404
+                   else f"{request.method} is not allowed here; allowed: {allow}" if allow
+                   else exc.text or None)
+        err = errors.from_status(exc.status, message)
+        if allow:
+            err.headers["Allow"] = allow
     except Exception:
         logger.exception("unhandled error", path=request.path, request_id=request.get(REQUEST_ID))
         err = errors.InternalError("An internal fault occurred.")

@@ -127,8 +127,8 @@ async def _import(store: Store, source: TextIO) -> int:
 
     async def flush() -> None:
         nonlocal failed, imported
-        for lineno, result in zip([n for n, _ in pending], await asyncio.gather(*[f for _, f in pending],
-                                                                                return_exceptions=True)):
+        results = await asyncio.gather(*(put for _, put in pending), return_exceptions=True)
+        for (lineno, _), result in zip(pending, results):
             if isinstance(result, errors.TaskgateError):
                 failed += 1
                 print(f"line {lineno}: {result.message}", file=sys.stderr)

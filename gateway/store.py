@@ -174,11 +174,9 @@ def compile_where(expr: Expr, params: list[Any]) -> str:
         if expr.op == "in":
             params.extend(expr.values)
             return f"{col} IN ({', '.join('?' * len(expr.values))})"
-        if expr.op == "sw":
-            params.append(str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-            return f"{col} LIKE ? ESCAPE '\\'"
-        if expr.op == "co":
-            params.append("%" + str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if expr.op in ("sw", "co"):
+            literal = str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(("%" if expr.op == "co" else "") + literal + "%")
             return f"{col} LIKE ? ESCAPE '\\'"
         params.append(expr.values[0])
         return f"{col} {_SQL_OPS[expr.op]} ?"

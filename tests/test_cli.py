@@ -117,6 +117,9 @@ def test_serve_exits_cleanly_when_another_process_holds_the_write_lock(tmp_path:
                                             "create the index tasks_by_completionStatus: database is locked")
 
 
-def test_a_database_path_that_cannot_be_opened_exits_2(run, tmp_path: Path):
+def test_a_database_path_that_cannot_be_opened_exits_2(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "dir.db").mkdir()
     assert main(["--db", "dir.db", "init"]) == 2
+    assert capsys.readouterr().err == (f"taskgate: database {str(tmp_path / 'dir.db')!r} (storage.path): "
+                                       "cannot open it: unable to open database file\n")

@@ -187,6 +187,8 @@ async def test_list_compiles_queries_to_sql(store: Store):
     assert await ids(Or((Compare("id", "eq", ("t3",)), And((Compare("$.k", "ge", (2,)),
                                                            Compare("$.k", "lt", (3,))))))) == ["t1", "t3"]
     assert await ids(Compare("$.s", "sw", ("%",))) == []
+    assert await ids(Compare("$.s", "co", ("A",))) == ["t0"]
+    assert await ids(Compare("$.s", "co", ("_",))) == []
     assert await ids(None, [Sort("$.k", descending=True)], limit=2, offset=1) == ["t2", "t1"]
     tasks, total = await store.list("s", Query(Compare("$.k", "gt", (1,)), limit=1, count=True))
     assert ([t.id for t in tasks], total) == (["t1"], 3)
