@@ -57,11 +57,28 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class SuperOfficeConfig:
+    strict_readonly: bool = _opt(False, doc="PUT that changes a read-only field gets 400 instead of being ignored")
+    app_tokens: str = _opt("", doc="comma-separated SO-AppToken values; when set, SOTicket requests must send one")
+    time_zone: str = _opt("UTC", doc="base zone of dates without offset when no SO-TimeZone header is sent")
+
+
+@dataclass(frozen=True)
+class WebMethodsConfig:
+    update_completed_task: bool = _opt(False, doc="allow updates of completed/expired/cancelled tasks")
+    service_errors_as_500: bool = _opt(False, doc="answer every service exception with 500, as Integration Server does")
+    debug_errors: bool = _opt(False, doc="fill $errorDump with the exception detail")
+    sweep_interval_seconds: float = _opt(1.0, lo=0.05, doc="how often scheduled/expired tasks are swept")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    superoffice: SuperOfficeConfig = field(default_factory=SuperOfficeConfig)
+    webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
 
