@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", choices=("admin", "user"), default="user")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--associate-id", type=int, metavar="N",
+                   help="the SuperOffice associate id this user is (owner of BatchTasks with AssociateId N)")
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
     p = token.add_parser("create", help="create a token for USER and print it once")
@@ -172,7 +174,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
                 if not password:
                     print("taskgate: empty password", file=sys.stderr)
                     return 1
-            await store.add_user(args.name, args.role, hash_password(password) if password else None)
+            await store.add_user(args.name, args.role, hash_password(password) if password else None,
+                                 associate_id=args.associate_id)
         elif args.command == "token":
             if await store.get_user(args.user) is None:
                 print(f"taskgate: no user {args.user!r}", file=sys.stderr)

@@ -21,6 +21,7 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
@@ -28,7 +29,7 @@ import aiosqlite
 import structlog
 
 from gateway import errors
-from gateway.clock import now_iso
+from gateway.clock import now_iso, parse_iso
 from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.patching import diff, same_json
 from gateway.query import And, Compare, Expr, Not, Or, Query
@@ -62,6 +63,7 @@ class Task:
     id: str
     version: int
     doc: Doc
+    modified: str = ""  # when the document last changed (UTC, ISO 8601)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class User:
     name: str
     role: str
     password_hash: str | None
+    associate_id: int | None = None  # the SuperOffice associate this user is
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,20 @@ MIGRATIONS: tuple[str, ...] = (
         created     TEXT NOT NULL
     );
     """,
+    # 2: users may be a SuperOffice associate; integer ids are handed out from a counter
+    # per style that never goes back, seeded from every integer id ever created.
+    """
+    ALTER TABLE users ADD COLUMN associate_id INTEGER;
+    CREATE TABLE counters (
+        style TEXT PRIMARY KEY,
+        last  INTEGER NOT NULL
+    );
+    INSERT INTO counters (style, last)
+        SELECT style, max(CAST(task_id AS INTEGER)) FROM audit
+        WHERE action = 'created' AND task_id <> '' AND length(task_id) <= 18
+          AND task_id NOT GLOB '*[^0-9]*'
+        GROUP BY style;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -189,13 +206,22 @@ def compile_where(expr: Expr, params: list[Any]) -> str:
     raise TypeError(f"unknown query node {expr!r}")
 
 
-class _Write:
-    __slots__ = ("style", "task_id", "mutate", "expect", "actor", "request_id", "if_match", "future")
+def _is_counted(task_id: str) -> bool:
+    """Whether *task_id* is an integer id that the per-style counter must stay above."""
+    return 0 < len(task_id) <= 18 and task_id.isascii() and task_id.isdigit()
 
-    def __init__(self, style: str, task_id: str, mutate: Mutate, expect: str, actor: str,
-                 request_id: str, if_match: frozenset[int] | None) -> None:
+
+class _Write:
+    __slots__ = ("style", "task_id", "mutate", "expect", "actor", "request_id", "if_match",
+                 "unmodified_since", "build", "future")
+
+    def __init__(self, style: str, task_id: str | None, mutate: Mutate, expect: str, actor: str,
+                 request_id: str, if_match: frozenset[int] | None,
+                 unmodified_since: datetime | None = None,
+                 build: Callable[[int], Doc] | None = None) -> None:
         self.style, self.task_id, self.mutate, self.expect = style, task_id, mutate, expect
         self.actor, self.request_id, self.if_match = actor, request_id, if_match
+        self.unmodified_since, self.build = unmodified_since, build
         self.future: asyncio.Future[tuple[Task | None, Change | None]] = \
             asyncio.get_running_loop().create_future()
 
@@ -317,6 +343,15 @@ class Store:
         assert task is not None
         return task
 
+    async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
+                              request_id: str) -> Task:
+        """Insert a new task under the next integer id of *style*; ``build(id)`` makes its
+        document. Ids are allocated inside the write transaction and never reused."""
+        write = _Write(style, None, lambda _old: None, "absent", actor, request_id, None, build=build)
+        task, _ = await self._enqueue(write)
+        assert task is not None
+        return task
+
     async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
         """Create the task or replace its document (used by import)."""
         task, _ = await self._submit(style, task_id, lambda _old: doc, "any", actor, request_id, None)
@@ -324,22 +359,32 @@ class Store:
         return task
 
     async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
-                     request_id: str, if_match: frozenset[int] | None = None) -> Task:
+                     request_id: str, if_match: frozenset[int] | None = None,
+                     unmodified_since: datetime | None = None) -> Task:
         """Apply ``mutate(old_doc) -> new_doc`` atomically; NotFound, PreconditionFailed,
-        or whatever domain error *mutate* raises. An unchanged document writes nothing."""
-        task, _ = await self._submit(style, task_id, mutate, "present", actor, request_id, if_match)
+        or whatever domain error *mutate* raises. An unchanged document writes nothing.
+        *if_match* (versions) and *unmodified_since* (HTTP's whole seconds) are checked
+        against the stored task inside the transaction."""
+        task, _ = await self._submit(style, task_id, mutate, "present", actor, request_id, if_match,
+                                     unmodified_since)
         assert task is not None
         return task
 
     async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
-                     if_match: frozenset[int] | None = None) -> None:
-        await self._submit(style, task_id, lambda _old: None, "present", actor, request_id, if_match)
+                     if_match: frozenset[int] | None = None,
+                     unmodified_since: datetime | None = None) -> None:
+        await self._submit(style, task_id, lambda _old: None, "present", actor, request_id, if_match,
+                           unmodified_since)
 
     async def _submit(self, style: str, task_id: str, mutate: Mutate, expect: str, actor: str,
-                      request_id: str, if_match: frozenset[int] | None) -> tuple[Task | None, Change | None]:
+                      request_id: str, if_match: frozenset[int] | None,
+                      unmodified_since: datetime | None = None) -> tuple[Task | None, Change | None]:
+        return await self._enqueue(_Write(style, task_id, mutate, expect, actor, request_id, if_match,
+                                          unmodified_since))
+
+    async def _enqueue(self, write: _Write) -> tuple[Task | None, Change | None]:
         if self._closed:
             raise errors.InternalError("the store is closed")
-        write = _Write(style, task_id, mutate, expect, actor, request_id, if_match)
         self._queue.put_nowait(write)
         return await write.future
 
@@ -369,13 +414,14 @@ class Store:
                 return
 
     async def _commit_batch(self, batch: list[_Write]) -> None:
-        keys = list(dict.fromkeys((w.style, w.task_id) for w in batch))
         results: list[tuple[_Write, Any]] = []
         changes: list[Change] = []
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
-                current = await self._load_for_write(keys)
+                counters = await self._allocate_ids(batch)
+                keys = list(dict.fromkeys((w.style, w.task_id) for w in batch))
+                current = await self._load_for_write(keys)  # type: ignore[arg-type]
                 (seq,), = await self._writer.execute_fetchall("SELECT coalesce(max(seq), 0) FROM audit")
                 at = now_iso()
                 touched: dict[tuple[str, str], tuple[int, str, Doc | None]] = {}
@@ -394,10 +440,17 @@ class Store:
                         seq += 1
                         changes.append(change)
                         created = current[key][2] if key in current else at
-                        current[key] = (task.version, task.doc, created) if task else (change.version, None, created)
+                        current[key] = ((task.version, task.doc, created, at) if task
+                                        else (change.version, None, created, at))
                         touched[key] = (change.version, created, task.doc if task else None)
+                        if counters is not None and change.action == "created" and _is_counted(w.task_id):
+                            counters[w.style] = max(counters.get(w.style, 0), int(w.task_id))
                     results.append((w, (task, change)))
                 await self._write_rows(touched, changes, at)
+                if counters:
+                    await self._writer.executemany(
+                        "INSERT INTO counters (style, last) VALUES (?, ?) "
+                        "ON CONFLICT (style) DO UPDATE SET last = max(last, excluded.last)", counters.items())
                 await self._writer.execute("COMMIT")
             except BaseException:
                 await self._rollback()
@@ -421,22 +474,38 @@ class Store:
         if self._writer.in_transaction:
             await self._writer.execute("ROLLBACK")
 
-    async def _load_for_write(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Doc | None, str]]:
-        found: dict[tuple[str, str], tuple[int, Doc | None, str]] = {}
+    async def _allocate_ids(self, batch: list[_Write]) -> dict[str, int] | None:
+        """Give numbered creates their ids; the counters to store, or None if untouched.
+
+        Costs a query only for a batch that creates a task with an integer id."""
+        if not any(w.task_id is None or (w.expect != "present" and _is_counted(w.task_id)) for w in batch):
+            return None
+        counters: dict[str, int] = dict(await self._writer.execute_fetchall("SELECT style, last FROM counters"))
+        for w in batch:
+            if w.task_id is None and w.build is not None:
+                number = counters.get(w.style, 0) + 1
+                counters[w.style] = number
+                w.task_id = str(number)
+                w.mutate = lambda _old, build=w.build, number=number: build(number)
+        return counters
+
+    async def _load_for_write(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Doc | None, str, str]]:
+        found: dict[tuple[str, str], tuple[int, Doc | None, str, str]] = {}
         for start in range(0, len(keys), 400):  # stay far below SQLite's variable limit
             chunk = keys[start:start + 400]
             rows = await self._writer.execute_fetchall(
-                "SELECT style, id, version, doc, created FROM tasks WHERE (style, id) IN (VALUES "
+                "SELECT style, id, version, doc, created, modified FROM tasks WHERE (style, id) IN (VALUES "
                 + ", ".join("(?, ?)" for _ in chunk) + ")",
                 [part for key in chunk for part in key])
-            for style, task_id, version, doc, created in rows:
-                found[(style, task_id)] = (version, json.loads(doc), created)
+            for style, task_id, version, doc, created, modified in rows:
+                found[(style, task_id)] = (version, json.loads(doc), created, modified)
         return found
 
     @staticmethod
-    def _apply(w: _Write, current: tuple[int, Doc | None, str] | None, seq: int,
+    def _apply(w: _Write, current: tuple[int, Doc | None, str, str] | None, seq: int,
                at: str) -> tuple[Task | None, Change | None]:
-        version, old = (current[0], current[1]) if current else (0, None)
+        version, old, modified = (current[0], current[1], current[3]) if current else (0, None, "")
+        assert w.task_id is not None
         if w.expect == "present" and old is None:
             raise errors.NotFound(f"task {w.task_id!r} does not exist")
         if w.expect == "absent" and old is not None:
@@ -444,6 +513,9 @@ class Store:
         if w.if_match is not None and old is not None and version not in w.if_match:
             raise errors.PreconditionFailed(
                 f"task {w.task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
+        if w.unmodified_since is not None and old is not None \
+                and parse_iso(modified).replace(microsecond=0) > w.unmodified_since:
+            raise errors.PreconditionFailed(f"task {w.task_id!r} was modified after {w.unmodified_since.isoformat()}")
         new = w.mutate(old)
         if new is not None:  # refuse what cannot be stored here, so it fails alone, not the batch
             try:
@@ -453,12 +525,12 @@ class Store:
             if size > MAX_DOCUMENT_BYTES:
                 raise errors.PayloadTooLarge(f"the task would be {size} bytes; at most {MAX_DOCUMENT_BYTES} are kept")
         if new is old or (new is not None and old is not None and same_json(new, old)):
-            return (Task(w.style, w.task_id, version, old) if old is not None else None), None
+            return (Task(w.style, w.task_id, version, old, modified) if old is not None else None), None
         action = "created" if old is None else "deleted" if new is None else "updated"
         patch, undo = diff(old if old is not None else {}, new if new is not None else {})
         change = Change(seq=seq, at=at, style=w.style, task_id=w.task_id, version=version + 1,
                         action=action, actor=w.actor, request_id=w.request_id, patch=patch, undo=undo)
-        task = Task(w.style, w.task_id, version + 1, new) if new is not None else None
+        task = Task(w.style, w.task_id, version + 1, new, at) if new is not None else None
         return task, change
 
     async def _write_rows(self, touched: dict[tuple[str, str], tuple[int, str, Doc | None]],
@@ -483,11 +555,11 @@ class Store:
     # -- reads ----------------------------------------------------------------------------
     async def get(self, style: str, task_id: str) -> Task | None:
         rows = await self._reader.execute_fetchall(
-            "SELECT version, doc FROM tasks WHERE style = ? AND id = ?", (style, task_id))
+            "SELECT version, doc, modified FROM tasks WHERE style = ? AND id = ?", (style, task_id))
         if not rows:
             return None
-        version, doc = rows[0]
-        return Task(style, task_id, version, json.loads(doc))
+        version, doc, modified = rows[0]
+        return Task(style, task_id, version, json.loads(doc), modified)
 
     async def list(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         """Tasks of *style* matching *query*, and the total ignoring limit/offset when
@@ -498,13 +570,13 @@ class Store:
             where += " AND " + compile_where(query.where, params)
         order = ", ".join(f"{_column(s.field)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
         order = f"{order}, id" if order else "id"
-        sql = f"SELECT id, version, doc FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        sql = f"SELECT id, version, doc, modified FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
         limit = -1 if query.limit is None else query.limit
         rows = await self._reader.execute_fetchall(sql, [*params, limit, query.offset])
         total = None
         if query.count:
             (total,), = await self._reader.execute_fetchall(f"SELECT count(*) FROM tasks WHERE {where}", params)
-        return [Task(style, i, v, json.loads(d)) for i, v, d in rows], total
+        return [Task(style, i, v, json.loads(d), m) for i, v, d, m in rows], total
 
     async def explain(self, style: str, query: Query) -> str:
         """SQLite's plan for *query* (tests use it to prove filters use an index)."""
@@ -565,18 +637,19 @@ class Store:
         return n
 
     async def add_user(self, name: str, role: str, password_hash: str | None,
-                       token: tuple[str, bool, int | None, str] | None = None) -> None:
+                       token: tuple[str, bool, int | None, str] | None = None, *,
+                       associate_id: int | None = None) -> None:
         """Add a user, and optionally its first token ``(hash, read_only, expires, source)``."""
         statements: list[tuple[str, Sequence[Any]]] = [(
-            "INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
-            (name, role, password_hash, now_iso()))]
+            "INSERT INTO users (name, role, password_hash, created, associate_id) VALUES (?, ?, ?, ?, ?)",
+            (name, role, password_hash, now_iso(), associate_id))]
         if token is not None:
             statements.append(self._token_insert(name, *token))
         await self._admin_write(statements)
 
     async def get_user(self, name: str) -> User | None:
         rows = await self._reader.execute_fetchall(
-            "SELECT name, role, password_hash FROM users WHERE name = ?", (name,))
+            "SELECT name, role, password_hash, associate_id FROM users WHERE name = ?", (name,))
         return User(*rows[0]) if rows else None
 
     @staticmethod
@@ -595,12 +668,15 @@ class Store:
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
         rows = await self._reader.execute_fetchall(
-            "SELECT t.read_only, t.expires, u.name, u.role, u.password_hash FROM tokens t "
+            "SELECT t.read_only, t.expires, u.name, u.role, u.password_hash, u.associate_id FROM tokens t "
             "JOIN users u ON u.name = t.user WHERE t.hash = ?", (token_hash,))
         if not rows:
             return None
-        read_only, expires, name, role, password_hash = rows[0]
-        return TokenRow(User(name, role, password_hash), bool(read_only), expires)
+        read_only, expires, *user = rows[0]
+        return TokenRow(User(*user), bool(read_only), expires)
+
+    async def delete_token(self, token_hash: str) -> None:
+        await self._admin_write([("DELETE FROM tokens WHERE hash = ?", (token_hash,))])
 
     async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
         await self._admin_write([(

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.auth import secret_hash
 from gateway.cli import main
+from gateway.store import SCHEMA_VERSION
 
 
 @pytest.fixture(name="run")
@@ -34,7 +35,7 @@ def db(tmp_path: Path, sql: str, *params) -> list[tuple]:
 
 def test_init_creates_the_database(run, tmp_path: Path):
     code, out, _ = run("init")
-    assert (code, out) == (0, f"database {tmp_path / 't.db'} is at schema version 1\n")
+    assert (code, out) == (0, f"database {tmp_path / 't.db'} is at schema version {SCHEMA_VERSION}\n")
 
 
 def test_users_tokens_and_oauth_clients_store_only_hashes(run, tmp_path: Path):
@@ -45,6 +46,9 @@ def test_users_tokens_and_oauth_clients_store_only_hashes(run, tmp_path: Path):
     code, secret, _ = run("oauth-client", "add", "cid", "--user", "ann")
     secret = secret.strip()
     assert code == 0 and secret.startswith("tgs_")
+    assert run("user", "add", "bo", "--associate-id", "627")[0] == 0
+    assert db(tmp_path, "SELECT name, role, password_hash, associate_id FROM users ORDER BY name")[1:] == [
+        ("bo", "user", None, 627)]
     (pw_hash,), = db(tmp_path, "SELECT password_hash FROM users WHERE name = 'ann'")
     assert pw_hash.startswith("scrypt$16384$8$1$") and "s3cret" not in pw_hash
     assert db(tmp_path, "SELECT hash, user, read_only, source FROM tokens") == [

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import jsonpatch
 import pytest
 
 from gateway import errors
+from gateway.clock import parse_iso
 from gateway.query import And, Compare, Not, Or, Query, Sort
-from gateway.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from gateway.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, Task, User
 
 
 @pytest.fixture(name="store")
@@ -45,7 +47,7 @@ async def test_new_database_is_migrated_and_configured(tmp_path: Path):
         await store.close()
     assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
-        "tasks", "audit", "users", "tokens", "oauth_clients"}
+        "tasks", "audit", "users", "tokens", "oauth_clients", "counters"}
 
 
 @pytest.mark.parametrize("version", range(SCHEMA_VERSION))
@@ -62,6 +64,64 @@ async def test_every_earlier_schema_version_migrates(tmp_path: Path, version: in
         assert (await store.get("s", "a")).doc == {"n": 1}
     finally:
         await store.close()
+
+
+async def test_migration_2_seeds_the_id_counters_from_every_integer_id_ever_created(tmp_path: Path):
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        audit = [("so", "7", "created"), ("so", "12", "created"), ("so", "12", "deleted"),
+                 ("so", "x9", "created"), ("sp", "3", "created")]
+        conn.executemany("INSERT INTO audit (at, style, task_id, version, action, actor, request_id, patch, undo) "
+                         "VALUES ('t', ?, ?, 1, ?, 'a', 'r', '[]', '[]')", audit)
+        conn.execute("INSERT INTO users (name, role, created) VALUES ('ann', 'user', 't')")
+    store = await Store.open(path)
+    try:
+        assert await store.get_user("ann") == User("ann", "user", None, None)
+        # 12 was deleted but is never handed out again
+        task = await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="r")
+        assert (task.id, task.doc) == ("13", {"Id": 13})
+        task = await store.create_numbered("new", lambda n: {"Id": n}, actor="t", request_id="r")
+        assert task.id == "1"
+    finally:
+        await store.close()
+
+
+async def test_numbered_creates_in_one_batch_get_consecutive_ids_above_explicit_ones(store: Store):
+    await store.create("so", "41", {"Id": 41}, actor="t", request_id="r")
+
+    def broken(n):
+        raise errors.BadRequest("no")
+
+    results = await asyncio.gather(
+        store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="1"),
+        store.create_numbered("so", broken, actor="t", request_id="2"),
+        store.create("so", "100", {"Id": 100}, actor="t", request_id="3"),
+        store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="4"),
+        return_exceptions=True)
+    # the refused one used up its number (like an identity column); "100" lifts the counter
+    assert [r.id if isinstance(r, Task) else type(r).__name__ for r in results] == ["42", "BadRequest", "100", "44"]
+    task = await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="5")
+    assert task.id == "101"
+    await store.delete("so", "101", actor="t", request_id="6")
+    assert (await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="7")).id == "102"
+    assert [r[0] for r in await store._reader.execute_fetchall("SELECT last FROM counters")] == [102]
+
+
+async def test_unmodified_since_refuses_a_task_changed_after_that_second(store: Store):
+    task = await store.create("s", "a", {"n": 1}, actor="t", request_id="r")
+    assert task.modified and (await store.get("s", "a")).modified == task.modified
+    changed = parse_iso(task.modified)
+    with pytest.raises(errors.PreconditionFailed, match="was modified after"):
+        await store.update("s", "a", bump("n"), actor="t", request_id="r",
+                           unmodified_since=changed.replace(microsecond=0) - timedelta(seconds=1))
+    with pytest.raises(errors.PreconditionFailed):
+        await store.delete("s", "a", actor="t", request_id="r",
+                           unmodified_since=changed.replace(microsecond=0) - timedelta(seconds=1))
+    task = await store.update("s", "a", bump("n"), actor="t", request_id="r",
+                              unmodified_since=changed.replace(microsecond=0))
+    assert task.doc == {"n": 2}
 
 
 async def test_newer_or_foreign_databases_are_refused(tmp_path: Path):
