@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from gateway import errors
-from gateway.apis import sailpoint
+from gateway.apis import sailpoint, superoffice
 from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, auth_middleware, oauth_token
 from gateway.codecs import json_response
@@ -28,7 +28,7 @@ from gateway.store import Store
 __all__ = ["create_app", "STYLES"]
 
 #: every API style, in the order their routes are registered
-STYLES: tuple[ModuleType, ...] = (sailpoint,)
+STYLES: tuple[ModuleType, ...] = (sailpoint, superoffice)
 _RENDERERS = {style.STYLE: style for style in STYLES}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -97,7 +97,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         for style in STYLES:
             await style.prepare(store)
         app[STORE] = store
-        app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
+        app_tokens = frozenset(t.strip() for t in config.superoffice.app_tokens.split(",") if t.strip())
+        app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds,
+                                           app_tokens=app_tokens)
         yield
     finally:
         await store.close()

@@ -1,7 +1,12 @@
-"""Who is calling: users, passwords, tokens, and the OAuth2 client-credentials endpoint.
+"""Who is calling: users, passwords, tokens, sessions, and the OAuth2 token endpoint.
 
-Passwords are hashed with scrypt (standard library); tokens and client secrets are
-random and stored only as SHA-256 hashes, compared in constant time. The
+Schemes: ``Bearer`` and ``SOTicket`` (a taskgate token either way; SOTicket also needs an
+``SO-AppToken`` when ``superoffice.app_tokens`` is set), ``Basic``, and, without an
+``Authorization`` header, a session cookie from ``POST /login`` whose requests must echo
+the ``XSRF-TOKEN`` cookie in an ``X-XSRF-TOKEN`` header (SuperOffice's browser rule).
+
+Passwords are hashed with scrypt (standard library); tokens, sessions and client secrets
+are random and stored only as SHA-256 hashes, compared in constant time. The
 :func:`auth_middleware` puts a :class:`Principal` on every request to a route that is
 not marked :func:`public`, and refuses changes made with a read-only token. What a
 principal may do to a given task is each API style's business, not this module's.
@@ -26,12 +31,16 @@ from gateway import errors
 from gateway.store import Store, User
 
 __all__ = ["Principal", "Authenticator", "hash_password", "verify_password", "new_secret",
-           "secret_hash", "auth_middleware", "public", "PRINCIPAL", "oauth_token"]
+           "secret_hash", "auth_middleware", "public", "PRINCIPAL", "oauth_token", "login", "logout",
+           "SESSION_COOKIE", "XSRF_COOKIE", "xsrf_token"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 _BASIC_CACHE_SECONDS = 60.0
 _BASIC_CACHE_SIZE = 1024
+SESSION_COOKIE = "taskgate_session"
+XSRF_COOKIE = "XSRF-TOKEN"
+XSRF_HEADER = "X-XSRF-TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,7 @@ class Principal:
     name: str
     role: str  # admin | user
     read_only: bool = False
+    associate_id: int | None = None  # the SuperOffice associate this user is, if any
 
     @property
     def is_admin(self) -> bool:
@@ -78,22 +88,52 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def xsrf_token(session: str) -> str:
+    """The XSRF token that goes with *session*: derived from it, so nothing more is stored,
+    and a cookie planted by another site cannot match it."""
+    return hmac.new(session.encode("utf-8", "surrogatepass"), b"xsrf", hashlib.sha256).hexdigest()
+
+
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal`, or raises Unauthorized."""
 
-    def __init__(self, store: Store, *, token_ttl_seconds: int) -> None:
+    def __init__(self, store: Store, *, token_ttl_seconds: int,
+                 app_tokens: frozenset[str] = frozenset()) -> None:
         self.store = store
         self.token_ttl_seconds = token_ttl_seconds
+        self.app_tokens = app_tokens
         # scrypt costs tens of milliseconds by design; remember recent successes so that a
         # client sending Basic on every request pays it once a minute, not every time.
         self._basic_ok: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate_request(self, request: web.Request) -> Principal:
+        """The caller of *request*: its Authorization header, else its session cookie."""
+        header = request.headers.get("Authorization")
+        if header:
+            principal = await self.authenticate(header)
+            if header.lstrip()[:9].lower() == "soticket " and self.app_tokens:
+                app_token = request.headers.get("SO-AppToken", "")
+                if not any(hmac.compare_digest(app_token.encode("utf-8", "surrogatepass"), t.encode())
+                           for t in self.app_tokens):
+                    raise errors.Unauthorized("SOTicket needs a known SO-AppToken header")
+            return principal
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            expected = xsrf_token(session)
+            sent = request.headers.get(XSRF_HEADER, "")
+            cookie = request.cookies.get(XSRF_COOKIE, "")
+            if not (hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
+                    and hmac.compare_digest(cookie.encode("utf-8", "surrogatepass"), expected.encode())):
+                raise errors.Unauthorized(f"a session needs an {XSRF_HEADER} header equal to the {XSRF_COOKIE} cookie")
+            return await self.by_token(session)
+        raise errors.Unauthorized("no authorization header")
 
     async def authenticate(self, header: str | None) -> Principal:
         if not header:
             raise errors.Unauthorized("no authorization header")
         scheme, _, value = header.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
-        if scheme == "bearer" and value:
+        if scheme in ("bearer", "soticket") and value:
             return await self.by_token(value)
         if scheme == "basic" and value:
             try:
@@ -111,7 +151,7 @@ class Authenticator:
             raise errors.Unauthorized("invalid token")
         if row.expires is not None and row.expires <= time.time():
             raise errors.Unauthorized("token expired")
-        return Principal(row.user.name, row.user.role, row.read_only)
+        return Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
 
     async def by_password(self, name: str, password: str) -> Principal:
         key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()
@@ -126,7 +166,7 @@ class Authenticator:
         ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
         if not ok or user is None or stored is _DUMMY_HASH:
             raise errors.Unauthorized("invalid user name or password")
-        principal = Principal(user.name, user.role)
+        principal = Principal(user.name, user.role, associate_id=user.associate_id)
         if len(self._basic_ok) >= _BASIC_CACHE_SIZE:
             self._basic_ok.clear()
         self._basic_ok[key] = (now + _BASIC_CACHE_SECONDS, principal)
@@ -140,7 +180,7 @@ class Authenticator:
         now = int(time.time())
         await self.store.add_token(name, secret_hash(token), read_only=read_only,
                                    expires=None if expires_in is None else now + expires_in,
-                                   source=source, purge_before=now if source == "oauth" else None)
+                                   source=source, purge_before=now if expires_in is not None else None)
         return token
 
 
@@ -163,11 +203,60 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     route_handler = request.match_info.handler
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
         return await handler(request)
-    principal = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"))
+    principal = await request.app[AUTHENTICATOR].authenticate_request(request)
     request[PRINCIPAL] = principal
     if principal.read_only and request.method not in _SAFE_METHODS:
         raise errors.Forbidden("this token is read-only")
     return await handler(request)
+
+
+async def _read_form(request: web.Request) -> dict[str, str]:
+    """A form body's fields, or the domain error for a wrong or broken one."""
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise errors.UnsupportedMediaType("send the parameters as a form")
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.PayloadTooLarge("the form is too large") from None
+    except (ValueError, LookupError, HttpProcessingError, RequestPayloadError):  # encoding, charset, multipart
+        raise errors.BadRequest("malformed form body") from None
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@public
+async def login(request: web.Request) -> web.Response:
+    """``POST /login`` with form fields ``user`` and ``password``: starts a browser session.
+
+    Sets the HttpOnly session cookie and the ``XSRF-TOKEN`` cookie that scripts read and
+    echo as ``X-XSRF-TOKEN``; the token is also in the body, like SuperOffice's hidden input.
+    """
+    fields = await _read_form(request)
+    name, password = fields.get("user", ""), fields.get("password", "")
+    if not name or not password:
+        raise errors.BadRequest("the form needs user and password")
+    authenticator = request.app[AUTHENTICATOR]
+    principal = await authenticator.by_password(name, password)
+    session = await authenticator.create_token(principal.name, expires_in=authenticator.token_ttl_seconds,
+                                               source="session")
+    xsrf = xsrf_token(session)
+    response = web.json_response({"user": principal.name, "xsrf_token": xsrf},
+                                 headers={"Cache-Control": "no-store"})
+    common = {"path": "/", "samesite": "Strict", "secure": request.secure,
+              "max_age": authenticator.token_ttl_seconds}
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, **common)
+    response.set_cookie(XSRF_COOKIE, xsrf, **common)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """``POST /logout``: ends the session of the cookie (the XSRF rule applies as usual)."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        await request.app[AUTHENTICATOR].store.delete_token(secret_hash(session))
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(XSRF_COOKIE, path="/")
+    return response
 
 
 @public

@@ -10,6 +10,11 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Iterable
+from urllib.parse import parse_qsl
+from xml.etree.ElementTree import Element, ParseError, tostring
+
+import defusedxml
+import defusedxml.ElementTree
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -18,7 +23,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from gateway import errors
 from gateway.limits import check_value, dumps
 
-__all__ = ["read_body", "decode_json", "negotiate", "parse_if_match", "etag", "json_response"]
+__all__ = ["read_body", "decode_json", "decode_xml", "decode_form", "negotiate", "parse_if_match", "etag",
+           "json_response", "xml_response"]
+
+MAX_FORM_FIELDS = 1000
 
 
 
@@ -28,6 +36,12 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
     body = dumps(data).encode("utf-8", errors="backslashreplace")
     return web.Response(body=body, status=status, headers=headers, content_type=content_type,
                         charset="utf-8")
+
+
+def xml_response(root: Element, *, status: int = 200, headers: dict[str, str] | None = None,
+                 content_type: str = "application/xml") -> web.Response:
+    body = tostring(root, encoding="utf-8", xml_declaration=True)
+    return web.Response(body=body, status=status, headers=headers, content_type=content_type, charset="utf-8")
 
 
 def _reject_constant(name: str) -> Any:
@@ -70,6 +84,30 @@ def decode_json(body: bytes) -> Any:
         raise errors.BadRequest(f"malformed JSON: {exc}") from None
     check_value(value)
     return value
+
+
+def decode_xml(body: bytes) -> Element:
+    """The root element of an XML body, parsed only by defusedxml: a document with a DTD,
+    entity declarations or external references is refused before anything is expanded."""
+    if not body.strip():
+        raise errors.BadRequest("the request body is empty")
+    try:
+        return defusedxml.ElementTree.fromstring(body, forbid_dtd=True)
+    except defusedxml.DefusedXmlException:
+        raise errors.BadRequest("XML with a DTD, entity declarations or external references is refused") from None
+    except ParseError as exc:
+        raise errors.BadRequest(f"malformed XML: {exc}") from None
+
+
+def decode_form(body: bytes) -> list[tuple[str, str]]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, in order."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body.strip()),
+                         max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})") from None
+    except ValueError as exc:
+        raise errors.BadRequest(f"malformed form body: {exc}") from None
 
 
 def negotiate(request: web.Request, offered: Iterable[str]) -> str:

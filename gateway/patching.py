@@ -15,7 +15,7 @@ import jsonpointer
 from gateway import errors
 from gateway.limits import MAX_DOCUMENT_BYTES, check_value, dumps
 
-__all__ = ["pointer_parts", "apply_json_patch", "diff", "same_json"]
+__all__ = ["pointer_parts", "apply_json_patch", "apply_merge_patch", "diff", "same_json"]
 
 
 def _size(value: Any) -> int:
@@ -62,6 +62,20 @@ def apply_json_patch(doc: dict[str, Any], operations: Sequence[dict[str, Any]], 
         raise errors.BadRequest("the patch nests the task too deeply") from None
     check_value(work)
     return work
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON Merge Patch: a new value, *target* untouched. ``null`` removes a
+    member; a non-object patch replaces the target whole."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
 
 
 def _escape(key: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.auth import secret_hash
+from gateway.app import STYLES
 from gateway.cli import main
 from gateway.store import SCHEMA_VERSION
 
@@ -83,7 +84,7 @@ def test_import_export_and_audit(run, tmp_path: Path):
     assert code == 1
     assert [line for line in err.splitlines() if not line.startswith("{")] == [
         "line 2: invalid TaskStatus: type: Must be one of: QUARTZ, QPOC, QUEUED_TASK.",
-        'line 3: expected {"style": one of sailpoint, "task": {…}}',
+        f'line 3: expected {{"style": one of {", ".join(s.STYLE for s in STYLES)}, "task": {{…}}}}',
         "line 4: Expecting value: line 1 column 1 (char 0)",
         "imported 1 task(s), 3 failed"]
     code, out, _ = run("export")

@@ -1,0 +1,125 @@
+"""The OData query options of ``GET /api/v1/BatchTask``, parsed into :mod:`gateway.query`.
+
+Supported: ``$filter`` on State, Name and AssociateId with ``eq``, ``ne`` and ``and``;
+``$orderBy``, ``$select``, ``$top``, ``$skip`` and ``$format``. Anything else is refused
+with a message naming it, so a client never gets an unfiltered list it did not ask for.
+Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from gateway import errors
+from gateway.query import And, Compare, Expr, Sort
+from schemas.superoffice import FIELDS
+
+__all__ = ["ListOptions", "parse_list_options", "MAX_PAGE"]
+
+MAX_PAGE = 1000
+FILTERABLE = ("State", "Name", "AssociateId")
+SORTABLE = tuple(name for name in FIELDS if name != "ParameterObject")
+_SUPPORTED = ("$filter", "$orderby", "$select", "$top", "$skip", "$format")
+_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?[0-9]+)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S))")
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    where: Expr | None
+    order: tuple[Sort, ...]
+    select: tuple[str, ...] | None
+    top: int
+    skip: int
+    format: str | None  # "json" | "xml" | None (use Accept)
+
+
+def _fold(names: tuple[str, ...]) -> dict[str, str]:
+    return {n.casefold(): n for n in names}
+
+
+def _int_option(query: Mapping[str, str], name: str, default: int, hi: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw.strip()) or (hi is not None and int(raw) > hi):
+        limit = f" at most {hi}" if hi is not None else ""
+        raise errors.BadRequest(f"{name} must be a non-negative integer{limit}; got {raw[:40]!r}")
+    return int(raw)
+
+
+def parse_filter(text: str, state_name: Any) -> Expr | None:
+    """``State eq 'Started' and AssociateId ne 5``; *state_name* normalises State values."""
+    tokens = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:  # only trailing blanks remain
+            break
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        pos = match.end()
+    fields = _fold(FILTERABLE)
+    terms: list[Expr] = []
+    i = 0
+    while True:
+        if i + 3 > len(tokens):
+            raise errors.BadRequest(f"$filter: expected 'Field eq|ne value' at the end of {text[:80]!r}")
+        (k1, field), (k2, op), (k3, value) = tokens[i:i + 3]
+        if k1 != "word" or field.casefold() not in fields:
+            raise errors.BadRequest(f"$filter: {field[:40]!r} cannot be filtered on; use {', '.join(FILTERABLE)}")
+        if k2 != "word" or op.lower() not in ("eq", "ne"):
+            raise errors.BadRequest(f"$filter: operator {op[:40]!r} is not supported; use eq, ne and and")
+        name = fields[field.casefold()]
+        if k3 == "string":
+            literal: Any = value[1:-1].replace("''", "'")
+        elif k3 == "number":
+            literal = int(value)
+        else:
+            raise errors.BadRequest(f"$filter: {value[:40]!r} is not a value; quote text as 'text'")
+        if name == "State":
+            literal = state_name(literal)
+        elif name == "AssociateId" and not isinstance(literal, int):
+            raise errors.BadRequest(f"$filter: AssociateId compares with an integer, not {value[:40]}")
+        elif name == "Name" and not isinstance(literal, str):
+            raise errors.BadRequest(f"$filter: Name compares with text in quotes, not {value[:40]}")
+        terms.append(Compare(f"$.{name}", op.lower(), (literal,)))  # type: ignore[arg-type]
+        i += 3
+        if i == len(tokens):
+            break
+        kind, word = tokens[i]
+        if kind != "word" or word.lower() != "and":
+            raise errors.BadRequest(f"$filter: {word[:40]!r} is not supported; terms are joined with and")
+        i += 1
+    return terms[0] if len(terms) == 1 else And(tuple(terms))
+
+
+def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions:
+    for key in query:
+        if key.startswith("$") and key.casefold() not in _SUPPORTED:
+            raise errors.BadRequest(f"{key[:40]} is not supported; use {', '.join(_SUPPORTED)}")
+    options = {key.casefold(): value for key, value in query.items() if key.startswith("$")}
+    text = options.get("$filter", "").strip()
+    where = parse_filter(text, state_name) if text else None
+    order: list[Sort] = []
+    sortable = _fold(SORTABLE)
+    for part in filter(None, (p.strip() for p in options.get("$orderby", "").split(","))):
+        name, _, direction = part.partition(" ")
+        direction = direction.strip().lower()
+        if name.casefold() not in sortable or direction not in ("", "asc", "desc"):
+            raise errors.BadRequest(f"$orderBy: cannot sort by {part[:60]!r}; use a member name and asc or desc")
+        order.append(Sort(f"$.{sortable[name.casefold()]}", direction == "desc"))
+    select = None
+    if "$select" in options:
+        known = _fold(tuple(FIELDS))
+        names = [p.strip() for p in options["$select"].split(",") if p.strip()]
+        unknown = [n for n in names if n.casefold() not in known]
+        if unknown or not names:
+            raise errors.BadRequest(f"$select: unknown member {', '.join(unknown)[:80] or '(none)'}")
+        select = tuple(dict.fromkeys(known[n.casefold()] for n in names))
+    fmt = options.get("$format")
+    if fmt is not None and fmt.lower() not in ("json", "xml"):
+        raise errors.BadRequest(f"$format must be JSON or XML; got {fmt[:40]!r}")
+    return ListOptions(where, tuple(order) or (Sort("$.Id"),), select,
+                       _int_option(options, "$top", MAX_PAGE, MAX_PAGE), _int_option(options, "$skip", 0, None),
+                       fmt.lower() if fmt else None)
