@@ -45,6 +45,7 @@ def apply_json_patch(doc: dict[str, Any], operations: Sequence[dict[str, Any]], 
     budget = max_bytes - _size(doc)
     try:
         work = copy.deepcopy(doc)
+        op: dict[str, Any] = {}
         for op in operations:
             if op["op"] == "copy":
                 budget -= _size(jsonpointer.resolve_pointer(work, op["from"]))
@@ -52,7 +53,7 @@ def apply_json_patch(doc: dict[str, Any], operations: Sequence[dict[str, Any]], 
                     raise errors.PayloadTooLarge(f"the patch would make the task larger than {max_bytes} bytes")
             work = jsonpatch.JsonPatch([op]).apply(work, in_place=True)
     except jsonpatch.JsonPatchTestFailed as exc:
-        raise errors.Conflict(f"test failed: {exc}") from None
+        raise errors.Conflict(f"test failed: {op['path']} is not {_short(op.get('value'))}") from None
     except jsonpatch.InvalidJsonPatch as exc:
         raise errors.BadRequest(f"invalid JSON Patch: {exc}") from None
     except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException,
@@ -76,6 +77,11 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = apply_merge_patch(result.get(key), value)
     return result
+
+
+def _short(value: Any) -> str:
+    text = dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _escape(key: str) -> str:

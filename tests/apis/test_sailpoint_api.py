@@ -277,7 +277,7 @@ BAD_PATCHES = [
      PATCH_JSON, 400, "invalid TaskStatus: messages[0].type: Must be one of: INFO, WARN, ERROR."),
     ("failed test", b'[{"op":"test","path":"/percentComplete","value":7},'
      b'{"op":"replace","path":"/percentComplete","value":8}]', PATCH_JSON, 409,
-     "test failed: 0 (<class 'int'>) is not equal to tested value 7 (<class 'int'>)"),
+     "test failed: /percentComplete is not 7"),
     ("pointer into nowhere", b'[{"op":"replace","path":"/attributes/missing","value":1}]', PATCH_JSON, 409,
      "the patch does not apply to the task: can't replace a non-existent object 'missing'"),
     ("index out of range", b'[{"op":"add","path":"/messages/5","value":{"type":"INFO","key":"k"}}]', PATCH_JSON,
