@@ -481,8 +481,9 @@ async def describe_agent(request: web.Request) -> web.Response:
 # -- wiring -----------------------------------------------------------------------------------
 def _routes(prefix: str, tag: str, r: web.UrlDispatcher) -> None:
     base = f"{prefix}/api/v1"
-    r.add_get(f"{base}/BatchTask", list_tasks, name=f"{STYLE}:list{tag}")
-    r.add_post(f"{base}/BatchTask", create_task, name=f"{STYLE}:create{tag}")
+    for slash in ("", "/"):  # superoffice-python-sdk's create() posts to ".../BatchTask/"
+        r.add_get(f"{base}/BatchTask{slash}", list_tasks, name=f"{STYLE}:list{tag}{slash and ':slash'}")
+        r.add_post(f"{base}/BatchTask{slash}", create_task, name=f"{STYLE}:create{tag}{slash and ':slash'}")
     r.add_get(f"{base}/BatchTask/{{id}}", get_task_or_state, name=f"{STYLE}:get{tag}")
     r.add_put(f"{base}/BatchTask/{{id}}", put_task, name=f"{STYLE}:put{tag}")
     r.add_delete(f"{base}/BatchTask/{{id}}", delete_task, name=f"{STYLE}:delete{tag}")
