@@ -1,14 +1,18 @@
 """Time in one format: UTC, millisecond precision, ``YYYY-MM-DDTHH:MM:SS.sssZ``.
 
 Every timestamp taskgate writes (documents, audit rows, tokens) comes from here, so the
-format the vendors' clients parse is decided once.
+format the vendors' clients parse is decided once. Rules that depend on the time (a
+scheduled task starting, an overdue one expiring) ask a :class:`Clock` object instead
+of the module functions, so that tests can hold time still and move it by hand
+(:class:`ManualClock`) rather than sleep. This module keeps no clock of its own: whoever
+needs one is handed it (e.g. in the application's state).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-__all__ = ["utc_now", "iso_utc", "now_iso", "parse_iso"]
+__all__ = ["utc_now", "iso_utc", "now_iso", "parse_iso", "Clock", "ManualClock"]
 
 
 def utc_now() -> datetime:
@@ -36,3 +40,38 @@ def parse_iso(text: str) -> datetime:
         raise ValueError("not a date-time")  # a date without a time is not RFC 3339
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Clock:
+    """The system's UTC time; the base of every clock that rules are given."""
+
+    def now(self) -> datetime:
+        return utc_now()
+
+    def now_iso(self) -> str:
+        return iso_utc(self.now())
+
+
+class ManualClock(Clock):
+    """A clock that stands still until told to move: time rules become testable without sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("a ManualClock needs an aware datetime")
+        self._now = start.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("a ManualClock needs an aware datetime")
+        self._now = moment.astimezone(timezone.utc)
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by ``timedelta(**delta)`` (e.g. ``advance(hours=2)``); returns the new time."""
+        step = timedelta(**delta)
+        if step < timedelta(0):
+            raise ValueError("a ManualClock only moves forward")
+        self._now += step
+        return self._now

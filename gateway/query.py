@@ -3,6 +3,9 @@
 Each API style parses its own filter syntax into these nodes; ``gateway/store.py``
 compiles them to SQL. A field is either ``"id"`` (the task id column) or a JSON path
 such as ``$.completionStatus`` into the stored document. Nodes are immutable data.
+
+``has`` is array containment: true when the array at the field holds at least one of
+the values (webMethods' ``assignedToList`` and ``acceptedByList``).
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from typing import Literal, Union
 
 __all__ = ["Compare", "And", "Or", "Not", "Expr", "Sort", "Query", "OPS"]
 
-OPS = ("eq", "ne", "in", "isnull", "gt", "ge", "lt", "le", "sw", "co")
+OPS = ("eq", "ne", "in", "isnull", "gt", "ge", "lt", "le", "sw", "co", "has")
 
 
 @dataclass(frozen=True)
 class Compare:
     field: str
-    op: Literal["eq", "ne", "in", "isnull", "gt", "ge", "lt", "le", "sw", "co"]
+    op: Literal["eq", "ne", "in", "isnull", "gt", "ge", "lt", "le", "sw", "co", "has"]
     values: tuple[object, ...] = ()
 
 

@@ -191,6 +191,13 @@ def compile_where(expr: Expr, params: list[Any]) -> str:
         if expr.op == "in":
             params.extend(expr.values)
             return f"{col} IN ({', '.join('?' * len(expr.values))})"
+        if expr.op == "has":
+            if col == "id" or not expr.values:
+                raise ValueError(f"'has' needs a JSON array field and a value: {expr!r}")
+            params.extend(expr.values)
+            # json_each over a null or absent member yields no matching row: not contained
+            return (f"EXISTS (SELECT 1 FROM json_each(tasks.doc, '{expr.field}') AS e "
+                    f"WHERE e.type = 'text' AND e.value IN ({', '.join('?' * len(expr.values))}))")
         if expr.op in ("sw", "co"):
             literal = str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params.append(("%" if expr.op == "co" else "") + literal + "%")
