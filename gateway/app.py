@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from gateway import errors
-from gateway.apis import sailpoint, superoffice
+from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, auth_middleware, oauth_token
 from gateway.codecs import json_response
@@ -28,7 +28,7 @@ from gateway.store import Store
 __all__ = ["create_app", "STYLES"]
 
 #: every API style, in the order their routes are registered
-STYLES: tuple[ModuleType, ...] = (sailpoint, superoffice)
+STYLES: tuple[ModuleType, ...] = (sailpoint, superoffice, webmethods)
 _RENDERERS = {style.STYLE: style for style in STYLES}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 

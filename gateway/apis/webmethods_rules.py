@@ -1,0 +1,306 @@
+"""The Task Engine's rules as data and pure functions: which fields a PUT may change,
+which status may follow which, who may see a task, what the clock does to a task, and
+what a rollback restores.
+
+Nothing here does I/O or knows HTTP: every function takes documents and facts and returns
+a new document (or raises a domain error from :mod:`gateway.errors`). The HTTP module
+builds store mutations from them; the tests exercise them directly.
+
+A stored task is ``{"TaskInfo": {…}, "TaskData": {…}}`` with dates in taskgate's
+canonical UTC text, so that they compare as text in SQL.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from gateway import errors
+from gateway.patching import apply_json_patch
+from gateway.query import Compare, Expr, Or
+from gateway.store import Change, Mutate
+from schemas.webmethods import STATUSES
+
+__all__ = ["STATUSES", "TERMINAL", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "DATE_FIELDS",
+           "SYSTEM", "Actor", "check_status_change", "check_update", "merge_task_info", "new_task",
+           "update_mutation", "due_status", "time_step", "time_mutation", "may_access", "access_filter",
+           "not_found", "restore_before", "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK",
+           "KEEP_TASK_DATA", "TASK_INFO_DEFAULTS"]
+
+#: statuses that end a task; PUT reaches them only with ``update_completed_task``
+TERMINAL = frozenset({"completed", "cancelled", "expired"})
+#: statuses a PUT applies to by default (IS: Active, Error, Suspended; taskgate adds scheduled)
+UPDATABLE_STATUSES = frozenset({"active", "error", "suspended", "scheduled"})
+#: new statuses refused from a given status, whatever the setting
+FORBIDDEN_NEXT: Mapping[str, frozenset[str]] = {
+    "suspended": frozenset({"completed", "expired"}),
+}
+#: the only new status allowed from a given status
+ONLY_NEXT: Mapping[str, frozenset[str]] = {
+    "error": frozenset({"completed"}),
+}
+#: TaskInfo fields a PUT may change (anything else in TaskInfo is read-only)
+WRITABLE = frozenset({"name", "description", "customTaskID", "status", "priority", "expireDate",
+                      "taskScheduleDate", "assignedToList", "acceptedByList", "errorCode", "errorMessage",
+                      "delegatedFromList", "delegatedToList", "delegationMap"})
+#: read-only TaskInfo fields: a PUT that names them is not refused, the values are ignored
+READ_ONLY = frozenset({"taskID", "taskTypeID", "lastAcceptedBy", "lastAcceptedDate", "createdDate",
+                       "createdBy", "lastModifiedDate", "lastModifiedBy", "processInstanceID",
+                       "rootProcessInstanceID", "processModelID", "processModelVersion", "stepID",
+                       "processIteration", "stepIteration", "auditContext", "collaborationProcessID",
+                       "collaborationStepID", "taskUrl", "taskVersionNumber", "isMandatory",
+                       "currentUserAccepted", "delegatedFrom", "attributes", "parentTaskID"})
+DATE_FIELDS = ("expireDate", "taskScheduleDate", "createdDate", "lastModifiedDate", "lastAcceptedDate")
+#: every TaskInfo a create makes has these members, null until set (as IS serialises unset fields)
+TASK_INFO_DEFAULTS: Mapping[str, Any] = {
+    "taskID": None, "taskTypeID": None, "name": None, "description": None, "customTaskID": None,
+    "status": "active", "priority": "none", "expireDate": None, "taskScheduleDate": None,
+    "assignedToList": [], "acceptedByList": [], "lastAcceptedBy": None, "lastAcceptedDate": None,
+    "createdDate": None, "createdBy": None, "lastModifiedDate": None, "lastModifiedBy": None,
+    "errorCode": None, "errorMessage": None, "processInstanceID": None, "rootProcessInstanceID": None,
+    "processModelID": None, "processModelVersion": None, "stepID": None, "delegatedFromList": [],
+    "delegatedToList": [], "taskVersionNumber": 1,
+}
+#: the actor of changes the clock makes
+SYSTEM = "system"
+#: appended to the request id of a rollback's audit row, so the audit view can name it
+ROLLBACK_MARK = "#rollback:"
+#: pub.task:TaskAudit ``operation`` codes (ITaskConstants.TASK_OPERATION_*)
+OP_CREATED, OP_RESUME, OP_SUSPEND, OP_UPDATE, OP_ERROR = 0, 1, 2, 3, 5
+OP_SCHEDULE_RULE, OP_REVERTED, OP_ACCEPTED = 11, 14, 16
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The effective user of a request (after impersonation) and whether it is an admin."""
+
+    name: str
+    is_admin: bool
+
+
+def not_found(task_id: str) -> errors.NotFound:
+    """One answer for "absent" and "not yours", so that existence does not leak."""
+    return errors.NotFound(f"Task {task_id} not found or access denied")
+
+
+# -- access -----------------------------------------------------------------------------
+def may_access(info: Mapping[str, Any], actor: Actor) -> bool:
+    """Admins see every task; a user sees tasks assigned to, accepted by or created by them."""
+    if actor.is_admin:
+        return True
+    return (actor.name in (info.get("assignedToList") or ()) or actor.name in (info.get("acceptedByList") or ())
+            or info.get("createdBy") == actor.name)
+
+
+def access_filter(user: str) -> Expr:
+    """:func:`may_access` for a non-admin, as a query the store runs in SQL."""
+    return Or((Compare("$.TaskInfo.assignedToList", "has", (user,)),
+               Compare("$.TaskInfo.acceptedByList", "has", (user,)),
+               Compare("$.TaskInfo.createdBy", "eq", (user,))))
+
+
+# -- status rules -----------------------------------------------------------------------
+def check_status_change(current: str, new: str | None, *, update_completed_task: bool,
+                        in_process: bool) -> None:
+    """Conflict unless a PUT may touch a task in *current* and move it to *new*.
+
+    *new* is None (or equal to *current*) when the status does not change. The order is
+    the Task Engine's: an error task of a process instance is never updatable; terminal
+    tasks only with the setting; then the per-status limits, which the setting does not
+    lift (the docs do not say it does).
+    """
+    if current == "error" and in_process:
+        raise errors.Conflict("a task in status error that belongs to a process instance cannot be updated")
+    if current not in UPDATABLE_STATUSES and not update_completed_task:
+        raise errors.Conflict(f"a task in status {current} cannot be updated; only tasks in status "
+                              + ", ".join(sorted(UPDATABLE_STATUSES))
+                              + " can (webmethods.update_completed_task is false)")
+    if new is None or new == current:
+        return
+    if current in ONLY_NEXT and new not in ONLY_NEXT[current]:
+        raise errors.Conflict(f"a task in status {current} can only be changed to "
+                              + ", ".join(sorted(ONLY_NEXT[current])) + f", not {new}")
+    if new in FORBIDDEN_NEXT.get(current, ()):
+        raise errors.Conflict(f"a task in status {current} cannot be changed to {new}")
+
+
+def check_update(info: Mapping[str, Any], changes: Mapping[str, Any], *, update_completed_task: bool) -> None:
+    """Every rule a PUT's TaskInfo *changes* must pass against the stored *info*."""
+    current = info.get("status") or "active"
+    check_status_change(current, changes.get("status"), update_completed_task=update_completed_task,
+                        in_process=bool(info.get("processInstanceID")))
+    schedule = changes.get("taskScheduleDate")
+    if schedule is not None and schedule != info.get("taskScheduleDate") and current != "scheduled":
+        raise errors.Conflict(f"taskScheduleDate can only be changed while the task is scheduled; "
+                              f"this task is {current}")
+
+
+# -- changes ----------------------------------------------------------------------------
+def _stamp(info: dict[str, Any], *, user: str, now: str) -> None:
+    info["taskVersionNumber"] = int(info.get("taskVersionNumber") or 0) + 1
+    info["lastModifiedDate"] = now
+    info["lastModifiedBy"] = user
+
+
+def merge_task_info(info: Mapping[str, Any], changes: Mapping[str, Any], *, user: str, now: str) -> dict[str, Any]:
+    """*info* with every non-null member of *changes* set, and the bookkeeping of an update.
+
+    *changes* holds writable fields only (the schema made sure of it). Setting
+    ``acceptedByList`` records who accepted and when; an empty list clears both.
+    """
+    new = dict(info)
+    for key, value in changes.items():
+        if key in WRITABLE and value is not None:
+            new[key] = copy.deepcopy(value)
+    if changes.get("acceptedByList") is not None:
+        accepted = changes["acceptedByList"]
+        new["lastAcceptedBy"] = accepted[-1] if accepted else None
+        new["lastAcceptedDate"] = now if accepted else None
+    _stamp(new, user=user, now=now)
+    return new
+
+
+def new_task(task_id: str, task_type_id: str, queue_info: Mapping[str, Any], task_data: Mapping[str, Any],
+             *, user: str, now: str) -> dict[str, Any]:
+    """A stored task for a create: ``scheduled`` when its schedule date lies ahead of *now*."""
+    info = dict(TASK_INFO_DEFAULTS)
+    for key, value in queue_info.items():
+        if value is not None:
+            info["assignedToList" if key == "assignedTaskList" else key] = copy.deepcopy(value)
+    if info.get("acceptedByList"):
+        info["lastAcceptedBy"], info["lastAcceptedDate"] = info["acceptedByList"][-1], now
+    schedule = info.get("taskScheduleDate")
+    info.update(taskID=task_id, taskTypeID=task_type_id, createdDate=now, createdBy=user,
+                lastModifiedDate=now, lastModifiedBy=user, taskVersionNumber=1,
+                status="scheduled" if schedule is not None and schedule > now else "active")
+    return {"TaskInfo": info, "TaskData": copy.deepcopy(dict(task_data))}
+
+
+#: passed as the TaskData of a PUT that sends none: the stored TaskData stays
+KEEP_TASK_DATA: Any = object()
+
+
+def update_mutation(task_id: str, changes: Mapping[str, Any], task_data: Any, *, actor: Actor, now: str,
+                    update_completed_task: bool) -> Mutate:
+    """The store mutation of a PUT: access, catch-up with the clock, the rules, the merge.
+
+    *task_data* is the replacement TaskData, or :data:`KEEP_TASK_DATA` to keep it. The clock's
+    own changes are normally applied (and audited as ``system``) before this runs; doing
+    them here too only matters when a concurrent change made one due meanwhile.
+    """
+    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
+        if old is None or not may_access(old["TaskInfo"], actor):
+            raise not_found(task_id)
+        current = old
+        while (step := time_step(current, now)) is not None:
+            current = step
+        check_update(current["TaskInfo"], changes, update_completed_task=update_completed_task)
+        return {**current, "TaskInfo": merge_task_info(current["TaskInfo"], changes, user=actor.name, now=now),
+                "TaskData": current["TaskData"] if task_data is KEEP_TASK_DATA else copy.deepcopy(task_data)}
+    return mutate
+
+
+# -- the clock ----------------------------------------------------------------------------
+def due_status(info: Mapping[str, Any], now: str) -> str | None:
+    """The status the clock moves *info* to at *now*, or None: a scheduled task starts at
+    its ``taskScheduleDate``; an active task expires at its ``expireDate``."""
+    status = info.get("status")
+    if status == "scheduled" and info.get("taskScheduleDate") and info["taskScheduleDate"] <= now:
+        return "active"
+    if status == "active" and info.get("expireDate") and info["expireDate"] <= now:
+        return "expired"
+    return None
+
+
+def time_step(doc: Mapping[str, Any], now: str) -> dict[str, Any] | None:
+    """*doc* after one change of the clock's, or None when none is due."""
+    target = due_status(doc["TaskInfo"], now)
+    if target is None:
+        return None
+    info = {**doc["TaskInfo"], "status": target}
+    _stamp(info, user=SYSTEM, now=now)
+    return {**doc, "TaskInfo": info}
+
+
+def time_mutation(now: str) -> Mutate:
+    """The store mutation of one change of the clock's; unchanged when none is due (so
+    the store writes nothing, and racing sweeps cannot apply one twice)."""
+    def mutate(old: dict[str, Any] | None) -> dict[str, Any] | None:
+        if old is None:
+            return None
+        return time_step(old, now) or old
+    return mutate
+
+
+# -- audit and rollback --------------------------------------------------------------------
+def restore_before(doc: dict[str, Any], newest_first: Sequence[Change], target_seq: int) -> dict[str, Any]:
+    """*doc* as it was before the audit entry *target_seq*: the undo patches of that entry
+    and of every later one, applied newest first. Conflict when the entry is the task's
+    creation (nothing came before it) or not among *newest_first*."""
+    work = doc
+    for change in newest_first:
+        if change.seq < target_seq:
+            break
+        if change.action != "updated":
+            raise errors.Conflict(f"audit entry {change.seq} is the task's creation; there is no earlier "
+                                  f"state to roll back to (delete the task instead)")
+        work = apply_json_patch(work, change.undo)
+        if change.seq == target_seq:
+            return work
+    raise errors.Conflict(f"audit entry {target_seq} cannot be rolled back")
+
+
+def rollback_mutation(task_id: str, newest_first: Sequence[Change], target_seq: int, *, actor: Actor,
+                      now: str, update_completed_task: bool) -> Mutate:
+    """The store mutation of a rollback: the task's TaskInfo and TaskData before the
+    entry, as one new change by *actor*. It obeys a PUT's rules (a rollback cannot do
+    what a PUT could not), and ``taskVersionNumber`` keeps counting up."""
+    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
+        if old is None or not may_access(old["TaskInfo"], actor):
+            raise not_found(task_id)
+        restored = restore_before(old, newest_first, target_seq)
+        info = restored["TaskInfo"]
+        check_update(old["TaskInfo"], {k: info.get(k) for k in ("status", "taskScheduleDate")},
+                     update_completed_task=update_completed_task)
+        info = {**info, "taskVersionNumber": old["TaskInfo"].get("taskVersionNumber")}
+        _stamp(info, user=actor.name, now=now)
+        return {**restored, "TaskInfo": info}
+    return mutate
+
+
+def operation_code(change: Change) -> int:
+    """The pub.task:TaskAudit ``operation`` of an audit row, read from its patch."""
+    if change.action == "created":
+        return OP_CREATED
+    if ROLLBACK_MARK in change.request_id:
+        return OP_REVERTED
+    new = {op["path"]: op.get("value") for op in change.patch if op["op"] in ("add", "replace")}
+    old = {op["path"]: op.get("value") for op in change.undo if op["op"] in ("add", "replace")}
+    status, before = new.get("/TaskInfo/status"), old.get("/TaskInfo/status")
+    if change.actor == SYSTEM and before == "scheduled" and status == "active":
+        return OP_SCHEDULE_RULE
+    if status == "suspended":
+        return OP_SUSPEND
+    if before == "suspended" and status == "active":
+        return OP_RESUME
+    if status == "error":
+        return OP_ERROR
+    if new.get("/TaskInfo/acceptedByList"):
+        return OP_ACCEPTED
+    return OP_UPDATE
+
+
+def version_of(change: Change) -> int:
+    """The ``taskVersionNumber`` a change left the task at (the store's version when the
+    patch does not say, e.g. for a task imported with its own numbering)."""
+    for op in change.patch:
+        if op["path"] == "/TaskInfo/taskVersionNumber" and isinstance(op.get("value"), int):
+            return op["value"]
+        if op["path"] in ("", "/TaskInfo") and isinstance(op.get("value"), dict):
+            found = (op["value"].get("taskVersionNumber") if op["path"] == "/TaskInfo"
+                     else (op["value"].get("TaskInfo") or {}).get("taskVersionNumber"))
+            if isinstance(found, int):
+                return found
+    return change.version
+
