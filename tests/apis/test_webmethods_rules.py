@@ -1,0 +1,184 @@
+"""The webMethods rules and date codecs as pure functions, without HTTP; and the store's
+``has`` operator on a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from gateway import errors
+from gateway.apis import webmethods_rules as rules
+from gateway.apis.webmethods_dates import date_encoder, format_pattern, parse_wm_date
+from gateway.clock import ManualClock
+from gateway.query import Compare, Not, Query
+from gateway.store import Change, Store
+
+ALICE = rules.Actor("alice", False)
+NOW = "2024-05-17T19:33:16.470Z"
+
+
+def task(**info) -> dict:
+    return rules.new_task("1", "type", info, {"k": "v"}, user="root", now=NOW)
+
+
+# -- status rules ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("current, new, flag, in_process, allowed", [
+    ("active", "completed", False, False, True),
+    ("active", "cancelled", False, False, True),
+    ("active", "expired", False, True, True),  # processInstanceID only matters in error
+    ("error", "completed", False, False, True),
+    ("error", "active", True, False, False),
+    ("error", None, False, False, True),  # non-status edits of an error task [GAP: allowed]
+    ("error", "completed", True, True, False),
+    ("error", None, True, True, False),
+    ("suspended", "completed", True, False, False),
+    ("suspended", "expired", False, False, False),
+    ("suspended", "active", False, False, True),
+    ("scheduled", "cancelled", False, False, True),
+    ("completed", "active", False, False, False),
+    ("completed", None, False, False, False),
+    ("completed", "active", True, False, True),
+    ("cancelled", "completed", True, False, True),
+    ("expired", "active", True, False, True),
+])
+def test_check_status_change(current, new, flag, in_process, allowed):
+    call = lambda: rules.check_status_change(current, new, update_completed_task=flag, in_process=in_process)  # noqa: E731
+    if allowed:
+        call()
+    else:
+        with pytest.raises(errors.Conflict):
+            call()
+
+
+def test_merge_changes_only_given_values_and_stamps_the_update():
+    info = task(name="n", description="d", assignedToList=["alice"])["TaskInfo"]
+    merged = rules.merge_task_info(info, {"description": "e", "name": None, "acceptedByList": ["bob", "alice"]},
+                                   user="alice", now="2024-05-18T00:00:00.000Z")
+    assert merged == {**info, "description": "e", "acceptedByList": ["bob", "alice"], "lastAcceptedBy": "alice",
+                      "lastAcceptedDate": "2024-05-18T00:00:00.000Z", "taskVersionNumber": 2,
+                      "lastModifiedBy": "alice", "lastModifiedDate": "2024-05-18T00:00:00.000Z"}
+    assert info["taskVersionNumber"] == 1  # the input is not modified
+
+
+def test_update_mutation_checks_access_before_anything():
+    doc = task(assignedToList=["bob"])
+    with pytest.raises(errors.NotFound, match="Task 1 not found or access denied"):
+        rules.update_mutation("1", {"status": "bogus-but-unchecked"}, rules.KEEP_TASK_DATA, actor=ALICE, now=NOW,
+                              update_completed_task=False)(doc)
+    with pytest.raises(errors.NotFound):
+        rules.update_mutation("1", {}, {}, actor=ALICE, now=NOW, update_completed_task=False)(None)
+
+
+def test_access():
+    doc = task(assignedToList=["alice"])["TaskInfo"]
+    assert rules.may_access(doc, ALICE) and not rules.may_access(doc, rules.Actor("bob", False))
+    assert rules.may_access(doc, rules.Actor("boss", True))
+    assert rules.may_access({**doc, "assignedToList": [], "createdBy": "alice"}, ALICE)
+
+
+# -- the clock ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("info, now, expected", [
+    ({"status": "scheduled", "taskScheduleDate": "2024-05-18T00:00:00.000Z"}, "2024-05-17T23:59:59.999Z", None),
+    ({"status": "scheduled", "taskScheduleDate": "2024-05-18T00:00:00.000Z"}, "2024-05-18T00:00:00.000Z", "active"),
+    ({"status": "active", "expireDate": "2024-05-18T00:00:00.000Z"}, "2024-05-18T00:00:00.000Z", "expired"),
+    ({"status": "suspended", "expireDate": "2024-05-18T00:00:00.000Z"}, "2025-01-01T00:00:00.000Z", None),
+    ({"status": "active", "expireDate": None}, "2025-01-01T00:00:00.000Z", None),
+])
+def test_due_status(info, now, expected):
+    assert rules.due_status(info, now) == expected
+
+
+def test_time_mutation_is_idempotent():
+    doc = task(taskScheduleDate="2024-05-18T00:00:00.000Z")
+    assert doc["TaskInfo"]["status"] == "scheduled"
+    mutate = rules.time_mutation("2024-05-18T00:00:00.000Z")
+    once = mutate(doc)
+    assert once["TaskInfo"]["status"] == "active" and once["TaskInfo"]["lastModifiedBy"] == "system"
+    assert mutate(once) is once
+
+
+def test_manual_clock():
+    clock = ManualClock(datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert clock.now_iso() == "2024-01-01T00:00:00.000Z"
+    clock.advance(hours=1, milliseconds=5)
+    assert clock.now_iso() == "2024-01-01T01:00:00.005Z"
+    with pytest.raises(ValueError):
+        clock.advance(seconds=-1)
+
+
+# -- rollback ---------------------------------------------------------------------------------------------
+def change(seq: int, action: str, patch: list, undo: list) -> Change:
+    return Change(seq, NOW, "webmethods", "1", seq, action, "alice", "r", patch, undo)
+
+
+def test_restore_before_applies_undo_patches_newest_first():
+    doc = {"TaskInfo": {"name": "c"}, "TaskData": {}}
+    trail = [change(3, "updated", [], [{"op": "replace", "path": "/TaskInfo/name", "value": "b"}]),
+             change(2, "updated", [], [{"op": "replace", "path": "/TaskInfo/name", "value": "a"}]),
+             change(1, "created", [], [])]
+    assert rules.restore_before(doc, trail, 3)["TaskInfo"]["name"] == "b"
+    assert rules.restore_before(doc, trail, 2)["TaskInfo"]["name"] == "a"
+    with pytest.raises(errors.Conflict, match="creation"):
+        rules.restore_before(doc, trail, 1)
+
+
+# -- dates ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("given", [
+    "2024-05-17T19:33:16.470Z", "2024-05-17T21:33:16.470+02:00", "2024-05-17T19:33:16.470+0000", 1715974396470,
+    "1715974396470",
+])
+def test_parse_wm_date(given):
+    assert parse_wm_date(given) == NOW
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("Fri May 17 21:33:16 CEST 2024", "2024-05-17T19:33:16.000Z"),
+    ("Fri May 17 15:33:16 EDT 2024", "2024-05-17T19:33:16.000Z"),
+    ("Fri May 17 21:33:16 GMT+02:00 2024", "2024-05-17T19:33:16.000Z"),
+    ("2024-05-17", "2024-05-17T00:00:00.000Z"),
+    (0, "1970-01-01T00:00:00.000Z"),
+])
+def test_parse_wm_date_forms(given, expected):
+    assert parse_wm_date(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "soon", "Fri May 32 10:00:00 UTC 2024", "Fri May 17 10:00:00 IST 2024",
+                                 True, None, 10 ** 15, [2024]])
+def test_parse_wm_date_refuses(bad):
+    with pytest.raises(ValueError):
+        parse_wm_date(bad)
+
+
+def test_date_encoders():
+    assert date_encoder(None)(NOW) == "Fri May 17 19:33:16 UTC 2024"
+    assert date_encoder("long")(NOW) == 1715974396470
+    assert date_encoder("ISO8601")(NOW) == "2024-05-17T19:33:16.470+0000"
+    assert date_encoder("yyyyMMdd''HHmm")(NOW) == "20240517'1933"
+    moment = datetime(2024, 1, 5, 0, 7, 9, tzinfo=timezone.utc)
+    assert format_pattern(moment, "h:mm a, k, K, D, u, G, yy, M, MMMM, zzzz") == \
+        "12:07 AM, 24, 0, 5, 5, AD, 24, 1, January, Coordinated Universal Time"
+    for bad in ("yyyy-qq", "'unterminated", "x" * 101):
+        with pytest.raises(ValueError):
+            date_encoder(bad)
+
+
+# -- the store's array containment -----------------------------------------------------------------------
+async def test_has_compiles_to_json_each(tmp_path):
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        for tid, names in (("a", ["alice", "bob"]), ("b", ["bob"]), ("c", None), ("d", ["al"])):
+            await store.create("x", tid, {"TaskInfo": {"assignedToList": names}}, actor="t", request_id="r")
+
+        async def ids(expr) -> list[str]:
+            return [t.id for t in (await store.list("x", Query(expr)))[0]]
+
+        assert await ids(Compare("$.TaskInfo.assignedToList", "has", ("alice",))) == ["a"]
+        assert await ids(Compare("$.TaskInfo.assignedToList", "has", ("bob",))) == ["a", "b"]
+        assert await ids(Compare("$.TaskInfo.assignedToList", "has", ("alice", "al"))) == ["a", "d"]
+        assert await ids(Not(Compare("$.TaskInfo.assignedToList", "has", ("bob",)))) == ["c", "d"]
+        assert await ids(Compare("$.TaskInfo.assignedToList", "has", ("%",))) == []
+        with pytest.raises(ValueError):
+            await ids(Compare("id", "has", ("a",)))
+    finally:
+        await store.close()
