@@ -662,7 +662,7 @@ def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:
     info = doc["TaskInfo"]
     task_id = _name(info.get("taskID"), "TaskInfo.taskID")
     type_id = _name(info.get("taskTypeID"), "TaskInfo.taskTypeID")
-    data = doc.get("TaskData") or {}
+    data = {} if doc.get("TaskData") is None else doc["TaskData"]
     if not isinstance(data, dict):
         raise errors.BadRequest("TaskData must be a JSON object")
     status = info.get("status") or "active"

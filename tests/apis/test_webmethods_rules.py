@@ -182,3 +182,21 @@ async def test_has_compiles_to_json_each(tmp_path):
             await ids(Compare("id", "has", ("a",)))
     finally:
         await store.close()
+
+
+# -- taskgate import -------------------------------------------------------------------------------------
+def test_import_task_keeps_identity_status_and_history_fields():
+    from gateway.apis.webmethods import import_task
+    task_id, doc = import_task({"TaskInfo": {"taskID": "7565", "taskTypeID": "T", "status": "completed",
+                                             "name": "n", "createdBy": "jsmith", "taskVersionNumber": 9,
+                                             "createdDate": "Thu Sep 28 14:21:05 CEST 2017"},
+                                "TaskData": {"a": 1}}, NOW)
+    assert task_id == "7565"
+    info = doc["TaskInfo"]
+    assert (info["status"], info["name"], info["createdBy"], info["taskVersionNumber"], info["createdDate"]) == (
+        "completed", "n", "jsmith", 9, "2017-09-28T12:21:05.000Z")
+    assert doc["TaskData"] == {"a": 1}
+    for bad in ({"TaskInfo": {"taskTypeID": "T"}}, {"TaskInfo": {"taskID": "1", "taskTypeID": "T", "status": "done"}},
+                {"TaskInfo": {"taskID": "1", "taskTypeID": "T"}, "TaskData": []}, []):
+        with pytest.raises(errors.BadRequest):
+            import_task(bad, NOW)
