@@ -52,7 +52,7 @@ def apply_json_patch(doc: dict[str, Any], operations: Sequence[dict[str, Any]], 
                 if budget < 0:
                     raise errors.PayloadTooLarge(f"the patch would make the task larger than {max_bytes} bytes")
             work = jsonpatch.JsonPatch([op]).apply(work, in_place=True)
-    except jsonpatch.JsonPatchTestFailed as exc:
+    except jsonpatch.JsonPatchTestFailed:
         raise errors.Conflict(f"test failed: {op['path']} is not {_short(op.get('value'))}") from None
     except jsonpatch.InvalidJsonPatch as exc:
         raise errors.BadRequest(f"invalid JSON Patch: {exc}") from None

@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from gateway.clock import iso_utc, parse_iso
+from gateway.clock import iso_utc
 
 __all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "UPDATABLE",
            "EMPTY_DATE", "batch_task_schema", "TableRightSchema", "FieldPropertySchema",
@@ -106,8 +106,8 @@ class _Number(fields.Integer):
 
 
 class _Flag(fields.Boolean):
-    truthy = {True, "true", "True", "TRUE", "1", 1}
-    falsy = {False, "false", "False", "FALSE", "0", 0}
+    truthy = {True, "true", "True", "TRUE", "1"}  # True also matches the JSON number 1
+    falsy = {False, "false", "False", "FALSE", "0"}
 
 
 class _LocalDateTime(fields.Field):
@@ -170,10 +170,6 @@ class BatchTaskInfoSchema(Schema):
 def batch_task_schema(zone: tzinfo) -> BatchTaskInfoSchema:
     """The (cached) input schema for dates without offset in *zone*."""
     return BatchTaskInfoSchema(zone=zone)
-
-
-def parse_stored_date(value: str | None) -> datetime | None:
-    return None if value is None else parse_iso(value)
 
 
 # -- output shapes (documentation and OpenAPI; the carrier is built in the style module) --

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from gateway.apis import superoffice
 from gateway.auth import AUTHENTICATOR, hash_password
+from schemas.superoffice import BatchTaskInfoOutSchema, SoErrorSchema
 
 STYLE = "superoffice"
 #: tje0:Tje0, the credentials of the vendor's sample request
@@ -130,6 +131,7 @@ async def test_the_vendor_sample_put_replayed_byte_for_byte_changes_only_the_fou
     assert headers["Content-Type"] == "application/json; charset=utf-8"
     assert (headers["ETag"], headers["Content-Language"]) == ('"2"', "en")
     assert json.loads(body) == {**seen(expected), **owner_rights()}
+    assert BatchTaskInfoOutSchema().validate(json.loads(body)) == {}  # the documented response shape
     assert await stored(so) == expected
     rows = await so.db_rows("SELECT version, actor, action, patch FROM audit WHERE task_id = '819' ORDER BY seq")
     assert [(v, a, act, json.loads(p)) for v, a, act, p in rows][1:] == [(2, "tje0", "updated", [
@@ -322,6 +324,7 @@ async def test_bad_puts_answer_in_the_envelope_and_change_nothing(so, case):
     got, answer, headers = await send(so, "PUT", f"/api/v1/BatchTask/{task_id}", body,
                                       Authorization=f"Bearer {token}", **{"Content-Type": content_type}, **extra)
     assert (got, json.loads(answer)) == (status, so_error(error_type, message))
+    assert SoErrorSchema().validate(json.loads(answer)) == {}
     assert headers["Content-Type"] == "application/json; charset=utf-8"
     assert await so.snapshot() == before
 
