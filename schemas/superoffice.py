@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from gateway.clock import iso_utc
 
 __all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "UPDATABLE",
-           "EMPTY_DATE", "batch_task_schema", "TableRightSchema", "FieldPropertySchema",
+           "EMPTY_DATE", "batch_task_schema", "RightSchema", "FieldPropertySchema",
            "BatchTaskInfoOutSchema", "SoErrorSchema"]
 
 #: BatchTaskState names and values, spelled as the vendor does ("Aquired" included)
@@ -173,18 +173,15 @@ def batch_task_schema(zone: tzinfo) -> BatchTaskInfoSchema:
 
 
 # -- output shapes (documentation and OpenAPI; the carrier is built in the style module) --
-class TableRightSchema(Schema):
-    Mask = fields.String(required=True, metadata={"description": "ETableRight flags, e.g. 'Select, Update'"})
-    Reason = fields.String(required=True)
+class RightSchema(Schema):
+    """TableRight and FieldRight: .NET flags as text (``"Select, Update"``, ``"Read"``) and why."""
 
-
-class FieldRightSchema(Schema):
-    Mask = fields.String(required=True, metadata={"description": "EFieldRight flags: 'Update' or 'Read'"})
-    Reason = fields.String(required=True)
+    Mask = fields.String(required=True)
+    Reason = fields.String(required=True, metadata={"description": "empty when every right is granted"})
 
 
 class FieldPropertySchema(Schema):
-    FieldRight = fields.Nested(FieldRightSchema, required=True)
+    FieldRight = fields.Nested(RightSchema, required=True)
     FieldType = fields.String(required=True)
     FieldLength = fields.Integer(required=True)
 
@@ -212,7 +209,7 @@ class BatchTaskInfoOutSchema(Schema):
     ProgressPercent = fields.Integer()
     FileName = fields.String()
     CancellationBehaviour = fields.String(validate=validate.OneOf(CANCELLATION))
-    TableRight = fields.Nested(TableRightSchema)
+    TableRight = fields.Nested(RightSchema)
     FieldProperties = fields.Dict(keys=fields.String(), values=fields.Nested(FieldPropertySchema))
 
 

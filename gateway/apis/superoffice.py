@@ -147,6 +147,12 @@ def _http_date(request: web.Request, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _preconditions(request: web.Request) -> dict[str, Any]:
+    """``If-Match`` and ``If-Unmodified-Since`` as the store's write conditions."""
+    return {"if_match": parse_if_match(request.headers.get("If-Match")),
+            "unmodified_since": _http_date(request, "If-Unmodified-Since")}
+
+
 def _task_id(raw: str) -> str:
     """The store id of a path id: the canonical integer, or NotFound."""
     if not _INT_ID.fullmatch(raw) or int(raw) > 2**31 - 1:
@@ -263,10 +269,8 @@ async def _update(request: web.Request, ctx: Ctx, task_id: str, kind: str, paylo
     mutate = carrier.put_mutation(kind, payload, zone=ctx.zone, strict=request.app[CONFIG].superoffice.strict_readonly,
                                   caller=ctx.caller, task_id=int(task_id))
     try:
-        return await request.app[STORE].update(
-            STYLE, task_id, mutate, actor=ctx.caller.name, request_id=request_id(request),
-            if_match=parse_if_match(request.headers.get("If-Match")),
-            unmodified_since=_http_date(request, "If-Unmodified-Since"))
+        return await request.app[STORE].update(STYLE, task_id, mutate, actor=ctx.caller.name,
+                                               request_id=request_id(request), **_preconditions(request))
     except errors.NotFound:
         raise _not_found(task_id) from None
 
@@ -284,8 +288,7 @@ async def _delete(request: web.Request, ctx: Ctx, task_id: str) -> None:
         raise errors.Forbidden("only an administrator may delete batch tasks")
     try:
         await request.app[STORE].delete(STYLE, task_id, actor=ctx.caller.name, request_id=request_id(request),
-                                        if_match=parse_if_match(request.headers.get("If-Match")),
-                                        unmodified_since=_http_date(request, "If-Unmodified-Since"))
+                                        **_preconditions(request))
     except errors.NotFound:
         raise _not_found(task_id) from None
 

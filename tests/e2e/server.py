@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["Server"]
+__all__ = ["Server", "running"]
 
 
 class Server:
@@ -76,3 +78,14 @@ class Server:
     def _close(self) -> None:
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@contextmanager
+def running(workdir: Path) -> Iterator[Server]:
+    """A started ``Server``, stopped afterwards; a clean SIGTERM exit is part of the test."""
+    server = Server(workdir)
+    try:
+        yield server.start()
+    finally:
+        code = server.stop()
+    assert code == 0, server.log.read_text()

@@ -40,7 +40,7 @@ from sailpoint.task_management.models.json_patch_operation import JsonPatchOpera
 from sailpoint.task_management.models.locale_origin import LocaleOrigin
 from sailpoint.task_management.models.task_status import TaskStatus
 
-from tests.e2e.server import Server
+from tests.e2e.server import running
 
 pytestmark = pytest.mark.e2e
 
@@ -171,17 +171,6 @@ def _no_ambient_sdk_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     for name in ("SAIL_BASE_URL", "SAIL_CLIENT_ID", "SAIL_CLIENT_SECRET", "SAIL_NERM_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-
-
-@contextmanager
-def running(workdir: Path) -> Iterator[Any]:
-    """A started ``Server``, stopped afterwards; a clean SIGTERM exit is part of the test."""
-    server = Server(workdir)
-    try:
-        yield server.start()
-    finally:
-        code = server.stop()
-    assert code == 0, server.log.read_text()
 
 
 @pytest.fixture(scope="module", name="srv")

@@ -28,7 +28,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from base64 import b64encode
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,7 +37,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from superofficesdk.rest import SOType
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, running
 
 pytestmark = pytest.mark.e2e
 
@@ -556,17 +555,6 @@ def test_batch_agent_authentication(srv: Server, kind: str) -> None:
 
 
 # -- the server ---------------------------------------------------------------------------------
-@contextmanager
-def running(workdir: Path) -> Iterator[Server]:
-    """A started ``Server``, stopped afterwards; a clean SIGTERM exit is part of the test."""
-    server = Server(workdir)
-    try:
-        yield server.start()
-    finally:
-        code = server.stop()
-    assert code == 0, server.log.read_text()
-
-
 @pytest.fixture(scope="module", name="srv")
 def _srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running(tmp_path_factory.mktemp("superoffice-clients")) as server:
