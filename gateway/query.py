@@ -47,6 +47,8 @@ Expr = Union[Compare, And, Or, Not]
 class Sort:
     field: str
     descending: bool = False
+    #: sort an enum by its declared order, not its name: values in order (others last)
+    rank: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from gateway import errors
 from gateway.clock import now_iso, parse_iso
 from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.patching import diff, same_json
-from gateway.query import And, Compare, Expr, Not, Or, Query
+from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
 __all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient",
            "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError"]
@@ -180,6 +180,16 @@ def _column(field: str) -> str:
     if not _JSON_PATH.match(field):
         raise ValueError(f"not a filterable field: {field!r}")
     return f"json_extract(doc, '{field}')"
+
+
+def _sort_key(sort: Sort) -> str:
+    col = _column(sort.field)
+    if not sort.rank:
+        return col
+    if not all(re.fullmatch(r"[A-Za-z0-9_]{1,64}", value) for value in sort.rank):
+        raise ValueError(f"not a sortable enum: {sort.rank!r}")  # spliced into SQL: names only
+    cases = " ".join(f"WHEN '{value}' THEN {i}" for i, value in enumerate(sort.rank))
+    return f"CASE {col} {cases} ELSE {len(sort.rank)} END"
 
 
 def compile_where(expr: Expr, params: list[Any]) -> str:
@@ -575,7 +585,7 @@ class Store:
         where = "style = ?"
         if query.where is not None:
             where += " AND " + compile_where(query.where, params)
-        order = ", ".join(f"{_column(s.field)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
+        order = ", ".join(f"{_sort_key(s)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
         order = f"{order}, id" if order else "id"
         sql = f"SELECT id, version, doc, modified FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
         limit = -1 if query.limit is None else query.limit

@@ -184,7 +184,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     ctx = _context(request, body_format=options.format)
     tasks, _ = await request.app[STORE].list(
         STYLE, Query(options.where, options.order, options.top + 1, options.skip))
-    more = len(tasks) > options.top
+    more = options.top > 0 and len(tasks) > options.top
     base = f"{request.scheme}://{request.host}{request.path.rsplit('/BatchTask', 1)[0]}"
     next_link = None
     if more:
@@ -234,8 +234,8 @@ async def get_task_or_state(request: web.Request) -> web.Response:
     headers = _task_headers(task)
     if since is not None and task.modified and \
             datetime.fromisoformat(task.modified).replace(microsecond=0) <= since:
-        return web.Response(status=304, headers=headers)
-    return _respond(request, ctx, _carrier(ctx, task), headers=headers)
+        return web.Response(status=304, headers={"Content-Language": "en", **headers})
+    return _respond(request, ctx, _carrier(ctx, task, _select(request)), headers=headers)
 
 
 def _state_path(key: str) -> str:
@@ -257,6 +257,7 @@ async def _find(request: web.Request, *, state: str | None = None, system: bool 
     if name is not None:
         terms.append(Compare("$.Name", "eq", (name,)))
     if associates is not None:
+        associates = [a for a in associates if -2**31 <= a < 2**31]  # no task has another
         if not associates:
             return []
         terms.append(Compare("$.AssociateId", "in", tuple(associates)))
@@ -453,16 +454,17 @@ AGENTS: dict[str, tuple[AgentCall, str, str]] = {
 }
 
 
-def _agent(request: web.Request) -> tuple[AgentCall, str, str]:
+def _agent(request: web.Request) -> tuple[str, AgentCall, str, str]:
+    """The canonical name and entry of the Agents method the URL names (in any case)."""
     method = request.match_info["method"]
-    found = AGENTS.get(method) or next((v for k, v in AGENTS.items() if k.casefold() == method.casefold()), None)
-    if found is None:
+    name = next((k for k in AGENTS if k.casefold() == method.casefold()), None)
+    if name is None:
         raise errors.NotFound(f"BatchAgent has no method {method[:60]!r}")
-    return found
+    return (name, *AGENTS[name])
 
 
 async def call_agent(request: web.Request) -> web.StreamResponse:
-    call, _members, _returns = _agent(request)
+    _name, call, _members, _returns = _agent(request)
     ctx = _context(request)
     _ctype, body = await read_body(request, ("application/json", "text/json"))
     args = decode_json(body)
@@ -475,8 +477,7 @@ async def call_agent(request: web.Request) -> web.StreamResponse:
 
 
 async def describe_agent(request: web.Request) -> web.Response:
-    _call, members, returns = _agent(request)
-    method = request.match_info["method"]
+    method, _call, members, returns = _agent(request)
     return json_response({"Method": f"Batch/{method}", "HttpMethod": "POST",
                           "Request": f"a JSON object with {members}", "Returns": returns})
 

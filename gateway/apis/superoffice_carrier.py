@@ -285,6 +285,17 @@ def _changed(old: Mapping[str, Any], name: str, value: Any) -> bool:
     return not same_json(old.get(name), value)
 
 
+def _changes_read_only(old: Mapping[str, Any], name: str, value: Any, task_id: int) -> bool:
+    """Whether a read-only member's value differs from the stored one, at the precision
+    clients are given (dates in whole seconds), so an echoed carrier changes nothing."""
+    if name == "Id":
+        return value != task_id
+    if name in ("LastStarted", "Created"):
+        utc = Zone(timezone.utc)
+        return format_date(old.get(name), utc) != format_date(value, utc)
+    return _changed(old, name, value)
+
+
 def put_mutation(kind: str, payload: Any, *, zone: Zone, strict: bool, caller: Caller,
                  task_id: int) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
     """The store mutation for a PUT whose body was read as *kind*:
@@ -310,7 +321,7 @@ def put_mutation(kind: str, payload: Any, *, zone: Zone, strict: bool, caller: C
         given = load_fields(raw, zone)
         if strict:
             refused = sorted(name for name, value in given.items()
-                             if name not in UPDATABLE and (_changed(old, name, value) if name != "Id" else value != task_id))
+                             if name not in UPDATABLE and _changes_read_only(old, name, value, task_id))
             if refused:
                 raise errors.BadRequest("only State, Description, Response and Request can be updated; "
                                         "this body changes " + ", ".join(refused))
@@ -342,7 +353,7 @@ def to_xml(root: str, value: Any, item: str = "BatchTaskInfo") -> Element:
     element = Element(root)
     if isinstance(value, Mapping):
         for key, member in value.items():
-            if key == "ParameterObject" and isinstance(member, Mapping):
+            if key == "ParameterObject" and root != "FieldProperties" and isinstance(member, Mapping):
                 child = Element(key)
                 for k, v in member.items():
                     pair = Element("KeyValueOfstringstring")

@@ -14,13 +14,15 @@ from typing import Any, Mapping
 
 from gateway import errors
 from gateway.query import And, Compare, Expr, Sort
-from schemas.superoffice import FIELDS
+from schemas.superoffice import CANCELLATION, FIELDS, STATES
 
 __all__ = ["ListOptions", "parse_list_options", "MAX_PAGE"]
 
 MAX_PAGE = 1000
 FILTERABLE = ("State", "Name", "AssociateId")
 SORTABLE = tuple(name for name in FIELDS if name != "ParameterObject")
+#: enums sort by their numbers, as the archive's integer columns do
+ENUM_ORDER = {"State": STATES, "CancellationBehaviour": CANCELLATION}
 _SUPPORTED = ("$filter", "$orderby", "$select", "$top", "$skip", "$format")
 _TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?[0-9]+)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S))")
 
@@ -75,10 +77,20 @@ def parse_filter(text: str, state_name: Any) -> Expr | None:
             literal: Any = value[1:-1].replace("''", "'")
         elif k3 == "number":
             literal = int(value)
+            if not -2**31 <= literal < 2**31:  # every member filtered on is a 32-bit integer
+                raise errors.BadRequest(f"$filter: {name} {value[:40]} is out of range")
         else:
             raise errors.BadRequest(f"$filter: {value[:40]!r} is not a value; quote text as 'text'")
         if name == "State":
             literal = state_name(literal)
+            if literal == "All":  # the vendor's match-any value, as in GET /BatchTask/All
+                if op.lower() == "ne":
+                    raise errors.BadRequest("$filter: State ne 'All' matches no task")
+                i += 3
+                if i == len(tokens):
+                    break
+                i = _expect_and(tokens, i)
+                continue
         elif name == "AssociateId" and not isinstance(literal, int):
             raise errors.BadRequest(f"$filter: AssociateId compares with an integer, not {value[:40]}")
         elif name == "Name" and not isinstance(literal, str):
@@ -87,11 +99,15 @@ def parse_filter(text: str, state_name: Any) -> Expr | None:
         i += 3
         if i == len(tokens):
             break
-        kind, word = tokens[i]
-        if kind != "word" or word.lower() != "and":
-            raise errors.BadRequest(f"$filter: {word[:40]!r} is not supported; terms are joined with and")
-        i += 1
-    return terms[0] if len(terms) == 1 else And(tuple(terms))
+        i = _expect_and(tokens, i)
+    return None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
+
+
+def _expect_and(tokens: list[tuple[str | None, str]], i: int) -> int:
+    kind, word = tokens[i]
+    if kind != "word" or word.lower() != "and":
+        raise errors.BadRequest(f"$filter: {word[:40]!r} is not supported; terms are joined with and")
+    return i + 1
 
 
 def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions:
@@ -108,7 +124,8 @@ def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions
         direction = direction.strip().lower()
         if name.casefold() not in sortable or direction not in ("", "asc", "desc"):
             raise errors.BadRequest(f"$orderBy: cannot sort by {part[:60]!r}; use a member name and asc or desc")
-        order.append(Sort(f"$.{sortable[name.casefold()]}", direction == "desc"))
+        member = sortable[name.casefold()]
+        order.append(Sort(f"$.{member}", direction == "desc", ENUM_ORDER.get(member, ())))
     select = None
     if "$select" in options:
         known = _fold(tuple(FIELDS))
@@ -120,6 +137,8 @@ def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions
     fmt = options.get("$format")
     if fmt is not None and fmt.lower() not in ("json", "xml"):
         raise errors.BadRequest(f"$format must be JSON or XML; got {fmt[:40]!r}")
-    return ListOptions(where, tuple(order) or (Sort("$.Id"),), select,
+    if not any(s.field == "$.Id" for s in order):
+        order.append(Sort("$.Id"))  # ties in id order, numerically (the id column is text)
+    return ListOptions(where, tuple(order), select,
                        _int_option(options, "$top", MAX_PAGE, MAX_PAGE), _int_option(options, "$skip", 0, None),
                        fmt.lower() if fmt else None)
