@@ -96,9 +96,10 @@ async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:
 
 
 async def _serve(config: Config) -> int:
+    app = create_app(config)  # refuses settings the styles check before the database is touched
     async with _store(config) as store:
         await bootstrap_admin(store, config, sys.stdout)
-    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=config.server.shutdown_timeout)
     await runner.setup()
     try:

@@ -128,3 +128,12 @@ def test_a_database_path_that_cannot_be_opened_exits_2(tmp_path: Path, monkeypat
     assert main(["--db", "dir.db", "init"]) == 2
     assert capsys.readouterr().err == (f"taskgate: database {str(tmp_path / 'dir.db')!r} (storage.path): "
                                        "cannot open it: unable to open database file\n")
+
+
+def test_serve_refuses_an_unknown_superoffice_zone_before_touching_the_database(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASKGATE_SUPEROFFICE_TIME_ZONE", "Mars/Base")
+    assert main(["--db", "t.db", "serve", "--port", "0"]) == 2
+    assert capsys.readouterr() == ("", "taskgate: invalid configuration: superoffice.time_zone: "
+                                       "unknown time zone 'Mars/Base'\n")
+    assert not (tmp_path / "t.db").exists()
