@@ -97,6 +97,8 @@ def decode_xml(body: bytes) -> Element:
         raise errors.BadRequest("XML with a DTD, entity declarations or external references is refused") from None
     except ParseError as exc:
         raise errors.BadRequest(f"malformed XML: {exc}") from None
+    except (ValueError, LookupError) as exc:  # a declared encoding expat cannot read
+        raise errors.BadRequest(f"unsupported XML encoding: {str(exc)[:80]}; use UTF-8") from None
 
 
 def decode_form(body: bytes) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ empty date. Like the vendor's JSON binder it takes numbers and booleans as text 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -32,6 +33,8 @@ UPDATABLE = ("State", "Description", "Response", "Request")
 EMPTY_DATE = "0001-01-01T00:00:00"
 
 _INT32 = validate.Range(-2**31, 2**31 - 1)
+#: the empty date, with whatever fraction or offset a client's serializer adds
+_EMPTY = re.compile(re.escape(EMPTY_DATE) + r"(\.0+)?(Z|[+-]\d\d:?\d\d)?")
 _INT16 = validate.Range(-2**15, 2**15 - 1)
 
 #: every BatchTaskInfo member in the vendor's order: (.NET type, FieldLength, string limit)
@@ -121,7 +124,7 @@ class _LocalDateTime(fields.Field):
     default_error_messages = {"invalid": "Not a valid date-time; use ISO 8601, e.g. 2024-05-17T19:33:16."}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
-        if value is None or value == "" or (isinstance(value, str) and value.startswith(EMPTY_DATE)):
+        if value is None or value == "" or (isinstance(value, str) and _EMPTY.fullmatch(value)):
             return None
         if not isinstance(value, str):
             raise self.make_error("invalid")

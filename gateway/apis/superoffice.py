@@ -14,6 +14,7 @@ Handlers are thin: negotiate, read the body into a change, let the pure rules of
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ INDEXED_FIELDS = ("$.State", "$.Name", "$.AssociateId", "$.Id")
 _LANGUAGE = re.compile(r"\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _QVALUE = re.compile(r"q=(0(\.[0-9]{0,3})?|1(\.0{0,3})?)", re.IGNORECASE)
 _INT_ID = re.compile(r"[0-9]{1,10}")
+#: most ids one Agents call may name (each is a query parameter or a write)
+MAX_IDS = 1000
 BASE_ZONE = web.AppKey("superoffice_base_zone", tzinfo)
 
 
@@ -142,7 +145,7 @@ def _http_date(request: web.Request, name: str) -> datetime | None:
         return None
     try:
         moment = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -240,6 +243,8 @@ async def get_task_or_state(request: web.Request) -> web.Response:
 
 def _state_path(key: str) -> str:
     try:
+        if not key.isalpha():  # a number is an id; " 1" is neither
+            raise errors.BadRequest(key)
         return carrier.state_name(key)
     except errors.BadRequest:
         raise errors.BadRequest(f"{key[:40]!r} is neither a BatchTask id nor a BatchTaskState; states: "
@@ -330,6 +335,8 @@ def _arg(args: dict[str, Any], name: str, kind: str) -> Any:
     if kind == "ints" and not (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
                                                                 for v in value)):
         raise errors.BadRequest(f"{name} must be an array of integers")
+    if kind == "ints" and len(value) > MAX_IDS:
+        raise errors.BadRequest(f"{name} has {len(value)} members; at most {MAX_IDS} are allowed")
     if kind == "str" and not isinstance(value, str):
         raise errors.BadRequest(f"{name} must be a string")
     if kind == "object" and not isinstance(value, dict):
@@ -390,14 +397,20 @@ async def _agent_delete(request: web.Request, ctx: Ctx, args: dict[str, Any]) ->
 
 
 async def _agent_delete_many(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
-    for value in _arg(args, "BatchTaskIds", "ints"):
-        task_id = _agent_id(value)
-        if task_id is None:
-            continue
-        try:
-            await _delete(request, ctx, task_id)
-        except errors.NotFound:
-            continue  # already gone: the outcome the caller wants
+    """Delete every task named; ids with no task are skipped. Preconditions name one
+    version and so do not apply here. The deletes are queued together, so group commit
+    writes them in one transaction."""
+    ids = [task_id for value in dict.fromkeys(_arg(args, "BatchTaskIds", "ints"))
+           if (task_id := _agent_id(value)) is not None]
+    if not ctx.caller.is_admin or ctx.caller.read_only:
+        raise errors.Forbidden("only an administrator may delete batch tasks")
+    store = request.app[STORE]
+    results = await asyncio.gather(*(store.delete(STYLE, task_id, actor=ctx.caller.name,
+                                                  request_id=request_id(request)) for task_id in ids),
+                                   return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, errors.NotFound)]
+    if failed:
+        raise failed[0]
     return web.Response(status=204, headers={"Content-Language": "en"})
 
 

@@ -102,8 +102,11 @@ def format_date(value: str | None, zone: Zone, *, always_utc: bool = False) -> s
         return EMPTY_DATE
     moment = parse_iso(value)
     tz = timezone.utc if always_utc else zone.tz
-    local = moment.astimezone(tz)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    try:
+        local = moment.astimezone(tz)
+    except OverflowError:  # a zone's offset would leave year 1..9999: give it in UTC
+        local, tz = moment, timezone.utc
+    text = f"{local.year:04d}-" + local.strftime("%m-%dT%H:%M:%S")
     if zone.include_offset:
         offset = local.utcoffset()
         if not offset:
@@ -136,9 +139,13 @@ def fields_from_xml(root: Element) -> dict[str, Any]:
     if _local(root.tag) != "BatchTaskInfo":
         raise errors.BadRequest(f"the XML root element must be BatchTaskInfo, not {_local(root.tag)[:60]!r}")
     raw: dict[str, Any] = {}
+    seen: set[str] = set()
     for child in root:
         name = _local(child.tag)
-        if _local(name).casefold() in _DERIVED:
+        if name.casefold() in seen:
+            raise errors.BadRequest(f"BatchTaskInfo: <{name[:60]}> is given more than once")
+        seen.add(name.casefold())
+        if name.casefold() in _DERIVED:
             continue
         if name.casefold() == "parameterobject":
             raw[name] = _xml_dictionary(child)
@@ -148,9 +155,6 @@ def fields_from_xml(root: Element) -> dict[str, Any]:
             raw[name] = None
         else:
             raw[name] = child.text or ""
-        if sum(1 for k in raw if k.casefold() == name.casefold()) > 1 or \
-                sum(1 for c in root if _local(c.tag) == name) > 1:
-            raise errors.BadRequest(f"BatchTaskInfo: <{name[:60]}> is given more than once")
     return canonical(raw)
 
 

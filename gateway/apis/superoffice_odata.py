@@ -76,7 +76,7 @@ def parse_filter(text: str, state_name: Any) -> Expr | None:
         if k3 == "string":
             literal: Any = value[1:-1].replace("''", "'")
         elif k3 == "number":
-            literal = int(value)
+            literal = int(value) if len(value) <= 12 else 2**63  # no int() of thousands of digits
             if not -2**31 <= literal < 2**31:  # every member filtered on is a 32-bit integer
                 raise errors.BadRequest(f"$filter: {name} {value[:40]} is out of range")
         else:
