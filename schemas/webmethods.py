@@ -106,6 +106,8 @@ class SearchTermSchema(Schema):
 
 
 class TaskSearchQuerySchema(Schema):
+    """The TaskSearchQuery members taskgate reads; the terms' meaning is checked by the handler."""
+
     class Meta:
         unknown = RAISE
 

@@ -45,8 +45,8 @@ from schemas.common import load_or_400
 from schemas.webmethods import (SEARCH_OPERATORS, STATUSES, TaskInfoChangesSchema, TaskQueueInfoSchema,
                                 TaskSearchQuerySchema)
 
-__all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "Sweeper", "setup", "render_error",
-           "import_task", "prepare"]
+__all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "Sweeper", "setup",
+           "render_error", "import_task", "prepare", "sweep", "due_queries"]
 
 STYLE = "webmethods"
 PATH_PATTERN = re.compile(r"^/rest/pub/(opentask|opentasksearch)(/|$)")
@@ -59,6 +59,9 @@ INDEXED_FIELDS = ("$.TaskInfo.status", "$.TaskInfo.createdDate", "$.TaskInfo.exp
                   "$.TaskInfo.taskScheduleDate")
 #: a TaskSearchQuery without maxResults returns this many, as IS documents
 DEFAULT_MAX_RESULTS = 200
+#: the most tasks one list or search answers with, whatever maxRes/maxResults say (0 = "all"
+#: included): the answer is built in memory. Larger sets are paged with createdDate terms.
+MAX_RESULTS = 10_000
 MAX_ID_LENGTH = 255
 SWEEP_BATCH = 500
 #: read-only TaskInfo fields a create may set: the process linkage a Process Engine gives its tasks
@@ -274,29 +277,36 @@ async def _catch_up(store: Store, task: Task, now: str, rid: str) -> Task:
     return task
 
 
-def _due_query(now: str, limit: int) -> Query:
-    return Query(Or((And((Compare("$.TaskInfo.status", "eq", ("scheduled",)),
-                          Compare("$.TaskInfo.taskScheduleDate", "le", (now,)))),
-                     And((Compare("$.TaskInfo.status", "eq", ("active",)),
-                          Compare("$.TaskInfo.expireDate", "le", (now,)))))),
-                 (Sort("id"),), limit)
+def due_queries(now: str, limit: int) -> tuple[Query, Query]:
+    """The tasks the clock owes a change at *now*, one query per rule. Each is a range on
+    its date's index, sorted by that date: an OR of the two, or a sort by id, makes SQLite
+    read every task of the style (on each sweep, and before every list and search)."""
+    def due(status: str, field: str) -> Query:
+        return Query(And((Compare("$.TaskInfo.status", "eq", (status,)),
+                          Compare(f"$.TaskInfo.{field}", "le", (now,)))), (Sort(f"$.TaskInfo.{field}"),), limit)
+    return due("scheduled", "taskScheduleDate"), due("active", "expireDate")
 
 
 async def sweep(store: Store, now: str, rid: str) -> int:
     """Apply every change the clock owes any task at *now*; returns how many tasks changed."""
     changed = 0
-    while True:
-        due, _ = await store.list(STYLE, _due_query(now, SWEEP_BATCH))
-        if not due:
-            return changed
-        # concurrently, so that the store commits them together
-        results = await asyncio.gather(*(_catch_up(store, t, now, rid) for t in due), return_exceptions=True)
-        for result in results:
-            if isinstance(result, errors.NotFound):
-                continue  # deleted meanwhile
-            if isinstance(result, BaseException):
-                raise result
-        changed += len(due)
+    for query in due_queries(now, SWEEP_BATCH):
+        while True:
+            due, _ = await store.list(STYLE, query)
+            # concurrently, so that the store commits them together
+            results = await asyncio.gather(*(_catch_up(store, t, now, rid) for t in due), return_exceptions=True)
+            progress = 0
+            for listed, result in zip(due, results):
+                if isinstance(result, errors.NotFound):
+                    continue  # deleted meanwhile
+                if isinstance(result, BaseException):
+                    raise result
+                progress += result.version != listed.version
+            changed += progress
+            # a full batch that changed nothing would come back unchanged: stop rather than spin
+            if len(due) < SWEEP_BATCH or not progress:
+                break
+    return changed
 
 
 class Sweeper:
@@ -360,17 +370,22 @@ async def _current(call: Call, task_id: str) -> Task:
     if task is None or not rules.may_access(task.doc["TaskInfo"], call.actor):
         raise rules.not_found(task_id)
     try:
-        return await _catch_up(call.store, task, call.now, call.request_id)
+        task = await _catch_up(call.store, task, call.now, call.request_id)
     except errors.NotFound:
         raise rules.not_found(task_id) from None
+    # the catch-up returns the newest version, which a concurrent change may have taken from the user
+    if not rules.may_access(task.doc["TaskInfo"], call.actor):
+        raise rules.not_found(task_id)
+    return task
 
 
 @_service
 async def get_task(request: web.Request) -> web.Response:
     """``GET /rest/pub/opentask/{taskID}``: ``{"TaskInfo", "TaskData"?}``."""
     call = await _call(request, {})
-    task = await _current(call, _task_id(request, {}))
+    task_id = _task_id(request, {})
     include = _flag(request.query.get("includeTaskData"), "includeTaskData")
+    task = await _current(call, task_id)  # after every check of the request: bad input changes nothing
     return _ok(_task_out(task, call, include_data=include, with_id=False), task)
 
 
@@ -390,15 +405,20 @@ async def put_task(request: web.Request) -> web.Response:
     data = _one_of(body, "TaskData", "taskData")
     if data is not None and not isinstance(data, dict):
         raise errors.BadRequest("TaskData must be a JSON object")
-    await _current(call, task_id)
     mutate = rules.update_mutation(task_id, changes, rules.KEEP_TASK_DATA if data is None else data,
                                    actor=call.actor, now=call.now,
                                    update_completed_task=call.config.update_completed_task)
-    try:
-        task = await call.store.update(STYLE, task_id, mutate, actor=call.actor.name, request_id=call.request_id)
-    except errors.NotFound:
-        raise rules.not_found(task_id) from None
-    return _ok(task=task)
+    for _attempt in range(5):
+        await _current(call, task_id)
+        try:
+            task = await call.store.update(STYLE, task_id, mutate, actor=call.actor.name,
+                                           request_id=call.request_id)
+        except rules.TimeRuleDue:
+            continue  # a concurrent change made a clock change due: apply it as system's, then retry
+        except errors.NotFound:
+            raise rules.not_found(task_id) from None
+        return _ok(task=task)
+    raise errors.Conflict(f"Task {task_id} is being changed by others; try again")
 
 
 @_service
@@ -508,10 +528,13 @@ def _compare(where: str, name: str, op: str, value: Any) -> Expr:
     return Compare(path, op, (value,))
 
 
-async def _tasks_answer(call: Call, where: list[Expr], include: bool, limit: int | None) -> web.Response:
+async def _tasks_answer(call: Call, where: list[Expr], include: bool, limit: int) -> web.Response:
+    """The matching tasks the user may see, oldest first: at most *limit* (0: all), and
+    never more than :data:`MAX_RESULTS`."""
     await sweep(call.store, call.now, call.request_id)
     if not call.actor.is_admin:
         where = [rules.access_filter(call.actor.name), *where]
+    limit = min(limit, MAX_RESULTS) if limit else MAX_RESULTS
     query = Query(And(tuple(where)) if where else None, (Sort("$.TaskInfo.createdDate"),), limit)
     tasks, _ = await call.store.list(STYLE, query)
     return _ok({"Tasks": [_task_out(t, call, include_data=include, with_id=True) for t in tasks]})
@@ -525,7 +548,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     call = await _call(request, {})
     where = [_user_tasks(call.actor.name)] if _flag(request.query.get("searchUserTasks"), "searchUserTasks") else []
     include = _flag(request.query.get("includeTaskData"), "includeTaskData")
-    return await _tasks_answer(call, where, include, None)
+    return await _tasks_answer(call, where, include, 0)
 
 
 @_service
@@ -556,7 +579,7 @@ async def search_tasks(request: web.Request) -> web.Response:
             where.append(_not_accepted_by_others(call.actor.name))
         raw_max = tsq.get("maxResults") if tsq.get("maxResults") is not None else tsq.get("MaxResults")
         limit = _count(raw_max, "maxResults", DEFAULT_MAX_RESULTS)
-    return await _tasks_answer(call, where, include, limit or None)
+    return await _tasks_answer(call, where, include, limit)
 
 
 # -- audit and rollback ---------------------------------------------------------------------------------
@@ -590,10 +613,10 @@ async def get_audit(request: web.Request) -> web.Response:
     """``GET …/{taskID}/audit[/{auditEntryID}]``: ``{"taskAudits": [TaskAudit…]}``, oldest first."""
     call = await _call(request, {})
     task_id = _task_id(request, {})
+    seq = _entry_id(request, task_id) if "auditEntryID" in request.match_info else None
     await _current(call, task_id)
     trail = await _trail(call, task_id)
-    if "auditEntryID" in request.match_info:
-        seq = _entry_id(request, task_id)
+    if seq is not None:
         trail = [c for c in trail if c.seq == seq]
         if not trail:
             raise errors.NotFound(f"audit entry {seq} of task {task_id} not found")

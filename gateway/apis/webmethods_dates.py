@@ -90,9 +90,11 @@ def _from_to_string(match: re.Match[str]) -> datetime:
     month_no = [m[:3] for m in _MONTHS].index(month) + 1
     try:
         local = datetime(int(year), month_no, int(day), int(hh), int(mm), int(ss), tzinfo=timezone(offset))
+        return local.astimezone(timezone.utc)
     except ValueError as exc:
         raise ValueError(f"{match.group(0)!r} is not a date: {exc}") from None
-    return local.astimezone(timezone.utc)
+    except OverflowError:  # in range locally, not in UTC (e.g. 23:00 EST on 31 Dec 9999)
+        raise ValueError(f"{match.group(0)!r} is outside the years 1-9999 in UTC") from None
 
 
 # -- writing -----------------------------------------------------------------------------

@@ -22,14 +22,12 @@ from gateway.query import Compare, Expr, Or
 from gateway.store import Change, Mutate
 from schemas.webmethods import STATUSES
 
-__all__ = ["STATUSES", "TERMINAL", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "DATE_FIELDS",
+__all__ = ["STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "DATE_FIELDS",
            "SYSTEM", "Actor", "check_status_change", "check_update", "merge_task_info", "new_task",
            "update_mutation", "due_status", "time_step", "time_mutation", "may_access", "access_filter",
            "not_found", "restore_before", "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK",
-           "KEEP_TASK_DATA", "TASK_INFO_DEFAULTS"]
+           "KEEP_TASK_DATA", "TASK_INFO_DEFAULTS", "TimeRuleDue"]
 
-#: statuses that end a task; PUT reaches them only with ``update_completed_task``
-TERMINAL = frozenset({"completed", "cancelled", "expired"})
 #: statuses a PUT applies to by default (IS: Active, Error, Suspended; taskgate adds scheduled)
 UPDATABLE_STATUSES = frozenset({"active", "error", "suspended", "scheduled"})
 #: new statuses refused from a given status, whatever the setting
@@ -181,23 +179,28 @@ def new_task(task_id: str, task_type_id: str, queue_info: Mapping[str, Any], tas
 KEEP_TASK_DATA: Any = object()
 
 
+class TimeRuleDue(errors.Conflict):
+    """Raised by a PUT's mutation when the clock owes the task a change: that change must be
+    its own audited change by ``system``, so the caller applies it and tries again."""
+
+
 def update_mutation(task_id: str, changes: Mapping[str, Any], task_data: Any, *, actor: Actor, now: str,
                     update_completed_task: bool) -> Mutate:
-    """The store mutation of a PUT: access, catch-up with the clock, the rules, the merge.
+    """The store mutation of a PUT: access, the rules, the merge.
 
-    *task_data* is the replacement TaskData, or :data:`KEEP_TASK_DATA` to keep it. The clock's
-    own changes are normally applied (and audited as ``system``) before this runs; doing
-    them here too only matters when a concurrent change made one due meanwhile.
+    *task_data* is the replacement TaskData, or :data:`KEEP_TASK_DATA` to keep it. The
+    caller applies the clock's changes first; when a concurrent change made one due
+    meanwhile, this raises :class:`TimeRuleDue` rather than folding the clock's change
+    into the caller's (it would be audited under the caller's name).
     """
     def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
         if old is None or not may_access(old["TaskInfo"], actor):
             raise not_found(task_id)
-        current = old
-        while (step := time_step(current, now)) is not None:
-            current = step
-        check_update(current["TaskInfo"], changes, update_completed_task=update_completed_task)
-        return {**current, "TaskInfo": merge_task_info(current["TaskInfo"], changes, user=actor.name, now=now),
-                "TaskData": current["TaskData"] if task_data is KEEP_TASK_DATA else copy.deepcopy(task_data)}
+        if due_status(old["TaskInfo"], now) is not None:
+            raise TimeRuleDue(f"Task {task_id} has a scheduled change due; try again")
+        check_update(old["TaskInfo"], changes, update_completed_task=update_completed_task)
+        return {**old, "TaskInfo": merge_task_info(old["TaskInfo"], changes, user=actor.name, now=now),
+                "TaskData": old["TaskData"] if task_data is KEEP_TASK_DATA else copy.deepcopy(task_data)}
     return mutate
 
 

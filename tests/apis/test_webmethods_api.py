@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.apis import webmethods_rules as rules
 from gateway.auth import hash_password
 from tests.apis.test_webmethods_fixtures import (BASE, START_IS, START_ISO, WmApi, _make_wm, _wm,  # noqa: F401
                                                  create, envelope, stored)
@@ -171,8 +172,8 @@ def expected_outcome(frm: str, to: str, flag: bool, in_process: bool) -> str | N
     return None
 
 
-MATRIX = [(frm, to, flag, False) for frm in STATUSES for to in STATUSES for flag in (False, True)] + \
-         [(frm, to, flag, True) for frm in ("error", "active") for to in STATUSES for flag in (False, True)]
+MATRIX = [(frm, to, flag, in_process) for frm in STATUSES for to in STATUSES for flag in (False, True)
+          for in_process in (False, True)]
 
 
 async def task_in(api: WmApi, status: str, in_process: bool) -> str:
@@ -192,6 +193,7 @@ async def task_in(api: WmApi, status: str, in_process: bool) -> str:
 async def test_transition_matrix(make_wm, frm, to, flag, in_process):
     api = await make_wm(update_completed_task=flag)
     tid = await task_in(api, frm, in_process)
+    api.clock.advance(minutes=1)  # not as far as the scheduled task's FUTURE
     before = await api.snapshot()
     old = await stored(api, tid)
     status, body, _ = await api.request("PUT", f"{BASE}/{tid}", token=api.user,
@@ -201,25 +203,28 @@ async def test_transition_matrix(make_wm, frm, to, flag, in_process):
         assert (status, body) == (200, {})
         assert await stored(api, tid) == {**old, "TaskInfo": {
             **old["TaskInfo"], "status": to, "errorCode": "E1", "lastModifiedBy": "alice",
+            "lastModifiedDate": "2024-05-17T19:34:16.470Z",
             "taskVersionNumber": old["TaskInfo"]["taskVersionNumber"] + 1}}
     else:
-        assert (status, body) == (409, envelope(refusal, user="alice"))
+        assert (status, body) == (409, envelope(refusal, user="alice", time="2024-05-17 19:34:16 UTC"))
         assert await api.snapshot() == before
 
 
-@pytest.mark.parametrize("status, allowed", [("scheduled", True), ("active", False), ("suspended", False)])
-async def test_schedule_date_changes_only_while_scheduled(make_wm, status, allowed):
-    api = await make_wm()
+@pytest.mark.parametrize("flag", [False, True], ids=["", "flag"])
+@pytest.mark.parametrize("status", STATUSES)
+async def test_schedule_date_changes_only_while_scheduled(make_wm, status, flag):
+    api = await make_wm(update_completed_task=flag)
     tid = await task_in(api, status, False)
     before = await api.snapshot()
     new_date = "2024-07-01T00:00:00.000Z"
     code, body, _ = await api.request("PUT", f"{BASE}/{tid}", body={"TaskInfo": {"taskScheduleDate": new_date}})
-    if allowed:
+    if status == "scheduled":
         assert (code, body) == (200, {})
         assert (await stored(api, tid))["TaskInfo"]["taskScheduleDate"] == new_date
-    else:
-        assert (code, body) == (409, envelope(f"taskScheduleDate can only be changed while the task is scheduled; "
-                                              f"this task is {status}"))
+    else:  # the status gate speaks first; past it, the schedule rule holds with the setting too
+        refusal = expected_outcome(status, status, flag, False) or (
+            f"taskScheduleDate can only be changed while the task is scheduled; this task is {status}")
+        assert (code, body) == (409, envelope(refusal))
         assert await api.snapshot() == before
 
 
@@ -248,6 +253,8 @@ BAD_PUTS = [
      "epoch milliseconds, or EEE MMM dd HH:mm:ss zzz yyyy (Fri May 17 19:33:16 UTC 2024)"),
     (b'{"TaskInfo": {"expireDate": "Mon May 20 00:00:00 IST 2024"}}', "application/json", 400,
      "invalid TaskInfo: expireDate: unknown or ambiguous time zone 'IST'; use UTC, GMT+hh:mm or an ISO 8601 offset"),
+    (b'{"TaskInfo": {"expireDate": "Fri Dec 31 23:00:00 EST 9999"}}', "application/json", 400,
+     "invalid TaskInfo: expireDate: 'Fri Dec 31 23:00:00 EST 9999' is outside the years 1-9999 in UTC"),
     (b'{"TaskInfo": {"expireDate": true}}', "application/json", 400,
      "invalid TaskInfo: expireDate: a boolean is not a date"),
     (b'{"TaskInfo": {"assignedToList": "alice"}}', "application/json", 400,
@@ -272,6 +279,32 @@ async def test_bad_put_input_is_refused_and_changes_nothing(wm: WmApi, data, cty
     assert await wm.snapshot() == before
 
 
+async def test_a_date_before_the_year_1000_is_stored_and_read_back(wm: WmApi):
+    tid = await create(wm)
+    status, _, _ = await wm.request("PUT", f"{BASE}/{tid}", body={"TaskInfo": {"expireDate": "0999-01-01T00:00:00Z"}})
+    assert status == 200
+    assert (await stored(wm, tid))["TaskInfo"]["expireDate"] == "0999-01-01T00:00:00.000Z"
+    # long past, so the read expires the task first; the date itself must still be written out
+    status, got, _ = await wm.request("GET", f"{BASE}/{tid}?jsonDateEncoding=ISO8601")
+    assert (status, got["TaskInfo"]["expireDate"], got["TaskInfo"]["status"]) == (
+        200, "0999-01-01T00:00:00.000+0000", "expired")
+    status, got, _ = await wm.request("GET", BASE)
+    assert status == 200 and got["Tasks"][0]["TaskInfo"]["expireDate"] == "Tue Jan 01 00:00:00 UTC 0999"
+
+
+async def test_a_bad_read_parameter_changes_nothing(wm: WmApi):
+    """The clock's catch-up is a write: it must wait until the request has passed every check."""
+    tid = await create(wm, taskInfo={"taskScheduleDate": "2024-05-17T20:00:00Z"})
+    wm.clock.advance(hours=1)
+    before = await wm.snapshot()
+    status, err, _ = await wm.request("GET", f"{BASE}/{tid}?includeTaskData=maybe")
+    assert (status, err) == (400, envelope("includeTaskData must be true or false; got 'maybe'",
+                                           time="2024-05-17 20:33:16 UTC"))
+    status, err, _ = await wm.request("GET", f"{BASE}/{tid}/audit/abc")
+    assert (status, err) == (404, envelope(f"audit entry abc of task {tid} not found", time="2024-05-17 20:33:16 UTC"))
+    assert await wm.snapshot() == before
+
+
 async def test_put_without_a_task_id(wm: WmApi):
     status, body, _ = await wm.request("PUT", BASE, body={"TaskInfo": {"name": "x"}})
     assert (status, body) == (400, envelope("taskID is required (in the path, the query or the body)"))
@@ -285,9 +318,49 @@ async def test_unknown_task_and_another_users_task_get_the_same_answer(wm: WmApi
         for task_id in (tid, "404404"):
             status, err, _ = await wm.request(method, f"{BASE}/{task_id}", body=body, token=wm.user)
             assert (status, err) == (404, envelope(f"Task {task_id} not found or access denied", user="alice"))
-    status, err, _ = await wm.request("GET", f"{BASE}/{tid}/audit", token=wm.user)
-    assert (status, err) == (404, envelope(f"Task {tid} not found or access denied", user="alice"))
+    (entry,), = await wm.db_rows("SELECT seq FROM audit WHERE task_id = ?", tid)
+    for method, path in (("GET", "audit"), ("GET", f"audit/{entry}"), ("DELETE", f"audit/{entry}")):
+        for task_id in (tid, "404404"):
+            status, err, _ = await wm.request(method, f"{BASE}/{task_id}/{path}", token=wm.user)
+            assert (status, err) == (404, envelope(f"Task {task_id} not found or access denied", user="alice"))
     assert await wm.snapshot() == before
+
+
+def concurrently_before(api: WmApi, monkeypatch, actor: str, task_info: dict[str, Any], now: str | None = None) -> None:
+    """Make root's PUT of *task_info* (a request that started at *now*) commit just before the
+    first store update by *actor*: a concurrent request winning the race between a handler's
+    read and its write."""
+    original = api.store.update
+    pending = [task_info]
+
+    async def racing_update(style, task_id, mutate, **kwargs):
+        if kwargs["actor"] == actor and pending:
+            change = rules.update_mutation(task_id, pending.pop(), rules.KEEP_TASK_DATA,
+                                           actor=rules.Actor("root", True), now=now or api.clock.now_iso(),
+                                           update_completed_task=False)
+            await original(style, task_id, change, actor="root", request_id="race")
+        return await original(style, task_id, mutate, **kwargs)
+    monkeypatch.setattr(api.store, "update", racing_update)
+
+
+async def test_a_read_that_applies_the_clock_checks_access_again(wm: WmApi, monkeypatch):
+    tid = await create(wm, taskInfo={"assignedToList": ["alice"], "taskScheduleDate": "2024-05-17T20:00:00Z"})
+    wm.clock.advance(hours=1)
+    concurrently_before(wm, monkeypatch, "system", {"assignedToList": ["bob"]}, now=START_ISO)
+    status, err, _ = await wm.request("GET", f"{BASE}/{tid}", token=wm.user)
+    assert (status, err) == (404, envelope(f"Task {tid} not found or access denied", user="alice",
+                                           time="2024-05-17 20:33:16 UTC"))
+
+
+async def test_a_clock_change_made_due_by_a_concurrent_change_is_audited_as_system(wm: WmApi, monkeypatch):
+    tid = await create(wm, taskInfo={"assignedToList": ["alice"], "taskScheduleDate": "2024-06-01T00:00:00Z"})
+    concurrently_before(wm, monkeypatch, "alice", {"taskScheduleDate": "2024-05-17T19:00:00.000Z"})
+    status, body, _ = await wm.request("PUT", f"{BASE}/{tid}", token=wm.user, body={"TaskInfo": {"name": "x"}})
+    assert (status, body) == (200, {})
+    rows = await wm.db_rows("SELECT version, actor FROM audit WHERE task_id = ? ORDER BY seq", tid)
+    assert rows == [(1, "root"), (2, "root"), (3, "system"), (4, "alice")]
+    info = (await stored(wm, tid))["TaskInfo"]
+    assert (info["status"], info["name"], info["taskVersionNumber"]) == ("active", "x", 4)
 
 
 @pytest.mark.parametrize("field", ["assignedToList", "acceptedByList"])
@@ -318,9 +391,9 @@ async def test_a_user_may_not_impersonate(wm: WmApi):
     status, err, _ = await wm.request("PUT", f"{BASE}/{tid}?user=bob", token=wm.user, body={"TaskInfo": {"name": "x"}})
     assert (status, err) == (403, envelope("user alice may not act for bob: only an admin may impersonate",
                                            user="alice"))
+    assert await wm.snapshot() == before
     status, _, _ = await wm.request("PUT", f"{BASE}/{tid}?user=alice", token=wm.user, body={"TaskInfo": {"name": "x"}})
     assert status == 200  # naming oneself is not impersonation
-    assert (await wm.snapshot())[1][:len(before[1])] == before[1]
 
 
 async def test_basic_auth_and_the_401_envelope(wm: WmApi):

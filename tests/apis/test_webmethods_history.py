@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.apis import webmethods
+from gateway.query import Query
+from gateway.store import compile_where
 from tests.apis.test_webmethods_fixtures import (BASE, START_ISO, WmApi, _make_wm, _wm,  # noqa: F401
                                                  create, envelope, stored)
 
@@ -133,9 +135,14 @@ async def test_lists_and_searches_sweep_first(wm: WmApi):
     wm.clock.advance(minutes=1)
     status, got, _ = await wm.request("GET", BASE)
     assert [t["TaskInfo"]["status"] for t in got["Tasks"]] == ["expired"]
+    assert (await stored(wm, tid))["TaskInfo"]["lastModifiedBy"] == "system"
+    later = await create(wm, taskInfo={"expireDate": "2024-05-17T19:36:00Z"})  # the search alone must expire it
+    status, got, _ = await wm.request("GET", "/rest/pub/opentasksearch")
+    assert got == {"Tasks": [{"TaskID": later, "TaskInfo": got["Tasks"][0]["TaskInfo"]}]}
+    wm.clock.advance(minutes=2)
     status, got, _ = await wm.request("GET", "/rest/pub/opentasksearch")
     assert got == {"Tasks": []}
-    assert (await stored(wm, tid))["TaskInfo"]["lastModifiedBy"] == "system"
+    assert (await stored(wm, later))["TaskInfo"]["lastModifiedBy"] == "system"
 
 
 async def test_the_background_sweeper_applies_the_rules_without_any_request(make_wm):
@@ -148,6 +155,58 @@ async def test_the_background_sweeper_applies_the_rules_without_any_request(make
     assert (await stored(api, later))["TaskInfo"]["status"] == "active"
     assert await api.db_rows("SELECT task_id, actor, request_id FROM audit WHERE actor = 'system'") == [
         (due, "system", "sweeper")]
+
+
+async def test_the_sweep_reads_only_due_tasks_through_the_date_indexes(wm: WmApi, monkeypatch):
+    """It runs every second and before every list and search: it must not read every task."""
+    await create(wm, taskInfo={"expireDate": "2024-06-01T00:00:00Z"})
+    await create(wm, taskInfo={"taskScheduleDate": "2024-06-01T00:00:00Z"})
+    queries: list[Query] = []
+    original = wm.store.list
+
+    async def spy(style, query):
+        queries.append(query)
+        return await original(style, query)
+    monkeypatch.setattr(wm.store, "list", spy)
+    assert await webmethods.sweep(wm.store, wm.clock.now_iso(), "t") == 0
+    assert queries
+    for query in queries:  # the SQL of Store.list, read by SQLite's planner
+        params: list[Any] = ["webmethods"]
+        where = compile_where(query.where, params)
+        order = ", ".join("id" if s.field == "id" else f"json_extract(doc, '{s.field}')" for s in query.order)
+        plan = " | ".join(row[-1] for row in await wm.db_rows(
+            f"EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE style = ? AND {where} ORDER BY {order}, id LIMIT 500",
+            *params))
+        assert re.fullmatch(r"SEARCH tasks USING INDEX tasks_by_TaskInfo_(expireDate|taskScheduleDate) "
+                            r"\(style=\? AND <expr><\?\)", plan), plan
+
+
+async def test_a_sweep_stops_when_a_batch_changes_nothing(wm: WmApi):
+    """A stored date the SQL finds due but the rules do not (an empty string, which no request
+    can store) must not make the sweeper, and every list and search behind it, spin forever."""
+    await wm.store.create("webmethods", "1", {"TaskInfo": {"status": "scheduled", "taskScheduleDate": ""},
+                                              "TaskData": {}}, actor="root", request_id="r")
+    assert await asyncio.wait_for(webmethods.sweep(wm.store, wm.clock.now_iso(), "t"), timeout=10) == 0
+
+
+async def test_lists_and_searches_answer_at_most_max_results(wm: WmApi, monkeypatch):
+    monkeypatch.setattr(webmethods, "MAX_RESULTS", 2)
+    made = []
+    for _ in range(3):
+        made.append(await create(wm))
+        wm.clock.advance(seconds=1)
+    for query, body, expected in (
+            ("", None, 2), ("?maxRes=0", None, 2), ("?maxRes=5", None, 2), ("?maxRes=1", None, 1),
+            ("", {"taskSearchQuery": {"maxResults": 0}}, 2), ("", {"taskSearchQuery": {"maxResults": 9}}, 2)):
+        path = "/rest/pub/opentasksearch" + query
+        status, got, _ = await wm.request("POST" if body else "GET", path, body=body)
+        assert status == 200 and [t["TaskID"] for t in got["Tasks"]] == made[:expected], (query, body)
+    status, got, _ = await wm.request("GET", BASE)
+    assert [t["TaskID"] for t in got["Tasks"]] == made[:2]
+    # the rest is reached by paging on createdDate
+    status, got, _ = await wm.request("POST", "/rest/pub/opentasksearch", body={"taskSearchQuery": {"terms": [
+        {"fields": ["createdDate"], "operator": ">", "value": "2024-05-17T19:33:17.470Z"}]}})
+    assert [t["TaskID"] for t in got["Tasks"]] == made[2:]
 
 
 # -- search ------------------------------------------------------------------------------------------
