@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import re
 import signal
+import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-__all__ = ["Server", "running"]
+__all__ = ["Server", "running", "Reply", "http"]
 
 
 class Server:
@@ -89,3 +92,34 @@ def running(workdir: Path) -> Iterator[Server]:
     finally:
         code = server.stop()
     assert code == 0, server.log.read_text()
+
+
+class Reply:
+    """A plain HTTP answer: status, headers and the raw body."""
+
+    def __init__(self, status: int, headers: Any, raw: bytes) -> None:
+        self.status, self.headers, self.raw = status, headers, raw
+
+    @property
+    def json(self) -> Any:
+        assert self.headers["Content-Type"] == "application/json; charset=utf-8", self.headers["Content-Type"]
+        return json.loads(self.raw)
+
+
+def http(method: str, url: str, authorization: str | None = None, body: Any = None, *,
+         headers: dict[str, str] | None = None, data: bytes | None = None) -> Reply:
+    """One request with the standard library, as a client outside the project would send it."""
+    hdrs = {"Accept": "application/json"}
+    if authorization is not None:
+        hdrs["Authorization"] = authorization
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    hdrs.update(headers or {})
+    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return Reply(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return Reply(exc.code, exc.headers, exc.read())

@@ -40,7 +40,8 @@ from sailpoint.task_management.models.json_patch_operation import JsonPatchOpera
 from sailpoint.task_management.models.locale_origin import LocaleOrigin
 from sailpoint.task_management.models.task_status import TaskStatus
 
-from tests.e2e.server import running
+from tests.e2e.server import Reply, running
+from tests.e2e.server import http as send
 
 pytestmark = pytest.mark.e2e
 
@@ -78,32 +79,8 @@ def ops(*items: dict[str, Any]) -> list[JsonPatchOperation]:
         return [JsonPatchOperation.from_dict(item) for item in items]
 
 
-class Reply:
-    def __init__(self, status: int, headers: Any, raw: bytes) -> None:
-        self.status, self.headers, self.raw = status, headers, raw
-
-    @property
-    def json(self) -> Any:
-        assert self.headers["Content-Type"] == "application/json; charset=utf-8"
-        return json.loads(self.raw)
-
-
-def http(method: str, url: str, token: str | None, body: Any = None, *,
-         headers: dict[str, str] | None = None, data: bytes | None = None) -> Reply:
-    hdrs = {"Accept": "application/json"}
-    if token is not None:
-        hdrs["Authorization"] = f"Bearer {token}"
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    hdrs.update(headers or {})
-    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return Reply(resp.status, resp.headers, resp.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return Reply(exc.code, exc.headers, exc.read())
+def http(method: str, url: str, token: str | None, body: Any = None, **kwargs: Any) -> Reply:
+    return send(method, url, None if token is None else f"Bearer {token}", body, **kwargs)
 
 
 def create_task(server: Any, **fields: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from superofficesdk.rest import SOType
 
-from tests.e2e.server import Server, running
+from tests.e2e.server import Server, http, running
 
 pytestmark = pytest.mark.e2e
 
@@ -75,35 +75,6 @@ NEW_TASK = {
 
 
 # -- plain HTTP --------------------------------------------------------------------------
-class Reply:
-    def __init__(self, status: int, headers: Any, raw: bytes) -> None:
-        self.status, self.headers, self.raw = status, headers, raw
-
-    @property
-    def json(self) -> Any:
-        assert self.headers["Content-Type"].startswith("application/json"), self.headers["Content-Type"]
-        return json.loads(self.raw)
-
-
-def http(method: str, url: str, authorization: str | None, body: Any = None, *,
-         headers: dict[str, str] | None = None) -> Reply:
-    hdrs = {"Accept": "application/json"}
-    if authorization is not None:
-        hdrs["Authorization"] = authorization
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    hdrs.update(headers or {})
-    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return Reply(resp.status, resp.headers, resp.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return Reply(exc.code, exc.headers, exc.read())
-
-
 def bearer(server: Server) -> str:
     return f"Bearer {server.admin_token}"
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, http
 
 pytestmark = pytest.mark.e2e
 
@@ -31,18 +29,8 @@ TYPE_ID = "26629648-BF99-D8E1-BDC6-AD91EC9AE268"
 
 def call(server: Server, method: str, path: str, body: Any = None,
          auth: str | None = ADMIN) -> tuple[int, Any, dict[str, str]]:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Accept": "application/json"}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    if auth:
-        headers["Authorization"] = auth
-    req = urllib.request.Request(server.base_url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null"), dict(exc.headers)
+    reply = http(method, server.base_url + path, auth or None, body)
+    return reply.status, json.loads(reply.raw or b"null"), dict(reply.headers)
 
 
 def test_java_client_shapes_against_a_real_server(server: Server):
