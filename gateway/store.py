@@ -230,15 +230,15 @@ def _is_counted(task_id: str) -> bool:
 
 class _Write:
     __slots__ = ("style", "task_id", "mutate", "expect", "actor", "request_id", "if_match",
-                 "unmodified_since", "build", "future")
+                 "unmodified_since", "build", "max_id", "future")
 
     def __init__(self, style: str, task_id: str | None, mutate: Mutate, expect: str, actor: str,
                  request_id: str, if_match: frozenset[int] | None,
                  unmodified_since: datetime | None = None,
-                 build: Callable[[int], Doc] | None = None) -> None:
+                 build: Callable[[int], Doc] | None = None, max_id: int = 0) -> None:
         self.style, self.task_id, self.mutate, self.expect = style, task_id, mutate, expect
         self.actor, self.request_id, self.if_match = actor, request_id, if_match
-        self.unmodified_since, self.build = unmodified_since, build
+        self.unmodified_since, self.build, self.max_id = unmodified_since, build, max_id
         self.future: asyncio.Future[tuple[Task | None, Change | None]] = \
             asyncio.get_running_loop().create_future()
 
@@ -361,10 +361,12 @@ class Store:
         return task
 
     async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
-                              request_id: str) -> Task:
+                              request_id: str, max_id: int = 2**63 - 1) -> Task:
         """Insert a new task under the next integer id of *style*; ``build(id)`` makes its
-        document. Ids are allocated inside the write transaction and never reused."""
-        write = _Write(style, None, lambda _old: None, "absent", actor, request_id, None, build=build)
+        document. Ids are allocated inside the write transaction, in order with the other
+        writes of the batch, and never reused; past *max_id* the create is a Conflict."""
+        write = _Write(style, None, lambda _old: None, "absent", actor, request_id, None,
+                       build=build, max_id=max_id)
         task, _ = await self._enqueue(write)
         assert task is not None
         return task
@@ -437,14 +439,17 @@ class Store:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
                 counters = await self._allocate_ids(batch)
-                keys = list(dict.fromkeys((w.style, w.task_id) for w in batch))
-                current = await self._load_for_write(keys)  # type: ignore[arg-type]
+                keys = list(dict.fromkeys((w.style, w.task_id) for w in batch if w.task_id is not None))
+                current = await self._load_for_write(keys)
                 (seq,), = await self._writer.execute_fetchall("SELECT coalesce(max(seq), 0) FROM audit")
                 at = now_iso()
                 touched: dict[tuple[str, str], tuple[int, str, Doc | None]] = {}
                 for w in batch:
-                    key = (w.style, w.task_id)
                     try:
+                        if w.task_id is None:
+                            assert counters is not None
+                            self._number(w, counters)
+                        key = (w.style, w.task_id)
                         task, change = self._apply(w, current.get(key), seq + 1, at)
                     except errors.TaskgateError as exc:
                         results.append((w, exc))
@@ -492,19 +497,25 @@ class Store:
             await self._writer.execute("ROLLBACK")
 
     async def _allocate_ids(self, batch: list[_Write]) -> dict[str, int] | None:
-        """Give numbered creates their ids; the counters to store, or None if untouched.
+        """The id counters, read when the batch creates a task with an integer id.
 
-        Costs a query only for a batch that creates a task with an integer id."""
+        Costs a query only for such a batch; None means the counters are not touched."""
         if not any(w.task_id is None or (w.expect != "present" and _is_counted(w.task_id)) for w in batch):
             return None
-        counters: dict[str, int] = dict(await self._writer.execute_fetchall("SELECT style, last FROM counters"))
-        for w in batch:
-            if w.task_id is None and w.build is not None:
-                number = counters.get(w.style, 0) + 1
-                counters[w.style] = number
-                w.task_id = str(number)
-                w.mutate = lambda _old, build=w.build, number=number: build(number)
-        return counters
+        return dict(await self._writer.execute_fetchall("SELECT style, last FROM counters"))
+
+    @staticmethod
+    def _number(w: _Write, counters: dict[str, int]) -> None:
+        """Give a numbered create the next id: above every integer id created so far,
+        this batch's earlier writes included, so no such task can exist."""
+        number = counters.get(w.style, 0) + 1
+        if number > w.max_id:
+            raise errors.Conflict(f"no integer id is left for {w.style} tasks (the last is {w.max_id})")
+        counters[w.style] = number
+        w.task_id = str(number)
+        build = w.build
+        assert build is not None
+        w.mutate = lambda _old: build(number)
 
     async def _load_for_write(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Doc | None, str, str]]:
         found: dict[tuple[str, str], tuple[int, Doc | None, str, str]] = {}

@@ -100,13 +100,21 @@ async def test_numbered_creates_in_one_batch_get_consecutive_ids_above_explicit_
         store.create("so", "100", {"Id": 100}, actor="t", request_id="3"),
         store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="4"),
         return_exceptions=True)
-    # the refused one used up its number (like an identity column); "100" lifts the counter
-    assert [r.id if isinstance(r, Task) else type(r).__name__ for r in results] == ["42", "BadRequest", "100", "44"]
-    task = await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="5")
-    assert task.id == "101"
-    await store.delete("so", "101", actor="t", request_id="6")
-    assert (await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="7")).id == "102"
-    assert [r[0] for r in await store._reader.execute_fetchall("SELECT last FROM counters")] == [102]
+    # in queue order: the refused one used up its number (like an identity column), and
+    # "100" lifts the counter for the numbered create after it
+    assert [r.id if isinstance(r, Task) else type(r).__name__ for r in results] == ["42", "BadRequest", "100", "101"]
+    results = await asyncio.gather(
+        store.create("so", "102", {"Id": 102}, actor="t", request_id="5"),
+        store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="6"),
+        store.put("so", "104", {"Id": 104}, actor="t", request_id="7"),
+        store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="8"))
+    assert [r.id for r in results] == ["102", "103", "104", "105"]
+    await store.delete("so", "105", actor="t", request_id="9")
+    assert (await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="10")).id == "106"
+    assert [r[0] for r in await store._reader.execute_fetchall("SELECT last FROM counters")] == [106]
+    with pytest.raises(errors.Conflict, match="no integer id is left for so tasks \\(the last is 106\\)"):
+        await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="11", max_id=106)
+    assert await store.get("so", "107") is None
 
 
 async def test_unmodified_since_refuses_a_task_changed_after_that_second(store: Store):
