@@ -32,6 +32,13 @@ __all__ = ["main", "build_parser"]
 _STYLE_NAMES = tuple(s.STYLE for s in STYLES)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:  # 0 is the AssociateId of tasks nobody owns
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskgate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TASKGATE_CONFIG or ./config.toml)")
@@ -48,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", choices=("admin", "user"), default="user")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    p.add_argument("--associate-id", type=int, metavar="N",
+    p.add_argument("--associate-id", type=_positive, metavar="N",
                    help="the SuperOffice associate id this user is (owner of BatchTasks with AssociateId N)")
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)

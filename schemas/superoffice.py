@@ -114,12 +114,7 @@ class _Flag(fields.Boolean):
 
 
 class _LocalDateTime(fields.Field):
-    """A date-time; without an offset it is read in the schema's zone (in UTC when
-    *always_utc*, as creation times are written). Loaded as UTC ISO."""
-
-    def __init__(self, *, always_utc: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.always_utc = always_utc
+    """A date-time; without an offset it is read in the schema's zone. Loaded as UTC ISO."""
 
     default_error_messages = {"invalid": "Not a valid date-time; use ISO 8601, e.g. 2024-05-17T19:33:16."}
 
@@ -133,8 +128,7 @@ class _LocalDateTime(fields.Field):
             if moment is None or len(value.strip()) < 16:
                 raise ValueError
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc if self.always_utc
-                                        else self.parent.zone)  # type: ignore[attr-defined]
+                moment = moment.replace(tzinfo=self.parent.zone)  # type: ignore[attr-defined]
             return iso_utc(moment)
         except (ValueError, OverflowError):
             raise self.make_error("invalid") from None
@@ -153,7 +147,7 @@ class BatchTaskInfoSchema(Schema):
     ParameterObject = fields.Dict(keys=fields.String(validate=validate.Length(max=254)),
                                   values=fields.String(validate=validate.Length(max=4000)), allow_none=True)
     LastStarted = _LocalDateTime(allow_none=True)
-    Created = _LocalDateTime(always_utc=True, allow_none=True)
+    Created = _LocalDateTime(allow_none=True)
     StartCount = _Number(validate=_INT32)
     DatabaseSerialNumber = _Text(FIELDS["DatabaseSerialNumber"][1])
     Context = _Text(FIELDS["Context"][1])

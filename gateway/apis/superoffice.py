@@ -26,8 +26,8 @@ from aiohttp import web
 from gateway import errors
 from gateway.apis import superoffice_carrier as carrier
 from gateway.apis.superoffice_carrier import Caller, Zone
-from gateway.apis.superoffice_odata import parse_list_options
-from gateway.auth import login, logout
+from gateway.apis.superoffice_odata import parse_list_options, parse_select
+from gateway.auth import login, logout, reads_by_post
 from gateway.clock import now_iso
 from gateway.codecs import (decode_form, decode_json, decode_xml, etag, json_response, negotiate,
                             parse_if_match, read_body, xml_response)
@@ -55,6 +55,7 @@ INDEXED_FIELDS = ("$.State", "$.Name", "$.AssociateId", "$.Id")
 _LANGUAGE = re.compile(r"\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _QVALUE = re.compile(r"q=(0(\.[0-9]{0,3})?|1(\.0{0,3})?)", re.IGNORECASE)
 _INT_ID = re.compile(r"[0-9]{1,10}")
+MAX_ID = 2**31 - 1  # ids are int32 in every SuperOffice carrier
 #: most ids one Agents call may name (each is a query parameter or a write)
 MAX_IDS = 1000
 BASE_ZONE = web.AppKey("superoffice_base_zone", tzinfo)
@@ -125,8 +126,12 @@ def _respond(request: web.Request, ctx: Ctx, value: Any, *, root: str = "BatchTa
     return json_response(value, status=status, headers=headers, content_type=ctx.out)
 
 
-def _carrier(ctx: Ctx, task: Task, select: tuple[str, ...] | None = None) -> dict[str, Any]:
-    out = {**carrier.view(task.doc, ctx.zone), **carrier.rights(ctx.caller, task.doc)}
+def _carrier(ctx: Ctx, task: Task, select: tuple[str, ...] | None = None, *,
+             with_rights: bool = True) -> dict[str, Any]:
+    """The task as the caller sees it; list rows (archive rows) carry no rights."""
+    out = carrier.view(task.doc, ctx.zone)
+    if with_rights:
+        out.update(carrier.rights(ctx.caller, task.doc))
     return {k: out[k] for k in select} if select else out
 
 
@@ -152,8 +157,9 @@ def _http_date(request: web.Request, name: str) -> datetime | None:
 
 def _preconditions(request: web.Request) -> dict[str, Any]:
     """``If-Match`` and ``If-Unmodified-Since`` as the store's write conditions."""
-    return {"if_match": parse_if_match(request.headers.get("If-Match")),
-            "unmodified_since": _http_date(request, "If-Unmodified-Since")}
+    if_match = request.headers.get("If-Match")
+    return {"if_match": parse_if_match(if_match),  # with If-Match, If-Unmodified-Since is ignored (RFC 9110)
+            "unmodified_since": None if if_match is not None else _http_date(request, "If-Unmodified-Since")}
 
 
 def _task_id(raw: str) -> str:
@@ -194,24 +200,17 @@ async def list_tasks(request: web.Request) -> web.Response:
         query = {k: v for k, v in request.query.items() if k.casefold() != "$skip"}
         query["$skip"] = str(options.skip + options.top)
         next_link = str(request.url.with_query(query))
-    value = [_row(ctx, t, options.select) for t in tasks[:options.top]]
+    value = [_carrier(ctx, t, options.select, with_rights=False) for t in tasks[:options.top]]
     return _respond(request, ctx, {"odata.metadata": f"{base}/$metadata#BatchTask", "odata.nextLink": next_link,
                                    "value": value}, root="BatchTaskList")
-
-
-def _row(ctx: Ctx, task: Task, select: tuple[str, ...] | None) -> dict[str, Any]:
-    row = carrier.view(task.doc, ctx.zone)
-    return {k: row[k] for k in select} if select else row
 
 
 async def _create(request: web.Request, ctx: Ctx, raw: dict[str, Any]) -> int:
     if not ctx.caller.is_admin or ctx.caller.read_only:
         raise errors.Forbidden("only an administrator may create batch tasks")
-    now = now_iso()
-    carrier.new_batch_task(raw, 1, now, zone=ctx.zone, owner=ctx.caller.associate_id)  # refuse bad input early
-    task = await request.app[STORE].create_numbered(
-        STYLE, lambda n: carrier.new_batch_task(raw, n, now, zone=ctx.zone, owner=ctx.caller.associate_id),
-        actor=ctx.caller.name, request_id=request_id(request))
+    doc = carrier.new_batch_task(raw, 0, now_iso(), zone=ctx.zone, owner=ctx.caller.associate_id)
+    task = await request.app[STORE].create_numbered(STYLE, lambda n: {**doc, "Id": n}, actor=ctx.caller.name,
+                                                    request_id=request_id(request), max_id=MAX_ID)
     return int(task.id)
 
 
@@ -427,15 +426,9 @@ def _finder(**criteria: tuple[str, str]) -> AgentCall:
 
 
 def _select(request: web.Request) -> tuple[str, ...] | None:
+    """``?$select=`` of a call that answers whole carriers."""
     raw = request.query.get("$select")
-    if not raw:
-        return None
-    known = {n.casefold(): n for n in (*carrier.FIELDS, "TableRight", "FieldProperties")}
-    names = [p.strip() for p in raw.split(",") if p.strip()]
-    unknown = [n for n in names if n.casefold() not in known]
-    if unknown:
-        raise errors.BadRequest(f"$select: unknown member {', '.join(unknown)[:80]}")
-    return tuple(dict.fromkeys(known[n.casefold()] for n in names))
+    return parse_select(raw, (*carrier.FIELDS, "TableRight", "FieldProperties")) if raw else None
 
 
 #: the Agents calls of BatchAgent: name → (handler, request members, what it returns)
@@ -476,6 +469,7 @@ def _agent(request: web.Request) -> tuple[str, AgentCall, str, str]:
     return (name, *AGENTS[name])
 
 
+@reads_by_post  # every write path below refuses read-only callers itself
 async def call_agent(request: web.Request) -> web.StreamResponse:
     _name, call, _members, _returns = _agent(request)
     ctx = _context(request)

@@ -94,13 +94,16 @@ def parse_time_zone(header: str | None, base: tzinfo) -> Zone:
     return Zone(tz, bool(option))
 
 
-def format_date(value: str | None, zone: Zone, *, always_utc: bool = False) -> str:
+def format_date(value: str | None, zone: Zone, *, utc_offset: bool = False) -> str:
     """A stored date as SuperOffice writes it: whole seconds, offset only on request.
 
-    *always_utc* is for creation times, which SuperOffice always gives in UTC."""
+    *utc_offset* is for creation times, which SuperOffice tags as UTC when offsets are
+    asked for (its fixtures: ``…T12:52:00Z`` with ``includeTZOffset``, base-zone time
+    without)."""
     if value is None:
         return EMPTY_DATE
     moment = parse_iso(value)
+    always_utc = utc_offset and zone.include_offset
     tz = timezone.utc if always_utc else zone.tz
     try:
         local = moment.astimezone(tz)
@@ -217,7 +220,7 @@ def view(doc: Mapping[str, Any], zone: Zone) -> dict[str, Any]:
     """The stored task as SuperOffice returns it (without rights), dates in *zone*."""
     out = dict(doc)
     out["LastStarted"] = format_date(doc.get("LastStarted"), zone)
-    out["Created"] = format_date(doc.get("Created"), zone, always_utc=True)
+    out["Created"] = format_date(doc.get("Created"), zone, utc_offset=True)
     return out
 
 
@@ -322,6 +325,8 @@ def put_mutation(kind: str, payload: Any, *, zone: Zone, strict: bool, caller: C
             seen = view(old, zone)
             after = apply_json_patch(seen, payload) if kind == "patch" else apply_merge_patch(seen, canonical(payload))
             raw = {name: after.get(name) for name in FIELDS if name not in after or _changed(seen, name, after[name])}
+        if not strict:  # members that are ignored are not checked either
+            raw = {name: value for name, value in raw.items() if name in UPDATABLE}
         given = load_fields(raw, zone)
         if strict:
             refused = sorted(name for name, value in given.items()
@@ -371,12 +376,15 @@ def to_xml(root: str, value: Any, item: str = "BatchTaskInfo") -> Element:
         for member in value:
             element.append(to_xml(item, member, item))
     elif value is None:
-        element.set("nil", "true")
+        element.set(_XSI_NIL, "true")
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     else:
         element.text = str(value)
     return element
+
+
+_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 
 
 def _text(tag: str, text: Any) -> Element:

@@ -16,7 +16,7 @@ from gateway import errors
 from gateway.query import And, Compare, Expr, Sort
 from schemas.superoffice import CANCELLATION, FIELDS, STATES
 
-__all__ = ["ListOptions", "parse_list_options", "MAX_PAGE"]
+__all__ = ["ListOptions", "parse_list_options", "parse_select", "MAX_PAGE"]
 
 MAX_PAGE = 1000
 FILTERABLE = ("State", "Name", "AssociateId")
@@ -110,6 +110,16 @@ def _expect_and(tokens: list[tuple[str | None, str]], i: int) -> int:
     return i + 1
 
 
+def parse_select(raw: str, members: tuple[str, ...]) -> tuple[str, ...]:
+    """``$select``: the *members* named (in any case), in the order given, once each."""
+    known = _fold(members)
+    names = [p.strip() for p in raw.split(",") if p.strip()]
+    unknown = [n for n in names if n.casefold() not in known]
+    if unknown or not names:
+        raise errors.BadRequest(f"$select: unknown member {', '.join(unknown)[:80] or '(none)'}")
+    return tuple(dict.fromkeys(known[n.casefold()] for n in names))
+
+
 def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions:
     for key in query:
         if key.startswith("$") and key.casefold() not in _SUPPORTED:
@@ -126,14 +136,7 @@ def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions
             raise errors.BadRequest(f"$orderBy: cannot sort by {part[:60]!r}; use a member name and asc or desc")
         member = sortable[name.casefold()]
         order.append(Sort(f"$.{member}", direction == "desc", ENUM_ORDER.get(member, ())))
-    select = None
-    if "$select" in options:
-        known = _fold(tuple(FIELDS))
-        names = [p.strip() for p in options["$select"].split(",") if p.strip()]
-        unknown = [n for n in names if n.casefold() not in known]
-        if unknown or not names:
-            raise errors.BadRequest(f"$select: unknown member {', '.join(unknown)[:80] or '(none)'}")
-        select = tuple(dict.fromkeys(known[n.casefold()] for n in names))
+    select = parse_select(options["$select"], tuple(FIELDS)) if "$select" in options else None
     fmt = options.get("$format")
     if fmt is not None and fmt.lower() not in ("json", "xml"):
         raise errors.BadRequest(f"$format must be JSON or XML; got {fmt[:40]!r}")
