@@ -67,6 +67,12 @@ def test_cli_refusals(run):
     run("user", "add", "ann")
     assert run("user", "add", "ann")[0] == 1
     assert run("token", "create", "ann", "--expires-in", "0")[::2] == (1, "taskgate: --expires-in must be positive\n")
+    with pytest.raises(SystemExit) as exited:  # 0 is the AssociateId of tasks nobody owns
+        run("user", "add", "bo", "--associate-id", "0")
+    assert exited.value.code == 2
+    _code, _out, err = run("token", "create", "bo")
+    assert err.splitlines()[-2:] == ["taskgate user add: error: argument --associate-id: must be 1 or more, not 0",
+                                     "taskgate: no user 'bo'"]
 
 
 def test_import_export_and_audit(run, tmp_path: Path):
