@@ -18,6 +18,7 @@ from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password
 from gateway.context import STORE
 from schemas.superoffice import BatchTaskInfoOutSchema, SoErrorSchema
+from tests.superoffice_expected import rights
 
 STYLE = "superoffice"
 #: tje0:Tje0, the credentials of the vendor's sample request
@@ -66,29 +67,9 @@ VENDOR_SAMPLE_BODY = b'''{
 VENDOR_SAMPLE_HEADERS = {"Authorization": TJE0_BASIC, "Accept": "application/json; charset=utf-8",
                          "Accept-Language": "fr,de,ru,zh", "Content-Type": "application/json; charset=utf-8"}
 
-READ_ONLY_REASON = "only State, Description, Response and Request can be updated"
-TYPES = {"Id": ("System.Int32", 4), "Name": ("System.String", 0), "AssociateId": ("System.Int32", 4),
-         "DetailsTable": ("System.Int16", 2), "DetailsRecord": ("System.Int32", 4),
-         "IsSystemTask": ("System.Boolean", 1), "IsInternalTask": ("System.Boolean", 1),
-         "ParameterObject": ("SuperOffice.Util.StringDictionary", 0), "LastStarted": ("System.DateTime", 16),
-         "Created": ("System.DateTime", 16), "StartCount": ("System.Int32", 4),
-         "DatabaseSerialNumber": ("System.String", 39), "Context": ("System.String", 0),
-         "Result": ("System.String", 0), "State": ("SuperOffice.Data.BatchTaskState", 4),
-         "Description": ("System.String", 254), "Response": ("System.String", 254),
-         "Request": ("System.String", 254), "ProgressDescription": ("System.String", 254),
-         "ProgressPercent": ("System.Int16", 2), "FileName": ("System.String", 260),
-         "CancellationBehaviour": ("SuperOffice.Data.BatchTaskCancellationBehaviour", 4)}
-
-
 def owner_rights() -> dict[str, Any]:
     """TableRight and FieldProperties as the owner (tje0) of a task sees them."""
-    return {
-        "TableRight": {"Mask": "Select, Update", "Reason": "only an administrator may create or delete batch tasks"},
-        "FieldProperties": {
-            name: {"FieldRight": ({"Mask": "Update", "Reason": ""} if name in ("State", "Description", "Response", "Request")
-                                  else {"Mask": "Read", "Reason": READ_ONLY_REASON}),
-                   "FieldType": dotnet, "FieldLength": length}
-            for name, (dotnet, length) in TYPES.items()}}
+    return rights("owner")
 
 
 def seen(doc: dict[str, Any]) -> dict[str, Any]:
@@ -392,10 +373,7 @@ async def test_a_read_only_token_reads_through_the_agents_but_changes_nothing(so
     before = await so.snapshot()
     status, body, _ = await so.request("POST", "/api/v1/Agents/Batch/GetBatchTaskInfo", token=so.read_only,
                                        body={"id": 819})
-    read_only_view = {"TableRight": {"Mask": "Select", "Reason": "this token is read-only"},
-                      "FieldProperties": {name: {**prop, "FieldRight": {
-                          "Mask": "Read", "Reason": READ_ONLY_REASON if prop["FieldRight"]["Mask"] == "Read"
-                          else "this token is read-only"}} for name, prop in owner_rights()["FieldProperties"].items()}}
+    read_only_view = rights("readonly")
     assert (status, body) == (200, {**seen(SEED), **read_only_view})
     status, body, _ = await so.request("POST", "/api/v1/Agents/Batch/GetBatchTaskInfosByState", token=so.read_only,
                                        body={"state": "started"})

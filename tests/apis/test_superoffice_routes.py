@@ -22,34 +22,17 @@ from gateway.apis import superoffice
 from gateway.auth import AUTHENTICATOR, hash_password, secret_hash
 from gateway.context import STORE
 from tests.conftest import Api
+from tests.superoffice_expected import FIELDS, OWNER_ID, READ_ONLY_REASON, rights
 
 STYLE = "superoffice"
 SOURCE = "SuperOffice.Services.Implementation"
 EMPTY_DATE = "0001-01-01T00:00:00"
 SEEDED = "2024-01-02T03:04:05.678Z"  # the Created of seeded tasks, with milliseconds as real ones have
-OWNER_ID = 627
 TJE0_HASH = hash_password("Tje0")  # once per module: scrypt is slow on purpose
 STATES = ["Unknown", "New", "Aquired", "Started", "Succeeded", "Failed", "SucceededManualCleanup", "All"]
 CANCELLATIONS = ["CanCancel", "CancelWithWarning", "CannotCancel"]
 STATE_LIST = ("Unknown (0), New (1), Aquired (2), Started (3), Succeeded (4), Failed (5), "
               "SucceededManualCleanup (6), All (99999)")
-
-#: every BatchTaskInfo member in the vendor's order with its .NET type and FieldLength
-FIELDS = [
-    ("Id", "System.Int32", 4), ("Name", "System.String", 0), ("AssociateId", "System.Int32", 4),
-    ("DetailsTable", "System.Int16", 2), ("DetailsRecord", "System.Int32", 4),
-    ("IsSystemTask", "System.Boolean", 1), ("IsInternalTask", "System.Boolean", 1),
-    ("ParameterObject", "SuperOffice.Util.StringDictionary", 0), ("LastStarted", "System.DateTime", 16),
-    ("Created", "System.DateTime", 16), ("StartCount", "System.Int32", 4),
-    ("DatabaseSerialNumber", "System.String", 39), ("Context", "System.String", 0), ("Result", "System.String", 0),
-    ("State", "SuperOffice.Data.BatchTaskState", 4), ("Description", "System.String", 254),
-    ("Response", "System.String", 254), ("Request", "System.String", 254),
-    ("ProgressDescription", "System.String", 254), ("ProgressPercent", "System.Int16", 2),
-    ("FileName", "System.String", 260),
-    ("CancellationBehaviour", "SuperOffice.Data.BatchTaskCancellationBehaviour", 4),
-]
-UPDATABLE = ("State", "Description", "Response", "Request")
-READ_ONLY_REASON = "only State, Description, Response and Request can be updated"
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -76,26 +59,6 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
     """What a client sees of a stored doc without SO-TimeZone: UTC, whole seconds, no offset."""
     return {**doc, "LastStarted": doc["LastStarted"][:19] if doc["LastStarted"] else EMPTY_DATE,
             "Created": doc["Created"][:19]}
-
-
-def rights(who: str, associate_id: int = OWNER_ID) -> dict[str, Any]:
-    """TableRight and FieldProperties for admin / owner / other / readonly, written out."""
-    table = {"admin": {"Mask": "Select, Update, Insert, Delete", "Reason": ""},
-             "owner": {"Mask": "Select, Update", "Reason": "only an administrator may create or delete batch tasks"},
-             "other": {"Mask": "Select", "Reason": f"only the task's owner (associate {associate_id}) or an "
-                                                   "administrator may update it"},
-             "readonly": {"Mask": "Select", "Reason": "this token is read-only"}}[who]
-    may_update = who in ("admin", "owner")
-    props = {}
-    for name, dotnet, length in FIELDS:
-        if name in UPDATABLE and may_update:
-            right = {"Mask": "Update", "Reason": ""}
-        elif name in UPDATABLE:
-            right = {"Mask": "Read", "Reason": table["Reason"]}
-        else:
-            right = {"Mask": "Read", "Reason": READ_ONLY_REASON}
-        props[name] = {"FieldRight": right, "FieldType": dotnet, "FieldLength": length}
-    return {"TableRight": table, "FieldProperties": props}
 
 
 def full(doc: dict[str, Any], who: str = "admin") -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, running
 
 
 @pytest.fixture(name="server")
@@ -14,3 +14,12 @@ def _server(tmp_path: Path):
     server = Server(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(name="fresh_server")
+def _fresh_server(tmp_path: Path):
+    """A new database for one test, stopped with SIGTERM and checked to exit cleanly."""
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    with running(workdir) as server:
+        yield server

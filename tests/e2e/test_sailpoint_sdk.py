@@ -156,15 +156,6 @@ def _srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
-@pytest.fixture(name="fresh_server")
-def _fresh_server(tmp_path: Path) -> Iterator[Any]:
-    """A new database for one test, with the clean-exit check of :func:`running`."""
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    with running(workdir) as server:
-        yield server
-
-
 @pytest.fixture(name="api")
 def _api(srv: Any) -> TaskManagementApi:
     return sdk(srv.base_url, srv.admin_token)

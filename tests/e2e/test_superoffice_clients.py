@@ -38,6 +38,7 @@ from requests.adapters import HTTPAdapter
 from superofficesdk.rest import SOType
 
 from tests.e2e.server import Server, http, running
+from tests.superoffice_expected import rights
 
 pytestmark = pytest.mark.e2e
 
@@ -55,8 +56,6 @@ FIELDS = ("Id", "Name", "AssociateId", "DetailsTable", "DetailsRecord", "IsSyste
           "Result", "State", "Description", "Response", "Request", "ProgressDescription", "ProgressPercent",
           "FileName", "CancellationBehaviour")
 DATE_FIELDS = ("LastStarted", "Created")
-#: the rights an admin has on BatchTask
-ADMIN_TABLE_RIGHT = {"Mask": "Select, Update, Insert, Delete", "Reason": ""}
 #: ETableRight and EFieldRight flag values, as the npm client's Enums.ts has them
 TABLE_RIGHT_FLAGS = {"None": 0, "Select": 1, "R": 1, "Update": 2, "Insert": 4, "Delete": 8, "FULL": 15,
                      "Filtering": 16, "RestrictedUpdate": 32}
@@ -114,33 +113,11 @@ def not_found(task_id: int) -> dict[str, Any]:
 
 
 # -- what a task looks like ----------------------------------------------------------------
-def field_properties() -> dict[str, Any]:
-    """``FieldProperties`` of a BatchTaskInfo for an admin: every field, its .NET type and length
-    (0 for strings of no fixed length), and Update rights on the four fields a PUT may change."""
-    types = {"Id": ("System.Int32", 4), "Name": ("System.String", 0), "AssociateId": ("System.Int32", 4),
-             "DetailsTable": ("System.Int16", 2), "DetailsRecord": ("System.Int32", 4),
-             "IsSystemTask": ("System.Boolean", 1), "IsInternalTask": ("System.Boolean", 1),
-             "ParameterObject": ("SuperOffice.Util.StringDictionary", 0),
-             "LastStarted": ("System.DateTime", 16), "Created": ("System.DateTime", 16),
-             "StartCount": ("System.Int32", 4), "DatabaseSerialNumber": ("System.String", 39),
-             "Context": ("System.String", 0), "Result": ("System.String", 0),
-             "State": ("SuperOffice.Data.BatchTaskState", 4), "Description": ("System.String", 254),
-             "Response": ("System.String", 254), "Request": ("System.String", 254),
-             "ProgressDescription": ("System.String", 254), "ProgressPercent": ("System.Int16", 2),
-             "FileName": ("System.String", 260),
-             "CancellationBehaviour": ("SuperOffice.Data.BatchTaskCancellationBehaviour", 4)}
-    updatable = {"State", "Description", "Response", "Request"}
-    read_only = {"Mask": "Read", "Reason": "only State, Description, Response and Request can be updated"}
-    return {name: {"FieldRight": {"Mask": "Update", "Reason": ""} if name in updatable else read_only,
-                   "FieldType": kind, "FieldLength": length}
-            for name, (kind, length) in types.items()}
-
-
 def expected_task(task_id: int, created: str, **changes: Any) -> dict[str, Any]:
     """The whole carrier of a task made from NEW_TASK, with *changes* applied."""
     doc = {"Id": task_id, **NEW_TASK, "Created": created, **changes}
     doc = {name: doc[name] for name in FIELDS}
-    return {**doc, "TableRight": ADMIN_TABLE_RIGHT, "FieldProperties": field_properties()}
+    return {**doc, **rights("admin")}
 
 
 def check_created(doc: dict[str, Any]) -> None:
@@ -388,17 +365,8 @@ def check_exchange(server: Server, exchange: dict[str, Any], call: str, body: An
     assert exchange["data"] == data
 
 
-@pytest.fixture(name="fresh")
-def _fresh(tmp_path: Path) -> Iterator[Server]:
-    """A new database for one test, so that lists by state are exact."""
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    with running(workdir) as server:
-        yield server
-
-
-def test_batch_agent_get_update_list_stop_delete(fresh: Server) -> None:
-    srv = fresh
+def test_batch_agent_get_update_list_stop_delete(fresh_server: Server) -> None:
+    srv = fresh_server  # a new database, so that lists by state are exact
     task_id = create_task(srv)
     other_id = create_task(srv, Name="ExportSales", CancellationBehaviour="CannotCancel")
     put_state(srv, other_id, "Started")
