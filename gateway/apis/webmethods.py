@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import secrets
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
@@ -441,11 +440,6 @@ async def delete_task(request: web.Request) -> web.Response:
     raise errors.Conflict(f"Task {task_id} is being changed by others; try again")
 
 
-def _new_task_id() -> str:
-    # numeric, as IS's are (clients call Long.parseLong), and exact in a JavaScript number
-    return str(10 ** 14 + secrets.randbelow(9 * 10 ** 14))
-
-
 @_service
 async def create_task(request: web.Request) -> web.Response:
     """``POST /rest/pub/opentask``: ``{"taskID"}``; a future ``taskScheduleDate`` makes it scheduled."""
@@ -464,15 +458,12 @@ async def create_task(request: web.Request) -> web.Response:
     data = _one_of(body, "taskData", "TaskData")
     if data is not None and not isinstance(data, dict):
         raise errors.BadRequest("taskData must be a JSON object")
-    for _attempt in range(5):
-        task_id = _new_task_id()
-        doc = rules.new_task(task_id, type_id, queue_info, data or {}, user=call.actor.name, now=call.now)
-        try:
-            task = await call.store.create(STYLE, task_id, doc, actor=call.actor.name, request_id=call.request_id)
-        except errors.Conflict:
-            continue
-        return _ok({"taskID": task.id}, task)
-    raise errors.InternalError("could not allocate a task id")
+    doc = rules.new_task("", type_id, queue_info, data or {}, user=call.actor.name, now=call.now)
+    # numeric ids, as IS's are (clients call Long.parseLong), handed out by the store in order
+    task = await call.store.create_numbered(
+        STYLE, lambda n: {**doc, "TaskInfo": {**doc["TaskInfo"], "taskID": str(n)}},
+        actor=call.actor.name, request_id=call.request_id, max_id=2**53)  # exact in a JavaScript number
+    return _ok({"taskID": task.id}, task)
 
 
 # -- lists and searches ------------------------------------------------------------------------------
