@@ -77,4 +77,4 @@ def log_changes(changes: Sequence[Change]) -> None:
     """The store's commit listener: one audit event per committed change."""
     for c in changes:
         logger.info(f"task.{c.action}", style=c.style, task_id=c.task_id, version=c.version,
-                    actor=c.actor, request_id=c.request_id, seq=c.seq, patch=c.patch)
+                    actor=c.actor, request_id=c.request_id, seq=c.seq, patch=c.patch, client=c.client)

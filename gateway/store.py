@@ -20,6 +20,8 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +37,7 @@ from gateway.patching import diff, same_json
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
 __all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient",
-           "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError"]
+           "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError", "CLIENT"]
 
 Doc = dict[str, Any]
 #: a pure function from the stored document (None when absent) to the new one (None deletes)
@@ -43,6 +45,10 @@ Mutate = Callable[[Doc | None], Doc | None]
 
 
 _log = structlog.get_logger("taskgate.store")
+
+#: where the current change comes from (a client's address, set per request by the HTTP
+#: layer; empty for the command line and background jobs); each write records it at submit
+CLIENT: ContextVar[str] = ContextVar("taskgate_client", default="")
 
 
 def _report(event: str, **fields: Any) -> None:
@@ -80,6 +86,7 @@ class Change:
     request_id: str
     patch: list[dict[str, Any]]
     undo: list[dict[str, Any]]
+    client: str = ""  # the client's address (CLIENT when the change was submitted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,10 @@ MIGRATIONS: tuple[str, ...] = (
           AND task_id NOT GLOB '*[^0-9]*'
         GROUP BY style;
     """,
+    # 3: audit rows say where the change came from (the client's address behind any proxy)
+    """
+    ALTER TABLE audit ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -230,7 +241,7 @@ def _is_counted(task_id: str) -> bool:
 
 class _Write:
     __slots__ = ("style", "task_id", "mutate", "expect", "actor", "request_id", "if_match",
-                 "unmodified_since", "build", "max_id", "future")
+                 "unmodified_since", "build", "max_id", "future", "client")
 
     def __init__(self, style: str, task_id: str | None, mutate: Mutate, expect: str, actor: str,
                  request_id: str, if_match: frozenset[int] | None,
@@ -239,6 +250,7 @@ class _Write:
         self.style, self.task_id, self.mutate, self.expect = style, task_id, mutate, expect
         self.actor, self.request_id, self.if_match = actor, request_id, if_match
         self.unmodified_since, self.build, self.max_id = unmodified_since, build, max_id
+        self.client = CLIENT.get()
         self.future: asyncio.Future[tuple[Task | None, Change | None]] = \
             asyncio.get_running_loop().create_future()
 
@@ -254,6 +266,7 @@ class Store:
         self._write_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._listeners: list[Callable[[Sequence[Change]], None]] = []
+        self._batch_listeners: list[Callable[[int, float], None]] = []
         self._writer_task = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
         self._closed = False
 
@@ -330,6 +343,19 @@ class Store:
     def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
         """Call *listener* with the changes of every commit, after the commit."""
         self._listeners.append(listener)
+
+    def on_batch(self, listener: Callable[[int, float], None]) -> None:
+        """Call *listener(writes, seconds)* after every committed batch of task writes."""
+        self._batch_listeners.append(listener)
+
+    async def probe_write(self) -> None:
+        """A write through the task write path that changes nothing: it proves the writer
+        runs and can take the database's write lock (BEGIN IMMEDIATE … COMMIT)."""
+        await self._enqueue(_Write("", "", lambda old: old, "any", "probe", "", None))
+
+    async def count_by_style(self) -> dict[str, int]:
+        rows = await self._reader.execute_fetchall("SELECT style, count(*) FROM tasks GROUP BY style")
+        return {style: n for style, n in rows}
 
     async def schema_version(self) -> int:
         return (await self._reader.execute_fetchall("PRAGMA user_version"))[0][0]
@@ -423,7 +449,9 @@ class Store:
             live = [w for w in batch if not w.future.cancelled()]
             if live:
                 try:
+                    started = time.perf_counter()
                     await self._commit_batch(live)
+                    self._batch_done(len(live), time.perf_counter() - started)
                 except Exception:  # the database failed: nobody's change is stored
                     _report("store.commit_failed", batch=len(live))
                     for w in live:
@@ -491,6 +519,13 @@ class Store:
                 except Exception:  # the commit stands; one listener's failure must not hide it from others
                     _report("store.listener_failed", listener=repr(listener))
 
+    def _batch_done(self, size: int, seconds: float) -> None:
+        for listener in self._batch_listeners:
+            try:
+                listener(size, seconds)
+            except Exception:
+                _report("store.listener_failed", listener=repr(listener))
+
     async def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (disk full, I/O error).
         if self._writer.in_transaction:
@@ -557,7 +592,8 @@ class Store:
         action = "created" if old is None else "deleted" if new is None else "updated"
         patch, undo = diff(old if old is not None else {}, new if new is not None else {})
         change = Change(seq=seq, at=at, style=w.style, task_id=w.task_id, version=version + 1,
-                        action=action, actor=w.actor, request_id=w.request_id, patch=patch, undo=undo)
+                        action=action, actor=w.actor, request_id=w.request_id, patch=patch, undo=undo,
+                        client=w.client)
         task = Task(w.style, w.task_id, version + 1, new, at) if new is not None else None
         return task, change
 
@@ -575,10 +611,10 @@ class Store:
                 "modified = excluded.modified, doc = excluded.doc", upserts)
         if changes:
             await self._writer.executemany(
-                "INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo, client) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(c.seq, c.at, c.style, c.task_id, c.version, c.action, c.actor, c.request_id,
-                  dumps(c.patch), dumps(c.undo)) for c in changes])
+                  dumps(c.patch), dumps(c.undo), c.client) for c in changes])
 
     # -- reads ----------------------------------------------------------------------------
     async def get(self, style: str, task_id: str) -> Task | None:
@@ -638,12 +674,12 @@ class Store:
         if task_id is not None:
             where.append("task_id = ?")
             params.append(task_id)
-        sql = ("SELECT seq, at, style, task_id, version, action, actor, request_id, patch, undo FROM audit"
+        sql = ("SELECT seq, at, style, task_id, version, action, actor, request_id, patch, undo, client FROM audit"
                + (" WHERE " + " AND ".join(where) if where else "")
                + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
         rows = await self._reader.execute_fetchall(sql, [*params, -1 if limit is None else limit])
         return [Change(seq=r[0], at=r[1], style=r[2], task_id=r[3], version=r[4], action=r[5], actor=r[6],
-                       request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9])) for r in rows]
+                       request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]), client=r[10]) for r in rows]
 
     # -- users, tokens, OAuth clients -------------------------------------------------------
     async def _admin_write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:

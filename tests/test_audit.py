@@ -14,7 +14,7 @@ from gateway.store import Change
 CHANGE = Change(seq=7, at="2024-01-01T00:00:00.000Z", style="sailpoint", task_id="t1", version=3,
                 action="updated", actor="ann", request_id="r-1",
                 patch=[{"op": "replace", "path": "/progress", "value": "x"}],
-                undo=[{"op": "replace", "path": "/progress", "value": None}])
+                undo=[{"op": "replace", "path": "/progress", "value": None}], client="203.0.113.7")
 
 
 def test_json_lines_to_a_file_without_secrets(tmp_path: Path):
@@ -28,7 +28,8 @@ def test_json_lines_to_a_file_without_secrets(tmp_path: Path):
     first, second = [json.loads(line) for line in log.read_text().splitlines()]
     assert first.pop("timestamp") and second.pop("timestamp")
     assert first == {"style": "sailpoint", "task_id": "t1", "version": 3, "actor": "ann", "request_id": "r-1",
-                     "seq": 7, "patch": CHANGE.patch, "event": "task.updated", "level": "info"}
+                     "seq": 7, "patch": CHANGE.patch, "client": "203.0.113.7", "event": "task.updated",
+                     "level": "info"}
     assert second == {"authorization": "[redacted]", "password": "[redacted]", "event": "request", "level": "info"}
 
 

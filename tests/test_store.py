@@ -14,7 +14,7 @@ import pytest
 from gateway import errors
 from gateway.clock import parse_iso
 from gateway.query import And, Compare, Not, Or, Query, Sort
-from gateway.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, Task, User
+from gateway.store import CLIENT, MIGRATIONS, SCHEMA_VERSION, Store, StoreError, Task, User
 
 
 @pytest.fixture(name="store")
@@ -341,3 +341,37 @@ async def test_the_writer_survives_a_broken_log_sink(store: Store):
     finally:
         structlog.reset_defaults()
     assert (task.version, task.doc) == (2, {"n": 1})
+
+
+async def test_migration_3_gives_old_audit_rows_an_empty_client(tmp_path: Path):
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:2]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("INSERT INTO audit (at, style, task_id, version, action, actor, request_id, patch, undo) "
+                     "VALUES ('t', 's', 'a', 1, 'created', 'ann', 'r', '[]', '[]')")
+    store = await Store.open(path)
+    try:
+        token = CLIENT.set("203.0.113.7")
+        try:
+            await store.create("s", "b", {}, actor="bob", request_id="r2")
+        finally:
+            CLIENT.reset(token)
+        await store.create("s", "c", {}, actor="cli", request_id="r3")
+        assert [(c.task_id, c.client) for c in await store.audit(newest_first=False)] == [
+            ("a", ""), ("b", "203.0.113.7"), ("c", "")]
+    finally:
+        await store.close()
+
+
+async def test_batch_listeners_hear_each_commit_s_size_and_the_probe_writes_nothing(store: Store):
+    heard = []
+    store.on_batch(lambda size, seconds: heard.append((size, seconds > 0)))
+    await asyncio.gather(*(store.create("s", str(i), {}, actor="t", request_id="r") for i in range(5)))
+    await store.probe_write()
+    assert heard == [(5, True), (1, True)]
+    assert len(await store.audit()) == 5 and await store.count_by_style() == {"s": 5}
+    await store.close()
+    with pytest.raises(errors.InternalError, match="the store is closed"):
+        await store.probe_write()
