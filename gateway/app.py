@@ -3,10 +3,16 @@
 ``create_app(config)`` is what production and the tests both run. The store is opened
 in ``cleanup_ctx`` (so nothing touches the disk at import or construction time) and
 closed, after queued writes finish, when the application shuts down.
+
+With ``server.base_path`` the application is mounted as a sub-application under that
+prefix; the edge middlewares (forwarding, request log and metrics, error shapes, header
+limits) then sit on the outer application, so that paths outside the prefix get the
+same treatment, and errors pick their style by the path with the prefix removed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -17,15 +23,18 @@ import structlog
 from aiohttp import web
 
 from gateway import errors
+from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, auth_middleware, oauth_token
 from gateway.codecs import json_response
 from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE
-from gateway.store import Store
+from gateway.metrics import METRICS, Metrics
+from gateway.proxy import TrustedProxies, forwarded_middleware
+from gateway.store import CLIENT, Store
 
-__all__ = ["create_app", "STYLES"]
+__all__ = ["create_app", "STYLES", "Traffic", "TRAFFIC"]
 
 #: every API style, in the order their routes are registered
 STYLES: tuple[ModuleType, ...] = (sailpoint, superoffice, webmethods)
@@ -33,12 +42,64 @@ _RENDERERS = {style.STYLE: style for style in STYLES}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+class Traffic:
+    """The requests in progress, so that a graceful shutdown can wait for them.
+
+    aiohttp's own shutdown first marks every connection closing, and a closing
+    connection drops the bytes that still arrive: a request whose body is under way
+    would be lost. ``taskgate serve`` therefore stops listening, waits here for the
+    requests in progress (answering each with ``Connection: close``), and only then
+    lets aiohttp close the connections."""
+
+    __slots__ = ("active", "draining", "_idle")
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.draining = False
+        self._idle: asyncio.Event | None = None
+
+    def finished(self) -> None:
+        self.active -= 1
+        if self._idle is not None and not self.active:
+            self._idle.set()
+
+    async def drain(self, timeout: float) -> int:
+        """Wait up to *timeout* seconds for the requests in progress; how many are left."""
+        self.draining = True
+        if self.active:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        return self.active
+
+
+TRAFFIC = web.AppKey("traffic", Traffic)
+
+
 def _style_of(request: web.Request) -> ModuleType | None:
     name = getattr(request.match_info.route, "name", None) or ""
     style = _RENDERERS.get(name.partition(":")[0])
     if style is None:  # no route matched (404/405): claim the path by its prefix
-        style = next((s for s in STYLES if s.PATH_PATTERN.match(request.path)), None)
+        path = request.path
+        base = request.app[CONFIG].server.base_path
+        if base:
+            if path != base and not path.startswith(base + "/"):
+                return None
+            path = path[len(base):] or "/"
+        style = next((s for s in STYLES if s.PATH_PATTERN.match(path)), None)
     return style
+
+
+def _metric_labels(request: web.Request) -> tuple[str, str]:
+    """(route, style) for the request metrics: the route's name, or "unmatched"."""
+    name = request.match_info.route.name
+    if name:
+        prefix = name.partition(":")[0]
+        return name, prefix if prefix in _RENDERERS else ""
+    style = _style_of(request)
+    return "unmatched", style.STYLE if style is not None else ""
 
 
 def render_error(request: web.Request, err: errors.TaskgateError) -> web.Response:
@@ -54,14 +115,45 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-ID", "")
     rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     request[REQUEST_ID] = rid
+    CLIENT.set(request.remote or "")  # audit rows record it (the client behind a trusted proxy)
+    traffic = request.app[TRAFFIC]
+    traffic.active += 1
     started = time.perf_counter()
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    finally:
+        traffic.finished()
+    elapsed = time.perf_counter() - started
+    if traffic.draining:
+        response.force_close()  # shutting down: no further request on this connection
     response.headers["X-Request-ID"] = rid
     who = request.get(PRINCIPAL)
     logger.info("request", method=request.method, path=request.path, status=response.status,
-                ms=round((time.perf_counter() - started) * 1000, 2), request_id=rid,
+                ms=round(elapsed * 1000, 2), request_id=rid,
                 actor=who.name if who else None, remote=request.remote)
+    request.app[METRICS].observe_request(*_metric_labels(request), response.status, elapsed)
     return response
+
+
+def _header_limits(max_headers: int, max_bytes: int):
+    """431 in the route's error shape for more headers, or a longer header name or value,
+    than configured. aiohttp's parser enforces twice these limits itself, before any
+    middleware, with a plain-text 400 (it cannot know the route then)."""
+
+    @web.middleware
+    async def header_limits(request: web.Request, handler) -> web.StreamResponse:
+        raw = request.raw_headers
+        if len(raw) > max_headers:
+            raise errors.RequestHeaderFieldsTooLarge(
+                f"the request has {len(raw)} header fields; at most {max_headers} are accepted")
+        for name, value in raw:
+            if len(value) > max_bytes or len(name) > max_bytes:
+                shown = name[:64].decode("latin-1")
+                raise errors.RequestHeaderFieldsTooLarge(
+                    f"the header {shown!r} is longer than {max_bytes} bytes")
+        return await handler(request)
+
+    return header_limits
 
 
 @web.middleware
@@ -94,6 +186,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
                              max_batch=config.storage.max_batch)
     try:
         store.on_commit(log_changes)
+        store.on_commit(app[METRICS].count_changes)
+        store.on_batch(app[METRICS].observe_batch)
         for style in STYLES:
             await style.prepare(store)
         app[STORE] = store
@@ -107,11 +201,28 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.server.max_body_bytes,
-                          middlewares=[request_context, error_middleware, auth_middleware])
+    server = config.server
+    edge = [request_context, error_middleware, _header_limits(server.max_headers, server.max_header_bytes)]
+    trusted = TrustedProxies(server.trusted_proxies)
+    if trusted:
+        edge.insert(0, forwarded_middleware(trusted))
+    metrics = Metrics([style.STYLE for style in STYLES])
+    app = web.Application(client_max_size=server.max_body_bytes,
+                          middlewares=[auth_middleware] if server.base_path else [*edge, auth_middleware])
+    traffic = Traffic()
     app[CONFIG] = config
+    app[METRICS] = metrics
+    app[TRAFFIC] = traffic
     app.router.add_post("/oauth/token", oauth_token, name="oauth:token")
     for style in STYLES:
         style.setup(app)
+    ops.setup(app, config.metrics)
     app.cleanup_ctx.append(_store_ctx)
-    return app
+    if not server.base_path:
+        return app
+    outer = web.Application(client_max_size=server.max_body_bytes, middlewares=edge)
+    outer[CONFIG] = config
+    outer[METRICS] = metrics
+    outer[TRAFFIC] = traffic
+    outer.add_subapp(server.base_path, app)
+    return outer

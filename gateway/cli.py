@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
+import socket
+import stat
 import sys
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Sequence, TextIO
@@ -19,7 +23,7 @@ from typing import AsyncIterator, Sequence, TextIO
 from aiohttp import web
 
 from gateway import errors
-from gateway.app import STYLES, create_app
+from gateway.app import STYLES, TRAFFIC, create_app
 from gateway.audit import configure_logging, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
@@ -102,31 +106,93 @@ async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:
           f"  {token}", file=out, flush=True)
 
 
+def _clear_stale_socket(path: Path) -> None:
+    """Remove a unix socket left by a process that is gone; refuse one that is in use."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"server.unix_socket: {str(path)!r} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # nobody listens: stale
+        return
+    finally:
+        probe.close()
+    raise ConfigError(f"server.unix_socket: {str(path)!r} is in use by another process")
+
+
+async def _listen_unix(runner: web.AppRunner, path: Path, mode: int) -> web.UnixSite:
+    _clear_stale_socket(path)
+    site = web.UnixSite(runner, str(path))
+    # bind under a umask that already gives the final mode: no moment with wider access
+    old_umask = os.umask(0o777 & ~mode)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ConfigError(f"server.unix_socket: cannot listen on {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    return site
+
+
 async def _serve(config: Config) -> int:
     app = create_app(config)  # refuses settings the styles check before the database is touched
     async with _store(config) as store:
         await bootstrap_admin(store, config, sys.stdout)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=config.server.shutdown_timeout)
+    server = config.server
+    # aiohttp's parser gets twice the configured header limits: between the two, the
+    # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=server.shutdown_timeout,
+                           max_line_size=server.max_request_line, max_field_size=2 * server.max_header_bytes,
+                           max_headers=2 * server.max_headers)
     await runner.setup()
+    socket_path = config.unix_socket_path
+    socket_inode = None
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(f"server.host/server.port: cannot listen on "
-                              f"{config.server.host}:{config.server.port}: {exc.strerror or exc}") from None
-        for host, port, *_ in runner.addresses:
-            print(f"taskgate listening on http://{host}:{port}", flush=True)
-            logger.info("listening", host=host, port=port, db=str(config.db_path))
+        if socket_path is not None:
+            await _listen_unix(runner, socket_path, int(server.unix_socket_mode, 8))
+            socket_inode = socket_path.stat().st_ino
+            print(f"taskgate listening on unix:{socket_path}{server.base_path}", flush=True)
+            logger.info("listening", unix_socket=str(socket_path), base_path=server.base_path, db=str(config.db_path))
+        else:
+            site = web.TCPSite(runner, server.host, server.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ConfigError(f"server.host/server.port: cannot listen on "
+                                  f"{server.host}:{server.port}: {exc.strerror or exc}") from None
+            for host, port, *_ in runner.addresses:
+                print(f"taskgate listening on http://{host}:{port}{server.base_path}", flush=True)
+                logger.info("listening", host=host, port=port, base_path=server.base_path, db=str(config.db_path))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        logger.info("stopping")
+        logger.info("stopping", shutdown_timeout=server.shutdown_timeout)
     finally:
+        # stop listening, give the requests in progress shutdown_timeout (see Traffic),
+        # then let aiohttp close the connections and the app close the store: it commits
+        # the queued writes, checkpoints the WAL and closes the database
+        started = time.monotonic()
+        for site in list(runner.sites):
+            await site.stop()
+        left = await app[TRAFFIC].drain(server.shutdown_timeout)
+        if left:
+            logger.warning("requests cut short by the shutdown", requests=left)
         await runner.cleanup()
+        if socket_inode is not None and socket_path is not None:
+            try:
+                if socket_path.stat().st_ino == socket_inode:  # still ours, not a successor's
+                    socket_path.unlink()
+            except FileNotFoundError:
+                pass
+        logger.info("stopped", seconds=round(time.monotonic() - started, 3))
     return 0
 
 
@@ -212,7 +278,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
             for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
                 sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,
                                         "version": c.version, "action": c.action, "actor": c.actor,
-                                        "request_id": c.request_id, "patch": c.patch, "undo": c.undo}) + "\n")
+                                        "request_id": c.request_id, "client": c.client, "patch": c.patch,
+                                        "undo": c.undo}) + "\n")
     return 0
 
 

@@ -9,7 +9,9 @@ This module does no I/O beyond reading the file it is given.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,14 @@ class ServerConfig:
     host: str = _opt("127.0.0.1", doc="address to listen on")
     port: int = _opt(8080, lo=0, hi=65535, doc="TCP port (0 picks a free one)")
     max_body_bytes: int = _opt(1_048_576, lo=1, doc="largest request body accepted")
-    shutdown_timeout: float = _opt(10.0, lo=0, doc="seconds in-flight requests get on SIGTERM")
+    shutdown_timeout: float = _opt(10.0, lo=0, doc="seconds in-flight requests and queued writes get on SIGTERM")
+    unix_socket: str = _opt("", doc="listen on this unix socket instead of host/port; relative paths are beside the config file")
+    unix_socket_mode: str = _opt("660", doc="octal file mode of the unix socket")
+    base_path: str = _opt("", doc="prefix of every route, e.g. /taskgate; empty serves at /")
+    trusted_proxies: str = _opt("", doc="comma-separated addresses/CIDRs (and `unix`) whose X-Forwarded-*/Forwarded are honoured")
+    max_request_line: int = _opt(8190, lo=256, hi=1_048_576, doc="longest request line (method, URL, version) in bytes")
+    max_header_bytes: int = _opt(8190, lo=256, hi=1_048_576, doc="longest header name or value in bytes (431 above it)")
+    max_headers: int = _opt(100, lo=8, hi=10_000, doc="most request headers (431 above it)")
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,13 @@ class WebMethodsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    expose: str = _opt("loopback", choices=("off", "loopback", "token"),
+                       doc="who may read /metrics: nobody, loopback clients, or bearers of metrics.token")
+    token: str = _opt("", doc="bearer token for /metrics when metrics.expose is token")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -79,6 +95,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     superoffice: SuperOfficeConfig = field(default_factory=SuperOfficeConfig)
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
 
@@ -87,12 +104,42 @@ class Config:
         path = Path(self.storage.path)
         return path if path.is_absolute() else Path(self.base_dir) / path
 
+    @property
+    def unix_socket_path(self) -> Path | None:
+        if not self.server.unix_socket:
+            return None
+        path = Path(self.server.unix_socket)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed, checked like the file's."""
         current = getattr(self, section)
         checked = {k: _check(f"{section}.{k}", _field(type(current), section, k), v)
                    for k, v in values.items()}
-        return dataclasses.replace(self, **{section: dataclasses.replace(current, **checked)})
+        return _validate(dataclasses.replace(self, **{section: dataclasses.replace(current, **checked)}))
+
+
+_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+def _validate(config: Config) -> Config:
+    """Checks that span keys or need parsing; the message names the key."""
+    server = config.server
+    if server.base_path and (not _BASE_PATH.fullmatch(server.base_path)
+                             or {".", ".."} & set(server.base_path.split("/"))):
+        raise ConfigError(f"server.base_path: must be empty or like /taskgate (segments of letters, digits, "
+                          f"'.', '_', '~', '-', no trailing slash); got {server.base_path!r}")
+    if not re.fullmatch(r"0?[0-7]{3}", server.unix_socket_mode):
+        raise ConfigError(f"server.unix_socket_mode: must be an octal mode such as 660; got {server.unix_socket_mode!r}")
+    for entry in filter(None, (e.strip() for e in server.trusted_proxies.split(","))):
+        if entry != "unix":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"server.trusted_proxies: {entry!r} is neither an address, a CIDR nor unix") from None
+    if config.metrics.expose == "token" and not config.metrics.token:
+        raise ConfigError("metrics.token: must be set when metrics.expose is token")
+    return config
 
 
 _SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
@@ -184,7 +231,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
                    for k, v in env_values.items()}
         sections[name] = dataclasses.replace(loaded, **checked)
     base = cfg_path.resolve().parent if cfg_path.is_file() else Path.cwd()
-    config = Config(**sections, base_dir=str(base))
+    config = _validate(Config(**sections, base_dir=str(base)))
     if "path" in overrides.get("storage", {}):  # paths from the environment are cwd-relative
         config = config.replace("storage", path=str(Path(config.storage.path).resolve()))
+    if "unix_socket" in overrides.get("server", {}) and config.server.unix_socket:
+        config = config.replace("server", unix_socket=str(Path(config.server.unix_socket).resolve()))
     return config

@@ -19,6 +19,7 @@ __all__ = [
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "TooManyRequests",
+    "RequestHeaderFieldsTooLarge",
     "InternalError",
 ]
 
@@ -77,6 +78,10 @@ class UnsupportedMediaType(TaskgateError):
 
 class TooManyRequests(TaskgateError):
     status, title = 429, "Too Many Requests"
+
+
+class RequestHeaderFieldsTooLarge(TaskgateError):
+    status, title = 431, "Request Header Fields Too Large"
 
 
 class InternalError(TaskgateError):

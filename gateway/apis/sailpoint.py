@@ -224,7 +224,8 @@ async def create_task(request: web.Request) -> web.Response:
     doc = new_task_status(decode_json(body), now=now_iso(), launcher=who.name)
     task = await request.app[STORE].create(STYLE, doc["id"], doc, actor=who.name,
                                            request_id=request_id(request))
-    return _task_response(task, 201, {"Location": f"/task-status/v1/{quote(task.id, safe='')}"})
+    # the request's own path, so the link holds under server.base_path too
+    return _task_response(task, 201, {"Location": f"{request.path.rstrip('/')}/{quote(task.id, safe='')}"})
 
 
 def setup(app: web.Application) -> None:

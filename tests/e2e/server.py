@@ -21,8 +21,10 @@ __all__ = ["Server", "running", "Reply", "http"]
 class Server:
     """Start, kill and restart one taskgate process; the database outlives restarts."""
 
-    def __init__(self, workdir: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, workdir: Path, *, synchronous: str = "FULL", config: str = "") -> None:
+        """*config*: the text of a config.toml to run with (written into *workdir*)."""
         self.workdir = workdir
+        self.config = config
         self.db = workdir / "taskgate.db"
         self.log = workdir / "server.log"
         self.synchronous = synchronous
@@ -33,6 +35,8 @@ class Server:
     def start(self) -> "Server":
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
         env["TASKGATE_STORAGE_SYNCHRONOUS"] = self.synchronous
+        if self.config:
+            (self.workdir / "config.toml").write_text(self.config)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "--db", str(self.db), "serve", "--host", "127.0.0.1",
@@ -45,7 +49,7 @@ class Server:
                 raise RuntimeError(f"taskgate exited early:\n{self.log.read_text()}")
             if line.startswith("  tg_"):
                 self.admin_token = line.strip()
-            match = re.match(r"taskgate listening on (http://127\.0\.0\.1:\d+)", line)
+            match = re.match(r"taskgate listening on (http://127\.0\.0\.1:\d+|unix:\S+)", line)
             if match:
                 self.base_url = match.group(1)
                 return self

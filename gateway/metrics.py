@@ -1,0 +1,144 @@
+"""Operational endpoints: ``/healthz``, ``/readyz`` and the Prometheus ``/metrics``.
+
+Each application has its own :class:`Metrics` (its own ``CollectorRegistry``, never the
+process-global one), fed by the request middleware (one dict lookup and two cheap updates
+per request, no await) and by the store's listeners (commit latency, batch size, audit
+events). The task gauge is computed on scrape. Who may read ``/metrics`` is
+``metrics.expose``: nobody (no route), loopback clients only (the client as
+:mod:`gateway.proxy` establishes it), or bearers of ``metrics.token``. None of these
+endpoints needs a taskgate user. This module holds no SQL and no vendor shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+from typing import Sequence
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway import errors
+from gateway.auth import public
+from gateway.codecs import json_response
+from gateway.config import MetricsConfig
+from gateway.context import STORE
+from gateway.store import SCHEMA_VERSION, Change
+
+__all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT"]
+
+#: seconds /readyz waits for its write probe before answering 503
+READY_TIMEOUT = 5.0
+_LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """The registry of one application and the updates the rest of taskgate makes."""
+
+    def __init__(self, styles: Sequence[str]) -> None:
+        self.styles = tuple(styles)
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("taskgate_http_requests", "HTTP requests answered, by route, style and status",
+                                ("route", "style", "status"), registry=registry)
+        self.latency = Histogram("taskgate_http_request_duration_seconds",
+                                 "Time from the request reaching taskgate to its response, by route and style",
+                                 ("route", "style"), buckets=_LATENCY_BUCKETS, registry=registry)
+        self.commit_latency = Histogram("taskgate_store_commit_duration_seconds",
+                                        "Time of one group commit of task writes (BEGIN IMMEDIATE to COMMIT)",
+                                        buckets=_LATENCY_BUCKETS, registry=registry)
+        self.batch_size = Histogram("taskgate_store_batch_size", "Task writes committed together in one transaction",
+                                    buckets=_BATCH_BUCKETS, registry=registry)
+        self.audit_events = Counter("taskgate_audit_events", "Audit rows written, by style and action",
+                                    ("style", "action"), registry=registry)
+        self.tasks = Gauge("taskgate_tasks", "Tasks stored, by style (counted when scraped)", ("style",),
+                           registry=registry)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, route: str, style: str, status: int, seconds: float) -> None:
+        key = (route, style, status)
+        pair = self._children.get(key)
+        if pair is None:  # label sets are few (route names × statuses): resolve each once
+            pair = self._children[key] = (self.requests.labels(route, style, str(status)),
+                                          self.latency.labels(route, style))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        """The store's batch listener."""
+        self.batch_size.observe(size)
+        self.commit_latency.observe(seconds)
+
+    def count_changes(self, changes: Sequence[Change]) -> None:
+        """The store's commit listener."""
+        for c in changes:
+            self.audit_events.labels(c.style, c.action).inc()
+
+    def render(self, counts: dict[str, int]) -> bytes:
+        for style in {*self.styles, *counts}:
+            self.tasks.labels(style).set(counts.get(style, 0))
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers HTTP. Says nothing about the database."""
+    return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the schema is current and a write goes through the store's write path."""
+    store = request.app[STORE]
+    problem = None
+    try:
+        version = await store.schema_version()
+        if version != SCHEMA_VERSION:
+            problem = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
+        else:
+            await asyncio.wait_for(store.probe_write(), READY_TIMEOUT)
+    except asyncio.TimeoutError:
+        problem = f"the database did not take a write within {READY_TIMEOUT:g} s"
+    except errors.TaskgateError as exc:
+        problem = exc.message
+    except Exception as exc:  # the database itself failed: not ready, and say why
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        return json_response({"status": "unavailable", "reason": problem}, status=503,
+                             headers={"Cache-Control": "no-store"})
+    return json_response({"status": "ready", "schema": SCHEMA_VERSION}, headers={"Cache-Control": "no-store"})
+
+
+def _metrics_handler(config: MetricsConfig):
+    token = config.token.encode()
+
+    @public
+    async def metrics(request: web.Request) -> web.Response:
+        if config.expose == "loopback":
+            try:
+                local = ipaddress.ip_address(request.remote or "").is_loopback
+            except ValueError:
+                local = False
+            if not local:
+                raise errors.Forbidden("metrics are served to loopback clients only")
+        else:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+                raise errors.Unauthorized("metrics need the bearer token of metrics.token",
+                                          headers={"WWW-Authenticate": 'Bearer realm="taskgate metrics"'})
+        body = request.app[METRICS].render(await request.app[STORE].count_by_style())
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+
+    return metrics
+
+
+def setup(app: web.Application, config: MetricsConfig) -> None:
+    """The three routes (``/metrics`` only when exposed), named ``taskgate:…``."""
+    app.router.add_get("/healthz", healthz, name="taskgate:healthz")
+    app.router.add_get("/readyz", readyz, name="taskgate:readyz")
+    if config.expose != "off":
+        app.router.add_get("/metrics", _metrics_handler(config), name="taskgate:metrics")
