@@ -343,3 +343,23 @@ def test_default_limits(tmp_path: Path):
     assert (server.max_body_bytes, server.max_request_line, server.max_header_bytes, server.max_headers) == \
         (1_048_576, 8190, 8190, 100)
     assert dataclasses.asdict(make_config(tmp_path).metrics) == {"expose": "loopback", "token": ""}
+
+
+def test_request_latency_buckets_are_cumulative_and_include_their_bound():
+    from prometheus_client import generate_latest
+
+    from gateway.metrics import Metrics
+    metrics = Metrics(["sailpoint"])
+    for seconds in (0.001, 0.003, 0.003, 20.0):
+        metrics.observe_request("sailpoint:get:v1", "sailpoint", 200, seconds)
+    metrics.observe_request("sailpoint:get:v1", "sailpoint", 404, 0.0001)
+    got = samples(generate_latest(metrics.registry).decode())
+    labels = (("route", "sailpoint:get:v1"), ("style", "sailpoint"))
+    bucket = {dict(key)["le"]: value for (name, key), value in got.items()
+              if name == "taskgate_http_request_duration_seconds_bucket"}
+    assert bucket == {"0.0005": 1, "0.001": 2, "0.0025": 2, "0.005": 4, "0.01": 4, "0.025": 4, "0.05": 4, "0.1": 4,
+                      "0.25": 4, "0.5": 4, "1.0": 4, "2.5": 4, "5.0": 4, "10.0": 4, "+Inf": 5}
+    assert got[("taskgate_http_request_duration_seconds_count", labels)] == 5
+    assert got[("taskgate_http_request_duration_seconds_sum", labels)] == pytest.approx(20.0071)
+    assert got[("taskgate_http_requests_total", (*labels[:1], ("status", "200"), labels[1]))] == 4
+    assert got[("taskgate_http_requests_total", (*labels[:1], ("status", "404"), labels[1]))] == 1
