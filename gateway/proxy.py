@@ -27,7 +27,7 @@ __all__ = ["TrustedProxies", "forwarded_middleware"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253})(:[0-9]{1,5})?")
+_HOST = re.compile(r"(\[([0-9A-Fa-f:.]+)\]|[A-Za-z0-9._-]{1,253})(?::([0-9]{1,5}))?")
 _PROTOS = frozenset({"http", "https"})
 
 
@@ -63,6 +63,19 @@ def _parse_address(text: str) -> _Address | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+def _valid_host(host: str) -> bool:
+    """A ``host[:port]`` that URLs can be built from (yarl refuses a port above 65535)."""
+    match = _HOST.fullmatch(host)
+    if match is None or (match.group(3) is not None and int(match.group(3)) > 65535):
+        return False
+    if match.group(2) is not None:
+        try:
+            ipaddress.IPv6Address(match.group(2))
+        except ValueError:
+            return False
+    return True
 
 
 def _pick(trusted: TrustedProxies, hops: Sequence[_Address | None]) -> int | None:
@@ -105,7 +118,7 @@ def client_view(trusted: TrustedProxies, request: web.BaseRequest) -> dict[str, 
         host = (hosts[index] if len(hosts) == len(hops) else hosts[-1]) if hosts else ""
     if proto in _PROTOS:
         found["scheme"] = proto
-    if host and _HOST.fullmatch(host):
+    if host and _valid_host(host):
         found["host"] = host
     return found
 

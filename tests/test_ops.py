@@ -5,12 +5,15 @@ client behind a trusted proxy (logs, audit rows, Secure cookies, absolute links)
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
@@ -244,10 +247,13 @@ async def test_forwarded_https_makes_cookies_secure_and_links_use_the_client_s_u
     assert listed["odata.metadata"] == "https://tasks.example.com/api/v1/$metadata#BatchTask"
     status, listed, _ = await c.call("GET", "/Cust1/api/v1/BatchTask?$top=1", headers={**proxied, "Forwarded": ""})
     assert status == 200, listed
-    # an untrusted Host-like value is not taken
-    _, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0",
-                                headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": "evil/../x"})
-    assert listed["odata.metadata"].startswith("http://127.0.0.1:")
+    # a malformed host is not taken
+    for host in ("evil/../x", "tasks.example.com:99999", "[zz]:80", "a b"):
+        status, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0",
+                                         headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": host})
+        assert status == 200 and listed["odata.metadata"].startswith("http://127.0.0.1:"), (host, listed)
+    _, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0", headers={"Forwarded": 'for=1.2.3.4;host="[::1]:8443"'})
+    assert listed["odata.metadata"] == "http://[::1]:8443/api/v1/$metadata#BatchTask"
 
 
 def test_trusted_proxies_must_be_addresses_networks_or_unix(tmp_path: Path):
@@ -363,3 +369,31 @@ def test_request_latency_buckets_are_cumulative_and_include_their_bound():
     assert got[("taskgate_http_request_duration_seconds_sum", labels)] == pytest.approx(20.0071)
     assert got[("taskgate_http_requests_total", (*labels[:1], ("status", "200"), labels[1]))] == 4
     assert got[("taskgate_http_requests_total", (*labels[:1], ("status", "404"), labels[1]))] == 1
+
+
+_PIECES = st.sampled_from(["for=203.0.113.7", 'for="[2001:db8::1]:4711"', "for=127.0.0.1", "for=unknown",
+                           "for=_hidden", "proto=https", "proto=ftp", 'host="x.example:8443"', "host=x:99999",
+                           'host="[zz]"', "by=10.0.0.1", "203.0.113.9", "127.0.0.2", "::1", "[::1]:80", "1.2.3.4:5",
+                           "https", "http", "tasks.example.com", "", " ", ";", ",", "=", '"'])
+_HEADER = st.one_of(st.text(max_size=60), st.lists(_PIECES, max_size=6).map(lambda parts: ";".join(parts)),
+                    st.lists(_PIECES, max_size=6).map(lambda parts: ", ".join(parts)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(forwarded=_HEADER, xff=_HEADER, proto=_HEADER, host=_HEADER)
+def test_any_forwarding_headers_from_a_trusted_proxy_give_a_usable_request(forwarded, xff, proto, host):
+    from aiohttp.test_utils import make_mocked_request
+
+    from gateway.proxy import TrustedProxies, client_view
+    headers = {"Host": "taskgate.local"}
+    for name, value in (("Forwarded", forwarded), ("X-Forwarded-For", xff), ("X-Forwarded-Proto", proto),
+                        ("X-Forwarded-Host", host)):
+        if value and value.isprintable() and value.isascii():
+            headers[name] = value
+    request = make_mocked_request("GET", "/api/v1/BatchTask", headers=headers)
+    view = client_view(TrustedProxies("127.0.0.0/8"), request)
+    assert set(view) <= {"remote", "scheme", "host"}
+    clone = request.clone(**view)
+    assert clone.url.scheme in ("http", "https") and clone.url.path == "/api/v1/BatchTask"
+    if "remote" in view:
+        ipaddress.ip_address(view["remote"])

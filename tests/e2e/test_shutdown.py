@@ -37,9 +37,9 @@ def update(style: str, task_id: str, value: str) -> tuple[str, str, Any, str]:
     return "PUT", f"/rest/pub/opentask/{task_id}", {"TaskData": {"v": value}}, "application/json"
 
 
-def create_tasks(base: str, auth: str) -> list[tuple[str, str]]:
+def create_tasks(base: str, auth: str, count: int = WORKERS + 1) -> list[tuple[str, str]]:
     tasks = []
-    for i in range(WORKERS + 1):
+    for i in range(count):
         style = ("sailpoint", "superoffice", "webmethods")[i % 3]
         if style == "sailpoint":
             task_id = f"{i:032x}"
@@ -144,3 +144,25 @@ def test_a_signal_during_a_write_burst_keeps_every_acknowledged_change(tmp_path:
         patch = json.loads(audit[(style, task_id, version)])  # the acknowledged version holds this change
         assert value in json.dumps(patch), (style, task_id, version, value, patch)
     assert len(acked) > SIGNAL_AFTER
+
+
+@pytest.mark.e2e
+def test_a_request_still_running_at_the_timeout_is_cut_short_and_changes_nothing(tmp_path: Path):
+    server = Server(tmp_path, config="[server]\nshutdown_timeout = 0.5\n").start()
+    assert server.proc is not None
+    auth = f"Bearer {server.admin_token}"
+    (style, task_id), = create_tasks(server.base_url, auth, 1)
+    method, path, doc, ctype = update(style, task_id, "never")
+    body = json.dumps(doc).encode()
+    port = int(server.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as stuck:
+        stuck.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: {ctype}\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])  # the rest never comes
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(30) == 0, server.log.read_text()
+        assert stuck.recv(65536) == b""  # closed without an answer: nothing was acknowledged
+    server.stop()
+    log = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    assert [e["requests"] for e in log if e["event"] == "requests cut short by the shutdown"] == [1]
+    with sqlite3.connect(tmp_path / "taskgate.db") as db:
+        assert db.execute("SELECT count(*) FROM audit WHERE action = 'updated'").fetchone() == (0,)
