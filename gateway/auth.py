@@ -238,7 +238,8 @@ async def login(request: web.Request) -> web.Response:
     xsrf = xsrf_token(session)
     response = web.json_response({"user": principal.name, "xsrf_token": xsrf},
                                  headers={"Cache-Control": "no-store"})
-    common = {"path": "/", "samesite": "Strict", "secure": request.secure,
+    # scoped to server.base_path (what precedes /login), so other sites on the host never get them
+    common = {"path": request.path[:-len("/login")] or "/", "samesite": "Strict", "secure": request.secure,
               "max_age": authenticator.token_ttl_seconds}
     response.set_cookie(SESSION_COOKIE, session, httponly=True, **common)
     response.set_cookie(XSRF_COOKIE, xsrf, **common)
@@ -251,8 +252,9 @@ async def logout(request: web.Request) -> web.Response:
     if session:
         await request.app[AUTHENTICATOR].store.delete_token(secret_hash(session))
     response = web.Response(status=204)
-    response.del_cookie(SESSION_COOKIE, path="/")
-    response.del_cookie(XSRF_COOKIE, path="/")
+    path = request.path[:-len("/logout")] or "/"
+    response.del_cookie(SESSION_COOKIE, path=path)
+    response.del_cookie(XSRF_COOKIE, path=path)
     return response
 
 

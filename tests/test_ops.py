@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from gateway.app import create_app
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, hash_password
 from gateway.config import Config, ConfigError
 from gateway.store import SCHEMA_VERSION, Store
 
@@ -232,7 +232,6 @@ async def test_forwarded_https_makes_cookies_secure_and_links_use_the_client_s_u
     c = await start(aiohttp_client, tmp_path, server={"trusted_proxies": "127.0.0.1"})
     store = await Store.open(tmp_path / "taskgate.db")
     try:
-        from gateway.auth import hash_password
         await store.add_user("tje0", "user", hash_password("Tje0"), associate_id=627)
     finally:
         await store.close()
@@ -274,6 +273,22 @@ async def test_base_path_prefixes_every_route_and_errors_keep_their_style(aiohtt
     assert (await c.call("GET", "/metrics", auth=False))[0] == 200
     _, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0")
     assert listed["odata.metadata"].endswith("/tg/api/v1/$metadata#BatchTask")
+    # the session cookies are scoped to the prefix, and work under it
+    store = await Store.open(tmp_path / "taskgate.db")
+    try:
+        await store.add_user("tje0", "user", hash_password("Tje0"), associate_id=627)
+    finally:
+        await store.close()
+    resp = await c.client.post("/tg/login", data={"user": "tje0", "password": "Tje0"})
+    assert resp.status == 200
+    cookies = resp.headers.getall("Set-Cookie")
+    assert len(cookies) == 2 and all("; Path=/tg;" in cookie for cookie in cookies), cookies
+    xsrf = (await resp.json())["xsrf_token"]
+    got = await c.client.get("/tg/api/v1/BatchTask/1", headers={"X-XSRF-TOKEN": xsrf, "Accept": "application/json"})
+    assert got.status == 200 and (await got.json())["Id"] == 1
+    resp = await c.client.post("/tg/logout", headers={"X-XSRF-TOKEN": xsrf})
+    assert resp.status == 204
+    assert all("; Path=/tg" in cookie and "Max-Age=0" in cookie for cookie in resp.headers.getall("Set-Cookie"))
     # unmatched paths under the prefix answer in their style's shape
     status, body, _ = await c.call("GET", "/task-status/v1/x/y")
     assert status == 404 and body["messages"][0]["text"] == "no resource at /tg/task-status/v1/x/y"
