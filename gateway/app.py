@@ -12,7 +12,6 @@ same treatment, and errors pick their style by the path with the prefix removed.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -29,53 +28,17 @@ from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, auth_middleware, oauth_token
 from gateway.codecs import json_response
 from gateway.config import Config
-from gateway.context import CONFIG, REQUEST_ID, STORE
+from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.metrics import METRICS, Metrics
 from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.store import CLIENT, Store
 
-__all__ = ["create_app", "STYLES", "Traffic", "TRAFFIC"]
+__all__ = ["create_app", "STYLES"]
 
 #: every API style, in the order their routes are registered
 STYLES: tuple[ModuleType, ...] = (sailpoint, superoffice, webmethods)
 _RENDERERS = {style.STYLE: style for style in STYLES}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-class Traffic:
-    """The requests in progress, so that a graceful shutdown can wait for them.
-
-    aiohttp's own shutdown first marks every connection closing, and a closing
-    connection drops the bytes that still arrive: a request whose body is under way
-    would be lost. ``taskgate serve`` therefore stops listening, waits here for the
-    requests in progress (answering each with ``Connection: close``), and only then
-    lets aiohttp close the connections."""
-
-    __slots__ = ("active", "draining", "_idle")
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.draining = False
-        self._idle: asyncio.Event | None = None
-
-    def finished(self) -> None:
-        self.active -= 1
-        if self._idle is not None and not self.active:
-            self._idle.set()
-
-    async def drain(self, timeout: float) -> int:
-        """Wait up to *timeout* seconds for the requests in progress; how many are left."""
-        self.draining = True
-        if self.active:
-            self._idle = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-        return self.active
-
-
-TRAFFIC = web.AppKey("traffic", Traffic)
 
 
 def _style_of(request: web.Request) -> ModuleType | None:

@@ -23,12 +23,13 @@ from typing import AsyncIterator, Sequence, TextIO
 from aiohttp import web
 
 from gateway import errors
-from gateway.app import STYLES, TRAFFIC, create_app
+from gateway.app import STYLES, create_app
 from gateway.audit import configure_logging, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.limits import dumps
 from gateway.config import Config, ConfigError, load_config
+from gateway.context import TRAFFIC
 from gateway.store import Store, StoreError
 
 __all__ = ["main", "build_parser"]
@@ -174,6 +175,7 @@ async def _serve(config: Config) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        app[TRAFFIC].draining = True  # before the log line: /readyz is 503 from here on
         logger.info("stopping", shutdown_timeout=server.shutdown_timeout)
     finally:
         # stop listening, give the requests in progress shutdown_timeout (see Traffic),

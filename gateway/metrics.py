@@ -26,7 +26,7 @@ from gateway import errors
 from gateway.auth import public
 from gateway.codecs import json_response
 from gateway.config import MetricsConfig
-from gateway.context import STORE
+from gateway.context import STORE, TRAFFIC
 from gateway.store import SCHEMA_VERSION, Change
 
 __all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT"]
@@ -94,6 +94,8 @@ class Metrics:
                                     ("style", "action"), registry=registry)
         self.tasks = Gauge("taskgate_tasks", "Tasks stored, by style (counted when scraped)", ("style",),
                            registry=registry)
+        self.in_progress = Gauge("taskgate_http_requests_in_progress",
+                                 "Requests being handled when scraped (this scrape included)", registry=registry)
 
     def observe_batch(self, size: int, seconds: float) -> None:
         """The store's batch listener."""
@@ -105,9 +107,10 @@ class Metrics:
         for c in changes:
             self.audit_events.labels(c.style, c.action).inc()
 
-    def render(self, counts: dict[str, int]) -> bytes:
+    def render(self, counts: dict[str, int], in_progress: int) -> bytes:
         for style in {*self.styles, *counts}:
             self.tasks.labels(style).set(counts.get(style, 0))
+        self.in_progress.set(in_progress)
         return generate_latest(self.registry)
 
 
@@ -122,12 +125,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the schema is current and a write goes through the store's write path."""
+    """Ready: not shutting down, the schema is current, and a write goes through the
+    store's write path."""
     store = request.app[STORE]
     problem = None
     try:
-        version = await store.schema_version()
-        if version != SCHEMA_VERSION:
+        if request.app[TRAFFIC].draining:
+            problem = "taskgate is shutting down"
+        elif (version := await store.schema_version()) != SCHEMA_VERSION:
             problem = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
         else:
             await asyncio.wait_for(store.probe_write(), READY_TIMEOUT)
@@ -160,7 +165,8 @@ def _metrics_handler(config: MetricsConfig):
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
                 raise errors.Unauthorized("metrics need the bearer token of metrics.token",
                                           headers={"WWW-Authenticate": 'Bearer realm="taskgate metrics"'})
-        body = request.app[METRICS].render(await request.app[STORE].count_by_style())
+        counts = await request.app[STORE].count_by_style()
+        body = request.app[METRICS].render(counts, request.app[TRAFFIC].active)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
     return metrics

@@ -160,6 +160,7 @@ async def test_metrics_count_requests_commits_audit_events_and_tasks(aiohttp_cli
     assert got[("taskgate_store_batch_size_sum", ())] == 6
     assert got[("taskgate_store_commit_duration_seconds_count", ())] == 6
     assert got[("taskgate_store_commit_duration_seconds_sum", ())] > 0
+    assert got[("taskgate_http_requests_in_progress", ())] == 1  # the scrape itself
     # each application has its own registry: a second one starts from zero
     other = await start(aiohttp_client, tmp_path / "other")
     again = samples((await other.call("GET", "/metrics", auth=False))[1])

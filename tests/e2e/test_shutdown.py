@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from gateway.store import SCHEMA_VERSION
 from tests.e2e.server import Server
 from tests.e2e.server import http as send
 
@@ -62,6 +63,16 @@ def wait_for_log(server: Server, event: str, timeout: float = 30) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"no {event} in the log:\n{server.log.read_text()}")
+
+
+def wait_in_progress(base: str, count: int, timeout: float = 30) -> None:
+    """Until /metrics shows *count* requests being handled (the scrape is one of them)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f"\ntaskgate_http_requests_in_progress {count}.0\n".encode() in send("GET", f"{base}/metrics").raw:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never {count} requests in progress")
 
 
 @pytest.mark.e2e
@@ -111,9 +122,18 @@ def test_a_signal_during_a_write_burst_keeps_every_acknowledged_change(tmp_path:
     slow = socket.create_connection(("127.0.0.1", port), timeout=30)
     slow.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
                  f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+    # a monitor's keep-alive connection, opened before the signal
+    monitor = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    monitor.request("GET", "/readyz")
+    assert monitor.getresponse().read() == b'{"status":"ready","schema":%d}' % SCHEMA_VERSION
     assert enough.wait(60), f"only {len(acked)} updates were acknowledged in 60 s"
     server.proc.send_signal(signum)
     wait_for_log(server, "stopping")
+    monitor.request("GET", "/readyz")  # on the connection it already had
+    reply = monitor.getresponse()
+    assert (reply.status, reply.read(), reply.headers["Connection"]) == (
+        503, b'{"status":"unavailable","reason":"taskgate is shutting down"}', "close")
+    monitor.close()
     slow.sendall(body[10:])
     answer = b""
     while chunk := slow.recv(65536):
@@ -158,6 +178,7 @@ def test_a_request_still_running_at_the_timeout_is_cut_short_and_changes_nothing
     with socket.create_connection(("127.0.0.1", port), timeout=30) as stuck:
         stuck.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: {ctype}\r\n"
                       f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])  # the rest never comes
+        wait_in_progress(server.base_url, 2)  # it, and the scrape that sees it
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(30) == 0, server.log.read_text()
         assert stuck.recv(65536) == b""  # closed without an answer: nothing was acknowledged
