@@ -25,8 +25,8 @@ from gateway import errors
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
-from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, auth_middleware, oauth_token
-from gateway.codecs import json_response
+from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, oauth_token
+from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.metrics import METRICS, Metrics
@@ -155,8 +155,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             await style.prepare(store)
         app[STORE] = store
         app_tokens = frozenset(t.strip() for t in config.superoffice.app_tokens.split(",") if t.strip())
+        limiter = FailureLimiter(config.auth.max_failures, config.auth.failure_window_seconds,
+                                 config.auth.max_tracked_clients)
         app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds,
-                                           app_tokens=app_tokens)
+                                           app_tokens=app_tokens, limiter=limiter)
         yield
     finally:
         await store.close()
@@ -176,6 +178,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[METRICS] = metrics
     app[TRAFFIC] = traffic
+    app[BODY_TIMEOUT] = config.server.body_timeout
     app.router.add_post("/oauth/token", oauth_token, name="oauth:token")
     for style in STYLES:
         style.setup(app)

@@ -10,6 +10,11 @@ are random and stored only as SHA-256 hashes, compared in constant time. The
 :func:`auth_middleware` puts a :class:`Principal` on every request to a route that is
 not marked :func:`public`, and refuses changes made with a read-only token. What a
 principal may do to a given task is each API style's business, not this module's.
+
+Failed credential checks are counted per client address (``request.remote``, so a
+trusted-proxy rewrite of it composes) by a :class:`FailureLimiter`; an address over
+``auth.max_failures`` in a window gets 429 with ``Retry-After`` for every request that
+presents credentials, ``/login`` and ``/oauth/token`` included, until the window ends.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -28,12 +34,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
-from gateway.codecs import decode_form, read_body
+from gateway.codecs import body_timeout, decode_form, read_body
 from gateway.store import Store, User
 
 __all__ = ["Principal", "Authenticator", "hash_password", "verify_password", "new_secret",
            "secret_hash", "auth_middleware", "public", "reads_by_post", "PRINCIPAL", "oauth_token", "login", "logout",
-           "SESSION_COOKIE", "XSRF_COOKIE", "xsrf_token"]
+           "SESSION_COOKIE", "XSRF_COOKIE", "xsrf_token", "FailureLimiter"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
@@ -95,14 +101,65 @@ def xsrf_token(session: str) -> str:
     return hmac.new(session.encode("utf-8", "surrogatepass"), b"xsrf", hashlib.sha256).hexdigest()
 
 
+class FailureLimiter:
+    """Failed credential checks per client address, counted in fixed windows that start at
+    an address's first failure. In memory, one process; at most *max_clients* addresses are
+    remembered (the one that failed least recently is forgotten first), so a flood from
+    many addresses costs bounded memory. *max_failures* 0 turns the limit off."""
+
+    def __init__(self, max_failures: int, window_seconds: float, max_clients: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures, self.window, self.max_clients = max_failures, window_seconds, max_clients
+        self._clock = clock
+        self._failures: dict[str, tuple[float, int]] = {}  # address -> (window end, failures), oldest first
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def retry_after(self, address: str) -> int | None:
+        """Whole seconds until *address* may try again, or None when it may now."""
+        entry = self._failures.get(address)
+        if entry is None or not self.max_failures:
+            return None
+        end, count = entry
+        now = self._clock()
+        if now >= end:
+            del self._failures[address]
+            return None
+        return max(1, math.ceil(end - now)) if count >= self.max_failures else None
+
+    def check(self, address: str) -> None:
+        """TooManyRequests (with Retry-After) when *address* is over its limit."""
+        wait = self.retry_after(address)
+        if wait is not None:
+            raise errors.TooManyRequests(f"too many failed sign-ins from this address; try again in {wait} s",
+                                         headers={"Retry-After": str(wait)})
+
+    def failed(self, address: str) -> None:
+        if not self.max_failures:
+            return
+        now = self._clock()
+        end, count = self._failures.pop(address, (0.0, 0))
+        if now >= end:
+            end, count = now + self.window, 0
+        self._failures[address] = (end, count + 1)  # re-inserted: the dict stays in order of last failure
+        while len(self._failures) > self.max_clients:
+            del self._failures[next(iter(self._failures))]
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or ""
+
+
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal`, or raises Unauthorized."""
 
     def __init__(self, store: Store, *, token_ttl_seconds: int,
-                 app_tokens: frozenset[str] = frozenset()) -> None:
+                 app_tokens: frozenset[str] = frozenset(), limiter: FailureLimiter | None = None) -> None:
         self.store = store
         self.token_ttl_seconds = token_ttl_seconds
         self.app_tokens = app_tokens
+        self.limiter = limiter if limiter is not None else FailureLimiter(0, 1, 1)
         # scrypt costs tens of milliseconds by design; remember recent successes so that a
         # client sending Basic on every request pays it once a minute, not every time.
         self._basic_ok: dict[str, tuple[float, Principal]] = {}
@@ -211,7 +268,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     route_handler = request.match_info.handler
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
         return await handler(request)
-    principal = await request.app[AUTHENTICATOR].authenticate_request(request)
+    authenticator = request.app[AUTHENTICATOR]
+    presented = "Authorization" in request.headers or SESSION_COOKIE in request.cookies
+    if presented:  # asking without credentials (to get the challenge) is no failed attempt
+        authenticator.limiter.check(client_address(request))
+    try:
+        principal = await authenticator.authenticate_request(request)
+    except errors.Unauthorized:
+        if presented:
+            authenticator.limiter.failed(client_address(request))
+        raise
     request[PRINCIPAL] = principal
     if principal.read_only and request.method not in _SAFE_METHODS \
             and not getattr(route_handler, "taskgate_reads_by_post", False):
@@ -232,7 +298,12 @@ async def login(request: web.Request) -> web.Response:
     if not name or not password:
         raise errors.BadRequest("the form needs user and password")
     authenticator = request.app[AUTHENTICATOR]
-    principal = await authenticator.by_password(name, password)
+    authenticator.limiter.check(client_address(request))
+    try:
+        principal = await authenticator.by_password(name, password)
+    except errors.Unauthorized:
+        authenticator.limiter.failed(client_address(request))
+        raise
     session = await authenticator.create_token(principal.name, expires_in=authenticator.token_ttl_seconds,
                                                source="session")
     xsrf = xsrf_token(session)
@@ -265,13 +336,21 @@ async def oauth_token(request: web.Request) -> web.Response:
     Parameters come from a form body, the query string, or (client id and secret) HTTP
     Basic, as SailPoint's tenants accept. Errors use RFC 6749's ``{"error": …}`` shape.
     """
+    authenticator = request.app[AUTHENTICATOR]
+    wait = authenticator.limiter.retry_after(client_address(request))
+    if wait is not None:
+        return _oauth_error(429, "slow_down", f"too many failed attempts from this address; try again in {wait} s",
+                            {"Retry-After": str(wait)})
     params: dict[str, str] = dict(request.query)
     if request.can_read_body:
         ctype = request.content_type
         if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             return _oauth_error(400, "invalid_request", "send the parameters as a form or in the query")
         try:
-            form = await request.post()
+            async with body_timeout(request):
+                form = await request.post()
+        except TimeoutError:
+            return _oauth_error(408, "invalid_request", "the request body did not arrive in time")
         except web.HTTPRequestEntityTooLarge:
             return _oauth_error(413, "invalid_request", "the form is too large")
         except (ValueError, LookupError, HttpProcessingError, RequestPayloadError):  # encoding, charset, multipart
@@ -284,15 +363,16 @@ async def oauth_token(request: web.Request) -> web.Response:
             params.setdefault("client_id", cid)
             params.setdefault("client_secret", csecret)
         except ValueError:
+            authenticator.limiter.failed(client_address(request))
             return _oauth_error(401, "invalid_client", "malformed Basic credentials")
     if params.get("grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
     client_id, client_secret = params.get("client_id", ""), params.get("client_secret", "")
     if not client_id or not client_secret:
         return _oauth_error(400, "invalid_request", "client_id and client_secret are required")
-    authenticator = request.app[AUTHENTICATOR]
     client = await authenticator.store.get_oauth_client(client_id)
     if client is None or not hmac.compare_digest(client.secret_hash, secret_hash(client_secret)):
+        authenticator.limiter.failed(client_address(request))
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
     ttl = authenticator.token_ttl_seconds
     token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
@@ -301,8 +381,9 @@ async def oauth_token(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
-def _oauth_error(status: int, error: str, description: str) -> web.Response:
-    headers = {"Cache-Control": "no-store"}
+def _oauth_error(status: int, error: str, description: str,
+                 extra: dict[str, str] | None = None) -> web.Response:
+    headers = {"Cache-Control": "no-store", **(extra or {})}
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="taskgate"'
     return web.json_response({"error": error, "error_description": description}, status=status,

@@ -150,7 +150,10 @@ async def _serve(config: Config) -> int:
     # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=server.shutdown_timeout,
                            max_line_size=server.max_request_line, max_field_size=2 * server.max_header_bytes,
-                           max_headers=2 * server.max_headers)
+                           max_headers=2 * server.max_headers,
+                           # aiohttp starts keepalive_timeout when a connection opens and after each answer
+                           # and does not reset it on partial data, so it also bounds slow headers (slowloris)
+                           keepalive_timeout=server.keepalive_timeout)
     await runner.setup()
     socket_path = config.unix_socket_path
     socket_inode = None

@@ -7,6 +7,7 @@ Vendor-specific document shapes are not this module's business.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any, Iterable
@@ -23,10 +24,17 @@ from aiohttp.web_protocol import RequestPayloadError
 from gateway import errors
 from gateway.limits import check_value, dumps
 
-__all__ = ["read_body", "decode_json", "decode_xml", "decode_form", "negotiate", "parse_if_match", "etag",
+__all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate", "parse_if_match", "etag",
            "json_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
+#: seconds a client has to send a body once its headers are in (``server.body_timeout``)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+
+
+def body_timeout(request: web.Request) -> asyncio.Timeout:
+    """A timeout for reading *request*'s body: aiohttp waits for a slow sender forever."""
+    return asyncio.timeout(request.app.get(BODY_TIMEOUT))
 
 
 
@@ -59,7 +67,10 @@ async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str,
     if charset not in ("utf-8", "utf8"):
         raise errors.UnsupportedMediaType(f"charset {charset!r} is not supported; use utf-8")
     try:
-        body = await request.read()
+        async with body_timeout(request):
+            body = await request.read()
+    except TimeoutError:
+        raise errors.RequestTimeout("the request body did not arrive in time") from None
     except web.HTTPRequestEntityTooLarge:
         raise errors.PayloadTooLarge(
             f"the request body is larger than {request.app._client_max_size} bytes") from None

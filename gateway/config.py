@@ -42,6 +42,9 @@ class ServerConfig:
     max_request_line: int = _opt(8190, lo=256, hi=1_048_576, doc="longest request line (method, URL, version) in bytes")
     max_header_bytes: int = _opt(8190, lo=256, hi=1_048_576, doc="longest header name or value in bytes (431 above it)")
     max_headers: int = _opt(100, lo=8, hi=10_000, doc="most request headers (431 above it)")
+    keepalive_timeout: float = _opt(75.0, lo=0.1, doc="seconds a connection may stay open without a whole "
+                                    "request arriving: idle keep-alive and slow request headers alike")
+    body_timeout: float = _opt(60.0, lo=0.1, doc="seconds a client has to send a request body once its headers are in")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class LogConfig:
 class AuthConfig:
     token_ttl_seconds: int = _opt(3600, lo=1, doc="lifetime of tokens issued by /oauth/token")
     bootstrap_user: str = _opt("admin", doc="admin created by `serve` when the database has no user")
+    max_failures: int = _opt(10, lo=0, doc="failed credential checks per client address and window before 429 (0: no limit)")
+    failure_window_seconds: int = _opt(60, lo=1, doc="length of the window in which failures are counted")
+    max_tracked_clients: int = _opt(10_000, lo=1, doc="most client addresses whose failures are remembered")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ __all__ = [
     "NotAcceptable",
     "Conflict",
     "PreconditionFailed",
+    "RequestTimeout",
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "TooManyRequests",
@@ -66,6 +67,10 @@ class Conflict(TaskgateError):
 
 class PreconditionFailed(TaskgateError):
     status, title = 412, "Precondition Failed"
+
+
+class RequestTimeout(TaskgateError):
+    status, title = 408, "Request Timeout"
 
 
 class PayloadTooLarge(TaskgateError):

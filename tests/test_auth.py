@@ -91,3 +91,125 @@ async def test_malformed_basic_client_credentials_are_401(api):
     status, body, _ = await token_call(api, data={"grant_type": "client_credentials"},
                                        headers={"Authorization": "Basic \u00e9"})
     assert (status, body) == (401, {"error": "invalid_client", "error_description": "malformed Basic credentials"})
+
+
+# -- failed sign-ins are rate-limited per client address ------------------------------------
+from gateway.app import create_app  # noqa: E402
+from gateway.auth import AUTHENTICATOR, FailureLimiter  # noqa: E402
+from gateway.context import STORE  # noqa: E402
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_failure_limiter_counts_per_address_in_windows_and_forgets_the_oldest():
+    clock = FakeClock()
+    limiter = FailureLimiter(3, 60, 4, clock=clock)
+    for _ in range(2):
+        limiter.failed("a")
+    assert limiter.retry_after("a") is None  # 2 of 3
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") is None
+    clock.now += 59.5
+    assert limiter.retry_after("a") == 1  # rounded up, never 0
+    with pytest.raises(Exception) as raised:
+        limiter.check("a")
+    assert (raised.value.status, raised.value.headers) == (429, {"Retry-After": "1"})
+    clock.now += 0.5  # the window is over: a clean slate
+    assert limiter.retry_after("a") is None and len(limiter) == 0
+    limiter.failed("a")
+    assert limiter.retry_after("a") is None
+    # bounded memory: a fifth address pushes out the one that failed least recently
+    for address in ("b", "c", "d", "e"):
+        for _ in range(3):
+            limiter.failed(address)
+    assert len(limiter) == 4 and limiter.retry_after("a") is None
+    assert all(limiter.retry_after(x) == 60 for x in "bcde")
+    for _ in range(10_000):
+        limiter.failed(f"10.0.{_ // 256}.{_ % 256}")
+    assert len(limiter) == 4
+    off = FailureLimiter(0, 60, 4, clock=clock)
+    for _ in range(100):
+        off.failed("a")
+    assert off.retry_after("a") is None and len(off) == 0
+
+
+@pytest.fixture(name="limited")
+async def _limited(aiohttp_client, config):
+    """An app that allows 3 failed sign-ins per address and minute, on a clock the test moves."""
+    client = await aiohttp_client(create_app(config.replace("auth", max_failures=3, failure_window_seconds=60)))
+    store, auth = client.app[STORE], client.app[AUTHENTICATOR]
+    await store.add_user("alice", "user", hash_password("alice-password"))
+    await store.add_user("root", "admin", hash_password("root-password"))
+    await store.add_oauth_client("cid", secret_hash("csecret"), "alice")
+    clock = FakeClock()
+    auth.limiter._clock = clock
+    return client, clock, await auth.create_token("root")
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+SO_429 = {"Error": True, "ErrorType": "TooManyRequestsException", "ErrorSource": "SuperOffice.Services.Implementation",
+          "ErrorMessage": "too many failed sign-ins from this address; try again in 60 s"}
+WM_429_MESSAGE = "too many failed sign-ins from this address; try again in 60 s"
+
+
+@pytest.mark.parametrize("path, blocked_body", [
+    ("/task-status/v1", {"message": " Rate Limit Exceeded "}),
+    ("/api/v1/BatchTask", SO_429),
+    ("/rest/pub/opentask", None),  # the webMethods envelope, checked below
+])
+async def test_wrong_passwords_are_rate_limited_per_address_in_each_style(limited, path, blocked_body):
+    client, clock, admin = limited
+    for _ in range(3):
+        resp = await client.get(path, headers=_basic("alice", "wrong"))
+        assert resp.status == 401
+    # asking without credentials (for the challenge) is not counted, and is still a 401
+    for _ in range(5):
+        assert (await client.get(path)).status == 401
+    for headers in (_basic("alice", "wrong"), _basic("alice", "alice-password"), {"Authorization": f"Bearer {admin}"},
+                    {"Authorization": "Bearer wrong"}):
+        resp = await client.get(path, headers=headers)
+        body = await resp.json()
+        assert (resp.status, resp.headers["Retry-After"]) == (429, "60"), body
+        if blocked_body is not None:
+            assert body == blocked_body
+        else:
+            assert body["$error"] == WM_429_MESSAGE and body["$errorType"] == "com.wm.app.b2b.server.ServiceException"
+    # another address is not affected: the limit is keyed on request.remote
+    clock.now += 30
+    resp = await client.get(path, headers=_basic("alice", "wrong"))
+    assert resp.headers["Retry-After"] == "30"
+    clock.now += 30
+    resp = await client.get(path, headers=_basic("alice", "alice-password"))
+    assert resp.status == 200, await resp.text()
+
+
+async def test_login_and_token_endpoint_share_the_limit(limited):
+    client, clock, _admin = limited
+    for _ in range(2):
+        resp = await client.post("/login", data={"user": "alice", "password": "guess"})
+        assert resp.status == 401
+    resp = await client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
+                                                    "client_secret": "guess"})
+    assert resp.status == 401
+    resp = await client.post("/login", data={"user": "alice", "password": "alice-password"})
+    assert (resp.status, resp.headers["Retry-After"], await resp.json()) == (429, "60", SO_429)
+    assert "Set-Cookie" not in resp.headers
+    resp = await client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
+                                                    "client_secret": "csecret"})
+    assert (resp.status, resp.headers["Retry-After"], await resp.json()) == (429, "60", {
+        "error": "slow_down", "error_description": "too many failed attempts from this address; try again in 60 s"})
+    clock.now += 60
+    resp = await client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
+                                                    "client_secret": "csecret"})
+    assert resp.status == 200
+    resp = await client.post("/login", data={"user": "alice", "password": "alice-password"})
+    assert resp.status == 200

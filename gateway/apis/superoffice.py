@@ -47,7 +47,7 @@ _OFFERED = ("application/json", "text/json", "application/xml", "text/xml",
 #: the .NET exception type named in the error body, by status
 ERROR_TYPES = {400: "ArgumentException", 401: "SoAuthenticationException", 403: "SoAccessDeniedException",
                404: "SoNotFoundException", 405: "HttpMethodNotAllowedException", 406: "NotAcceptableException",
-               409: "SoConflictException", 412: "SoPreconditionFailedException",
+               408: "RequestTimeoutException", 409: "SoConflictException", 412: "SoPreconditionFailedException",
                413: "RequestEntityTooLargeException", 415: "UnsupportedMediaTypeException",
                429: "TooManyRequestsException", 500: "SoServerException"}
 ERROR_SOURCE = "SuperOffice.Services.Implementation"

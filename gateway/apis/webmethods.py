@@ -34,7 +34,7 @@ from gateway.apis import webmethods_rules as rules
 from gateway.apis.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 from gateway.apis.webmethods_rules import Actor
 from gateway.clock import Clock, utc_now
-from gateway.codecs import decode_json, etag, json_response, read_body
+from gateway.codecs import decode_json, etag, json_response, parse_if_match, read_body
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
@@ -407,11 +407,12 @@ async def put_task(request: web.Request) -> web.Response:
     mutate = rules.update_mutation(task_id, changes, rules.KEEP_TASK_DATA if data is None else data,
                                    actor=call.actor, now=call.now,
                                    update_completed_task=call.config.update_completed_task)
+    if_match = parse_if_match(request.headers.get("If-Match"))  # beyond IS: the ETag of a GET, as a condition
     for _attempt in range(5):
         await _current(call, task_id)
         try:
             task = await call.store.update(STYLE, task_id, mutate, actor=call.actor.name,
-                                           request_id=call.request_id)
+                                           request_id=call.request_id, if_match=if_match)
         except rules.TimeRuleDue:
             continue  # a concurrent change made a clock change due: apply it as system's, then retry
         except errors.NotFound:
@@ -425,10 +426,14 @@ async def delete_task(request: web.Request) -> web.Response:
     """``DELETE /rest/pub/opentask/{taskID}``: any status; same not-found rule as the rest."""
     task_id = _task_id(request, {})
     call = await _call(request, {})
+    if_match = parse_if_match(request.headers.get("If-Match"))
     for _attempt in range(5):
         task = await call.store.get(STYLE, task_id)
         if task is None or not rules.may_access(task.doc["TaskInfo"], call.actor):
             raise rules.not_found(task_id)
+        if if_match is not None and task.version not in if_match:
+            raise errors.PreconditionFailed(f"Task {task_id} is at version {task.version}, not "
+                                            + ", ".join(map(str, sorted(if_match))))
         try:  # the version read is the one whose access was checked
             await call.store.delete(STYLE, task_id, actor=call.actor.name, request_id=call.request_id,
                                     if_match=frozenset({task.version}))
