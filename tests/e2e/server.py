@@ -21,10 +21,13 @@ __all__ = ["Server", "running", "Reply", "http"]
 class Server:
     """Start, kill and restart one taskgate process; the database outlives restarts."""
 
-    def __init__(self, workdir: Path, *, synchronous: str = "FULL", config: str = "") -> None:
-        """*config*: the text of a config.toml to run with (written into *workdir*)."""
+    def __init__(self, workdir: Path, *, synchronous: str = "FULL", config: str = "",
+                 env: dict[str, str] | None = None) -> None:
+        """*config*: the text of a config.toml to run with (written into *workdir*);
+        *env*: extra ``TASKGATE_*`` settings."""
         self.workdir = workdir
         self.config = config
+        self.env = dict(env or {})
         self.db = workdir / "taskgate.db"
         self.log = workdir / "server.log"
         self.synchronous = synchronous
@@ -37,6 +40,7 @@ class Server:
         env["TASKGATE_STORAGE_SYNCHRONOUS"] = self.synchronous
         if self.config:
             (self.workdir / "config.toml").write_text(self.config)
+        env.update(self.env)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "--db", str(self.db), "serve", "--host", "127.0.0.1",

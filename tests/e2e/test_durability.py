@@ -4,9 +4,12 @@ Real HTTP over loopback, a real SQLite file, no mocks:
 
 * compare-and-swap PATCHes (``test`` + ``replace`` of ``percentComplete``) fired
   concurrently: every 2xx is one committed step, and the audit trail agrees;
-* ``kill -9`` in the middle of a burst of PATCHes, then a restart: nothing that was
-  acknowledged is lost, nothing is half-applied, and the file is intact — with
-  ``synchronous=FULL`` and ``NORMAL`` (WAL survives a process crash either way).
+* ``kill -9`` at seeded random points of a concurrent write burst across the three styles
+  (SailPoint multi-operation PATCH, SuperOffice PUT, webMethods PUT of TaskInfo and
+  TaskData), then a restart, five times over, with ``synchronous=FULL`` and ``NORMAL``:
+  ``integrity_check`` is ok, every acknowledged change is stored at the version its answer
+  named, no change is half-applied, and the tasks are exactly the serial replay of the
+  audit trail (:mod:`tests.audit_replay`).
 """
 
 from __future__ import annotations
@@ -15,16 +18,15 @@ import asyncio
 import contextlib
 import json
 import random
-import sqlite3
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
-import jsonpatch
 import pytest
 
+from tests.audit_replay import Dump, assert_replays
 from tests.e2e.server import Server
 
 pytestmark = pytest.mark.e2e
@@ -217,139 +219,130 @@ async def test_concurrent_increments_with_retry_reach_exactly_100(live: Server) 
           f"({statuses[409]} × 409)")
 
 
-# -- 2. kill -9 during a burst -----------------------------------------------------------
-TASKS = [f"t{k:02d}" for k in range(20)]
-CYCLES = 3
-BURST = 600  # PATCHes at most per cycle; the kill normally lands well before the end
+# -- 2. kill -9 during a burst across the three styles ---------------------------------------
+PER_STYLE = 8  # tasks of each style
+CYCLES = 5
+BURST = 900  # writes at most per cycle; the kill normally lands well before the end
 WORKERS = 16
+Job = tuple[int, str, str]  # (n, style, task id)
+
+
+def _write(style: str, task_id: str, n: int) -> tuple[str, str, Any, str]:
+    """Job *n*'s request: method, path, body, content type. Each writes two or more members
+    that must land together."""
+    if style == "sailpoint":
+        return "PATCH", f"/task-status/v1/{task_id}", [
+            {"op": "add", "path": f"/attributes/k{n}", "value": n},
+            {"op": "replace", "path": "/progress", "value": f"step {n}"}], PATCH_CTYPE
+    if style == "superoffice":
+        return "PUT", f"/api/v1/BatchTask/{task_id}", {"Description": f"d{n}", "Response": f"r{n}"}, "application/json"
+    return "PUT", f"/rest/pub/opentask/{task_id}", {"TaskInfo": {"description": f"n{n}"},
+                                                    "TaskData": {"n": n, "echo": f"e{n}"}}, "application/json"
+
+
+def _shows(style: str, doc: dict[str, Any], n: int) -> bool:
+    """Whether *doc* carries all of job *n*'s change (not some of it)."""
+    if style == "sailpoint":
+        return doc["attributes"].get(f"k{n}") == n and doc["progress"] == f"step {n}"
+    if style == "superoffice":
+        return (doc["Description"], doc["Response"]) == (f"d{n}", f"r{n}")
+    return doc["TaskInfo"]["description"] == f"n{n}" and doc["TaskData"] == {"n": n, "echo": f"e{n}"}
+
+
+async def _create_tasks(session: aiohttp.ClientSession) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {"sailpoint": [], "superoffice": [], "webmethods": []}
+    for k in range(PER_STYLE):
+        await _create(session, f"t{k:02d}")
+        ids["sailpoint"].append(f"t{k:02d}")
+        status, body, _ = await _call(session, "POST", "/api/v1/BatchTask", body={"Name": f"so{k}", "State": "Started"})
+        assert status == 200, body
+        ids["superoffice"].append(str(body))
+        status, body, _ = await _call(session, "POST", "/rest/pub/opentask",
+                                      body={"taskTypeID": "T", "taskQueueInfo": {"name": f"wm{k}"}})
+        assert status == 200, body
+        ids["webmethods"].append(body["taskID"])
+    return ids
 
 
 class Burst:
-    """One bounded burst of two-operation PATCHes, cut short by SIGKILL."""
+    """One bounded burst of writes across the styles, cut short by SIGKILL."""
 
-    def __init__(self, jobs: list[tuple[int, str]], kill_after: int) -> None:
+    def __init__(self, jobs: list[Job], kill_after: int) -> None:
         self.jobs = list(reversed(jobs))
         # the kill comes after a number of acknowledgements, not after a time, so that it
         # lands mid-burst however fast the server is
         self.kill_after = kill_after
         self.kill_now = asyncio.Event()
-        self.acked: list[tuple[str, int, int]] = []  # (task, n, acknowledged version)
+        self.acked: list[tuple[str, str, int, int]] = []  # (style, task, n, acknowledged version)
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.sent = 0
 
     async def worker(self, session: aiohttp.ClientSession) -> None:
         while self.jobs:
-            n, task = self.jobs.pop()
-            ops = [{"op": "add", "path": f"/attributes/k{n}", "value": n},
-                   {"op": "replace", "path": "/progress", "value": f"step {n}"}]
+            n, style, task = self.jobs.pop()
+            method, path, body, ctype = _write(style, task, n)
             self.sent += 1
             try:
-                status, body, headers = await _call(session, "PATCH", f"/task-status/v1/{task}", body=ops,
-                                                    ctype=PATCH_CTYPE, rid=f"b{n}")
+                status, answer, headers = await _call(session, method, path, body=body, ctype=ctype, rid=f"b{n}")
             except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
                 self.errors[type(exc).__name__] += 1
                 return  # the server is gone; stop this worker
             self.statuses[status] += 1
-            assert status == 200, (status, body)
-            assert body["attributes"][f"k{n}"] == n and body["progress"] == f"step {n}"
-            self.acked.append((task, n, _version(headers)))
+            assert status == 200, (status, answer)
+            if style == "sailpoint":
+                assert _shows(style, answer, n)
+            self.acked.append((style, task, n, _version(headers)))
             if len(self.acked) >= self.kill_after:
                 self.kill_now.set()
 
 
-def _read_db(db: Path) -> tuple[str, dict[str, tuple[int, dict[str, Any]]], list[tuple]]:
-    """integrity_check, tasks by id, and audit rows (seq order), read straight from the file."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        check = "\n".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
-        tasks = {i: (v, json.loads(d)) for i, v, d in
-                 conn.execute("SELECT id, version, doc FROM tasks WHERE style = ?", (STYLE,))}
-        audit = conn.execute("SELECT seq, task_id, version, action, request_id, patch FROM audit "
-                             "WHERE style = ? ORDER BY seq", (STYLE,)).fetchall()
-    return check, tasks, audit
-
-
-def _progress_key_of(row_patch: list[dict[str, Any]]) -> tuple[int, str]:
-    """The key a burst PATCH added and the progress it set; both must be in the same row."""
-    adds = [op for op in row_patch if op["path"].startswith("/attributes/")]
-    progress = [op for op in row_patch if op["path"] == "/progress"]
-    assert len(adds) == 1 and adds[0]["op"] == "add", row_patch
-    assert len(progress) == 1 and progress[0]["op"] in ("add", "replace"), row_patch
-    assert {op["path"] for op in row_patch} <= {adds[0]["path"], "/progress", "/modified"}, row_patch
-    n = adds[0]["value"]
-    assert adds[0]["path"] == f"/attributes/k{n}"
-    return n, progress[0]["value"]
-
-
-async def _verify_after_restart(server: Server, acked: list[tuple[str, int, int]]) -> dict[str, int]:
-    """Everything acknowledged so far is stored, whole, and the file is sound."""
-    best: dict[str, int] = defaultdict(int)
-    for task, _n, version in acked:
-        best[task] = max(best[task], version)
-    async with _session(server) as session:
-        served = dict(zip(TASKS, await asyncio.gather(*(_get(session, t) for t in TASKS))))
-    for task, n, version in acked:
-        doc, _version_now = served[task]
-        assert doc["attributes"].get(f"k{n}") == n, f"acknowledged PATCH b{n} on {task} was lost"
-    for task in TASKS:
-        assert served[task][1] >= best[task], f"{task}: version went back below an acknowledged one"
-
-    check, tasks, audit = _read_db(server.db)
-    assert check == "ok"
-    assert set(tasks) == set(TASKS)
-    by_task: dict[str, list[tuple]] = defaultdict(list)
-    for row in audit:
-        by_task[row[1]].append(row)
-    by_rid = {}
-    for task in TASKS:
-        version, doc = tasks[task]
-        assert served[task] == (doc, version), f"{task}: HTTP and the file disagree"
-        rows = by_task[task]
-        assert [r[2] for r in rows] == list(range(1, version + 1)), f"{task}: audit versions not 1..{version}"
-        assert rows[0][3] == "created" and all(r[3] == "updated" for r in rows[1:])
-        # replaying the audit trail rebuilds the stored document exactly
-        replayed: dict[str, Any] = {}
-        for r in rows:
-            replayed = jsonpatch.apply_patch(replayed, json.loads(r[5]))
-        assert replayed == doc, f"{task}: the audit trail does not add up to the stored document"
-        # nothing half-applied: each row added one key and set the progress of the same PATCH
-        keys = set()
-        for _seq, _t, v, _action, rid, patch in rows[1:]:
-            n, progress = _progress_key_of(json.loads(patch))
-            assert progress == f"step {n}" and rid == f"b{n}", (task, v, patch)
-            keys.add(f"k{n}")
-            by_rid[rid] = (task, v)
-        assert set(doc["attributes"]) == keys
-        if len(rows) > 1:
-            assert doc["progress"] == f"step {_progress_key_of(json.loads(rows[-1][5]))[0]}"
-    # every acknowledged PATCH is the audit row at exactly the version its answer named
-    for task, n, version in acked:
-        assert by_rid.get(f"b{n}") == (task, version), f"b{n}: acknowledged as {task} v{version}"
-    return {t: tasks[t][0] for t in TASKS}
+def _verify_after_crash(dump: Dump, jobs: dict[str, Job], acked: list[tuple[str, str, int, int]]) -> None:
+    """Every acknowledged write is the audit row at the version its answer named, and every
+    burst row (acknowledged or not) carries its whole change."""
+    written: dict[str, tuple[str, str, int]] = {}
+    for row in dump.audit:
+        if row.request_id not in jobs:
+            assert row.action == "created", row  # setup: creations only
+            continue
+        n, style, task = jobs[row.request_id]
+        assert (row.style, row.task_id, row.action) == (style, task, "updated"), row
+        after = dump.after[row.seq]
+        assert after is not None and _shows(style, after, n), f"b{n} half-applied: {row.patch}"
+        assert row.request_id not in written, f"b{n} applied twice"
+        written[row.request_id] = (style, task, row.version)
+    for style, task, n, version in acked:
+        assert written.get(f"b{n}") == (style, task, version), f"acknowledged b{n} ({style} {task} v{version}) lost"
 
 
 @pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
 async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, synchronous: str) -> None:
-    """kill -9 of the server during a bounded burst of PATCHes, then a restart: every PATCH
-    that got a 2xx is in the store, and ``PRAGMA integrity_check`` is ``ok``."""
-    rng = random.Random(1234)
+    """kill -9 at seeded random points of a burst of writes across the three styles, then a
+    restart, five times: every write that got a 2xx is stored whole at its version, the
+    file passes ``integrity_check``, and the tasks are the replay of the audit trail."""
+    rng = random.Random(f"crash-{synchronous}")
     server = Server(tmp_path, synchronous=synchronous).start()
     try:
         async with _session(server) as session:
-            for task in TASKS:
-                await _create(session, task)
-        acked: list[tuple[str, int, int]] = []
+            ids = await _create_tasks(session)
+        targets = [(style, task) for style, tasks in ids.items() for task in tasks]
+        acked: list[tuple[str, str, int, int]] = []
+        jobs: dict[str, Job] = {}
         n = 0
         for cycle in range(CYCLES):
-            jobs = []
+            burst_jobs = []
             for _ in range(BURST):
                 n += 1
-                jobs.append((n, rng.choice(TASKS)))
-            burst = Burst(jobs, kill_after=rng.randint(30, BURST // 2))
+                style, task = rng.choice(targets)
+                burst_jobs.append((n, style, task))
+                jobs[f"b{n}"] = (n, style, task)
+            burst = Burst(burst_jobs, kill_after=rng.randint(20, BURST // 3))
+            delay = rng.uniform(0, 0.02)  # and a little later still, so it may land inside a commit
             started = time.monotonic()
 
-            async def killer(burst: Burst = burst, started: float = started) -> float:
+            async def killer(burst: Burst = burst, started: float = started, delay: float = delay) -> float:
                 await asyncio.wait_for(burst.kill_now.wait(), 60)
+                await asyncio.sleep(delay)
                 server.kill()  # SIGKILL, then reap: the process is gone when this returns
                 return time.monotonic() - started
 
@@ -360,17 +353,20 @@ async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, 
                 finally:
                     at = await killed_at  # even if a worker failed: never leave the kill pending
             assert not [s for s in burst.statuses if s != 200], burst.statuses
-            acked.extend(burst.acked)
-            server.start()
-            versions = await _verify_after_restart(server, acked)
-            print(f"\n[{synchronous} cycle {cycle + 1}] killed at {at * 1000:.0f} ms after "
-                  f"{burst.sent} PATCHes sent, {len(burst.acked)} acknowledged, "
-                  f"{sum(burst.errors.values())} client errors {dict(burst.errors)}, "
-                  f"{BURST - burst.sent} never sent; stored updates {sum(versions.values()) - len(TASKS)} "
-                  f"(acknowledged so far {len(acked)})")
             assert burst.jobs or burst.errors, "the kill did not land during the burst"
+            acked.extend(burst.acked)
+            dump = assert_replays(server.db)  # read before the restart touches the file
+            _verify_after_crash(dump, jobs, acked)
+            server.start()
+            async with _session(server) as session:  # and the restarted server serves what the file holds
+                for style, path in (("sailpoint", "/task-status/v1/{}"), ("superoffice", "/api/v1/BatchTask/{}"),
+                                    ("webmethods", "/rest/pub/opentask/{}")):
+                    task = rng.choice(ids[style])
+                    status, _body, headers = await _call(session, "GET", path.format(task))
+                    assert status == 200 and _version(headers) == dump.tasks[(style, task)][0]
+            print(f"\n[{synchronous} cycle {cycle + 1}] killed {at * 1000:.0f} ms in, after {burst.sent} writes sent, "
+                  f"{len(burst.acked)} acknowledged, {sum(burst.errors.values())} cut off; "
+                  f"audit rows {len(dump.audit)}, acknowledged so far {len(acked)}")
     finally:
         server.stop()
-    # a clean stop after all that leaves a sound file too
-    check, _tasks, _audit = _read_db(server.db)
-    assert check == "ok"
+    assert_replays(server.db)  # a clean stop after all that leaves a sound file too
