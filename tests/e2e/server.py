@@ -1,6 +1,9 @@
-"""A real ``taskgate serve`` process on a free loopback port, on a temporary database."""
+"""A real ``taskgate serve`` process on a free loopback port, on a temporary database, and
+the HTTP helpers the end-to-end suites share (standard library, and aiohttp for load)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import os
 import re
@@ -13,9 +16,11 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
-__all__ = ["Server", "running", "Reply", "http"]
+import aiohttp
+
+__all__ = ["Server", "running", "Reply", "http", "session", "call", "version"]
 
 
 class Server:
@@ -131,3 +136,43 @@ def http(method: str, url: str, authorization: str | None = None, body: Any = No
     except urllib.error.HTTPError as exc:
         with exc:
             return Reply(exc.code, exc.headers, exc.read())
+
+
+@contextlib.asynccontextmanager
+async def session(server: Server, token: str | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp session on *server* as its admin (or *token*), with no connection cap,
+    so that hundreds of requests really are in flight together."""
+    assert server.base_url.startswith("http://127.0.0.1:")
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(
+            base_url=server.base_url, connector=connector, timeout=aiohttp.ClientTimeout(total=30),
+            headers={"Authorization": f"Bearer {token or server.admin_token}"}) as client:
+        yield client
+
+
+async def call(client: aiohttp.ClientSession, method: str, path: str, *, body: Any = None,
+               data: bytes | str | None = None, ctype: str = "application/json", rid: str | None = None,
+               headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    """One request; returns (status, parsed JSON or None, headers). *body* is sent as JSON
+    text under *ctype*, *data* as given."""
+    hdrs = dict(headers or {})
+    if rid is not None:
+        hdrs["X-Request-ID"] = rid
+    if body is not None:
+        data = json.dumps(body)
+    if data is not None:
+        hdrs["Content-Type"] = ctype
+    async with client.request(method, path, data=data, headers=hdrs) as resp:
+        text = await resp.text()
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return resp.status, parsed, resp.headers
+
+
+def version(headers: Any) -> int:
+    """The version an ``ETag: "<version>"`` header names."""
+    tag = headers["ETag"]
+    assert tag[0] == tag[-1] == '"', tag
+    return int(tag[1:-1])

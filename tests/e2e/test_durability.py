@@ -15,19 +15,18 @@ Real HTTP over loopback, a real SQLite file, no mocks:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.audit_replay import Dump, assert_replays
-from tests.e2e.server import Server
+from tests.e2e.server import Server, call as _call, session as _session, version as _version
 
 pytestmark = pytest.mark.e2e
 
@@ -45,37 +44,6 @@ STYLE = "sailpoint"
 
 
 # -- HTTP helpers ------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def _session(server: Server) -> AsyncIterator[aiohttp.ClientSession]:
-    """A session with no connection cap (so 200 requests really are in flight together)."""
-    assert server.base_url.startswith("http://127.0.0.1:")
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(
-            base_url=server.base_url, connector=connector, timeout=aiohttp.ClientTimeout(total=30),
-            headers={"Authorization": f"Bearer {server.admin_token}"}) as session:
-        yield session
-
-
-async def _call(session: aiohttp.ClientSession, method: str, path: str, *, body: Any = None,
-                ctype: str = "application/json", rid: str | None = None) -> tuple[int, Any, Any]:
-    headers = {}
-    if rid is not None:
-        headers["X-Request-ID"] = rid
-    data = None
-    if body is not None:
-        data = json.dumps(body)
-        headers["Content-Type"] = ctype
-    async with session.request(method, path, data=data, headers=headers) as resp:
-        text = await resp.text()
-        return resp.status, (json.loads(text) if text else None), resp.headers
-
-
-def _version(headers: Any) -> int:
-    tag = headers["ETag"]
-    assert tag[0] == tag[-1] == '"', tag
-    return int(tag[1:-1])
-
-
 async def _create(session: aiohttp.ClientSession, task_id: str) -> None:
     status, body, headers = await _call(session, "POST", "/task-status/v1",
                                         body={"id": task_id, "type": "QUARTZ", "uniqueName": "x"})
