@@ -11,18 +11,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from structlog.testing import capture_logs
 
 from gateway.apis import webmethods
 from tests.apis.test_webmethods_fixtures import WmApi, _make_wm, _wm  # noqa: F401  (fixtures)
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.context import STORE
+from tests.apis.hostile import _resolve, assert_envelope, no_fault, refuse_all, refused, send
 from tests.conftest import Api
 
 SO = "/api/v1"
@@ -33,70 +33,9 @@ XML = "application/xml"
 FORM = "application/x-www-form-urlencoded"
 PATCH = "application/json-patch+json"
 MERGE = "application/merge-patch+json"
-SO_ENVELOPE = {"Error", "ErrorType", "ErrorMessage", "ErrorSource"}
-WM_ENVELOPE = {"$error", "$errorType", "$errorDump", "$errorInfo"}
 #: hypothesis: bounded, repeatable, one app per test (the examples share it)
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-# -- sending and judging --------------------------------------------------------------------
-@dataclass
-class Sent:
-    status: int
-    body: Any
-    text: str
-    faults: list[dict[str, Any]] = field(default_factory=list)  # "unhandled error" log events
-
-
-async def send(api: Api, method: str, path: str, *, body: Any = None, data: bytes | str | None = None,
-               ctype: str | None = JSON, headers: dict[str, str] | None = None, token: str | None = None) -> Sent:
-    hdrs = {**api.auth(token), **(headers or {})}
-    if body is not None:
-        data = json.dumps(body)
-    if data is not None and ctype is not None:
-        hdrs.setdefault("Content-Type", ctype)
-    with capture_logs() as logs:
-        resp = await api.client.request(method, path, data=data, headers=hdrs)
-        text = await resp.text()
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = None
-    faults = [e for e in logs if e.get("event") == "unhandled error" or e.get("log_level") in ("error", "critical")]
-    return Sent(resp.status, parsed, text, faults)
-
-
-def assert_envelope(style: str, sent: Sent) -> None:
-    if style == "superoffice":
-        assert isinstance(sent.body, dict) and set(sent.body) == SO_ENVELOPE, sent.text[:300]
-        assert sent.body["Error"] is True and all(isinstance(sent.body[k], str) for k in SO_ENVELOPE - {"Error"})
-    else:
-        assert isinstance(sent.body, dict) and WM_ENVELOPE <= set(sent.body), sent.text[:300]
-        assert isinstance(sent.body["$error"], str) and isinstance(sent.body["$errorInfo"], dict)
-
-
-async def refused(api: Api, style: str, method: str, path: str, **kwargs: Any) -> Sent:
-    """The request must be refused: 4xx, the style's error body, nothing logged or stored."""
-    before = await api.snapshot()
-    sent = await send(api, method, path, **kwargs)
-    assert 400 <= sent.status < 500, (sent.status, sent.text[:300])
-    assert_envelope(style, sent)
-    assert not sent.faults, sent.faults
-    assert await api.snapshot() == before, "a refused request changed stored data"
-    return sent
-
-
-async def no_fault(api: Api, style: str, method: str, path: str, **kwargs: Any) -> Sent:
-    """Any answer but a fault: never 5xx; a 4xx is the style's error body and changes nothing."""
-    before = await api.snapshot()
-    sent = await send(api, method, path, **kwargs)
-    assert sent.status < 500, (sent.status, sent.text[:300])
-    assert not sent.faults, sent.faults
-    if sent.status >= 400:
-        assert_envelope(style, sent)
-        assert await api.snapshot() == before, "a refused request changed stored data"
-    return sent
 
 
 # -- seeds ------------------------------------------------------------------------------------
@@ -317,24 +256,6 @@ SO_REFUSED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/logout", {"headers": {"Authorization": "", "Cookie": "taskgate_session=abc; XSRF-TOKEN=abc",
                                       "X-XSRF-TOKEN": "abc"}}),
 ]
-
-
-def _resolve(api: Api, kwargs: dict[str, Any]) -> dict[str, Any]:
-    kwargs = dict(kwargs)
-    if kwargs.get("token") in ("user", "read_only"):
-        kwargs["token"] = getattr(api, kwargs["token"])
-    return kwargs
-
-
-async def refuse_all(api: Api, style: str, rows: list[tuple[str, str, dict[str, Any]]], fill=lambda x: x) -> None:
-    """Every row refused; one app for the table (fast), every failing row reported."""
-    failures = []
-    for index, (method, path, kwargs) in enumerate(rows):
-        try:
-            await refused(api, style, method, fill(path), **kwargs)
-        except AssertionError as exc:
-            failures.append(f"[{index}] {method} {path[:80]} {str(kwargs)[:120]}: {str(exc)[:300]}")
-    assert not failures, "\n".join(failures)
 
 
 async def test_superoffice_refuses_hostile_input(so: Api):
