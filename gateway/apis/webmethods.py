@@ -33,6 +33,7 @@ from gateway import errors
 from gateway.apis import webmethods_rules as rules
 from gateway.apis.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 from gateway.apis.webmethods_rules import Actor
+from gateway.auth import reads_by_post
 from gateway.clock import Clock, utc_now
 from gateway.codecs import decode_json, etag, json_response, parse_if_match, read_body
 from gateway.config import WebMethodsConfig
@@ -547,6 +548,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     return await _tasks_answer(call, where, include, 0)
 
 
+@reads_by_post  # a search is a read whether it comes as GET or POST; it changes nothing of the caller's
 @_service
 async def search_tasks(request: web.Request) -> web.Response:
     """``GET|POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery."""

@@ -1,0 +1,200 @@
+"""Who may call what: every route of the app × every kind of caller → the expected status,
+in one table that the router itself enumerates (a route missing from the table fails the
+test, so a new route cannot be forgotten). Also: no secret used here ever reaches a log
+event, and the session and XSRF cookies carry the attributes README promises.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from gateway.app import create_app
+from gateway.auth import AUTHENTICATOR, hash_password, secret_hash
+from gateway.context import STORE
+
+KINDS = ("none", "wrong_password", "invalid_token", "expired_token", "read_only", "no_access", "admin")
+PASSWORDS = {"root": "root-pw-4f9a", "mallory": "mallory-pw-77c1"}
+WRONG = "wrong-pw-0b3e"
+INVALID = "tg_invalid-token-3c5d7e"
+SECRETS = {"root": "tgs_root-client-secret-91aa", "mallory": "tgs_mallory-client-secret-22bb"}
+
+
+def row(none: int, wrong: int, invalid: int, expired: int, read_only: int, no_access: int, admin: int) -> dict[str, int]:
+    return dict(zip(KINDS, (none, wrong, invalid, expired, read_only, no_access, admin)))
+
+
+READ = row(401, 401, 401, 401, 200, 200, 200)  # anyone signed in may read
+#: (method, route with any tenant prefix removed) → status per kind of caller.
+#: no_access is a plain user: SailPoint has no per-task rights, a SuperOffice task is owned by
+#: another associate (read, not write), a webMethods task is neither assigned to nor made by them.
+EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    ("POST", "/oauth/token"): row(400, 401, 400, 400, 400, 200, 200),
+    **{("GET", f"/{v}/task-status/pending-tasks"): READ for v in ("beta", "v2024", "v2025")},
+    **{("GET", f"{base}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",
+                                              "/v2025/task-status", "/v2026/task-status")},
+    **{("GET", f"{base}/{{id}}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",
+                                                     "/v2025/task-status", "/v2026/task-status")},
+    **{("PATCH", f"{base}/{{id}}"): row(401, 401, 401, 401, 403, 200, 200)
+       for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status", "/v2025/task-status",
+                    "/v2026/task-status")},
+    ("POST", "/task-status/v1"): row(401, 401, 401, 401, 403, 403, 201),
+    ("POST", "/login"): row(400, 401, 400, 400, 400, 200, 200),
+    ("POST", "/logout"): row(401, 401, 401, 401, 403, 204, 204),
+    ("GET", "/api/v1/BatchTask"): READ,
+    ("GET", "/api/v1/BatchTask/"): READ,
+    ("POST", "/api/v1/BatchTask"): row(401, 401, 401, 401, 403, 403, 200),
+    ("POST", "/api/v1/BatchTask/"): row(401, 401, 401, 401, 403, 403, 200),
+    ("GET", "/api/v1/BatchTask/{id}"): READ,
+    ("PUT", "/api/v1/BatchTask/{id}"): row(401, 401, 401, 401, 403, 403, 200),
+    ("DELETE", "/api/v1/BatchTask/{id}"): row(401, 401, 401, 401, 403, 403, 204),
+    ("POST", "/api/v1/BatchTask/{id}/Stop"): row(401, 401, 401, 401, 403, 403, 200),
+    ("POST", "/api/v1/Agents/Batch/{method}"): READ,  # GetBatchTaskInfo: a read, even by POST
+    ("GET", "/api/v1/Agents/Batch/{method}"): READ,
+    ("GET", "/rest/pub/opentask"): READ,
+    ("POST", "/rest/pub/opentask"): row(401, 401, 401, 401, 403, 200, 200),
+    ("PUT", "/rest/pub/opentask"): row(401, 401, 401, 401, 403, 404, 200),
+    ("DELETE", "/rest/pub/opentask"): row(401, 401, 401, 401, 403, 404, 200),
+    ("GET", "/rest/pub/opentask/{taskID}"): row(401, 401, 401, 401, 200, 404, 200),
+    ("PUT", "/rest/pub/opentask/{taskID}"): row(401, 401, 401, 401, 403, 404, 200),
+    ("DELETE", "/rest/pub/opentask/{taskID}"): row(401, 401, 401, 401, 403, 404, 200),
+    ("GET", "/rest/pub/opentask/{taskID}/audit"): row(401, 401, 401, 401, 200, 404, 200),
+    ("GET", "/rest/pub/opentask/{taskID}/audit/{auditEntryID}"): row(401, 401, 401, 401, 200, 404, 200),
+    ("DELETE", "/rest/pub/opentask/{taskID}/audit/{auditEntryID}"): row(401, 401, 401, 401, 403, 404, 200),
+    ("GET", "/rest/pub/opentasksearch"): READ,
+    ("POST", "/rest/pub/opentasksearch"): READ,
+}
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture(name="matrix")
+async def _matrix(aiohttp_client, config):
+    # the failure limit is tested in test_auth.py; here hundreds of wrong passwords are the point
+    client = await aiohttp_client(create_app(config.replace("auth", max_failures=0)))
+    store, auth = client.app[STORE], client.app[AUTHENTICATOR]
+    for name, role in (("root", "admin"), ("mallory", "user")):
+        await store.add_user(name, role, hash_password(PASSWORDS[name]))
+        await store.add_oauth_client(f"client-{name}", secret_hash(SECRETS[name]), name)
+    tokens = {"admin": await auth.create_token("root"), "no_access": await auth.create_token("mallory"),
+              "read_only": await auth.create_token("root", read_only=True), "invalid_token": INVALID}
+    tokens["expired_token"] = "tg_expired-" + tokens["admin"][3:]
+    await store.add_token("root", secret_hash(tokens["expired_token"]), read_only=False,
+                          expires=int(time.time()) - 10, source="cli")
+    return client, tokens
+
+
+async def _fresh(client, admin: str, template: str) -> dict[str, str]:
+    """Path parameters naming tasks made just now by the admin (a route may delete them)."""
+    auth = {"Authorization": f"Bearer {admin}"}
+    params = {"tenant": "Cust12345", "method": "GetBatchTaskInfo"}
+    if "task-status" in template and "{id}" in template:
+        resp = await client.post("/task-status/v1", json={"type": "QUARTZ", "uniqueName": "m"}, headers=auth)
+        params["id"] = (await resp.json())["id"]
+    if "BatchTask" in template or "Agents" in template:
+        resp = await client.post("/api/v1/BatchTask", json={"Name": "m", "AssociateId": 7, "State": "Started"},
+                                 headers=auth)
+        params["id"] = str(await resp.json())
+    if "opentask" in template:
+        resp = await client.post("/rest/pub/opentask", json={"taskTypeID": "T"}, headers=auth)
+        params["taskID"] = (await resp.json())["taskID"]
+        resp = await client.put(f"/rest/pub/opentask/{params['taskID']}", json={"TaskInfo": {"description": "d"}},
+                                headers=auth)
+        assert resp.status == 200
+        resp = await client.get(f"/rest/pub/opentask/{params['taskID']}/audit", headers=auth)
+        params["auditEntryID"] = str((await resp.json())["taskAudits"][-1]["id"])
+    return params
+
+
+def _request(method: str, route: str, params: dict[str, str], kind: str, tokens: dict[str, str]) -> dict[str, Any]:
+    """The request a caller of *kind* sends to *route*: credentials, then a valid body."""
+    headers: dict[str, str] = {}
+    if kind == "wrong_password":
+        headers["Authorization"] = _basic("root", WRONG)
+    elif kind != "none":
+        headers["Authorization"] = f"Bearer {tokens[kind]}"
+    path = route.format(**params)
+    data: Any = None
+    if route == "/oauth/token":
+        headers.pop("Authorization", None)
+        form = {"grant_type": "client_credentials"}
+        who = {"admin": "root", "no_access": "mallory", "wrong_password": "root"}.get(kind)
+        if who:
+            form.update(client_id=f"client-{who}", client_secret=WRONG if kind == "wrong_password" else SECRETS[who])
+        data = form
+    elif route == "/login":
+        headers.pop("Authorization", None)
+        who = {"admin": "root", "no_access": "mallory", "wrong_password": "root"}.get(kind)
+        data = {"user": who, "password": WRONG if kind == "wrong_password" else PASSWORDS[who]} if who else {"x": ""}
+    elif method == "PATCH":
+        data = json.dumps([{"op": "replace", "path": "/progress", "value": "m"}])
+        headers["Content-Type"] = "application/json-patch+json"
+    elif "task-status" in route and method == "POST":
+        data = json.dumps({"type": "QUARTZ", "uniqueName": "m"})
+    elif "Agents" in route and method == "POST":
+        data = json.dumps({"Id": int(params["id"])})
+    elif "BatchTask" in route and method in ("POST", "PUT") and not route.endswith("/Stop"):
+        data = json.dumps({"Name": "m"} if method == "POST" else {"Description": "m"})
+    elif "opentask" in route and method in ("POST", "PUT"):
+        data = json.dumps({"taskTypeID": "T"} if method == "POST" and "search" not in route
+                          else {} if "search" in route else {"TaskInfo": {"description": "m"}})
+    if route == "/rest/pub/opentask" and method in ("PUT", "DELETE"):
+        path += f"?taskID={params['taskID']}"
+    if isinstance(data, str):
+        headers.setdefault("Content-Type", "application/json")
+    return {"method": method, "path": path, "headers": headers, "data": data}
+
+
+async def test_every_route_answers_every_kind_of_caller_as_the_table_says(matrix):
+    client, tokens = matrix
+    routes = [(r.method, r.resource.canonical) for r in client.app.router.routes()]
+    assert len(routes) >= 80
+    seen, failures, secrets = set(), [], []
+    with capture_logs() as logs:
+        for method, canonical in routes:
+            route = canonical.replace("/{tenant}", "")
+            key = ("GET" if method == "HEAD" else method, route)
+            assert key in EXPECTED, f"{method} {canonical} is not in the table: add what each caller gets"
+            seen.add(key)
+            params = await _fresh(client, tokens["admin"], canonical)
+            for kind in KINDS:  # admin last: its DELETE may remove the task
+                req = _request(key[0], canonical, params, kind, tokens)
+                resp = await client.request(method, req["path"], headers=req["headers"], data=req["data"])
+                await resp.read()
+                for cookie in resp.headers.getall("Set-Cookie", []):
+                    secrets.append(cookie.split(";")[0].partition("=")[2])
+                if resp.status != EXPECTED[key][kind]:
+                    failures.append(f"{method} {req['path']} as {kind}: {resp.status}, "
+                                    f"expected {EXPECTED[key][kind]}: {(await resp.text())[:160]}")
+    assert not failures, "\n".join(failures)
+    assert seen == set(EXPECTED), f"table rows with no route: {set(EXPECTED) - seen}"
+    # no token, password, client secret or session value used above is in any log event
+    text = repr(logs)
+    used = [*tokens.values(), *PASSWORDS.values(), WRONG, *SECRETS.values(), *filter(None, secrets),
+            base64.b64encode(f"root:{WRONG}".encode()).decode()]
+    leaked = [s for s in used if s and s in text]
+    assert not leaked, leaked
+    assert len(logs) > 1000  # the scan did see the request and audit events
+
+
+async def test_session_and_xsrf_cookies_carry_their_attributes(matrix):
+    """The session cookie is HttpOnly and SameSite=Strict. The XSRF-TOKEN cookie is
+    SameSite=Strict but deliberately not HttpOnly: SuperOffice's clients read it from
+    script and echo it as X-XSRF-TOKEN (double submit), which HttpOnly would forbid."""
+    client, _tokens = matrix
+    resp = await client.post("/login", data={"user": "mallory", "password": PASSWORDS["mallory"]})
+    assert resp.status == 200
+    cookies = {c.split("=", 1)[0]: c for c in resp.headers.getall("Set-Cookie")}
+    assert set(cookies) == {"taskgate_session", "XSRF-TOKEN"}
+    session = {a.strip().lower() for a in cookies["taskgate_session"].split(";")[1:]}
+    xsrf = {a.strip().lower() for a in cookies["XSRF-TOKEN"].split(";")[1:]}
+    assert session == {"httponly", "samesite=strict", "path=/", "max-age=3600"}, session
+    assert xsrf == {"samesite=strict", "path=/", "max-age=3600"}, xsrf
+    assert resp.headers["Cache-Control"] == "no-store"
