@@ -181,7 +181,7 @@ async def test_every_route_answers_every_kind_of_caller_as_the_table_says(matrix
             base64.b64encode(f"root:{WRONG}".encode()).decode()]
     leaked = [s for s in used if s and s in text]
     assert not leaked, leaked
-    assert len(logs) > 1000  # the scan did see the request and audit events
+    assert len(logs) > 700  # the scan did see the request and audit events
 
 
 async def test_session_and_xsrf_cookies_carry_their_attributes(matrix):
