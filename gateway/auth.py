@@ -11,10 +11,12 @@ are random and stored only as SHA-256 hashes, compared in constant time. The
 not marked :func:`public`, and refuses changes made with a read-only token. What a
 principal may do to a given task is each API style's business, not this module's.
 
-Failed credential checks are counted per client address (``request.remote``, so a
-trusted-proxy rewrite of it composes) by a :class:`FailureLimiter`; an address over
-``auth.max_failures`` in a window gets 429 with ``Retry-After`` for every request that
-presents credentials, ``/login`` and ``/oauth/token`` included, until the window ends.
+Failed password and client-secret checks (Basic, ``/login``, ``/oauth/token``) are counted
+per client address (``request.remote``, so a trusted-proxy rewrite of it composes) by a
+:class:`FailureLimiter`; an address over ``auth.max_failures`` in a window gets 429 with
+``Retry-After`` on those until the window ends. Unknown tokens are not counted: a 256-bit
+random token cannot be guessed, and counting them would let one client with a stale token
+lock out everyone behind its address.
 """
 
 from __future__ import annotations
@@ -269,13 +271,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
         return await handler(request)
     authenticator = request.app[AUTHENTICATOR]
-    presented = "Authorization" in request.headers or SESSION_COOKIE in request.cookies
-    if presented:  # asking without credentials (to get the challenge) is no failed attempt
+    # passwords can be guessed, tokens cannot: only Basic is limited and counted
+    by_password = request.headers.get("Authorization", "").strip()[:6].lower() == "basic "
+    if by_password:
         authenticator.limiter.check(client_address(request))
     try:
         principal = await authenticator.authenticate_request(request)
     except errors.Unauthorized:
-        if presented:
+        if by_password:
             authenticator.limiter.failed(client_address(request))
         raise
     request[PRINCIPAL] = principal

@@ -66,7 +66,7 @@ class LogConfig:
 class AuthConfig:
     token_ttl_seconds: int = _opt(3600, lo=1, doc="lifetime of tokens issued by /oauth/token")
     bootstrap_user: str = _opt("admin", doc="admin created by `serve` when the database has no user")
-    max_failures: int = _opt(10, lo=0, doc="failed credential checks per client address and window before 429 (0: no limit)")
+    max_failures: int = _opt(10, lo=0, doc="failed password/client-secret checks per client address and window before 429 (0: no limit)")
     failure_window_seconds: int = _opt(60, lo=1, doc="length of the window in which failures are counted")
     max_tracked_clients: int = _opt(10_000, lo=1, doc="most client addresses whose failures are remembered")
 
