@@ -50,13 +50,11 @@ async def _dribble_headers(host: str, port: int, stop: asyncio.Event) -> bytes:
     return b"still open"
 
 
-async def _slow_body(host: str, port: int, token: str, path: str, method: str) -> tuple[int, dict]:
+async def _slow_body(host: str, port: int, head: str, body: bytes) -> tuple[int, dict]:
     """Whole headers, then a body one byte every 0.3 s: the server answers 408 when
     ``body_timeout`` runs out."""
     reader, writer = await asyncio.open_connection(host, port)
-    body = b'[{"op": "replace", "path": "/progress", "value": "slow"}]'
-    writer.write((f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-                  f"Content-Type: application/json-patch+json\r\nContent-Length: {len(body)}\r\n\r\n").encode())
+    writer.write((head + f"Host: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n").encode())
     sent = 0
     try:
         while sent < len(body):
@@ -89,8 +87,16 @@ async def test_idle_and_slow_clients_do_not_starve_others_and_are_cut_off(tmp_pa
             idle = [await asyncio.open_connection(host, port) for _ in range(IDLE)]
             stop = asyncio.Event()
             lorises = [asyncio.create_task(_dribble_headers(host, port, stop)) for _ in range(SLOWLORIS)]
-            slow = [asyncio.create_task(_slow_body(host, port, server.admin_token, "/task-status/v1/t1", "PATCH"))
+            patch = (f"PATCH /task-status/v1/t1 HTTP/1.1\r\nAuthorization: Bearer {server.admin_token}\r\n"
+                     "Content-Type: application/json-patch+json\r\n")
+            form = "Content-Type: application/x-www-form-urlencoded\r\n"
+            slow = [asyncio.create_task(_slow_body(host, port, patch, b'[{"op": "replace", "path": "/progress", '
+                                                                       b'"value": "slow"}]'))
                     for _ in range(SLOW_BODIES)]
+            slow_login = asyncio.create_task(_slow_body(host, port, "POST /login HTTP/1.1\r\n" + form,
+                                                        b"user=admin&password=" + b"x" * 40))
+            slow_token = asyncio.create_task(_slow_body(host, port, "POST /oauth/token HTTP/1.1\r\n" + form,
+                                                        b"grant_type=client_credentials" + b"&" * 40))
             # meanwhile everyone else is served, each request within the client's bound
             bounded = aiohttp.ClientTimeout(total=BOUND)
             for i in range(30):
@@ -105,6 +111,11 @@ async def test_idle_and_slow_clients_do_not_starve_others_and_are_cut_off(tmp_pa
                 assert status == 408, body
                 assert body["detailCode"] == "408 Request Timeout" and body["causes"] == []
                 assert body["messages"][0]["text"] == "the request body did not arrive in time"
+            assert await asyncio.wait_for(slow_login, BOUND) == (408, {
+                "Error": True, "ErrorType": "RequestTimeoutException", "ErrorSource": "SuperOffice.Services.Implementation",
+                "ErrorMessage": "the request body did not arrive in time"})
+            assert await asyncio.wait_for(slow_token, BOUND) == (408, {
+                "error": "invalid_request", "error_description": "the request body did not arrive in time"})
             # the slowloris connections and the idle ones are closed by the server
             answers = await asyncio.wait_for(asyncio.gather(*lorises), BOUND)
             assert answers == [b""] * SLOWLORIS, answers
