@@ -6,6 +6,7 @@ It adds SailPoint's table and the heavy cases to the SuperOffice and webMethods 
 test_hostile_inputs.py: 10 000-level nesting, numbers and strings beyond every limit,
 bodies over the size limit with and without Content-Length (chunked: aiohttp's streaming
 reads are not capped, but every style reads its body with ``request.read()``, which is),
+gzip bombs (the cap counts inflated bytes),
 100 000 form fields, JSON Patches of 100 000 operations, pointers into nowhere, ids with
 path traversal, SQL fragments and Unicode tricks, XXE, billion laughs, external DTDs.
 Requests the HTTP parser itself refuses (header floods, NUL bytes in headers, dot
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 from urllib.parse import unquote
@@ -58,6 +60,21 @@ async def chunks(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
     """A body sent chunked, without Content-Length."""
     for start in range(0, len(data), size):
         yield data[start:start + size]
+
+
+def gzip_bomb(prefix: bytes, suffix: bytes, megabytes: int = 64) -> bytes:
+    """*prefix* + *megabytes* MiB of spaces + *suffix*, gzip-compressed (about 1000:1),
+    made in pieces so the bomb itself never sits in memory. aiohttp inflates it while the
+    body is read; the read stops at the size limit."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    out = [packer.compress(prefix)]
+    block = b" " * (1 << 20)
+    out.extend(packer.compress(block) for _ in range(megabytes))
+    out.append(packer.compress(suffix) + packer.flush())
+    return b"".join(out)
+
+
+_GZIP = {"Content-Encoding": "gzip"}
 
 
 def op(kind: str, path: str, **extra: Any) -> dict[str, Any]:
@@ -111,6 +128,7 @@ SAILPOINT: list[Case] = [
     Case("sailpoint", "PATCH", _T, 413, {"data": chunks(_BIG), "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 413, {"data": chunks(b"[" + b" " * (20 * LIMIT) + b"]", 1 << 20), "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 413, {"body": [op("test", "/id", value="t1")] * 100_000, "ctype": PATCH}),
+    Case("sailpoint", "PATCH", _T, 413, {"data": gzip_bomb(b"[", b"]"), "ctype": PATCH, "headers": _GZIP}),
     Case("sailpoint", "PATCH", _T, 400, {"data": json.dumps([op("test", "")] * 40_000, separators=(",", ":")),
                                          "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 400, {"body": [op("test", "/id", value="t1")] * 1001, "ctype": PATCH}),
@@ -194,6 +212,8 @@ SUPEROFFICE: list[Case] = [
     Case("superoffice", "PUT", SO + "/1", 400, {"body": {"Description": "x" * 900_000}}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": _BIG}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": chunks(_BIG)}),
+    Case("superoffice", "PUT", SO + "/1", 413, {"data": gzip_bomb(b"<BatchTaskInfo>", b"</BatchTaskInfo>"), "ctype": XML,
+                                                "headers": _GZIP}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": chunks(b"<BatchTaskInfo>" + b" " * LIMIT + b"</BatchTaskInfo>"),
                                                 "ctype": XML}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": chunks(b"State=" + b"x" * LIMIT), "ctype": FORM}),
@@ -239,6 +259,7 @@ WEBMETHODS: list[Case] = [
     Case("webmethods", "PUT", WM + "/{wm}", 400, {"body": {"TaskInfo": {"name": "x" * 900_000}}}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": _BIG}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": chunks(_BIG)}),
+    Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": gzip_bomb(b'{"TaskData": {"a": "', b'"}}'), "headers": _GZIP}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": chunks(b'{"TaskData": {"a": "' + b"x" * LIMIT + b'"}}')}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"body": {"TaskData": {f"k{i}": i for i in range(100_000)}}}),
     Case("webmethods", "PUT", WM + "/{wm}", 400, {"data": b'{"TaskInfo": {"name": "\xed\xa0\x80"}}'}),
