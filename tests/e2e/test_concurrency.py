@@ -232,3 +232,20 @@ async def test_a_mixed_workload_ends_in_the_state_of_its_audit_replay(live: Serv
     changed = sum(1 for r in dump.audit if r.action != "created")
     print(f"\n[mixed] {OPERATIONS} requests over {len(paths)} tasks: {changed} audited changes; "
           + ", ".join(f"{s}/{m} {st}: {c}" for (s, m, st), c in sorted(statuses.items())))
+
+
+@pytest.mark.parametrize("style", ["superoffice", "webmethods"])
+async def test_a_delete_naming_a_stale_version_is_refused(live: Server, style: str) -> None:
+    async with session(live) as client:
+        task_id, path = await _new_task(client, style, 0)
+        method, body, ctype = _update(style, path, 1)
+        status, _b, headers = await call(client, method, path, body=body, ctype=ctype)
+        assert status == 200 and version(headers) == 2
+        status, body, _ = await call(client, "DELETE", path, headers={"If-Match": '"1"'}, rid="stale")
+        assert status == 412
+        _assert_error_shape(style, status, body, "stale")
+        status, _b, _h = await call(client, "DELETE", path, headers={"If-Match": '"2"'})
+        assert status in (200, 204)
+    dump = assert_replays(live.db)
+    assert [(r.task_id, r.action) for r in dump.audit] == [(task_id, "created"), (task_id, "updated"),
+                                                           (task_id, "deleted")]
