@@ -34,7 +34,11 @@ READ = row(401, 401, 401, 401, 200, 200, 200)  # anyone signed in may read
 #: (method, route with any tenant prefix removed) → status per kind of caller.
 #: no_access is a plain user: SailPoint has no per-task rights, a SuperOffice task is owned by
 #: another associate (read, not write), a webMethods task is neither assigned to nor made by them.
+OPEN = row(200, 200, 200, 200, 200, 200, 200)  # public: credentials are not even read
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
+    ("GET", "/metrics"): OPEN,  # metrics.expose = loopback (the default), and the test client is on loopback
     ("POST", "/oauth/token"): row(400, 401, 400, 400, 400, 200, 200),
     **{("GET", f"/{v}/task-status/pending-tasks"): READ for v in ("beta", "v2024", "v2025")},
     **{("GET", f"{base}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",
