@@ -1,8 +1,9 @@
-"""The ``taskgate`` command line: serve, init, user, token, oauth-client, import, export, audit.
+"""The ``taskgate`` command line: serve, init, user, token, oauth-client, import, export, audit, backup.
 
 Each command loads the configuration (exit status 2 on a bad value, naming the key),
 opens the store, does one thing and closes it. Secrets it creates are printed once, on
-standard output, and only their hashes are stored.
+standard output, and only their hashes are stored. Progress bars (import, export) go to
+standard error, and only when it is a terminal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Sequence, TextIO
+from typing import Any, AsyncIterator, Sequence, TextIO
 
 from aiohttp import web
 
@@ -30,7 +31,8 @@ from gateway.clock import now_iso
 from gateway.limits import dumps
 from gateway.config import Config, ConfigError, load_config
 from gateway.context import TRAFFIC
-from gateway.store import Store, StoreError
+from gateway.store import Store, StoreError, backup
+from gateway.verify import verify_trail
 
 __all__ = ["main", "build_parser"]
 
@@ -78,10 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a file, or - for standard input")
     p = sub.add_parser("export", help="export tasks as JSON Lines")
     p.add_argument("--style", choices=_STYLE_NAMES)
-    p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines")
+    p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines; or verify it")
     p.add_argument("--style", choices=_STYLE_NAMES)
     p.add_argument("--task", metavar="ID")
     p.add_argument("--limit", type=int, default=100)
+    p.add_subparsers(dest="action", metavar="ACTION").add_parser(
+        "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any")
+    p = sub.add_parser("backup", help="copy the database to DEST with SQLite's online backup (safe while serving)")
+    p.add_argument("dest", metavar="DEST")
+    p.add_argument("--force", action="store_true", help="replace DEST if it exists")
     return parser
 
 
@@ -201,10 +208,28 @@ async def _serve(config: Config) -> int:
     return 0
 
 
+def _progress(total: int | None, unit: str, **options: Any) -> Any:
+    """A progress bar on standard error when it is a terminal; otherwise one that draws nothing."""
+    from tqdm import tqdm  # imported here: only import and export draw one
+
+    return tqdm(total=total, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.25, **options)
+
+
+def _size_of(source: TextIO) -> int | None:
+    try:
+        return os.fstat(source.fileno()).st_size or None
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind it (a test's StringIO)
+        return None
+
+
 async def _import(store: Store, source: TextIO) -> int:
     by_style = {s.STYLE: s for s in STYLES}
     failed = imported = 0
     pending: list[asyncio.Future] = []
+    # in bytes read when the size is known (a regular file), else in lines
+    total = _size_of(source) if not getattr(source, "isatty", lambda: False)() else None
+    bar = _progress(total, "B" if total else " lines", unit_scale=bool(total), desc="import")
 
     async def flush() -> None:
         nonlocal failed, imported
@@ -220,6 +245,7 @@ async def _import(store: Store, source: TextIO) -> int:
         pending.clear()
 
     for lineno, line in enumerate(source, 1):
+        bar.update(len(line.encode("utf-8", "surrogateescape")) if total else 1)
         if not line.strip():
             continue
         try:
@@ -236,13 +262,41 @@ async def _import(store: Store, source: TextIO) -> int:
         if len(pending) >= 500:
             await flush()
     await flush()
+    bar.close()
     print(f"imported {imported} task(s), {failed} failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+async def _verify(store: Store) -> int:
+    checked = bad = 0
+    async for style, task_id, stored, trail in store.trails():
+        checked += 1
+        finding = verify_trail(style, task_id, stored, trail)
+        if finding is not None:
+            bad += 1
+            sys.stdout.write(dumps(finding.as_json()) + "\n")
+    print(f"verified {checked} task(s): {bad} disagree with their audit trail", file=sys.stderr)
+    return 1 if bad else 0
+
+
+async def _backup(config: Config, dest: Path, force: bool) -> int:
+    if dest.exists() and not force:
+        print(f"taskgate: {str(dest)!r} exists (--force replaces it)", file=sys.stderr)
+        return 1
+    if dest.resolve() == config.db_path.resolve():
+        print("taskgate: the backup cannot replace the database itself", file=sys.stderr)
+        return 1
+    info = await backup(config.db_path, dest, busy_timeout_ms=config.storage.busy_timeout_ms)
+    print(f"backed up {config.db_path} to {dest}: {info.tasks} task(s), {info.pages} pages, "
+          f"schema version {info.schema_version}", file=sys.stderr)
+    return 0
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
         return await _serve(config)
+    if args.command == "backup":  # reads the file directly: never migrates or checkpoints a live database
+        return await _backup(config, Path(args.dest), args.force)
     async with _store(config) as store:
         if args.command == "init":
             print(f"database {config.db_path} is at schema version {await store.schema_version()}")
@@ -277,8 +331,12 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
             with open(args.file, encoding="utf-8") as source:
                 return await _import(store, source)
         elif args.command == "export":
-            async for task in store.export(args.style):
-                sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
+            with _progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
+                async for task in store.export(args.style):
+                    sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
+                    bar.update()
+        elif args.command == "audit" and args.action == "verify":
+            return await _verify(store)
         elif args.command == "audit":
             for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
                 sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,

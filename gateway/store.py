@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +38,7 @@ from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.patching import diff, same_json
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
-__all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient",
+__all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient", "BackupInfo", "backup",
            "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError", "CLIENT"]
 
 Doc = dict[str, Any]
@@ -253,6 +255,67 @@ class _Write:
         self.client = CLIENT.get()
         self.future: asyncio.Future[tuple[Task | None, Change | None]] = \
             asyncio.get_running_loop().create_future()
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInfo:
+    pages: int
+    schema_version: int
+    tasks: int
+
+
+def _backup(source: Path, dest: Path, busy_timeout_ms: int) -> BackupInfo:
+    if not source.is_file():
+        raise StoreError("there is no database file to back up")
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    # mode=rw: never create the source; a missing file is an error, not an empty backup
+    src = sqlite3.connect(f"file:{urllib.parse.quote(str(source))}?mode=rw", uri=True)
+    try:
+        src.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        version = src.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            raise StoreError("not a taskgate database (no schema version)")
+        partial.unlink(missing_ok=True)
+        dst = sqlite3.connect(str(partial))
+        try:
+            # One step (pages=-1): SQLite copies every page inside one read transaction, so
+            # the copy is one snapshot. The database is in WAL mode, so the server's writer
+            # goes on meanwhile (only a checkpoint waits for the snapshot). Copying in small
+            # steps would release the snapshot between steps, and SQLite restarts a backup
+            # whenever another connection writes in between: under steady writes it would
+            # never finish.
+            src.backup(dst, pages=-1)
+            # the copy stands alone: rollback-journal mode, no -wal file beside it
+            dst.execute("PRAGMA journal_mode = DELETE")
+            check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(f"the copy fails its integrity check: {check}")
+            pages = dst.execute("PRAGMA page_count").fetchone()[0]
+            copied_version = dst.execute("PRAGMA user_version").fetchone()[0]
+            tasks = dst.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        finally:
+            dst.close()
+        with open(partial, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(partial, dest)
+        directory = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return BackupInfo(pages, copied_version, tasks)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot back it up: {exc}") from exc
+    finally:
+        src.close()
+        partial.unlink(missing_ok=True)
+
+
+async def backup(source: str | Path, dest: str | Path, *, busy_timeout_ms: int = 5000) -> BackupInfo:
+    """Copy the database *source* to *dest* with SQLite's online backup API, consistent
+    while a server writes to *source*; *dest* appears whole (written beside it, synced,
+    then renamed) or not at all. StoreError when *source* is missing or not taskgate's."""
+    return await asyncio.to_thread(_backup, Path(source), Path(dest), busy_timeout_ms)
 
 
 class Store:
@@ -680,6 +743,55 @@ class Store:
         rows = await self._reader.execute_fetchall(sql, [*params, -1 if limit is None else limit])
         return [Change(seq=r[0], at=r[1], style=r[2], task_id=r[3], version=r[4], action=r[5], actor=r[6],
                        request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]), client=r[10]) for r in rows]
+
+    async def count_tasks(self, style: str | None = None) -> int:
+        if style is None:
+            (n,), = await self._reader.execute_fetchall("SELECT count(*) FROM tasks")
+        else:
+            (n,), = await self._reader.execute_fetchall("SELECT count(*) FROM tasks WHERE style = ?", (style,))
+        return n
+
+    async def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
+        """``(style, id, stored task or None, its audit rows oldest first)`` for every task
+        that is stored or has audit rows (deleted tasks too), ordered by style and id.
+
+        Both tables are read in keyset-paginated chunks and merged, inside one read
+        transaction, so the whole walk sees one snapshot while writers go on; memory is a
+        chunk of each plus one task's trail. Meant for one-shot tools (``audit verify``):
+        the reader connection is held in that transaction until the walk ends."""
+        await self._reader.execute("BEGIN")
+        try:
+            tasks = aiter(self.export(chunk=chunk))
+            rows = aiter(self._audit_by_task(chunk))
+            task = await anext(tasks, None)
+            row = await anext(rows, None)
+            while task is not None or row is not None:
+                keys = [k for k in ((task.style, task.id) if task else None,
+                                    (row.style, row.task_id) if row else None) if k is not None]
+                key = min(keys)
+                stored = None
+                if task is not None and (task.style, task.id) == key:
+                    stored, task = task, await anext(tasks, None)
+                trail: list[Change] = []
+                while row is not None and (row.style, row.task_id) == key:
+                    trail.append(row)
+                    row = await anext(rows, None)
+                yield key[0], key[1], stored, trail
+        finally:
+            await self._reader.execute("COMMIT")
+
+    async def _audit_by_task(self, chunk: int) -> AsyncIterator[Change]:
+        after: tuple[str, str, int] = ("", "", 0)
+        while True:
+            rows = await self._reader.execute_fetchall(
+                "SELECT seq, at, style, task_id, version, action, actor, request_id, patch, undo FROM audit "
+                "WHERE (style, task_id, seq) > (?, ?, ?) ORDER BY style, task_id, seq LIMIT ?", (*after, chunk))
+            for r in rows:
+                yield Change(seq=r[0], at=r[1], style=r[2], task_id=r[3], version=r[4], action=r[5], actor=r[6],
+                             request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]))
+            if len(rows) < chunk:
+                return
+            after = (rows[-1][2], rows[-1][3], rows[-1][0])
 
     # -- users, tokens, OAuth clients -------------------------------------------------------
     async def _admin_write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
