@@ -1,0 +1,194 @@
+"""``taskgate export`` / ``import`` stream in constant memory and draw a progress bar only on
+a terminal; ``taskgate backup`` refuses what it must; :func:`gateway.verify.verify_trail` on
+trails a server cannot easily be made to write.
+
+The commands run as real subprocesses on real SQLite files. Memory is compared, not
+timed: the peak RSS of a run over ten times the tasks may grow only a little.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import sqlite3
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from gateway.store import Change, Task
+from gateway.verify import verify_trail
+
+BLOB = 4000  # characters of payload per task: 10x the tasks is tens of MB more if anything is held
+
+
+def taskgate(db: Path, *args: str, stdin: Path | None = None, stdout: Path | None = None,
+             stderr: int | None = None) -> tuple[int, str, int]:
+    """Run the CLI; its exit status, standard error and peak RSS in KiB (from wait4)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+    env["TASKGATE_LOG_LEVEL"] = "warning"  # no audit event per imported task
+    err_path = db.parent / "stderr.txt"
+    with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout, \
+            open(err_path, "wb") as ferr:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--db", str(db), *args], cwd=db.parent, env=env,
+                                stdin=fin, stdout=fout, stderr=ferr if stderr is None else stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, err_path.read_text(), usage.ru_maxrss
+
+
+def sailpoint_task(n: int) -> dict:
+    return {"id": f"{n:032x}", "type": "QUARTZ", "uniqueName": f"task {n}", "description": "", "parentName": None,
+            "launcher": "import", "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "launched": None, "completed": None, "completionStatus": "SUCCESS", "messages": [], "returns": [],
+            "attributes": {"payload": f"{n:08d}" * (BLOB // 8)}, "progress": None, "percentComplete": 0}
+
+
+def seeded(workdir: Path, count: int) -> Path:
+    """A database of *count* SailPoint tasks, written straight into SQLite (fast; export
+    reads only the tasks table)."""
+    workdir.mkdir()
+    db = workdir / "seed.db"
+    assert taskgate(db, "init")[0] == 0
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO tasks (style, id, version, created, modified, doc) VALUES ('sailpoint', ?, 1, ?, ?, ?)",
+            ((f"{n:032x}", "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z",
+              json.dumps(sailpoint_task(n), separators=(",", ":"))) for n in range(count)))
+    conn.close()
+    return db
+
+
+def round_trip(tmp_path: Path, count: int) -> tuple[int, int]:
+    """Export *count* tasks, import them into an empty database, export that: the same
+    bytes. The peak RSS (KiB) of the first export and of the import."""
+    work = tmp_path / str(count)
+    db = seeded(work, count)
+    exported = work / "export.jsonl"
+    code, err, export_rss = taskgate(db, "export", stdout=exported)
+    assert (code, err) == (0, "")  # no progress bar on a file
+    assert exported.stat().st_size > count * BLOB
+    fresh = work / "fresh.db"
+    code, err, import_rss = taskgate(fresh, "import", "-", stdin=exported)
+    assert (code, err) == (0, f"imported {count} task(s), 0 failed\n")
+    again = work / "again.jsonl"
+    assert taskgate(fresh, "export", stdout=again)[:2] == (0, "")
+    assert again.read_bytes() == exported.read_bytes()
+    with sqlite3.connect(fresh) as conn:  # each imported task has its audit row
+        assert conn.execute("SELECT count(*), count(DISTINCT task_id), min(action), max(action) FROM audit "
+                            "WHERE actor = 'cli:import'").fetchone() == (count, count, "created", "created")
+    conn.close()
+    exported.unlink()
+    again.unlink()
+    return export_rss, import_rss
+
+
+def test_export_and_import_stream_in_constant_memory(tmp_path: Path):
+    small = round_trip(tmp_path, 1_000)
+    large = round_trip(tmp_path, 10_000)  # about 40 MB of JSON Lines
+    growth_mib = [(b - a) / 1024 for a, b in zip(small, large)]
+    print(f"peak RSS export {small[0] // 1024} → {large[0] // 1024} MiB, import {small[1] // 1024} → "
+          f"{large[1] // 1024} MiB for 1,000 → 10,000 tasks of {BLOB} bytes")
+    assert all(g < 16 for g in growth_mib), growth_mib
+
+
+def read_terminal(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def on_a_terminal(db: Path, *args: str, stdin: Path | None = None, stdout: Path | None = None) -> tuple[int, str]:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    try:
+        code, _, _ = taskgate(db, *args, stdin=stdin, stdout=stdout, stderr=follower)
+    finally:
+        os.close(follower)
+    try:
+        return code, read_terminal(leader)
+    finally:
+        os.close(leader)
+
+
+def test_progress_bars_are_drawn_on_a_terminal_only(tmp_path: Path):
+    db = seeded(tmp_path / "work", 300)
+    out = tmp_path / "out.jsonl"
+    code, screen = on_a_terminal(db, "export", stdout=out)
+    assert code == 0
+    assert "export: 100%" in screen and "300/300" in screen, screen
+    assert len(out.read_text().splitlines()) == 300
+    code, screen = on_a_terminal(tmp_path / "work" / "new.db", "import", str(out))
+    assert code == 0
+    assert "import: 100%" in screen and screen.rstrip().endswith("imported 300 task(s), 0 failed"), screen
+    # the same commands on files and pipes: nothing but the summary
+    assert taskgate(db, "export", stdout=out)[:2] == (0, "")
+    assert taskgate(tmp_path / "work" / "new.db", "import", str(out))[:2] == (0, "imported 300 task(s), 0 failed\n")
+
+
+def test_backup_refusals(tmp_path: Path):
+    db = seeded(tmp_path / "work", 3)
+    dest = tmp_path / "copy.db"
+    assert taskgate(db, "backup", str(dest))[:2] == (
+        0, f"backed up {db} to {dest}: 3 task(s), {dest.stat().st_size // 4096} pages, schema version 2\n")
+    assert taskgate(db, "backup", str(dest))[:2] == (1, f"taskgate: {str(dest)!r} exists (--force replaces it)\n")
+    assert taskgate(db, "backup", str(dest), "--force")[0] == 0
+    assert taskgate(db, "backup", str(db))[:2] == (1, f"taskgate: {str(db)!r} exists (--force replaces it)\n")
+    assert taskgate(db, "backup", str(db), "--force")[:2] == (
+        1, "taskgate: the backup cannot replace the database itself\n")
+    missing = tmp_path / "work" / "missing.db"
+    assert taskgate(missing, "backup", str(tmp_path / "x.db"))[:2] == (
+        2, f"taskgate: database {str(missing)!r} (storage.path): there is no database file to back up\n")
+    assert not missing.exists() and not (tmp_path / "x.db").exists()
+    not_ours = tmp_path / "work" / "other.db"
+    sqlite3.connect(not_ours).close()
+    assert taskgate(not_ours, "backup", str(tmp_path / "x.db"))[:2] == (
+        2, f"taskgate: database {str(not_ours)!r} (storage.path): not a taskgate database (no schema version)\n")
+    assert not (tmp_path / "x.db").exists()
+
+
+# -- verify_trail on trails the server writes rarely ------------------------------------------
+def change(seq: int, version: int, action: str, patch: list) -> Change:
+    return Change(seq=seq, at="", style="s", task_id="t", version=version, action=action, actor="a",
+                  request_id="r", patch=patch, undo=[])
+
+
+CREATE = change(1, 1, "created", [{"op": "add", "path": "/a", "value": 1}])
+DELETE = change(2, 2, "deleted", [{"op": "remove", "path": "/a"}])
+
+
+@pytest.mark.parametrize("trail, stored, problems", [
+    ([CREATE, DELETE], None, None),
+    # deleted and created again in one commit batch: the new life continues the numbering
+    ([CREATE, DELETE, change(3, 3, "created", [{"op": "add", "path": "/b", "value": 2}])], Task("s", "t", 3, {"b": 2}),
+     None),
+    ([CREATE, DELETE, change(3, 1, "created", [{"op": "add", "path": "/b", "value": 2}])], Task("s", "t", 1, {"b": 2}),
+     None),
+    ([], Task("s", "t", 1, {"a": 1}), ["the task has no audit trail"]),
+    ([CREATE], None, ["no task is stored, but its trail ends at version 1, not in a delete"]),
+    ([DELETE], None, ["audit row seq 2 (deleted) is at version 2, expected 1: the trail has a gap",
+                      "audit row seq 2 (deleted) comes before any creation"]),
+    ([CREATE, change(2, 2, "updated", [{"op": "replace", "path": "/zzz", "value": 1}])], Task("s", "t", 2, {"a": 1}),
+     ["audit row seq 2 does not apply: the patch does not apply to the task: "
+      "can't replace a non-existent object 'zzz'"]),
+    ([CREATE, change(2, 2, "deleted", [])], None, ["audit row seq 2 deletes the task but leaves ['a']"]),
+    ([CREATE, change(2, 1, "created", [])], Task("s", "t", 1, {}),
+     ["audit row seq 2 (created) is at version 1, expected 2: the trail has a gap",
+      "audit row seq 2 creates a task that exists"]),
+    ([CREATE], Task("s", "t", 1, {"a": True}), ["the stored document differs from the replay of its trail"]),
+])
+def test_verify_trail(trail, stored, problems):
+    finding = verify_trail("s", "t", stored, trail)
+    assert (finding.problems if finding else None) == (tuple(problems) if problems else None)
