@@ -27,9 +27,12 @@ class Server:
     """Start, kill and restart one taskgate process; the database outlives restarts."""
 
     def __init__(self, workdir: Path, *, synchronous: str = "FULL", config: str = "",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None,
+                 command: tuple[str, ...] = (sys.executable, "-m", "gateway")) -> None:
         """*config*: the text of a config.toml to run with (written into *workdir*);
-        *env*: extra ``TASKGATE_*`` settings."""
+        *env*: extra ``TASKGATE_*`` settings; *command*: how to run taskgate
+        (tests/e2e/test_pyz.py runs the single-file build)."""
+        self.command = command
         self.workdir = workdir
         self.config = config
         self.env = dict(env or {})
@@ -48,7 +51,7 @@ class Server:
         env.update(self.env)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--db", str(self.db), "serve", "--host", "127.0.0.1",
+                [*self.command, "--db", str(self.db), "serve", "--host", "127.0.0.1",
                  "--port", "0"], cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + 30
         assert self.proc.stdout is not None
