@@ -192,3 +192,16 @@ DELETE = change(2, 2, "deleted", [{"op": "remove", "path": "/a"}])
 def test_verify_trail(trail, stored, problems):
     finding = verify_trail("s", "t", stored, trail)
     assert (finding.problems if finding else None) == (tuple(problems) if problems else None)
+
+
+def test_export_into_a_pipe_closed_early_exits_quietly(tmp_path: Path):
+    db = seeded(tmp_path / "work", 2000)  # several MB: far more than a pipe holds
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--db", str(db), "export"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())  # `taskgate export | head -1`
+    proc.stdout.close()
+    assert (proc.wait(60), proc.stderr.read()) == (141, b"")
+    proc.stderr.close()
+    assert first == {"style": "sailpoint", "task": sailpoint_task(0)}
