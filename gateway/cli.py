@@ -286,6 +286,9 @@ async def _backup(config: Config, dest: Path, force: bool) -> int:
     if dest.resolve() == config.db_path.resolve():
         print("taskgate: the backup cannot replace the database itself", file=sys.stderr)
         return 1
+    if not dest.parent.is_dir():
+        print(f"taskgate: no folder {str(dest.parent)!r} to write the backup in", file=sys.stderr)
+        return 1
     info = await backup(config.db_path, dest, busy_timeout_ms=config.storage.busy_timeout_ms)
     print(f"backed up {config.db_path} to {dest}: {info.tasks} task(s), {info.pages} pages, "
           f"schema version {info.schema_version}", file=sys.stderr)
@@ -336,6 +339,10 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
                     sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
                     bar.update()
         elif args.command == "audit" and args.action == "verify":
+            if args.style or args.task or args.limit != 100:
+                print("taskgate: audit verify checks every task; --style, --task and --limit are for listing",
+                      file=sys.stderr)
+                return 2
             return await _verify(store)
         elif args.command == "audit":
             for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):

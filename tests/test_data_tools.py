@@ -138,7 +138,7 @@ def test_progress_bars_are_drawn_on_a_terminal_only(tmp_path: Path):
     assert taskgate(tmp_path / "work" / "new.db", "import", str(out))[:2] == (0, "imported 300 task(s), 0 failed\n")
 
 
-def test_backup_refusals(tmp_path: Path):
+def test_backup_and_verify_refusals(tmp_path: Path):
     db = seeded(tmp_path / "work", 3)
     dest = tmp_path / "copy.db"
     assert taskgate(db, "backup", str(dest))[:2] == (
@@ -148,6 +148,11 @@ def test_backup_refusals(tmp_path: Path):
     assert taskgate(db, "backup", str(db))[:2] == (1, f"taskgate: {str(db)!r} exists (--force replaces it)\n")
     assert taskgate(db, "backup", str(db), "--force")[:2] == (
         1, "taskgate: the backup cannot replace the database itself\n")
+    nowhere = tmp_path / "no" / "copy.db"
+    assert taskgate(db, "backup", str(nowhere))[:2] == (1, f"taskgate: no folder {str(nowhere.parent)!r} to write "
+                                                          "the backup in\n")
+    assert taskgate(db, "audit", "--style", "sailpoint", "verify")[:2] == (
+        2, "taskgate: audit verify checks every task; --style, --task and --limit are for listing\n")
     missing = tmp_path / "work" / "missing.db"
     assert taskgate(missing, "backup", str(tmp_path / "x.db"))[:2] == (
         2, f"taskgate: database {str(missing)!r} (storage.path): there is no database file to back up\n")
