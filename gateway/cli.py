@@ -237,7 +237,7 @@ async def _import(store: Store, source: TextIO) -> int:
         for (lineno, _), result in zip(pending, results):
             if isinstance(result, errors.TaskgateError):
                 failed += 1
-                print(f"line {lineno}: {result.message}", file=sys.stderr)
+                bar.write(f"line {lineno}: {result.message}", file=sys.stderr)
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -255,7 +255,7 @@ async def _import(store: Store, source: TextIO) -> int:
             task_id, doc = by_style[record["style"]].import_task(record["task"], now_iso())
         except (ValueError, RecursionError, errors.TaskgateError) as exc:
             failed += 1
-            print(f"line {lineno}: {getattr(exc, 'message', exc)}", file=sys.stderr)
+            bar.write(f"line {lineno}: {getattr(exc, 'message', exc)}", file=sys.stderr)  # above the bar
             continue
         pending.append((lineno, asyncio.ensure_future(
             store.put(record["style"], task_id, doc, actor="cli:import", request_id=f"import:{lineno}"))))

@@ -130,12 +130,17 @@ def test_progress_bars_are_drawn_on_a_terminal_only(tmp_path: Path):
     assert code == 0
     assert "export: 100%" in screen and "300/300" in screen, screen
     assert len(out.read_text().splitlines()) == 300
+    with open(out, "a") as f:
+        f.write("not json\n")
     code, screen = on_a_terminal(tmp_path / "work" / "new.db", "import", str(out))
-    assert code == 0
-    assert "import: 100%" in screen and screen.rstrip().endswith("imported 300 task(s), 0 failed"), screen
+    assert code == 1
+    assert "import: 100%" in screen and screen.rstrip().endswith("imported 300 task(s), 1 failed"), screen
+    # the bar is cleared, the error written on a line of its own, then the bar drawn again below it
+    assert "\rline 301: Expecting value: line 1 column 1 (char 0)\r\n\rimport: 100%" in screen, screen
     # the same commands on files and pipes: nothing but the summary
-    assert taskgate(db, "export", stdout=out)[:2] == (0, "")
-    assert taskgate(tmp_path / "work" / "new.db", "import", str(out))[:2] == (0, "imported 300 task(s), 0 failed\n")
+    assert taskgate(db, "export", stdout=tmp_path / "again.jsonl")[:2] == (0, "")
+    assert taskgate(tmp_path / "work" / "new.db", "import", str(out))[:2] == (
+        1, "line 301: Expecting value: line 1 column 1 (char 0)\nimported 300 task(s), 1 failed\n")
 
 
 def test_backup_and_verify_refusals(tmp_path: Path):
