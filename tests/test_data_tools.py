@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store import Change, Task
+from gateway.store import SCHEMA_VERSION, Change, Task
 from gateway.verify import verify_trail
 
 BLOB = 4000  # characters of payload per task: 10x the tasks is tens of MB more if anything is held
@@ -147,7 +147,8 @@ def test_backup_and_verify_refusals(tmp_path: Path):
     db = seeded(tmp_path / "work", 3)
     dest = tmp_path / "copy.db"
     assert taskgate(db, "backup", str(dest))[:2] == (
-        0, f"backed up {db} to {dest}: 3 task(s), {dest.stat().st_size // 4096} pages, schema version 2\n")
+        0, f"backed up {db} to {dest}: 3 task(s), {dest.stat().st_size // 4096} pages, "
+           f"schema version {SCHEMA_VERSION}\n")
     assert taskgate(db, "backup", str(dest))[:2] == (1, f"taskgate: {str(dest)!r} exists (--force replaces it)\n")
     assert taskgate(db, "backup", str(dest), "--force")[0] == 0
     assert taskgate(db, "backup", str(db))[:2] == (1, f"taskgate: {str(db)!r} exists (--force replaces it)\n")
