@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
 from gateway.store import SCHEMA_VERSION, Change, Task
 from gateway.verify import verify_trail
 
@@ -143,31 +144,40 @@ def test_progress_bars_are_drawn_on_a_terminal_only(tmp_path: Path):
         1, "line 301: Expecting value: line 1 column 1 (char 0)\nimported 300 task(s), 1 failed\n")
 
 
-def test_backup_and_verify_refusals(tmp_path: Path):
+def test_backup_and_verify_refusals(tmp_path: Path, monkeypatch, capsys):
+    """In-process (these need no process of their own): every refusal, and nothing written."""
     db = seeded(tmp_path / "work", 3)
+    monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
+    monkeypatch.setenv("TASKGATE_LOG_LEVEL", "warning")
+
+    def run(database: Path, *args: str) -> tuple[int, str]:
+        code = main(["--db", str(database), *args])
+        out, err = capsys.readouterr()
+        assert out == ""
+        return code, err
+
     dest = tmp_path / "copy.db"
-    assert taskgate(db, "backup", str(dest))[:2] == (
+    assert run(db, "backup", str(dest)) == (
         0, f"backed up {db} to {dest}: 3 task(s), {dest.stat().st_size // 4096} pages, "
            f"schema version {SCHEMA_VERSION}\n")
-    assert taskgate(db, "backup", str(dest))[:2] == (1, f"taskgate: {str(dest)!r} exists (--force replaces it)\n")
-    assert taskgate(db, "backup", str(dest), "--force")[0] == 0
-    assert taskgate(db, "backup", str(db))[:2] == (1, f"taskgate: {str(db)!r} exists (--force replaces it)\n")
-    assert taskgate(db, "backup", str(db), "--force")[:2] == (
-        1, "taskgate: the backup cannot replace the database itself\n")
+    assert run(db, "backup", str(dest)) == (1, f"taskgate: {str(dest)!r} exists (--force replaces it)\n")
+    assert run(db, "backup", str(dest), "--force")[0] == 0
+    assert run(db, "backup", str(db)) == (1, f"taskgate: {str(db)!r} exists (--force replaces it)\n")
+    assert run(db, "backup", str(db), "--force") == (1, "taskgate: the backup cannot replace the database itself\n")
     nowhere = tmp_path / "no" / "copy.db"
-    assert taskgate(db, "backup", str(nowhere))[:2] == (1, f"taskgate: no folder {str(nowhere.parent)!r} to write "
-                                                          "the backup in\n")
-    assert taskgate(db, "audit", "--style", "sailpoint", "verify")[:2] == (
+    assert run(db, "backup", str(nowhere)) == (1, f"taskgate: no folder {str(nowhere.parent)!r} to write the backup in\n")
+    assert run(db, "audit", "--style", "sailpoint", "verify") == (
         2, "taskgate: audit verify checks every task; --style, --task and --limit are for listing\n")
     missing = tmp_path / "work" / "missing.db"
-    assert taskgate(missing, "backup", str(tmp_path / "x.db"))[:2] == (
+    assert run(missing, "backup", str(tmp_path / "x.db")) == (
         2, f"taskgate: database {str(missing)!r} (storage.path): there is no database file to back up\n")
     assert not missing.exists() and not (tmp_path / "x.db").exists()
     not_ours = tmp_path / "work" / "other.db"
     sqlite3.connect(not_ours).close()
-    assert taskgate(not_ours, "backup", str(tmp_path / "x.db"))[:2] == (
+    assert run(not_ours, "backup", str(tmp_path / "x.db")) == (
         2, f"taskgate: database {str(not_ours)!r} (storage.path): not a taskgate database (no schema version)\n")
-    assert not (tmp_path / "x.db").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "work"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["other.db", "seed.db", "stderr.txt"]
 
 
 # -- verify_trail on trails the server writes rarely ------------------------------------------
