@@ -25,7 +25,7 @@ from gateway.cli import main
 from gateway.store import SCHEMA_VERSION, Change, Task
 from gateway.verify import verify_trail
 
-BLOB = 4000  # characters of payload per task: 10x the tasks is tens of MB more if anything is held
+BLOB = 8000  # characters of payload per task: 10x the tasks is tens of MB more if anything is held
 
 
 def taskgate(db: Path, *args: str, stdin: Path | None = None, stdout: Path | None = None,
@@ -90,11 +90,11 @@ def round_trip(tmp_path: Path, count: int) -> tuple[int, int]:
 
 
 def test_export_and_import_stream_in_constant_memory(tmp_path: Path):
-    small = round_trip(tmp_path, 1_000)
-    large = round_trip(tmp_path, 10_000)  # about 40 MB of JSON Lines
+    small = round_trip(tmp_path, 600)
+    large = round_trip(tmp_path, 6_000)  # about 50 MB of JSON Lines
     growth_mib = [(b - a) / 1024 for a, b in zip(small, large)]
     print(f"peak RSS export {small[0] // 1024} → {large[0] // 1024} MiB, import {small[1] // 1024} → "
-          f"{large[1] // 1024} MiB for 1,000 → 10,000 tasks of {BLOB} bytes")
+          f"{large[1] // 1024} MiB for 600 → 6,000 tasks of {BLOB} bytes")
     assert all(g < 16 for g in growth_mib), growth_mib
 
 
