@@ -334,10 +334,12 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
             with open(args.file, encoding="utf-8") as source:
                 return await _import(store, source)
         elif args.command == "export":
-            with _progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
-                async for task in store.export(args.style):
-                    sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
-                    bar.update()
+            # one snapshot: a server writing meanwhile cannot make the export a mix of two moments
+            async with store.read_snapshot():
+                with _progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
+                    async for task in store.export(args.style):
+                        sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
+                        bar.update()
         elif args.command == "audit" and args.action == "verify":
             if args.style or args.task or args.limit != 100:
                 print("taskgate: audit verify checks every task; --style, --task and --limit are for listing",

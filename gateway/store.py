@@ -17,6 +17,7 @@ It knows nothing of HTTP or of any vendor's rules: callers pass pure functions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -759,8 +760,7 @@ class Store:
         transaction, so the whole walk sees one snapshot while writers go on; memory is a
         chunk of each plus one task's trail. Meant for one-shot tools (``audit verify``):
         the reader connection is held in that transaction until the walk ends."""
-        await self._reader.execute("BEGIN")
-        try:
+        async with self.read_snapshot():
             tasks = aiter(self.export(chunk=chunk))
             rows = aiter(self._audit_by_task(chunk))
             task = await anext(tasks, None)
@@ -777,6 +777,19 @@ class Store:
                     trail.append(row)
                     row = await anext(rows, None)
                 yield key[0], key[1], stored, trail
+
+    @contextlib.asynccontextmanager
+    async def read_snapshot(self) -> AsyncIterator[None]:
+        """Hold one read transaction: every read inside sees the database as it was when the
+        first one ran, whatever other connections commit meanwhile (WAL keeps that snapshot;
+        writers are not blocked, only a checkpoint waits). For one-shot tools (export, audit
+        verify): the server's reads would all see the same stale snapshot."""
+        if self._reader.in_transaction:  # nested: the outer snapshot holds
+            yield
+            return
+        await self._reader.execute("BEGIN")
+        try:
+            yield
         finally:
             await self._reader.execute("COMMIT")
 

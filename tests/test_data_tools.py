@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.store import SCHEMA_VERSION, Change, Task
+from gateway.store import SCHEMA_VERSION, Change, Store, Task
 from gateway.verify import verify_trail
 
 BLOB = 8000  # characters of payload per task: 10x the tasks is tens of MB more if anything is held
@@ -226,3 +226,58 @@ def test_export_into_a_pipe_closed_early_exits_quietly(tmp_path: Path):
     assert (proc.wait(60), proc.stderr.read()) == (141, b"")
     proc.stderr.close()
     assert first == {"style": "sailpoint", "task": sailpoint_task(0)}
+
+
+# -- the store's streaming reads ---------------------------------------------------------------
+async def test_trails_merge_tasks_and_audit_rows_across_chunks(tmp_path: Path):
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        for n in range(5):
+            await store.create("b" if n % 2 else "a", f"t{n}", {"n": n}, actor="t", request_id="r")
+        await store.update("a", "t2", lambda old: {**old, "n": 20}, actor="t", request_id="r")
+        await store.delete("b", "t3", actor="t", request_id="r")
+        got = [(style, task_id, stored.version if stored else None, [(c.version, c.action) for c in trail])
+               async for style, task_id, stored, trail in store.trails(chunk=2)]
+    finally:
+        await store.close()
+    assert got == [("a", "t0", 1, [(1, "created")]), ("a", "t2", 2, [(1, "created"), (2, "updated")]),
+                   ("a", "t4", 1, [(1, "created")]), ("b", "t1", 1, [(1, "created")]),
+                   ("b", "t3", None, [(1, "created"), (2, "deleted")])]
+
+
+async def test_export_and_trails_read_one_snapshot_while_another_process_writes(tmp_path: Path):
+    ours, theirs = await Store.open(tmp_path / "t.db"), await Store.open(tmp_path / "t.db")
+    try:
+        for n in range(6):
+            await ours.create("s", f"t{n}", {"n": n}, actor="t", request_id="r")
+
+        async def write_elsewhere() -> None:  # as a server would, on its own connections
+            await theirs.update("s", "t5", lambda old: {**old, "n": old["n"] + 1}, actor="t", request_id="r")
+
+        async def export_while_writing() -> list[int]:
+            versions = []
+            async for task in ours.export(chunk=2):
+                versions.append(task.version)
+                if task.id == "t0":
+                    await write_elsewhere()
+            return versions
+
+        # without a snapshot each chunk is read afresh: the change shows up half-way
+        assert await export_while_writing() == [1, 1, 1, 1, 1, 2]
+        async with ours.read_snapshot():
+            assert await export_while_writing() == [1, 1, 1, 1, 1, 2]  # the snapshot began before t5's 3rd version
+        async with ours.read_snapshot():
+            assert [t.version async for t in ours.export(chunk=2)] == [1, 1, 1, 1, 1, 3]
+            await write_elsewhere()
+            assert [t.version async for t in ours.export(chunk=2)] == [1, 1, 1, 1, 1, 3]
+        assert [t.version async for t in ours.export(chunk=2)] == [1, 1, 1, 1, 1, 4]
+        trail_lengths = []
+        async for _style, task_id, _stored, trail in ours.trails(chunk=2):
+            trail_lengths.append(len(trail))
+            if task_id == "t0":
+                await write_elsewhere()
+        assert trail_lengths == [1, 1, 1, 1, 1, 4]  # not 5: the walk is one snapshot
+        assert (await ours.get("s", "t5")).version == 5
+    finally:
+        await theirs.close()
+        await ours.close()
