@@ -9,6 +9,11 @@ It owns two connections to one database file in WAL mode:
   commit. Each change writes the new document, bumps ``version`` and appends an audit
   row holding the RFC 6902 patch old→new and its inverse, in the same transaction.
 * the **reader**, for gets, lists and exports; WAL lets it run beside the writer.
+  :meth:`Store.read_snapshot` holds one read transaction across many reads (export,
+  :meth:`Store.trails` for ``audit verify``).
+
+:func:`backup` copies a database file with SQLite's online backup API on connections of
+its own, without opening a :class:`Store` (no migration, no checkpoint of a live file).
 
 It knows nothing of HTTP or of any vendor's rules: callers pass pure functions
 ``mutate(old_doc) -> new_doc`` and vendor-neutral :mod:`gateway.query` filters.
