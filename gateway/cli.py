@@ -2,8 +2,8 @@
 
 Each command loads the configuration (exit status 2 on a bad value, naming the key),
 opens the store, does one thing and closes it. Secrets it creates are printed once, on
-standard output, and only their hashes are stored. Progress bars (import, export) go to
-standard error, and only when it is a terminal.
+standard output, and only their hashes are stored. Progress bars (import, export, audit
+verify) go to standard error, and only when it is a terminal.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ async def _serve(config: Config) -> int:
 
 def _progress(total: int | None, unit: str, **options: Any) -> Any:
     """A progress bar on standard error when it is a terminal; otherwise one that draws nothing."""
-    from tqdm import tqdm  # imported here: only import and export draw one
+    from tqdm import tqdm  # imported here: only import, export and audit verify draw one
 
     return tqdm(total=total, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr,
                 dynamic_ncols=True, mininterval=0.25, **options)
@@ -269,12 +269,15 @@ async def _import(store: Store, source: TextIO) -> int:
 
 async def _verify(store: Store) -> int:
     checked = bad = 0
-    async for style, task_id, stored, trail in store.trails():
-        checked += 1
-        finding = verify_trail(style, task_id, stored, trail)
-        if finding is not None:
-            bad += 1
-            sys.stdout.write(dumps(finding.as_json()) + "\n")
+    async with store.read_snapshot():
+        with _progress(await store.count_audited_tasks(), " tasks", desc="verify") as bar:
+            async for style, task_id, stored, trail in store.trails():
+                checked += 1
+                bar.update()
+                finding = verify_trail(style, task_id, stored, trail)
+                if finding is not None:
+                    bad += 1
+                    sys.stdout.write(dumps(finding.as_json()) + "\n")
     print(f"verified {checked} task(s): {bad} disagree with their audit trail", file=sys.stderr)
     return 1 if bad else 0
 

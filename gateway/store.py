@@ -757,6 +757,13 @@ class Store:
             (n,), = await self._reader.execute_fetchall("SELECT count(*) FROM tasks WHERE style = ?", (style,))
         return n
 
+    async def count_audited_tasks(self) -> int:
+        """How many tasks have an audit trail (deleted ones too): what :meth:`trails` walks,
+        unless tasks were stored behind the store's back."""
+        (n,), = await self._reader.execute_fetchall(
+            "SELECT count(*) FROM (SELECT DISTINCT style, task_id FROM audit)")  # walks audit_by_task
+        return n
+
     async def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
         """``(style, id, stored task or None, its audit rows oldest first)`` for every task
         that is stored or has audit rows (deleted tasks too), ordered by style and id.

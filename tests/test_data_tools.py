@@ -138,8 +138,14 @@ def test_progress_bars_are_drawn_on_a_terminal_only(tmp_path: Path):
     assert "import: 100%" in screen and screen.rstrip().endswith("imported 300 task(s), 1 failed"), screen
     # the bar is cleared, the error written on a line of its own, then the bar drawn again below it
     assert "\rline 301: Expecting value: line 1 column 1 (char 0)\r\n\rimport: 100%" in screen, screen
+    code, screen = on_a_terminal(tmp_path / "work" / "new.db", "audit", "verify", stdout=tmp_path / "report.jsonl")
+    assert code == 0 and (tmp_path / "report.jsonl").read_text() == ""
+    assert "verify: 100%" in screen and "300/300" in screen, screen
+    assert screen.rstrip().endswith("verified 300 task(s): 0 disagree with their audit trail"), screen
     # the same commands on files and pipes: nothing but the summary
     assert taskgate(db, "export", stdout=tmp_path / "again.jsonl")[:2] == (0, "")
+    assert taskgate(tmp_path / "work" / "new.db", "audit", "verify")[:2] == (
+        0, "verified 300 task(s): 0 disagree with their audit trail\n")
     assert taskgate(tmp_path / "work" / "new.db", "import", str(out))[:2] == (
         1, "line 301: Expecting value: line 1 column 1 (char 0)\nimported 300 task(s), 1 failed\n")
 
