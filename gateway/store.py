@@ -809,11 +809,11 @@ class Store:
         after: tuple[str, str, int] = ("", "", 0)
         while True:
             rows = await self._reader.execute_fetchall(
-                "SELECT seq, at, style, task_id, version, action, actor, request_id, patch, undo FROM audit "
+                "SELECT seq, at, style, task_id, version, action, actor, request_id, patch, undo, client FROM audit "
                 "WHERE (style, task_id, seq) > (?, ?, ?) ORDER BY style, task_id, seq LIMIT ?", (*after, chunk))
             for r in rows:
                 yield Change(seq=r[0], at=r[1], style=r[2], task_id=r[3], version=r[4], action=r[5], actor=r[6],
-                             request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]))
+                             request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]), client=r[10])
             if len(rows) < chunk:
                 return
             after = (rows[-1][2], rows[-1][3], rows[-1][0])
