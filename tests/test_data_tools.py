@@ -154,7 +154,6 @@ def test_backup_and_verify_refusals(tmp_path: Path, monkeypatch, capsys):
     """In-process (these need no process of their own): every refusal, and nothing written."""
     db = seeded(tmp_path / "work", 3)
     monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
-    monkeypatch.setenv("TASKGATE_LOG_LEVEL", "warning")
 
     def run(database: Path, *args: str) -> tuple[int, str]:
         code = main(["--db", str(database), *args])
