@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SCHEMA_VERSION
+from tests.audit_replay import assert_replays
 from tests.e2e.server import Server, http
 
 pytestmark = pytest.mark.e2e
@@ -117,7 +118,9 @@ def test_backup_taken_during_a_write_burst_is_consistent(tmp_path: Path):
     for style, task_id, version in before:
         assert stored[(style, task_id)] >= version
         assert (style, task_id, version) in audited
-    # every task is exactly the replay of its audit rows up to its version
+    # every task is exactly the replay of its audit rows up to its version: by the test
+    # suite's own serial replay, and by `taskgate audit verify`
+    assert_replays(backup)
     verified = taskgate(backup, "audit", "verify")
     assert (verified.returncode, verified.stdout) == (0, ""), verified.stdout
     assert verified.stderr.splitlines()[-1] == "verified 12 task(s): 0 disagree with their audit trail"
