@@ -2,15 +2,19 @@
 use to prove that the stored tasks are exactly what their audit trail adds up to.
 
 It reads a database file directly (read-only, standard-library sqlite3) and applies every
-audit row's RFC 6902 patch in ``seq`` order. When ``taskgate audit verify`` lands, the
-tests should call that instead and keep this only as its cross-check.
+audit row's RFC 6902 patch in ``seq`` order. It is deliberately independent of the
+product's replay (``gateway/verify.py``): :func:`assert_replays` runs both, the real
+``taskgate audit verify`` command and this cross-check, so a bug in one is caught by the other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,12 +78,23 @@ def replay(dump: Dump) -> dict[Key, tuple[int, dict[str, Any]]]:
     return {key: (version, doc) for key, (version, doc) in state.items() if doc is not None}
 
 
-def assert_replays(db: Path) -> Dump:
-    """The file is sound and its tasks are exactly the serial replay of its audit trail."""
+def assert_replays(db: Path, *, verify: bool = True) -> Dump:
+    """The file is sound and its tasks are exactly the serial replay of its audit trail.
+
+    With ``verify`` it also runs ``taskgate audit verify`` on the file. That opens the store
+    (and checkpoints the WAL when it closes), so a caller that must leave a crashed file
+    untouched for the next start passes ``verify=False``.
+    """
     dump = read_db(db)
     assert dump.integrity == "ok", dump.integrity
     replayed = replay(dump)
     assert set(replayed) == set(dump.tasks), (set(replayed) ^ set(dump.tasks))
     for key, stored in dump.tasks.items():
         assert replayed[key] == stored, f"{key}: the audit trail does not add up to the stored task"
+    if not verify:
+        return dump
+    done = subprocess.run([sys.executable, "-m", "gateway", "--db", str(db), "audit", "verify"],
+                            env={k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")},
+                            capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr
     return dump
