@@ -21,7 +21,7 @@ from typing import AsyncIterator
 import structlog
 from aiohttp import web
 
-from gateway import errors
+from gateway import errors, openapi
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
@@ -183,6 +183,7 @@ def create_app(config: Config) -> web.Application:
     for style in STYLES:
         style.setup(app)
     ops.setup(app, config.metrics)
+    openapi.setup(app)  # last: its document describes every route registered before start-up
     app.cleanup_ctx.append(_store_ctx)
     if not server.base_path:
         return app

@@ -86,3 +86,49 @@ def load_or_400(schema: Schema, data: Any, what: str) -> Any:
         return schema.load(data)
     except ValidationError as exc:
         raise BadRequest(f"invalid {what}: " + "; ".join(flatten_errors(exc.messages))) from None
+
+
+# -- documentation-only shapes (the OpenAPI document; see gateway/openapi.py) ---------------
+class OAuthTokenSchema(Schema):
+    """``POST /oauth/token`` success (RFC 6749 §5.1)."""
+
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"enum": ["bearer"]})
+    expires_in = fields.Integer(required=True)
+    scope = fields.String(required=True)
+
+
+class OAuthErrorSchema(Schema):
+    """``POST /oauth/token`` failure (RFC 6749 §5.2)."""
+
+    error = fields.String(required=True, metadata={"enum": ["invalid_request", "invalid_client",
+                                                            "unsupported_grant_type"]})
+    error_description = fields.String(required=True)
+
+
+class OAuthTokenRequestSchema(Schema):
+    """The client-credentials form; id and secret may come as HTTP Basic instead."""
+
+    grant_type = fields.String(required=True, metadata={"enum": ["client_credentials"]})
+    client_id = fields.String()
+    client_secret = fields.String()
+
+
+class PlainErrorSchema(Schema):
+    """``{"error": …}``: taskgate's own routes (not any vendor's) answer failures so."""
+
+    error = fields.String(required=True)
+
+
+class HealthSchema(Schema):
+    """``GET /healthz``: the process answers."""
+
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+
+
+class ReadySchema(Schema):
+    """``GET /readyz``: ready (200), or unavailable and why (503)."""
+
+    status = fields.String(required=True, metadata={"enum": ["ready", "unavailable"]})
+    schema = fields.Integer(metadata={"description": "the database schema version (when ready)"})
+    reason = fields.String(metadata={"description": "why not (when unavailable)"})

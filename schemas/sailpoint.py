@@ -12,7 +12,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from schemas.common import EnumName, StrictInteger, UtcDateTime
 
-__all__ = ["TaskStatusSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema",
+__all__ = ["TaskStatusSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema", "UnauthorizedSchema", "RateLimitSchema",
            "TaskStatusCreateSchema", "COMPLETION_STATUSES", "TASK_TYPES", "ID_PATTERN"]
 
 COMPLETION_STATUSES = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
@@ -152,3 +152,15 @@ class ErrorResponseDtoSchema(Schema):
     trackingId = fields.String()
     messages = fields.List(fields.Nested(ErrorMessageDtoSchema))
     causes = fields.List(fields.Nested(ErrorMessageDtoSchema))
+
+
+class UnauthorizedSchema(Schema):
+    """SailPoint's 401 body."""
+
+    error = fields.String(required=True)
+
+
+class RateLimitSchema(Schema):
+    """SailPoint's 429 body (``" Rate Limit Exceeded "``, spaces included)."""
+
+    message = fields.String(required=True)

@@ -19,7 +19,8 @@ from gateway.clock import iso_utc
 
 __all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "UPDATABLE",
            "EMPTY_DATE", "batch_task_schema", "RightSchema", "FieldPropertySchema",
-           "BatchTaskInfoOutSchema", "SoErrorSchema"]
+           "BatchTaskInfoOutSchema", "SoErrorSchema", "ODataListSchema", "SoPatchOperationSchema",
+           "AgentRequestSchema", "AgentDescriptionSchema", "LoginFormSchema", "LoginSchema"]
 
 #: BatchTaskState names and values, spelled as the vendor does ("Aquired" included)
 STATE_VALUES = {"Unknown": 0, "New": 1, "Aquired": 2, "Started": 3, "Succeeded": 4, "Failed": 5,
@@ -221,3 +222,55 @@ class SoErrorSchema(Schema):
     ErrorType = fields.String(required=True)
     ErrorMessage = fields.String(required=True)
     ErrorSource = fields.String(required=True)
+
+
+class ODataListSchema(Schema):
+    """``GET /api/v1/BatchTask``: an OData page of archive rows (no rights on rows)."""
+
+    odata_metadata = fields.String(required=True, data_key="odata.metadata")
+    odata_nextLink = fields.String(required=True, allow_none=True, data_key="odata.nextLink",
+                                   metadata={"description": "the next page, null on the last"})
+    value = fields.List(fields.Nested(BatchTaskInfoOutSchema), required=True)
+
+
+class SoPatchOperationSchema(Schema):
+    """One JSON Patch operation as SuperOffice takes it: add, replace, remove or test;
+    member names in any case, the leading slash optional."""
+
+    op = fields.String(required=True, metadata={"enum": ["add", "replace", "remove", "test"]})
+    path = fields.String(required=True, metadata={"example": "/State"})
+    value = fields.Raw(allow_none=True)
+
+
+class AgentRequestSchema(Schema):
+    """The members the Agents calls read; which ones a call needs is in its description."""
+
+    Id = fields.Integer()
+    BatchTaskId = fields.Integer()
+    BatchTaskIds = fields.List(fields.Integer())
+    AssociateIds = fields.List(fields.Integer())
+    BatchTaskInfo = fields.Nested(BatchTaskInfoSchema)
+    State = fields.String(validate=validate.OneOf(STATES))
+    Name = fields.String()
+    TaskName = fields.String()
+
+
+class AgentDescriptionSchema(Schema):
+    """``GET /api/v1/Agents/Batch/{method}``: what the call takes and returns."""
+
+    Method = fields.String(required=True)
+    HttpMethod = fields.String(required=True, metadata={"enum": ["POST"]})
+    Request = fields.String(required=True)
+    Returns = fields.String(required=True)
+
+
+class LoginFormSchema(Schema):
+    user = fields.String(required=True)
+    password = fields.String(required=True)
+
+
+class LoginSchema(Schema):
+    """``POST /login``: the session's user and its XSRF token (also set as a cookie)."""
+
+    user = fields.String(required=True)
+    xsrf_token = fields.String(required=True)

@@ -16,7 +16,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from gateway.apis.webmethods_dates import parse_wm_date
 
 __all__ = ["STATUSES", "PRIORITIES", "WmDate", "TaskInfoChangesSchema", "TaskQueueInfoSchema",
-           "SearchTermSchema", "TaskSearchQuerySchema", "SEARCH_OPERATORS"]
+           "SearchTermSchema", "TaskSearchQuerySchema", "SEARCH_OPERATORS", "TaskInfoSchema",
+           "OpenTaskSchema", "TaskListSchema", "TaskAuditListSchema", "CreatedSchema", "EmptySchema",
+           "CreateRequestSchema", "UpdateRequestSchema", "SearchRequestSchema", "IsErrorSchema"]
 
 #: status values on the wire, lower-case as IS and its clients spell them
 STATUSES = ("active", "completed", "cancelled", "expired", "error", "suspended", "scheduled")
@@ -116,3 +118,170 @@ class TaskSearchQuerySchema(Schema):
     MaxResults = fields.Raw()
     doNotShowAcceptedByOthers = fields.Raw()
     showNonActiveTasks = fields.Raw()
+
+
+# -- documentation-only shapes (the OpenAPI document; see gateway/openapi.py) ---------------
+_DATE_OUT = {"description": "a date in the requested jsonDateEncoding: text such as "
+                            "'Fri May 17 19:33:16 UTC 2024' by default, epoch milliseconds (an integer) "
+                            "with jsonDateEncoding=long"}
+
+
+def _date_out() -> fields.Raw:
+    return fields.Raw(allow_none=True, metadata=_DATE_OUT)
+
+
+def _text_out() -> fields.String:
+    return fields.String(allow_none=True)
+
+
+def _names_out() -> fields.List:
+    return fields.List(fields.String())
+
+
+class TaskInfoSchema(Schema):
+    """TaskInfo as answered: every member taskgate keeps, unset ones null."""
+
+    taskID = fields.String(required=True)
+    taskTypeID = fields.String(required=True)
+    name = _text_out()
+    description = _text_out()
+    customTaskID = _text_out()
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    expireDate = _date_out()
+    taskScheduleDate = _date_out()
+    assignedToList = _names_out()
+    acceptedByList = _names_out()
+    lastAcceptedBy = _text_out()
+    lastAcceptedDate = _date_out()
+    createdDate = _date_out()
+    createdBy = _text_out()
+    lastModifiedDate = _date_out()
+    lastModifiedBy = _text_out()
+    errorCode = _text_out()
+    errorMessage = _text_out()
+    processInstanceID = _text_out()
+    rootProcessInstanceID = _text_out()
+    processModelID = _text_out()
+    processModelVersion = _text_out()
+    stepID = _text_out()
+    delegatedFromList = _names_out()
+    delegatedToList = _names_out()
+    delegationMap = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    taskVersionNumber = fields.Integer(required=True)
+
+
+class OpenTaskSchema(Schema):
+    """``GET /rest/pub/opentask/{taskID}``: TaskData only with ``includeTaskData=true``."""
+
+    TaskInfo = fields.Nested(TaskInfoSchema, required=True)
+    TaskData = fields.Dict(keys=fields.String())
+
+
+class ListedTaskSchema(OpenTaskSchema):
+    TaskID = fields.String(required=True)
+
+
+class TaskListSchema(Schema):
+    Tasks = fields.List(fields.Nested(ListedTaskSchema), required=True)
+
+
+class TaskAuditSchema(Schema):
+    """One audit entry: a view of taskgate's audit row."""
+
+    id = fields.Integer(required=True)
+    createdDate = fields.Raw(required=True, metadata=_DATE_OUT)
+    operation = fields.Integer(required=True, metadata={"description": "IS's TASK_OPERATION_* code"})
+    difference = fields.List(fields.String(), required=True)
+    sourceURI = fields.String(required=True)
+    TaskURI = fields.String(required=True)
+    taskVersionNumber = fields.Integer(required=True)
+    userID = fields.String(required=True)
+
+
+class TaskAuditListSchema(Schema):
+    taskAudits = fields.List(fields.Nested(TaskAuditSchema), required=True)
+
+
+class CreatedSchema(Schema):
+    taskID = fields.String(required=True, metadata={"description": "numeric, made by taskgate"})
+
+
+class EmptySchema(Schema):
+    """``{}``: what a successful update, delete or rollback answers."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class CreateRequestSchema(Schema):
+    """``POST /rest/pub/opentask``. Send one of taskQueueInfo/TaskQueueInfo/taskInfo/TaskInfo
+    and one of taskData/TaskData; CallbackServiceName, CallbackData and ruleSet are accepted and ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+    taskTypeID = fields.String(required=True, validate=validate.Length(1, 255))
+    taskQueueInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
+    TaskQueueInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
+    taskInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
+    TaskInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
+    taskData = fields.Dict(keys=fields.String(), allow_none=True)
+    TaskData = fields.Dict(keys=fields.String(), allow_none=True)
+    user = fields.String(validate=validate.Length(1, 255), allow_none=True)
+    CallbackServiceName = fields.Raw()
+    CallbackData = fields.Raw()
+    ruleSet = fields.Raw()
+
+
+class UpdateRequestSchema(Schema):
+    """``PUT /rest/pub/opentask[/{taskID}]``: TaskInfo merged (read-only members ignored),
+    TaskData replaced whole. Send one of TaskInfo/taskInfo and one of TaskData/taskData."""
+
+    class Meta:
+        unknown = RAISE
+
+    taskID = fields.String(validate=validate.Length(1, 255), allow_none=True)
+    TaskInfo = fields.Nested(TaskInfoChangesSchema, allow_none=True)
+    taskInfo = fields.Nested(TaskInfoChangesSchema, allow_none=True)
+    TaskData = fields.Dict(keys=fields.String(), allow_none=True)
+    taskData = fields.Dict(keys=fields.String(), allow_none=True)
+    user = fields.String(validate=validate.Length(1, 255), allow_none=True)
+    retryOnFailureCount = fields.Integer(validate=validate.Range(0, 999_999_999), allow_none=True)
+    retryDelay = fields.Integer(validate=validate.Range(0, 999_999_999), allow_none=True)
+
+
+class SearchRequestSchema(Schema):
+    """``POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery."""
+
+    class Meta:
+        unknown = RAISE
+
+    includeTaskData = fields.Boolean()
+    maxRes = fields.Integer(validate=validate.Range(0, 999_999_999))
+    nonActive = fields.Boolean()
+    notOthers = fields.Boolean()
+    searchUserTasks = fields.Boolean()
+    user = fields.String(validate=validate.Length(1, 255))
+    taskSearchQuery = fields.Nested(TaskSearchQuerySchema)
+    TaskSearchQuery = fields.Nested(TaskSearchQuerySchema)
+
+
+class ErrorInfoSchema(Schema):
+    error = fields.String(required=True, data_key="$error")
+    localizedError = fields.String(required=True, data_key="$localizedError")
+    errorType = fields.String(required=True, data_key="$errorType")
+    user = fields.String(required=True, data_key="$user")
+    time = fields.String(required=True, data_key="$time")
+    details = fields.String(required=True, data_key="$details")
+    errorMsgId = fields.String(required=True, data_key="$errorMsgId")
+    errorDump = fields.String(required=True, data_key="$errorDump")
+
+
+class IsErrorSchema(Schema):
+    """Integration Server's error envelope (``pub.event:exceptionInfo`` as JSON)."""
+
+    error = fields.String(required=True, data_key="$error")
+    errorType = fields.String(required=True, data_key="$errorType")
+    errorDump = fields.String(required=True, data_key="$errorDump")
+    errorInfo = fields.Nested(ErrorInfoSchema, required=True, data_key="$errorInfo")

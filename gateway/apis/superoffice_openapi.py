@@ -1,0 +1,170 @@
+"""SuperOffice BatchTask in the OpenAPI document: one entry per kind of route.
+
+:mod:`gateway.openapi` looks each ``superoffice:<kind>[:tenant][:slash]`` route up here
+by ``(kind, method)``; one entry describes a route with and without the tenant prefix and
+the trailing slash. This module only describes: it must not register routes or decide
+anything a handler does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.apis.superoffice import AGENTS, BODY_TYPES, MAX_ID
+from gateway.apis.superoffice_odata import MAX_PAGE
+from gateway.openapi import json_body, param, responses
+from schemas.superoffice import (CANCELLATION, STATES, AgentDescriptionSchema, AgentRequestSchema,
+                                 BatchTaskInfoOutSchema, BatchTaskInfoSchema, LoginFormSchema, LoginSchema,
+                                 ODataListSchema, SoErrorSchema, SoPatchOperationSchema)
+
+__all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
+
+TAG = "SuperOffice BatchTask"
+TAG_DESCRIPTION = ("SuperOffice WebAPI's BatchTask and BatchAgent, also under a tenant prefix (/{tenant}/api/v1/…); "
+                   "errors are {Error, ErrorType, ErrorMessage, ErrorSource} for every status.")
+SECURITY: list[dict[str, list[str]]] = [{"soTicket": [], "soAppToken": []}, {"soTicket": []}, {"bearer": []},
+                                        {"basic": []}, {"session": [], "xsrf": []}, {"oauth2": ["sp:scopes:all"]}]
+ERRORS: dict[int, Any] = {0: SoErrorSchema}
+_ANSWERS = ("application/json", "text/json", "application/xml", "text/xml")
+
+PATH_PARAMETERS = {
+    "tenant": param("tenant", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                    "the customer id prefix of SuperOffice Online (Cust12345); any value works"),
+    "id": param("id", "path", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "the BatchTask id"),
+    "method": param("method", "path", {"type": "string", "enum": list(AGENTS)},
+                    "the BatchAgent method (matched in any case)"),
+}
+_ID_OR_STATE = param("id", "path", {"type": "string", "pattern": "^([0-9]{1,10}|[A-Za-z]+)$"},
+                     "a BatchTask id, or a BatchTaskState name: the user tasks in that state")
+_HEADERS = [
+    param("SO-TimeZone", "header", {"type": "string"},
+          "CODE[, includeTZOffset]: a SuperOffice zone code (NO), its numeric id or an IANA name"),
+    param("SO-Language", "header", {"type": "string"}, "a language code; taskgate answers in English"),
+]
+#: a tenant that does not match the pattern matches no route: 404 (the other routes have a 404 anyway)
+_NO_TENANT = 404
+_ETAG = {"ETag": {"schema": {"type": "string"}},
+         "Last-Modified": {"schema": {"type": "string"}}}
+_CONDITIONS = [param("If-Match", "header", {"type": "string"}, "an ETag; another version → 412"),
+               param("If-Unmodified-Since", "header", {"type": "string"}, "an HTTP date; changed since → 412")]
+
+
+def _content(schema: Any) -> dict[str, Any]:
+    return {t: {"schema": schema} for t in _ANSWERS}
+
+
+_CARRIER = _content(BatchTaskInfoOutSchema)
+_PATCH = {"type": "array", "items": SoPatchOperationSchema, "minItems": 1}
+_PUT_BODY = {
+    "required": True,
+    "description": "Only State, Description, Response and Request change; other members are ignored. "
+                   "A JSON array sent as application/json is a JSON Patch.",
+    "content": {
+        "application/json": {"schema": {"oneOf": [BatchTaskInfoSchema, _PATCH]}},
+        "text/json": {"schema": BatchTaskInfoSchema},
+        "application/xml": {"schema": BatchTaskInfoSchema},
+        "text/xml": {"schema": BatchTaskInfoSchema},
+        "application/x-www-form-urlencoded": {"schema": BatchTaskInfoSchema},
+        "application/json-patch+json": {"schema": _PATCH},
+        "application/merge-patch+json": {"schema": BatchTaskInfoSchema},
+    },
+}
+assert set(_PUT_BODY["content"]) == set(BODY_TYPES)  # every body format the handler reads is described
+_CREATE_BODY = {"required": True, "content": {t: {"schema": BatchTaskInfoSchema} for t in
+                                              ("application/json", "text/json", "application/xml", "text/xml",
+                                               "application/x-www-form-urlencoded")}}
+_LINKS = {"GetBatchTask": {"x-target": "get", "parameters": {"id": "$response.body"}},
+          "PutBatchTask": {"x-target": "put", "parameters": {"id": "$response.body"}},
+          "StopBatchTask": {"x-target": "stop", "parameters": {"id": "$response.body"}},
+          "DeleteBatchTask": {"x-target": "delete", "parameters": {"id": "$response.body"}}}
+_AGENTS_DOC = "\n".join(f"- {name}: {{{members}}} → {returns}" for name, (_call, members, returns) in AGENTS.items())
+
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("login", "POST"): {
+        "summary": "Start a browser session (sets the session and XSRF-TOKEN cookies)",
+        "security": [],
+        "requestBody": json_body(LoginFormSchema, types=("application/x-www-form-urlencoded",)),
+        "responses": responses({200: {"description": "the session's XSRF token",
+                                      "content": {"application/json": {"schema": LoginSchema}}}},
+                               ERRORS, (400, 401, 413, 415)),
+    },
+    ("logout", "POST"): {
+        "summary": "End the session of the cookie",
+        "responses": responses({204: {"description": "ended"}}, ERRORS, (401,)),
+    },
+    ("list", "GET"): {
+        "summary": "List BatchTasks (OData)",
+        "description": "$filter on State, Name, AssociateId with eq, ne and and.",
+        "parameters": [param("$filter", "query", {"type": "string"}, "e.g. State eq 'Failed'"),
+                       param("$orderBy", "query", {"type": "string"}, "members with asc or desc, comma-separated"),
+                       param("$select", "query", {"type": "string"}, "members, comma-separated"),
+                       param("$top", "query", {"type": "integer", "minimum": 0, "maximum": MAX_PAGE}),
+                       param("$skip", "query", {"type": "integer", "minimum": 0}),
+                       param("$format", "query", {"type": "string", "enum": ["JSON", "XML", "json", "xml"]}),
+                       *_HEADERS],
+        "responses": responses({200: {"description": "one page", "content": _content(ODataListSchema)}},
+                               ERRORS, (400, 401, _NO_TENANT)),
+    },
+    ("create", "POST"): {
+        "summary": "Create a BatchTask (admins only); answers its integer id",
+        "parameters": list(_HEADERS),
+        "requestBody": _CREATE_BODY,
+        "responses": responses({200: {"description": "the new id",
+                                      "content": _content({"type": "integer", "minimum": 1, "maximum": MAX_ID}),
+                                      "links": _LINKS}}, ERRORS, (400, 401, 403, 413, 415, _NO_TENANT)),
+    },
+    ("get", "GET"): {
+        "summary": "Get a BatchTask by id, or the user tasks in a state",
+        "parameters": [_ID_OR_STATE, *_HEADERS,
+                       param("$select", "query", {"type": "string"}, "members, comma-separated"),
+                       param("If-Modified-Since", "header", {"type": "string"}, "an HTTP date; unchanged → 304")],
+        "responses": responses({200: {"description": "the BatchTaskInfo with the caller's rights, or (for a state) "
+                                                     "an array of them", "headers": _ETAG,
+                                      "content": _content({"oneOf": [BatchTaskInfoOutSchema,
+                                                                     {"type": "array", "items": BatchTaskInfoOutSchema}]})},
+                                304: {"description": "not modified since If-Modified-Since", "headers": _ETAG}},
+                               ERRORS, (400, 401, 404)),
+    },
+    ("put", "PUT"): {
+        "summary": "Update a BatchTask: State, Description, Response, Request",
+        "parameters": [*_HEADERS, *_CONDITIONS],
+        "requestBody": _PUT_BODY,
+        "responses": responses({200: {"description": "the updated BatchTaskInfo", "headers": _ETAG,
+                                      "content": _CARRIER}},
+                               ERRORS, (400, 401, 403, 404, 409, 412, 413, 415)),
+    },
+    ("delete", "DELETE"): {
+        "summary": "Delete a BatchTask (admins only)",
+        "parameters": [*_HEADERS, *_CONDITIONS],
+        "responses": responses({204: {"description": "deleted"}}, ERRORS, (400, 401, 403, 404, 412)),
+    },
+    ("stop", "POST"): {
+        "summary": "Stop a BatchTask: New, Aquired or Started and cancellable → Failed",
+        "parameters": list(_HEADERS),
+        "responses": responses({200: {"description": "true if stopped, false if it could not be",
+                                      "content": _content({"type": "boolean"})}},
+                               ERRORS, (400, 401, 403, 404)),
+    },
+    ("agent", "POST"): {
+        "summary": "Call a BatchAgent method",
+        "description": "Every call takes a JSON object; member names match in any case. Reads answer a read-only "
+                       "token too.\n\n" + _AGENTS_DOC,
+        "parameters": [*_HEADERS, param("$select", "query", {"type": "string"}, "members of answered carriers")],
+        "requestBody": json_body(AgentRequestSchema, types=("application/json", "text/json")),
+        "responses": responses({200: {"description": "the method's result (null when the task does not exist)",
+                                      "content": _content({"nullable": True, "oneOf": [
+                                          BatchTaskInfoOutSchema, {"type": "array", "items": BatchTaskInfoOutSchema},
+                                          {"type": "integer"}, {"type": "boolean"}]})},
+                                204: {"description": "deleted"}},
+                               ERRORS, (400, 401, 403, 404, 413, 415)),
+    },
+    ("describe", "GET"): {
+        "summary": "Describe a BatchAgent method",
+        "responses": responses({200: {"description": "what it takes and returns",
+                                      "content": {"application/json": {"schema": AgentDescriptionSchema}}}},
+                               ERRORS, (401, 404)),
+    },
+}
+# the enums the carrier's two enum members take, for readers of the document
+OPERATIONS[("put", "PUT")]["description"] = (f"State: {', '.join(STATES)} (or their numbers). "
+                                              f"CancellationBehaviour: {', '.join(CANCELLATION)}.")

@@ -1,0 +1,111 @@
+"""webMethods opentask in the OpenAPI document: one entry per kind of route.
+
+:mod:`gateway.openapi` looks each ``webmethods:<kind>[:variant]`` route up here by
+``(kind, method)``; the path and query forms of a call share one entry. This module only
+describes: it must not register routes or decide anything a handler does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.openapi import json_body, param, responses
+from schemas.webmethods import (CreatedSchema, CreateRequestSchema, EmptySchema, IsErrorSchema, OpenTaskSchema,
+                                SearchRequestSchema, TaskAuditListSchema, TaskListSchema, UpdateRequestSchema)
+
+__all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
+
+TAG = "webMethods opentask"
+TAG_DESCRIPTION = ("Integration Server's WmTaskClient REST resources; errors are IS's $error envelope "
+                   "(every service error is 500 with webmethods.service_errors_as_500).")
+SECURITY: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}, {"oauth2": ["sp:scopes:all"]},
+                                        {"soTicket": []}, {"session": [], "xsrf": []}]
+ERRORS: dict[int, Any] = {0: IsErrorSchema}
+
+PATH_PARAMETERS = {
+    "taskID": param("taskID", "path", {"type": "string", "minLength": 1, "maxLength": 255}),
+    "auditEntryID": param("auditEntryID", "path", {"type": "integer", "minimum": 0}),
+}
+_FLAG = {"type": "string", "enum": ["true", "false"]}
+_USER = param("user", "query", {"type": "string", "minLength": 1, "maxLength": 255},
+              "act as this user (admins only; anyone else naming another user → 403)")
+_DATES = param("jsonDateEncoding", "query", {"type": "string"},
+               "long, ISO8601, or a SimpleDateFormat pattern (default: EEE MMM dd HH:mm:ss zzz yyyy)")
+_TASK_ID = param("taskID", "query", {"type": "string", "minLength": 1, "maxLength": 255},
+                 "the task, when the path does not name it")
+_INCLUDE = param("includeTaskData", "query", _FLAG)
+_OK = {"application/json": {"schema": EmptySchema}}
+_ETAG = {"ETag": {"schema": {"type": "string"}}}
+_LINKS = {name: {"x-target": kind, "parameters": {"taskID": "$response.body#/taskID"}}
+          for name, kind in (("GetTask", "get"), ("UpdateTask", "put"), ("DeleteTask", "delete"),
+                             ("GetTaskAudit", "audit"))}
+_SEARCH_QUERY = [_INCLUDE, param("maxRes", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
+                 param("nonActive", "query", _FLAG), param("notOthers", "query", _FLAG),
+                 param("searchUserTasks", "query", _FLAG), _USER, _DATES]
+_TASKS = {200: {"description": "the tasks the user may see, oldest first (at most 10,000)",
+                "content": {"application/json": {"schema": TaskListSchema}}}}
+
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("list", "GET"): {
+        "summary": "List the tasks the user may see (one task with ?taskID=)",
+        "parameters": [_TASK_ID, _INCLUDE, param("searchUserTasks", "query", _FLAG), _USER, _DATES],
+        "responses": responses({200: {"description": "{Tasks: […]}, or with taskID {TaskInfo, TaskData}",
+                                      "content": {"application/json": {"schema": {
+                                          "oneOf": [TaskListSchema, OpenTaskSchema]}}}}},
+                               ERRORS, (400, 401, 403, 404)),
+    },
+    ("create", "POST"): {
+        "summary": "Create a task; a future taskScheduleDate creates it scheduled",
+        "parameters": [_USER],
+        "requestBody": json_body(CreateRequestSchema),
+        "responses": responses({200: {"description": "the new task's id", "headers": _ETAG,
+                                      "content": {"application/json": {"schema": CreatedSchema}}, "links": _LINKS}},
+                               ERRORS, (400, 401, 403, 413, 415)),
+    },
+    ("get", "GET"): {
+        "summary": "Get a task",
+        "parameters": [_INCLUDE, _USER, _DATES],
+        "responses": responses({200: {"description": "TaskInfo, and TaskData with includeTaskData=true",
+                                      "headers": _ETAG, "content": {"application/json": {"schema": OpenTaskSchema}}}},
+                               ERRORS, (400, 401, 403, 404)),
+    },
+    ("put", "PUT"): {
+        "summary": "Update a task: TaskInfo merged, TaskData replaced",
+        "description": "taskID comes from the path, else the query, else the body.",
+        "parameters": [_TASK_ID, _USER, _DATES,
+                       param("retryOnFailureCount", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
+                       param("retryDelay", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999})],
+        "requestBody": json_body(UpdateRequestSchema),
+        "responses": responses({200: {"description": "{}", "headers": _ETAG, "content": _OK}},
+                               ERRORS, (400, 401, 403, 404, 409, 413, 415)),
+    },
+    ("delete", "DELETE"): {
+        "summary": "Delete a task (any status)",
+        "parameters": [_TASK_ID, _USER],
+        "responses": responses({200: {"description": "{}", "content": _OK}}, ERRORS, (400, 401, 403, 404, 409)),
+    },
+    ("audit", "GET"): {
+        "summary": "The task's audit trail (or one entry), oldest first",
+        "parameters": [_USER, _DATES],
+        "responses": responses({200: {"description": "{taskAudits: […]}",
+                                      "content": {"application/json": {"schema": TaskAuditListSchema}}}},
+                               ERRORS, (400, 401, 403, 404)),
+    },
+    ("rollback", "DELETE"): {
+        "summary": "Roll the task back to before this audit entry (a new, audited change)",
+        "parameters": [_USER],
+        "responses": responses({200: {"description": "{}", "headers": _ETAG, "content": _OK}},
+                               ERRORS, (400, 401, 403, 404, 409)),
+    },
+    ("search", "GET"): {
+        "summary": "Simple search: active tasks unless nonActive=true",
+        "parameters": list(_SEARCH_QUERY),
+        "responses": responses(_TASKS, ERRORS, (400, 401, 403)),
+    },
+    ("search", "POST"): {
+        "summary": "Search: the simple search, or a TaskSearchQuery",
+        "parameters": list(_SEARCH_QUERY),
+        "requestBody": json_body(SearchRequestSchema, required=False),
+        "responses": responses(_TASKS, ERRORS, (400, 401, 403, 413, 415)),
+    },
+}
