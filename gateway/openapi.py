@@ -257,7 +257,6 @@ def build_document(app: web.Application) -> dict[str, Any]:
 
 def _teach(plugin: MarshmallowPlugin) -> None:
     """Types of the project's own marshmallow fields, and ECMA-262 patterns."""
-    from gateway.apis.webmethods_dates import parse_wm_date  # noqa: F401  (schemas.webmethods needs it loaded)
     from schemas import common, superoffice, webmethods
     plugin.map_to_openapi_type(common.UtcDateTime, "string", "date-time")
     plugin.map_to_openapi_type(superoffice._LocalDateTime, "string", None)

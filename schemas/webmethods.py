@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from gateway.apis.webmethods_dates import parse_wm_date
 
@@ -214,21 +214,29 @@ class EmptySchema(Schema):
         unknown = RAISE
 
 
+class TaskDataSchema(Schema):
+    """TaskData: the task's business data, any JSON object."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
 class CreateRequestSchema(Schema):
     """``POST /rest/pub/opentask``. Send one of taskQueueInfo/TaskQueueInfo/taskInfo/TaskInfo
-    and one of taskData/TaskData; CallbackServiceName, CallbackData and ruleSet are accepted and ignored."""
+    and one of taskData/TaskData; CallbackServiceName, CallbackData and ruleSet are accepted and ignored.
+    (null members mean absent too; the document leaves that out, as union types trip client generators.)"""
 
     class Meta:
         unknown = RAISE
 
     taskTypeID = fields.String(required=True, validate=validate.Length(1, 255))
-    taskQueueInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
-    TaskQueueInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
-    taskInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
-    TaskInfo = fields.Nested(TaskQueueInfoSchema, allow_none=True)
-    taskData = fields.Dict(keys=fields.String(), allow_none=True)
-    TaskData = fields.Dict(keys=fields.String(), allow_none=True)
-    user = fields.String(validate=validate.Length(1, 255), allow_none=True)
+    taskQueueInfo = fields.Nested(TaskQueueInfoSchema)
+    TaskQueueInfo = fields.Nested(TaskQueueInfoSchema)
+    taskInfo = fields.Nested(TaskQueueInfoSchema)
+    TaskInfo = fields.Nested(TaskQueueInfoSchema)
+    taskData = fields.Nested(TaskDataSchema)
+    TaskData = fields.Nested(TaskDataSchema)
+    user = fields.String(validate=validate.Length(1, 255))
     CallbackServiceName = fields.Raw()
     CallbackData = fields.Raw()
     ruleSet = fields.Raw()
@@ -241,14 +249,14 @@ class UpdateRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    taskID = fields.String(validate=validate.Length(1, 255), allow_none=True)
-    TaskInfo = fields.Nested(TaskInfoChangesSchema, allow_none=True)
-    taskInfo = fields.Nested(TaskInfoChangesSchema, allow_none=True)
-    TaskData = fields.Dict(keys=fields.String(), allow_none=True)
-    taskData = fields.Dict(keys=fields.String(), allow_none=True)
-    user = fields.String(validate=validate.Length(1, 255), allow_none=True)
-    retryOnFailureCount = fields.Integer(validate=validate.Range(0, 999_999_999), allow_none=True)
-    retryDelay = fields.Integer(validate=validate.Range(0, 999_999_999), allow_none=True)
+    taskID = fields.String(validate=validate.Length(1, 255))
+    TaskInfo = fields.Nested(TaskInfoChangesSchema)
+    taskInfo = fields.Nested(TaskInfoChangesSchema)
+    TaskData = fields.Nested(TaskDataSchema)
+    taskData = fields.Nested(TaskDataSchema)
+    user = fields.String(validate=validate.Length(1, 255))
+    retryOnFailureCount = fields.Integer(validate=validate.Range(0, 999_999_999))
+    retryDelay = fields.Integer(validate=validate.Range(0, 999_999_999))
 
 
 class SearchRequestSchema(Schema):

@@ -100,7 +100,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                        param("$select", "query", {"type": "string"}, "members, comma-separated"),
                        param("$top", "query", {"type": "integer", "minimum": 0, "maximum": MAX_PAGE}),
                        param("$skip", "query", {"type": "integer", "minimum": 0}),
-                       param("$format", "query", {"type": "string", "enum": ["JSON", "XML", "json", "xml"]}),
+                       param("$format", "query", {"type": "string", "enum": ["json", "xml"]}, "any case"),
                        *_HEADERS],
         "responses": responses({200: {"description": "one page", "content": _content(ODataListSchema)}},
                                ERRORS, (400, 401, _NO_TENANT)),

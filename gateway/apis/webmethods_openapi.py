@@ -39,6 +39,10 @@ _ETAG = {"ETag": {"schema": {"type": "string"}}}
 _LINKS = {name: {"x-target": kind, "parameters": {"taskID": "$response.body#/taskID"}}
           for name, kind in (("GetTask", "get"), ("UpdateTask", "put"), ("DeleteTask", "delete"),
                              ("GetTaskAudit", "audit"))}
+_LINKS["UpdateTaskByQuery"] = {"x-target": "put:query", "parameters": {"query.taskID": "$response.body#/taskID"}}
+_ENTRY_LINKS = {name: {"x-target": kind, "parameters": {"taskID": "$request.path.taskID",
+                                                         "auditEntryID": "$response.body#/taskAudits/0/id"}}
+                for name, kind in (("GetAuditEntry", "audit:entry"), ("RollBack", "rollback"))}
 _SEARCH_QUERY = [_INCLUDE, param("maxRes", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
                  param("nonActive", "query", _FLAG), param("notOthers", "query", _FLAG),
                  param("searchUserTasks", "query", _FLAG), _USER, _DATES]
@@ -87,7 +91,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("audit", "GET"): {
         "summary": "The task's audit trail (or one entry), oldest first",
         "parameters": [_USER, _DATES],
-        "responses": responses({200: {"description": "{taskAudits: […]}",
+        "responses": responses({200: {"description": "{taskAudits: […]}", "links": _ENTRY_LINKS,
                                       "content": {"application/json": {"schema": TaskAuditListSchema}}}},
                                ERRORS, (400, 401, 403, 404)),
     },

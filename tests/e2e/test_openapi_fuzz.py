@@ -1,0 +1,72 @@
+"""schemathesis against a live ``taskgate serve``, driven by the server's own /openapi.json.
+
+Every phase runs (examples, coverage, fuzzing, and the stateful phase, which follows the
+document's create → get/update links), with a fixed seed, a bounded number of examples
+per operation (tests/e2e/schemathesis.toml), one worker and no example database, so a run is repeatable and bounded.
+The four checks below must find nothing. Requests go to 127.0.0.1 only.
+
+Credentials come from tests/e2e/schemathesis.toml, per security scheme of the document:
+SailPoint calls use Bearer, SuperOffice SOTicket, webMethods Basic (an admin user with a
+password, made here with the CLI), all admin, so no call is refused for its caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import Server, http
+
+pytestmark = pytest.mark.e2e
+
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance")
+SEED = 20261122
+#: the whole run's bound (a loaded 2-core machine takes about two minutes)
+TIMEOUT_SECONDS = 240
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+#: schemathesis never calls the URL it loaded the document from; tests/test_openapi.py does
+NOT_FUZZED = {"GET /openapi.json"}
+
+
+def test_schemathesis_finds_no_failure(fresh_server: Server, tmp_path: Path) -> None:
+    password = "fuzz-Basic-pw"
+    fresh_server.cli("user", "add", "wm-admin", "--role", "admin", "--password-stdin", stdin=password + "\n")
+    document = http("GET", f"{fresh_server.base_url}/openapi.json").json
+    documented = {f"{method.upper()} {path}" for path, ops in document["paths"].items() for method in ops}
+    junit = tmp_path / "junit.xml"
+    command = [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG),
+               "run", f"{fresh_server.base_url}/openapi.json",
+               "--checks", ",".join(CHECKS), "--seed", str(SEED),
+               "--phases", "examples,coverage,fuzzing,stateful",
+               "--workers", "1", "--generation-database", "none", "--no-color", "--request-timeout", "20",
+               "--report", "junit", "--report-junit-path", str(junit)]
+    env = {**os.environ, "TASKGATE_TOKEN": fresh_server.admin_token or "", "TASKGATE_BASIC_USER": "wm-admin",
+           "TASKGATE_BASIC_PASSWORD": password}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report
+    cases = [case.get("name") or "" for case in ET.parse(junit).iter("testcase")]
+    tested = {name for name in cases if re.fullmatch(r"[A-Z]+ /\S*", name)}  # not "Stateful tests"
+    assert tested == documented - NOT_FUZZED, report
+    links = re.search(r"API Links:\s+(\d+) covered", report)
+    assert links and int(links.group(1)) >= 10, report  # the stateful phase followed the create links
+    assert re.search(r"Test cases:\s+(\d+) generated, \1 passed", report), report
+    # each style was called with its own scheme: the request log names who called
+    actors: dict[str, set[str]] = {}
+    for line in fresh_server.log.read_text().splitlines():
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("event") == "request" and event.get("status", 0) < 400:
+            style = ("webmethods" if event["path"].startswith("/rest/pub/")
+                     else "sailpoint" if "task-status" in event["path"] else "other")
+            actors.setdefault(style, set()).add(event["actor"])
+    assert actors["webmethods"] == {"wm-admin"} and actors["sailpoint"] == {"admin"}, actors
+    assert http("GET", f"{fresh_server.base_url}/task-status/v1?limit=1",
+                f"Bearer {fresh_server.admin_token}").status == 200  # and it still answers
