@@ -19,7 +19,6 @@ import copy
 import functools
 import importlib
 import re
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -28,6 +27,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
+from gateway import __version__
 from gateway.auth import public
 from gateway.codecs import json_response
 from schemas.common import (HealthSchema, OAuthErrorSchema, OAuthTokenRequestSchema, OAuthTokenSchema,
@@ -214,7 +214,7 @@ def _link_target(name: str, kind: str, names: set[str]) -> str:
 def build_document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.0 document of every route of *app*."""
     plugin = MarshmallowPlugin()
-    spec = APISpec(title="taskgate", version=version("taskgate"), openapi_version="3.0.3", plugins=[plugin],
+    spec = APISpec(title="taskgate", version=__version__, openapi_version="3.0.3", plugins=[plugin],
                    info={"description": "Task-status APIs of SailPoint ISC, SuperOffice WebAPI and webMethods "
                                         "Task Engine over one SQLite file. Every GET also answers HEAD."})
     _teach(plugin)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
+from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES, UPDATABLE
 from gateway.limits import MAX_OPERATIONS
 from gateway.openapi import json_body, param, responses
 from schemas.sailpoint import (ErrorResponseDtoSchema, JsonPatchOperationSchema, RateLimitSchema,
@@ -35,6 +35,11 @@ _LIST_OK = {200: {"description": "TaskStatus array, oldest first unless sorted o
                   "headers": {"X-Total-Count": {"description": "with count=true: all matching tasks",
                                                 "schema": {"type": "integer"}}},
                   "content": {"application/json": {"schema": {"type": "array", "items": TaskStatusSchema}}}}}
+#: an operation that writes names an updatable member (or below it); test reads any member
+_PATCH_OPERATION = {"allOf": [JsonPatchOperationSchema, {"anyOf": [
+    {"properties": {"op": {"type": "string", "enum": ["test"]}}},
+    {"properties": {"path": {"type": "string",
+                             "pattern": f"^/({'|'.join(sorted(UPDATABLE))})(/.*)?$"}}}]}]}
 _LINKS = {"GetTaskStatus": {"x-target": "get", "parameters": {"id": "$response.body#/id"}},
           "PatchTaskStatus": {"x-target": "patch", "parameters": {"id": "$response.body#/id"}}}
 
@@ -65,7 +70,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                        f"/returns and /attributes (and below) may change; at most {MAX_OPERATIONS} operations; "
                        "all apply or none.",
         "parameters": [param("If-Match", "header", {"type": "string"}, 'an ETag such as "3"; another version → 412')],
-        "requestBody": json_body(JsonPatchOperationSchema, many=True, types=PATCH_TYPES),
+        "requestBody": json_body({"type": "array", "items": _PATCH_OPERATION, "minItems": 1,
+                                  "maxItems": MAX_OPERATIONS}, types=PATCH_TYPES),
         "responses": responses({200: {"description": "the patched TaskStatus", "headers": _ETAG, "content": _TASK}},
                                ERRORS, (400, 401, 404, 406, 409, 412, 413, 415)),
     },

@@ -34,8 +34,9 @@ PATH_PARAMETERS = {
     "method": param("method", "path", {"type": "string", "enum": list(AGENTS)},
                     "the BatchAgent method (matched in any case)"),
 }
-_ID_OR_STATE = param("id", "path", {"type": "string", "pattern": "^([0-9]{1,10}|[A-Za-z]+)$"},
-                     "a BatchTask id, or a BatchTaskState name: the user tasks in that state")
+_ID_OR_STATE = param("id", "path", {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                                                {"type": "string", "enum": list(STATES)}]},
+                     "a BatchTask id, or a BatchTaskState name (any case): the user tasks in that state")
 _HEADERS = [
     param("SO-TimeZone", "header", {"type": "string"},
           "CODE[, includeTZOffset]: a SuperOffice zone code (NO), its numeric id or an IANA name"),
