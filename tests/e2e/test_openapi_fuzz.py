@@ -53,6 +53,7 @@ def test_schemathesis_finds_no_failure(fresh_server: Server, tmp_path: Path) -> 
            "TASKGATE_BASIC_PASSWORD": password}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
     report = done.stdout + done.stderr
+    print(report.rpartition("SUMMARY")[2])  # shown with pytest -rP: phases, case counts, duration
     assert done.returncode == 0, report
     cases = [case.get("name") or "" for case in ET.parse(junit).iter("testcase")]
     tested = {name for name in cases if re.fullmatch(r"[A-Z]+ /\S*", name)}  # not "Stateful tests"
