@@ -178,3 +178,15 @@ async def test_docs_refuses_files_it_does_not_list(aiohttp_client, app: web.Appl
         resp = await client.get(f"/docs/{name}")
         assert resp.status == 404, name
         assert (await resp.json())["error"].startswith("no file")
+
+
+async def test_under_a_base_path_the_document_and_page_carry_the_prefix(aiohttp_client, tmp_path: Path) -> None:
+    from gateway.config import ServerConfig
+    client = await aiohttp_client(create_app(Config(base_dir=str(tmp_path), server=ServerConfig(base_path="/tg"))))
+    document = await (await client.get("/tg/openapi.json")).json()
+    assert "/tg/task-status/v1/{id}" in document["paths"] and "/tg/rest/pub/opentask" in document["paths"]
+    assert all(path.startswith("/tg/") for path in document["paths"])
+    page = await (await client.get("/tg/docs")).text()
+    for ref in re.findall(r'(?:src|href)="([^"]+)"', page):  # relative to /tg/docs
+        assert (await client.get(f"/tg/{ref}")).status == 200, ref
+    assert (await client.get("/openapi.json")).status == 404
