@@ -117,6 +117,9 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
 TAG = "taskgate"
 PATH_PARAMETERS = {"asset": param("asset", "path", {"type": "string", "enum": list(DOCS_ASSETS)})}
 _OAUTH_ERRORS = {0: OAuthErrorSchema}
+#: the error body of taskgate's own routes (no vendor's): {"error": "…"}
+_OWN_ERRORS = {0: PlainErrorSchema}
+ERRORS = _OWN_ERRORS
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("token", "POST"): {
         "summary": "OAuth2 client credentials: exchange a client id and secret for an access token",
@@ -130,7 +133,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "multipart/form-data": {"schema": OAuthTokenRequestSchema}}},
         "responses": responses({200: {"description": "a bearer token",
                                       "content": {"application/json": {"schema": OAuthTokenSchema}}}},
-                               _OAUTH_ERRORS, (400, 401, 413)),
+                               _OAUTH_ERRORS, (400, 401, 408, 413, 429)),
     },
     ("healthz", "GET"): {
         "summary": "Alive: the process answers (says nothing about the database)", "security": [],
@@ -200,6 +203,22 @@ def _operation_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name)
 
 
+def _cross_cutting(op: dict[str, Any], errors: Mapping[int, Any]) -> None:
+    """Statuses any route can answer, whatever its handler does, in the route's error body:
+    431 (too many or too long headers); 408 and 413 where a body is read; 429 where the
+    caller may sign in with a password (Basic), after too many failed sign-ins."""
+    statuses = [431]
+    if "requestBody" in op:
+        statuses += [408, 413]
+    if op.get("security") != []:
+        statuses.append(429)
+    for status, response in responses({}, errors, statuses).items():
+        if status == "429":
+            response["headers"] = {"Retry-After": {"description": "seconds until the address may sign in again",
+                                                   "schema": {"type": "integer"}}}
+        op["responses"].setdefault(status, response)
+
+
 def _link_target(name: str, kind: str, names: set[str]) -> str:
     """The route a link from *name* to an operation of *kind* goes to: the same style and
     variant (version, tenant prefix), without the trailing-slash variant."""
@@ -231,6 +250,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
             op = copy.deepcopy(table.OPERATIONS[(kind, method)])
         except KeyError:
             raise LookupError(f"{method} {path} ({name}) is not in {table.__name__}.OPERATIONS") from None
+        _cross_cutting(op, getattr(table, "ERRORS", _OWN_ERRORS))
         op["operationId"] = _operation_id(name)
         op.setdefault("tags", [table.TAG])
         tags.setdefault(table.TAG, getattr(table, "TAG_DESCRIPTION", ""))

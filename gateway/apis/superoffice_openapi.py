@@ -87,7 +87,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": json_body(LoginFormSchema, types=("application/x-www-form-urlencoded",)),
         "responses": responses({200: {"description": "the session's XSRF token",
                                       "content": {"application/json": {"schema": LoginSchema}}}},
-                               ERRORS, (400, 401, 413, 415)),
+                               ERRORS, (400, 401, 413, 415, 429)),
     },
     ("logout", "POST"): {
         "summary": "End the session of the cookie",
