@@ -39,6 +39,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): OPEN,  # metrics.expose = loopback (the default), and the test client is on loopback
+    ("GET", "/openapi.json"): OPEN,
+    ("GET", "/docs"): OPEN,
+    ("GET", "/docs/{asset}"): OPEN,
     ("POST", "/oauth/token"): row(400, 401, 400, 400, 400, 200, 200),
     **{("GET", f"/{v}/task-status/pending-tasks"): READ for v in ("beta", "v2024", "v2025")},
     **{("GET", f"{base}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",
@@ -99,7 +102,7 @@ async def _matrix(aiohttp_client, config):
 async def _fresh(client, admin: str, template: str) -> dict[str, str]:
     """Path parameters naming tasks made just now by the admin (a route may delete them)."""
     auth = {"Authorization": f"Bearer {admin}"}
-    params = {"tenant": "Cust12345", "method": "GetBatchTaskInfo"}
+    params = {"tenant": "Cust12345", "method": "GetBatchTaskInfo", "asset": "swagger-ui.css"}
     if "task-status" in template and "{id}" in template:
         resp = await client.post("/task-status/v1", json={"type": "QUARTZ", "uniqueName": "m"}, headers=auth)
         params["id"] = (await resp.json())["id"]

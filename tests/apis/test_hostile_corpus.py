@@ -467,7 +467,8 @@ async def test_every_route_takes_random_requests_without_a_fault(seeded):
     rng = random.Random(7)
     params = {"id": ["t1", "1", "All", "x"], "tenant": ["C1"], "taskID": [fill["wm"], "999"],
               "method": ["GetBatchTaskInfo", "UpdateBatchTask", "StartBatchJob", "DeleteBatchTasks", "StopBatchJob",
-                         "GetBatchTaskInfosByAssociatesAndState"], "auditEntryID": ["1", "5", "99"]}
+                         "GetBatchTaskInfosByAssociatesAndState"], "auditEntryID": ["1", "5", "99"],
+              "asset": ["swagger-ui.css", "swagger-initializer.js", "LICENSE", "x"]}
     routes = [(r.method, r.resource.canonical, (r.resource.name or "").partition(":")[0])
               for r in api.client.app.router.routes() if r.method != "HEAD"]
     tokens = [api.admin, api.user, api.read_only]
