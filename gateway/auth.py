@@ -165,6 +165,7 @@ class Authenticator:
         # scrypt costs tens of milliseconds by design; remember recent successes so that a
         # client sending Basic on every request pays it once a minute, not every time.
         self._basic_ok: dict[str, tuple[float, Principal]] = {}
+        self._basic_pending: dict[str, asyncio.Future[Principal]] = {}
 
     async def authenticate_request(self, request: web.Request) -> Principal:
         """The caller of *request*: its Authorization header, else its session cookie."""
@@ -214,11 +215,20 @@ class Authenticator:
         return Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
 
     async def by_password(self, name: str, password: str) -> Principal:
-        key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()
+        key = hashlib.sha256(f"{name}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
         cached = self._basic_ok.get(key)
-        now = time.monotonic()
-        if cached and cached[0] > now:
+        if cached and cached[0] > time.monotonic():
             return cached[1]
+        # Concurrent requests with the same credentials share one check: a client opening
+        # 32 connections at once pays scrypt (and its 16 MiB of memory) once, not 32 times.
+        pending = self._basic_pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._check_password(key, name, password))
+            self._basic_pending[key] = pending
+            pending.add_done_callback(lambda _done: self._basic_pending.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _check_password(self, key: str, name: str, password: str) -> Principal:
         user = await self.store.get_user(name)
         # Unknown users and users without a password are checked against a dummy hash, so
         # timing does not tell which names exist. scrypt releases the GIL: run it off the loop.
@@ -229,7 +239,7 @@ class Authenticator:
         principal = Principal(user.name, user.role, associate_id=user.associate_id)
         if len(self._basic_ok) >= _BASIC_CACHE_SIZE:
             self._basic_ok.clear()
-        self._basic_ok[key] = (now + _BASIC_CACHE_SECONDS, principal)
+        self._basic_ok[key] = (time.monotonic() + _BASIC_CACHE_SECONDS, principal)
         return principal
 
     async def create_token(self, user: User | str, *, read_only: bool = False,

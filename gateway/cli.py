@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Sequence, TextIO
 
 from aiohttp import web
 
-from gateway import errors
+from gateway import errors, speedups
 from gateway.app import STYLES, create_app
 from gateway.audit import configure_logging, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
@@ -169,7 +169,8 @@ async def _serve(config: Config) -> int:
             await _listen_unix(runner, socket_path, int(server.unix_socket_mode, 8))
             socket_inode = socket_path.stat().st_ino
             print(f"taskgate listening on unix:{socket_path}{server.base_path}", flush=True)
-            logger.info("listening", unix_socket=str(socket_path), base_path=server.base_path, db=str(config.db_path))
+            logger.info("listening", unix_socket=str(socket_path), base_path=server.base_path, db=str(config.db_path),
+                        speedups=speedups.describe())
         else:
             site = web.TCPSite(runner, server.host, server.port)
             try:
@@ -179,7 +180,8 @@ async def _serve(config: Config) -> int:
                                   f"{server.host}:{server.port}: {exc.strerror or exc}") from None
             for host, port, *_ in runner.addresses:
                 print(f"taskgate listening on http://{host}:{port}{server.base_path}", flush=True)
-                logger.info("listening", host=host, port=port, base_path=server.base_path, db=str(config.db_path))
+                logger.info("listening", host=host, port=port, base_path=server.base_path, db=str(config.db_path),
+                            speedups=speedups.describe())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -374,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(args, config))
+        return speedups.run(_run(args, config))
     except ConfigError as exc:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2

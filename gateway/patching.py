@@ -7,6 +7,7 @@ decided by the style; this module only parses pointers and applies operations.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Sequence
 
 import jsonpatch
@@ -18,6 +19,9 @@ from gateway.limits import MAX_DOCUMENT_BYTES, check_value, dumps
 __all__ = ["pointer_parts", "apply_json_patch", "apply_merge_patch", "diff", "same_json"]
 
 
+_PLAIN_MEMBER = re.compile(r"/[A-Za-z0-9_]+\Z")
+
+
 def _size(value: Any) -> int:
     return len(dumps(value).encode("utf-8", "surrogatepass"))
 
@@ -26,6 +30,8 @@ def pointer_parts(pointer: Any, *, name: str = "path") -> list[str]:
     """The reference tokens of an RFC 6901 pointer; BadRequest when it is not one."""
     if not isinstance(pointer, str):
         raise errors.BadRequest(f"{name} must be a string")
+    if _PLAIN_MEMBER.match(pointer):  # "/percentComplete": nothing to unescape, no parser needed
+        return [pointer[1:]]
     try:
         return jsonpointer.JsonPointer(pointer).parts
     except jsonpointer.JsonPointerException as exc:

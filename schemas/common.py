@@ -80,10 +80,11 @@ def flatten_errors(messages: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}: {messages}" if prefix else str(messages)]
 
 
-def load_or_400(schema: Schema, data: Any, what: str) -> Any:
-    """``schema.load(data)``, or BadRequest ``"invalid WHAT: a: …; b[0].c: …"`` naming every field."""
+def load_or_400(schema: Schema, data: Any, what: str, *, partial: bool | tuple[str, ...] = False) -> Any:
+    """``schema.load(data)``, or BadRequest ``"invalid WHAT: a: …; b[0].c: …"`` naming every field.
+    *partial* is marshmallow's: the required fields that may be missing (True: all)."""
     try:
-        return schema.load(data)
+        return schema.load(data, partial=partial)
     except ValidationError as exc:
         raise BadRequest(f"invalid {what}: " + "; ".join(flatten_errors(exc.messages))) from None
 

@@ -51,6 +51,7 @@ async def test_client_credentials_issue_an_expiring_token(api, client_secret, ho
     assert resp.status == 200
     # once expired, the same token is refused
     await api.store._writer.execute("UPDATE tokens SET expires = 1 WHERE hash = ?", (secret_hash(token),))
+    api.store.forget_tokens()  # a change behind the store's back is otherwise seen within TOKEN_CACHE_SECONDS
     resp = await api.client.get("/task-status/v1", headers={"Authorization": f"Bearer {token}"})
     assert (resp.status, await resp.json()) == (401, {"error": "token expired"})
 
@@ -214,3 +215,24 @@ async def test_login_and_token_endpoint_share_the_limit(limited):
     assert resp.status == 200
     resp = await client.post("/login", data={"user": "alice", "password": "alice-password"})
     assert resp.status == 200
+
+
+async def test_concurrent_basic_logins_share_one_password_check(api, monkeypatch):
+    """32 connections opening at once with the same credentials pay scrypt once, not 32 times."""
+    import asyncio
+
+    from gateway import auth
+
+    await api.store.add_user("bob", "user", hash_password("pw"))
+    checked: list[str] = []
+    real = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda password, stored: checked.append(password) or real(password, stored))
+    authenticator = auth.Authenticator(api.store, token_ttl_seconds=60)
+    results = await asyncio.gather(*(authenticator.by_password("bob", "pw") for _ in range(8)),
+                                   *(authenticator.by_password("bob", "wrong") for _ in range(4)),
+                                   return_exceptions=True)
+    assert [r.name if isinstance(r, auth.Principal) else f"{type(r).__name__}: {r.message}" for r in results] == \
+        ["bob"] * 8 + ["Unauthorized: invalid user name or password"] * 4
+    assert sorted(checked) == ["pw", "wrong"]
+    await authenticator.by_password("bob", "pw")  # remembered now
+    assert sorted(checked) == ["pw", "wrong"]

@@ -375,3 +375,80 @@ async def test_batch_listeners_hear_each_commit_s_size_and_the_probe_writes_noth
     await store.close()
     with pytest.raises(errors.InternalError, match="the store is closed"):
         await store.probe_write()
+
+
+async def test_one_batch_is_one_commit_and_its_failing_mutation_changes_nothing(store: Store, tmp_path: Path):
+    """Group commit: writes queued together commit in one transaction, in queue order;
+    a write whose mutation raises is left out alone and the others are stored."""
+    await asyncio.gather(store.create("s", "a", {"n": 0}, actor="t", request_id="r"),
+                         store.create("s", "b", {"n": 0}, actor="t", request_id="r"))
+    commits: list[list[tuple[str, int, str]]] = []
+    store.on_commit(lambda changes: commits.append([(c.task_id, c.version, c.request_id) for c in changes]))
+
+    def append(tag: str):
+        def mutate(old):
+            return {**old, "log": [*old.get("log", []), tag]}  # sees every earlier write of the batch
+        return mutate
+
+    def refuse(old):
+        raise errors.Conflict("refused")
+
+    results = await asyncio.gather(
+        store.update("s", "a", append("first"), actor="t", request_id="1"),
+        store.update("s", "b", append("other"), actor="t", request_id="2"),
+        store.update("s", "a", refuse, actor="t", request_id="3"),
+        store.update("s", "a", append("second"), actor="t", request_id="4"),
+        return_exceptions=True)
+    assert [r.doc if isinstance(r, Task) else type(r).__name__ for r in results] == [
+        {"n": 0, "log": ["first"]}, {"n": 0, "log": ["other"]}, "Conflict", {"n": 0, "log": ["first", "second"]}]
+    assert commits == [[("a", 2, "1"), ("b", 2, "2"), ("a", 3, "4")]]
+    assert rows(tmp_path / "t.db", "SELECT id, version, doc FROM tasks ORDER BY id") == [
+        ("a", 3, '{"n":0,"log":["first","second"]}'), ("b", 2, '{"n":0,"log":["other"]}')]
+    assert rows(tmp_path / "t.db", "SELECT task_id, version, request_id, patch FROM audit WHERE seq > 2 ORDER BY seq") == [
+        ("a", 2, "1", '[{"op":"add","path":"/log","value":["first"]}]'),
+        ("b", 2, "2", '[{"op":"add","path":"/log","value":["other"]}]'),
+        ("a", 3, "4", '[{"op":"replace","path":"/log","value":["first","second"]}]')]
+
+
+async def test_bulk_create_stores_tasks_with_created_audit_rows_and_counts_their_ids(store: Store, tmp_path: Path):
+    assert await store.bulk_create("s", ((str(i), {"n": i}) for i in range(1, 6)), actor="seed",
+                                   request_id="bulk", chunk=2) == 5
+    assert [(t.id, t.version, t.doc) for t in (await store.list("s", Query(order=(Sort("$.n"),))))[0]] == [
+        (str(i), 1, {"n": i}) for i in range(1, 6)]
+    assert [(c.task_id, c.action, c.actor, c.patch, c.undo) for c in await store.audit(newest_first=False)] == [
+        (str(i), "created", "seed", [{"op": "add", "path": "/n", "value": i}], [{"op": "remove", "path": "/n"}])
+        for i in range(1, 6)]
+    numbered = await store.create_numbered("s", lambda n: {"n": n}, actor="t", request_id="r")
+    assert numbered.id == "6"  # above every bulk-created integer id
+    with pytest.raises(errors.Conflict):
+        await store.bulk_create("s", [("7", {}), ("3", {})], actor="seed", request_id="bulk")
+    assert rows(tmp_path / "t.db", "SELECT count(*) FROM tasks") == [(6,)]  # the failing chunk left nothing
+
+
+async def test_token_rows_are_remembered_until_users_or_tokens_change_through_the_store(store: Store,
+                                                                                        tmp_path: Path):
+    await store.add_user("u", "user", None, ("h1", False, None, "cli"))
+    assert (await store.find_token("h1")).user.name == "u"
+    with sqlite3.connect(tmp_path / "t.db") as conn:  # another process revokes the token
+        conn.execute("DELETE FROM tokens WHERE hash = 'h1'")
+    assert await store.find_token("h1") is not None  # seen within TOKEN_CACHE_SECONDS, not at once
+    store.forget_tokens()
+    assert await store.find_token("h1") is None
+    await store.add_token("u", "h2", read_only=True, expires=None, source="cli")
+    assert (await store.find_token("h2")).read_only is True
+    await store.delete_token("h2")  # through the store: refused at once
+    assert await store.find_token("h2") is None
+
+
+async def test_indexes_hold_one_style_and_replace_an_earlier_all_styles_index(store: Store, tmp_path: Path):
+    await store._writer.execute("CREATE INDEX tasks_by_n ON tasks (style, json_extract(doc, '$.n'), id)")  # as before
+    await store.ensure_index("s", "$.n")
+    await store.ensure_index("t", "$.n")  # the same field in another style gets its own
+    await store.ensure_index("s", "$.n")  # and a restart changes nothing
+    assert rows(tmp_path / "t.db", "SELECT name, sql FROM sqlite_master WHERE name LIKE 'tasks_by_%' ORDER BY name") == [
+        ("tasks_by_n", "CREATE INDEX tasks_by_n ON tasks (style, json_extract(doc, '$.n'), id) WHERE style = 's'"),
+        ("tasks_by_t_n", "CREATE INDEX tasks_by_t_n ON tasks (style, json_extract(doc, '$.n'), id) WHERE style = 't'")]
+    for style, index in (("s", "tasks_by_n"), ("t", "tasks_by_t_n")):
+        assert index in await store.explain(style, Query(Compare("$.n", "eq", (1,))))
+    with pytest.raises(ValueError):
+        await store.ensure_index("s'; DROP TABLE tasks; --", "$.n")

@@ -492,3 +492,39 @@ async def test_a_change_of_json_type_is_a_change(api):
     (patch,), = await api.db_rows("SELECT patch FROM audit WHERE version = 2")
     assert json.loads(patch) == [{"op": "replace", "path": "/attributes/flag", "value": True},
                                  {"op": "replace", "path": "/modified", "value": doc["modified"]}]
+
+
+_PLAIN_PATCHES = [
+    [{"op": "replace", "path": "/percentComplete", "value": 42}, {"op": "replace", "path": "/progress", "value": "x"}],
+    [{"op": "replace", "path": "/completionStatus", "value": "Error"},
+     {"op": "replace", "path": "/completed", "value": "2024-05-17 19:33:16+02:00"}],
+    [{"op": "replace", "path": "/percentComplete", "value": 50.0}],
+    [{"op": "replace", "path": "/percentComplete", "value": 101}, {"op": "replace", "path": "/completed", "value": "x"}],
+    [{"op": "replace", "path": "/attributes", "value": {"a": [1, {"b": None}]}}],
+    [{"op": "replace", "path": "/progress", "value": "a"}, {"op": "replace", "path": "/progress", "value": "b"}],
+    [{"op": "replace", "path": "/messages", "value": [{"type": "info", "key": "k"}]}],
+    [{"op": "replace", "path": "/progress", "value": None}, {"op": "replace", "path": "/percentComplete", "value": None}],
+    [{"op": "replace", "path": "/attributes", "value": _deep(70)}] if (_deep := lambda n: {"a": _deep(n - 1)} if n else 1) else [],
+    [{"op": "replace", "path": "/progress", "value": "\ud800"}],
+]
+
+
+@pytest.mark.parametrize("ops", _PLAIN_PATCHES)
+def test_plain_replace_patches_give_what_the_general_path_gives(ops):
+    """The fast path for replace-only patches is exact: same document, same error."""
+    from gateway.apis import sailpoint
+    from gateway.patching import apply_json_patch
+
+    _id, old = sailpoint.import_task({"id": "t1", "type": "QUARTZ", "uniqueName": "u"}, "2024-01-01T00:00:00.000Z")
+
+    def outcome(run):
+        try:
+            return run()
+        except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
+            return type(exc).__name__, getattr(exc, "message", str(exc))
+
+    fast = outcome(lambda: sailpoint._replace_members(old, ops))
+    general = outcome(lambda: sailpoint.validate_task_status(apply_json_patch(old, ops)))
+    assert fast == general
+    assert sailpoint._plain_ops(ops) is not None
+    assert sailpoint._plain_ops(ops) == sailpoint.load_or_400(sailpoint._PATCH, ops, "JSON Patch")

@@ -1,0 +1,80 @@
+"""Optional fast paths: uvloop's event loop and orjson, each used when importable.
+
+``pip install taskgate[fast]`` brings both; without them the standard library does the
+same work, with the same results. This module owns only the choice: nothing here knows
+of HTTP, SQL or vendors. Results never depend on which path ran: orjson is used only
+where it gives the same values as :mod:`json`, and anything it refuses or might read
+differently (integers beyond 64 bits, which it turns into floats; unpaired surrogates;
+out-of-range numbers) goes to :mod:`json`, whose answer (or error) is the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any, Awaitable, Callable, TypeVar
+
+__all__ = ["ORJSON", "UVLOOP", "loads", "dumps_bytes", "run", "describe"]
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - depends on the install
+    orjson = None  # type: ignore[assignment]
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - depends on the install
+    uvloop = None  # type: ignore[assignment]
+
+ORJSON = orjson is not None
+UVLOOP = uvloop is not None
+
+T = TypeVar("T")
+
+# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _stdlib_loads(data: bytes | str) -> Any:
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+def loads(data: bytes) -> Any:
+    """JSON text (UTF-8 bytes) to Python values; NaN and Infinity literals are refused.
+    Errors are :mod:`json`'s (JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError)."""
+    if orjson is not None and not _LONG_DIGITS.search(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # let json say what is wrong (or read what orjson refuses, such as 1e400)
+    return _stdlib_loads(data.decode("utf-8"))
+
+
+def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Compact JSON as UTF-8 bytes, for values known to hold only JSON types, str keys and
+    finite numbers (orjson writes NaN as null where :func:`json.dumps` refuses it). The
+    same values as ``json.dumps(separators=(",", ":"), ensure_ascii=False)``; small floats
+    may be spelled differently (``1e-7`` for ``1e-07``). *default* converts other objects."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, default=default)
+        except TypeError:
+            pass  # integers beyond 64 bits, surrogates: json decides
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      default=default).encode("utf-8")
+
+
+def run(main: Awaitable[T]) -> T:
+    """``asyncio.run`` on uvloop's loop when it is installed, else on asyncio's own."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop if uvloop is not None else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+def describe() -> str:
+    """Which paths are in use, for start-up logs and benchmark reports."""
+    return f"loop={'uvloop' if UVLOOP else 'asyncio'} json={'orjson' if ORJSON else 'json'}"

@@ -1,0 +1,395 @@
+"""The benchmark behind scripts/bench: taskgate against a bare aiohttp ceiling, side by side.
+
+For each task count N it seeds a template database once (N tasks per style, through the
+store's bulk path, with their audit rows and indexes), then runs interleaved rounds:
+the ceiling server (scripts/bench_ceiling.py) under every scenario, then taskgate on a
+copy of the template at each ``synchronous`` setting under the same scenarios.
+One server process runs at a time, on 127.0.0.1; wrk drives it with the Lua scripts in
+scripts/. It prints medians per scenario and writes every measurement as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway import speedups  # noqa: E402
+
+SEED_VERSION = 2  # bump when the seeded content changes (templates are remade)
+SO_ASSOCIATE = 627
+USERS = {"sailpoint": "sp_worker", "superoffice": "so_worker", "webmethods": "wm_worker"}
+PASSWORD = "bench-password"  # a throwaway user in a throwaway database
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    script: str
+    style: str  # whose credentials it sends
+
+
+SCENARIOS = (
+    Scenario("sailpoint_patch", "bench_sailpoint_patch.lua", "sailpoint"),
+    Scenario("sailpoint_get", "bench_sailpoint_get.lua", "sailpoint"),
+    Scenario("superoffice_put_json", "bench_superoffice_put_json.lua", "superoffice"),
+    Scenario("superoffice_put_xml", "bench_superoffice_put_xml.lua", "superoffice"),
+    Scenario("webmethods_put", "bench_webmethods_put.lua", "webmethods"),
+    Scenario("sailpoint_list", "bench_sailpoint_list.lua", "sailpoint"),
+)
+QUICK_SCENARIOS = ("sailpoint_patch", "sailpoint_get", "superoffice_put_json", "webmethods_put")
+STATUSES = (None, "SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
+
+
+# -- seeding -------------------------------------------------------------------------------
+def _sailpoint_docs(n: int, start: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
+    from gateway.apis import sailpoint
+    _id, base = sailpoint.import_task({"id": "0" * 32, "type": "QUARTZ", "uniqueName": "Cloud Account Aggregation",
+                                       "launcher": USERS["sailpoint"]}, _iso(start))
+    for i in range(1, n + 1):
+        when = _iso(start + timedelta(seconds=i))
+        status = STATUSES[i % len(STATUSES)]
+        task_id = f"{i:032x}"
+        yield task_id, {**base, "id": task_id, "type": "QUARTZ" if i % 2 else "QPOC", "created": when,
+                        "modified": when, "completionStatus": status, "completed": when if status else None,
+                        "uniqueName": f"Aggregation {i}"}
+
+
+def _superoffice_docs(n: int, start: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
+    from gateway.apis import superoffice
+    _id, base = superoffice.import_task({"Id": 1, "Name": "Export", "AssociateId": SO_ASSOCIATE,
+                                         "State": "Started", "Description": "Exports sales"}, _iso(start))
+    for i in _in_key_order(n):
+        yield str(i), {**base, "Id": i, "Name": f"Export {i}", "Created": _iso(start + timedelta(seconds=i))}
+
+
+def _webmethods_docs(n: int, start: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
+    from gateway.apis import webmethods
+    _id, base = webmethods.import_task({"TaskInfo": {"taskID": "1", "taskTypeID": "26629648-BF99-D8E1-BDC6-AD91EC9AE268",
+                                                     "name": "Approve order", "priority": "medium",
+                                                     "assignedToList": [USERS["webmethods"]],
+                                                     "createdBy": "import"},
+                                        "TaskData": {"Order": {"id": "1"}}}, _iso(start))
+    info = base["TaskInfo"]
+    for i in _in_key_order(n):
+        when = _iso(start + timedelta(seconds=i))
+        yield str(i), {"TaskInfo": {**info, "taskID": str(i), "name": f"Approve order {i}", "createdDate": when,
+                                    "lastModifiedDate": when},
+                       "TaskData": {"Order": {"id": str(i)}}}
+
+
+def _in_key_order(n: int) -> list[int]:
+    """1..n in the order of their ids as text ("1", "10", "100", …): the primary key's
+    order, so rows are appended to its B-tree rather than inserted all over it."""
+    return sorted(range(1, n + 1), key=str)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+async def _seed(path: Path, n: int) -> dict[str, str]:
+    from gateway.apis import sailpoint, superoffice, webmethods
+    from gateway.auth import hash_password, new_secret, secret_hash
+    from gateway.store import Store
+
+    store = await Store.open(path, synchronous="OFF", cache_mib=1024)
+    try:
+        token = new_secret()
+        await store.add_user("admin", "admin", None)
+        await store.add_user(USERS["sailpoint"], "user", None, (secret_hash(token), False, None, "bench"))
+        for style in ("superoffice", "webmethods"):
+            await store.add_user(USERS[style], "user", hash_password(PASSWORD),
+                                 associate_id=SO_ASSOCIATE if style == "superoffice" else None)
+        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        for style, docs in (("sailpoint", _sailpoint_docs), ("superoffice", _superoffice_docs),
+                            ("webmethods", _webmethods_docs)):
+            began = time.monotonic()
+            await store.bulk_create(style, docs(n, start), actor="bench", request_id="bench-seed")
+            print(f"  seeded {n} {style} tasks in {time.monotonic() - began:.1f} s", flush=True)
+        began = time.monotonic()
+        for module in (sailpoint, superoffice, webmethods):
+            await module.prepare(store)  # the indexes serve starts with, built once on a full table
+        print(f"  built the indexes in {time.monotonic() - began:.1f} s", flush=True)
+    finally:
+        await store.close()
+    basic = lambda user: "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()  # noqa: E731
+    return {"sailpoint": f"Bearer {token}", "superoffice": basic(USERS["superoffice"]),
+            "webmethods": basic(USERS["webmethods"])}
+
+
+def template(workdir: Path, n: int, reseed: bool) -> tuple[Path, dict[str, str]]:
+    """The seeded database for *n* and the Authorization header of each style's client;
+    made once and kept in *workdir* (``--reseed`` makes it again)."""
+    from gateway.store import SCHEMA_VERSION
+    db, meta = workdir / f"template-{n}.db", workdir / f"template-{n}.json"
+    stamp = {"seed_version": SEED_VERSION, "schema_version": SCHEMA_VERSION, "n": n}
+    if not reseed and db.exists() and meta.exists():
+        saved = json.loads(meta.read_text())
+        if saved.get("stamp") == stamp:
+            return db, saved["auth"]
+    for stale in (db, meta, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        stale.unlink(missing_ok=True)
+    print(f"seeding {n} tasks per style into {db.name} ...", flush=True)
+    began = time.monotonic()
+    auth = speedups.run(_seed(db, n))
+    print(f"  seeded in {time.monotonic() - began:.1f} s ({db.stat().st_size / 2**20:.0f} MiB)", flush=True)
+    meta.write_text(json.dumps({"stamp": stamp, "auth": auth}))
+    return db, auth
+
+
+def fresh_copy(template_db: Path, copy: Path) -> None:
+    """A copy of the template that taskgate runs on: one per task count, shared by its rounds
+    and synchronous settings (a million tasks per style is gigabytes; the few thousand
+    changes a round makes do not change what an update costs)."""
+    for stale in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+        stale.unlink(missing_ok=True)
+    began = time.monotonic()
+    shutil.copyfile(template_db, copy)
+    print(f"  copied the template in {time.monotonic() - began:.1f} s", flush=True)
+
+
+# -- servers -------------------------------------------------------------------------------
+class Server:
+    """One server process on 127.0.0.1 and a free port; its peak RSS read before it stops."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, banner: str, log: Path) -> None:
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        deadline = time.monotonic() + 120
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{argv[1:3]} exited early; see {log}")
+            match = re.match(banner + r" listening on (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                self.url = match.group(1)
+                return
+        raise RuntimeError(f"{argv[1:3]} did not start in time; see {log}")
+
+    def peak_rss_mib(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process so far, all its threads included."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+
+
+def start_ceiling(workdir: Path) -> Server:
+    return Server([sys.executable, str(ROOT / "scripts" / "bench_ceiling.py")], _clean_env(), workdir,
+                  "ceiling", workdir / "ceiling.log")
+
+
+def start_taskgate(workdir: Path, db: Path, synchronous: str) -> Server:
+    env = _clean_env()
+    env["TASKGATE_STORAGE_SYNCHRONOUS"] = synchronous
+    env["TASKGATE_LOG_FILE"] = str(workdir / "taskgate-requests.log")  # logging stays on, as in production
+    return Server([sys.executable, "-m", "gateway", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", "0"],
+                  env | {"PYTHONPATH": str(ROOT)}, workdir, "taskgate", workdir / "taskgate.log")
+
+
+# -- load ---------------------------------------------------------------------------------
+def wrk(url: str, scenario: Scenario, n: int, auth: str, seconds: int, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
+           "-s", f"scripts/{scenario.script}", url, "--", str(n), auth]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    result = json.loads(line[6:])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def measure(server: Server, scenarios: list[Scenario], n: int, auth: dict[str, str],
+            args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    out = {}
+    for scenario in scenarios:
+        wrk(server.url, scenario, n, auth[scenario.style], args.warmup, args)  # caches, connections, pages
+        cpu = server.cpu_seconds()
+        result = wrk(server.url, scenario, n, auth[scenario.style], args.duration, args)
+        result["server_cpu_us_per_request"] = (server.cpu_seconds() - cpu) * 1e6 / max(result["requests"], 1)
+        out[scenario.name] = result
+        bad = sum(result["errors"].values())
+        print(f"    {scenario.name:22} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:6.1f} ms"
+              f"  p99 {result['latency_us']['p99'] / 1000:6.1f} ms"
+              f"  server CPU {result['server_cpu_us_per_request']:5.0f} us/req" + (f"  ERRORS {result['errors']}" if bad else ""),
+              flush=True)
+    return out
+
+
+# -- report -------------------------------------------------------------------------------
+def summarize(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str],
+              scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        for sync in syncs:
+            for sc in scenarios:
+                ratios, rps, p50, p99, ceil, errs, cpu = [], [], [], [], [], 0, []
+                rss = []
+                for run in runs:
+                    if run["n"] != n:
+                        continue
+                    tg = run["taskgate"].get(sync, {}).get("results", {}).get(sc.name)
+                    cl = run["ceiling"]["results"].get(sc.name)
+                    if tg is None or cl is None:
+                        continue
+                    ratios.append(tg["rps"] / cl["rps"])
+                    rps.append(tg["rps"])
+                    ceil.append(cl["rps"])
+                    p50.append(tg["latency_us"]["p50"] / 1000)
+                    p99.append(tg["latency_us"]["p99"] / 1000)
+                    cpu.append((tg["server_cpu_us_per_request"], cl["server_cpu_us_per_request"]))
+                    errs += sum(tg["errors"].values()) + sum(cl["errors"].values())
+                    rss.append(run["taskgate"][sync]["peak_rss_mib"])
+                if not ratios:
+                    continue
+                rows.append({"n": n, "synchronous": sync, "scenario": sc.name, "rounds": len(ratios),
+                             "ratio": statistics.median(ratios), "taskgate_rps": statistics.median(rps),
+                             "ceiling_rps": statistics.median(ceil), "p50_ms": statistics.median(p50),
+                             "p99_ms": statistics.median(p99), "peak_rss_mib": max(rss), "errors": errs,
+                             "cpu_us_per_request": statistics.median(c[0] for c in cpu),
+                             "ceiling_cpu_us_per_request": statistics.median(c[1] for c in cpu)})
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print("\nmedians of the interleaved rounds (ratio = taskgate / ceiling in the same round)")
+    print(f"{'N':>9} {'sync':6} {'scenario':22} {'ratio':>6} {'taskgate/s':>10} {'ceiling/s':>10} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'CPU us/req':>11}")
+    for r in rows:
+        print(f"{r['n']:>9} {r['synchronous']:6} {r['scenario']:22} {r['ratio']:6.2f} {r['taskgate_rps']:10.0f} "
+              f"{r['ceiling_rps']:10.0f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} {r['peak_rss_mib']:8.0f} "
+              f"{r['cpu_us_per_request']:5.0f}/{r['ceiling_cpu_us_per_request']:<5.0f}"
+              + (f"  ({r['errors']} errors)" if r["errors"] else ""))
+    patch = {(r["n"], r["synchronous"]): r["taskgate_rps"] for r in rows if r["scenario"] == "sailpoint_patch"}
+    sizes = sorted({n for n, _s in patch})
+    if len(sizes) > 1:
+        for sync in sorted({s for _n, s in patch}):
+            if (sizes[0], sync) in patch and (sizes[-1], sync) in patch:
+                print(f"PATCH at {sizes[-1]} tasks / at {sizes[0]} tasks ({sync}): "
+                      f"{patch[(sizes[-1], sync)] / patch[(sizes[0], sync)]:.2f}")
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "speedups": speedups.describe(), "wrk": wrk_version[0] if wrk_version else "",
+            "commit": commit.stdout.strip()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run under two minutes: N=2000, FULL only, four scenarios, short runs")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        help="task counts per style (default 10000,1000000)")
+    parser.add_argument("--sync", type=lambda s: [x.upper() for x in s.split(",")],
+                        help="synchronous settings (default FULL,NORMAL)")
+    parser.add_argument("--scenarios", type=lambda s: s.split(","), help="scenario names (default: all)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=int, help="whole seconds measured per scenario (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="whole seconds of unmeasured load first (default 1)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".bench",
+                        help="where templates, copies and logs go (default .bench/); must be a real disk")
+    parser.add_argument("--out", type=Path, help="results file (default WORKDIR/results-<time>.json)")
+    parser.add_argument("--reseed", action="store_true", help="make the seeded templates again")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    sizes = args.sizes or ([2000] if quick else [10_000, 1_000_000])
+    syncs = args.sync or (["FULL"] if quick else ["FULL", "NORMAL"])
+    names = args.scenarios or (list(QUICK_SCENARIOS) if quick else [s.name for s in SCENARIOS])
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    scenarios = [s for s in SCENARIOS if s.name in names]
+    rounds = args.rounds or 3
+    args.duration = args.duration or (2 if quick else 5)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk (scripts/bench does it when run as root)", file=sys.stderr)
+        return 1
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    print(f"taskgate benchmark: {info['cpu']} x{info['cores']}, Python {info['python']}, {info['speedups']}, "
+          f"wrk -t{args.threads} -c{args.connections}, {rounds} rounds of {args.duration:g} s per scenario")
+    began = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    copy = args.workdir / "run.db"
+    for n in sizes:
+        db, auth = template(args.workdir, n, args.reseed)
+        for rnd in range(1, rounds + 1):
+            run: dict[str, Any] = {"n": n, "round": rnd, "taskgate": {}}
+            print(f"N={n} round {rnd}/{rounds}: ceiling", flush=True)
+            server = start_ceiling(args.workdir)
+            try:
+                results = measure(server, scenarios, n, auth, args)
+                run["ceiling"] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
+            finally:
+                server.stop()
+            for sync in syncs:
+                print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync}", flush=True)
+                if rnd == 1 and sync == syncs[0]:
+                    fresh_copy(db, copy)
+                server = start_taskgate(args.workdir, copy, sync)
+                try:
+                    results = measure(server, scenarios, n, auth, args)
+                    run["taskgate"][sync] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
+                finally:
+                    server.stop()
+                print(f"    peak RSS {run['taskgate'][sync]['peak_rss_mib']:.0f} MiB", flush=True)
+            runs.append(run)
+    rows = summarize(runs, sizes, syncs, scenarios)
+    print_table(rows)
+    out = args.out or args.workdir / f"results-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
+                               "settings": {"sizes": sizes, "synchronous": syncs, "rounds": rounds,
+                                            "duration_s": args.duration, "warmup_s": args.warmup,
+                                            "threads": args.threads, "connections": args.connections},
+                               "summary": rows, "runs": runs}, indent=1))
+    print(f"\nresults written to {out} ({time.monotonic() - began:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The optional fast paths give what the standard library gives, and fall back to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from gateway import speedups
+
+TRICKY = [b'{"a": 1, "b": [1.5, -0.0, 1e100, 1e-7, true, null], "c": "\\u00e9\\ud83d\\ude00"}',
+          b'{"a": 1, "a": 2}', b'[99999999999999999999, -9223372036854775809, 18446744073709551615]',
+          b'[1e400]', b'"\\ud800"', b' {"x": "\xc3\xa9"} ', b'12345678901234567.5']
+BAD = [b'{"a": NaN}', b"[Infinity]", b"\xef\xbb\xbf{}", b"{", b'"\xff"', b"[1,]", b"", b"01"]
+
+
+@pytest.fixture(name="path", params=["fast", "stdlib"])
+def _path(request, monkeypatch):
+    if request.param == "stdlib":
+        monkeypatch.setattr(speedups, "orjson", None)
+    elif speedups.orjson is None:
+        pytest.skip("orjson is not installed")
+    return request.param
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_loads_reads_what_json_reads(path, text):
+    expected = json.loads(text.decode("utf-8"))
+    got = speedups.loads(text)
+    assert json.dumps(got) == json.dumps(expected)  # compares 1 and 1.0, big integers, inf, surrogates
+    assert [type(v) for v in (got if isinstance(got, list) else [got])] == \
+        [type(v) for v in (expected if isinstance(expected, list) else [expected])]
+
+
+@pytest.mark.parametrize("text", BAD)
+def test_loads_refuses_with_json_s_errors(path, text):
+    with pytest.raises(ValueError) as expected:
+        json.loads(text.decode("utf-8"), parse_constant=speedups._reject_constant)
+    with pytest.raises(type(expected.value)) as got:
+        speedups.loads(text)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("value", [{"a": [1, 2.5, None, True], "é": "\u2028"}, [2**70], {"k": "\ud800"}, []])
+def test_dumps_bytes_writes_the_same_values_as_json(path, value):
+    try:
+        expected = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            speedups.dumps_bytes(value)
+        return
+    assert speedups.dumps_bytes(value) == expected
+
+
+def test_run_uses_uvloop_when_installed():
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert speedups.run(loop_module()).startswith("uvloop" if speedups.UVLOOP else "asyncio")
