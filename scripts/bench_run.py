@@ -137,9 +137,9 @@ async def _seed(path: Path, n: int) -> dict[str, str]:
 def template(workdir: Path, n: int, reseed: bool) -> tuple[Path, dict[str, str]]:
     """The seeded database for *n* and the Authorization header of each style's client;
     made once and kept in *workdir* (``--reseed`` makes it again)."""
-    from gateway.store import SCHEMA_VERSION
     db, meta = workdir / f"template-{n}.db", workdir / f"template-{n}.json"
-    stamp = {"seed_version": SEED_VERSION, "schema_version": SCHEMA_VERSION, "n": n}
+    # no schema version here: taskgate migrates an older template's copy when it opens it
+    stamp = {"seed_version": SEED_VERSION, "n": n}
     if not reseed and db.exists() and meta.exists():
         saved = json.loads(meta.read_text())
         if saved.get("stamp") == stamp:
