@@ -21,6 +21,7 @@ from gateway.app import create_app
 from gateway.auth import Authenticator, hash_password
 from gateway.config import Config, ConfigError
 from gateway.store import SCHEMA_VERSION, Store
+from tests.e2e.server import decoded
 
 SP_ID = "00eebcf881994e419d72e757fd30dc0e"
 
@@ -55,12 +56,7 @@ class Client:
             data = body if isinstance(body, (bytes, str)) else json.dumps(body)
             hdrs.setdefault("Content-Type", content_type)
         resp = await self.client.request(method, self.prefix + path, data=data, headers=hdrs)
-        text = await resp.text()
-        try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
-            parsed = text
-        return resp.status, parsed, resp.headers
+        return resp.status, decoded(await resp.text()), resp.headers
 
     async def one_update_per_style(self, headers: dict[str, str] | None = None) -> None:
         """Create and update one task of each style; every answer must be a success."""

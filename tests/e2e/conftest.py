@@ -12,8 +12,10 @@ from tests.e2e.server import Server, running
 @pytest.fixture(name="server")
 def _server(tmp_path: Path):
     server = Server(tmp_path).start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(name="fresh_server")

@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import aiohttp
 
-__all__ = ["Server", "running", "Reply", "http", "session", "call", "version"]
+__all__ = ["Server", "running", "Reply", "http", "session", "call", "decoded", "version"]
 
 
 class Server:
@@ -153,6 +153,14 @@ async def session(server: Server, token: str | None = None) -> AsyncIterator[aio
         yield client
 
 
+def decoded(text: str) -> Any:
+    """A response body as JSON when it parses, else the text itself (None when empty)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
 async def call(client: aiohttp.ClientSession, method: str, path: str, *, body: Any = None,
                data: bytes | str | None = None, ctype: str = "application/json", rid: str | None = None,
                headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
@@ -166,12 +174,7 @@ async def call(client: aiohttp.ClientSession, method: str, path: str, *, body: A
     if data is not None:
         hdrs["Content-Type"] = ctype
     async with client.request(method, path, data=data, headers=hdrs) as resp:
-        text = await resp.text()
-        try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
-            parsed = text
-        return resp.status, parsed, resp.headers
+        return resp.status, decoded(await resp.text()), resp.headers
 
 
 def version(headers: Any) -> int:

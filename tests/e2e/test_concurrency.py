@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +24,6 @@ from tests.e2e.server import Server, call, session, version
 pytestmark = pytest.mark.e2e
 
 RACERS = 40
-
-
-@pytest.fixture(name="live")
-def _live(tmp_path: Path):
-    server = Server(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _new_task(client, style: str, k: int) -> tuple[str, str]:
@@ -89,8 +79,8 @@ async def _race(client, sends) -> list[tuple[int, Any, Any]]:
 
 
 @pytest.mark.parametrize("style", ["sailpoint", "superoffice", "webmethods"])
-async def test_if_match_races_have_exactly_one_winner(live: Server, style: str) -> None:
-    async with session(live) as client:
+async def test_if_match_races_have_exactly_one_winner(server: Server, style: str) -> None:
+    async with session(server) as client:
         task_id, path = await _new_task(client, style, 0)
         status, _body, headers = await call(client, "GET", path)
         assert status == 200
@@ -108,13 +98,13 @@ async def test_if_match_races_have_exactly_one_winner(live: Server, style: str) 
     for i, (status, body, _h) in enumerate(answers):
         if status == 412:
             _assert_error_shape(style, status, body, f"race-{i}")
-    dump = assert_replays(live.db)
+    dump = assert_replays(server.db)
     updates = [r for r in dump.audit if r.action == "updated"]
     assert [(r.task_id, r.version, r.request_id) for r in updates] == [(task_id, seen + 1, f"race-{winner}")]
 
 
-async def test_superoffice_json_patch_test_races_have_exactly_one_winner(live: Server) -> None:
-    async with session(live) as client:
+async def test_superoffice_json_patch_test_races_have_exactly_one_winner(server: Server) -> None:
+    async with session(server) as client:
         task_id, path = await _new_task(client, "superoffice", 0)
 
         def send(i: int):
@@ -129,7 +119,7 @@ async def test_superoffice_json_patch_test_races_have_exactly_one_winner(live: S
             _assert_error_shape("superoffice", status, body, f"race-{i}")
         else:
             assert body["Description"] == f"w{i}"
-    dump = assert_replays(live.db)
+    dump = assert_replays(server.db)
     assert [r.request_id for r in dump.audit if r.action == "updated"] == \
         [f"race-{next(i for i, a in enumerate(answers) if a[0] == 200)}"]
 
@@ -157,9 +147,9 @@ def _so_body(rng: random.Random, n: int) -> tuple[Any, str]:
     return {"State": state, "Response": text}, "application/merge-patch+json"
 
 
-async def test_a_mixed_workload_ends_in_the_state_of_its_audit_replay(live: Server) -> None:
+async def test_a_mixed_workload_ends_in_the_state_of_its_audit_replay(server: Server) -> None:
     rng = random.Random(20261122)
-    async with session(live) as client:
+    async with session(server) as client:
         paths: dict[tuple[str, str], str] = {}
         for style in ("sailpoint", "superoffice", "webmethods"):
             made = await asyncio.gather(*(_new_task(client, style, k) for k in range(TASKS_PER_STYLE)))
@@ -210,7 +200,7 @@ async def test_a_mixed_workload_ends_in_the_state_of_its_audit_replay(live: Serv
     statuses = Counter((key[0], method, status) for _n, key, method, status, _a, _h in outcomes)
     assert not [s for s in statuses if s[2] >= 500], statuses
     assert {s[2] for s in statuses} <= {200, 204, 404, 409, 412}, statuses
-    dump = assert_replays(live.db)
+    dump = assert_replays(server.db)
     rows = {r.request_id: r for r in dump.audit}
     assert len(rows) == len(dump.audit), "a request id appears twice"
     for n, key, method, status, answer, hdrs in outcomes:
@@ -235,8 +225,8 @@ async def test_a_mixed_workload_ends_in_the_state_of_its_audit_replay(live: Serv
 
 
 @pytest.mark.parametrize("style", ["superoffice", "webmethods"])
-async def test_a_delete_naming_a_stale_version_is_refused(live: Server, style: str) -> None:
-    async with session(live) as client:
+async def test_a_delete_naming_a_stale_version_is_refused(server: Server, style: str) -> None:
+    async with session(server) as client:
         task_id, path = await _new_task(client, style, 0)
         method, body, ctype = _update(style, path, 1)
         status, _b, headers = await call(client, method, path, body=body, ctype=ctype)
@@ -246,6 +236,6 @@ async def test_a_delete_naming_a_stale_version_is_refused(live: Server, style: s
         _assert_error_shape(style, status, body, "stale")
         status, _b, _h = await call(client, "DELETE", path, headers={"If-Match": '"2"'})
         assert status in (200, 204)
-    dump = assert_replays(live.db)
+    dump = assert_replays(server.db)
     assert [(r.task_id, r.action) for r in dump.audit] == [(task_id, "created"), (task_id, "updated"),
                                                            (task_id, "deleted")]

@@ -31,14 +31,6 @@ from tests.e2e.server import Server, call as _call, session as _session, version
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(name="live")
-def _live(tmp_path: Path):
-    server = Server(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 PATCH_CTYPE = "application/json-patch+json"
 STYLE = "sailpoint"
 
@@ -101,11 +93,11 @@ def _check_counter_audit(rows: list[dict[str, Any]], task_id: str, updates: int)
 
 
 # -- 1. concurrency ----------------------------------------------------------------------
-async def test_200_concurrent_test_and_replace_patches(live: Server) -> None:
+async def test_200_concurrent_test_and_replace_patches(server: Server) -> None:
     """200 concurrent PATCHes against one task, each ``test``-ing percentComplete and
     replacing it with the next value: the number of 2xx answers equals the final value,
     equals the number of audit rows, and no answer is a 500."""
-    async with _session(live) as session:
+    async with _session(server) as session:
         await _create(session, "c1")
         start = asyncio.Event()
 
@@ -137,7 +129,7 @@ async def test_200_concurrent_test_and_replace_patches(live: Server) -> None:
         assert _version(headers) == v + 2
     assert sorted(v for _i, v, _b, _h in ok) == list(range(len(ok)))
 
-    rows = _audit_via_cli(live, "c1")
+    rows = _audit_via_cli(server, "c1")
     updated = [r for r in rows if r["action"] == "updated"]
     assert len(ok) >= 1
     assert len(ok) == final["percentComplete"] == len(updated) == version - 1
@@ -149,10 +141,10 @@ async def test_200_concurrent_test_and_replace_patches(live: Server) -> None:
           f"final percentComplete {final['percentComplete']}, version {version}")
 
 
-async def test_concurrent_increments_with_retry_reach_exactly_100(live: Server) -> None:
+async def test_concurrent_increments_with_retry_reach_exactly_100(server: Server) -> None:
     """20 workers each make 5 increments by GET, then ``test``+``replace``, retrying on 409."""
     workers, per_worker = 20, 5
-    async with _session(live) as session:
+    async with _session(server) as session:
         await _create(session, "c1")
         statuses: Counter[int] = Counter()
 
@@ -181,7 +173,7 @@ async def test_concurrent_increments_with_retry_reach_exactly_100(live: Server) 
 
     assert statuses[200] == workers * per_worker == 100
     assert final["percentComplete"] == 100 and version == 101
-    rows = _audit_via_cli(live, "c1")
+    rows = _audit_via_cli(server, "c1")
     _check_counter_audit(rows, "c1", 100)
     print(f"\n[retry] 100 increments by {workers} workers took {statuses[200] + statuses[409]} PATCHes "
           f"({statuses[409]} × 409)")
