@@ -190,6 +190,17 @@ async def test_list_filters_use_indexes(api):
         assert re.search(r"SEARCH tasks USING (COVERING )?INDEX", plan), (text, plan)
 
 
+async def test_a_filtered_page_in_created_order_reads_the_page_not_every_match(api):
+    """The list's default order rides the filter's index: no sort of every matching task."""
+    from gateway.apis.sailpoint_filters import parse_filters
+    from gateway.query import Query, Sort
+    for text in ['completionStatus eq "ERROR"', 'type eq "QPOC"', 'launcher eq "x"', "completionStatus isnull"]:
+        plan = await api.store.explain("sailpoint", Query(parse_filters(text), (Sort("$.created"),), 50, 900))
+        field = text.split()[0]
+        assert plan == (f"SEARCH tasks USING INDEX tasks_by_{field} "
+                        f"(style=? AND <expr>=?)"), (text, plan)
+
+
 @pytest.mark.parametrize("query, text", [
     ("limit=251", "limit must be an integer between 0 and 250; got '251'"),
     ("limit=-1", "limit must be an integer between 0 and 250; got '-1'"),
