@@ -173,7 +173,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     server = config.server
     edge = [request_context, error_middleware, _header_limits(server.max_headers, server.max_header_bytes)]
-    trusted = TrustedProxies(server.trusted_proxies)
+    trusted = TrustedProxies(server.trusted_proxies, server.forwarded_headers)
     if trusted:
         edge.insert(0, forwarded_middleware(trusted))
     metrics = Metrics([style.STYLE for style in STYLES])

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import math
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -114,6 +115,7 @@ class FailureLimiter:
         self.max_failures, self.window, self.max_clients = max_failures, window_seconds, max_clients
         self._clock = clock
         self._failures: dict[str, tuple[float, int]] = {}  # address -> (window end, failures), oldest first
+        self._running: dict[str, int] = {}  # address -> password checks under way (entries live while > 0)
 
     def __len__(self) -> int:
         return len(self._failures)
@@ -136,6 +138,28 @@ class FailureLimiter:
         if wait is not None:
             raise errors.TooManyRequests(f"too many failed sign-ins from this address; try again in {wait} s",
                                          headers={"Retry-After": str(wait)})
+
+    @contextlib.contextmanager
+    def running(self, address: str) -> Iterator[None]:
+        """One password check by *address* while it runs. Refused (429) when the address's
+        failures plus its checks still under way would reach the limit: failures are known
+        only once scrypt answers, so a burst of concurrent guesses would otherwise all pass
+        :meth:`check` before the first of them counted."""
+        if not self.max_failures:
+            yield
+            return
+        entry = self._failures.get(address)
+        failures = entry[1] if entry is not None and entry[0] > self._clock() else 0
+        if failures + self._running.get(address, 0) >= self.max_failures:
+            raise errors.TooManyRequests("too many sign-ins under way from this address; try again in 1 s",
+                                         headers={"Retry-After": "1"})
+        self._running[address] = self._running.get(address, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._running.pop(address) - 1
+            if left:
+                self._running[address] = left
 
     def failed(self, address: str) -> None:
         if not self.max_failures:
@@ -177,7 +201,7 @@ class Authenticator:
                 if not any(hmac.compare_digest(app_token.encode("utf-8", "surrogatepass"), t.encode())
                            for t in self.app_tokens):
                     raise errors.Unauthorized("SOTicket needs a known SO-AppToken header")
-            return await self.authenticate(header)
+            return await self.authenticate(header, client_address(request))
         session = request.cookies.get(SESSION_COOKIE)
         if session:
             expected = xsrf_token(session)
@@ -189,7 +213,7 @@ class Authenticator:
             return await self.by_token(session)
         raise errors.Unauthorized("no authorization header")
 
-    async def authenticate(self, header: str | None) -> Principal:
+    async def authenticate(self, header: str | None, address: str = "") -> Principal:
         if not header:
             raise errors.Unauthorized("no authorization header")
         scheme, _, value = header.strip().partition(" ")
@@ -203,7 +227,7 @@ class Authenticator:
                 raise errors.Unauthorized("malformed Basic credentials") from None
             if not sep:
                 raise errors.Unauthorized("malformed Basic credentials")
-            return await self.by_password(name, password)
+            return await self.by_password(name, password, address)
         raise errors.Unauthorized("unsupported authorization scheme")
 
     async def by_token(self, token: str) -> Principal:
@@ -214,7 +238,7 @@ class Authenticator:
             raise errors.Unauthorized("token expired")
         return Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
 
-    async def by_password(self, name: str, password: str) -> Principal:
+    async def by_password(self, name: str, password: str, address: str = "") -> Principal:
         key = hashlib.sha256(f"{name}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
         cached = self._basic_ok.get(key)
         if cached and cached[0] > time.monotonic():
@@ -223,12 +247,16 @@ class Authenticator:
         # 32 connections at once pays scrypt (and its 16 MiB of memory) once, not 32 times.
         pending = self._basic_pending.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._check_password(key, name, password))
+            pending = asyncio.ensure_future(self._check_password(key, name, password, address))
             self._basic_pending[key] = pending
             pending.add_done_callback(lambda _done: self._basic_pending.pop(key, None))
         return await asyncio.shield(pending)
 
-    async def _check_password(self, key: str, name: str, password: str) -> Principal:
+    async def _check_password(self, key: str, name: str, password: str, address: str) -> Principal:
+        with self.limiter.running(address):
+            return await self._verify(key, name, password)
+
+    async def _verify(self, key: str, name: str, password: str) -> Principal:
         user = await self.store.get_user(name)
         # Unknown users and users without a password are checked against a dummy hash, so
         # timing does not tell which names exist. scrypt releases the GIL: run it off the loop.
@@ -313,7 +341,7 @@ async def login(request: web.Request) -> web.Response:
     authenticator = request.app[AUTHENTICATOR]
     authenticator.limiter.check(client_address(request))
     try:
-        principal = await authenticator.by_password(name, password)
+        principal = await authenticator.by_password(name, password, client_address(request))
     except errors.Unauthorized:
         authenticator.limiter.failed(client_address(request))
         raise

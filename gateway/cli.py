@@ -133,6 +133,11 @@ def _clear_stale_socket(path: Path) -> None:
     raise ConfigError(f"server.unix_socket: {str(path)!r} is in use by another process")
 
 
+#: what aiohttp's shutdown gives connections after the drain: idle keep-alive ones that
+#: sent a new request in the meantime
+_CLOSE_GRACE_SECONDS = 1.0
+
+
 async def _listen_unix(runner: web.AppRunner, path: Path, mode: int) -> web.UnixSite:
     _clear_stale_socket(path)
     site = web.UnixSite(runner, str(path))
@@ -155,7 +160,10 @@ async def _serve(config: Config) -> int:
     server = config.server
     # aiohttp's parser gets twice the configured header limits: between the two, the
     # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=server.shutdown_timeout,
+    # the drain below gives requests in progress shutdown_timeout; aiohttp's own wait in
+    # runner.cleanup() then only closes what is left, so that the stop stays within one timeout
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=min(_CLOSE_GRACE_SECONDS, server.shutdown_timeout),
                            max_line_size=server.max_request_line, max_field_size=2 * server.max_header_bytes,
                            max_headers=2 * server.max_headers,
                            # aiohttp starts keepalive_timeout when a connection opens and after each answer

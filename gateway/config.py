@@ -38,7 +38,10 @@ class ServerConfig:
     unix_socket: str = _opt("", doc="listen on this unix socket instead of host/port; relative paths are beside the config file")
     unix_socket_mode: str = _opt("660", doc="octal file mode of the unix socket")
     base_path: str = _opt("", doc="prefix of every route, e.g. /taskgate; empty serves at /")
-    trusted_proxies: str = _opt("", doc="comma-separated addresses/CIDRs (and `unix`) whose X-Forwarded-*/Forwarded are honoured")
+    trusted_proxies: str = _opt("", doc="comma-separated addresses/CIDRs (and `unix`) whose forwarding headers are honoured")
+    forwarded_headers: str = _opt("x-forwarded", choices=("x-forwarded", "forwarded"),
+                                  doc="which forwarding headers the trusted proxies set: X-Forwarded-For/-Proto/-Host "
+                                      "or RFC 7239 Forwarded; the other family is ignored")
     max_request_line: int = _opt(8190, lo=256, hi=1_048_576, doc="longest request line (method, URL, version) in bytes")
     max_header_bytes: int = _opt(8190, lo=256, hi=1_048_576, doc="longest header name or value in bytes (431 above it)")
     max_headers: int = _opt(100, lo=8, hi=10_000, doc="most request headers (431 above it)")

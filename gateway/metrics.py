@@ -162,7 +162,7 @@ def _metrics_handler(config: MetricsConfig):
                 raise errors.Forbidden("metrics are served to loopback clients only")
         else:
             scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), token):
                 raise errors.Unauthorized("metrics need the bearer token of metrics.token",
                                           headers={"WWW-Authenticate": 'Bearer realm="taskgate metrics"'})
         counts = await request.app[STORE].count_by_style()

@@ -2,7 +2,10 @@
 
 The headers are honoured only on connections from a configured trusted proxy
 (``server.trusted_proxies``: addresses, CIDRs, and ``unix`` for a unix-socket peer); from
-anyone else they are ignored, so a client cannot claim another address. The client is the
+anyone else they are ignored, so a client cannot claim another address. Only the family
+the proxy sets (``server.forwarded_headers``) is read: proxies append to their own family
+and pass the other through as the client sent it, so believing it would let any client
+choose its address. The client is the
 right-most hop that is not itself a trusted proxy (each proxy appends the address it saw),
 and proto and host are taken from the same hop. Values that do not parse (``unknown``,
 obfuscated names, a proto other than http/https) leave the connection's own value.
@@ -34,7 +37,8 @@ _PROTOS = frozenset({"http", "https"})
 class TrustedProxies:
     """The parsed ``server.trusted_proxies`` list."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, headers: str = "x-forwarded") -> None:
+        self.rfc7239 = headers == "forwarded"
         entries = [e.strip() for e in spec.split(",") if e.strip()]
         self.unix = "unix" in entries
         self.networks = tuple(ipaddress.ip_network(e, strict=False) for e in entries if e != "unix")
@@ -93,7 +97,7 @@ def client_view(trusted: TrustedProxies, request: web.BaseRequest) -> dict[str, 
     """The ``remote``/``scheme``/``host`` that the forwarding headers establish, if any."""
     headers = request.headers
     found: dict[str, str] = {}
-    if hdrs.FORWARDED in headers:
+    if trusted.rfc7239:
         elements = request.forwarded
         hops = [_parse_address(e.get("for", "")) for e in elements]
         index = _pick(trusted, hops)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 
@@ -192,6 +193,30 @@ async def test_wrong_passwords_are_rate_limited_per_address_in_each_style(limite
     clock.now += 30
     resp = await client.get(path, headers=_basic("alice", "alice-password"))
     assert resp.status == 200, await resp.text()
+
+
+async def test_a_burst_of_concurrent_guesses_gets_no_more_checks_than_the_limit(limited):
+    """Failures are known only when scrypt answers: checks still under way count too, or a
+    burst sent at once would all pass before the first failure was recorded."""
+    client, _clock, _admin = limited
+    checked: list[str] = []
+    auth = client.app[AUTHENTICATOR]
+    verify = auth._verify
+
+    async def counting(key, name, password):
+        checked.append(password)
+        return await verify(key, name, password)
+
+    auth._verify = counting
+    statuses = await asyncio.gather(*(client.get("/task-status/v1", headers=_basic("alice", f"guess{i}"))
+                                      for i in range(40)))
+    got = sorted(resp.status for resp in statuses)
+    assert got == [401] * 3 + [429] * 37 and len(checked) == 3, (got, checked)
+    # the same right credentials sent at once share one check and are never refused for it
+    auth.limiter._failures.clear()
+    statuses = await asyncio.gather(*(client.get("/task-status/v1", headers=_basic("alice", "alice-password"))
+                                      for _ in range(40)))
+    assert [resp.status for resp in statuses] == [200] * 40 and checked[3:] == ["alice-password"]
 
 
 async def test_login_and_token_endpoint_share_the_limit(limited):

@@ -4,6 +4,7 @@ client behind a trusted proxy (logs, audit rows, Secure cookies, absolute links)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import json
@@ -181,6 +182,17 @@ async def test_metrics_by_token_compare_the_bearer(aiohttp_client, tmp_path: Pat
     assert status == 200 and "taskgate_tasks" in text
 
 
+async def test_a_metrics_bearer_that_is_not_utf8_is_refused_not_a_fault(aiohttp_client, tmp_path: Path):
+    c = await start(aiohttp_client, tmp_path, metrics={"expose": "token", "token": "s3cret-metrics"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", c.client.server.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\r\nConnection: close\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ") and json.loads(body) == {
+        "error": "metrics need the bearer token of metrics.token"}, answer
+
+
 async def test_metrics_on_loopback_refuse_a_client_forwarded_from_elsewhere(aiohttp_client, tmp_path: Path):
     c = await start(aiohttp_client, tmp_path, server={"trusted_proxies": "127.0.0.1"})
     assert (await c.call("GET", "/metrics", auth=False))[0] == 200
@@ -206,19 +218,24 @@ async def test_a_trusted_proxy_s_client_is_in_logs_and_audit_rows(aiohttp_client
                                        for action in ("created", "updated")]
 
 
-@pytest.mark.parametrize("trusted, headers, client", [
-    ("", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # nobody trusted: ignored
-    ("10.0.0.0/8", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # the peer is not a trusted proxy
-    ("127.0.0.1", {"X-Forwarded-For": "198.51.100.2, 203.0.113.7"}, "203.0.113.7"),  # the client may prepend lies
-    ("127.0.0.1", {"Forwarded": 'for="[2001:db8::5]:4711";proto=https, for=10.0.0.1'}, "10.0.0.1"),
-    ("127.0.0.0/8, 10.0.0.0/8", {"Forwarded": 'for="[2001:db8::5]:4711";proto=https, for=10.0.0.1'}, "2001:db8::5"),
-    ("127.0.0.1", {"Forwarded": "for=unknown"}, "127.0.0.1"),  # unreadable: the peer stays
-    ("127.0.0.1", {"X-Forwarded-For": "not-an-address"}, "127.0.0.1"),
-    ("127.0.0.1", {"Forwarded": "for=192.0.2.60", "X-Forwarded-For": "203.0.113.7"}, "192.0.2.60"),  # RFC 7239 wins
+@pytest.mark.parametrize("trusted, family, headers, client", [
+    ("", "x-forwarded", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # nobody trusted: ignored
+    ("10.0.0.0/8", "x-forwarded", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # the peer is not a trusted proxy
+    ("127.0.0.1", "x-forwarded", {"X-Forwarded-For": "198.51.100.2, 203.0.113.7"}, "203.0.113.7"),  # prepended lies
+    ("127.0.0.1", "forwarded", {"Forwarded": 'for="[2001:db8::5]:4711";proto=https, for=10.0.0.1'}, "10.0.0.1"),
+    ("127.0.0.0/8, 10.0.0.0/8", "forwarded", {"Forwarded": 'for="[2001:db8::5]:4711";proto=https, for=10.0.0.1'},
+     "2001:db8::5"),
+    ("127.0.0.1", "forwarded", {"Forwarded": "for=unknown"}, "127.0.0.1"),  # unreadable: the peer stays
+    ("127.0.0.1", "x-forwarded", {"X-Forwarded-For": "not-an-address"}, "127.0.0.1"),
+    # only the family the proxy sets is read: it passes the other through as the client wrote it
+    ("127.0.0.1", "x-forwarded", {"Forwarded": "for=192.0.2.60", "X-Forwarded-For": "203.0.113.7"}, "203.0.113.7"),
+    ("127.0.0.1", "x-forwarded", {"Forwarded": "for=192.0.2.60"}, "127.0.0.1"),
+    ("127.0.0.1", "forwarded", {"Forwarded": "for=192.0.2.60", "X-Forwarded-For": "203.0.113.7"}, "192.0.2.60"),
+    ("127.0.0.1", "forwarded", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),
 ])
-async def test_forwarding_headers_count_only_from_trusted_proxies(aiohttp_client, tmp_path: Path, trusted, headers,
-                                                                   client):
-    c = await start(aiohttp_client, tmp_path, server={"trusted_proxies": trusted})
+async def test_forwarding_headers_count_only_from_trusted_proxies(aiohttp_client, tmp_path: Path, trusted, family,
+                                                                   headers, client):
+    c = await start(aiohttp_client, tmp_path, server={"trusted_proxies": trusted, "forwarded_headers": family})
     status, _, _ = await c.call("POST", "/task-status/v1", {"id": SP_ID, "type": "QUARTZ", "uniqueName": "u"},
                                 headers=headers)
     assert status == 201
@@ -248,7 +265,8 @@ async def test_forwarded_https_makes_cookies_secure_and_links_use_the_client_s_u
         status, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0",
                                          headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": host})
         assert status == 200 and listed["odata.metadata"].startswith("http://127.0.0.1:"), (host, listed)
-    _, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0", headers={"Forwarded": 'for=1.2.3.4;host="[::1]:8443"'})
+    _, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0",
+                                headers={"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Host": "[::1]:8443"})
     assert listed["odata.metadata"] == "http://[::1]:8443/api/v1/$metadata#BatchTask"
 
 
@@ -403,9 +421,10 @@ def test_any_forwarding_headers_from_a_trusted_proxy_give_a_usable_request(forwa
         if value and value.isprintable() and value.isascii():
             headers[name] = value
     request = make_mocked_request("GET", "/api/v1/BatchTask", headers=headers)
-    view = client_view(TrustedProxies("127.0.0.0/8"), request)
-    assert set(view) <= {"remote", "scheme", "host"}
-    clone = request.clone(**view)
-    assert clone.url.scheme in ("http", "https") and clone.url.path == "/api/v1/BatchTask"
-    if "remote" in view:
-        ipaddress.ip_address(view["remote"])
+    for family in ("x-forwarded", "forwarded"):
+        view = client_view(TrustedProxies("127.0.0.0/8", family), request)
+        assert set(view) <= {"remote", "scheme", "host"}
+        clone = request.clone(**view)
+        assert clone.url.scheme in ("http", "https") and clone.url.path == "/api/v1/BatchTask"
+        if "remote" in view:
+            ipaddress.ip_address(view["remote"])

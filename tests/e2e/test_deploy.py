@@ -159,8 +159,8 @@ def test_each_style_through_the_proxy_on_a_unix_socket(tmp_path: Path, proxy):
         assert token
         with proxy(tmp_path, socket_path, port):
             base = "/taskgate"
-            # a client's own X-Forwarded-For must not be believed: the proxy's view of it wins
-            spoof = {"X-Forwarded-For": "198.51.100.1"}
+            # a client's own X-Forwarded-For or Forwarded must not be believed: the proxy's view wins
+            spoof = {"X-Forwarded-For": "198.51.100.1", "Forwarded": "for=198.51.100.2;proto=https"}
             steps = [
                 ("POST", "/task-status/v1", {"id": SP_ID, "type": "QUARTZ", "uniqueName": "u"}, "application/json", 201),
                 ("PATCH", f"/task-status/v1/{SP_ID}", [{"op": "replace", "path": "/completionStatus", "value": "Error"}],
