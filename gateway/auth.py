@@ -120,17 +120,21 @@ class FailureLimiter:
     def __len__(self) -> int:
         return len(self._failures)
 
+    def _window(self, address: str) -> tuple[float, int]:
+        """(end, failures) of *address*'s current window; (0, 0) when it has none, and an
+        ended window is forgotten."""
+        entry = self._failures.get(address)
+        if entry is not None and self._clock() >= entry[0]:
+            del self._failures[address]
+            entry = None
+        return entry or (0.0, 0)
+
     def retry_after(self, address: str) -> int | None:
         """Whole seconds until *address* may try again, or None when it may now."""
-        entry = self._failures.get(address)
-        if entry is None or not self.max_failures:
+        end, count = self._window(address)
+        if not self.max_failures or count < self.max_failures:
             return None
-        end, count = entry
-        now = self._clock()
-        if now >= end:
-            del self._failures[address]
-            return None
-        return max(1, math.ceil(end - now)) if count >= self.max_failures else None
+        return max(1, math.ceil(end - self._clock()))
 
     def check(self, address: str) -> None:
         """TooManyRequests (with Retry-After) when *address* is over its limit."""
@@ -148,8 +152,7 @@ class FailureLimiter:
         if not self.max_failures:
             yield
             return
-        entry = self._failures.get(address)
-        failures = entry[1] if entry is not None and entry[0] > self._clock() else 0
+        _end, failures = self._window(address)
         if failures + self._running.get(address, 0) >= self.max_failures:
             raise errors.TooManyRequests("too many sign-ins under way from this address; try again in 1 s",
                                          headers={"Retry-After": "1"})
