@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gateway import errors, speedups
 from gateway.app import STYLES, create_app
-from gateway.audit import configure_logging, log_changes, logger
+from gateway.audit import configure_logging, flush_logs, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.limits import dumps
@@ -399,3 +399,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `taskgate export | head`: the reader has gone; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141
+    finally:
+        flush_logs()  # the lines of the loop's last iteration

@@ -31,8 +31,11 @@ UVLOOP = uvloop is not None
 
 T = TypeVar("T")
 
-# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# A number of 19 digits or more may be an integer beyond 64 bits, which orjson reads as a
+# float. A number token starts the text or follows "[", ":", "," or whitespace, with an
+# optional minus; digits inside strings (ids such as "000…3bb") mostly follow a quote or a
+# letter and are no reason to leave orjson (when they do match, json merely reads them).
+_LONG_DIGITS = re.compile(rb"(?:^|[\[:,\s])-?[0-9]{19}")
 
 
 def _reject_constant(name: str) -> Any:

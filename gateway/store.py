@@ -8,9 +8,16 @@ It owns two connections to one database file in WAL mode:
   commit answers each caller. A mutation that raises is left out alone; the others
   commit. Each change writes the new document, bumps ``version`` and appends an audit
   row holding the RFC 6902 patch old→new and its inverse, in the same transaction.
-* the **reader**, for gets, lists and exports; WAL lets it run beside the writer.
+* the **reader**, for lists, searches and exports; WAL lets it run beside the writer.
   :meth:`Store.read_snapshot` holds one read transaction across many reads (export,
   :meth:`Store.trails` for ``audit verify``).
+* the **point reader**, a plain :mod:`sqlite3` connection used on the event loop's own
+  thread for lookups by primary key (a task by id, a token, a user, an OAuth client).
+  Such a lookup takes microseconds, less than the hand-over to aiosqlite's thread and
+  back, and in WAL mode a reader does not wait for the writer. Its busy timeout is zero:
+  in the rare moments SQLite makes even a reader wait (a checkpoint truncating the WAL,
+  another process recovering it) the lookup is retried on the reader instead of holding
+  up the loop.
 
 :func:`backup` copies a database file with SQLite's online backup API on connections of
 its own, without opening a :class:`Store` (no migration, no checkpoint of a live file).
@@ -354,10 +361,11 @@ async def backup(source: str | Path, dest: str | Path, *, busy_timeout_ms: int =
 class Store:
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, *,
-                 max_batch: int) -> None:
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
+                 point: sqlite3.Connection, *, max_batch: int) -> None:
         self._writer = writer
         self._reader = reader
+        self._point = point
         self._max_batch = max_batch
         self._write_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
@@ -378,6 +386,7 @@ class Store:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous: {synchronous!r}")
         opened: list[aiosqlite.Connection] = []
+        point: sqlite3.Connection | None = None
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Open once synchronously first: when aiosqlite's own connect fails, its worker
@@ -389,13 +398,18 @@ class Store:
             opened.append(reader := await aiosqlite.connect(str(path), isolation_level=None))
             await cls._configure(reader, synchronous, busy_timeout_ms, cache_mib)
             await reader.execute("PRAGMA query_only = ON")
+            point = sqlite3.connect(str(path), isolation_level=None)
+            for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
+                point.execute(f"PRAGMA {pragma}")
         except BaseException as exc:
             for conn in opened:
                 await conn.close()
+            if point is not None:
+                point.close()
             if isinstance(exc, (sqlite3.Error, OSError)):
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
-        return cls(writer, reader, max_batch=max_batch)
+        return cls(writer, reader, point, max_batch=max_batch)
 
     @staticmethod
     async def _configure(conn: aiosqlite.Connection, synchronous: str, busy_timeout_ms: int,
@@ -441,6 +455,7 @@ class Store:
             try:
                 await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
+                self._point.close()
                 await self._reader.close()
                 await self._writer.close()
 
@@ -842,8 +857,18 @@ class Store:
                   dumps_bytes(c.patch).decode("utf-8"), dumps_bytes(c.undo).decode("utf-8"), c.client) for c in changes])
 
     # -- reads ----------------------------------------------------------------------------
+    async def _lookup(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a lookup by primary key: on the loop's thread (see the module's
+        docstring), or on the reader when SQLite would make the lookup wait."""
+        try:
+            return self._point.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+        return list(await self._reader.execute_fetchall(sql, params))
+
     async def get(self, style: str, task_id: str) -> Task | None:
-        rows = await self._reader.execute_fetchall(
+        rows = await self._lookup(
             "SELECT version, doc, modified FROM tasks WHERE style = ? AND id = ?", (style, task_id))
         if not rows:
             return None
@@ -1012,7 +1037,7 @@ class Store:
         await self._admin_write(statements)
 
     async def get_user(self, name: str) -> User | None:
-        rows = await self._reader.execute_fetchall(
+        rows = await self._lookup(
             "SELECT name, role, password_hash, associate_id FROM users WHERE name = ?", (name,))
         return User(*rows[0]) if rows else None
 
@@ -1048,7 +1073,7 @@ class Store:
         return found
 
     async def _find_token(self, token_hash: str) -> TokenRow | None:
-        rows = await self._reader.execute_fetchall(
+        rows = await self._lookup(
             "SELECT t.read_only, t.expires, u.name, u.role, u.password_hash, u.associate_id FROM tokens t "
             "JOIN users u ON u.name = t.user WHERE t.hash = ?", (token_hash,))
         if not rows:
@@ -1065,6 +1090,6 @@ class Store:
             (client_id, secret_hash, user, now_iso()))])
 
     async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
-        rows = await self._reader.execute_fetchall(
+        rows = await self._lookup(
             "SELECT client_id, secret_hash, user FROM oauth_clients WHERE client_id = ?", (client_id,))
         return OAuthClient(*rows[0]) if rows else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import structlog
 
-from gateway.audit import configure_logging, log_changes
+from gateway.audit import configure_logging, flush_logs, log_changes
 from gateway.config import LogConfig
 from gateway.store import Change
 
@@ -43,3 +44,37 @@ def test_console_format_and_level(tmp_path: Path):
         configure_logging(LogConfig())
     (line,) = log.read_text().splitlines()
     assert "[warning  ] careful" in line and "task_id=t9" in line
+
+
+def test_lines_of_one_loop_iteration_are_written_together_and_none_is_lost(tmp_path: Path):
+    log = tmp_path / "loop.log"
+    seen_in_iteration: list[str] = []
+
+    async def one_iteration() -> None:
+        for n in range(3):
+            structlog.get_logger().info("step", n=n, text="a\u2028b\x85c")  # line separators to Python, not to JSON
+        seen_in_iteration.append(log.read_text())
+        await asyncio.sleep(0)  # the iteration ends: its lines are written in one call
+
+    async def stops_before_the_flush() -> None:
+        structlog.get_logger().info("last words")
+        asyncio.get_running_loop().stop()
+
+    try:
+        configure_logging(LogConfig(format="json", file=str(log)))
+        asyncio.run(one_iteration())
+        assert seen_in_iteration == [""]
+        loop = asyncio.new_event_loop()
+        loop.create_task(stops_before_the_flush())
+        loop.run_forever()  # stops before the flush it scheduled runs
+        loop.close()
+        structlog.get_logger().info("after the loop")  # no loop: written at once, after what was held
+        flush_logs()  # nothing is left to write
+    finally:
+        configure_logging(LogConfig())
+    lines = log.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == ""
+    events = [json.loads(line) for line in lines[:-1]]
+    assert [(e["event"], e.get("n"), e.get("text")) for e in events] == [
+        ("step", 0, "a\u2028b\x85c"), ("step", 1, "a\u2028b\x85c"), ("step", 2, "a\u2028b\x85c"),
+        ("last words", None, None), ("after the loop", None, None)]

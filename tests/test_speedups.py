@@ -11,7 +11,10 @@ from gateway import speedups
 
 TRICKY = [b'{"a": 1, "b": [1.5, -0.0, 1e100, 1e-7, true, null], "c": "\\u00e9\\ud83d\\ude00"}',
           b'{"a": 1, "a": 2}', b'[99999999999999999999, -9223372036854775809, 18446744073709551615]',
-          b'[1e400]', b'"\\ud800"', b' {"x": "\xc3\xa9"} ', b'12345678901234567.5']
+          b'[1e400]', b'"\\ud800"', b' {"x": "\xc3\xa9"} ', b'12345678901234567.5',
+          # integers beyond 64 bits wherever a number can start, and beside long digit runs in strings
+          b'12345678901234567890', b'-12345678901234567890', b'{"a":12345678901234567890}',
+          b'[1,\n\t-99999999999999999999]', b'{"id": "00000000000000000000000000003bb", "n": 18446744073709551616}']
 BAD = [b'{"a": NaN}', b"[Infinity]", b"\xef\xbb\xbf{}", b"{", b'"\xff"', b"[1,]", b"", b"01"]
 
 
@@ -31,6 +34,14 @@ def test_loads_reads_what_json_reads(path, text):
     assert json.dumps(got) == json.dumps(expected)  # compares 1 and 1.0, big integers, inf, surrogates
     assert [type(v) for v in (got if isinstance(got, list) else [got])] == \
         [type(v) for v in (expected if isinstance(expected, list) else [expected])]
+
+
+def test_loads_leaves_long_digit_runs_in_strings_to_orjson(monkeypatch):
+    if speedups.orjson is None:
+        pytest.skip("orjson is not installed")
+    monkeypatch.setattr(speedups, "_stdlib_loads", None)  # calling it would fail the test
+    assert speedups.loads(b'{"id":"000000000000000000000000000003bb","ids":["1234567890123456789012"]}') == \
+        {"id": "000000000000000000000000000003bb", "ids": ["1234567890123456789012"]}
 
 
 @pytest.mark.parametrize("text", BAD)

@@ -452,3 +452,28 @@ async def test_indexes_hold_one_style_and_replace_an_earlier_all_styles_index(st
         assert index in await store.explain(style, Query(Compare("$.n", "eq", (1,))))
     with pytest.raises(ValueError):
         await store.ensure_index("s'; DROP TABLE tasks; --", "$.n")
+
+
+async def test_a_lookup_sqlite_refuses_as_busy_is_read_on_the_reader_instead(store: Store, tmp_path: Path):
+    """Lookups by key run on the loop's thread with no busy timeout; when SQLite answers
+    SQLITE_BUSY there (rare in WAL mode, and hard to provoke on demand), the lookup is
+    read on the reader, whose busy timeout waits off the loop. The busy connection here
+    is a real one, to a second file that another connection holds exclusively."""
+    await store.create("sailpoint", "t1", {"id": "t1", "n": 1}, actor="a", request_id="r")
+    locked = tmp_path / "locked.db"
+    hog = sqlite3.connect(locked, isolation_level=None)
+    hog.execute("CREATE TABLE tasks (x)")
+    hog.execute("BEGIN EXCLUSIVE")
+    busy = sqlite3.connect(locked, isolation_level=None)
+    busy.execute("PRAGMA busy_timeout = 0")
+    point, store._point = store._point, busy
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            busy.execute("SELECT 1 FROM tasks")
+        task = await store.get("sailpoint", "t1")
+        assert (task.id, task.version, task.doc) == ("t1", 1, {"id": "t1", "n": 1})
+        assert await store.get("sailpoint", "nope") is None
+    finally:
+        store._point = point
+        busy.close()
+        hog.close()

@@ -4,11 +4,10 @@ the HTTP helpers the end-to-end suites share (standard library, and aiohttp for 
 from __future__ import annotations
 
 import contextlib
-
+import json
 import os
 import re
 import signal
-import json
 import subprocess
 import sys
 import time
@@ -80,6 +79,20 @@ class Server:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self._close()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The server's JSON log events so far. Lines are split on "\\n" only: a line is
+        UTF-8 JSON, in which U+2028 or U+0085 may stand unescaped. A line still being
+        written, or one that is not JSON, is skipped."""
+        found = []
+        for line in self.log.read_text(encoding="utf-8").split("\n"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                found.append(event)
+        return found
 
     def stop(self) -> int:
         if self.proc is None:

@@ -196,7 +196,7 @@ def test_each_style_through_the_proxy_on_a_unix_socket(tmp_path: Path, proxy):
     assert [(a["style"], a["action"], a["client"]) for a in reversed(audit)] == [
         (style, action, CLIENT_ADDRESS) for style in ("sailpoint", "superoffice", "webmethods")
         for action in ("created", "updated")]
-    requests = [json.loads(line) for line in server.log.read_text().splitlines() if '"event": "request"' in line]
+    requests = [e for e in server.events() if e.get("event") == "request"]
     assert len(requests) == 13 and {r["remote"] for r in requests} == {CLIENT_ADDRESS}
 
 
