@@ -13,11 +13,11 @@ import asyncio
 import atexit
 import logging
 import sys
-import time
 from typing import Any, Sequence
 
 import structlog
 
+from gateway.clock import now_iso_micro
 from gateway.config import ConfigError, LogConfig
 from gateway.speedups import dumps_bytes
 from gateway.store import Change
@@ -109,17 +109,9 @@ def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
     return event
 
 
-_second: list[Any] = [None, ""]  # the last whole second stamped, and its ISO 8601 text
-
-
 def _timestamp(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    """``timestamp`` in ISO 8601 UTC with microseconds, as structlog's TimeStamper writes
-    it, with the date and time formatted once per second instead of once per line."""
-    now = time.time()
-    second = int(now)
-    if second != _second[0]:
-        _second[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    event["timestamp"] = f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+    """``timestamp`` in ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it."""
+    event["timestamp"] = now_iso_micro()
     return event
 
 

@@ -10,9 +10,11 @@ needs one is handed it (e.g. in the application's state).
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-__all__ = ["utc_now", "iso_utc", "now_iso", "parse_iso", "Clock", "ManualClock"]
+__all__ = ["utc_now", "iso_utc", "now_iso", "now_iso_micro", "parse_iso", "Clock", "ManualClock"]
 
 
 def utc_now() -> datetime:
@@ -28,8 +30,26 @@ def iso_utc(moment: datetime) -> str:
     return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def now_iso() -> str:
-    return iso_utc(utc_now())
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
+def _stamp(now: float | None, scale: int, width: int) -> str:
+    if now is None:
+        now = time.time()
+    second = int(now // 1)
+    if second != _second[0]:  # the date and time of day are formatted once per second
+        _second[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second[1]}.{int((now - second) * scale):0{width}d}Z"
+
+
+def now_iso(now: float | None = None) -> str:
+    """The time (*now* seconds since the epoch, else the current time) in the one format."""
+    return _stamp(now, 1000, 3)
+
+
+def now_iso_micro(now: float | None = None) -> str:
+    """As :func:`now_iso`, to the microsecond (log lines)."""
+    return _stamp(now, 1_000_000, 6)
 
 
 def parse_iso(text: str) -> datetime:
@@ -50,7 +70,7 @@ class Clock:
         return utc_now()
 
     def now_iso(self) -> str:
-        return iso_utc(self.now())
+        return now_iso()
 
 
 class ManualClock(Clock):
@@ -63,6 +83,9 @@ class ManualClock(Clock):
 
     def now(self) -> datetime:
         return self._now
+
+    def now_iso(self) -> str:
+        return iso_utc(self._now)
 
     def set(self, moment: datetime) -> None:
         if moment.tzinfo is None:

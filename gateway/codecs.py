@@ -23,7 +23,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
 from gateway.limits import check_value, dumps
-from gateway.speedups import loads
+from gateway.speedups import dumps_bytes, loads
 
 __all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate", "parse_if_match", "etag",
            "json_response", "xml_response"]
@@ -41,8 +41,11 @@ def body_timeout(request: web.Request) -> asyncio.Timeout:
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None,
                   content_type: str = "application/json") -> web.Response:
-    # backslashreplace: an error message quoting a client's unpaired surrogate stays valid JSON
-    body = dumps(data).encode("utf-8", errors="backslashreplace")
+    try:  # orjson when installed: bodies are stored documents and messages, finite numbers only
+        body = dumps_bytes(data)
+    except UnicodeEncodeError:
+        # backslashreplace: an error message quoting a client's unpaired surrogate stays valid JSON
+        body = dumps(data).encode("utf-8", errors="backslashreplace")
     return web.Response(body=body, status=status, headers=headers, content_type=content_type,
                         charset="utf-8")
 

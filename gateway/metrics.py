@@ -15,7 +15,7 @@ import asyncio
 import hmac
 import ipaddress
 from bisect import bisect_left
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -92,6 +92,7 @@ class Metrics:
                                     buckets=_BATCH_BUCKETS, registry=registry)
         self.audit_events = Counter("taskgate_audit_events", "Audit rows written, by style and action",
                                     ("style", "action"), registry=registry)
+        self._audit_children: dict[tuple[str, str], Any] = {}
         self.tasks = Gauge("taskgate_tasks", "Tasks stored, by style (counted when scraped)", ("style",),
                            registry=registry)
         self.in_progress = Gauge("taskgate_http_requests_in_progress",
@@ -105,7 +106,10 @@ class Metrics:
     def count_changes(self, changes: Sequence[Change]) -> None:
         """The store's commit listener."""
         for c in changes:
-            self.audit_events.labels(c.style, c.action).inc()
+            child = self._audit_children.get((c.style, c.action))
+            if child is None:  # labels() looks its child up under a lock each time: once per pair
+                child = self._audit_children[(c.style, c.action)] = self.audit_events.labels(c.style, c.action)
+            child.inc()
 
     def render(self, counts: dict[str, int], in_progress: int) -> bytes:
         for style in {*self.styles, *counts}:

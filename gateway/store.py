@@ -19,6 +19,16 @@ It owns two connections to one database file in WAL mode:
   another process recovering it) the lookup is retried on the reader instead of holding
   up the loop.
 
+Checkpoints (copying committed pages from the WAL into the database file) run beside the
+writer, on a connection of their own in a worker thread, not inside a commit: with a
+million tasks a write dirties pages all over the file, and SQLite's automatic checkpoint
+made every few commits wait for thousands of scattered page writes (a third of the
+throughput). A checkpoint starts after a commit when none is running and the last began
+:data:`CHECKPOINT_SECONDS` ago. Under a steady load it can never catch up completely,
+and the WAL is only rewound from its start once a checkpoint has copied all of it; so
+when the WAL holds :data:`WAL_RESTART_FRAMES` frames, the writer checkpoints the little
+that is left itself before its next transaction, which rewinds the WAL.
+
 :func:`backup` copies a database file with SQLite's online backup API on connections of
 its own, without opening a :class:`Store` (no migration, no checkpoint of a live file).
 
@@ -197,6 +207,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 #: how long a token row found by :meth:`Store.find_token` is reused without asking SQLite
 #: again: the longest another process's change to users or tokens can go unseen
+#: least time between the starts of two background checkpoints
+CHECKPOINT_SECONDS = 1.0
+#: WAL frames (pages) after which the writer makes the WAL start over (about 16 MiB)
+WAL_RESTART_FRAMES = 4000
 TOKEN_CACHE_SECONDS = 1.0
 TOKEN_CACHE_SIZE = 4096
 
@@ -362,10 +376,14 @@ class Store:
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
-                 point: sqlite3.Connection, *, max_batch: int) -> None:
+                 point: sqlite3.Connection, checkpointer: sqlite3.Connection, *, max_batch: int) -> None:
         self._writer = writer
         self._reader = reader
         self._point = point
+        self._checkpointer = checkpointer  # used by one worker thread at a time (_checkpoint)
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._checkpoint_started = 0.0
+        self._rewind_wal = False  # the writer checkpoints before its next transaction
         self._max_batch = max_batch
         self._write_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
@@ -387,6 +405,7 @@ class Store:
             raise ValueError(f"synchronous: {synchronous!r}")
         opened: list[aiosqlite.Connection] = []
         point: sqlite3.Connection | None = None
+        checkpointer: sqlite3.Connection | None = None
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Open once synchronously first: when aiosqlite's own connect fails, its worker
@@ -401,15 +420,18 @@ class Store:
             point = sqlite3.connect(str(path), isolation_level=None)
             for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
                 point.execute(f"PRAGMA {pragma}")
+            checkpointer = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            checkpointer.execute(f"PRAGMA synchronous = {synchronous.upper()}")  # how it syncs the database file
         except BaseException as exc:
             for conn in opened:
                 await conn.close()
-            if point is not None:
-                point.close()
+            for plain in (point, checkpointer):
+                if plain is not None:
+                    plain.close()
             if isinstance(exc, (sqlite3.Error, OSError)):
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
-        return cls(writer, reader, point, max_batch=max_batch)
+        return cls(writer, reader, point, checkpointer, max_batch=max_batch)
 
     @staticmethod
     async def _configure(conn: aiosqlite.Connection, synchronous: str, busy_timeout_ms: int,
@@ -422,6 +444,7 @@ class Store:
             raise StoreError(f"could not switch the database to WAL (got {mode})")
         await conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run beside the writer
 
     @staticmethod
     async def _migrate(conn: aiosqlite.Connection) -> None:
@@ -451,10 +474,13 @@ class Store:
         self._closed = True
         await self._queue.put(None)
         await self._writer_task
+        if self._checkpoint_task is not None:
+            await self._checkpoint_task
         async with self._write_lock:
             try:
                 await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
+                self._checkpointer.close()
                 self._point.close()
                 await self._reader.close()
                 await self._writer.close()
@@ -607,6 +633,8 @@ class Store:
                         "INSERT INTO counters (style, last) VALUES (?, ?) "
                         "ON CONFLICT (style) DO UPDATE SET last = max(last, excluded.last)", (style, top))
                 await self._writer.execute("COMMIT")
+                # a chunk fills the WAL with thousands of pages: copy them now, as SQLite would
+                await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.IntegrityError as exc:
                 await self._rollback()
                 raise errors.Conflict(f"cannot load the tasks: {exc}") from None
@@ -661,13 +689,17 @@ class Store:
             # The mutations run here, on the event loop, between the two: in the writer's
             # thread they would fight the loop for the GIL.
             keys = list(dict.fromkeys((w.style, w.task_id) for w in batch if w.task_id is not None))
-            current, seq, counters = await self._in_writer(self._begin_sync, keys, self._needs_counters(batch))
+            rewind, self._rewind_wal = self._rewind_wal, False
+            if rewind and self._checkpoint_task is not None:
+                await self._checkpoint_task  # one checkpoint at a time: the writer's would find it busy
+            current, seq, counters = await self._in_writer(self._begin_sync, keys, self._needs_counters(batch), rewind)
             try:
                 results, changes, touched, at = self._apply_batch(batch, current, seq, counters)
                 await self._in_writer(self._finish_sync, touched, changes, at, counters)
             except BaseException:
                 await self._rollback()
                 raise
+        self._maybe_checkpoint()
         for w, outcome in results:
             if w.future.done():
                 continue
@@ -681,6 +713,29 @@ class Store:
                     listener(changes)
                 except Exception:  # the commit stands; one listener's failure must not hide it from others
                     _report("store.listener_failed", listener=repr(listener))
+
+    def _maybe_checkpoint(self) -> None:
+        """After a commit: start a background checkpoint unless one runs or began lately."""
+        if (self._checkpoint_task is None or self._checkpoint_task.done()) \
+                and time.monotonic() - self._checkpoint_started >= CHECKPOINT_SECONDS:
+            self._checkpoint_started = time.monotonic()
+            self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint(), name="store-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        try:
+            _busy, frames, _copied = await asyncio.to_thread(self._checkpoint_sync, self._checkpointer)
+        except Exception:  # the WAL only grows meanwhile; the writer's rewind still bounds it
+            _report("store.checkpoint_failed")
+            self._rewind_wal = True
+            return
+        if frames >= WAL_RESTART_FRAMES:
+            self._rewind_wal = True
+
+    @staticmethod
+    def _checkpoint_sync(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """PASSIVE: copies what no reader still needs, never waits for a lock.
+        (busy, frames in the WAL, frames copied)."""
+        return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _batch_done(self, size: int, seconds: float) -> None:
         for listener in self._batch_listeners:
@@ -696,11 +751,14 @@ class Store:
         return await self._writer._execute(fn, self._writer._conn, *args)
 
     @classmethod
-    def _begin_sync(cls, conn: sqlite3.Connection, keys: list[tuple[str, str]],
-                    needs_counters: bool) -> tuple[dict[tuple[str, str], tuple[int, Doc | None, str, str]], int,
-                                                   dict[str, int] | None]:
+    def _begin_sync(cls, conn: sqlite3.Connection, keys: list[tuple[str, str]], needs_counters: bool,
+                    rewind: bool) -> tuple[dict[tuple[str, str], tuple[int, Doc | None, str, str]], int,
+                                           dict[str, int] | None]:
         """In the writer thread: BEGIN IMMEDIATE, then the rows the batch touches, the last
-        audit sequence number and (when needed) the id counters."""
+        audit sequence number and (when needed) the id counters. With *rewind*, first copy
+        what the WAL still holds into the database, so this transaction starts it over."""
+        if rewind:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         conn.execute("BEGIN IMMEDIATE")
         try:
             counters = dict(conn.execute("SELECT style, last FROM counters").fetchall()) if needs_counters else None
@@ -1014,6 +1072,7 @@ class Store:
                 for sql, params in statements:
                     await self._writer.execute(sql, params)
                 await self._writer.execute("COMMIT")
+                self._maybe_checkpoint()
             except sqlite3.IntegrityError as exc:
                 await self._rollback()
                 raise errors.Conflict(str(exc)) from None

@@ -14,6 +14,7 @@ import pytest
 from gateway import errors
 from gateway.clock import parse_iso
 from gateway.query import And, Compare, Not, Or, Query, Sort
+from gateway import store as store_module
 from gateway.store import CLIENT, MIGRATIONS, SCHEMA_VERSION, Store, StoreError, Task, User
 
 
@@ -40,8 +41,9 @@ async def test_new_database_is_migrated_and_configured(tmp_path: Path):
     try:
         assert await store.schema_version() == SCHEMA_VERSION
         pragmas = {name: (await store._writer.execute_fetchall(f"PRAGMA {name}"))[0][0]
-                   for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")}
-        assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 1234, "foreign_keys": 1}
+                   for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "wal_autocheckpoint")}
+        assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 1234, "foreign_keys": 1,
+                           "wal_autocheckpoint": 0}  # checkpoints run beside the writer
         assert await store.integrity_check() == "ok"
     finally:
         await store.close()
@@ -477,3 +479,28 @@ async def test_a_lookup_sqlite_refuses_as_busy_is_read_on_the_reader_instead(sto
         store._point = point
         busy.close()
         hog.close()
+
+
+async def test_background_checkpoints_keep_the_wal_bounded_under_a_steady_load(tmp_path: Path, monkeypatch):
+    """The writer never checkpoints by itself; checkpoints run beside it, and once the WAL
+    holds WAL_RESTART_FRAMES frames the writer makes it start over. Without that, these
+    writes would leave a WAL of several megabytes."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(store_module, "WAL_RESTART_FRAMES", 40)
+    path = tmp_path / "wal.db"
+    store = await Store.open(path)
+    wal = Path(f"{path}-wal")
+    largest = 0
+    try:
+        for round_ in range(40):
+            await asyncio.gather(*(store.create("s", f"t{round_}-{n}", {"n": n, "pad": "x" * 3000}, actor="a",
+                                                request_id="r") for n in range(25)))
+            largest = max(largest, wal.stat().st_size)
+        assert await store.count_tasks() == 1000
+    finally:
+        await store.close()
+    assert not wal.exists()  # the last connection checkpointed it and removed it
+    assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(path, "SELECT count(*), sum(version) FROM tasks") == [(1000, 1000)]
+    written = 1000 * 3000  # the documents alone, before pages, indexes and audit rows
+    assert largest < written / 4, (largest, written)

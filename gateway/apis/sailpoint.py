@@ -12,6 +12,7 @@ against the vendor's TaskStatus schema.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from urllib.parse import quote
@@ -98,17 +99,24 @@ def _replace_members(old: dict[str, Any], ops: Sequence[dict[str, Any]]) -> dict
     None for any other patch. The stored task is valid, so validating the members it
     replaces gives what validating the whole result gives."""
     for op in ops:
-        if op["op"] != "replace" or not _TOP_MEMBER.match(op["path"]) or op["path"][1:] not in old:
+        if op["op"] != "replace" or not _TOP_MEMBER.match(op["path"]) or op["path"][1:] not in old \
+                or op["path"][1:] not in _TASK_STATUS.fields:
             return None
     new = dict(old)  # members are replaced, never changed in place: the old task is untouched
     for op in ops:
         new[op["path"][1:]] = op["value"]
-    check_value(new)
     replaced = {name: new[name] for name in dict.fromkeys(op["path"][1:] for op in ops)}
-    # only the other top-level members may be missing: nested documents load whole, defaults and all
-    others = tuple(name for name in _TASK_STATUS.fields if name not in replaced)
-    new.update(load_or_400(_TASK_STATUS, replaced, "TaskStatus", partial=others))
+    check_value(list(replaced.values()))  # each at the depth it has in the task
+    # nested documents load whole, defaults and all; the other members are as stored
+    new.update(load_or_400(_members_schema(frozenset(replaced)), replaced, "TaskStatus"))
     return new
+
+
+@functools.lru_cache(maxsize=64)
+def _members_schema(names: frozenset[str]) -> TaskStatusSchema:
+    """TaskStatus restricted to *names* (members of a stored task, so fields of the schema):
+    loads what ``partial=`` the other members would, without visiting the others."""
+    return TaskStatusSchema(only=sorted(names))
 
 
 def check_patch_paths(ops: Sequence[dict[str, Any]]) -> None:
