@@ -29,6 +29,17 @@ and the WAL is only rewound from its start once a checkpoint has copied all of i
 when the WAL holds :data:`WAL_RESTART_FRAMES` frames, the writer checkpoints the little
 that is left itself before its next transaction, which rewinds the WAL.
 
+**Indexed fields.** List filters and sorts run on indexes over a few fields of each
+style's documents. Built on ``json_extract(doc, …)``, every index of the style would
+change with every write (SQLite updates an index whenever a column it reads is set, even
+to an equal value), and at a million tasks each is one more scattered page for the
+checkpoint to write. So those fields are also kept in the ``keys`` column (a JSON object,
+field path → value, as json_extract reads it from the document), the indexes are built on
+``keys``, and a write sets ``keys`` only when it changes them: a progress update leaves
+every index alone. The ``keyed`` table says which fields each style keys; every writer
+reads it (again whenever another connection committed), so all processes write the same
+keys. Rows written around the store (not through it) would have stale keys.
+
 :func:`backup` copies a database file with SQLite's online backup API on connections of
 its own, without opening a :class:`Store` (no migration, no checkpoint of a live file).
 
@@ -40,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -202,6 +214,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE audit ADD COLUMN client TEXT NOT NULL DEFAULT '';
     """,
+    # 4: the indexed fields of a document are kept apart in keys (see "Indexed fields" in the
+    # module's docstring); keyed says which fields each style's keys hold
+    """
+    ALTER TABLE tasks ADD COLUMN keys TEXT CHECK (keys IS NULL OR json_valid(keys));
+    CREATE TABLE keyed (
+        style  TEXT PRIMARY KEY,
+        fields TEXT NOT NULL CHECK (json_valid(fields))
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -220,16 +241,48 @@ _JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
 _SQL_OPS = {"eq": "=", "ne": "IS NOT", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
-def _column(field: str) -> str:
+def _column(field: str, keyed: tuple[str, ...] = ()) -> str:
+    """SQL for *field* of a document; from the keys column when *keyed* (the style's keyed
+    fields) holds it, so that the expression is the one its index is built on."""
     if field == "id":
         return "id"
     if not _JSON_PATH.match(field):
         raise ValueError(f"not a filterable field: {field!r}")
+    if field in keyed:
+        return f"json_extract(keys, '$.\"{field[2:]}\"')"
     return f"json_extract(doc, '{field}')"
 
 
-def _sort_key(sort: Sort) -> str:
-    col = _column(sort.field)
+@functools.lru_cache(maxsize=64)
+def _key_parts(field: str) -> tuple[str, tuple[str, ...]]:
+    """The label of *field* in the keys column, and the members its path walks."""
+    return field[2:], tuple(field[2:].split("."))
+
+
+def _keys_text(keyed: tuple[str, ...], doc: Doc) -> str | None:
+    """The keys column of *doc* for a style keying *keyed*: each field as json_extract
+    reads it from the document (an absent member, or a path through a non-object, is null).
+    The same text :func:`dumps` would write, so values read back compare equal."""
+    if not keyed:
+        return None
+    out: dict[str, Any] = {}
+    for field in keyed:
+        label, parts = _key_parts(field)
+        value: Any = doc
+        for part in parts:
+            value = value.get(part) if isinstance(value, dict) else None
+        out[label] = value
+    return dumps(out)
+
+
+def _keys_sql(keyed: tuple[str, ...]) -> str:
+    """SQL computing the keys column from ``doc``, as :func:`_keys_text` does (``->`` keeps
+    each value's JSON text, so numbers keep every digit)."""
+    return "json_object(" + ", ".join(f"'{field[2:]}', doc -> '{field}'" for field in keyed) + ")"
+
+
+def _sort_key(sort: Sort, keyed: tuple[str, ...] = ()) -> str:
+    col = _column(sort.field, keyed)
     if not sort.rank:
         return col
     if not all(re.fullmatch(r"[A-Za-z0-9_]{1,64}", value) for value in sort.rank):
@@ -238,26 +291,27 @@ def _sort_key(sort: Sort) -> str:
     return f"CASE {col} {cases} ELSE {len(sort.rank)} END"
 
 
-def _where(style: str, query: Query) -> tuple[str, list[Any]]:
+def _where(style: str, query: Query, keyed: tuple[str, ...]) -> tuple[str, list[Any]]:
     params: list[Any] = [style]
     where = "style = ?"
     if query.where is not None:
-        where += " AND " + compile_where(query.where, params)
+        where += " AND " + compile_where(query.where, params, keyed)
     return where, params
 
 
-def _page_sql(where: str, params: list[Any], query: Query) -> tuple[str, list[Any]]:
-    order = ", ".join(f"{_sort_key(s)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
+def _page_sql(where: str, params: list[Any], query: Query, keyed: tuple[str, ...]) -> tuple[str, list[Any]]:
+    order = ", ".join(f"{_sort_key(s, keyed)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
     order = f"{order}, id" if order else "id"
     limit = -1 if query.limit is None else query.limit
     return (f"SELECT id, version, doc, modified FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, query.offset])
 
 
-def compile_where(expr: Expr, params: list[Any]) -> str:
-    """SQL for a :mod:`gateway.query` expression; values are appended to *params*."""
+def compile_where(expr: Expr, params: list[Any], keyed: tuple[str, ...] = ()) -> str:
+    """SQL for a :mod:`gateway.query` expression; values are appended to *params*.
+    *keyed*: the fields the style keeps in its keys column."""
     if isinstance(expr, Compare):
-        col = _column(expr.field)
+        col = _column(expr.field, keyed)
         if expr.op == "isnull":
             return f"{col} IS NULL"
         if expr.op == "in":
@@ -278,10 +332,10 @@ def compile_where(expr: Expr, params: list[Any]) -> str:
         return f"{col} {_SQL_OPS[expr.op]} ?"
     if isinstance(expr, (And, Or)):
         joiner = " AND " if isinstance(expr, And) else " OR "
-        return "(" + joiner.join(compile_where(item, params) for item in expr.items) + ")"
+        return "(" + joiner.join(compile_where(item, params, keyed) for item in expr.items) + ")"
     if isinstance(expr, Not):
         # SQL's NOT of NULL is NULL (row dropped); "not (status eq X)" must keep null statuses.
-        return f"(({compile_where(expr.item, params)}) IS NOT 1)"
+        return f"(({compile_where(expr.item, params, keyed)}) IS NOT 1)"
     raise TypeError(f"unknown query node {expr!r}")
 
 
@@ -293,6 +347,11 @@ def _load_doc(text: str) -> Doc:
 def _is_counted(task_id: str) -> bool:
     """Whether *task_id* is an integer id that the per-style counter must stay above."""
     return 0 < len(task_id) <= 18 and task_id.isascii() and task_id.isdigit()
+
+
+#: a task's final row in a batch: version, created, document (None: deleted), its stored
+#: text, its keys column
+_Touched = tuple[int, str, "Doc | None", str, "str | None"]
 
 
 class _Write:
@@ -393,6 +452,8 @@ class Store:
         self._closed = False
         self._tokens: dict[str, tuple[float, TokenRow]] = {}
         self._tokens_generation = 0
+        self._keyed: dict[str, tuple[str, ...]] = {}  # style → the fields its keys column holds
+        self._data_version = -1  # the writer's PRAGMA data_version when _keyed was read
 
     # -- lifecycle ------------------------------------------------------------------
     @classmethod
@@ -431,7 +492,16 @@ class Store:
             if isinstance(exc, (sqlite3.Error, OSError)):
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
-        return cls(writer, reader, point, checkpointer, max_batch=max_batch)
+        store = cls(writer, reader, point, checkpointer, max_batch=max_batch)
+        store._keyed, store._data_version = await writer._execute(cls._read_keyed, writer._conn)
+        return store
+
+    @staticmethod
+    def _read_keyed(conn: sqlite3.Connection) -> tuple[dict[str, tuple[str, ...]], int]:
+        """Which fields each style keeps in its keys column, and the data_version it was read at."""
+        (version,), = conn.execute("PRAGMA data_version").fetchall()
+        return {style: tuple(json.loads(fields)) for style, fields in conn.execute("SELECT style, fields FROM keyed")}, \
+            version
 
     @staticmethod
     async def _configure(conn: aiosqlite.Connection, synchronous: str, busy_timeout_ms: int,
@@ -508,38 +578,66 @@ class Store:
     async def integrity_check(self) -> str:
         return (await self._reader.execute_fetchall("PRAGMA integrity_check"))[0][0]
 
-    async def ensure_index(self, style: str, field: str, *, then: str | None = None) -> None:
-        """An index serving filters and sorts on *field* of *style*'s documents.
+    async def ensure_indexes(self, style: str, fields: Sequence[str], *, then: str | None = None) -> None:
+        """Indexes serving filters and sorts on each of *fields* of *style*'s documents.
 
-        It holds only *style*'s rows (``WHERE style = '…'``): a write then updates the
-        indexes of its own style alone, not every style's (each is a B-tree page the commit
-        writes). An index an earlier taskgate made over every style's rows is replaced.
-        With *then*, the index is ordered by that field next, so ``field = x ORDER BY then``
-        reads one page of the answer instead of sorting every match (an index this wide
-        costs a write no more than the narrow one it replaces)."""
-        col = _column(field)
-        after = f"{_column(then)}, " if then is not None and then != field else ""
-        if col == "id":
-            return
+        The fields (and *then*) become the style's keyed fields: writes keep them in the
+        keys column, and the indexes are built on it. A write that leaves them as they were
+        then updates no index (see the module's docstring). Keying other fields than before
+        recomputes every row's keys of the style, in one transaction.
+
+        Each index holds only *style*'s rows (``WHERE style = '…'``): a write updates the
+        indexes of its own style alone. With *then*, each index is ordered by that field
+        next, so ``field = x ORDER BY then`` reads one page of the answer instead of sorting
+        every match. An index an earlier taskgate made (on the document, or over every
+        style's rows) is replaced."""
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", style):
             raise ValueError(f"not an indexable style: {style!r}")  # spliced into SQL: names only
-        field_name = re.sub(r"\W", "_", field.lstrip("$."))
-        name = "tasks_by_" + field_name
-        # look first: a restart must not wait for the write lock that another process may hold
-        existing = await self._reader.execute_fetchall("SELECT sql FROM sqlite_master WHERE name = ?", (name,))
-        if existing and " WHERE style = '" in existing[0][0] and not existing[0][0].endswith(f" WHERE style = '{style}'"):
-            name = f"tasks_by_{style}_{field_name}"  # another style indexes a field of the same name
-            existing = await self._reader.execute_fetchall("SELECT sql FROM sqlite_master WHERE name = ?", (name,))
-        sql = f"CREATE INDEX {name} ON tasks (style, {col}, {after}id) WHERE style = '{style}'"
-        if existing and existing[0][0] == sql:
+        keyed = tuple(dict.fromkeys(f for f in (*fields, then) if f is not None and f != "id"))
+        for field in keyed:
+            _column(field)  # refuses what is not a plain member path
+        wanted: list[tuple[str, str]] = []
+        for field in fields:
+            if field == "id":
+                continue
+            col = _column(field, keyed)
+            after = f"{_column(then, keyed)}, " if then is not None and then != field else ""
+            field_name = re.sub(r"\W", "_", field.lstrip("$."))
+            name = "tasks_by_" + field_name
+            # look first: a restart must not wait for the write lock that another process may hold
+            existing = await self._index_sql(name)
+            if existing and " WHERE style = '" in existing and not existing.endswith(f" WHERE style = '{style}'"):
+                name = f"tasks_by_{style}_{field_name}"  # another style indexes a field of the same name
+                existing = await self._index_sql(name)
+            sql = f"CREATE INDEX {name} ON tasks (style, {col}, {after}id) WHERE style = '{style}'"
+            if existing != sql:
+                wanted.append((name, sql))
+        stored = await self._reader.execute_fetchall("SELECT fields FROM keyed WHERE style = ?", (style,))
+        if not wanted and stored and tuple(json.loads(stored[0][0])) == keyed:
+            self._keyed[style] = keyed
             return
         async with self._write_lock:
             try:
-                if existing:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                await self._writer.execute(f"UPDATE tasks SET keys = {_keys_sql(keyed)} WHERE style = ?", (style,))
+                await self._writer.execute(
+                    "INSERT INTO keyed (style, fields) VALUES (?, ?) ON CONFLICT (style) DO UPDATE SET fields = excluded.fields",
+                    (style, json.dumps(keyed)))
+                for name, sql in wanted:
                     await self._writer.execute(f"DROP INDEX IF EXISTS {name}")
-                await self._writer.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot create the index {name}: {exc}") from exc
+                    await self._writer.execute(sql)
+                await self._writer.execute("COMMIT")
+            except BaseException as exc:
+                await self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot index the {style} tasks: {exc}") from exc
+                raise
+            self._keyed[style] = keyed
+        self._maybe_checkpoint()
+
+    async def _index_sql(self, name: str) -> str | None:
+        rows = await self._reader.execute_fetchall("SELECT sql FROM sqlite_master WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
 
     # -- the one write path for tasks -----------------------------------------------------
     async def create(self, style: str, task_id: str, doc: Doc, *, actor: str,
@@ -608,6 +706,8 @@ class Store:
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                self._keyed, self._data_version = await self._in_writer(self._read_keyed)
+                keyed = self._keyed.get(style, ())
                 (seq,), = await self._writer.execute_fetchall("SELECT coalesce(max(seq), 0) FROM audit")
                 task_rows, audit_rows, top = [], [], 0
                 for task_id, doc in rows:
@@ -616,14 +716,14 @@ class Store:
                         raise errors.PayloadTooLarge(f"task {task_id!r} is larger than {MAX_DOCUMENT_BYTES} bytes")
                     patch, undo = diff({}, doc)
                     seq += 1
-                    task_rows.append((style, task_id, 1, at, at, text))
+                    task_rows.append((style, task_id, 1, at, at, text, _keys_text(keyed, doc)))
                     # values of a document dumps() accepted: the fast path is exact
                     audit_rows.append((seq, at, style, task_id, 1, "created", actor, request_id,
                                        dumps_bytes(patch).decode("utf-8"), dumps_bytes(undo).decode("utf-8")))
                     if _is_counted(task_id):
                         top = max(top, int(task_id))
                 await self._writer.executemany(
-                    "INSERT INTO tasks (style, id, version, created, modified, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO tasks (style, id, version, created, modified, doc, keys) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     task_rows)
                 await self._writer.executemany(
                     "INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo) "
@@ -692,10 +792,13 @@ class Store:
             rewind, self._rewind_wal = self._rewind_wal, False
             if rewind and self._checkpoint_task is not None:
                 await self._checkpoint_task  # one checkpoint at a time: the writer's would find it busy
-            current, seq, counters = await self._in_writer(self._begin_sync, keys, self._needs_counters(batch), rewind)
+            current, stored_keys, seq, counters, keyed = await self._in_writer(
+                self._begin_sync, keys, self._needs_counters(batch), rewind, self._data_version)
             try:
+                if keyed is not None:  # another process committed: it may have keyed other fields
+                    self._keyed, self._data_version = keyed
                 results, changes, touched, at = self._apply_batch(batch, current, seq, counters)
-                await self._in_writer(self._finish_sync, touched, changes, at, counters)
+                await self._in_writer(self._finish_sync, touched, stored_keys, changes, at, counters)
             except BaseException:
                 await self._rollback()
                 raise
@@ -752,29 +855,33 @@ class Store:
 
     @classmethod
     def _begin_sync(cls, conn: sqlite3.Connection, keys: list[tuple[str, str]], needs_counters: bool,
-                    rewind: bool) -> tuple[dict[tuple[str, str], tuple[int, Doc | None, str, str]], int,
-                                           dict[str, int] | None]:
-        """In the writer thread: BEGIN IMMEDIATE, then the rows the batch touches, the last
-        audit sequence number and (when needed) the id counters. With *rewind*, first copy
-        what the WAL still holds into the database, so this transaction starts it over."""
+                    rewind: bool, data_version: int):
+        """In the writer thread: BEGIN IMMEDIATE, then the rows the batch touches with their
+        stored keys columns, the last audit sequence number, (when needed) the id counters,
+        and the keyed fields when another connection committed since *data_version*. With
+        *rewind*, first copy what the WAL still holds into the database, so this
+        transaction starts it over."""
         if rewind:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            (now,), = conn.execute("PRAGMA data_version").fetchall()
+            keyed = cls._read_keyed(conn) if now != data_version else None
             counters = dict(conn.execute("SELECT style, last FROM counters").fetchall()) if needs_counters else None
-            current = cls._load_for_write(conn, keys)
+            current, stored_keys = cls._load_for_write(conn, keys)
             (seq,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return current, seq, counters
+        return current, stored_keys, seq, counters, keyed
 
     @classmethod
-    def _finish_sync(cls, conn: sqlite3.Connection, touched: dict[tuple[str, str], tuple[int, str, Doc | None, str]],
-                     changes: list[Change], at: str, counters: dict[str, int] | None) -> None:
+    def _finish_sync(cls, conn: sqlite3.Connection, touched: dict[tuple[str, str], _Touched],
+                     stored_keys: dict[tuple[str, str], str | None], changes: list[Change], at: str,
+                     counters: dict[str, int] | None) -> None:
         """In the writer thread: the batch's rows, its audit rows, the counters, COMMIT."""
-        cls._write_rows(conn, touched, changes, at)
+        cls._write_rows(conn, touched, stored_keys, changes, at)
         if counters:
             conn.executemany(
                 "INSERT INTO counters (style, last) VALUES (?, ?) "
@@ -788,7 +895,8 @@ class Store:
         results: list[tuple[_Write, Any]] = []
         changes: list[Change] = []
         at = now_iso()
-        touched: dict[tuple[str, str], tuple[int, str, Doc | None, str]] = {}
+        touched: dict[tuple[str, str], _Touched] = {}
+        keyed = self._keyed
         for w in batch:
             try:
                 if w.task_id is None:
@@ -809,7 +917,8 @@ class Store:
                 created = current[key][2] if key in current else at
                 current[key] = ((task.version, task.doc, created, at) if task
                                 else (change.version, None, created, at))
-                touched[key] = (change.version, created, task.doc if task else None, text)
+                touched[key] = (change.version, created, task.doc, text, _keys_text(keyed.get(w.style, ()), task.doc)) \
+                    if task else (change.version, created, None, text, None)
                 if counters is not None and change.action == "created" and _is_counted(w.task_id):
                     counters[w.style] = max(counters.get(w.style, 0), int(w.task_id))
             results.append((w, (task, change)))
@@ -840,21 +949,24 @@ class Store:
         w.mutate = lambda _old: build(number)
 
     @staticmethod
-    def _load_for_write(conn: sqlite3.Connection,
-                        keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Doc | None, str, str]]:
+    def _load_for_write(conn: sqlite3.Connection, keys: list[tuple[str, str]]) \
+            -> tuple[dict[tuple[str, str], tuple[int, Doc | None, str, str]], dict[tuple[str, str], str | None]]:
+        """The stored rows of *keys* (version, document, created, modified), and their keys columns."""
         found: dict[tuple[str, str], tuple[int, Doc | None, str, str]] = {}
+        stored_keys: dict[tuple[str, str], str | None] = {}
         for start in range(0, len(keys), 400):  # stay far below SQLite's variable limit
             chunk = keys[start:start + 400]
             # A join from the keys, not "(style, id) IN (VALUES …)": SQLite plans that as a scan of
             # every task (measured: 55 ms a batch at 30 000 tasks), this as one index search a key.
             rows = conn.execute(
                 "WITH k (style, id) AS (VALUES " + ", ".join("(?, ?)" for _ in chunk) + ") "
-                "SELECT t.style, t.id, t.version, t.doc, t.created, t.modified "
+                "SELECT t.style, t.id, t.version, t.doc, t.created, t.modified, t.keys "
                 "FROM k JOIN tasks AS t ON t.style = k.style AND t.id = k.id",
                 [part for key in chunk for part in key]).fetchall()
-            for style, task_id, version, doc, created, modified in rows:
+            for style, task_id, version, doc, created, modified, keyed in rows:
                 found[(style, task_id)] = (version, _load_doc(doc), created, modified)
-        return found
+                stored_keys[(style, task_id)] = keyed
+        return found, stored_keys
 
     @staticmethod
     def _apply(w: _Write, current: tuple[int, Doc | None, str, str] | None, seq: int,
@@ -894,18 +1006,27 @@ class Store:
         return task, change, text
 
     @staticmethod
-    def _write_rows(conn: sqlite3.Connection, touched: dict[tuple[str, str], tuple[int, str, Doc | None, str]],
-                    changes: list[Change], at: str) -> None:
-        upserts = [(s, i, v, created, at, text)
-                   for (s, i), (v, created, doc, text) in touched.items() if doc is not None]
-        deletes = [(s, i) for (s, i), (_v, _c, doc, _t) in touched.items() if doc is None]
+    def _write_rows(conn: sqlite3.Connection, touched: dict[tuple[str, str], _Touched],
+                    stored_keys: dict[tuple[str, str], str | None], changes: list[Change], at: str) -> None:
+        """Each touched task's final row. A row whose keys column stays as stored is written
+        without it, so SQLite leaves the style's indexes alone (see the module's docstring)."""
+        deletes, updates, upserts = [], [], []
+        for key, (v, created, doc, text, keys) in touched.items():
+            if doc is None:
+                deletes.append(key)
+            elif key in stored_keys and stored_keys[key] == keys:
+                updates.append((v, at, text, *key))
+            else:
+                upserts.append((*key, v, created, at, text, keys))
         if deletes:
             conn.executemany("DELETE FROM tasks WHERE style = ? AND id = ?", deletes)
+        if updates:
+            conn.executemany("UPDATE tasks SET version = ?, modified = ?, doc = ? WHERE style = ? AND id = ?", updates)
         if upserts:
             conn.executemany(
-                "INSERT INTO tasks (style, id, version, created, modified, doc) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO tasks (style, id, version, created, modified, doc, keys) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (style, id) DO UPDATE SET version = excluded.version, "
-                "modified = excluded.modified, doc = excluded.doc", upserts)
+                "modified = excluded.modified, doc = excluded.doc, keys = excluded.keys", upserts)
         if changes:
             # patches hold only values of stored documents, which dumps() accepted: the fast path is exact
             conn.executemany(
@@ -936,8 +1057,9 @@ class Store:
     async def list(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         """Tasks of *style* matching *query*, and the total ignoring limit/offset when
         ``query.count`` is set."""
-        where, params = _where(style, query)
-        sql, page = _page_sql(where, params, query)
+        keyed = self._keyed.get(style, ())
+        where, params = _where(style, query, keyed)
+        sql, page = _page_sql(where, params, query, keyed)
         rows = await self._reader.execute_fetchall(sql, page)
         total = None
         if query.count:
@@ -947,7 +1069,8 @@ class Store:
     async def explain(self, style: str, query: Query) -> str:
         """SQLite's plan for the page :meth:`list` reads for *query* (tests use it to prove
         that filters and sorts use an index)."""
-        sql, page = _page_sql(*_where(style, query), query)
+        keyed = self._keyed.get(style, ())
+        sql, page = _page_sql(*_where(style, query, keyed), query, keyed)
         rows = await self._reader.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", page)
         return "\n".join(row[-1] for row in rows)
 

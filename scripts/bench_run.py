@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway import speedups  # noqa: E402
 
-SEED_VERSION = 2  # bump when the seeded content changes (templates are remade)
+SEED_VERSION = 3  # bump when the seeded content or its schema changes (templates are remade)
 SO_ASSOCIATE = 627
 USERS = {"sailpoint": "sp_worker", "superoffice": "so_worker", "webmethods": "wm_worker"}
 PASSWORD = "bench-password"  # a throwaway user in a throwaway database

@@ -125,7 +125,7 @@ def test_serve_exits_cleanly_when_another_process_holds_the_write_lock(tmp_path:
         holder.execute("ROLLBACK")
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1] == (f"taskgate: database {str(tmp_path / 't.db')!r} (storage.path): cannot "
-                                            "create the index tasks_by_completionStatus: database is locked")
+                                            "index the sailpoint tasks: database is locked")
 
 
 def test_a_database_path_that_cannot_be_opened_exits_2(tmp_path: Path, monkeypatch, capsys):

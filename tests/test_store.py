@@ -49,7 +49,7 @@ async def test_new_database_is_migrated_and_configured(tmp_path: Path):
         await store.close()
     assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
-        "tasks", "audit", "users", "tokens", "oauth_clients", "counters"}
+        "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed"}
 
 
 @pytest.mark.parametrize("version", range(SCHEMA_VERSION))
@@ -444,16 +444,18 @@ async def test_token_rows_are_remembered_until_users_or_tokens_change_through_th
 
 async def test_indexes_hold_one_style_and_replace_an_earlier_all_styles_index(store: Store, tmp_path: Path):
     await store._writer.execute("CREATE INDEX tasks_by_n ON tasks (style, json_extract(doc, '$.n'), id)")  # as before
-    await store.ensure_index("s", "$.n")
-    await store.ensure_index("t", "$.n")  # the same field in another style gets its own
-    await store.ensure_index("s", "$.n")  # and a restart changes nothing
+    await store.ensure_indexes("s", ["$.n"])
+    await store.ensure_indexes("t", ["$.n"])  # the same field in another style gets its own
+    await store.ensure_indexes("s", ["$.n"])  # and a restart changes nothing
     assert rows(tmp_path / "t.db", "SELECT name, sql FROM sqlite_master WHERE name LIKE 'tasks_by_%' ORDER BY name") == [
-        ("tasks_by_n", "CREATE INDEX tasks_by_n ON tasks (style, json_extract(doc, '$.n'), id) WHERE style = 's'"),
-        ("tasks_by_t_n", "CREATE INDEX tasks_by_t_n ON tasks (style, json_extract(doc, '$.n'), id) WHERE style = 't'")]
+        ("tasks_by_n", "CREATE INDEX tasks_by_n ON tasks (style, json_extract(keys, '$.\"n\"'), id) WHERE style = 's'"),
+        ("tasks_by_t_n", "CREATE INDEX tasks_by_t_n ON tasks (style, json_extract(keys, '$.\"n\"'), id) WHERE style = 't'")]
     for style, index in (("s", "tasks_by_n"), ("t", "tasks_by_t_n")):
         assert index in await store.explain(style, Query(Compare("$.n", "eq", (1,))))
     with pytest.raises(ValueError):
-        await store.ensure_index("s'; DROP TABLE tasks; --", "$.n")
+        await store.ensure_indexes("s'; DROP TABLE tasks; --", ["$.n"])
+    with pytest.raises(ValueError):
+        await store.ensure_indexes("s", ["$.n') --"])
 
 
 async def test_a_lookup_sqlite_refuses_as_busy_is_read_on_the_reader_instead(store: Store, tmp_path: Path):

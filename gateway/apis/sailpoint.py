@@ -292,5 +292,5 @@ def setup(app: web.Application) -> None:
 
 async def prepare(store: Any) -> None:
     """Indexes the list filters need (run once the store is open)."""
-    for field in INDEXED_FIELDS:  # ordered by created next: the default sort of every list
-        await store.ensure_index(STYLE, field, then="$.created")
+    # ordered by created next: the default sort of every list
+    await store.ensure_indexes(STYLE, INDEXED_FIELDS, then="$.created")

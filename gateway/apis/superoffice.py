@@ -529,5 +529,4 @@ def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:
 
 async def prepare(store: Any) -> None:
     """Indexes for the list filters and the Agents searches."""
-    for field in INDEXED_FIELDS:
-        await store.ensure_index(STYLE, field)
+    await store.ensure_indexes(STYLE, INDEXED_FIELDS)

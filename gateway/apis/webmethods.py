@@ -671,8 +671,7 @@ def setup(app: web.Application) -> None:
 
 async def prepare(store: Any) -> None:
     """Indexes that lists, searches and the sweeper filter on."""
-    for field in INDEXED_FIELDS:
-        await store.ensure_index(STYLE, field)
+    await store.ensure_indexes(STYLE, INDEXED_FIELDS)
 
 
 def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ import pytest
 
 from gateway.apis import webmethods
 from gateway.query import Query
-from gateway.store import compile_where
 from tests.apis.test_webmethods_fixtures import (BASE, START_ISO, WmApi, _make_wm, _wm,  # noqa: F401
                                                  create, envelope, stored)
 
@@ -171,12 +170,7 @@ async def test_the_sweep_reads_only_due_tasks_through_the_date_indexes(wm: WmApi
     assert await webmethods.sweep(wm.store, wm.clock.now_iso(), "t") == 0
     assert queries
     for query in queries:  # the SQL of Store.list, read by SQLite's planner
-        params: list[Any] = ["webmethods"]
-        where = compile_where(query.where, params)
-        order = ", ".join("id" if s.field == "id" else f"json_extract(doc, '{s.field}')" for s in query.order)
-        plan = " | ".join(row[-1] for row in await wm.db_rows(
-            f"EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE style = ? AND {where} ORDER BY {order}, id LIMIT 500",
-            *params))
+        plan = (await wm.store.explain("webmethods", query)).replace("\n", " | ")
         assert re.fullmatch(r"SEARCH tasks USING INDEX tasks_by_TaskInfo_(expireDate|taskScheduleDate) "
                             r"\(style=\? AND <expr><\?\)", plan), plan
 

@@ -1,0 +1,146 @@
+"""The keys column: a style's indexed fields kept apart from the document, so that a write
+leaving them alone updates no index (real SQLite files, real WAL frame counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway import store as store_module
+from gateway.query import Compare, Query
+from gateway.store import Store
+
+FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]
+
+
+@pytest.fixture(name="store")
+async def _store(tmp_path: Path):
+    store = await Store.open(tmp_path / "t.db")
+    yield store
+    await store.close()
+
+
+def rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def doc(n: int, **changes) -> dict:
+    return {"status": "open", "owner": f"u{n % 7}", "info": {"created": f"2026-01-{n % 28 + 1:02d}"},
+            "rank": n, "progress": 0, **changes}
+
+
+def keys_agree_with_documents(path: Path, style: str) -> list[tuple]:
+    """Rows of *style* whose keys column does not read as their document does."""
+    checks = " OR ".join(f"json_extract(keys, '$.\"{f[2:]}\"') IS NOT json_extract(doc, '{f}')" for f in FIELDS)
+    return rows(path, f"SELECT id, keys FROM tasks WHERE style = ? AND (keys IS NULL OR {checks})", (style,))
+
+
+async def wal_frames(store: Store) -> int:
+    (_busy, frames, _copied), = await store._writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+    return frames
+
+
+async def test_keys_read_as_the_document_reads_and_serve_the_filters(store: Store, tmp_path: Path):
+    await store.ensure_indexes("s", FIELDS)
+    odd = doc(1, status=None, owner="ü\u2028\"x", rank=0.30000000000000004, info="not an object")
+    big = doc(2, rank=123456789012345678901234567890)
+    await store.create("s", "odd", odd, actor="t", request_id="r")
+    await store.create("s", "big", big, actor="t", request_id="r")
+    assert rows(tmp_path / "t.db", "SELECT id, keys FROM tasks ORDER BY id") == [
+        ("big", '{"status":"open","owner":"u2","info.created":"2026-01-03","rank":123456789012345678901234567890}'),
+        ("odd", '{"status":null,"owner":"ü\u2028\\"x","info.created":null,"rank":0.30000000000000004}')]
+    assert keys_agree_with_documents(tmp_path / "t.db", "s") == []
+    for field, value, found in (("$.owner", "ü\u2028\"x", ["odd"]), ("$.rank", 0.30000000000000004, ["odd"]),
+                                ("$.info.created", "2026-01-03", ["big"]), ("$.status", "open", ["big"])):
+        query = Query(Compare(field, "eq", (value,)))
+        assert [t.id for t in (await store.list("s", query))[0]] == found
+        assert "USING INDEX tasks_by_" in await store.explain("s", query)
+    # the same fields of another style are read from its documents until it keys them
+    await store.create("other", "x", doc(3), actor="t", request_id="r")
+    assert rows(tmp_path / "t.db", "SELECT keys FROM tasks WHERE style = 'other'") == [(None,)]
+    assert [t.id for t in (await store.list("other", Query(Compare("$.rank", "eq", (3,)))))[0]] == ["x"]
+
+
+async def test_an_update_leaving_keyed_fields_alone_writes_no_index_page(tmp_path: Path, monkeypatch):
+    """The same tasks in two databases, one with four indexes on keyed fields: updating a
+    field that is not keyed writes as many WAL frames (pages) in both. Changing a keyed
+    field writes the indexes' pages too."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 1e9)  # count every frame the writes make
+    frames: dict[str, list[int]] = {}
+    for name, fields in (("plain", []), ("indexed", FIELDS)):
+        store = await Store.open(tmp_path / f"{name}.db")
+        try:
+            if fields:
+                await store.ensure_indexes("s", fields)
+            await store.bulk_create("s", ((f"t{n:05d}", doc(n)) for n in range(3000)), actor="t", request_id="seed")
+            await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            counts = []
+            for change in ({"progress": 50}, {"progress": 60, "status": "done"}):
+                before = await wal_frames(store)
+                await store.update("s", "t01500", lambda old, change=change: {**old, **change}, actor="t", request_id="r")
+                counts.append(await wal_frames(store) - before)
+            frames[name] = counts
+        finally:
+            await store.close()
+        if fields:
+            assert keys_agree_with_documents(tmp_path / f"{name}.db", "s") == []
+    assert frames["indexed"][0] == frames["plain"][0], frames
+    assert frames["indexed"][1] >= frames["plain"][1] + len(FIELDS), frames
+
+
+async def test_one_batch_writes_the_keys_of_each_task_s_final_document(store: Store, tmp_path: Path):
+    await store.ensure_indexes("s", FIELDS)
+    await store.create("s", "a", doc(1), actor="t", request_id="r")
+    await store.create("s", "gone", doc(2), actor="t", request_id="r")
+    results = await asyncio.gather(  # queued together: one writer batch
+        store.update("s", "a", lambda old: {**old, "status": "done"}, actor="t", request_id="1"),
+        store.update("s", "a", lambda old: {**old, "progress": 9}, actor="t", request_id="2"),
+        store.delete("s", "gone", actor="t", request_id="3"),
+        store.create("s", "gone", doc(5, status="reborn"), actor="t", request_id="4"),
+        store.create("s", "new", doc(6), actor="t", request_id="5"),
+        store.update("s", "new", lambda old: {**old, "progress": 1}, actor="t", request_id="6"))
+    assert [getattr(r, "version", r) for r in results] == [2, 3, None, 3, 1, 2]
+    assert rows(tmp_path / "t.db", "SELECT id, version, keys FROM tasks ORDER BY id") == [
+        ("a", 3, '{"status":"done","owner":"u1","info.created":"2026-01-02","rank":1}'),
+        ("gone", 3, '{"status":"reborn","owner":"u5","info.created":"2026-01-06","rank":5}'),
+        ("new", 2, '{"status":"open","owner":"u6","info.created":"2026-01-07","rank":6}')]
+    assert [t.id for t in (await store.list("s", Query(Compare("$.status", "eq", ("open",)))))[0]] == ["new"]
+
+
+async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_style(store: Store, tmp_path: Path):
+    """As on an upgrade: tasks stored before their style keyed anything (indexes on the
+    document, no keys), then keyed fields, then other keyed fields."""
+    path = tmp_path / "t.db"
+    await store.bulk_create("s", ((f"t{n}", doc(n, rank=n + 0.1)) for n in range(50)), actor="t", request_id="r")
+    await store._writer.execute("CREATE INDEX tasks_by_rank ON tasks (style, json_extract(doc, '$.rank'), id)")
+    await store.ensure_indexes("s", FIELDS[:2])
+    assert rows(path, "SELECT count(*) FROM tasks WHERE keys IS NULL") == [(0,)]
+    await store.ensure_indexes("s", FIELDS)
+    assert keys_agree_with_documents(path, "s") == []
+    assert rows(path, "SELECT sql FROM sqlite_master WHERE name = 'tasks_by_rank'") == [
+        ("CREATE INDEX tasks_by_rank ON tasks (style, json_extract(keys, '$.\"rank\"'), id) WHERE style = 's'",)]
+    assert rows(path, "SELECT style, fields FROM keyed") == [
+        ("s", '["$.status", "$.owner", "$.info.created", "$.rank"]')]
+    assert [t.id for t in (await store.list("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
+    # an update rewrites the keys that SQLite computed only if it changes them: still one answer
+    await store.update("s", "t7", lambda old: {**old, "progress": 3}, actor="t", request_id="r")
+    assert [t.id for t in (await store.list("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
+    assert keys_agree_with_documents(path, "s") == []
+
+
+async def test_a_writer_follows_keyed_fields_another_connection_changed(store: Store, tmp_path: Path):
+    """Two stores on one file, as the server and a command-line import are: the one that
+    did not key the fields writes them in the keys column all the same."""
+    other = await Store.open(tmp_path / "t.db")
+    try:
+        await other.ensure_indexes("s", FIELDS)
+        await store.create("s", "a", doc(1), actor="t", request_id="r")
+        await store.bulk_create("s", [("b", doc(2))], actor="t", request_id="r")
+        assert keys_agree_with_documents(tmp_path / "t.db", "s") == []
+        assert [t.id for t in (await other.list("s", Query(Compare("$.owner", "eq", ("u2",)))))[0]] == ["b"]
+    finally:
+        await other.close()
