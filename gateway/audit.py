@@ -71,16 +71,17 @@ class _LineSink:
         self._loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
 
     def msg(self, line: str) -> None:
-        loop = asyncio._get_running_loop()
-        if loop is not self._loop:
-            if self._loop is not None:  # scheduled on a loop that stopped before it ran
-                self.flush()
-            if loop is not None:
-                loop.call_soon(self.flush)
-                self._loop = loop
         self._lines.append(line)
+        scheduled = self._loop
+        if scheduled is not None and scheduled.is_running():
+            return  # the flush already due writes this line too (asking for the running loop
+            # costs a getpid system call on every call in Python 3.11)
+        loop = asyncio._get_running_loop()
         if loop is None:
             self.flush()
+        else:  # also when a flush was due on a loop that stopped before it ran
+            loop.call_soon(self.flush)
+            self._loop = loop
 
     debug = info = warning = warn = error = exception = critical = log = msg
 

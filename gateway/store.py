@@ -26,8 +26,9 @@ made every few commits wait for thousands of scattered page writes (a third of t
 throughput). A checkpoint starts after a commit when none is running and the last began
 :data:`CHECKPOINT_SECONDS` ago. Under a steady load it can never catch up completely,
 and the WAL is only rewound from its start once a checkpoint has copied all of it; so
-when the WAL holds :data:`WAL_RESTART_FRAMES` frames, the writer checkpoints the little
-that is left itself before its next transaction, which rewinds the WAL.
+when the WAL holds :data:`WAL_RESTART_FRAMES` frames, checkpoints run back to back until
+little is left (:data:`REWIND_FRAMES`), and the writer checkpoints that little itself
+before its next transaction, which rewinds the WAL.
 
 **Indexed fields.** List filters and sorts run on indexes over a few fields of each
 style's documents. Built on ``json_extract(doc, …)``, every index of the style would
@@ -232,6 +233,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 CHECKPOINT_SECONDS = 1.0
 #: WAL frames (pages) after which the writer makes the WAL start over (about 16 MiB)
 WAL_RESTART_FRAMES = 4000
+#: at most about this many frames are left for the writer to copy when it rewinds the WAL
+REWIND_FRAMES = 200
 TOKEN_CACHE_SECONDS = 1.0
 TOKEN_CACHE_SIZE = 4096
 
@@ -337,6 +340,24 @@ def compile_where(expr: Expr, params: list[Any], keyed: tuple[str, ...] = ()) ->
         # SQL's NOT of NULL is NULL (row dropped); "not (status eq X)" must keep null statuses.
         return f"(({compile_where(expr.item, params, keyed)}) IS NOT 1)"
     raise TypeError(f"unknown query node {expr!r}")
+
+
+def _after_pass(frames: int, work: int, small_before: bool) -> tuple[str, bool]:
+    """What follows a checkpoint pass that left the WAL at *frames* frames after copying
+    *work* of them: ``"done"`` while the WAL is shorter than WAL_RESTART_FRAMES; else
+    ``"again"`` (one more pass, copying what was committed while this one ran) until two
+    passes in a row found at most REWIND_FRAMES to copy, then ``"rewind"``: the writer
+    copies the few frames left itself and its next transaction rewinds the WAL. Its wait
+    is then milliseconds, not a whole checkpoint (a pass syncs the database file only when
+    it copied everything, so the first small pass may still sync all the passes before
+    it). A WAL that four times WAL_RESTART_FRAMES did not catch up with is rewound all the
+    same. Also whether this pass was small, for the next call."""
+    small = work <= REWIND_FRAMES
+    if frames < WAL_RESTART_FRAMES:
+        return "done", small
+    if (small and small_before) or frames >= 4 * WAL_RESTART_FRAMES:
+        return "rewind", small
+    return "again", small
 
 
 def _load_doc(text: str) -> Doc:
@@ -825,14 +846,20 @@ class Store:
             self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint(), name="store-checkpoint")
 
     async def _checkpoint(self) -> None:
+        """PASSIVE passes on the checkpointer's connection, as :func:`_after_pass` says."""
+        copied, small_before = 0, False
         try:
-            _busy, frames, _copied = await asyncio.to_thread(self._checkpoint_sync, self._checkpointer)
+            while True:
+                _busy, frames, now_copied = await asyncio.to_thread(self._checkpoint_sync, self._checkpointer)
+                step, small_before = _after_pass(frames, frames - copied, small_before)
+                if step == "done":
+                    return
+                if step == "rewind":
+                    break
+                copied = now_copied
         except Exception:  # the WAL only grows meanwhile; the writer's rewind still bounds it
             _report("store.checkpoint_failed")
-            self._rewind_wal = True
-            return
-        if frames >= WAL_RESTART_FRAMES:
-            self._rewind_wal = True
+        self._rewind_wal = True
 
     @staticmethod
     def _checkpoint_sync(conn: sqlite3.Connection) -> tuple[int, int, int]:
