@@ -350,8 +350,8 @@ def _after_pass(frames: int, work: int, small_before: bool) -> tuple[str, bool]:
     copies the few frames left itself and its next transaction rewinds the WAL. Its wait
     is then milliseconds, not a whole checkpoint (a pass syncs the database file only when
     it copied everything, so the first small pass may still sync all the passes before
-    it). A WAL that four times WAL_RESTART_FRAMES did not catch up with is rewound all the
-    same. Also whether this pass was small, for the next call."""
+    it). A WAL that reached four times WAL_RESTART_FRAMES without catching up is rewound
+    all the same. Also whether this pass was small, for the next call."""
     small = work <= REWIND_FRAMES
     if frames < WAL_RESTART_FRAMES:
         return "done", small
@@ -496,6 +496,7 @@ class Store:
             opened.append(writer := await aiosqlite.connect(str(path), isolation_level=None))
             await cls._configure(writer, synchronous, busy_timeout_ms, cache_mib)
             await cls._migrate(writer)
+            keyed = await writer._execute(cls._read_keyed, writer._conn)
             opened.append(reader := await aiosqlite.connect(str(path), isolation_level=None))
             await cls._configure(reader, synchronous, busy_timeout_ms, cache_mib)
             await reader.execute("PRAGMA query_only = ON")
@@ -514,7 +515,7 @@ class Store:
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
         store = cls(writer, reader, point, checkpointer, max_batch=max_batch)
-        store._keyed, store._data_version = await writer._execute(cls._read_keyed, writer._conn)
+        store._keyed, store._data_version = keyed
         return store
 
     @staticmethod
