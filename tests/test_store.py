@@ -505,7 +505,9 @@ async def test_background_checkpoints_keep_the_wal_bounded_under_a_steady_load(t
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
     assert rows(path, "SELECT count(*), sum(version) FROM tasks") == [(1000, 1000)]
     written = 1000 * 3000  # the documents alone, before pages, indexes and audit rows
-    assert largest < written / 3, (largest, written)  # about 9.5 MB without the rewind
+    # about 9.5 MB without the rewind; 0.76 to 1.2 MB with it (more on a busy machine: each
+    # rewind waits for passes to catch up)
+    assert largest < written / 2, (largest, written)
 
 
 def test_checkpoints_catch_up_before_the_writer_rewinds_the_wal(monkeypatch):
