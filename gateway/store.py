@@ -252,7 +252,7 @@ def _column(field: str, keyed: tuple[str, ...] = ()) -> str:
     if not _JSON_PATH.match(field):
         raise ValueError(f"not a filterable field: {field!r}")
     if field in keyed:
-        return f"json_extract(keys, '$.\"{field[2:]}\"')"
+        return f"json_extract(keys, '$.\"{_key_parts(field)[0]}\"')"
     return f"json_extract(doc, '{field}')"
 
 
@@ -281,7 +281,7 @@ def _keys_text(keyed: tuple[str, ...], doc: Doc) -> str | None:
 def _keys_sql(keyed: tuple[str, ...]) -> str:
     """SQL computing the keys column from ``doc``, as :func:`_keys_text` does (``->`` keeps
     each value's JSON text, so numbers keep every digit)."""
-    return "json_object(" + ", ".join(f"'{field[2:]}', doc -> '{field}'" for field in keyed) + ")"
+    return "json_object(" + ", ".join(f"'{_key_parts(field)[0]}', doc -> '{field}'" for field in keyed) + ")"
 
 
 def _sort_key(sort: Sort, keyed: tuple[str, ...] = ()) -> str:
@@ -635,16 +635,18 @@ class Store:
             if existing != sql:
                 wanted.append((name, sql))
         stored = await self._reader.execute_fetchall("SELECT fields FROM keyed WHERE style = ?", (style,))
-        if not wanted and stored and tuple(json.loads(stored[0][0])) == keyed:
+        rekey = not stored or tuple(json.loads(stored[0][0])) != keyed
+        if not wanted and not rekey:
             self._keyed[style] = keyed
             return
         async with self._write_lock:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
-                await self._writer.execute(f"UPDATE tasks SET keys = {_keys_sql(keyed)} WHERE style = ?", (style,))
-                await self._writer.execute(
-                    "INSERT INTO keyed (style, fields) VALUES (?, ?) ON CONFLICT (style) DO UPDATE SET fields = excluded.fields",
-                    (style, json.dumps(keyed)))
+                if rekey:  # rewrites every task of the style: only when the keyed fields change
+                    await self._writer.execute(f"UPDATE tasks SET keys = {_keys_sql(keyed)} WHERE style = ?", (style,))
+                    await self._writer.execute(
+                        "INSERT INTO keyed (style, fields) VALUES (?, ?) "
+                        "ON CONFLICT (style) DO UPDATE SET fields = excluded.fields", (style, json.dumps(keyed)))
                 for name, sql in wanted:
                     await self._writer.execute(f"DROP INDEX IF EXISTS {name}")
                     await self._writer.execute(sql)

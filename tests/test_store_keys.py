@@ -130,6 +130,12 @@ async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_styl
     await store.update("s", "t7", lambda old: {**old, "progress": 3}, actor="t", request_id="r")
     assert [t.id for t in (await store.list("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
     assert keys_agree_with_documents(path, "s") == []
+    # the same keyed fields with an index gone: the index is built again, no task is rewritten
+    await store._writer.execute("DROP INDEX tasks_by_owner")
+    await store._writer.execute("UPDATE tasks SET keys = '{}' WHERE id = 't9'")  # would be recomputed by a rewrite
+    await store.ensure_indexes("s", FIELDS)
+    assert rows(path, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_by_owner'") == [(1,)]
+    assert keys_agree_with_documents(path, "s") == [("t9", "{}")]
 
 
 async def test_a_writer_follows_keyed_fields_another_connection_changed(store: Store, tmp_path: Path):
