@@ -172,6 +172,38 @@ async def test_create_update_delete_write_versions_and_audit(store: Store, tmp_p
         assert doc == expected
 
 
+async def test_the_warmer_reads_each_task_s_row_and_audit_end_through_their_indexes(store: Store, tmp_path: Path):
+    await store.create("s", "a", {"n": 1}, actor="ann", request_id="r1")
+    await store.create("s", "b", {"n": 1}, actor="ann", request_id="r2")
+    await store.update("s", "a", bump("n"), actor="ann", request_id="r3")
+    keys = [("s", "a"), ("s", "b"), ("s", "gone"), ("other", "a")]
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert store_module._Warmer.read(conn, keys) == [(2, 3), (1, 2), (None, None), (None, None)]
+        plan = [row[3] for row in store_module._Warmer.read(conn, keys, explain=True)]
+    # one index search per key, never a scan: a scan would read the whole file
+    assert "SEARCH t USING INDEX sqlite_autoindex_tasks_1 (style=? AND id=?)" in plan
+    assert "SEARCH a USING COVERING INDEX audit_by_task (style=? AND task_id=?)" in plan
+    assert not [step for step in plan if step.startswith(("SCAN t", "SCAN a"))]
+
+
+async def test_each_queued_write_is_read_ahead_by_the_warmer_threads(tmp_path: Path):
+    store = await Store.open(tmp_path / "t.db")
+    seen: list[str] = []
+    for conn in store._warmer._conns:
+        conn.set_trace_callback(seen.append)  # called on the warmer's threads with the bound values
+    try:
+        await asyncio.gather(*(store.create("s", f"t{n}", {"n": n}, actor="ann", request_id="r") for n in range(20)))
+        for _ in range(500):  # the threads read soon after the loop's turn, not before the answer
+            if sum(f"('s', 't{n}')" in statement for statement in seen for n in range(20)) >= 20:
+                break
+            await asyncio.sleep(0.01)
+        read = {n for n in range(20) if any(f"('s', 't{n}')" in statement for statement in seen)}
+        assert read == set(range(20))
+    finally:
+        await store.close()
+    assert not [thread for thread in store._warmer._threads if thread.is_alive()]
+
+
 async def test_domain_errors_of_the_write_path(store: Store):
     await store.create("s", "a", {"n": 1}, actor="t", request_id="r")
     with pytest.raises(errors.Conflict, match="task 'a' already exists"):
