@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -153,6 +154,18 @@ async def _listen_unix(runner: web.AppRunner, path: Path, mode: int) -> web.Unix
     return site
 
 
+def freeze_startup_heap() -> int:
+    """Collect, then move every object start-up left (modules, schemas, the OpenAPI document,
+    the application) out of the garbage collector's sight; the number moved.
+
+    They live as long as the process, and a full collection walked them all: about 40 ms
+    under the PATCH benchmark, during which every request in flight waited, against about
+    1 ms once they are frozen (``gc.freeze``; measured with ``gc.callbacks``)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 async def _serve(config: Config) -> int:
     app = create_app(config)  # refuses settings the styles check before the database is touched
     async with _store(config) as store:
@@ -169,7 +182,8 @@ async def _serve(config: Config) -> int:
                            # aiohttp starts keepalive_timeout when a connection opens and after each answer
                            # and does not reset it on partial data, so it also bounds slow headers (slowloris)
                            keepalive_timeout=server.keepalive_timeout)
-    await runner.setup()
+    await runner.setup()  # opens the store and builds the app: what start-up keeps is all there now
+    freeze_startup_heap()
     socket_path = config.unix_socket_path
     socket_inode = None
     try:

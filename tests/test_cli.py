@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import sqlite3
@@ -11,7 +12,7 @@ import pytest
 
 from gateway.auth import secret_hash
 from gateway.app import STYLES
-from gateway.cli import main
+from gateway.cli import freeze_startup_heap, main
 from gateway.store import SCHEMA_VERSION
 
 
@@ -143,3 +144,14 @@ def test_serve_refuses_an_unknown_superoffice_zone_before_touching_the_database(
     assert capsys.readouterr() == ("", "taskgate: invalid configuration: superoffice.time_zone: "
                                        "unknown time zone 'Mars/Base'\n")
     assert not (tmp_path / "t.db").exists()
+
+
+def test_freezing_the_startup_heap_takes_it_out_of_full_collections():
+    kept = [{"n": n} for n in range(1000)]  # long-lived objects, as start-up leaves them
+    walked_before = len(gc.get_objects())
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() >= len(kept)
+        assert len(gc.get_objects()) <= walked_before - len(kept)  # what a full collection walks
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
