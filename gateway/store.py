@@ -82,7 +82,7 @@ import structlog
 from gateway import errors
 from gateway.clock import now_iso, parse_iso
 from gateway.limits import MAX_DOCUMENT_BYTES, dumps
-from gateway.patching import diff, same_json
+from gateway.patching import diff
 from gateway.speedups import dumps_bytes, loads
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
@@ -1107,10 +1107,11 @@ class Store:
                 raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
             if size > MAX_DOCUMENT_BYTES:
                 raise errors.PayloadTooLarge(f"the task would be {size} bytes; at most {MAX_DOCUMENT_BYTES} are kept")
-        if new is old or (new is not None and old is not None and same_json(new, old)):
+        # an empty diff between two documents is JSON equality (same_json): one walk, not two
+        patch, undo = ([], []) if new is old else diff(old if old is not None else {}, new if new is not None else {})
+        if new is old or (not patch and new is not None and old is not None):
             return (Task(w.style, w.task_id, version, old, modified) if old is not None else None), None, text
         action = "created" if old is None else "deleted" if new is None else "updated"
-        patch, undo = diff(old if old is not None else {}, new if new is not None else {})
         change = Change(seq=seq, at=at, style=w.style, task_id=w.task_id, version=version + 1,
                         action=action, actor=w.actor, request_id=w.request_id, patch=patch, undo=undo,
                         client=w.client)
