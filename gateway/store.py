@@ -420,10 +420,16 @@ class _Warmer:
     def __init__(self, path: str, threads: int = WARM_THREADS) -> None:
         self._chunks: queue.SimpleQueue[list[tuple[str, str]] | None] = queue.SimpleQueue()
         self._pending: list[tuple[str, str]] = []
-        self._conns = [sqlite3.connect(path, isolation_level=None, check_same_thread=False) for _ in range(threads)]
-        for conn in self._conns:
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("PRAGMA cache_size = -1024")  # it reads each page once; the OS cache is what it fills
+        self._conns: list[sqlite3.Connection] = []
+        try:
+            for _ in range(threads):
+                self._conns.append(conn := sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("PRAGMA cache_size = -1024")  # it reads each page once; the OS cache is what it fills
+        except BaseException:
+            for conn in self._conns:
+                conn.close()
+            raise
         self._threads = [threading.Thread(target=self._run, args=(conn,), name="store-warmer", daemon=True)
                          for conn in self._conns]
         for thread in self._threads:
