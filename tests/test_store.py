@@ -191,14 +191,16 @@ async def test_each_queued_write_is_read_ahead_by_the_warmer_threads(tmp_path: P
     seen: list[str] = []
     for conn in store._warmer._conns:
         conn.set_trace_callback(seen.append)  # called on the warmer's threads with the bound values
+
+    def read_ahead() -> set[int]:
+        return {n for n in range(20) if any(f"('s', 't{n}')" in statement for statement in list(seen))}
     try:
         await asyncio.gather(*(store.create("s", f"t{n}", {"n": n}, actor="ann", request_id="r") for n in range(20)))
         for _ in range(500):  # the threads read soon after the loop's turn, not before the answer
-            if sum(f"('s', 't{n}')" in statement for statement in seen for n in range(20)) >= 20:
+            if read_ahead() == set(range(20)):
                 break
             await asyncio.sleep(0.01)
-        read = {n for n in range(20) if any(f"('s', 't{n}')" in statement for statement in seen)}
-        assert read == set(range(20))
+        assert read_ahead() == set(range(20))
     finally:
         await store.close()
     assert not [thread for thread in store._warmer._threads if thread.is_alive()]
