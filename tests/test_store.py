@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -204,6 +205,35 @@ async def test_each_queued_write_is_read_ahead_by_the_warmer_threads(tmp_path: P
     finally:
         await store.close()
     assert not [thread for thread in store._warmer._threads if thread.is_alive()]
+
+
+async def test_a_batch_waits_for_another_connection_s_write_lock_without_holding_up_the_loop(tmp_path: Path):
+    path = tmp_path / "t.db"
+    store = await Store.open(path, busy_timeout_ms=3_600_000)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Were the wait on the loop's thread, nothing below would run until the lock is
+    # released; this guard releases it after a while, and the batch then commits too early.
+    guard = threading.Timer(10, other.execute, ("ROLLBACK",))
+    try:
+        await store.create("s", "a", {"n": 1}, actor="a", request_id="r1")
+        other.execute("BEGIN IMMEDIATE")  # as `taskgate import` in another process would
+        other.execute("INSERT INTO counters (style, last) VALUES ('x', 7)")
+        guard.start()
+        pending = asyncio.ensure_future(store.update("s", "a", bump("n"), actor="a", request_id="r2"))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # waiting in the writer's thread while the loop runs on
+        assert (await store.get("s", "a")).doc == {"n": 1}
+        guard.cancel()
+        other.execute("COMMIT")
+        assert (await pending).doc == {"n": 2}
+        assert (await store._writer.execute_fetchall("PRAGMA busy_timeout")) == [(3_600_000,)]
+    finally:
+        guard.cancel()
+        other.close()
+        await store.close()
+    assert rows(path, "SELECT style, last FROM counters WHERE style = 'x'") == [("x", 7)]
+    assert rows(path, "SELECT task_id, version, action FROM audit ORDER BY seq") == [
+        ("a", 1, "created"), ("a", 2, "updated")]
 
 
 async def test_domain_errors_of_the_write_path(store: Store):
