@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from datetime import timedelta
@@ -205,6 +206,86 @@ async def test_each_queued_write_is_read_ahead_by_the_warmer_threads(tmp_path: P
     finally:
         await store.close()
     assert not [thread for thread in store._warmer._threads if thread.is_alive()]
+
+
+def _evict(path: Path) -> None:
+    """Drop the file's (and its WAL's) pages from the operating system's cache, as the
+    kernel does with a file nobody read lately."""
+    for name in (path, path.with_name(path.name + "-wal")):
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _device_reads_are_counted(path: Path) -> bool:
+    """Whether reading an evicted page of *path* shows in the reading thread's count of
+    blocks read from the device, which the read-ahead goes by."""
+    _evict(path)
+    counted: list[bool] = []
+
+    def read() -> None:
+        before = store_module._blocks_read()
+        with open(path, "rb") as file:
+            file.read(4096)
+        counted.append(before is not None and store_module._blocks_read() != before)
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    return counted == [True]
+
+
+async def _until(condition) -> None:
+    for _ in range(500):  # the warmer's threads read soon after the loop's turn, not before the answer
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_the_read_ahead_samples_while_the_file_is_in_memory_and_reads_every_write_once_it_is_not(
+        tmp_path: Path):
+    path = tmp_path / "t.db"
+    store = await Store.open(path)
+    seen: list[str] = []
+    for conn in store._warmer._conns:
+        conn.set_trace_callback(seen.append)
+
+    def read_ahead() -> int:  # keys read ahead since *seen* was cleared
+        return sum(statement.count("('s', 't") for statement in list(seen) if "SELECT (SELECT version" in statement)
+
+    def ids(name: str):
+        return [f"{name}{n}" for n in range(32)]
+    try:
+        await asyncio.gather(*(store.create("s", i, {"n": 0}, actor="a", request_id="r") for i in ids("t")))
+        await _until(lambda: read_ahead() == 32 and not store._warmer.cold)
+        assert (read_ahead(), store._warmer.cold) == (32, False)  # every write, each found in memory
+        seen.clear()
+        await asyncio.gather(*(store.update("s", i, bump("n"), actor="a", request_id="r") for i in ids("t")))
+        await _until(lambda: read_ahead() == 32 // store_module.WARM_SAMPLE)
+        assert read_ahead() == 32 // store_module.WARM_SAMPLE  # a sample: one write in WARM_SAMPLE
+        if not _device_reads_are_counted(path):
+            pytest.skip("no read of this file reaches the device, or the kernel does not count them per thread")
+        _evict(path)
+        await asyncio.gather(*(store.update("s", i, bump("n"), actor="a", request_id="r") for i in ids("t")))
+        await _until(lambda: store._warmer.cold)
+        assert store._warmer.cold  # the sampled write's read went to the device
+        seen.clear()
+        await asyncio.gather(*(store.update("s", i, bump("n"), actor="a", request_id="r") for i in ids("t")))
+        await _until(lambda: read_ahead() == 32)
+        assert read_ahead() == 32  # every write again
+    finally:
+        await store.close()
+    assert [task.doc for task in await _reopen_all(path, ids("t"))] == [{"n": 3}] * 32
+
+
+async def _reopen_all(path: Path, ids: list[str]) -> list[Task]:
+    store = await Store.open(path)
+    try:
+        return [await store.get("s", i) for i in ids]
+    finally:
+        await store.close()
 
 
 async def test_a_batch_waits_for_another_connection_s_write_lock_without_holding_up_the_loop(tmp_path: Path):
