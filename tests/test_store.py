@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -253,7 +254,7 @@ async def test_the_read_ahead_samples_while_the_file_is_in_memory_and_reads_ever
         conn.set_trace_callback(seen.append)
 
     def read_ahead() -> int:  # keys read ahead since *seen* was cleared
-        return sum(statement.count("('s', 't") for statement in list(seen) if "SELECT (SELECT version" in statement)
+        return sum(statement.count("('s', 't") for statement in list(seen) if "(SELECT version FROM tasks AS t" in statement)
 
     def ids(name: str):
         return [f"{name}{n}" for n in range(32)]
@@ -286,6 +287,28 @@ async def _reopen_all(path: Path, ids: list[str]) -> list[Task]:
         return [await store.get("s", i) for i in ids]
     finally:
         await store.close()
+
+
+async def test_a_batch_reads_its_tasks_only_after_the_read_ahead_of_them(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(store_module, "WARM_WAIT", 10.0)  # a bound, never reached here
+    store = await Store.open(tmp_path / "t.db")
+    events: list[str] = []
+
+    def slow_disk(statement: str) -> None:  # on a read-ahead thread, before its read
+        if "(SELECT version FROM tasks AS t" in statement:
+            time.sleep(0.02)
+            events.append("read ahead")
+    for conn in store._warmer._conns:
+        conn.set_trace_callback(slow_disk)
+    store._writer._conn.set_trace_callback(lambda statement: events.append("batch read")
+                                           if "JOIN tasks AS t" in statement else None)
+    try:
+        assert store._warmer.cold  # a new store reads ahead of every write until it knows better
+        await asyncio.gather(*(store.create("s", f"t{n}", {"n": n}, actor="a", request_id="r")
+                               for n in range(store_module.WARM_CHUNK)))
+    finally:
+        await store.close()
+    assert events == ["read ahead", "batch read"]
 
 
 async def test_a_batch_waits_for_another_connection_s_write_lock_without_holding_up_the_loop(tmp_path: Path):
