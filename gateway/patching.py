@@ -116,16 +116,20 @@ def diff(old: Any, new: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     patch: list[dict[str, Any]] = []
     undo: list[dict[str, Any]] = []
     stack = [("", old, new)]
+    missing = object()
     while stack:
         path, a, b = stack.pop()
         if isinstance(a, dict) and isinstance(b, dict):
             for key, value in a.items():
+                other = b.get(key, missing)
+                if other is value:  # one object in both (a mutation copies what it keeps): equal
+                    continue
                 where = f"{path}/{_escape(key)}"
-                if key not in b:
+                if other is missing:
                     patch.append({"op": "remove", "path": where})
                     undo.append({"op": "add", "path": where, "value": value})
                 else:
-                    stack.append((where, value, b[key]))
+                    stack.append((where, value, other))
             for key, value in b.items():
                 if key not in a:
                     where = f"{path}/{_escape(key)}"

@@ -28,6 +28,19 @@ def test_diff_patches_apply_both_ways(old, new):
     assert (patch == []) == same_json(old, new)
 
 
+@settings(max_examples=300, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(old=documents, changes=documents, dropped=st.sets(keys, max_size=2))
+def test_diff_of_a_copy_that_keeps_some_members_as_they_are(old, changes, dropped):
+    # as mutations build the new document: the members they keep are the old objects
+    new = {key: value for key, value in {**old, **changes}.items() if key not in dropped}
+    patch, undo = diff(old, new)
+    assert same_json(jsonpatch.apply_patch(old, patch), new)
+    assert same_json(jsonpatch.apply_patch(new, undo), old)
+    assert (patch == []) == same_json(old, new)
+    assert not {op["path"] for op in patch} & {f"/{key}".replace("~", "~0") for key in old
+                                                 if key in new and new[key] is old[key] and "/" not in key}
+
+
 @pytest.mark.parametrize("a, b, same", [
     (1, True, False), (1, 1.0, False), (0, False, False), ([1], [True], False), ({"a": 1}, {"a": 1.0}, False),
     ({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]}, True), ("1", 1, False), ({}, [], False)])
