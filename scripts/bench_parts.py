@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_ceiling import TASK_STATUS  # noqa: E402  (scripts/ is on the path as this script's folder)
 from gateway.apis.sailpoint import patch_mutation  # noqa: E402
 from gateway.audit import configure_logging, flush_logs, log_changes, logger  # noqa: E402
 from gateway.clock import now_iso  # noqa: E402
@@ -30,11 +31,8 @@ from gateway.config import LogConfig  # noqa: E402
 from gateway.speedups import describe, loads, run  # noqa: E402
 from gateway.store import Change, Store  # noqa: E402
 
-TASK = {"id": "0" * 31 + "1", "type": "QUARTZ", "uniqueName": "Cloud Account Aggregation", "description": "",
-        "parentName": None, "launcher": "import", "created": "2026-11-22T13:43:47.522Z",
-        "modified": "2026-11-22T13:43:47.522Z", "launched": None, "completed": None,
-        "completionStatus": "ERROR", "messages": [], "returns": [], "attributes": {},
-        "progress": "step 41", "percentComplete": 41}
+# the ceiling answers with this task; the patch below changes it from 41 to 42
+TASK = {**TASK_STATUS, "progress": "step 41", "percentComplete": 41}
 BODY = b'[{"op":"replace","path":"/percentComplete","value":42},{"op":"replace","path":"/progress","value":"step 42"}]'
 CHANGE = Change(seq=7, at="2026-11-22T13:43:47.522Z", style="sailpoint", task_id=TASK["id"], version=3,
                 action="updated", actor="sp_worker", request_id="24aeff560cb6a04200000000d8e8c083",
