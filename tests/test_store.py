@@ -189,6 +189,13 @@ async def test_the_warmer_reads_each_task_s_row_and_audit_end_through_their_inde
     assert not [step for step in plan if step.startswith(("SCAN t", "SCAN a"))]
 
 
+async def _until(condition) -> None:
+    for _ in range(500):  # the warmer's threads read soon after the loop's turn, not before the answer
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_each_queued_write_is_read_ahead_by_the_warmer_threads(tmp_path: Path):
     store = await Store.open(tmp_path / "t.db")
     seen: list[str] = []
@@ -199,10 +206,7 @@ async def test_each_queued_write_is_read_ahead_by_the_warmer_threads(tmp_path: P
         return {n for n in range(20) if any(f"('s', 't{n}')" in statement for statement in list(seen))}
     try:
         await asyncio.gather(*(store.create("s", f"t{n}", {"n": n}, actor="ann", request_id="r") for n in range(20)))
-        for _ in range(500):  # the threads read soon after the loop's turn, not before the answer
-            if read_ahead() == set(range(20)):
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: read_ahead() == set(range(20)))
         assert read_ahead() == set(range(20))
     finally:
         await store.close()
@@ -236,13 +240,6 @@ def _device_reads_are_counted(path: Path) -> bool:
     thread.start()
     thread.join()
     return counted == [True]
-
-
-async def _until(condition) -> None:
-    for _ in range(500):  # the warmer's threads read soon after the loop's turn, not before the answer
-        if condition():
-            return
-        await asyncio.sleep(0.01)
 
 
 async def test_the_read_ahead_samples_while_the_file_is_in_memory_and_reads_every_write_once_it_is_not(
