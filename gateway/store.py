@@ -631,7 +631,7 @@ class Store:
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
                  point: sqlite3.Connection, checkpointer: sqlite3.Connection, warmer: _Warmer, *,
-                 max_batch: int, busy_timeout_ms: int = 5000) -> None:
+                 max_batch: int, busy_timeout_ms: int) -> None:
         self._writer = writer
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._warmer = warmer
@@ -1012,7 +1012,7 @@ class Store:
                 if keyed is not None:  # another process committed: it may have keyed other fields
                     self._keyed, self._data_version = keyed
                 results, changes, touched, at = self._apply_batch(batch, current, seq, counters)
-                self._write_batch(conn, touched, stored_keys, changes, at, counters)
+                self._write_rows(conn, touched, stored_keys, changes, at, counters)
                 await self._in_writer(self._commit_sync)
             except BaseException:
                 await self._rollback()
@@ -1112,17 +1112,6 @@ class Store:
         current, stored_keys = cls._load_for_write(conn, keys)
         (seq,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
         return current, stored_keys, seq, counters, keyed
-
-    @classmethod
-    def _write_batch(cls, conn: sqlite3.Connection, touched: dict[tuple[str, str], _Touched],
-                     stored_keys: dict[tuple[str, str], str | None], changes: list[Change], at: str,
-                     counters: dict[str, int] | None) -> None:
-        """Inside the batch's transaction: its rows, its audit rows, the counters."""
-        cls._write_rows(conn, touched, stored_keys, changes, at)
-        if counters:
-            conn.executemany(
-                "INSERT INTO counters (style, last) VALUES (?, ?) "
-                "ON CONFLICT (style) DO UPDATE SET last = max(last, excluded.last)", counters.items())
 
     def _apply_batch(self, batch: list[_Write], current: dict[tuple[str, str], tuple[int, Doc | None, str, str]],
                      seq: int, counters: dict[str, int] | None):
@@ -1240,9 +1229,11 @@ class Store:
 
     @staticmethod
     def _write_rows(conn: sqlite3.Connection, touched: dict[tuple[str, str], _Touched],
-                    stored_keys: dict[tuple[str, str], str | None], changes: list[Change], at: str) -> None:
-        """Each touched task's final row. A row whose keys column stays as stored is written
-        without it, so SQLite leaves the style's indexes alone (see the module's docstring)."""
+                    stored_keys: dict[tuple[str, str], str | None], changes: list[Change], at: str,
+                    counters: dict[str, int] | None) -> None:
+        """Inside the batch's transaction: each touched task's final row, the audit rows and
+        the id counters. A row whose keys column stays as stored is written without it, so
+        SQLite leaves the style's indexes alone (see the module's docstring)."""
         deletes, updates, upserts = [], [], []
         for key, (v, created, doc, text, keys) in touched.items():
             if doc is None:
@@ -1267,6 +1258,10 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(c.seq, c.at, c.style, c.task_id, c.version, c.action, c.actor, c.request_id,
                   dumps_bytes(c.patch).decode("utf-8"), dumps_bytes(c.undo).decode("utf-8"), c.client) for c in changes])
+        if counters:
+            conn.executemany(
+                "INSERT INTO counters (style, last) VALUES (?, ?) "
+                "ON CONFLICT (style) DO UPDATE SET last = max(last, excluded.last)", counters.items())
 
     # -- reads ----------------------------------------------------------------------------
     async def _lookup(self, sql: str, params: Sequence[Any]) -> list[Any]:
