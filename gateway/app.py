@@ -32,7 +32,8 @@ from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.metrics import METRICS, Metrics
 from gateway.proxy import TrustedProxies, forwarded_middleware
-from gateway.store import CLIENT, Store
+from gateway.model import CLIENT
+from gateway.store import Store
 
 __all__ = ["create_app", "STYLES"]
 

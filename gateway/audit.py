@@ -20,7 +20,7 @@ import structlog
 from gateway.clock import now_iso_micro
 from gateway.config import ConfigError, LogConfig
 from gateway.speedups import dumps_bytes
-from gateway.store import Change
+from gateway.model import Change
 
 __all__ = ["configure_logging", "flush_logs", "log_changes", "logger", "SECRET_KEYS"]
 

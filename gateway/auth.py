@@ -38,7 +38,8 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
 from gateway.codecs import body_timeout, decode_form, read_body
-from gateway.store import Store, User
+from gateway.model import User
+from gateway.store import Store
 
 __all__ = ["Principal", "Authenticator", "hash_password", "verify_password", "new_secret",
            "secret_hash", "auth_middleware", "public", "reads_by_post", "PRINCIPAL", "oauth_token", "login", "logout",

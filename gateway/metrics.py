@@ -27,7 +27,8 @@ from gateway.auth import public
 from gateway.codecs import json_response
 from gateway.config import MetricsConfig
 from gateway.context import STORE, TRAFFIC
-from gateway.store import SCHEMA_VERSION, Change
+from gateway.model import Change
+from gateway.store import SCHEMA_VERSION
 
 __all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT"]
 

@@ -75,7 +75,6 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,15 +88,11 @@ from gateway.clock import now_iso, parse_iso
 from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.patching import diff
 from gateway.speedups import dumps_bytes, loads
+from gateway.model import CLIENT, Change, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenRow, User
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
 __all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient", "BackupInfo", "backup",
            "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError", "CLIENT", "TOKEN_CACHE_SECONDS"]
-
-Doc = dict[str, Any]
-#: a pure function from the stored document (None when absent) to the new one (None deletes)
-Mutate = Callable[[Doc | None], Doc | None]
-
 
 _log = structlog.get_logger("taskgate.store")
 
@@ -106,11 +101,6 @@ try:
     _RUSAGE_THREAD: int | None = resource.RUSAGE_THREAD  # Linux
 except (ImportError, AttributeError):
     _RUSAGE_THREAD = None
-
-#: where the current change comes from (a client's address, set per request by the HTTP
-#: layer; empty for the command line and background jobs); each write records it at submit
-CLIENT: ContextVar[str] = ContextVar("taskgate_client", default="")
-
 
 def _report(event: str, **fields: Any) -> None:
     """Log the exception being handled; a failing log sink must never stop the writer."""
@@ -122,54 +112,6 @@ def _report(event: str, **fields: Any) -> None:
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a taskgate file, …)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    style: str
-    id: str
-    version: int
-    doc: Doc
-    modified: str = ""  # when the document last changed (UTC, ISO 8601)
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One committed change; what audit rows and audit log events are made of."""
-
-    seq: int
-    at: str
-    style: str
-    task_id: str
-    version: int
-    action: str  # created | updated | deleted
-    actor: str
-    request_id: str
-    patch: list[dict[str, Any]]
-    undo: list[dict[str, Any]]
-    client: str = ""  # the client's address (CLIENT when the change was submitted)
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str
-    role: str
-    password_hash: str | None
-    associate_id: int | None = None  # the SuperOffice associate this user is
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRow:
-    user: User
-    read_only: bool
-    expires: int | None  # unix seconds
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthClient:
-    client_id: str
-    secret_hash: str
-    user: str
 
 
 # Ordered migrations; index i brings user_version i to i + 1. Never edit a released one.
@@ -403,6 +345,19 @@ def _load_doc(text: str) -> Doc:
     return loads(text.encode("utf-8"))
 
 
+def _stored_text(doc: Doc) -> str:
+    """*doc* as the text the tasks table holds; BadRequest or PayloadTooLarge when it cannot
+    be stored (raised inside the write, so that it fails alone, not its batch)."""
+    try:
+        text = dumps(doc)
+        size = len(text.encode("utf-8"))
+    except (UnicodeEncodeError, ValueError, RecursionError) as exc:
+        raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
+    if size > MAX_DOCUMENT_BYTES:
+        raise errors.PayloadTooLarge(f"the task would be {size} bytes; at most {MAX_DOCUMENT_BYTES} are kept")
+    return text
+
+
 def _is_counted(task_id: str) -> bool:
     """Whether *task_id* is an integer id that the per-style counter must stay above."""
     return 0 < len(task_id) <= 18 and task_id.isascii() and task_id.isdigit()
@@ -414,19 +369,21 @@ _Touched = tuple[int, str, "Doc | None", str, "str | None"]
 
 
 class _Write:
-    __slots__ = ("style", "task_id", "mutate", "expect", "actor", "request_id", "if_match",
+    """One queued write: its preconditions, then its steps in order, each its own audited change."""
+
+    __slots__ = ("style", "task_id", "steps", "expect", "request_id", "if_match",
                  "unmodified_since", "build", "max_id", "future", "client", "warmed")
 
-    def __init__(self, style: str, task_id: str | None, mutate: Mutate, expect: str, actor: str,
+    def __init__(self, style: str, task_id: str | None, steps: Sequence[Step], expect: Expect,
                  request_id: str, if_match: frozenset[int] | None,
                  unmodified_since: datetime | None = None,
                  build: Callable[[int], Doc] | None = None, max_id: int = 0) -> None:
-        self.style, self.task_id, self.mutate, self.expect = style, task_id, mutate, expect
-        self.actor, self.request_id, self.if_match = actor, request_id, if_match
+        self.style, self.task_id, self.steps, self.expect = style, task_id, list(steps), expect
+        self.request_id, self.if_match = request_id, if_match
         self.unmodified_since, self.build, self.max_id = unmodified_since, build, max_id
         self.client = CLIENT.get()
         self.warmed = True  # False while a read-ahead thread has yet to read its task
-        self.future: asyncio.Future[tuple[Task | None, Change | None]] = \
+        self.future: asyncio.Future[tuple[Task | None, list[Change]]] = \
             asyncio.get_running_loop().create_future()
 
 
@@ -768,7 +725,7 @@ class Store:
     async def probe_write(self) -> None:
         """A write through the task write path that changes nothing: it proves the writer
         runs and can take the database's write lock (BEGIN IMMEDIATE … COMMIT)."""
-        await self._enqueue(_Write("", "", lambda old: old, "any", "probe", "", None))
+        await self._enqueue(_Write("", "", [("probe", lambda old: old)], Expect.ANY, "", None))
 
     async def count_by_style(self) -> dict[str, int]:
         rows = await self._reader.execute_fetchall("SELECT style, count(*) FROM tasks GROUP BY style")
@@ -847,7 +804,8 @@ class Store:
     async def create(self, style: str, task_id: str, doc: Doc, *, actor: str,
                      request_id: str) -> Task:
         """Insert a new task; Conflict if the id is taken."""
-        task, _ = await self._submit(style, task_id, lambda _old: doc, "absent", actor, request_id, None)
+        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id,
+                                expect=Expect.ABSENT)
         assert task is not None
         return task
 
@@ -856,7 +814,7 @@ class Store:
         """Insert a new task under the next integer id of *style*; ``build(id)`` makes its
         document. Ids are allocated inside the write transaction, in order with the other
         writes of the batch, and never reused; past *max_id* the create is a Conflict."""
-        write = _Write(style, None, lambda _old: None, "absent", actor, request_id, None,
+        write = _Write(style, None, [(actor, lambda _old: None)], Expect.ABSENT, request_id, None,
                        build=build, max_id=max_id)
         task, _ = await self._enqueue(write)
         assert task is not None
@@ -864,7 +822,8 @@ class Store:
 
     async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
         """Create the task or replace its document (used by import)."""
-        task, _ = await self._submit(style, task_id, lambda _old: doc, "any", actor, request_id, None)
+        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id,
+                                expect=Expect.ANY)
         assert task is not None
         return task
 
@@ -875,16 +834,16 @@ class Store:
         or whatever domain error *mutate* raises. An unchanged document writes nothing.
         *if_match* (versions) and *unmodified_since* (HTTP's whole seconds) are checked
         against the stored task inside the transaction."""
-        task, _ = await self._submit(style, task_id, mutate, "present", actor, request_id, if_match,
-                                     unmodified_since)
+        task = await self.write(style, task_id, [(actor, mutate)], request_id=request_id, if_match=if_match,
+                                unmodified_since=unmodified_since)
         assert task is not None
         return task
 
     async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
                      if_match: frozenset[int] | None = None,
                      unmodified_since: datetime | None = None) -> None:
-        await self._submit(style, task_id, lambda _old: None, "present", actor, request_id, if_match,
-                           unmodified_since)
+        await self.write(style, task_id, [(actor, lambda _old: None)], request_id=request_id, if_match=if_match,
+                         unmodified_since=unmodified_since)
 
     async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
                           request_id: str, chunk: int = 20_000) -> int:
@@ -949,13 +908,20 @@ class Store:
                 raise
         return len(rows)
 
-    async def _submit(self, style: str, task_id: str, mutate: Mutate, expect: str, actor: str,
-                      request_id: str, if_match: frozenset[int] | None,
-                      unmodified_since: datetime | None = None) -> tuple[Task | None, Change | None]:
-        return await self._enqueue(_Write(style, task_id, mutate, expect, actor, request_id, if_match,
-                                          unmodified_since))
+    async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
+                    expect: Expect = Expect.PRESENT, if_match: frozenset[int] | None = None,
+                    unmodified_since: datetime | None = None) -> Task | None:
+        """Run *steps* ``(actor, mutate)`` in order on the task, in one transaction: each
+        step's mutation gets the document the step before left, and each step that changes
+        it is its own audit row (and version). *expect*, *if_match* and *unmodified_since*
+        are checked against the stored task before the first step. When any step raises,
+        nothing of the write is stored. Returns the task after the last step (None when
+        deleted or absent)."""
+        task, _ = await self._enqueue(_Write(style, task_id, steps, expect, request_id, if_match,
+                                             unmodified_since))
+        return task
 
-    async def _enqueue(self, write: _Write) -> tuple[Task | None, Change | None]:
+    async def _enqueue(self, write: _Write) -> tuple[Task | None, list[Change]]:
         if self._closed:
             raise errors.InternalError("the store is closed")
         if write.task_id:
@@ -1128,7 +1094,7 @@ class Store:
                     assert counters is not None
                     self._number(w, counters)
                 key = (w.style, w.task_id)
-                task, change, text = self._apply(w, current.get(key), seq + 1, at)
+                task, made, text = self._apply(w, current.get(key), seq + 1, at)
             except errors.TaskgateError as exc:
                 results.append((w, exc))
                 continue
@@ -1136,17 +1102,20 @@ class Store:
                 _report("store.mutation_failed", style=w.style, task_id=w.task_id)
                 results.append((w, errors.InternalError("An internal fault occurred.")))
                 continue
-            if change is not None:
-                seq += 1
-                changes.append(change)
-                created = current[key][2] if key in current else at
+            if made:
+                seq += len(made)
+                changes.extend(made)
+                last = made[-1]
+                # a task deleted and created again in one batch is as new as one created now
+                recreated = any(c.action == "created" for c in made)
+                created = current[key][2] if key in current and not recreated else at
                 current[key] = ((task.version, task.doc, created, at) if task
-                                else (change.version, None, created, at))
-                touched[key] = (change.version, created, task.doc, text, _keys_text(keyed.get(w.style, ()), task.doc)) \
-                    if task else (change.version, created, None, text, None)
-                if counters is not None and change.action == "created" and _is_counted(w.task_id):
+                                else (last.version, None, created, at))
+                touched[key] = (last.version, created, task.doc, text, _keys_text(keyed.get(w.style, ()), task.doc)) \
+                    if task else (last.version, created, None, text, None)
+                if counters is not None and recreated and _is_counted(w.task_id):
                     counters[w.style] = max(counters.get(w.style, 0), int(w.task_id))
-            results.append((w, (task, change)))
+            results.append((w, (task, made)))
         return results, changes, touched, at
 
     async def _rollback(self) -> None:
@@ -1158,7 +1127,7 @@ class Store:
     def _needs_counters(batch: list[_Write]) -> bool:
         """Whether the batch creates a task with an integer id (only then are the id
         counters read and written)."""
-        return any(w.task_id is None or (w.expect != "present" and _is_counted(w.task_id)) for w in batch)
+        return any(w.task_id is None or (w.expect is not Expect.PRESENT and _is_counted(w.task_id)) for w in batch)
 
     @staticmethod
     def _number(w: _Write, counters: dict[str, int]) -> None:
@@ -1171,7 +1140,7 @@ class Store:
         w.task_id = str(number)
         build = w.build
         assert build is not None
-        w.mutate = lambda _old: build(number)
+        w.steps = [(w.steps[0][0], lambda _old: build(number))]
 
     @staticmethod
     def _load_for_write(conn: sqlite3.Connection, keys: list[tuple[str, str]]) \
@@ -1191,41 +1160,44 @@ class Store:
 
     @staticmethod
     def _apply(w: _Write, current: tuple[int, Doc | None, str, str] | None, seq: int,
-               at: str) -> tuple[Task | None, Change | None, str]:
-        """The outcome of one write against the current row: the task, its change (None
-        when nothing changed) and the new document as stored text."""
+               at: str) -> tuple[Task | None, list[Change], str]:
+        """The outcome of one write against the current row: the task after its last step,
+        the change of each step that changed the document (numbered from *seq*), and the
+        final document as stored text."""
         version, old, modified = (current[0], current[1], current[3]) if current else (0, None, "")
-        assert w.task_id is not None
-        if w.expect == "present" and old is None:
-            raise errors.NotFound(f"task {w.task_id!r} does not exist")
-        if w.expect == "absent" and old is not None:
-            raise errors.Conflict(f"task {w.task_id!r} already exists")
+        task_id = w.task_id
+        assert task_id is not None
+        if w.expect is Expect.PRESENT and old is None:
+            raise errors.NotFound(f"task {task_id!r} does not exist")
+        if w.expect is Expect.ABSENT and old is not None:
+            raise errors.Conflict(f"task {task_id!r} already exists")
         if w.if_match is not None and old is not None and version not in w.if_match:
             raise errors.PreconditionFailed(
-                f"task {w.task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
+                f"task {task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
         if w.unmodified_since is not None and old is not None \
                 and parse_iso(modified).replace(microsecond=0) > w.unmodified_since:
-            raise errors.PreconditionFailed(f"task {w.task_id!r} was modified after {w.unmodified_since.isoformat()}")
-        new = w.mutate(old)
-        text = ""
-        if new is not None:  # refuse what cannot be stored here, so it fails alone, not the batch
-            try:
-                text = dumps(new)
-                size = len(text.encode("utf-8"))
-            except (UnicodeEncodeError, ValueError, RecursionError) as exc:
-                raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
-            if size > MAX_DOCUMENT_BYTES:
-                raise errors.PayloadTooLarge(f"the task would be {size} bytes; at most {MAX_DOCUMENT_BYTES} are kept")
-        # an empty diff between two documents is JSON equality (same_json): one walk, not two
-        patch, undo = ([], []) if new is old else diff(old if old is not None else {}, new if new is not None else {})
-        if new is old or (not patch and new is not None and old is not None):
-            return (Task(w.style, w.task_id, version, old, modified) if old is not None else None), None, text
-        action = "created" if old is None else "deleted" if new is None else "updated"
-        change = Change(seq=seq, at=at, style=w.style, task_id=w.task_id, version=version + 1,
-                        action=action, actor=w.actor, request_id=w.request_id, patch=patch, undo=undo,
-                        client=w.client)
-        task = Task(w.style, w.task_id, version + 1, new, at) if new is not None else None
-        return task, change, text
+            raise errors.PreconditionFailed(f"task {task_id!r} was modified after {w.unmodified_since.isoformat()}")
+        made: list[Change] = []
+        doc, text = old, ""
+        for actor, mutate in w.steps:
+            new = mutate(doc)
+            if new is doc:
+                continue
+            if new is not None:  # refuse what cannot be stored before diffing it, so it fails alone
+                text = _stored_text(new)
+            # an empty diff between two documents is JSON equality (same_json): one walk, not two
+            patch, undo = diff(doc if doc is not None else {}, new if new is not None else {})
+            if not patch and new is not None and doc is not None:
+                continue
+            action = "created" if doc is None else "deleted" if new is None else "updated"
+            version += 1
+            made.append(Change(seq=seq + len(made), at=at, style=w.style, task_id=task_id, version=version,
+                               action=action, actor=actor, request_id=w.request_id, patch=patch, undo=undo,
+                               client=w.client))
+            doc = new
+        if not made:
+            return (Task(w.style, task_id, version, old, modified) if old is not None else None), made, ""
+        return (Task(w.style, task_id, version, doc, at) if doc is not None else None), made, text
 
     @staticmethod
     def _write_rows(conn: sqlite3.Connection, touched: dict[tuple[str, str], _Touched],

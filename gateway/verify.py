@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from gateway import errors
 from gateway.patching import apply_json_patch, diff, same_json
-from gateway.store import Change, Task
+from gateway.model import Change, Task
 
 __all__ = ["Finding", "verify_trail"]
 

@@ -577,6 +577,46 @@ async def test_one_batch_is_one_commit_and_its_failing_mutation_changes_nothing(
         ("a", 3, "4", '[{"op":"replace","path":"/log","value":["first","second"]}]')]
 
 
+async def test_a_write_of_several_steps_commits_them_in_one_transaction_as_an_audit_row_each(
+        store: Store, tmp_path: Path):
+    """Each step sees the document the step before left, and each change is its own audit
+    row (and version) under its own actor; a step that changes nothing writes no row."""
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
+    commits: list[list[tuple[int, int, str]]] = []
+    store.on_commit(lambda changes: commits.append([(c.seq, c.version, c.actor) for c in changes]))
+    task = await store.write("s", "a", [("system", bump("n")), ("nobody", lambda old: old),
+                                        ("ann", lambda old: {**old, "by": "ann", "n": old["n"] * 10})],
+                             request_id="r1", if_match=frozenset({1}))
+    assert task == Task("s", "a", 3, {"n": 10, "by": "ann"}, task.modified)
+    assert commits == [[(2, 2, "system"), (3, 3, "ann")]]  # one commit
+    assert rows(tmp_path / "t.db", "SELECT seq, version, actor, request_id, patch FROM audit WHERE seq > 1") == [
+        (2, 2, "system", "r1", '[{"op":"replace","path":"/n","value":1}]'),
+        (3, 3, "ann", "r1", '[{"op":"add","path":"/by","value":"ann"},{"op":"replace","path":"/n","value":10}]')]
+    assert rows(tmp_path / "t.db", "SELECT version, doc FROM tasks") == [(3, '{"n":10,"by":"ann"}')]
+
+
+async def test_a_write_whose_later_step_raises_stores_none_of_its_steps(store: Store, tmp_path: Path):
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
+
+    def refuse(old):
+        raise errors.Conflict("refused")
+
+    with pytest.raises(errors.Conflict, match="refused"):
+        await store.write("s", "a", [("system", bump("n")), ("ann", refuse)], request_id="r1")
+    with pytest.raises(errors.PreconditionFailed):  # checked before the first step
+        await store.write("s", "a", [("system", bump("n"))], request_id="r2", if_match=frozenset({7}))
+    assert rows(tmp_path / "t.db", "SELECT version, doc FROM tasks") == [(1, '{"n":0}')]
+    assert rows(tmp_path / "t.db", "SELECT count(*) FROM audit") == [(1,)]
+    # a step may delete: the steps after it see no document
+    seen = []
+    assert await store.write("s", "a", [("system", bump("n")), ("ann", lambda old: None),
+                                        ("cy", lambda old: seen.append(old))], request_id="r3") is None
+    assert seen == [None]
+    assert rows(tmp_path / "t.db", "SELECT seq, version, action, actor FROM audit WHERE seq > 1") == [
+        (2, 2, "updated", "system"), (3, 3, "deleted", "ann")]
+    assert rows(tmp_path / "t.db", "SELECT count(*) FROM tasks") == [(0,)]
+
+
 async def test_bulk_create_stores_tasks_with_created_audit_rows_and_counts_their_ids(store: Store, tmp_path: Path):
     assert await store.bulk_create("s", ((str(i), {"n": i}) for i in range(1, 6)), actor="seed",
                                    request_id="bulk", chunk=2) == 5

@@ -28,7 +28,7 @@ from gateway.context import STORE, principal, request_id
 from gateway.limits import MAX_OPERATIONS, check_value
 from gateway.patching import apply_json_patch, pointer_parts, same_json
 from gateway.query import Compare, Query, Sort
-from gateway.store import Mutate, Task
+from gateway.model import Mutate, Task
 from schemas.common import load_or_400
 from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusSchema
 

@@ -34,7 +34,7 @@ from gateway.codecs import (decode_form, decode_json, decode_xml, etag, json_res
 from gateway.config import ConfigError
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.query import And, Compare, Expr, Query, Sort
-from gateway.store import Task
+from gateway.model import Task
 
 __all__ = ["STYLE", "PATH_PATTERN", "setup", "render_error", "import_task", "prepare", "ERROR_TYPES"]
 

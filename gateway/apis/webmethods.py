@@ -40,7 +40,8 @@ from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
 from gateway.query import And, Compare, Expr, Or, Query, Sort
-from gateway.store import Change, Store, Task
+from gateway.model import Change, Task
+from gateway.store import Store
 from schemas.common import load_or_400
 from schemas.webmethods import (SEARCH_OPERATORS, STATUSES, TaskInfoChangesSchema, TaskQueueInfoSchema,
                                 TaskSearchQuerySchema)

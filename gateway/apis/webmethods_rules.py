@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from gateway import errors
 from gateway.patching import apply_json_patch
 from gateway.query import Compare, Expr, Or
-from gateway.store import Change, Mutate
+from gateway.model import Change, Mutate
 from schemas.webmethods import STATUSES
 
 __all__ = ["STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "DATE_FIELDS",
