@@ -16,8 +16,8 @@ import itertools
 import re
 import secrets
 import time
+from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import AsyncIterator
 
 import structlog
 from aiohttp import web
@@ -31,9 +31,9 @@ from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.metrics import METRICS, Metrics
-from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.model import CLIENT
-from gateway.store import Store
+from gateway.proxy import TrustedProxies, forwarded_middleware
+from gateway.store import open_store
 
 __all__ = ["create_app", "STYLES"]
 
@@ -150,9 +150,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = await Store.open(config.db_path, synchronous=config.storage.synchronous,
-                             busy_timeout_ms=config.storage.busy_timeout_ms,
-                             max_batch=config.storage.max_batch)
+    store = await open_store(config)
     try:
         store.on_commit(log_changes)
         store.on_commit(app[METRICS].count_changes)

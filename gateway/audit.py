@@ -13,14 +13,15 @@ import asyncio
 import atexit
 import logging
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
 from gateway.clock import now_iso_micro
 from gateway.config import ConfigError, LogConfig
-from gateway.speedups import dumps_bytes
 from gateway.model import Change
+from gateway.speedups import dumps_bytes
 
 __all__ = ["configure_logging", "flush_logs", "log_changes", "logger", "SECRET_KEYS"]
 

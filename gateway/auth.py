@@ -29,8 +29,8 @@ import hmac
 import math
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError

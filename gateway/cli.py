@@ -18,9 +18,10 @@ import socket
 import stat
 import sys
 import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence, TextIO
+from typing import Any, TextIO
 
 from aiohttp import web
 
@@ -29,10 +30,10 @@ from gateway.app import STYLES, create_app
 from gateway.audit import configure_logging, flush_logs, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
-from gateway.limits import dumps
 from gateway.config import Config, ConfigError, load_config
 from gateway.context import TRAFFIC
-from gateway.store import Store, StoreError, backup
+from gateway.limits import dumps
+from gateway.store import Store, StoreError, backup, open_store
 from gateway.verify import verify_trail
 
 __all__ = ["main", "build_parser"]
@@ -95,9 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @asynccontextmanager
 async def _store(config: Config) -> AsyncIterator[Store]:
-    store = await Store.open(config.db_path, synchronous=config.storage.synchronous,
-                             busy_timeout_ms=config.storage.busy_timeout_ms,
-                             max_batch=config.storage.max_batch)
+    store = await open_store(config)
     store.on_commit(log_changes)
     try:
         yield store

@@ -11,21 +11,21 @@ needs one is handed it (e.g. in the application's state).
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["utc_now", "iso_utc", "now_iso", "now_iso_micro", "parse_iso", "Clock", "ManualClock"]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso_utc(moment: datetime) -> str:
     """*moment* as ``2024-05-17T19:33:16.470Z``; a naive datetime is taken as UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
     # not strftime("%Y"): it does not pad years before 1000, which parse_iso then refuses
     return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -60,7 +60,7 @@ def parse_iso(text: str) -> datetime:
     if not isinstance(text, str) or not 16 <= len(text) <= 40 or text[10] not in "Tt ":
         raise ValueError("not a date-time")  # a date without a time is not RFC 3339
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Clock:
@@ -79,7 +79,7 @@ class ManualClock(Clock):
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("a ManualClock needs an aware datetime")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -90,7 +90,7 @@ class ManualClock(Clock):
     def set(self, moment: datetime) -> None:
         if moment.tzinfo is None:
             raise ValueError("a ManualClock needs an aware datetime")
-        self._now = moment.astimezone(timezone.utc)
+        self._now = moment.astimezone(UTC)
 
     def advance(self, **delta: float) -> datetime:
         """Move forward by ``timedelta(**delta)`` (e.g. ``advance(hours=2)``); returns the new time."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element, ParseError, tostring
 
 import defusedxml
 import defusedxml.ElementTree
-
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError

@@ -13,9 +13,10 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["Config", "ConfigError", "load_config", "ENV_ALIASES"]
 
@@ -120,7 +121,7 @@ class Config:
         path = Path(self.server.unix_socket)
         return path if path.is_absolute() else Path(self.base_dir) / path
 
-    def replace(self, section: str, **values: Any) -> "Config":
+    def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed, checked like the file's."""
         current = getattr(self, section)
         checked = {k: _check(f"{section}.{k}", _field(type(current), section, k), v)

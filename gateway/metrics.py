@@ -15,7 +15,8 @@ import asyncio
 import hmac
 import ipaddress
 from bisect import bisect_left
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -141,7 +142,7 @@ async def readyz(request: web.Request) -> web.Response:
             problem = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
         else:
             await asyncio.wait_for(store.probe_write(), READY_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         problem = f"the database did not take a write within {READY_TIMEOUT:g} s"
     except errors.TaskgateError as exc:
         problem = exc.message

@@ -8,10 +8,11 @@ fills them from its rows. This module does no I/O and imports nothing of taskgat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Change", "User", "TokenRow", "OAuthClient", "CLIENT"]
 

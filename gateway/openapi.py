@@ -19,19 +19,26 @@ import copy
 import functools
 import importlib
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
+from schemas.common import (
+    HealthSchema,
+    OAuthErrorSchema,
+    OAuthTokenRequestSchema,
+    OAuthTokenSchema,
+    PlainErrorSchema,
+    ReadySchema,
+)
 
 from gateway import __version__
 from gateway.auth import public
 from gateway.codecs import json_response
-from schemas.common import (HealthSchema, OAuthErrorSchema, OAuthTokenRequestSchema, OAuthTokenSchema,
-                            PlainErrorSchema, ReadySchema)
 
 __all__ = ["setup", "build_document", "DOCUMENT", "DOCS_ASSETS", "operations", "json_body", "responses",
            "param", "UNDOCUMENTED_HEAD"]

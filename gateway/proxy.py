@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import hdrs, web
 

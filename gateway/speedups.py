@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 __all__ = ["ORJSON", "UVLOOP", "loads", "dumps_bytes", "run", "describe"]
 

@@ -75,23 +75,25 @@ import sqlite3
 import threading
 import time
 import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
 import aiosqlite
 import structlog
 
 from gateway import errors
 from gateway.clock import now_iso, parse_iso
+from gateway.config import Config
 from gateway.limits import MAX_DOCUMENT_BYTES, dumps
-from gateway.patching import diff
-from gateway.speedups import dumps_bytes, loads
 from gateway.model import CLIENT, Change, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenRow, User
+from gateway.patching import diff
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
+from gateway.speedups import dumps_bytes, loads
 
-__all__ = ["Store", "Task", "Change", "User", "TokenRow", "OAuthClient", "BackupInfo", "backup",
+__all__ = ["Store", "open_store", "Task", "Change", "User", "TokenRow", "OAuthClient", "BackupInfo", "backup",
            "Mutate", "MIGRATIONS", "SCHEMA_VERSION", "StoreError", "CLIENT", "TOKEN_CACHE_SECONDS"]
 
 _log = structlog.get_logger("taskgate.store")
@@ -583,6 +585,12 @@ async def backup(source: str | Path, dest: str | Path, *, busy_timeout_ms: int =
     return await asyncio.to_thread(_backup, Path(source), Path(dest), busy_timeout_ms)
 
 
+async def open_store(config: Config) -> Store:
+    """The store *config* describes: the one way the server and the command line open it."""
+    return await Store.open(config.db_path, synchronous=config.storage.synchronous,
+                            busy_timeout_ms=config.storage.busy_timeout_ms, max_batch=config.storage.max_batch)
+
+
 class Store:
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
@@ -613,7 +621,7 @@ class Store:
     # -- lifecycle ------------------------------------------------------------------
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL",
-                   busy_timeout_ms: int = 5000, max_batch: int = 256, cache_mib: int = 16) -> "Store":
+                   busy_timeout_ms: int = 5000, max_batch: int = 256, cache_mib: int = 16) -> Store:
         """*cache_mib* sets each connection's page cache (SQLite's default is 2 MiB, which
         a million tasks' index pages thrash; 0 keeps it): bulk loads and index builds over
         millions of rows sort in memory with a large one."""

@@ -21,12 +21,13 @@ equality: ``1``, ``1.0`` and ``true`` differ).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from gateway import errors
-from gateway.patching import apply_json_patch, diff, same_json
 from gateway.model import Change, Task
+from gateway.patching import apply_json_patch, diff, same_json
 
 __all__ = ["Finding", "verify_trail"]
 

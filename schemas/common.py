@@ -7,12 +7,12 @@ Fields deserialize straight to the canonical JSON value that is stored and serve
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
-
-from marshmallow import Schema, ValidationError, fields
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from gateway.clock import iso_utc, parse_iso
 from gateway.errors import BadRequest
+from marshmallow import Schema, ValidationError, fields
 
 __all__ = ["UtcDateTime", "StrictInteger", "EnumName", "flatten_errors", "load_or_400"]
 

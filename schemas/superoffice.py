@@ -9,13 +9,12 @@ empty date. Like the vendor's JSON binder it takes numbers and booleans as text 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
-
 from gateway.clock import iso_utc
+from marshmallow import Schema, ValidationError, fields, validate
 
 __all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "UPDATABLE",
            "EMPTY_DATE", "batch_task_schema", "RightSchema", "FieldPropertySchema",
@@ -165,7 +164,7 @@ class BatchTaskInfoSchema(Schema):
     class Meta:
         unknown = "exclude"  # Newtonsoft ignores members the carrier does not have
 
-    def __init__(self, *, zone: tzinfo = timezone.utc, **kwargs: Any) -> None:
+    def __init__(self, *, zone: tzinfo = UTC, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.zone = zone
 

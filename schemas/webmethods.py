@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
-
 from gateway.apis.webmethods_dates import parse_wm_date
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 __all__ = ["STATUSES", "PRIORITIES", "WmDate", "TaskInfoChangesSchema", "TaskQueueInfoSchema",
            "SearchTermSchema", "TaskSearchQuerySchema", "SEARCH_OPERATORS", "TaskInfoSchema",

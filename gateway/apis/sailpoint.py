@@ -15,10 +15,13 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
-from typing import Any, Sequence
 
 from aiohttp import web
+from schemas.common import load_or_400
+from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusSchema
 
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
@@ -26,11 +29,9 @@ from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
 from gateway.context import STORE, principal, request_id
 from gateway.limits import MAX_OPERATIONS, check_value
+from gateway.model import Mutate, Task
 from gateway.patching import apply_json_patch, pointer_parts, same_json
 from gateway.query import Compare, Query, Sort
-from gateway.model import Mutate, Task
-from schemas.common import load_or_400
-from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusSchema
 
 __all__ = ["STYLE", "PATH_PATTERN", "UPDATABLE", "setup", "render_error", "import_task",
            "check_patch_paths", "patch_mutation", "new_task_status"]

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.sailpoint import (
+                               ErrorResponseDtoSchema,
+                               JsonPatchOperationSchema,
+                               RateLimitSchema,
+                               TaskStatusCreateSchema,
+                               TaskStatusSchema,
+                               UnauthorizedSchema,
+)
+
 from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES, UPDATABLE
 from gateway.limits import MAX_OPERATIONS
 from gateway.openapi import json_body, param, responses
-from schemas.sailpoint import (ErrorResponseDtoSchema, JsonPatchOperationSchema, RateLimitSchema,
-                               TaskStatusCreateSchema, TaskStatusSchema, UnauthorizedSchema)
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from aiohttp import web
 
@@ -29,12 +30,21 @@ from gateway.apis.superoffice_carrier import Caller, Zone
 from gateway.apis.superoffice_odata import parse_list_options, parse_select
 from gateway.auth import login, logout, reads_by_post
 from gateway.clock import now_iso
-from gateway.codecs import (decode_form, decode_json, decode_xml, etag, json_response, negotiate,
-                            parse_if_match, read_body, xml_response)
+from gateway.codecs import (
+    decode_form,
+    decode_json,
+    decode_xml,
+    etag,
+    json_response,
+    negotiate,
+    parse_if_match,
+    read_body,
+    xml_response,
+)
 from gateway.config import ConfigError
 from gateway.context import CONFIG, STORE, principal, request_id
-from gateway.query import And, Compare, Expr, Query, Sort
 from gateway.model import Task
+from gateway.query import And, Compare, Expr, Query, Sort
 
 __all__ = ["STYLE", "PATH_PATTERN", "setup", "render_error", "import_task", "prepare", "ERROR_TYPES"]
 
@@ -139,7 +149,7 @@ def _task_headers(task: Task) -> dict[str, str]:
     headers = {"ETag": etag(task.version)}
     if task.modified:
         headers["Last-Modified"] = email.utils.format_datetime(
-            datetime.fromisoformat(task.modified).astimezone(timezone.utc), usegmt=True)
+            datetime.fromisoformat(task.modified).astimezone(UTC), usegmt=True)
     return headers
 
 
@@ -152,7 +162,7 @@ def _http_date(request: web.Request, name: str) -> datetime | None:
         moment = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _preconditions(request: web.Request) -> dict[str, Any]:
@@ -523,7 +533,7 @@ def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:
     task_id = fields.get("Id")
     if not isinstance(task_id, int) or isinstance(task_id, bool) or not 0 < task_id <= 2**31 - 1:
         raise errors.BadRequest("a BatchTaskInfo needs a positive integer Id")
-    return str(task_id), carrier.new_batch_task(fields, task_id, now, zone=Zone(timezone.utc),
+    return str(task_id), carrier.new_batch_task(fields, task_id, now, zone=Zone(UTC),
                                                 owner=fields.get("AssociateId"))
 
 

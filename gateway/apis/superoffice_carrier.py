@@ -10,21 +10,21 @@ request from its ``SO-TimeZone`` and its rights.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timezone, tzinfo
-from typing import Any, Callable, Iterable, Mapping
+from datetime import UTC, tzinfo
+from typing import Any
 from xml.etree.ElementTree import Element
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError
+from schemas.common import flatten_errors
+from schemas.superoffice import EMPTY_DATE, FIELDS, STATES, UPDATABLE, batch_task_schema
 
 from gateway import errors
 from gateway.clock import parse_iso
 from gateway.limits import MAX_OPERATIONS
 from gateway.patching import apply_json_patch, apply_merge_patch, same_json
-from schemas.common import flatten_errors
-from schemas.superoffice import (EMPTY_DATE, FIELDS, STATES, UPDATABLE, batch_task_schema)
 
 __all__ = ["Caller", "Zone", "parse_time_zone", "canonical", "view", "rights", "new_batch_task",
            "put_mutation", "stop_mutation", "fields_from_xml", "fields_from_form", "to_xml",
@@ -74,7 +74,7 @@ def find_zone(name: str) -> tzinfo | None:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}", iana):
         return None
     try:
-        return timezone.utc if iana == "UTC" else ZoneInfo(iana)
+        return UTC if iana == "UTC" else ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
@@ -104,16 +104,16 @@ def format_date(value: str | None, zone: Zone, *, utc_offset: bool = False) -> s
         return EMPTY_DATE
     moment = parse_iso(value)
     always_utc = utc_offset and zone.include_offset
-    tz = timezone.utc if always_utc else zone.tz
+    tz = UTC if always_utc else zone.tz
     try:
         local = moment.astimezone(tz)
     except OverflowError:  # a zone's offset would leave year 1..9999: give it in UTC
-        local, tz = moment, timezone.utc
+        local, tz = moment, UTC
     text = f"{local.year:04d}-" + local.strftime("%m-%dT%H:%M:%S")
     if zone.include_offset:
         offset = local.utcoffset()
         if not offset:
-            return text + "Z" if tz is timezone.utc or always_utc else text + "+00:00"
+            return text + "Z" if tz is UTC or always_utc else text + "+00:00"
         sign = "-" if offset.total_seconds() < 0 else "+"
         minutes = abs(int(offset.total_seconds())) // 60
         text += f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
@@ -266,7 +266,7 @@ def load_fields(raw: Mapping[str, Any], zone: Zone, *, partial: bool = True) -> 
 
 def state_name(value: Any) -> str:
     """A BatchTaskState name from a name (any case) or number; BadRequest otherwise."""
-    return load_fields({"State": value}, Zone(timezone.utc))["State"]
+    return load_fields({"State": value}, Zone(UTC))["State"]
 
 
 def new_batch_task(raw: Mapping[str, Any], task_id: int, now: str, *, zone: Zone,
@@ -298,7 +298,7 @@ def _changes_read_only(old: Mapping[str, Any], name: str, value: Any, task_id: i
     if name == "Id":
         return value != task_id
     if name in ("LastStarted", "Created"):
-        utc = Zone(timezone.utc)
+        utc = Zone(UTC)
         return format_date(old.get(name), utc) != format_date(value, utc)
     return _changed(old, name, value)
 

@@ -9,12 +9,14 @@ Pure functions; no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+
+from schemas.superoffice import CANCELLATION, FIELDS, STATES
 
 from gateway import errors
 from gateway.query import And, Compare, Expr, Sort
-from schemas.superoffice import CANCELLATION, FIELDS, STATES
 
 __all__ = ["ListOptions", "parse_list_options", "parse_select", "MAX_PAGE"]
 

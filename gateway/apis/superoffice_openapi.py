@@ -10,12 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.superoffice import (
+    CANCELLATION,
+    STATES,
+    AgentDescriptionSchema,
+    AgentRequestSchema,
+    BatchTaskInfoOutSchema,
+    BatchTaskInfoSchema,
+    LoginFormSchema,
+    LoginSchema,
+    ODataListSchema,
+    SoErrorSchema,
+    SoPatchOperationSchema,
+)
+
 from gateway.apis.superoffice import AGENTS, BODY_TYPES, MAX_ID
 from gateway.apis.superoffice_odata import MAX_PAGE
 from gateway.openapi import json_body, param, responses
-from schemas.superoffice import (CANCELLATION, STATES, AgentDescriptionSchema, AgentRequestSchema,
-                                 BatchTaskInfoOutSchema, BatchTaskInfoSchema, LoginFormSchema, LoginSchema,
-                                 ODataListSchema, SoErrorSchema, SoPatchOperationSchema)
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
 

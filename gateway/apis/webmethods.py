@@ -22,12 +22,21 @@ import asyncio
 import functools
 import re
 import traceback
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 from aiohttp import web
+from schemas.common import load_or_400
+from schemas.webmethods import (
+    SEARCH_OPERATORS,
+    STATUSES,
+    TaskInfoChangesSchema,
+    TaskQueueInfoSchema,
+    TaskSearchQuerySchema,
+)
 
 from gateway import errors
 from gateway.apis import webmethods_rules as rules
@@ -39,12 +48,9 @@ from gateway.codecs import decode_json, etag, json_response, parse_if_match, rea
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
-from gateway.query import And, Compare, Expr, Or, Query, Sort
 from gateway.model import Change, Task
+from gateway.query import And, Compare, Expr, Or, Query, Sort
 from gateway.store import Store
-from schemas.common import load_or_400
-from schemas.webmethods import (SEARCH_OPERATORS, STATUSES, TaskInfoChangesSchema, TaskQueueInfoSchema,
-                                TaskSearchQuerySchema)
 
 __all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "Sweeper", "setup",
            "render_error", "import_task", "prepare", "sweep", "due_queries"]

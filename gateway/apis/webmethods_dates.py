@@ -14,8 +14,9 @@ callers turn them into the style's 400.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from gateway.clock import iso_utc, parse_iso
 
@@ -40,7 +41,7 @@ _TO_STRING = re.compile(
     r"(\d\d):(\d\d):(\d\d) ([A-Za-z]{1,5}|GMT[+-]\d\d:\d\d) (\d{4})")
 _EPOCH_MS = re.compile(r"-?\d{1,15}")
 _DATE_ONLY = re.compile(r"\d{4}-\d\d-\d\d")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def parse_wm_date(value: Any) -> str:
     if match:
         return iso_utc(_from_to_string(match))
     if _DATE_ONLY.fullmatch(text):
-        return iso_utc(datetime.fromisoformat(text).replace(tzinfo=timezone.utc))
+        return iso_utc(datetime.fromisoformat(text).replace(tzinfo=UTC))
     try:
         return iso_utc(parse_iso(text))
     except (ValueError, OverflowError):
@@ -90,7 +91,7 @@ def _from_to_string(match: re.Match[str]) -> datetime:
     month_no = [m[:3] for m in _MONTHS].index(month) + 1
     try:
         local = datetime(int(year), month_no, int(day), int(hh), int(mm), int(ss), tzinfo=timezone(offset))
-        return local.astimezone(timezone.utc)
+        return local.astimezone(UTC)
     except ValueError as exc:
         raise ValueError(f"{match.group(0)!r} is not a date: {exc}") from None
     except OverflowError:  # in range locally, not in UTC (e.g. 23:00 EST on 31 Dec 9999)
@@ -199,5 +200,5 @@ _FIELDS: dict[str, Callable[[datetime, int], str]] = {
 
 def format_pattern(moment: datetime, pattern: str) -> str:
     """*moment* in UTC, written with a ``SimpleDateFormat`` *pattern*."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return "".join(t if isinstance(t, str) else _FIELDS[t[0]](moment, t[1]) for t in _tokens(pattern))

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.webmethods import (
+                                CreatedSchema,
+                                CreateRequestSchema,
+                                EmptySchema,
+                                IsErrorSchema,
+                                OpenTaskSchema,
+                                SearchRequestSchema,
+                                TaskAuditListSchema,
+                                TaskListSchema,
+                                UpdateRequestSchema,
+)
+
 from gateway.openapi import json_body, param, responses
-from schemas.webmethods import (CreatedSchema, CreateRequestSchema, EmptySchema, IsErrorSchema, OpenTaskSchema,
-                                SearchRequestSchema, TaskAuditListSchema, TaskListSchema, UpdateRequestSchema)
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
 

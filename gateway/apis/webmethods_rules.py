@@ -13,14 +13,16 @@ canonical UTC text, so that they compare as text in SQL.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+
+from schemas.webmethods import STATUSES
 
 from gateway import errors
+from gateway.model import Change, Mutate
 from gateway.patching import apply_json_patch
 from gateway.query import Compare, Expr, Or
-from gateway.model import Change, Mutate
-from schemas.webmethods import STATUSES
 
 __all__ = ["STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "DATE_FIELDS",
            "SYSTEM", "Actor", "check_status_change", "check_update", "merge_task_info", "new_task",
