@@ -1262,7 +1262,7 @@ class Store:
         version, doc, modified = rows[0]
         return Task(style, task_id, version, _load_doc(doc), modified)
 
-    async def list(self, style: str, query: Query) -> tuple[list[Task], int | None]:
+    async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         """Tasks of *style* matching *query*, and the total ignoring limit/offset when
         ``query.count`` is set."""
         keyed = self._keyed.get(style, ())
@@ -1275,7 +1275,7 @@ class Store:
         return [Task(style, i, v, _load_doc(d), m) for i, v, d, m in rows], total
 
     async def explain(self, style: str, query: Query) -> str:
-        """SQLite's plan for the page :meth:`list` reads for *query* (tests use it to prove
+        """SQLite's plan for the page :meth:`find` reads for *query* (tests use it to prove
         that filters and sorts use an index)."""
         keyed = self._keyed.get(style, ())
         sql, page = _page_sql(*_where(style, query, keyed), query, keyed)

@@ -412,7 +412,7 @@ async def test_list_compiles_queries_to_sql(store: Store):
     await store.create("other", "x", {"s": "A"}, actor="t", request_id="r")
 
     async def ids(where, order=(), **kw) -> list[str]:
-        tasks, _ = await store.list("s", Query(where, tuple(order), **kw))
+        tasks, _ = await store.find("s", Query(where, tuple(order), **kw))
         return [t.id for t in tasks]
 
     assert await ids(Compare("$.s", "eq", ("A",))) == ["t0"]
@@ -425,10 +425,10 @@ async def test_list_compiles_queries_to_sql(store: Store):
     assert await ids(Compare("$.s", "co", ("A",))) == ["t0"]
     assert await ids(Compare("$.s", "co", ("_",))) == []
     assert await ids(None, [Sort("$.k", descending=True)], limit=2, offset=1) == ["t2", "t1"]
-    tasks, total = await store.list("s", Query(Compare("$.k", "gt", (1,)), limit=1, count=True))
+    tasks, total = await store.find("s", Query(Compare("$.k", "gt", (1,)), limit=1, count=True))
     assert ([t.id for t in tasks], total) == (["t1"], 3)
     with pytest.raises(ValueError):
-        await store.list("s", Query(Compare("$.x') OR 1=1 --", "eq", ("a",))))
+        await store.find("s", Query(Compare("$.x') OR 1=1 --", "eq", ("a",))))
 
 
 async def test_users_tokens_and_clients(store: Store):
@@ -620,7 +620,7 @@ async def test_a_write_whose_later_step_raises_stores_none_of_its_steps(store: S
 async def test_bulk_create_stores_tasks_with_created_audit_rows_and_counts_their_ids(store: Store, tmp_path: Path):
     assert await store.bulk_create("s", ((str(i), {"n": i}) for i in range(1, 6)), actor="seed",
                                    request_id="bulk", chunk=2) == 5
-    assert [(t.id, t.version, t.doc) for t in (await store.list("s", Query(order=(Sort("$.n"),))))[0]] == [
+    assert [(t.id, t.version, t.doc) for t in (await store.find("s", Query(order=(Sort("$.n"),))))[0]] == [
         (str(i), 1, {"n": i}) for i in range(1, 6)]
     assert [(c.task_id, c.action, c.actor, c.patch, c.undo) for c in await store.audit(newest_first=False)] == [
         (str(i), "created", "seed", [{"op": "add", "path": "/n", "value": i}], [{"op": "remove", "path": "/n"}])

@@ -57,12 +57,12 @@ async def test_keys_read_as_the_document_reads_and_serve_the_filters(store: Stor
     for field, value, found in (("$.owner", "ü\u2028\"x", ["odd"]), ("$.rank", 0.30000000000000004, ["odd"]),
                                 ("$.info.created", "2026-01-03", ["big"]), ("$.status", "open", ["big"])):
         query = Query(Compare(field, "eq", (value,)))
-        assert [t.id for t in (await store.list("s", query))[0]] == found
+        assert [t.id for t in (await store.find("s", query))[0]] == found
         assert "USING INDEX tasks_by_" in await store.explain("s", query)
     # the same fields of another style are read from its documents until it keys them
     await store.create("other", "x", doc(3), actor="t", request_id="r")
     assert rows(tmp_path / "t.db", "SELECT keys FROM tasks WHERE style = 'other'") == [(None,)]
-    assert [t.id for t in (await store.list("other", Query(Compare("$.rank", "eq", (3,)))))[0]] == ["x"]
+    assert [t.id for t in (await store.find("other", Query(Compare("$.rank", "eq", (3,)))))[0]] == ["x"]
 
 
 async def test_an_update_leaving_keyed_fields_alone_writes_no_index_page(tmp_path: Path, monkeypatch):
@@ -108,7 +108,7 @@ async def test_one_batch_writes_the_keys_of_each_task_s_final_document(store: St
         ("a", 3, '{"status":"done","owner":"u1","info.created":"2026-01-02","rank":1}'),
         ("gone", 3, '{"status":"reborn","owner":"u5","info.created":"2026-01-06","rank":5}'),
         ("new", 2, '{"status":"open","owner":"u6","info.created":"2026-01-07","rank":6}')]
-    assert [t.id for t in (await store.list("s", Query(Compare("$.status", "eq", ("open",)))))[0]] == ["new"]
+    assert [t.id for t in (await store.find("s", Query(Compare("$.status", "eq", ("open",)))))[0]] == ["new"]
 
 
 async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_style(store: Store, tmp_path: Path):
@@ -125,10 +125,10 @@ async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_styl
         ("CREATE INDEX tasks_by_rank ON tasks (style, json_extract(keys, '$.\"rank\"'), id) WHERE style = 's'",)]
     assert rows(path, "SELECT style, fields FROM keyed") == [
         ("s", '["$.status", "$.owner", "$.info.created", "$.rank"]')]
-    assert [t.id for t in (await store.list("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
+    assert [t.id for t in (await store.find("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
     # an update rewrites the keys that SQLite computed only if it changes them: still one answer
     await store.update("s", "t7", lambda old: {**old, "progress": 3}, actor="t", request_id="r")
-    assert [t.id for t in (await store.list("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
+    assert [t.id for t in (await store.find("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
     assert keys_agree_with_documents(path, "s") == []
     # the same keyed fields with an index gone: the index is built again, no task is rewritten
     await store._writer.execute("DROP INDEX tasks_by_owner")
@@ -147,6 +147,6 @@ async def test_a_writer_follows_keyed_fields_another_connection_changed(store: S
         await store.create("s", "a", doc(1), actor="t", request_id="r")
         await store.bulk_create("s", [("b", doc(2))], actor="t", request_id="r")
         assert keys_agree_with_documents(tmp_path / "t.db", "s") == []
-        assert [t.id for t in (await other.list("s", Query(Compare("$.owner", "eq", ("u2",)))))[0]] == ["b"]
+        assert [t.id for t in (await other.find("s", Query(Compare("$.owner", "eq", ("u2",)))))[0]] == ["b"]
     finally:
         await other.close()

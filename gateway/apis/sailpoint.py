@@ -219,7 +219,7 @@ def _page(request: web.Request) -> tuple[int, int, bool]:
 
 
 async def _list_response(request: web.Request, query: Query) -> web.Response:
-    tasks, total = await request.app[STORE].list(STYLE, query)
+    tasks, total = await request.app[STORE].find(STYLE, query)
     headers = {"X-Total-Count": str(total)} if total is not None else None
     return json_response([t.doc for t in tasks], headers=headers)
 

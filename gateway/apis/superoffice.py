@@ -201,7 +201,7 @@ async def _read_change(request: web.Request, ctx: Ctx) -> tuple[str, Any]:
 async def list_tasks(request: web.Request) -> web.Response:
     options = parse_list_options(request.query, carrier.state_name)
     ctx = _context(request, body_format=options.format)
-    tasks, _ = await request.app[STORE].list(
+    tasks, _ = await request.app[STORE].find(
         STYLE, Query(options.where, options.order, options.top + 1, options.skip))
     more = options.top > 0 and len(tasks) > options.top
     base = f"{request.scheme}://{request.host}{request.path.rsplit('/BatchTask', 1)[0]}"
@@ -276,7 +276,7 @@ async def _find(request: web.Request, *, state: str | None = None, system: bool 
             return []
         terms.append(Compare("$.AssociateId", "in", tuple(associates)))
     where = None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
-    tasks, _ = await request.app[STORE].list(STYLE, Query(where, (Sort("$.Id"),)))
+    tasks, _ = await request.app[STORE].find(STYLE, Query(where, (Sort("$.Id"),)))
     return tasks
 
 

@@ -299,7 +299,7 @@ async def sweep(store: Store, now: str, rid: str) -> int:
     changed = 0
     for query in due_queries(now, SWEEP_BATCH):
         while True:
-            due, _ = await store.list(STYLE, query)
+            due, _ = await store.find(STYLE, query)
             # concurrently, so that the store commits them together
             results = await asyncio.gather(*(_catch_up(store, t, now, rid) for t in due), return_exceptions=True)
             progress = 0
@@ -540,7 +540,7 @@ async def _tasks_answer(call: Call, where: list[Expr], include: bool, limit: int
         where = [rules.access_filter(call.actor.name), *where]
     limit = min(limit, MAX_RESULTS) if limit else MAX_RESULTS
     query = Query(And(tuple(where)) if where else None, (Sort("$.TaskInfo.createdDate"),), limit)
-    tasks, _ = await call.store.list(STYLE, query)
+    tasks, _ = await call.store.find(STYLE, query)
     return _ok({"Tasks": [_task_out(t, call, include_data=include, with_id=True) for t in tasks]})
 
 

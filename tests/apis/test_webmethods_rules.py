@@ -194,7 +194,7 @@ async def test_has_compiles_to_json_each(tmp_path):
             await store.create("x", tid, {"TaskInfo": {"assignedToList": names}}, actor="t", request_id="r")
 
         async def ids(expr) -> list[str]:
-            return [t.id for t in (await store.list("x", Query(expr)))[0]]
+            return [t.id for t in (await store.find("x", Query(expr)))[0]]
 
         assert await ids(Compare("$.TaskInfo.assignedToList", "has", ("alice",))) == ["a"]
         assert await ids(Compare("$.TaskInfo.assignedToList", "has", ("bob",))) == ["a", "b"]
