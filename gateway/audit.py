@@ -13,7 +13,7 @@ import asyncio
 import atexit
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import structlog
@@ -105,13 +105,13 @@ def flush_logs() -> None:
 atexit.register(flush_logs)
 
 
-def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in [k for k in event if k.lower() in SECRET_KEYS]:
         event[key] = "[redacted]"
     return event
 
 
-def _timestamp(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _timestamp(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """``timestamp`` in ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it."""
     event["timestamp"] = now_iso_micro()
     return event

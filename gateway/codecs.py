@@ -25,8 +25,8 @@ from gateway import errors
 from gateway.limits import check_value, dumps
 from gateway.speedups import dumps_bytes, loads
 
-__all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate", "parse_if_match", "etag",
-           "json_response", "xml_response"]
+__all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate",
+           "parse_if_match", "etag", "json_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
 #: seconds a client has to send a body once its headers are in (``server.body_timeout``)

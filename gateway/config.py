@@ -36,10 +36,12 @@ class ServerConfig:
     port: int = _opt(8080, lo=0, hi=65535, doc="TCP port (0 picks a free one)")
     max_body_bytes: int = _opt(1_048_576, lo=1, doc="largest request body accepted")
     shutdown_timeout: float = _opt(10.0, lo=0, doc="seconds in-flight requests and queued writes get on SIGTERM")
-    unix_socket: str = _opt("", doc="listen on this unix socket instead of host/port; relative paths are beside the config file")
+    unix_socket: str = _opt("", doc="listen on this unix socket instead of host/port; "
+                                    "relative paths are beside the config file")
     unix_socket_mode: str = _opt("660", doc="octal file mode of the unix socket")
     base_path: str = _opt("", doc="prefix of every route, e.g. /taskgate; empty serves at /")
-    trusted_proxies: str = _opt("", doc="comma-separated addresses/CIDRs (and `unix`) whose forwarding headers are honoured")
+    trusted_proxies: str = _opt("", doc="comma-separated addresses/CIDRs (and `unix`) "
+                                        "whose forwarding headers are honoured")
     forwarded_headers: str = _opt("x-forwarded", choices=("x-forwarded", "forwarded"),
                                   doc="which forwarding headers the trusted proxies set: X-Forwarded-For/-Proto/-Host "
                                       "or RFC 7239 Forwarded; the other family is ignored")
@@ -70,7 +72,8 @@ class LogConfig:
 class AuthConfig:
     token_ttl_seconds: int = _opt(3600, lo=1, doc="lifetime of tokens issued by /oauth/token")
     bootstrap_user: str = _opt("admin", doc="admin created by `serve` when the database has no user")
-    max_failures: int = _opt(10, lo=0, doc="failed password/client-secret checks per client address and window before 429 (0: no limit)")
+    max_failures: int = _opt(10, lo=0, doc="failed password/client-secret checks per client address "
+                                           "and window before 429 (0: no limit)")
     failure_window_seconds: int = _opt(60, lo=1, doc="length of the window in which failures are counted")
     max_tracked_clients: int = _opt(10_000, lo=1, doc="most client addresses whose failures are remembered")
 
@@ -140,7 +143,8 @@ def _validate(config: Config) -> Config:
         raise ConfigError(f"server.base_path: must be empty or like /taskgate (segments of letters, digits, "
                           f"'.', '_', '~', '-', no trailing slash); got {server.base_path!r}")
     if not re.fullmatch(r"0?[0-7]{3}", server.unix_socket_mode):
-        raise ConfigError(f"server.unix_socket_mode: must be an octal mode such as 660; got {server.unix_socket_mode!r}")
+        raise ConfigError("server.unix_socket_mode: must be an octal mode such as 660; "
+                          f"got {server.unix_socket_mode!r}")
     for entry in filter(None, (e.strip() for e in server.trusted_proxies.split(","))):
         if entry != "unix":
             try:
@@ -171,7 +175,7 @@ def _field(cls: type, section: str, key: str) -> dataclasses.Field:
 
 
 def _check(name: str, f: dataclasses.Field, value: Any, *, from_env: bool = False) -> Any:
-    kind = type(f.default)
+    kind: type[Any] = type(f.default)
     meta = f.metadata
     if from_env and kind is not str:  # environment values are text
         raw = value.strip()

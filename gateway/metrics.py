@@ -69,9 +69,10 @@ class _RequestStats:
                                         "Time from the request reaching taskgate to its response, by route and style",
                                         labels=("route", "style"))
         for (route, style), slots in self.latencies.items():
-            buckets, total = [], 0.0
-            for bound, n in zip((*_LATENCY_BUCKETS, float("inf")), slots):
-                total += n
+            buckets: list[tuple[str, float]] = []
+            total = 0.0
+            for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), slots, strict=False):
+                total += count
                 buckets.append((floatToGoString(bound), total))
             latency.add_metric((route, style), buckets, sum_value=slots[-1])
         yield latency
@@ -168,7 +169,8 @@ def _metrics_handler(config: MetricsConfig):
                 raise errors.Forbidden("metrics are served to loopback clients only")
         else:
             scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), token):
+            offered = given.strip().encode("utf-8", "surrogatepass")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(offered, token):
                 raise errors.Unauthorized("metrics need the bearer token of metrics.token",
                                           headers={"WWW-Authenticate": 'Bearer realm="taskgate metrics"'})
         counts = await request.app[STORE].count_by_style()

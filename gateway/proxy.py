@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypedDict
 
 from aiohttp import hdrs, web
 
@@ -93,10 +94,18 @@ def _pick(trusted: TrustedProxies, hops: Sequence[_Address | None]) -> int | Non
     return 0 if hops else None  # every hop is a proxy: the farthest is the best we know
 
 
-def client_view(trusted: TrustedProxies, request: web.BaseRequest) -> dict[str, str]:
+class ClientView(TypedDict, total=False):
+    """What :meth:`aiohttp.web.BaseRequest.clone` replaces for a request from a trusted proxy."""
+
+    remote: str
+    scheme: str
+    host: str
+
+
+def client_view(trusted: TrustedProxies, request: web.BaseRequest) -> ClientView:
     """The ``remote``/``scheme``/``host`` that the forwarding headers establish, if any."""
     headers = request.headers
-    found: dict[str, str] = {}
+    found: ClientView = {}
     if trusted.rfc7239:
         elements = request.forwarded
         hops = [_parse_address(e.get("for", "")) for e in elements]
@@ -115,7 +124,8 @@ def client_view(trusted: TrustedProxies, request: web.BaseRequest) -> dict[str, 
         if index is None:
             return found
         found["remote"] = str(hops[index])
-        protos = [p.strip().lower() for p in ",".join(headers.getall(hdrs.X_FORWARDED_PROTO, ())).split(",") if p.strip()]
+        protos = [p.strip().lower() for p in ",".join(headers.getall(hdrs.X_FORWARDED_PROTO, ())).split(",")
+                  if p.strip()]
         hosts = [h.strip() for h in ",".join(headers.getall(hdrs.X_FORWARDED_HOST, ())).split(",") if h.strip()]
         # aligned with the chosen hop when every proxy appended; else the nearest proxy's value
         proto = (protos[index] if len(protos) == len(hops) else protos[-1]) if protos else ""

@@ -11,7 +11,7 @@ the values (webMethods' ``assignedToList`` and ``acceptedByList``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = ["Compare", "And", "Or", "Not", "Expr", "Sort", "Query", "OPS"]
 
@@ -40,7 +40,7 @@ class Not:
     item: Expr
 
 
-Expr = Union[Compare, And, Or, Not]
+Expr = Compare | And | Or | Not
 
 
 @dataclass(frozen=True)
