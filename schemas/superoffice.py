@@ -3,7 +3,11 @@
 :class:`BatchTaskInfoSchema` loads what a client sends, in any body format, into the
 stored form: names for the two enums, UTC ISO 8601 for dates, ``None`` for SuperOffice's
 empty date. Like the vendor's JSON binder it takes numbers and booleans as text too
-(XML and form bodies carry nothing else). It has no I/O and knows no HTTP.
+(XML and form bodies carry nothing else).
+
+Owns the carrier's members, their types, lengths and enums. Must not decide which
+members a caller may change (that is :mod:`gateway.apis.superoffice_rules`), import
+anything from :mod:`gateway.apis`, do I/O or know HTTP.
 """
 
 from __future__ import annotations
@@ -16,10 +20,9 @@ from typing import Any
 from gateway.clock import iso_utc
 from marshmallow import Schema, ValidationError, fields, validate
 
-__all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "UPDATABLE",
-           "EMPTY_DATE", "batch_task_schema", "RightSchema", "FieldPropertySchema",
-           "BatchTaskInfoOutSchema", "SoErrorSchema", "ODataListSchema", "SoPatchOperationSchema",
-           "AgentRequestSchema", "AgentDescriptionSchema", "LoginFormSchema", "LoginSchema"]
+__all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "EMPTY_DATE", "batch_task_schema",
+           "RightSchema", "FieldPropertySchema", "BatchTaskInfoOutSchema", "SoErrorSchema", "ODataListSchema",
+           "SoPatchOperationSchema", "AgentRequestSchema", "AgentDescriptionSchema", "LoginFormSchema", "LoginSchema"]
 
 #: BatchTaskState names and values, spelled as the vendor does ("Aquired" included)
 STATE_VALUES = {"Unknown": 0, "New": 1, "Aquired": 2, "Started": 3, "Succeeded": 4, "Failed": 5,
@@ -27,8 +30,6 @@ STATE_VALUES = {"Unknown": 0, "New": 1, "Aquired": 2, "Started": 3, "Succeeded":
 STATES = tuple(STATE_VALUES)
 CANCELLATION_VALUES = {"CanCancel": 0, "CancelWithWarning": 1, "CannotCancel": 2}
 CANCELLATION = tuple(CANCELLATION_VALUES)
-#: the only members a PUT may change
-UPDATABLE = ("State", "Description", "Response", "Request")
 #: how SuperOffice writes a date that has no value
 EMPTY_DATE = "0001-01-01T00:00:00"
 

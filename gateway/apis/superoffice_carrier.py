@@ -1,16 +1,19 @@
-"""SuperOffice BatchTaskInfo rules, as pure functions: reading bodies into changes, the
-PUT and Stop rules, rights, time zones, and the carrier as clients see it (JSON or XML).
+"""The SuperOffice BatchTaskInfo carrier in and out, as pure functions: member names in
+any case, XML and form bodies read into members, JSON Patch as SuperOffice takes it, member
+values validated into the stored form, ``SO-TimeZone`` and the dates a client sees, and
+the carrier written as XML.
 
-Nothing here does I/O or knows aiohttp; :mod:`gateway.apis.superoffice` wires these
-into routes. Stored documents use canonical member names, enum names and UTC ISO 8601
-dates (``None`` for SuperOffice's empty date); what a client sees is computed per
-request from its ``SO-TimeZone`` and its rights.
+Owns the carrier's shape on the wire. Must not decide what a caller may change or do
+(that is :mod:`gateway.apis.superoffice_rules`), do I/O, or know aiohttp. Stored
+documents use canonical member names, enum names and UTC ISO 8601 dates (``None`` for
+SuperOffice's empty date); what a client sees is computed per request from its
+``SO-TimeZone``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
@@ -19,23 +22,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError
 from schemas.common import flatten_errors
-from schemas.superoffice import EMPTY_DATE, FIELDS, STATES, UPDATABLE, batch_task_schema
+from schemas.superoffice import EMPTY_DATE, FIELDS, STATES, batch_task_schema
 
 from gateway import errors
 from gateway.clock import parse_iso
 from gateway.limits import MAX_OPERATIONS
-from gateway.patching import apply_json_patch, apply_merge_patch, same_json
 
-__all__ = ["Caller", "Zone", "parse_time_zone", "canonical", "view", "rights", "new_batch_task",
-           "put_mutation", "stop_mutation", "fields_from_xml", "fields_from_form", "to_xml",
-           "normalize_patch", "STOPPABLE", "state_name"]
+__all__ = ["Zone", "SO_ZONES", "find_zone", "parse_time_zone", "format_date", "canonical", "fields_from_xml",
+           "fields_from_form", "normalize_patch", "load_fields", "state_name", "view", "to_xml", "STATES"]
 
 _FOLDED = {name.casefold(): name for name in FIELDS}
 #: members of the returned carrier that are not task data; clients echo them back
 _DERIVED = frozenset({"tableright", "fieldproperties"})
-STOPPABLE = frozenset({"New", "Aquired", "Started"})
-_ALL_RIGHTS = "Select, Update, Insert, Delete"
-_READ_ONLY_REASON = "only State, Description, Response and Request can be updated"
 
 # SuperOffice's own zone codes and ids (GET /api/v1/timezone) for the zones we know the
 # IANA name of; the header also takes the numeric id, and, beyond SuperOffice, IANA names.
@@ -47,16 +45,6 @@ SO_ZONES: dict[str, tuple[int, str]] = {
 }
 _ZONE_BY_KEY = {code.casefold(): iana for code, (_id, iana) in SO_ZONES.items()}
 _ZONE_BY_KEY.update({str(zone_id): iana for _code, (zone_id, iana) in SO_ZONES.items()})
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """What the rights depend on; built from the request's principal."""
-
-    name: str
-    is_admin: bool
-    associate_id: int | None
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +188,8 @@ def normalize_patch(body: Any) -> list[dict[str, Any]]:
             raise errors.BadRequest(f"[{index}]: an operation needs string members op and path")
         kind = op["op"].lower()
         if kind not in ("add", "replace", "remove", "test"):
-            raise errors.BadRequest(f"[{index}].op: {op['op'][:40]!r} is not supported; use add, replace, remove or test")
+            raise errors.BadRequest(f"[{index}].op: {op['op'][:40]!r} is not supported; "
+                                    "use add, replace, remove or test")
         if kind != "remove" and "value" not in op:
             raise errors.BadRequest(f"[{index}]: {kind} needs a value")
         path = op["path"] if op["path"].startswith("/") else "/" + op["path"]
@@ -215,47 +204,7 @@ def normalize_patch(body: Any) -> list[dict[str, Any]]:
     return ops
 
 
-# -- the carrier as a client sees it ------------------------------------------------------
-def view(doc: Mapping[str, Any], zone: Zone) -> dict[str, Any]:
-    """The stored task as SuperOffice returns it (without rights), dates in *zone*."""
-    out = dict(doc)
-    out["LastStarted"] = format_date(doc.get("LastStarted"), zone)
-    out["Created"] = format_date(doc.get("Created"), zone, utc_offset=True)
-    return out
-
-
-def may_update(caller: Caller, doc: Mapping[str, Any]) -> bool:
-    if caller.read_only:
-        return False
-    return caller.is_admin or (caller.associate_id is not None and caller.associate_id == doc.get("AssociateId"))
-
-
-def rights(caller: Caller, doc: Mapping[str, Any]) -> dict[str, Any]:
-    """``TableRight`` and ``FieldProperties`` of *doc* for *caller*."""
-    if caller.is_admin and not caller.read_only:
-        table = {"Mask": _ALL_RIGHTS, "Reason": ""}
-    elif may_update(caller, doc):
-        table = {"Mask": "Select, Update", "Reason": "only an administrator may create or delete batch tasks"}
-    else:
-        table = {"Mask": "Select", "Reason": _no_update_reason(caller, doc)}
-    updatable = may_update(caller, doc)
-    properties = {}
-    for name, (dotnet, length) in FIELDS.items():
-        if name in UPDATABLE and updatable:
-            right = {"Mask": "Update", "Reason": ""}
-        else:
-            right = {"Mask": "Read", "Reason": _READ_ONLY_REASON if name not in UPDATABLE else table["Reason"]}
-        properties[name] = {"FieldRight": right, "FieldType": dotnet, "FieldLength": length}
-    return {"TableRight": table, "FieldProperties": properties}
-
-
-def _no_update_reason(caller: Caller, doc: Mapping[str, Any]) -> str:
-    if caller.read_only:
-        return "this token is read-only"
-    return f"only the task's owner (associate {doc.get('AssociateId')}) or an administrator may update it"
-
-
-# -- rules ---------------------------------------------------------------------------------
+# -- member values -------------------------------------------------------------------------
 def load_fields(raw: Mapping[str, Any], zone: Zone, *, partial: bool = True) -> dict[str, Any]:
     """Validate and normalise members; BadRequest naming every invalid one."""
     try:
@@ -269,90 +218,13 @@ def state_name(value: Any) -> str:
     return load_fields({"State": value}, Zone(UTC))["State"]
 
 
-def new_batch_task(raw: Mapping[str, Any], task_id: int, now: str, *, zone: Zone,
-                   owner: int | None) -> dict[str, Any]:
-    """A complete stored BatchTaskInfo for a create; the id is the store's, not the body's."""
-    given = load_fields(raw, zone)
-    doc: dict[str, Any] = {
-        "Id": task_id, "Name": "", "AssociateId": owner or 0, "DetailsTable": 0, "DetailsRecord": 0,
-        "IsSystemTask": False, "IsInternalTask": False, "ParameterObject": {}, "LastStarted": None,
-        "Created": now, "StartCount": 0, "DatabaseSerialNumber": "", "Context": "", "Result": "",
-        "State": "New", "Description": "", "Response": "", "Request": "", "ProgressDescription": "",
-        "ProgressPercent": 0, "FileName": "", "CancellationBehaviour": "CanCancel"}
-    given.pop("Id", None)
-    if given.get("Created") is None:
-        given.pop("Created", None)
-    if given.get("ParameterObject") is None:
-        given.pop("ParameterObject", None)
-    doc.update(given)
-    return doc
-
-
-def _changed(old: Mapping[str, Any], name: str, value: Any) -> bool:
-    return not same_json(old.get(name), value)
-
-
-def _changes_read_only(old: Mapping[str, Any], name: str, value: Any, task_id: int) -> bool:
-    """Whether a read-only member's value differs from the stored one, at the precision
-    clients are given (dates in whole seconds), so an echoed carrier changes nothing."""
-    if name == "Id":
-        return value != task_id
-    if name in ("LastStarted", "Created"):
-        utc = Zone(UTC)
-        return format_date(old.get(name), utc) != format_date(value, utc)
-    return _changed(old, name, value)
-
-
-def put_mutation(kind: str, payload: Any, *, zone: Zone, strict: bool, caller: Caller,
-                 task_id: int) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
-    """The store mutation for a PUT whose body was read as *kind*:
-
-    * ``fields``: members given (partial carrier); absent members keep their values;
-    * ``patch``: JSON Patch operations (from :func:`normalize_patch`);
-    * ``merge``: an RFC 7386 merge patch object.
-
-    Patches apply to the carrier as the client sees it, so a ``test`` compares what the
-    client read. Only :data:`UPDATABLE` members change; with *strict*, a body that would
-    change any other member is refused, naming them.
-    """
-    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
-        assert old is not None
-        if not may_update(caller, old):
-            raise errors.Forbidden(f"you may not update BatchTask {task_id}: {_no_update_reason(caller, old)}")
-        if kind == "fields":
-            raw = payload
-        else:
-            seen = view(old, zone)
-            after = apply_json_patch(seen, payload) if kind == "patch" else apply_merge_patch(seen, canonical(payload))
-            raw = {name: after.get(name) for name in FIELDS if name not in after or _changed(seen, name, after[name])}
-        if not strict:  # members that are ignored are not checked either
-            raw = {name: value for name, value in raw.items() if name in UPDATABLE}
-        given = load_fields(raw, zone)
-        if strict:
-            refused = sorted(name for name, value in given.items()
-                             if name not in UPDATABLE and _changes_read_only(old, name, value, task_id))
-            if refused:
-                raise errors.BadRequest("only State, Description, Response and Request can be updated; "
-                                        "this body changes " + ", ".join(refused))
-        new = dict(old)
-        new.update({name: value for name, value in given.items() if name in UPDATABLE})
-        return new
-    return mutate
-
-
-def stop_mutation(caller: Caller, task_id: int, outcome: list[bool]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
-    """Stop a task: one in New, Aquired or Started that may be cancelled becomes Failed,
-    its Response saying who stopped it. *outcome* receives whether it was stopped."""
-    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
-        assert old is not None
-        if not may_update(caller, old):
-            raise errors.Forbidden(f"you may not stop BatchTask {task_id}: {_no_update_reason(caller, old)}")
-        if old["State"] not in STOPPABLE or old["CancellationBehaviour"] == "CannotCancel":
-            outcome.append(False)
-            return old
-        outcome.append(True)
-        return {**old, "State": "Failed", "Response": f"Stopped by {caller.name}"[:FIELDS["Response"][1]]}
-    return mutate
+# -- the carrier as a client sees it ------------------------------------------------------
+def view(doc: Mapping[str, Any], zone: Zone) -> dict[str, Any]:
+    """The stored task as SuperOffice returns it (without rights), dates in *zone*."""
+    out = dict(doc)
+    out["LastStarted"] = format_date(doc.get("LastStarted"), zone)
+    out["Created"] = format_date(doc.get("Created"), zone, utc_offset=True)
+    return out
 
 
 # -- XML out -------------------------------------------------------------------------------
@@ -391,6 +263,3 @@ def _text(tag: str, text: Any) -> Element:
     element = Element(tag)
     element.text = str(text)
     return element
-
-
-__all__ += ["SO_ZONES", "find_zone", "format_date", "may_update", "load_fields", "STATES"]

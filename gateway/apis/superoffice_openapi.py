@@ -24,8 +24,11 @@ from schemas.superoffice import (
     SoPatchOperationSchema,
 )
 
-from gateway.apis.superoffice import AGENTS, BODY_TYPES, MAX_ID
+from gateway.apis.superoffice import BODY_TYPES
+from gateway.apis.superoffice_agents import AGENTS
 from gateway.apis.superoffice_odata import MAX_PAGE
+from gateway.apis.superoffice_rules import UPDATABLE, UPDATABLE_TEXT
+from gateway.apis.superoffice_service import MAX_ID
 from gateway.openapi import json_body, param, responses
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
@@ -67,9 +70,9 @@ def _content(schema: Any) -> dict[str, Any]:
 
 _CARRIER = _content(BatchTaskInfoOutSchema)
 _PATCH = {"type": "array", "items": SoPatchOperationSchema, "minItems": 1}
-_PUT_BODY = {
+_PUT_BODY: dict[str, Any] = {
     "required": True,
-    "description": "Only State, Description, Response and Request change; other members are ignored. "
+    "description": f"Only {UPDATABLE_TEXT} change; other members are ignored. "
                    "A JSON array sent as application/json is a JSON Patch.",
     "content": {
         "application/json": {"schema": {"oneOf": [BatchTaskInfoSchema, _PATCH]}},
@@ -132,13 +135,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                        param("If-Modified-Since", "header", {"type": "string"}, "an HTTP date; unchanged → 304")],
         "responses": responses({200: {"description": "the BatchTaskInfo with the caller's rights, or (for a state) "
                                                      "an array of them", "headers": _ETAG,
-                                      "content": _content({"oneOf": [BatchTaskInfoOutSchema,
-                                                                     {"type": "array", "items": BatchTaskInfoOutSchema}]})},
+                                      "content": _content({"oneOf": [
+                                          BatchTaskInfoOutSchema,
+                                          {"type": "array", "items": BatchTaskInfoOutSchema}]})},
                                 304: {"description": "not modified since If-Modified-Since", "headers": _ETAG}},
                                ERRORS, (400, 401, 404)),
     },
     ("put", "PUT"): {
-        "summary": "Update a BatchTask: State, Description, Response, Request",
+        "summary": "Update a BatchTask: " + ", ".join(UPDATABLE),
         "parameters": [*_HEADERS, *_CONDITIONS],
         "requestBody": _PUT_BODY,
         "responses": responses({200: {"description": "the updated BatchTaskInfo", "headers": _ETAG,
