@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.apis.webmethods_dates import parse_wm_date
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from schemas.webmethods_dates import parse_wm_date
 
 __all__ = ["STATUSES", "PRIORITIES", "WmDate", "TaskInfoChangesSchema", "TaskQueueInfoSchema",
            "SearchTermSchema", "TaskSearchQuerySchema", "SEARCH_OPERATORS", "TaskInfoSchema",

@@ -37,10 +37,10 @@ from schemas.webmethods import (
     TaskQueueInfoSchema,
     TaskSearchQuerySchema,
 )
+from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 
 from gateway import errors
 from gateway.apis import webmethods_rules as rules
-from gateway.apis.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 from gateway.apis.webmethods_rules import Actor
 from gateway.auth import reads_by_post
 from gateway.clock import Clock, utc_now

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from gateway import errors
 from gateway.apis import webmethods_rules as rules
-from gateway.apis.webmethods_dates import date_encoder, format_pattern, parse_wm_date
 from gateway.clock import ManualClock
 from gateway.query import Compare, Not, Query
 from gateway.store import Change, Store
+from schemas.webmethods_dates import date_encoder, format_pattern, parse_wm_date
 
 ALICE = rules.Actor("alice", False)
 NOW = "2024-05-17T19:33:16.470Z"
@@ -108,7 +107,7 @@ def test_time_mutation_is_idempotent():
 
 
 def test_manual_clock():
-    clock = ManualClock(datetime(2024, 1, 1, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2024, 1, 1, tzinfo=UTC))
     assert clock.now_iso() == "2024-01-01T00:00:00.000Z"
     clock.advance(hours=1, milliseconds=5)
     assert clock.now_iso() == "2024-01-01T01:00:00.005Z"
@@ -178,7 +177,7 @@ def test_date_encoders():
     assert date_encoder("long")(NOW) == 1715974396470
     assert date_encoder("ISO8601")(NOW) == "2024-05-17T19:33:16.470+0000"
     assert date_encoder("yyyyMMdd''HHmm")(NOW) == "20240517'1933"
-    moment = datetime(2024, 1, 5, 0, 7, 9, tzinfo=timezone.utc)
+    moment = datetime(2024, 1, 5, 0, 7, 9, tzinfo=UTC)
     assert format_pattern(moment, "h:mm a, k, K, D, u, G, yy, M, MMMM, zzzz") == \
         "12:07 AM, 24, 0, 5, 5, AD, 24, 1, January, Coordinated Universal Time"
     for bad in ("yyyy-qq", "'unterminated", "x" * 101):
