@@ -1,48 +1,39 @@
-"""SailPoint ISC task-status: its URLs, its rules and its error bodies.
+"""SailPoint ISC task-status: its URLs and its error bodies.
 
 Routes: ``/task-status/v1[/{id}]`` (what the ``sailpoint`` 2.x SDK calls) and the same
 under ``/{beta,v2024,v2025,v2026}/task-status[/{id}]``, plus the deprecated
 ``/{beta,v2024,v2025}/task-status/pending-tasks``. ``POST /task-status/v1`` is a taskgate
 extension (SailPoint has no public create call).
 
-The PATCH rule is :func:`patch_mutation`: a pure function from the stored TaskStatus to
-the patched one, which may only touch :data:`UPDATABLE` paths and must still validate
-against the vendor's TaskStatus schema.
+Owns the URLs, paging parameters, content negotiation and error bodies of the SailPoint
+style. Handlers are thin: negotiate, read the body, hand it to the pure rules of
+:mod:`gateway.apis.sailpoint_rules` (which members a PATCH may change, the mutation),
+store, answer. Must not hold rules itself.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import uuid
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from schemas.common import load_or_400
-from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusSchema
 
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
+from gateway.apis.sailpoint_rules import new_task_status, parse_patch, patch_mutation
 from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
 from gateway.context import STORE, principal, request_id
-from gateway.limits import MAX_OPERATIONS, check_value
-from gateway.model import Mutate, Task
-from gateway.patching import apply_json_patch, pointer_parts, same_json
+from gateway.model import Task
 from gateway.query import Compare, Query, Sort
 
-__all__ = ["STYLE", "PATH_PATTERN", "UPDATABLE", "setup", "render_error", "import_task",
-           "check_patch_paths", "patch_mutation", "new_task_status"]
+__all__ = ["STYLE", "PATH_PATTERN", "PATCH_TYPES", "MAX_LIMIT", "setup", "render_error", "import_task", "prepare"]
 
 STYLE = "sailpoint"
 YEAR_VERSIONS = ("beta", "v2024", "v2025", "v2026")
 PENDING_VERSIONS = ("beta", "v2024", "v2025")
 PATH_PATTERN = re.compile(r"^/(task-status(/|$)|(beta|v2024|v2025|v2026)/task-status(/|$))")
-#: top-level TaskStatus members a PATCH may change (and anything below them)
-UPDATABLE = frozenset({"completionStatus", "completed", "launched", "progress", "percentComplete",
-                       "messages", "returns", "attributes"})
 PATCH_TYPES = ("application/json-patch+json", "application/json")
 #: fields that list filters and sorters read; the store keeps an index on each
 INDEXED_FIELDS = ("$.completionStatus", "$.type", "$.launcher", "$.created")
@@ -52,122 +43,8 @@ DETAIL_CODES = {400: "400.1 Bad Request Content", 403: "403 Forbidden", 404: "40
                 412: "412 Precondition Failed", 413: "413 Payload Too Large",
                 415: "415 Unsupported Media Type", 500: "500.0 Internal Fault"}
 
-_TASK_STATUS = TaskStatusSchema()
-_TASK_STATUS_CREATE = TaskStatusCreateSchema()
-_PATCH = JsonPatchOperationSchema(many=True)
 
-
-# -- rules (pure) ---------------------------------------------------------------------
-def validate_task_status(doc: Any) -> dict[str, Any]:
-    """The canonical TaskStatus for *doc*, or BadRequest naming every invalid member."""
-    return load_or_400(_TASK_STATUS, doc, "TaskStatus")
-
-
-def parse_patch(body: Any) -> list[dict[str, Any]]:
-    """RFC 6902 operations from a decoded body; BadRequest when it is not a valid patch."""
-    if not isinstance(body, list):
-        raise errors.BadRequest("the body must be a JSON array of JSON Patch operations")
-    if not body:
-        raise errors.BadRequest("the patch has no operations")
-    if len(body) > MAX_OPERATIONS:
-        raise errors.BadRequest(f"the patch has {len(body)} operations; at most {MAX_OPERATIONS} are allowed")
-    ops = _plain_ops(body)
-    if ops is None:
-        ops = load_or_400(_PATCH, body, "JSON Patch")
-    check_patch_paths(ops)
-    return ops
-
-
-_PLAIN_OPS = frozenset({"add", "replace", "test"})
-_PLAIN_KEYS = frozenset({"op", "path", "value"})
-_TOP_MEMBER = re.compile(r"/[A-Za-z0-9_]+\Z")
-
-
-def _plain_ops(body: list[Any]) -> list[dict[str, Any]] | None:
-    """What the JsonPatchOperation schema loads from operations of the usual shape (exactly
-    ``op``, ``path``, ``value``; add, replace or test; a string path), without its cost
-    (most of a PATCH's); None for anything else, which the schema then judges."""
-    for op in body:
-        if type(op) is not dict or op.keys() != _PLAIN_KEYS or type(op["op"]) is not str \
-                or op["op"] not in _PLAIN_OPS or type(op["path"]) is not str:
-            return None
-    return [{"op": op["op"], "path": op["path"], "value": op["value"]} for op in body]
-
-
-def _replace_members(old: dict[str, Any], ops: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The validated result of a patch made only of ``replace`` operations on existing
-    top-level members (``/percentComplete``), without deep copies or JSON Patch machinery;
-    None for any other patch. The stored task is valid, so validating the members it
-    replaces gives what validating the whole result gives."""
-    for op in ops:
-        if op["op"] != "replace" or not _TOP_MEMBER.match(op["path"]) or op["path"][1:] not in old \
-                or op["path"][1:] not in _TASK_STATUS.fields:
-            return None
-    new = dict(old)  # members are replaced, never changed in place: the old task is untouched
-    for op in ops:
-        new[op["path"][1:]] = op["value"]
-    replaced = {name: new[name] for name in dict.fromkeys(op["path"][1:] for op in ops)}
-    check_value(list(replaced.values()))  # each at the depth it has in the task
-    # nested documents load whole, defaults and all; the other members are as stored
-    new.update(load_or_400(_members_schema(frozenset(replaced)), replaced, "TaskStatus"))
-    return new
-
-
-@functools.lru_cache(maxsize=64)
-def _members_schema(names: frozenset[str]) -> TaskStatusSchema:
-    """TaskStatus restricted to *names* (members of a stored task, so fields of the schema):
-    loads what ``partial=`` the other members would, without visiting the others."""
-    return TaskStatusSchema(only=sorted(names))
-
-
-def check_patch_paths(ops: Sequence[dict[str, Any]]) -> None:
-    """Refuse pointers that are malformed or that change a member outside :data:`UPDATABLE`.
-
-    ``test`` and the source of ``copy`` only read, so they may name any member.
-    """
-    for index, op in enumerate(ops):
-        targets = [("path", op["path"])]
-        if "from" in op:
-            targets.append(("from", op["from"]))
-        for name, pointer in targets:
-            parts = pointer_parts(pointer, name=f"[{index}].{name}")
-            reads_only = op["op"] == "test" or (op["op"] == "copy" and name == "from")
-            if not reads_only and (not parts or parts[0] not in UPDATABLE):
-                raise errors.BadRequest(
-                    f"[{index}].{name}: {pointer!r} cannot be changed; updatable: "
-                    + ", ".join(f"/{p}" for p in sorted(UPDATABLE)))
-
-
-def patch_mutation(ops: Sequence[dict[str, Any]], now: str) -> Mutate:
-    """The store mutation for a PATCH: apply all of *ops* or none, validate, stamp ``modified``.
-
-    A patch that leaves the task as it was (say, only ``test``) changes nothing, not even
-    ``modified``.
-    """
-    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
-        assert old is not None
-        new = _replace_members(old, ops)
-        if new is None:
-            new = validate_task_status(apply_json_patch(old, ops))
-        if same_json(new, old):
-            return old
-        new["modified"] = now
-        return new
-    return mutate
-
-
-def new_task_status(body: Any, *, now: str, launcher: str) -> dict[str, Any]:
-    """A complete TaskStatus from a create body: defaults filled, id generated if absent."""
-    if not isinstance(body, dict):
-        raise errors.BadRequest("the body must be a JSON object (a TaskStatus)")
-    fields = load_or_400(_TASK_STATUS_CREATE, body, "TaskStatus")
-    fields.setdefault("id", uuid.uuid4().hex)
-    fields.setdefault("launcher", launcher)
-    fields.setdefault("created", now)
-    fields.setdefault("modified", fields["created"])
-    return validate_task_status(fields)
-
-
+# -- the style's entry points ---------------------------------------------------------
 def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:
     """The id and canonical document of an imported TaskStatus (``taskgate import``)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):

@@ -18,7 +18,8 @@ from schemas.sailpoint import (
                                UnauthorizedSchema,
 )
 
-from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES, UPDATABLE
+from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
+from gateway.apis.sailpoint_rules import UPDATABLE
 from gateway.limits import MAX_OPERATIONS
 from gateway.openapi import json_body, param, responses
 

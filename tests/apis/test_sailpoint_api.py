@@ -523,8 +523,9 @@ _PLAIN_PATCHES = [
 @pytest.mark.parametrize("ops", _PLAIN_PATCHES)
 def test_plain_replace_patches_give_what_the_general_path_gives(ops):
     """The fast path for replace-only patches is exact: same document, same error."""
-    from gateway.apis import sailpoint
+    from gateway.apis import sailpoint, sailpoint_rules
     from gateway.patching import apply_json_patch
+    from schemas.common import load_or_400
 
     _id, old = sailpoint.import_task({"id": "t1", "type": "QUARTZ", "uniqueName": "u"}, "2024-01-01T00:00:00.000Z")
 
@@ -534,8 +535,8 @@ def test_plain_replace_patches_give_what_the_general_path_gives(ops):
         except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
             return type(exc).__name__, getattr(exc, "message", str(exc))
 
-    fast = outcome(lambda: sailpoint._replace_members(old, ops))
-    general = outcome(lambda: sailpoint.validate_task_status(apply_json_patch(old, ops)))
+    fast = outcome(lambda: sailpoint_rules._replace_members(old, ops))
+    general = outcome(lambda: sailpoint_rules.validate_task_status(apply_json_patch(old, ops)))
     assert fast == general
-    assert sailpoint._plain_ops(ops) is not None
-    assert sailpoint._plain_ops(ops) == sailpoint.load_or_400(sailpoint._PATCH, ops, "JSON Patch")
+    assert sailpoint_rules._plain_ops(ops) is not None
+    assert sailpoint_rules._plain_ops(ops) == load_or_400(sailpoint_rules._PATCH, ops, "JSON Patch")
