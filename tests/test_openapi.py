@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from openapi_spec_validator import validate
-
 from gateway import openapi
 from gateway.app import create_app
 from gateway.config import Config
+from openapi_spec_validator import validate
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")
 
@@ -126,8 +125,8 @@ def test_links_lead_from_create_to_get_and_update(document: dict) -> None:
     wm = paths["/rest/pub/opentask"]["post"]["responses"]["200"]["links"]
     assert wm["UpdateTask"] == {"operationId": "webmethods_put", "parameters": {"taskID": "$response.body#/taskID"}}
     ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
-    for link in (l for ops in paths.values() for op in ops.values() for r in op["responses"].values()
-                 for l in r.get("links", {}).values()):
+    for link in (link for ops in paths.values() for op in ops.values() for r in op["responses"].values()
+                 for link in r.get("links", {}).values()):
         assert link["operationId"] in ids
 
 
@@ -137,6 +136,25 @@ def test_the_document_does_not_share_mutable_parts(document: dict, app: web.Appl
     before = copy.deepcopy(again)
     again["paths"]["/task-status/v1"]["get"]["parameters"].clear()
     assert openapi.build_document(app) == before
+
+
+async def test_the_document_is_built_once_per_set_of_routes(aiohttp_client, tmp_path: Path) -> None:
+    """Applications with the same routes share one document body; other routes get their own."""
+    from gateway.config import ServerConfig
+    clients = [await aiohttp_client(create_app(Config(base_dir=str(tmp_path / name), server=server)))
+               for name, server in (("a", ServerConfig()), ("b", ServerConfig()), ("c", ServerConfig(base_path="/tg")))]
+    first, second, prefixed = (_served_app(client.app) for client in clients)
+    assert first[openapi.DOCUMENT] is second[openapi.DOCUMENT]
+    assert prefixed[openapi.DOCUMENT] != first[openapi.DOCUMENT]
+    assert json.loads(first[openapi.DOCUMENT]) == openapi.build_document(first)
+
+
+def _served_app(app: web.Application) -> web.Application:
+    """The application holding the document: *app*, or its sub-application under a base path."""
+    if openapi.DOCUMENT in app:
+        return app
+    return next(resource.get_info()["app"] for resource in app.router.resources()
+                if isinstance(resource, web.PrefixedSubAppResource))
 
 
 # -- served -----------------------------------------------------------------------------
