@@ -12,8 +12,8 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from schemas.common import EnumName, StrictInteger, UtcDateTime
 
-__all__ = ["TaskStatusSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema", "UnauthorizedSchema", "RateLimitSchema",
-           "TaskStatusCreateSchema", "COMPLETION_STATUSES", "TASK_TYPES", "ID_PATTERN"]
+__all__ = ["TaskStatusSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema", "UnauthorizedSchema",
+           "RateLimitSchema", "TaskStatusCreateSchema", "COMPLETION_STATUSES", "TASK_TYPES", "ID_PATTERN"]
 
 COMPLETION_STATUSES = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
 TASK_TYPES = ("QUARTZ", "QPOC", "QUEUED_TASK")

@@ -119,6 +119,13 @@ class _LocalDateTime(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid date-time; use ISO 8601, e.g. 2024-05-17T19:33:16."}
 
+    def _zone(self) -> tzinfo:
+        """The zone of the schema this field is bound to (BatchTaskInfoSchema's *zone*)."""
+        schema = self.parent
+        if not isinstance(schema, BatchTaskInfoSchema):
+            raise TypeError(f"{type(self).__name__} belongs in a BatchTaskInfoSchema, not {type(schema).__name__}")
+        return schema.zone
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
         if value is None or value == "" or (isinstance(value, str) and _EMPTY.fullmatch(value)):
             return None
@@ -129,7 +136,7 @@ class _LocalDateTime(fields.Field):
             if moment is None or len(value.strip()) < 16:
                 raise ValueError
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=self.parent.zone)  # type: ignore[attr-defined]
+                moment = moment.replace(tzinfo=self._zone())
             return iso_utc(moment)
         except (ValueError, OverflowError):
             raise self.make_error("invalid") from None

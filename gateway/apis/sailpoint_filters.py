@@ -78,10 +78,18 @@ def _unescape(body: str, start: int) -> str:
     return _ESCAPE.sub(r"\1", body)
 
 
+def _end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where a match of *pattern* at *pos* ends; for _SPACE and _WORD, which match at every
+    position the tokenizer tries them (_WORD only where no other token starts)."""
+    m = pattern.match(text, pos)
+    assert m is not None
+    return m.end()
+
+
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     opened: list[int] = []  # positions of unclosed "("
-    pos = _SPACE.match(text).end()
+    pos = _end(_SPACE, text, 0)
     while pos < len(text):
         ch = text[pos]
         if ch in "(),":
@@ -100,9 +108,9 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("string", m.group(), pos, _unescape(m.group(1), pos + 1)))
             end = m.end()
         else:
-            end = _WORD.match(text, pos).end()
+            end = _end(_WORD, text, pos)
             tokens.append(_Token("word", text[pos:end], pos))
-        pos = _SPACE.match(text, end).end()
+        pos = _end(_SPACE, text, end)
     if opened:
         raise BadRequest(f"filters: unbalanced parenthesis: '(' at position {opened[-1]} is never closed")
     tokens.append(_Token("end", "", len(text)))
@@ -176,7 +184,8 @@ class _Parser:
         op = self.next()
         if op.kind != "word" or op.text not in _OPERATORS:
             if op.kind == "word" and op.text.lower() in _OPERATORS:
-                raise BadRequest(f"filters: unknown operator {_show(op.text)} at position {op.pos} (operators are lowercase)")
+                raise BadRequest(f"filters: unknown operator {_show(op.text)} at position {op.pos} "
+                                 "(operators are lowercase)")
             raise BadRequest(f"filters: expected an operator after '{tok.text}' {_where(op)}")
         if op.text not in supported:
             raise BadRequest(f"filters: operator '{op.text}' is not supported for '{tok.text}'")

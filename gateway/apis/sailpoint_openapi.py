@@ -39,7 +39,7 @@ _PAGE = [
     param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}),
     param("count", "query", {"type": "boolean", "default": False}, "true: send X-Total-Count"),
 ]
-_LIST_OK = {200: {"description": "TaskStatus array, oldest first unless sorted otherwise",
+_LIST_OK: dict[int | str, Any] = {200: {"description": "TaskStatus array, oldest first unless sorted otherwise",
                   "headers": {"X-Total-Count": {"description": "with count=true: all matching tasks",
                                                 "schema": {"type": "integer"}}},
                   "content": {"application/json": {"schema": {"type": "array", "items": TaskStatusSchema}}}}}

@@ -26,7 +26,8 @@ SORTABLE = tuple(name for name in FIELDS if name != "ParameterObject")
 #: enums sort by their numbers, as the archive's integer columns do
 ENUM_ORDER = {"State": STATES, "CancellationBehaviour": CANCELLATION}
 _SUPPORTED = ("$filter", "$orderby", "$select", "$top", "$skip", "$format")
-_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?[0-9]+)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S))")
+_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?[0-9]+)"
+                    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S))")
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,15 @@ def _int_option(query: Mapping[str, str], name: str, default: int, hi: int | Non
 
 def parse_filter(text: str, state_name: Any) -> Expr | None:
     """``State eq 'Started' and AssociateId ne 5``; *state_name* normalises State values."""
-    tokens = []
+    tokens: list[tuple[str, str]] = []  # (kind, text), kind the name of a _TOKEN group
     pos = 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:  # only trailing blanks remain
             break
-        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        kind = match.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
+        tokens.append((kind, match.group(kind)))
         pos = match.end()
     fields = _fold(FILTERABLE)
     terms: list[Expr] = []
@@ -105,7 +108,7 @@ def parse_filter(text: str, state_name: Any) -> Expr | None:
     return None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
 
 
-def _expect_and(tokens: list[tuple[str | None, str]], i: int) -> int:
+def _expect_and(tokens: list[tuple[str, str]], i: int) -> int:
     kind, word = tokens[i]
     if kind != "word" or word.lower() != "and":
         raise errors.BadRequest(f"$filter: {word[:40]!r} is not supported; terms are joined with and")
