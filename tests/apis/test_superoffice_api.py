@@ -11,13 +11,13 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from structlog.testing import capture_logs
-
 from gateway.apis import superoffice
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password
 from gateway.context import STORE
 from schemas.superoffice import BatchTaskInfoOutSchema, SoErrorSchema
+from structlog.testing import capture_logs
+
 from tests.superoffice_expected import rights
 
 STYLE = "superoffice"
@@ -403,9 +403,9 @@ async def test_app_tokens_are_checked_before_the_ticket_so_a_refusal_tells_nothi
 
 async def test_if_match_takes_precedence_over_if_unmodified_since(so):
     # a current If-Match and a stale If-Unmodified-Since: RFC 9110 ignores the date
+    headers = {"Content-Type": "application/json", "If-Match": '"1"',
+               "If-Unmodified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
     status, body, _ = await send(so, "PUT", "/api/v1/BatchTask/819", '{"State": "Failed"}',
-                                 Authorization=f"Bearer {so.tje0}", **{"Content-Type": "application/json",
-                                                                      "If-Match": '"1"',
-                                                                      "If-Unmodified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})
+                                 Authorization=f"Bearer {so.tje0}", **headers)
     assert status == 200, body
     assert (await stored(so))["State"] == "Failed"

@@ -16,11 +16,11 @@ from typing import Any
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
-
 from gateway.apis import superoffice, superoffice_agents
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password, secret_hash
 from gateway.context import STORE
+
 from tests.conftest import Api
 from tests.superoffice_expected import FIELDS, OWNER_ID, READ_ONLY_REASON, rights
 
@@ -921,7 +921,8 @@ async def test_cookie_session_with_xsrf(so):
     refused = so_error("SoAuthenticationException",
                        "a session needs an X-XSRF-TOKEN header equal to the XSRF-TOKEN cookie")
     before = await so.snapshot()
-    for headers in ({"Cookie": cookies}, {"Cookie": cookies, "X-XSRF-TOKEN": xsrf[:-1] + ("1" if xsrf.endswith("0") else "0")},
+    wrong = xsrf[:-1] + ("1" if xsrf.endswith("0") else "0")
+    for headers in ({"Cookie": cookies}, {"Cookie": cookies, "X-XSRF-TOKEN": wrong},
                     {"Cookie": cookies, "X-XSRF-TOKEN": ""},
                     {"Cookie": f"taskgate_session={session}", "X-XSRF-TOKEN": xsrf},
                     {"Cookie": f"taskgate_session={session}; XSRF-TOKEN=forged", "X-XSRF-TOKEN": "forged"}):
