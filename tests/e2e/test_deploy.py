@@ -7,6 +7,7 @@ aiohttp enforces itself."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -16,7 +17,7 @@ import stat
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,6 +50,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """The proxy could not listen: the port free_port() found was taken before it bound it."""
+
+
 def deploy_config(workdir: Path) -> str:
     """docs/deploy/config.toml with its socket and database moved into *workdir*."""
     text = (DEPLOY / "config.toml").read_text()
@@ -59,16 +64,34 @@ def deploy_config(workdir: Path) -> str:
     return text
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process *pid* holds a TCP socket listening on *port* (Linux's /proc): a
+    connection alone could reach another process that took the port first."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    fds = Path(f"/proc/{pid}/fd")
+    held = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            held.add(os.readlink(fd))
+    return bool(inodes & held)
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the proxy exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            said = log.read_text()
+            failure = PortTaken if "address already in use" in said.lower() else RuntimeError
+            raise failure(f"the proxy exited with {proc.returncode}:\n{said}")
+        if listens(proc.pid, port):
             return
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise RuntimeError(f"the proxy did not listen within 20 s:\n{log.read_text()}")
 
 
@@ -125,6 +148,26 @@ def caddy(workdir: Path, socket_path: Path, port: int) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def on_a_free_port(proxy, workdir: Path, socket_path: Path, attempts: int = 3) -> Iterator[int]:
+    """*proxy* (nginx or caddy) listening on a free port, which it yields. A proxy cannot be
+    given port 0, and between free_port() and its bind another process may take the port
+    (the other workers' servers and clients, when the suite runs in parallel): then it is
+    started again, in a folder of its own, on another port."""
+    with ExitStack() as stack:
+        for attempt in range(attempts):
+            port = free_port()
+            home = workdir / f"proxy-{attempt}"
+            home.mkdir()
+            try:
+                stack.enter_context(proxy(home, socket_path, port))
+            except PortTaken:
+                continue
+            yield port
+            return
+        raise RuntimeError(f"the proxy found no free port in {attempts} attempts")
+
+
 def call(port: int, method: str, path: str, token: str, body: Any = None,
          content_type: str = "application/json", headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
     """One request to the proxy from CLIENT_ADDRESS, as a client outside would send it."""
@@ -154,10 +197,9 @@ def test_each_style_through_the_proxy_on_a_unix_socket(tmp_path: Path, proxy):
         socket_path = workdir / "tg.sock"
         assert server.base_url == f"unix:{socket_path}/taskgate"
         assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660
-        port = free_port()
         token = server.admin_token
         assert token
-        with proxy(tmp_path, socket_path, port):
+        with on_a_free_port(proxy, tmp_path, socket_path) as port:
             base = "/taskgate"
             # a client's own X-Forwarded-For or Forwarded must not be believed: the proxy's view wins
             spoof = {"X-Forwarded-For": "198.51.100.1", "Forwarded": "for=198.51.100.2;proto=https"}
