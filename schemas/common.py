@@ -3,6 +3,10 @@ flattening marshmallow's nested error messages into readable lines.
 
 Fields deserialize straight to the canonical JSON value that is stored and served, so
 ``schema.load(doc)`` both validates and normalises a document.
+
+Owns what more than one style's schemas use, and the documentation-only shapes of
+taskgate's own routes (OAuth token, health). Must not know any one vendor, import
+anything from :mod:`gateway.apis`, or do I/O.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 ErrorResponseDto. Field names, enums and nullability follow the vendor's OpenAPI
 (``idn/apis/task-management``); loading a TaskStatus validates it and yields the
 canonical stored form (upper-case enums, UTC millisecond timestamps).
+
+Owns the members of these documents, their types, enums and nullability. Must not decide
+which members a PATCH may change (that is :mod:`gateway.apis.sailpoint_rules`), import
+anything from :mod:`gateway.apis`, do I/O or know HTTP.
 """
 
 from __future__ import annotations

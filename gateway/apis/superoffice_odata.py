@@ -3,7 +3,9 @@
 Supported: ``$filter`` on State, Name and AssociateId with ``eq``, ``ne`` and ``and``;
 ``$orderBy``, ``$select``, ``$top``, ``$skip`` and ``$format``. Anything else is refused
 with a message naming it, so a client never gets an unfiltered list it did not ask for.
-Pure functions; no I/O.
+
+Owns the list's query grammar and its limits (:data:`MAX_PAGE`). Must not do I/O, know
+aiohttp or hold SQL: it returns :mod:`gateway.query` nodes, which the store compiles.
 """
 
 from __future__ import annotations
