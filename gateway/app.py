@@ -21,12 +21,13 @@ from types import ModuleType
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway import errors, openapi
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
-from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, oauth_token
+from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, oauth
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
@@ -79,7 +80,7 @@ def render_error(request: web.Request, err: errors.TaskgateError) -> web.Respons
 
 
 @web.middleware
-async def request_context(request: web.Request, handler) -> web.StreamResponse:
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id in and out, and one log line per request (path without its query)."""
     given = request.headers.get("X-Request-ID", "")
     rid = given if _REQUEST_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
@@ -104,13 +105,13 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
-def _header_limits(max_headers: int, max_bytes: int):
+def _header_limits(max_headers: int, max_bytes: int) -> Middleware:
     """431 in the route's error shape for more headers, or a longer header name or value,
     than configured. aiohttp's parser enforces twice these limits itself, before any
     middleware, with a plain-text 400 (it cannot know the route then)."""
 
     @web.middleware
-    async def header_limits(request: web.Request, handler) -> web.StreamResponse:
+    async def header_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
         raw = request.raw_headers
         if len(raw) > max_headers:
             raise errors.RequestHeaderFieldsTooLarge(
@@ -126,7 +127,7 @@ def _header_limits(max_headers: int, max_bytes: int):
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the route style's error body; nothing escapes as a bare 500."""
     try:
         return await handler(request)
@@ -183,7 +184,7 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = metrics
     app[TRAFFIC] = traffic
     app[BODY_TIMEOUT] = config.server.body_timeout
-    app.router.add_post("/oauth/token", oauth_token, name="oauth:token")
+    oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)
     ops.setup(app, config.metrics)

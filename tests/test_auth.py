@@ -247,11 +247,13 @@ async def test_concurrent_basic_logins_share_one_password_check(api, monkeypatch
     import asyncio
 
     from gateway import auth
+    from gateway.auth import authenticator as checks
 
     await api.store.add_user("bob", "user", hash_password("pw"))
     checked: list[str] = []
     real = auth.verify_password
-    monkeypatch.setattr(auth, "verify_password", lambda password, stored: checked.append(password) or real(password, stored))
+    monkeypatch.setattr(checks, "verify_password",
+                        lambda password, stored: checked.append(password) or real(password, stored))
     authenticator = auth.Authenticator(api.store, token_ttl_seconds=60)
     results = await asyncio.gather(*(authenticator.by_password("bob", "pw") for _ in range(8)),
                                    *(authenticator.by_password("bob", "wrong") for _ in range(4)),

@@ -26,8 +26,9 @@ INVALID = "tg_invalid-token-3c5d7e"
 SECRETS = {"root": "tgs_root-client-secret-91aa", "mallory": "tgs_mallory-client-secret-22bb"}
 
 
-def row(none: int, wrong: int, invalid: int, expired: int, read_only: int, no_access: int, admin: int) -> dict[str, int]:
-    return dict(zip(KINDS, (none, wrong, invalid, expired, read_only, no_access, admin)))
+def row(none: int, wrong: int, invalid: int, expired: int, read_only: int, no_access: int,
+        admin: int) -> dict[str, int]:
+    return dict(zip(KINDS, (none, wrong, invalid, expired, read_only, no_access, admin), strict=True))
 
 
 READ = row(401, 401, 401, 401, 200, 200, 200)  # anyone signed in may read

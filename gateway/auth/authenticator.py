@@ -1,0 +1,228 @@
+"""Who is calling: credentials in, a :class:`Principal` out, on every request.
+
+Schemes: ``Bearer`` and ``SOTicket`` (a taskgate token either way; SOTicket also needs an
+``SO-AppToken`` when ``superoffice.app_tokens`` is set), ``Basic``, and, without an
+``Authorization`` header, a session cookie from ``POST /login`` whose requests must echo
+the ``XSRF-TOKEN`` cookie in an ``X-XSRF-TOKEN`` header (SuperOffice's browser rule).
+
+Owns :class:`Authenticator` (header or session cookie → principal, token issue), the
+:func:`auth_middleware` that puts a principal on every request to a route not marked
+:func:`public` and refuses changes made with a read-only token, the route marks, and the
+names of the session and XSRF cookies with the rule that ties them together.
+
+Must not decide what a principal may do to a given task (each API style's business),
+issue or end sessions (:mod:`gateway.auth.sessions`), or hold SQL: accounts are read
+and written through the small :class:`Accounts` part of the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway import errors
+from gateway.auth.hashing import hash_password, new_secret, secret_hash, verify_password
+from gateway.auth.limiter import FailureLimiter, client_address
+from gateway.model import OAuthClient, TokenRow, User
+
+__all__ = ["Principal", "PRINCIPAL", "Accounts", "Authenticator", "AUTHENTICATOR", "Handler", "public",
+           "reads_by_post", "auth_middleware", "SESSION_COOKIE", "XSRF_COOKIE", "XSRF_HEADER", "xsrf_token"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_BASIC_CACHE_SECONDS = 60.0
+_BASIC_CACHE_SIZE = 1024
+SESSION_COOKIE = "taskgate_session"
+XSRF_COOKIE = "XSRF-TOKEN"
+XSRF_HEADER = "X-XSRF-TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str  # admin | user
+    read_only: bool = False
+    associate_id: int | None = None  # the SuperOffice associate this user is, if any
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+class Accounts(Protocol):
+    """What authentication needs of the store: users, token hashes and OAuth clients."""
+
+    async def get_user(self, name: str) -> User | None: ...
+
+    async def find_token(self, token_hash: str) -> TokenRow | None: ...
+
+    async def add_token(self, user: str, token_hash: str, *, read_only: bool, expires: int | None,
+                        source: str, purge_before: int | None = None) -> None: ...
+
+    async def delete_token(self, token_hash: str) -> None: ...
+
+    async def get_oauth_client(self, client_id: str) -> OAuthClient | None: ...
+
+
+def xsrf_token(session: str) -> str:
+    """The XSRF token that goes with *session*: derived from it, so nothing more is stored,
+    and a cookie planted by another site cannot match it."""
+    return hmac.new(session.encode("utf-8", "surrogatepass"), b"xsrf", hashlib.sha256).hexdigest()
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a :class:`Principal`, or raises Unauthorized."""
+
+    def __init__(self, store: Accounts, *, token_ttl_seconds: int,
+                 app_tokens: frozenset[str] = frozenset(), limiter: FailureLimiter | None = None) -> None:
+        self.store = store
+        self.token_ttl_seconds = token_ttl_seconds
+        self.app_tokens = app_tokens
+        self.limiter = limiter if limiter is not None else FailureLimiter(0, 1, 1)
+        # scrypt is slow by design; remember recent successes so that a client sending
+        # Basic on every request pays it once a minute, not every time.
+        self._basic_ok: dict[str, tuple[float, Principal]] = {}
+        self._basic_pending: dict[str, asyncio.Future[Principal]] = {}
+
+    async def authenticate_request(self, request: web.Request) -> Principal:
+        """The caller of *request*: its Authorization header, else its session cookie."""
+        header = request.headers.get("Authorization")
+        if header:
+            # the app token first, so an answer never tells whether the ticket was valid
+            if header.lstrip()[:9].lower() == "soticket " and self.app_tokens:
+                app_token = request.headers.get("SO-AppToken", "")
+                if not any(hmac.compare_digest(app_token.encode("utf-8", "surrogatepass"), t.encode())
+                           for t in self.app_tokens):
+                    raise errors.Unauthorized("SOTicket needs a known SO-AppToken header")
+            return await self.authenticate(header, client_address(request))
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            expected = xsrf_token(session)
+            sent = request.headers.get(XSRF_HEADER, "")
+            cookie = request.cookies.get(XSRF_COOKIE, "")
+            if not (hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
+                    and hmac.compare_digest(cookie.encode("utf-8", "surrogatepass"), expected.encode())):
+                raise errors.Unauthorized(f"a session needs an {XSRF_HEADER} header equal to the {XSRF_COOKIE} cookie")
+            return await self.by_token(session)
+        raise errors.Unauthorized("no authorization header")
+
+    async def authenticate(self, header: str | None, address: str = "") -> Principal:
+        if not header:
+            raise errors.Unauthorized("no authorization header")
+        scheme, _, value = header.strip().partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme in ("bearer", "soticket") and value:
+            return await self.by_token(value)
+        if scheme == "basic" and value:
+            try:
+                name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+            except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
+                raise errors.Unauthorized("malformed Basic credentials") from None
+            if not sep:
+                raise errors.Unauthorized("malformed Basic credentials")
+            return await self.by_password(name, password, address)
+        raise errors.Unauthorized("unsupported authorization scheme")
+
+    async def by_token(self, token: str) -> Principal:
+        row = await self.store.find_token(secret_hash(token))
+        if row is None:
+            raise errors.Unauthorized("invalid token")
+        if row.expires is not None and row.expires <= time.time():
+            raise errors.Unauthorized("token expired")
+        return Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
+
+    async def by_password(self, name: str, password: str, address: str = "") -> Principal:
+        key = hashlib.sha256(f"{name}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
+        cached = self._basic_ok.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        # Concurrent requests with the same credentials share one check: a client opening
+        # 32 connections at once pays scrypt (and its 16 MiB of memory) once, not 32 times.
+        pending = self._basic_pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._check_password(key, name, password, address))
+            self._basic_pending[key] = pending
+            pending.add_done_callback(lambda _done: self._basic_pending.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _check_password(self, key: str, name: str, password: str, address: str) -> Principal:
+        with self.limiter.running(address):
+            return await self._verify(key, name, password)
+
+    async def _verify(self, key: str, name: str, password: str) -> Principal:
+        user = await self.store.get_user(name)
+        # Unknown users and users without a password are checked against a dummy hash, so
+        # timing does not tell which names exist. scrypt releases the GIL: run it off the loop.
+        stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
+        if not ok or user is None or stored is _DUMMY_HASH:
+            raise errors.Unauthorized("invalid user name or password")
+        principal = Principal(user.name, user.role, associate_id=user.associate_id)
+        if len(self._basic_ok) >= _BASIC_CACHE_SIZE:
+            self._basic_ok.clear()
+        self._basic_ok[key] = (time.monotonic() + _BASIC_CACHE_SECONDS, principal)
+        return principal
+
+    async def create_token(self, user: User | str, *, read_only: bool = False,
+                           expires_in: int | None = None, source: str = "cli") -> str:
+        """A new token for *user*; only its hash is stored. Returns the token, once."""
+        name = user.name if isinstance(user, User) else user
+        token = new_secret()
+        now = int(time.time())
+        await self.store.add_token(name, secret_hash(token), read_only=read_only,
+                                   expires=None if expires_in is None else now + expires_in,
+                                   source=source, purge_before=now if expires_in is not None else None)
+        return token
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as reachable without credentials."""
+    handler.taskgate_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def reads_by_post(handler: Handler) -> Handler:
+    """Mark a POST handler that read-only tokens may call because it refuses their
+    writes itself (SuperOffice's Agents calls are all POST, most of them reads)."""
+    handler.taskgate_reads_by_post = True  # type: ignore[attr-defined]
+    return handler
+
+
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route_handler = request.match_info.handler
+    if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
+        return await handler(request)
+    authenticator = request.app[AUTHENTICATOR]
+    # passwords can be guessed, tokens cannot: only Basic is limited and counted
+    by_password = request.headers.get("Authorization", "").strip()[:6].lower() == "basic "
+    if by_password:
+        authenticator.limiter.check(client_address(request))
+    try:
+        principal = await authenticator.authenticate_request(request)
+    except errors.Unauthorized:
+        if by_password:
+            authenticator.limiter.failed(client_address(request))
+        raise
+    request[PRINCIPAL] = principal
+    if principal.read_only and request.method not in _SAFE_METHODS \
+            and not getattr(route_handler, "taskgate_reads_by_post", False):
+        raise errors.Forbidden("this token is read-only")
+    return await handler(request)

@@ -1,0 +1,93 @@
+"""The OAuth2 token endpoint: ``POST /oauth/token``, client credentials (RFC 6749 §4.4).
+
+Owns the handler, its RFC 6749 error body (``{"error": …, "error_description": …}``,
+never a vendor's), and :func:`add_routes`, which registers it as ``oauth:token``. An
+access token it issues is an ordinary taskgate token (``source`` "oauth") that expires
+after ``auth.token_ttl_seconds``.
+
+Must not accept any grant but client credentials, store a client secret (only its hash
+is kept), or let a caller find out a secret faster than the failure limiter allows:
+every wrong secret counts as a failed sign-in of the client's address.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from gateway.auth.authenticator import AUTHENTICATOR, public
+from gateway.auth.hashing import secret_hash
+from gateway.auth.limiter import client_address
+from gateway.codecs import body_timeout
+
+__all__ = ["oauth_token", "add_routes"]
+
+
+@public
+async def oauth_token(request: web.Request) -> web.Response:
+    """``POST /oauth/token``: OAuth2 client credentials (RFC 6749 §4.4).
+
+    Parameters come from a form body, the query string, or (client id and secret) HTTP
+    Basic, as SailPoint's tenants accept. Errors use RFC 6749's ``{"error": …}`` shape.
+    """
+    authenticator = request.app[AUTHENTICATOR]
+    wait = authenticator.limiter.retry_after(client_address(request))
+    if wait is not None:
+        return _oauth_error(429, "slow_down", f"too many failed attempts from this address; try again in {wait} s",
+                            {"Retry-After": str(wait)})
+    params: dict[str, str] = dict(request.query)
+    if request.can_read_body:
+        ctype = request.content_type
+        if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return _oauth_error(400, "invalid_request", "send the parameters as a form or in the query")
+        try:
+            async with body_timeout(request):
+                form = await request.post()
+        except TimeoutError:
+            return _oauth_error(408, "invalid_request", "the request body did not arrive in time")
+        except web.HTTPRequestEntityTooLarge:
+            return _oauth_error(413, "invalid_request", "the form is too large")
+        except (ValueError, LookupError, HttpProcessingError, web.RequestPayloadError):  # encoding, charset, multipart
+            return _oauth_error(400, "invalid_request", "malformed form body")
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            cid, _, csecret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+            params.setdefault("client_id", cid)
+            params.setdefault("client_secret", csecret)
+        except ValueError:
+            authenticator.limiter.failed(client_address(request))
+            return _oauth_error(401, "invalid_client", "malformed Basic credentials")
+    if params.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
+    client_id, client_secret = params.get("client_id", ""), params.get("client_secret", "")
+    if not client_id or not client_secret:
+        return _oauth_error(400, "invalid_request", "client_id and client_secret are required")
+    client = await authenticator.store.get_oauth_client(client_id)
+    if client is None or not hmac.compare_digest(client.secret_hash, secret_hash(client_secret)):
+        authenticator.limiter.failed(client_address(request))
+        return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+    ttl = authenticator.token_ttl_seconds
+    token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
+    return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl,
+                              "scope": "sp:scopes:all"},
+                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _oauth_error(status: int, error: str, description: str,
+                 extra: dict[str, str] | None = None) -> web.Response:
+    headers = {"Cache-Control": "no-store", **(extra or {})}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="taskgate"'
+    return web.json_response({"error": error, "error_description": description}, status=status,
+                             headers=headers)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """``POST /oauth/token`` on *router*, named ``oauth:token`` (its OpenAPI entry is
+    :mod:`gateway.openapi`'s own)."""
+    router.add_post("/oauth/token", oauth_token, name="oauth:token")

@@ -1,0 +1,74 @@
+"""Browser sessions: ``POST /login`` and ``POST /logout``, and the routes that reach them.
+
+Owns the two handlers and :func:`add_routes`, which registers them. A session is a
+taskgate token (``source`` "session") carried in an HttpOnly cookie, next to the
+``XSRF-TOKEN`` cookie derived from it; both are scoped to ``server.base_path``.
+
+Must not check a session on later requests (:mod:`gateway.auth.authenticator` does,
+with the XSRF rule), nor know which vendor's error body a failure gets: the caller
+names the routes, and the route's name picks the style.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.auth.authenticator import AUTHENTICATOR, SESSION_COOKIE, XSRF_COOKIE, public, xsrf_token
+from gateway.auth.hashing import secret_hash
+from gateway.auth.limiter import client_address
+from gateway.codecs import decode_form, read_body
+
+__all__ = ["login", "logout", "add_routes"]
+
+
+@public
+async def login(request: web.Request) -> web.Response:
+    """``POST /login`` with form fields ``user`` and ``password``: starts a browser session.
+
+    Sets the HttpOnly session cookie and the ``XSRF-TOKEN`` cookie that scripts read and
+    echo as ``X-XSRF-TOKEN``; the token is also in the body, like SuperOffice's hidden input.
+    """
+    _ctype, body = await read_body(request, ("application/x-www-form-urlencoded",))
+    fields = dict(decode_form(body))
+    name, password = fields.get("user", ""), fields.get("password", "")
+    if not name or not password:
+        raise errors.BadRequest("the form needs user and password")
+    authenticator = request.app[AUTHENTICATOR]
+    authenticator.limiter.check(client_address(request))
+    try:
+        principal = await authenticator.by_password(name, password, client_address(request))
+    except errors.Unauthorized:
+        authenticator.limiter.failed(client_address(request))
+        raise
+    ttl = authenticator.token_ttl_seconds
+    session = await authenticator.create_token(principal.name, expires_in=ttl, source="session")
+    xsrf = xsrf_token(session)
+    response = web.json_response({"user": principal.name, "xsrf_token": xsrf},
+                                 headers={"Cache-Control": "no-store"})
+    # scoped to server.base_path (what precedes /login), so other sites on the host never get them
+    path = request.path[:-len("/login")] or "/"
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, path=path, samesite="Strict",
+                        secure=request.secure, max_age=ttl)
+    response.set_cookie(XSRF_COOKIE, xsrf, path=path, samesite="Strict", secure=request.secure, max_age=ttl)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """``POST /logout``: ends the session of the cookie (the XSRF rule applies as usual)."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        await request.app[AUTHENTICATOR].store.delete_token(secret_hash(session))
+    response = web.Response(status=204)
+    path = request.path[:-len("/logout")] or "/"
+    response.del_cookie(SESSION_COOKIE, path=path)
+    response.del_cookie(XSRF_COOKIE, path=path)
+    return response
+
+
+def add_routes(router: web.UrlDispatcher, *, name_prefix: str) -> None:
+    """``POST /login`` and ``POST /logout`` on *router*, named ``<name_prefix>:login`` and
+    ``<name_prefix>:logout``: the style of that prefix renders their errors and describes
+    them in the OpenAPI document."""
+    router.add_post("/login", login, name=f"{name_prefix}:login")
+    router.add_post("/logout", logout, name=f"{name_prefix}:logout")
