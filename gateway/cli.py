@@ -1,15 +1,22 @@
 """The ``taskgate`` command line: serve, init, user, token, oauth-client, import, export, audit, backup.
 
-Each command loads the configuration (exit status 2 on a bad value, naming the key),
-opens the store, does one thing and closes it. Secrets it creates are printed once, on
-standard output, and only their hashes are stored. Progress bars (import, export, audit
-verify) go to standard error, and only when it is a terminal.
+Each command is one function, chosen by argparse (``set_defaults(run=…)``). The command
+line loads the configuration (exit status 2 on a bad value, naming the key); a command
+opens the store (:func:`open_store`, as the server does), does one thing and closes it.
+Secrets it creates are printed once, on standard output, and only their hashes are
+stored. Progress bars (import, export, audit verify) go to standard error, and only when
+it is a terminal.
+
+This module owns the arguments, the exit statuses and what the commands print; it must
+not hold SQL or rules of a style: it calls the store, the styles' ``import_task`` and
+:func:`~gateway.verify.verify_trail`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -18,7 +25,7 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +40,7 @@ from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
 from gateway.context import TRAFFIC
 from gateway.limits import dumps
+from gateway.model import Task
 from gateway.store import Store, StoreError, backup, open_store
 from gateway.verify import verify_trail
 
@@ -48,16 +56,26 @@ def _positive(text: str) -> int:
     return value
 
 
+#: a command: the parsed arguments and the configuration in, the exit status out
+Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
+#: a command that runs with the store open (see :func:`_with_store`)
+StoreCommand = Callable[[argparse.Namespace, Config, Store], Awaitable[int]]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; each command's parser sets ``run`` (a :data:`Command`) and may set
+    ``adjust``, what its own flags change in the configuration."""
     parser = argparse.ArgumentParser(prog="taskgate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TASKGATE_CONFIG or ./config.toml)")
     parser.add_argument("--db", metavar="PATH", help="database file (overrides storage.path)")
+    parser.set_defaults(adjust=_unchanged)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the HTTP server")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    sub.add_parser("init", help="create or migrate the database")
+    p.set_defaults(run=_serve, adjust=_serve_settings)
+    sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     p = user.add_parser("add", help="add a user")
@@ -66,32 +84,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--associate-id", type=_positive, metavar="N",
                    help="the SuperOffice associate id this user is (owner of BatchTasks with AssociateId N)")
+    p.set_defaults(run=_user_add)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
     p = token.add_parser("create", help="create a token for USER and print it once")
     p.add_argument("user")
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--expires-in", type=int, metavar="SECONDS")
+    p.set_defaults(run=_token_create)
 
     client = sub.add_parser("oauth-client", help="manage OAuth2 clients").add_subparsers(dest="action", required=True)
     p = client.add_parser("add", help="add a client-credentials client and print its secret once")
     p.add_argument("client_id")
     p.add_argument("--user", required=True, help="the user the client acts as")
+    p.set_defaults(run=_oauth_client_add)
 
     p = sub.add_parser("import", help="import tasks from JSON Lines ({\"style\", \"task\"} per line)")
     p.add_argument("file", help="a file, or - for standard input")
+    p.set_defaults(run=_import)
     p = sub.add_parser("export", help="export tasks as JSON Lines")
     p.add_argument("--style", choices=_STYLE_NAMES)
+    p.set_defaults(run=_export)
     p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines; or verify it")
     p.add_argument("--style", choices=_STYLE_NAMES)
     p.add_argument("--task", metavar="ID")
     p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(run=_audit)
     p.add_subparsers(dest="action", metavar="ACTION").add_parser(
-        "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any")
+        "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
+    ).set_defaults(run=_audit_verify)
     p = sub.add_parser("backup", help="copy the database to DEST with SQLite's online backup (safe while serving)")
     p.add_argument("dest", metavar="DEST")
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    p.set_defaults(run=_backup)
     return parser
+
+
+def _unchanged(config: Config, args: argparse.Namespace) -> Config:
+    """What a command without settings flags does to the configuration: nothing."""
+    return config
+
+
+def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
+    """``serve --host/--port`` over ``server.host`` and ``server.port``."""
+    if args.host:
+        config = config.replace("server", host=args.host)
+    if args.port is not None:
+        config = config.replace("server", port=args.port)
+    return config
 
 
 @asynccontextmanager
@@ -102,6 +142,17 @@ async def _store(config: Config) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+def _with_store(command: StoreCommand) -> Command:
+    """*command* run with the store open, and closed after it however it ends."""
+
+    @functools.wraps(command)
+    async def run(args: argparse.Namespace, config: Config) -> int:
+        async with _store(config) as store:
+            return await command(args, config, store)
+
+    return run
 
 
 async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:
@@ -157,15 +208,15 @@ def freeze_startup_heap() -> int:
     """Collect, then move every object start-up left (modules, schemas, the OpenAPI document,
     the application) out of the garbage collector's sight; the number moved.
 
-    They live as long as the process, and a full collection walked them all: about 40 ms
-    under the PATCH benchmark, during which every request in flight waited, against about
-    1 ms once they are frozen (``gc.freeze``; measured with ``gc.callbacks``)."""
+    They live as long as the process, and a full collection would walk them all while
+    every request in flight waits; frozen (``gc.freeze``), it skips them."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
 
 
-async def _serve(config: Config) -> int:
+async def _serve(args: argparse.Namespace, config: Config) -> int:
+    """``taskgate serve``: listen until SIGTERM or SIGINT, then drain and stop."""
     app = create_app(config)  # refuses settings the styles check before the database is touched
     async with _store(config) as store:
         await bootstrap_admin(store, config, sys.stdout)
@@ -193,9 +244,9 @@ async def _serve(config: Config) -> int:
             logger.info("listening", unix_socket=str(socket_path), base_path=server.base_path, db=str(config.db_path),
                         speedups=speedups.describe())
         else:
-            site = web.TCPSite(runner, server.host, server.port)
+            tcp = web.TCPSite(runner, server.host, server.port)
             try:
-                await site.start()
+                await tcp.start()
             except OSError as exc:
                 raise ConfigError(f"server.host/server.port: cannot listen on "
                                   f"{server.host}:{server.port}: {exc.strerror or exc}") from None
@@ -246,10 +297,10 @@ def _size_of(source: TextIO) -> int | None:
         return None
 
 
-async def _import(store: Store, source: TextIO) -> int:
+async def _import_lines(store: Store, source: TextIO) -> int:
     by_style = {s.STYLE: s for s in STYLES}
     failed = imported = 0
-    pending: list[asyncio.Future] = []
+    pending: list[tuple[int, asyncio.Future[Task]]] = []
     # in bytes read when the size is known (a regular file), else in lines
     total = _size_of(source) if not getattr(source, "isatty", lambda: False)() else None
     bar = _progress(total, "B" if total else " lines", unit_scale=bool(total), desc="import")
@@ -257,7 +308,7 @@ async def _import(store: Store, source: TextIO) -> int:
     async def flush() -> None:
         nonlocal failed, imported
         results = await asyncio.gather(*(put for _, put in pending), return_exceptions=True)
-        for (lineno, _), result in zip(pending, results):
+        for (lineno, _), result in zip(pending, results, strict=True):
             if isinstance(result, errors.TaskgateError):
                 failed += 1
                 bar.write(f"line {lineno}: {result.message}", file=sys.stderr)
@@ -290,7 +341,92 @@ async def _import(store: Store, source: TextIO) -> int:
     return 1 if failed else 0
 
 
-async def _verify(store: Store) -> int:
+@_with_store
+async def _import(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate import FILE``: JSON Lines from FILE (``-``: standard input); 1 if a line failed."""
+    if args.file == "-":
+        return await _import_lines(store, sys.stdin)
+    with open(args.file, encoding="utf-8") as source:
+        return await _import_lines(store, source)
+
+
+@_with_store
+async def _export(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate export``: every task (of one style) as JSON Lines on standard output."""
+    # one snapshot: a server writing meanwhile cannot make the export a mix of two moments
+    async with store.read_snapshot():
+        with _progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
+            async for task in store.export(args.style):
+                sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
+                bar.update()
+    return 0
+
+
+@_with_store
+async def _init(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate init``: opening the store creates or migrates the database."""
+    print(f"database {config.db_path} is at schema version {await store.schema_version()}")
+    return 0
+
+
+@_with_store
+async def _user_add(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate user add NAME``: a user, with a password read from standard input if asked."""
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            print("taskgate: empty password", file=sys.stderr)
+            return 1
+    await store.add_user(args.name, args.role, hash_password(password) if password else None,
+                         associate_id=args.associate_id)
+    return 0
+
+
+@_with_store
+async def _token_create(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate token create USER``: a new token for USER, printed once."""
+    if await store.get_user(args.user) is None:
+        print(f"taskgate: no user {args.user!r}", file=sys.stderr)
+        return 1
+    if args.expires_in is not None and args.expires_in <= 0:
+        print("taskgate: --expires-in must be positive", file=sys.stderr)
+        return 1
+    auth = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
+    print(await auth.create_token(args.user, read_only=args.read_only, expires_in=args.expires_in))
+    return 0
+
+
+@_with_store
+async def _oauth_client_add(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate oauth-client add ID --user USER``: a client acting as USER; its secret printed once."""
+    if await store.get_user(args.user) is None:
+        print(f"taskgate: no user {args.user!r}", file=sys.stderr)
+        return 1
+    secret = new_secret("tgs_")
+    await store.add_oauth_client(args.client_id, secret_hash(secret), args.user)
+    print(secret)
+    return 0
+
+
+@_with_store
+async def _audit(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate audit``: the audit trail, newest first, as JSON Lines."""
+    for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
+        sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,
+                                "version": c.version, "action": c.action, "actor": c.actor,
+                                "request_id": c.request_id, "client": c.client, "patch": c.patch,
+                                "undo": c.undo}) + "\n")
+    return 0
+
+
+@_with_store
+async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate audit verify``: replay every trail; 1 if a task disagrees with its own."""
+    if args.style or args.task or args.limit != 100:
+        print("taskgate: audit verify checks every task; --style, --task and --limit are for listing",
+              file=sys.stderr)
+        return 2
     checked = bad = 0
     async with store.read_snapshot():
         with _progress(await store.count_audited_tasks(), " tasks", desc="verify") as bar:
@@ -305,8 +441,11 @@ async def _verify(store: Store) -> int:
     return 1 if bad else 0
 
 
-async def _backup(config: Config, dest: Path, force: bool) -> int:
-    if dest.exists() and not force:
+async def _backup(args: argparse.Namespace, config: Config) -> int:
+    """``taskgate backup DEST``: reads the file directly, so it never migrates or
+    checkpoints a live database."""
+    dest = Path(args.dest)
+    if dest.exists() and not args.force:
         print(f"taskgate: {str(dest)!r} exists (--force replaces it)", file=sys.stderr)
         return 1
     if dest.resolve() == config.db_path.resolve():
@@ -321,83 +460,20 @@ async def _backup(config: Config, dest: Path, force: bool) -> int:
     return 0
 
 
-async def _run(args: argparse.Namespace, config: Config) -> int:
-    if args.command == "serve":
-        return await _serve(config)
-    if args.command == "backup":  # reads the file directly: never migrates or checkpoints a live database
-        return await _backup(config, Path(args.dest), args.force)
-    async with _store(config) as store:
-        if args.command == "init":
-            print(f"database {config.db_path} is at schema version {await store.schema_version()}")
-        elif args.command == "user":
-            password = None
-            if args.password_stdin:
-                password = sys.stdin.readline().rstrip("\r\n")
-                if not password:
-                    print("taskgate: empty password", file=sys.stderr)
-                    return 1
-            await store.add_user(args.name, args.role, hash_password(password) if password else None,
-                                 associate_id=args.associate_id)
-        elif args.command == "token":
-            if await store.get_user(args.user) is None:
-                print(f"taskgate: no user {args.user!r}", file=sys.stderr)
-                return 1
-            if args.expires_in is not None and args.expires_in <= 0:
-                print("taskgate: --expires-in must be positive", file=sys.stderr)
-                return 1
-            auth = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
-            print(await auth.create_token(args.user, read_only=args.read_only, expires_in=args.expires_in))
-        elif args.command == "oauth-client":
-            if await store.get_user(args.user) is None:
-                print(f"taskgate: no user {args.user!r}", file=sys.stderr)
-                return 1
-            secret = new_secret("tgs_")
-            await store.add_oauth_client(args.client_id, secret_hash(secret), args.user)
-            print(secret)
-        elif args.command == "import":
-            if args.file == "-":
-                return await _import(store, sys.stdin)
-            with open(args.file, encoding="utf-8") as source:
-                return await _import(store, source)
-        elif args.command == "export":
-            # one snapshot: a server writing meanwhile cannot make the export a mix of two moments
-            async with store.read_snapshot():
-                with _progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
-                    async for task in store.export(args.style):
-                        sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
-                        bar.update()
-        elif args.command == "audit" and args.action == "verify":
-            if args.style or args.task or args.limit != 100:
-                print("taskgate: audit verify checks every task; --style, --task and --limit are for listing",
-                      file=sys.stderr)
-                return 2
-            return await _verify(store)
-        elif args.command == "audit":
-            for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
-                sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,
-                                        "version": c.version, "action": c.action, "actor": c.actor,
-                                        "request_id": c.request_id, "client": c.client, "patch": c.patch,
-                                        "undo": c.undo}) + "\n")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
         if args.db:
             config = config.replace("storage", path=str(Path(args.db).resolve()))
-        if args.command == "serve":
-            if args.host:
-                config = config.replace("server", host=args.host)
-            if args.port is not None:
-                config = config.replace("server", port=args.port)
+        config = args.adjust(config, args)
         configure_logging(config.log)
     except ConfigError as exc:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    run: Command = args.run
     try:
-        return speedups.run(_run(args, config))
+        return speedups.run(run(args, config))
     except ConfigError as exc:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.auth import secret_hash
 from gateway.app import STYLES
+from gateway.auth import secret_hash
 from gateway.cli import freeze_startup_heap, main
 from gateway.store import SCHEMA_VERSION
 
