@@ -9,10 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from gateway.app import STYLES
 from gateway.auth import secret_hash
-from gateway.cli import freeze_startup_heap, main
+from gateway.cli import build_parser, freeze_startup_heap, main
 from gateway.store import SCHEMA_VERSION
 
 
@@ -155,3 +154,25 @@ def test_freezing_the_startup_heap_takes_it_out_of_full_collections():
         assert len(gc.get_objects()) <= walked_before - len(kept)  # what a full collection walks
     finally:
         gc.unfreeze()  # the rest of the test session collects as usual
+
+
+#: the shortest command line of every command
+COMMANDS = [["serve"], ["init"], ["user", "add", "u"], ["token", "create", "u"],
+            ["oauth-client", "add", "c", "--user", "u"], ["import", "-"], ["export"], ["audit"], ["audit", "verify"],
+            ["backup", "b.db"]]
+
+
+def test_every_command_is_one_function_chosen_by_the_parser(capsys):
+    runs = [build_parser().parse_args(argv).run for argv in COMMANDS]
+    assert all(callable(run) for run in runs)
+    assert len(set(runs)) == len(COMMANDS)  # no function serves two commands
+    # and COMMANDS has every command: argparse names them all when refusing an unknown one
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["no-such-command"])
+    choices = capsys.readouterr().err.rpartition("(choose from ")[2].rstrip(")\n").replace("'", "").split(", ")
+    assert choices == list(dict.fromkeys(argv[0] for argv in COMMANDS))
+
+
+def test_audit_verify_takes_the_listing_options_only_to_refuse_them(run):
+    assert run("audit", "--limit", "5", "verify") == (
+        2, "", "taskgate: audit verify checks every task; --style, --task and --limit are for listing\n")
