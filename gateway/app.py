@@ -8,6 +8,10 @@ With ``server.base_path`` the application is mounted as a sub-application under 
 prefix; the edge middlewares (forwarding, request log and metrics, error shapes, header
 limits) then sit on the outer application, so that paths outside the prefix get the
 same treatment, and errors pick their style by the path with the prefix removed.
+
+This module owns the wiring and the edge middlewares; it must not hold a handler, a
+URL of a style, or a rule: each style's ``setup`` and each auth module's
+``add_routes`` registers the routes it defines.
 """
 
 from __future__ import annotations

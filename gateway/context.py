@@ -1,4 +1,8 @@
-"""Typed application keys and per-request facts shared by the middlewares and styles."""
+"""Typed application keys and per-request facts shared by the middlewares and styles.
+
+It must not do I/O or hold behaviour beyond :class:`Traffic`'s count of requests in
+progress: the objects behind the keys are made in :mod:`gateway.app`.
+"""
 
 from __future__ import annotations
 
