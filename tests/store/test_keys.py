@@ -4,28 +4,15 @@ leaving them alone updates no index (real SQLite files, real WAL frame counts)."
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
-
-from gateway import store as store_module
 from gateway.query import Compare, Query
-from gateway.store import Store
+from gateway.store.sqlite import SQLiteStore, wal
+
+from tests.store.helpers import rows
 
 FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]
-
-
-@pytest.fixture(name="store")
-async def _store(tmp_path: Path):
-    store = await Store.open(tmp_path / "t.db")
-    yield store
-    await store.close()
-
-
-def rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def doc(n: int, **changes) -> dict:
@@ -39,12 +26,12 @@ def keys_agree_with_documents(path: Path, style: str) -> list[tuple]:
     return rows(path, f"SELECT id, keys FROM tasks WHERE style = ? AND (keys IS NULL OR {checks})", (style,))
 
 
-async def wal_frames(store: Store) -> int:
-    (_busy, frames, _copied), = await store._writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+async def wal_frames(store: SQLiteStore) -> int:
+    (_busy, frames, _copied), = await store.write_sql("PRAGMA wal_checkpoint(PASSIVE)")
     return frames
 
 
-async def test_keys_read_as_the_document_reads_and_serve_the_filters(store: Store, tmp_path: Path):
+async def test_keys_read_as_the_document_reads_and_serve_the_filters(store: SQLiteStore, tmp_path: Path):
     await store.ensure_indexes("s", FIELDS)
     odd = doc(1, status=None, owner="ü\u2028\"x", rank=0.30000000000000004, info="not an object")
     big = doc(2, rank=123456789012345678901234567890)
@@ -69,19 +56,20 @@ async def test_an_update_leaving_keyed_fields_alone_writes_no_index_page(tmp_pat
     """The same tasks in two databases, one with four indexes on keyed fields: updating a
     field that is not keyed writes as many WAL frames (pages) in both. Changing a keyed
     field writes the indexes' pages too."""
-    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 1e9)  # count every frame the writes make
+    monkeypatch.setattr(wal, "CHECKPOINT_SECONDS", 1e9)  # count every frame the writes make
     frames: dict[str, list[int]] = {}
     for name, fields in (("plain", []), ("indexed", FIELDS)):
-        store = await Store.open(tmp_path / f"{name}.db")
+        store = await SQLiteStore.open(tmp_path / f"{name}.db")
         try:
             if fields:
                 await store.ensure_indexes("s", fields)
             await store.bulk_create("s", ((f"t{n:05d}", doc(n)) for n in range(3000)), actor="t", request_id="seed")
-            await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await store.write_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             counts = []
             for change in ({"progress": 50}, {"progress": 60, "status": "done"}):
                 before = await wal_frames(store)
-                await store.update("s", "t01500", lambda old, change=change: {**old, **change}, actor="t", request_id="r")
+                await store.update("s", "t01500", lambda old, change=change: {**old, **change}, actor="t",
+                                   request_id="r")
                 counts.append(await wal_frames(store) - before)
             frames[name] = counts
         finally:
@@ -92,7 +80,7 @@ async def test_an_update_leaving_keyed_fields_alone_writes_no_index_page(tmp_pat
     assert frames["indexed"][1] >= frames["plain"][1] + len(FIELDS), frames
 
 
-async def test_one_batch_writes_the_keys_of_each_task_s_final_document(store: Store, tmp_path: Path):
+async def test_one_batch_writes_the_keys_of_each_task_s_final_document(store: SQLiteStore, tmp_path: Path):
     await store.ensure_indexes("s", FIELDS)
     await store.create("s", "a", doc(1), actor="t", request_id="r")
     await store.create("s", "gone", doc(2), actor="t", request_id="r")
@@ -111,12 +99,12 @@ async def test_one_batch_writes_the_keys_of_each_task_s_final_document(store: St
     assert [t.id for t in (await store.find("s", Query(Compare("$.status", "eq", ("open",)))))[0]] == ["new"]
 
 
-async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_style(store: Store, tmp_path: Path):
+async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_style(store: SQLiteStore, tmp_path: Path):
     """As on an upgrade: tasks stored before their style keyed anything (indexes on the
     document, no keys), then keyed fields, then other keyed fields."""
     path = tmp_path / "t.db"
     await store.bulk_create("s", ((f"t{n}", doc(n, rank=n + 0.1)) for n in range(50)), actor="t", request_id="r")
-    await store._writer.execute("CREATE INDEX tasks_by_rank ON tasks (style, json_extract(doc, '$.rank'), id)")
+    await store.write_sql("CREATE INDEX tasks_by_rank ON tasks (style, json_extract(doc, '$.rank'), id)")
     await store.ensure_indexes("s", FIELDS[:2])
     assert rows(path, "SELECT count(*) FROM tasks WHERE keys IS NULL") == [(0,)]
     await store.ensure_indexes("s", FIELDS)
@@ -131,17 +119,17 @@ async def test_keying_other_fields_recomputes_the_keys_of_every_task_of_the_styl
     assert [t.id for t in (await store.find("s", Query(Compare("$.rank", "eq", (7.1,)))))[0]] == ["t7"]
     assert keys_agree_with_documents(path, "s") == []
     # the same keyed fields with an index gone: the index is built again, no task is rewritten
-    await store._writer.execute("DROP INDEX tasks_by_owner")
-    await store._writer.execute("UPDATE tasks SET keys = '{}' WHERE id = 't9'")  # would be recomputed by a rewrite
+    await store.write_sql("DROP INDEX tasks_by_owner")
+    await store.write_sql("UPDATE tasks SET keys = '{}' WHERE id = 't9'")  # would be recomputed by a rewrite
     await store.ensure_indexes("s", FIELDS)
     assert rows(path, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_by_owner'") == [(1,)]
     assert keys_agree_with_documents(path, "s") == [("t9", "{}")]
 
 
-async def test_a_writer_follows_keyed_fields_another_connection_changed(store: Store, tmp_path: Path):
+async def test_a_writer_follows_keyed_fields_another_connection_changed(store: SQLiteStore, tmp_path: Path):
     """Two stores on one file, as the server and a command-line import are: the one that
     did not key the fields writes them in the keys column all the same."""
-    other = await Store.open(tmp_path / "t.db")
+    other = await SQLiteStore.open(tmp_path / "t.db")
     try:
         await other.ensure_indexes("s", FIELDS)
         await store.create("s", "a", doc(1), actor="t", request_id="r")
@@ -150,3 +138,22 @@ async def test_a_writer_follows_keyed_fields_another_connection_changed(store: S
         assert [t.id for t in (await other.find("s", Query(Compare("$.owner", "eq", ("u2",)))))[0]] == ["b"]
     finally:
         await other.close()
+
+
+async def test_indexes_hold_one_style_and_replace_an_earlier_all_styles_index(store: SQLiteStore, tmp_path: Path):
+    await store.write_sql("CREATE INDEX tasks_by_n ON tasks (style, json_extract(doc, '$.n'), id)")  # as before
+    await store.ensure_indexes("s", ["$.n"])
+    await store.ensure_indexes("t", ["$.n"])  # the same field in another style gets its own
+    await store.ensure_indexes("s", ["$.n"])  # and a restart changes nothing
+    assert rows(tmp_path / "t.db",
+                "SELECT name, sql FROM sqlite_master WHERE name LIKE 'tasks_by_%' ORDER BY name") == [
+        ("tasks_by_n",
+         "CREATE INDEX tasks_by_n ON tasks (style, json_extract(keys, '$.\"n\"'), id) WHERE style = 's'"),
+        ("tasks_by_t_n",
+         "CREATE INDEX tasks_by_t_n ON tasks (style, json_extract(keys, '$.\"n\"'), id) WHERE style = 't'")]
+    for style, index in (("s", "tasks_by_n"), ("t", "tasks_by_t_n")):
+        assert index in await store.explain(style, Query(Compare("$.n", "eq", (1,))))
+    with pytest.raises(ValueError):
+        await store.ensure_indexes("s'; DROP TABLE tasks; --", ["$.n"])
+    with pytest.raises(ValueError):
+        await store.ensure_indexes("s", ["$.n') --"])

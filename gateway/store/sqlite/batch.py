@@ -1,0 +1,163 @@
+"""One batch of queued task writes, applied in order to the rows it read: no SQL, no I/O.
+
+Owns :class:`QueuedWrite` (a write's preconditions and steps, waiting for its batch) and
+:func:`apply_batch`: each write checked against the row as the batch's earlier writes
+left it, each of its steps run, each change numbered and diffed into an audit
+:class:`~gateway.model.Change`. A write whose mutation raises is left out alone. It must
+not read or write the database: :mod:`.group_commit` reads the rows before and writes
+the outcome after, inside the batch's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway import errors
+from gateway.clock import now_iso, parse_iso
+from gateway.model import CLIENT, Change, Doc, Expect, Step, Task
+from gateway.patching import diff
+from gateway.store.sqlite.keyed import Keyed, keys_text
+from gateway.store.sqlite.log import report
+from gateway.store.sqlite.rows import is_counted, stored_text
+
+__all__ = ["QueuedWrite", "Stored", "Touched", "Applied", "apply_batch", "apply_write", "needs_counters"]
+
+#: a stored row as a batch reads it: version, document, created, modified
+Stored = tuple[int, Doc | None, str, str]
+#: a task's final row in a batch: version, created, document (None: deleted), its stored
+#: text, its keys column
+Touched = tuple[int, str, Doc | None, str, str | None]
+
+
+class QueuedWrite:
+    """One queued write: its preconditions, then its steps in order, each its own audited change."""
+
+    __slots__ = ("style", "task_id", "steps", "expect", "request_id", "if_match",
+                 "unmodified_since", "build", "max_id", "future", "client", "warmed")
+
+    def __init__(self, style: str, task_id: str | None, steps: Sequence[Step], expect: Expect,
+                 request_id: str, if_match: frozenset[int] | None,
+                 unmodified_since: datetime | None = None,
+                 build: Callable[[int], Doc] | None = None, max_id: int = 0) -> None:
+        self.style, self.task_id, self.steps, self.expect = style, task_id, list(steps), expect
+        self.request_id, self.if_match = request_id, if_match
+        self.unmodified_since, self.build, self.max_id = unmodified_since, build, max_id
+        self.client = CLIENT.get()
+        self.warmed = True  # False while a read-ahead thread has yet to read its task
+        self.future: asyncio.Future[tuple[Task | None, list[Change]]] = \
+            asyncio.get_running_loop().create_future()
+
+
+@dataclass
+class Applied:
+    """What a batch comes to: each write's outcome (its task and changes, or the error it
+    raised), every change in order, each touched task's final row, and the batch's time."""
+
+    at: str
+    results: list[tuple[QueuedWrite, Any]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
+
+
+def needs_counters(batch: Sequence[QueuedWrite]) -> bool:
+    """Whether the batch creates a task with an integer id (only then are the id
+    counters read and written)."""
+    return any(w.task_id is None or (w.expect is not Expect.PRESENT and is_counted(w.task_id)) for w in batch)
+
+
+def _number(w: QueuedWrite, counters: dict[str, int]) -> str:
+    """Give a numbered create the next id: above every integer id created so far,
+    this batch's earlier writes included, so no such task can exist."""
+    number = counters.get(w.style, 0) + 1
+    if number > w.max_id:
+        raise errors.Conflict(f"no integer id is left for {w.style} tasks (the last is {w.max_id})")
+    counters[w.style] = number
+    w.task_id = str(number)
+    build = w.build
+    assert build is not None
+    w.steps = [(w.steps[0][0], lambda _old: build(number))]
+    return w.task_id
+
+
+def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
+                counters: dict[str, int] | None, keyed: Keyed) -> Applied:
+    """Each write in order against the rows as the earlier writes of the batch left
+    them (*current* is updated); a write whose mutation raises is left out alone. *seq*:
+    the last audit sequence number; *counters*: the id counters, when the batch needs them."""
+    out = Applied(at=now_iso())
+    at = out.at
+    for w in batch:
+        try:
+            if w.task_id is None:
+                assert counters is not None
+                task_id = _number(w, counters)
+            else:
+                task_id = w.task_id
+            key = (w.style, task_id)
+            task, made, text = apply_write(w, current.get(key), seq + 1, at)
+        except errors.TaskgateError as exc:
+            out.results.append((w, exc))
+            continue
+        except Exception:  # a bug in a mutate function must not sink the batch
+            report("store.mutation_failed", style=w.style, task_id=w.task_id)
+            out.results.append((w, errors.InternalError("An internal fault occurred.")))
+            continue
+        if made:
+            seq += len(made)
+            out.changes.extend(made)
+            last = made[-1]
+            # a task deleted and created again in one batch is as new as one created now
+            recreated = any(c.action == "created" for c in made)
+            created = current[key][2] if key in current and not recreated else at
+            current[key] = ((task.version, task.doc, created, at) if task
+                            else (last.version, None, created, at))
+            out.touched[key] = (last.version, created, task.doc, text, keys_text(keyed.get(w.style, ()), task.doc)) \
+                if task else (last.version, created, None, text, None)
+            if counters is not None and recreated and is_counted(task_id):
+                counters[w.style] = max(counters.get(w.style, 0), int(task_id))
+        out.results.append((w, (task, made)))
+    return out
+
+
+def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tuple[Task | None, list[Change], str]:
+    """The outcome of one write against the current row: the task after its last step,
+    the change of each step that changed the document (numbered from *seq*), and the
+    final document as stored text."""
+    version, old, modified = (current[0], current[1], current[3]) if current else (0, None, "")
+    task_id = w.task_id
+    assert task_id is not None
+    if w.expect is Expect.PRESENT and old is None:
+        raise errors.NotFound(f"task {task_id!r} does not exist")
+    if w.expect is Expect.ABSENT and old is not None:
+        raise errors.Conflict(f"task {task_id!r} already exists")
+    if w.if_match is not None and old is not None and version not in w.if_match:
+        raise errors.PreconditionFailed(
+            f"task {task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
+    if w.unmodified_since is not None and old is not None \
+            and parse_iso(modified).replace(microsecond=0) > w.unmodified_since:
+        raise errors.PreconditionFailed(f"task {task_id!r} was modified after {w.unmodified_since.isoformat()}")
+    made: list[Change] = []
+    doc, text = old, ""
+    for actor, mutate in w.steps:
+        new = mutate(doc)
+        if new is doc:
+            continue
+        if new is not None:  # refuse what cannot be stored before diffing it, so it fails alone
+            text = stored_text(new)
+        # an empty diff between two documents is JSON equality (same_json): one walk, not two
+        patch, undo = diff(doc if doc is not None else {}, new if new is not None else {})
+        if not patch and new is not None and doc is not None:
+            continue
+        action = "created" if doc is None else "deleted" if new is None else "updated"
+        version += 1
+        made.append(Change(seq=seq + len(made), at=at, style=w.style, task_id=task_id, version=version,
+                           action=action, actor=actor, request_id=w.request_id, patch=patch, undo=undo,
+                           client=w.client))
+        doc = new
+    if not made:
+        return (Task(w.style, task_id, version, old, modified) if old is not None else None), made, ""
+    return (Task(w.style, task_id, version, doc, at) if doc is not None else None), made, text

@@ -1,0 +1,201 @@
+"""Group commit: the one write path for tasks.
+
+Task writes go through one queue drained by one writer task. It takes every queued write
+(up to ``max_batch``), runs them in order inside one ``BEGIN IMMEDIATE … COMMIT``, and
+only after the commit answers each caller. A write whose mutation raises is left out
+alone; the others commit. Each change writes the new document, bumps ``version`` and
+appends an audit row holding the RFC 6902 patch old→new and its inverse, in the same
+transaction.
+
+A batch's statements run on the event loop's thread: the pages they need are in memory,
+or were read ahead (:mod:`.read_ahead`), and a hand-over to another thread for each
+would cost more than the statement. Only what may wait goes to the writer's thread:
+COMMIT (the WAL write and its sync), and BEGIN IMMEDIATE when another connection holds
+the write lock or the WAL is to be rewound first (:mod:`.wal`).
+
+Owns the queue, the writer task, the batch's reads and writes of rows, and the commit
+listeners. It must not run a mutation outside a batch, nor answer a caller before the
+commit; the rules of what a write does to a row are :mod:`.batch`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from gateway import errors
+from gateway.model import Change, Task
+from gateway.store.sqlite.batch import Applied, QueuedWrite, Stored, apply_batch, needs_counters
+from gateway.store.sqlite.keyed import KeyedFields
+from gateway.store.sqlite.log import report
+from gateway.store.sqlite.read_ahead import ReadAhead
+from gateway.store.sqlite.rows import AUDIT_COLUMNS, audit_row, load_doc
+from gateway.store.sqlite.sql import keys_table
+from gateway.store.sqlite.wal import Checkpoints
+from gateway.store.sqlite.write_connection import WriteConnection
+
+__all__ = ["GroupCommit"]
+
+#: keys a batch reads per statement: far below SQLite's limit on bound variables
+_KEYS_PER_READ = 400
+
+
+class GroupCommit:
+    """The queue of task writes and the task that commits them in batches."""
+
+    def __init__(self, writer: WriteConnection, checkpoints: Checkpoints, read_ahead: ReadAhead,
+                 keyed: KeyedFields, *, max_batch: int) -> None:
+        self._writer = writer
+        self._checkpoints = checkpoints
+        self._read_ahead = read_ahead
+        self._keyed = keyed
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[QueuedWrite | None] = asyncio.Queue()
+        self._listeners: list[Callable[[Sequence[Change]], None]] = []
+        self._batch_listeners: list[Callable[[int, float], None]] = []
+        self._closed = False
+        self._task = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
+
+    def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
+        self._listeners.append(listener)
+
+    def on_batch(self, listener: Callable[[int, float], None]) -> None:
+        self._batch_listeners.append(listener)
+
+    async def submit(self, write: QueuedWrite) -> tuple[Task | None, list[Change]]:
+        """Queue *write*; once its batch committed, the task after it and its changes (or
+        the domain error it raised). InternalError once the store is closing."""
+        if self._closed:
+            raise errors.InternalError("the store is closed")
+        if write.task_id:
+            self._read_ahead.warm(write)
+        self._queue.put_nowait(write)
+        return await write.future
+
+    async def close(self) -> None:
+        """Refuse new writes, and return once every queued one is committed or refused."""
+        self._closed = True
+        await self._queue.put(None)
+        await self._task
+
+    async def _drain(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            live = [w for w in batch if not w.future.cancelled()]
+            if live:
+                try:
+                    started = time.perf_counter()
+                    await self._commit_batch(live)
+                    self._batch_done(len(live), time.perf_counter() - started)
+                except Exception:  # the database failed: nobody's change is stored
+                    report("store.commit_failed", batch=len(live))
+                    for w in live:
+                        if not w.future.done():
+                            w.future.set_exception(errors.InternalError("the store could not commit the change"))
+            if stop:
+                return
+
+    async def _commit_batch(self, batch: list[QueuedWrite]) -> None:
+        await self._read_ahead.settled(batch)
+        writer = self._writer
+        async with writer.lock:
+            keys = list(dict.fromkeys((w.style, w.task_id) for w in batch if w.task_id is not None))
+            rewind = await self._checkpoints.take_rewind()
+            if rewind or not writer.begin_now():
+                await writer.begin(rewind=rewind)
+            try:
+                current, stored_keys, seq, counters = self._read_batch(keys, needs_counters(batch))
+                applied = apply_batch(batch, current, seq, counters, self._keyed.by_style)
+                self._write_rows(applied, stored_keys, counters)
+                await writer.commit()
+            except BaseException:
+                await writer.rollback()
+                raise
+        self._checkpoints.after_commit()
+        for w, outcome in applied.results:
+            if w.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                w.future.set_exception(outcome)
+            else:
+                w.future.set_result(outcome)
+        if applied.changes:
+            for listener in self._listeners:
+                try:
+                    listener(applied.changes)
+                except Exception:  # the commit stands; one listener's failure must not hide it from others
+                    report("store.listener_failed", listener=repr(listener))
+
+    def _batch_done(self, size: int, seconds: float) -> None:
+        for listener in self._batch_listeners:
+            try:
+                listener(size, seconds)
+            except Exception:
+                report("store.listener_failed", listener=repr(listener))
+
+    def _read_batch(self, keys: list[tuple[str, str]], with_counters: bool) \
+            -> tuple[dict[tuple[str, str], Stored], dict[tuple[str, str], str | None], int, dict[str, int] | None]:
+        """Inside the batch's transaction, on the loop's thread: the rows the batch touches
+        and their stored keys columns, the last audit sequence number, and (when needed) the
+        id counters. Follows the keyed fields when another connection committed."""
+        conn = self._writer.conn
+        changed = self._keyed.changed_since(conn)
+        if changed is not None:  # another process committed: it may have keyed other fields
+            self._keyed.replace(changed)
+        counters = dict(conn.execute("SELECT style, last FROM counters").fetchall()) if with_counters else None
+        found: dict[tuple[str, str], Stored] = {}
+        stored_keys: dict[tuple[str, str], str | None] = {}
+        for start in range(0, len(keys), _KEYS_PER_READ):
+            table, params = keys_table(keys[start:start + _KEYS_PER_READ])
+            rows = conn.execute(
+                table + "SELECT t.style, t.id, t.version, t.doc, t.created, t.modified, t.keys "
+                "FROM k JOIN tasks AS t ON t.style = k.style AND t.id = k.id", params).fetchall()
+            for style, task_id, version, doc, created, modified, keys_column in rows:
+                found[(style, task_id)] = (version, load_doc(doc), created, modified)
+                stored_keys[(style, task_id)] = keys_column
+        (seq,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
+        return found, stored_keys, seq, counters
+
+    def _write_rows(self, applied: Applied, stored_keys: dict[tuple[str, str], str | None],
+                    counters: dict[str, int] | None) -> None:
+        """Inside the batch's transaction, on the loop's thread: each touched task's final
+        row, the audit rows and the id counters. A row whose keys column stays as stored is
+        written without it, so SQLite leaves the style's indexes alone (see :mod:`.keyed`)."""
+        conn = self._writer.conn
+        deletes: list[tuple[str, str]] = []
+        updates: list[tuple[int, str, str, str, str]] = []
+        upserts: list[tuple[str, str, int, str, str, str, str | None]] = []
+        for key, (v, created, doc, text, keys_column) in applied.touched.items():
+            if doc is None:
+                deletes.append(key)
+            elif key in stored_keys and stored_keys[key] == keys_column:
+                updates.append((v, applied.at, text, *key))
+            else:
+                upserts.append((*key, v, created, applied.at, text, keys_column))
+        if deletes:
+            conn.executemany("DELETE FROM tasks WHERE style = ? AND id = ?", deletes)
+        if updates:
+            conn.executemany("UPDATE tasks SET version = ?, modified = ?, doc = ? WHERE style = ? AND id = ?", updates)
+        if upserts:
+            conn.executemany(
+                "INSERT INTO tasks (style, id, version, created, modified, doc, keys) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (style, id) DO UPDATE SET version = excluded.version, "
+                "modified = excluded.modified, doc = excluded.doc, keys = excluded.keys", upserts)
+        if applied.changes:
+            conn.executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [audit_row(c) for c in applied.changes])
+        if counters:
+            conn.executemany(
+                "INSERT INTO counters (style, last) VALUES (?, ?) "
+                "ON CONFLICT (style) DO UPDATE SET last = max(last, excluded.last)", counters.items())

@@ -1,0 +1,187 @@
+"""Reading tasks and the audit trail, beside the writer.
+
+Two connections read, neither ever writes (``query_only``):
+
+* the **reader**, an aiosqlite connection (its own thread), for lists, searches, exports
+  and counts; WAL lets it run beside the writer. :meth:`TaskReads.read_snapshot` holds one
+  read transaction across many reads (export, :meth:`TaskReads.trails` for ``audit verify``).
+* the **point reader**, a plain :mod:`sqlite3` connection used on the event loop's own
+  thread for lookups by primary key (a task by id, a token, a user, an OAuth client).
+  Such a lookup takes less time than the hand-over to another thread and back, and in WAL
+  mode a reader does not wait for the writer. Its busy timeout is zero: in the rare
+  moments SQLite makes even a reader wait (a checkpoint truncating the WAL, another
+  process recovering it) the lookup is read on the reader instead of holding up the loop
+  (:class:`Lookup`).
+
+Owns those two connections' reads. It must not write, and it drives aiosqlite through its
+public API only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiosqlite
+
+from gateway.model import Change, Task
+from gateway.query import Query
+from gateway.store.sqlite import sql
+from gateway.store.sqlite.keyed import KeyedFields
+from gateway.store.sqlite.rows import AUDIT_COLUMNS, change_from_row, load_doc
+from gateway.store.sqlite.write_connection import is_busy
+
+__all__ = ["Lookup", "TaskReads"]
+
+
+class Lookup:
+    """Lookups by primary key: on the loop's thread through *point*, or on *reader* when
+    SQLite would make the lookup wait."""
+
+    def __init__(self, point: sqlite3.Connection, reader: aiosqlite.Connection) -> None:
+        self._point = point
+        self._reader = reader
+
+    async def __call__(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._point.execute(statement, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        return list(await self._reader.execute_fetchall(statement, params))
+
+
+class TaskReads:
+    """The reads of tasks and audit rows, on the reader and, by key, through :class:`Lookup`."""
+
+    def __init__(self, reader: aiosqlite.Connection, lookup: Lookup, keyed: KeyedFields) -> None:
+        self._reader = reader
+        self.lookup = lookup
+        self._keyed = keyed
+
+    async def rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement on the reader."""
+        return list(await self._reader.execute_fetchall(statement, params))
+
+    async def get(self, style: str, task_id: str) -> Task | None:
+        found = await self.lookup("SELECT version, doc, modified FROM tasks WHERE style = ? AND id = ?",
+                                  (style, task_id))
+        if not found:
+            return None
+        version, doc, modified = found[0]
+        return Task(style, task_id, version, load_doc(doc), modified)
+
+    async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
+        keyed = self._keyed.of(style)
+        where, params = sql.where_clause(style, query, keyed)
+        page, page_params = sql.page_sql(where, params, query, keyed)
+        found = await self.rows(page, page_params)
+        total = None
+        if query.count:
+            (total,), = await self.rows(sql.count_sql(where), params)
+        return [Task(style, i, v, load_doc(d), m) for i, v, d, m in found], total
+
+    async def explain(self, style: str, query: Query) -> str:
+        keyed = self._keyed.of(style)
+        page, params = sql.page_sql(*sql.where_clause(style, query, keyed), query, keyed)
+        return "\n".join(row[-1] for row in await self.rows(f"EXPLAIN QUERY PLAN {page}", params))
+
+    async def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
+        after = ("", "")
+        while True:
+            params: list[Any] = [after[0], after[0], after[1]]
+            statement = "SELECT style, id, version, doc FROM tasks WHERE (style > ? OR (style = ? AND id > ?))"
+            if style is not None:
+                statement += " AND style = ?"
+                params.append(style)
+            found = await self.rows(statement + " ORDER BY style, id LIMIT ?", [*params, chunk])
+            for s, i, v, d in found:
+                yield Task(s, i, v, json.loads(d))
+            if len(found) < chunk:
+                return
+            after = (found[-1][0], found[-1][1])
+
+    async def audit(self, *, style: str | None = None, task_id: str | None = None,
+                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
+        where: list[str] = []
+        params: list[Any] = []
+        if style is not None:
+            where.append("style = ?")
+            params.append(style)
+        if task_id is not None:
+            where.append("task_id = ?")
+            params.append(task_id)
+        statement = (f"SELECT {AUDIT_COLUMNS} FROM audit"
+                     + (" WHERE " + " AND ".join(where) if where else "")
+                     + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
+        return [change_from_row(r) for r in await self.rows(statement, [*params, -1 if limit is None else limit])]
+
+    async def count_tasks(self, style: str | None = None) -> int:
+        if style is None:
+            (n,), = await self.rows("SELECT count(*) FROM tasks")
+        else:
+            (n,), = await self.rows("SELECT count(*) FROM tasks WHERE style = ?", (style,))
+        return int(n)
+
+    async def count_by_style(self) -> dict[str, int]:
+        return {style: n for style, n in await self.rows("SELECT style, count(*) FROM tasks GROUP BY style")}
+
+    async def count_audited_tasks(self) -> int:
+        (n,), = await self.rows("SELECT count(*) FROM (SELECT DISTINCT style, task_id FROM audit)")  # audit_by_task
+        return int(n)
+
+    async def schema_version(self) -> int:
+        return int((await self.rows("PRAGMA user_version"))[0][0])
+
+    async def integrity_check(self) -> str:
+        return str((await self.rows("PRAGMA integrity_check"))[0][0])
+
+    async def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
+        """Both tables read in keyset-paginated chunks and merged, inside one read
+        transaction, so the whole walk sees one snapshot while writers go on; memory is a
+        chunk of each plus one task's trail. The reader is held in that transaction until
+        the walk ends."""
+        async with self.read_snapshot():
+            tasks = aiter(self.export(chunk=chunk))
+            changes = aiter(self._audit_by_task(chunk))
+            task = await anext(tasks, None)
+            row = await anext(changes, None)
+            while task is not None or row is not None:
+                keys = [k for k in ((task.style, task.id) if task else None,
+                                    (row.style, row.task_id) if row else None) if k is not None]
+                key = min(keys)
+                stored = None
+                if task is not None and (task.style, task.id) == key:
+                    stored, task = task, await anext(tasks, None)
+                trail: list[Change] = []
+                while row is not None and (row.style, row.task_id) == key:
+                    trail.append(row)
+                    row = await anext(changes, None)
+                yield key[0], key[1], stored, trail
+
+    @contextlib.asynccontextmanager
+    async def read_snapshot(self) -> AsyncIterator[None]:
+        """One read transaction on the reader; nested, the outer one holds."""
+        if self._reader.in_transaction:
+            yield
+            return
+        await self._reader.execute("BEGIN")
+        try:
+            yield
+        finally:
+            await self._reader.execute("COMMIT")
+
+    async def _audit_by_task(self, chunk: int) -> AsyncIterator[Change]:
+        after: tuple[str, str, int] = ("", "", 0)
+        while True:
+            found = await self.rows(
+                f"SELECT {AUDIT_COLUMNS} FROM audit "
+                "WHERE (style, task_id, seq) > (?, ?, ?) ORDER BY style, task_id, seq LIMIT ?", (*after, chunk))
+            for r in found:
+                yield change_from_row(r)
+            if len(found) < chunk:
+                return
+            after = (found[-1][2], found[-1][3], found[-1][0])

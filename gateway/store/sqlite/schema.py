@@ -1,0 +1,147 @@
+"""The database's tables, their ordered migrations, and how every connection is set up.
+
+Owns ``PRAGMA user_version`` (the schema version), the migrations that bring an older
+file up to :data:`SCHEMA_VERSION`, and the PRAGMAs each connection of a store starts
+with (WAL, ``synchronous``, ``busy_timeout``, ``foreign_keys``, the page cache, and no
+automatic checkpoint: :mod:`.wal` runs them). It only runs SQL on the connection it is
+given, in the caller's thread; it must not open connections or decide which thread
+blocks (the store runs :func:`migrate` on the writer's thread).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from gateway.store.errors import StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "JOURNAL_MODE", "pragmas", "check_journal_mode", "configure",
+           "migrate"]
+
+# Ordered migrations; index i brings user_version i to i + 1. Never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tasks (
+        style    TEXT NOT NULL,
+        id       TEXT NOT NULL,
+        version  INTEGER NOT NULL CHECK (version > 0),
+        created  TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        doc      TEXT NOT NULL CHECK (json_valid(doc)),
+        PRIMARY KEY (style, id)
+    );
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        style      TEXT NOT NULL,
+        task_id    TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        action     TEXT NOT NULL CHECK (action IN ('created', 'updated', 'deleted')),
+        actor      TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        patch      TEXT NOT NULL CHECK (json_valid(patch)),
+        undo       TEXT NOT NULL CHECK (json_valid(undo))
+    );
+    CREATE INDEX audit_by_task ON audit (style, task_id, seq);
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        password_hash TEXT,
+        created       TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        hash      TEXT PRIMARY KEY,
+        user      TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        expires   INTEGER,
+        source    TEXT NOT NULL,
+        created   TEXT NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens (user);
+    CREATE TABLE oauth_clients (
+        client_id   TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        user        TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        created     TEXT NOT NULL
+    );
+    """,
+    # 2: users may be a SuperOffice associate; integer ids are handed out from a counter
+    # per style that never goes back, seeded from every integer id ever created.
+    """
+    ALTER TABLE users ADD COLUMN associate_id INTEGER;
+    CREATE TABLE counters (
+        style TEXT PRIMARY KEY,
+        last  INTEGER NOT NULL
+    );
+    INSERT INTO counters (style, last)
+        SELECT style, max(CAST(task_id AS INTEGER)) FROM audit
+        WHERE action = 'created' AND task_id <> '' AND length(task_id) <= 18
+          AND task_id NOT GLOB '*[^0-9]*'
+        GROUP BY style;
+    """,
+    # 3: audit rows say where the change came from (the client's address behind any proxy)
+    """
+    ALTER TABLE audit ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    """,
+    # 4: the indexed fields of a document are kept apart in keys (see gateway/store/sqlite/keyed.py);
+    # keyed says which fields each style's keys hold
+    """
+    ALTER TABLE tasks ADD COLUMN keys TEXT CHECK (keys IS NULL OR json_valid(keys));
+    CREATE TABLE keyed (
+        style  TEXT PRIMARY KEY,
+        fields TEXT NOT NULL CHECK (json_valid(fields))
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: the PRAGMA of :func:`pragmas` that answers a row: the journal mode SQLite switched to
+JOURNAL_MODE = "PRAGMA journal_mode = WAL"
+
+
+def pragmas(synchronous: str, busy_timeout_ms: int, cache_mib: int) -> list[str]:
+    """The PRAGMAs a store's reading and writing connections start with, in order.
+    *cache_mib* 0 keeps SQLite's own page cache size."""
+    out = [f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"]
+    if cache_mib > 0:
+        out.append(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")
+    return [*out, JOURNAL_MODE, f"PRAGMA synchronous = {synchronous.upper()}", "PRAGMA foreign_keys = ON",
+            "PRAGMA wal_autocheckpoint = 0"]  # checkpoints run beside the writer (gateway/store/sqlite/wal.py)
+
+
+def check_journal_mode(rows: Iterable[Any]) -> None:
+    """StoreError unless the answer to :data:`JOURNAL_MODE` says the file is in WAL mode."""
+    mode = list(rows)[0][0]
+    if mode != "wal":
+        raise StoreError(f"could not switch the database to WAL (got {mode})")
+
+
+def configure(conn: sqlite3.Connection, synchronous: str, busy_timeout_ms: int, cache_mib: int) -> None:
+    """Run :func:`pragmas` on *conn* (it may wait for another process's lock: call it off the loop)."""
+    for pragma in pragmas(synchronous, busy_timeout_ms, cache_mib):
+        rows = conn.execute(pragma).fetchall()
+        if pragma == JOURNAL_MODE:
+            check_journal_mode(rows)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION`, one transaction per migration. StoreError
+    for a newer schema, or for a file with tables but no schema version (not taskgate's)."""
+    (version,), = conn.execute("PRAGMA user_version").fetchall()
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database schema {version} is newer than this taskgate ({SCHEMA_VERSION})")
+    if version == 0 and conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        raise StoreError("not a taskgate database (tables present but no schema version)")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O error)
+                conn.execute("ROLLBACK")
+            raise

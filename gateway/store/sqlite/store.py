@@ -1,0 +1,280 @@
+"""The SQLite store: the contract of :mod:`gateway.store` on one database file in WAL mode.
+
+:class:`SQLiteStore` opens the connections, hands each to the part that owns it, and
+answers the contract by delegating to those parts:
+
+* the **writer** (:mod:`.write_connection`), a plain sqlite3 connection driven one way:
+  quick statements on the event loop's thread, blocking steps on its own thread, always
+  under its lock. Task writes reach it only through group commit (:mod:`.group_commit`,
+  applying :mod:`.batch`), bulk loads (:mod:`.bulk`), account changes
+  (:mod:`.accounts`) and index builds (:mod:`.keyed`);
+* the **reader** and the **point reader** (:mod:`.reads`), which never write;
+* the **checkpointer** (:mod:`.wal`), which copies the WAL into the file beside the writer;
+* the **read-ahead** threads (:mod:`.read_ahead`), each with a read-only connection.
+
+It knows nothing of HTTP or of any vendor's rules: callers pass pure functions
+``mutate(old_doc) -> new_doc`` and vendor-neutral :mod:`gateway.query` filters. It must
+not hold SQL of its own beyond opening and closing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.model import Change, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenRow, User
+from gateway.query import Query
+from gateway.store.errors import StoreError
+from gateway.store.sqlite import schema
+from gateway.store.sqlite.accounts import Accounts
+from gateway.store.sqlite.batch import QueuedWrite
+from gateway.store.sqlite.bulk import bulk_create
+from gateway.store.sqlite.group_commit import GroupCommit
+from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
+from gateway.store.sqlite.read_ahead import ReadAhead
+from gateway.store.sqlite.reads import Lookup, TaskReads
+from gateway.store.sqlite.wal import Checkpoints
+from gateway.store.sqlite.write_connection import WriteConnection
+
+__all__ = ["SQLiteStore"]
+
+
+class SQLiteStore:
+    """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
+
+    def __init__(self, writer: WriteConnection, reader: aiosqlite.Connection, point: sqlite3.Connection,
+                 checkpoints: Checkpoints, read_ahead: ReadAhead, keyed: KeyedFields, *, max_batch: int) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._point = point
+        self._checkpoints = checkpoints
+        self._read_ahead = read_ahead
+        self._keyed = keyed
+        self._reads = TaskReads(reader, Lookup(point, reader), keyed)
+        self._commits = GroupCommit(writer, checkpoints, read_ahead, keyed, max_batch=max_batch)
+        self._accounts = Accounts(writer, self._reads.lookup, self._reads.rows, checkpoints.after_commit)
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    @classmethod
+    async def open(cls, path: str | Path, *, synchronous: str = "FULL",
+                   busy_timeout_ms: int = 5000, max_batch: int = 256, cache_mib: int = 16) -> SQLiteStore:
+        """Open (creating or migrating) the database at *path*. *cache_mib* sets each
+        connection's page cache (SQLite's default is 2 MiB, which a million tasks' index
+        pages thrash; 0 keeps it): bulk loads and index builds over millions of rows sort
+        in memory with a large one. StoreError when the file cannot be used."""
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous: {synchronous!r}")
+        writer: WriteConnection | None = None
+        reader: aiosqlite.Connection | None = None
+        point: sqlite3.Connection | None = None
+        checkpoints: Checkpoints | None = None
+        read_ahead: ReadAhead | None = None
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # The writer opens first, and it is the file's first use: a file that cannot be
+            # opened fails here, before aiosqlite starts a thread that would outlive the failure.
+            writer = WriteConnection.connect(path, busy_timeout_ms)
+            await writer.off_loop(lambda conn: schema.configure(conn, synchronous, busy_timeout_ms, cache_mib))
+            await writer.off_loop(schema.migrate)
+            keyed = KeyedFields(*await writer.off_loop(read_keyed))
+            reader = await aiosqlite.connect(str(path), isolation_level=None)
+            for pragma in [*schema.pragmas(synchronous, busy_timeout_ms, cache_mib), "PRAGMA query_only = ON"]:
+                rows = await reader.execute_fetchall(pragma)
+                if pragma == schema.JOURNAL_MODE:
+                    schema.check_journal_mode(rows)
+            point = sqlite3.connect(str(path), isolation_level=None)
+            for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
+                point.execute(f"PRAGMA {pragma}")
+            checkpoints = Checkpoints.connect(path, synchronous)
+            read_ahead = ReadAhead(str(path))
+        except BaseException as exc:
+            if writer is not None:
+                await writer.close()
+            if reader is not None:
+                await reader.close()
+            for plain in (point, checkpoints, read_ahead):
+                if plain is not None:
+                    plain.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise StoreError(f"cannot open it: {exc}") from exc
+            raise
+        return cls(writer, reader, point, checkpoints, read_ahead, keyed, max_batch=max_batch)
+
+    async def close(self) -> None:
+        """Finish every queued write, then checkpoint and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._commits.close()
+        await self._checkpoints.finish()
+        async with self._writer.lock:
+            try:
+                await self._writer.off_loop(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+            finally:
+                self._read_ahead.close()
+                self._checkpoints.close()
+                self._point.close()
+                await self._reader.close()
+                await self._writer.close()
+
+    def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
+        self._commits.on_commit(listener)
+
+    def on_batch(self, listener: Callable[[int, float], None]) -> None:
+        self._commits.on_batch(listener)
+
+    async def probe_write(self) -> None:
+        await self._commits.submit(QueuedWrite("", "", [("probe", lambda old: old)], Expect.ANY, "", None))
+
+    async def schema_version(self) -> int:
+        return await self._reads.schema_version()
+
+    async def integrity_check(self) -> str:
+        return await self._reads.integrity_check()
+
+    async def ensure_indexes(self, style: str, fields: Sequence[str], *, then: str | None = None) -> None:
+        if await ensure_indexes(self._reads.rows, self._writer, self._keyed, style, fields, then):
+            self._checkpoints.after_commit()
+
+    # -- task writes: all through group commit but bulk loads ------------------------------
+    async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
+                    expect: Expect = Expect.PRESENT, if_match: frozenset[int] | None = None,
+                    unmodified_since: datetime | None = None) -> Task | None:
+        task, _ = await self._commits.submit(QueuedWrite(style, task_id, steps, expect, request_id, if_match,
+                                                         unmodified_since))
+        return task
+
+    async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
+        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id,
+                                expect=Expect.ABSENT)
+        assert task is not None
+        return task
+
+    async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
+                              request_id: str, max_id: int = 2**63 - 1) -> Task:
+        write = QueuedWrite(style, None, [(actor, lambda _old: None)], Expect.ABSENT, request_id, None,
+                            build=build, max_id=max_id)
+        task, _ = await self._commits.submit(write)
+        assert task is not None
+        return task
+
+    async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
+        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id,
+                                expect=Expect.ANY)
+        assert task is not None
+        return task
+
+    async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
+                     request_id: str, if_match: frozenset[int] | None = None,
+                     unmodified_since: datetime | None = None) -> Task:
+        task = await self.write(style, task_id, [(actor, mutate)], request_id=request_id, if_match=if_match,
+                                unmodified_since=unmodified_since)
+        assert task is not None
+        return task
+
+    async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
+                     if_match: frozenset[int] | None = None,
+                     unmodified_since: datetime | None = None) -> None:
+        await self.write(style, task_id, [(actor, lambda _old: None)], request_id=request_id, if_match=if_match,
+                         unmodified_since=unmodified_since)
+
+    async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
+                          request_id: str, chunk: int = 20_000) -> int:
+        return await bulk_create(self._writer, self._keyed, style, tasks, actor=actor, request_id=request_id,
+                                 chunk=chunk)
+
+    # -- reads ----------------------------------------------------------------------------
+    async def get(self, style: str, task_id: str) -> Task | None:
+        return await self._reads.get(style, task_id)
+
+    async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
+        return await self._reads.find(style, query)
+
+    async def explain(self, style: str, query: Query) -> str:
+        return await self._reads.explain(style, query)
+
+    def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
+        return self._reads.export(style, chunk=chunk)
+
+    async def audit(self, *, style: str | None = None, task_id: str | None = None,
+                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
+        return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first)
+
+    def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
+        return self._reads.trails(chunk=chunk)
+
+    def read_snapshot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._reads.read_snapshot()
+
+    async def count_tasks(self, style: str | None = None) -> int:
+        return await self._reads.count_tasks(style)
+
+    async def count_by_style(self) -> dict[str, int]:
+        return await self._reads.count_by_style()
+
+    async def count_audited_tasks(self) -> int:
+        return await self._reads.count_audited_tasks()
+
+    # -- users, tokens, OAuth clients -------------------------------------------------------
+    async def count_users(self) -> int:
+        return await self._accounts.count_users()
+
+    async def add_user(self, name: str, role: str, password_hash: str | None,
+                       token: tuple[str, bool, int | None, str] | None = None, *,
+                       associate_id: int | None = None) -> None:
+        await self._accounts.add_user(name, role, password_hash, token, associate_id=associate_id)
+
+    async def get_user(self, name: str) -> User | None:
+        return await self._accounts.get_user(name)
+
+    async def add_token(self, user: str, token_hash: str, *, read_only: bool, expires: int | None,
+                        source: str, purge_before: int | None = None) -> None:
+        await self._accounts.add_token(user, token_hash, read_only=read_only, expires=expires, source=source,
+                                       purge_before=purge_before)
+
+    async def find_token(self, token_hash: str) -> TokenRow | None:
+        return await self._accounts.find_token(token_hash)
+
+    async def delete_token(self, token_hash: str) -> None:
+        await self._accounts.delete_token(token_hash)
+
+    async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
+        await self._accounts.add_oauth_client(client_id, secret_hash, user)
+
+    async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        return await self._accounts.get_oauth_client(client_id)
+
+    def forget_tokens(self) -> None:
+        self._accounts.forget_tokens()
+
+    # -- for tests and diagnostics, not part of the contract ----------------------------------
+    @property
+    def read_ahead(self) -> ReadAhead:
+        """The read-ahead (whether it finds the file :attr:`~ReadAhead.cold`, whether it
+        still :attr:`~ReadAhead.running`)."""
+        return self._read_ahead
+
+    async def read_sql(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement on the reader: a look at storage behind the store's back."""
+        return await self._reads.rows(statement, params)
+
+    async def write_sql(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one statement on the writer's connection, on its own (autocommit) under the
+        write lock, and return its rows: a change behind the store's back, whose token cache
+        and keyed fields do not hear of it (:meth:`forget_tokens`)."""
+        return await self._writer.statement(statement, params)
+
+    def trace(self, callback: Callable[[str, str], None] | None) -> None:
+        """Call ``callback(connection, statement)`` for every statement the writer
+        (``"writer"``) and the read-ahead threads (``"read-ahead"``) run, on the thread that
+        runs it; None stops."""
+        self._writer.trace(None if callback is None else functools.partial(callback, "writer"))
+        self._read_ahead.trace(None if callback is None else functools.partial(callback, "read-ahead"))

@@ -1,0 +1,118 @@
+"""Migrations and the PRAGMAs of a store's connections, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from gateway.model import CLIENT, User
+from gateway.store import SCHEMA_VERSION, StoreError
+from gateway.store.sqlite import MIGRATIONS, SQLiteStore
+from gateway.store.sqlite.schema import pragmas
+
+from tests.store.helpers import rows
+
+
+async def test_new_database_is_migrated_and_configured(tmp_path: Path):
+    store = await SQLiteStore.open(tmp_path / "new.db", synchronous="NORMAL", busy_timeout_ms=1234)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        pragmas = {name: (await store.write_sql(f"PRAGMA {name}"))[0][0]
+                   for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "wal_autocheckpoint")}
+        assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 1234, "foreign_keys": 1,
+                           "wal_autocheckpoint": 0}  # checkpoints run beside the writer
+        assert await store.read_sql("PRAGMA busy_timeout") == [(1234,)]  # the reader's too
+        assert await store.integrity_check() == "ok"
+    finally:
+        await store.close()
+    assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
+        "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed"}
+
+
+def test_every_connection_starts_in_wal_mode_without_automatic_checkpoints():
+    assert pragmas("normal", 1234, 0) == [
+        "PRAGMA busy_timeout = 1234", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON", "PRAGMA wal_autocheckpoint = 0"]
+    assert pragmas("FULL", 5000, 16)[1] == "PRAGMA cache_size = -16384"
+
+
+@pytest.mark.parametrize("version", range(SCHEMA_VERSION))
+async def test_every_earlier_schema_version_migrates(tmp_path: Path, version: int):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:version]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {version}")
+    store = await SQLiteStore.open(path)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        await store.create("s", "a", {"n": 1}, actor="t", request_id="r")
+        assert (await store.get("s", "a")).doc == {"n": 1}
+    finally:
+        await store.close()
+
+
+async def test_migration_2_seeds_the_id_counters_from_every_integer_id_ever_created(tmp_path: Path):
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        audit = [("so", "7", "created"), ("so", "12", "created"), ("so", "12", "deleted"),
+                 ("so", "x9", "created"), ("sp", "3", "created")]
+        conn.executemany("INSERT INTO audit (at, style, task_id, version, action, actor, request_id, patch, undo) "
+                         "VALUES ('t', ?, ?, 1, ?, 'a', 'r', '[]', '[]')", audit)
+        conn.execute("INSERT INTO users (name, role, created) VALUES ('ann', 'user', 't')")
+    store = await SQLiteStore.open(path)
+    try:
+        assert await store.get_user("ann") == User("ann", "user", None, None)
+        # 12 was deleted but is never handed out again
+        task = await store.create_numbered("so", lambda n: {"Id": n}, actor="t", request_id="r")
+        assert (task.id, task.doc) == ("13", {"Id": 13})
+        task = await store.create_numbered("new", lambda n: {"Id": n}, actor="t", request_id="r")
+        assert task.id == "1"
+    finally:
+        await store.close()
+
+
+async def test_migration_3_gives_old_audit_rows_an_empty_client(tmp_path: Path):
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:2]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("INSERT INTO audit (at, style, task_id, version, action, actor, request_id, patch, undo) "
+                     "VALUES ('t', 's', 'a', 1, 'created', 'ann', 'r', '[]', '[]')")
+    store = await SQLiteStore.open(path)
+    try:
+        token = CLIENT.set("203.0.113.7")
+        try:
+            await store.create("s", "b", {}, actor="bob", request_id="r2")
+        finally:
+            CLIENT.reset(token)
+        await store.create("s", "c", {}, actor="cli", request_id="r3")
+        assert [(c.task_id, c.client) for c in await store.audit(newest_first=False)] == [
+            ("a", ""), ("b", "203.0.113.7"), ("c", "")]
+    finally:
+        await store.close()
+
+
+async def test_newer_or_foreign_databases_are_refused(tmp_path: Path):
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this taskgate"):
+        await SQLiteStore.open(newer)
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE x (y)")
+    with pytest.raises(StoreError, match="not a taskgate database"):
+        await SQLiteStore.open(foreign)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        await SQLiteStore.open(junk)
+    # a refused file leaves no thread of the store behind
+    assert not [t for t in threading.enumerate() if t.name.startswith(("store-writer", "store-warmer"))]
