@@ -107,9 +107,9 @@ def _iso(moment: datetime) -> str:
 async def _seed(path: Path, n: int) -> dict[str, str]:
     from gateway.apis import sailpoint, superoffice, webmethods
     from gateway.auth import hash_password, new_secret, secret_hash
-    from gateway.store import Store
+    from gateway.store.sqlite import SQLiteStore
 
-    store = await Store.open(path, synchronous="OFF", cache_mib=1024)
+    store = await SQLiteStore.open(path, synchronous="OFF", cache_mib=1024)
     try:
         token = new_secret()
         await store.add_user("admin", "admin", None)

@@ -49,7 +49,7 @@ class Api:
         return resp.status, (json.loads(text) if text else None), resp.headers
 
     async def db_rows(self, sql: str, *params: Any) -> list[tuple]:
-        return await self.store._reader.execute_fetchall(sql, params)  # tests may peek at storage
+        return await self.store.read_sql(sql, params)  # tests may peek at storage (SQLiteStore's hook)
 
     async def snapshot(self) -> tuple[list[tuple], list[tuple]]:
         """Every task row and audit row: compared before and after a refused request."""

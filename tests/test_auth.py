@@ -50,7 +50,7 @@ async def test_client_credentials_issue_an_expiring_token(api, client_secret, ho
     resp = await api.client.get("/task-status/v1", headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 200
     # once expired, the same token is refused
-    await api.store._writer.execute("UPDATE tokens SET expires = 1 WHERE hash = ?", (secret_hash(token),))
+    await api.store.write_sql("UPDATE tokens SET expires = 1 WHERE hash = ?", (secret_hash(token),))
     api.store.forget_tokens()  # a change behind the store's back is otherwise seen within TOKEN_CACHE_SECONDS
     resp = await api.client.get("/task-status/v1", headers={"Authorization": f"Bearer {token}"})
     assert (resp.status, await resp.json()) == (401, {"error": "token expired"})

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.store import SCHEMA_VERSION, Change, Store, Task
+from gateway.model import Change, Task
+from gateway.store import SCHEMA_VERSION
+from gateway.store.sqlite import SQLiteStore
 from gateway.verify import verify_trail
 
 BLOB = 8000  # characters of payload per task: 10x the tasks is tens of MB more if anything is held
@@ -235,7 +237,7 @@ def test_export_into_a_pipe_closed_early_exits_quietly(tmp_path: Path):
 
 # -- the store's streaming reads ---------------------------------------------------------------
 async def test_trails_merge_tasks_and_audit_rows_across_chunks(tmp_path: Path):
-    store = await Store.open(tmp_path / "t.db")
+    store = await SQLiteStore.open(tmp_path / "t.db")
     try:
         for n in range(5):
             await store.create("b" if n % 2 else "a", f"t{n}", {"n": n}, actor="t", request_id="r")
@@ -251,7 +253,7 @@ async def test_trails_merge_tasks_and_audit_rows_across_chunks(tmp_path: Path):
 
 
 async def test_export_and_trails_read_one_snapshot_while_another_process_writes(tmp_path: Path):
-    ours, theirs = await Store.open(tmp_path / "t.db"), await Store.open(tmp_path / "t.db")
+    ours, theirs = await SQLiteStore.open(tmp_path / "t.db"), await SQLiteStore.open(tmp_path / "t.db")
     try:
         for n in range(6):
             await ours.create("s", f"t{n}", {"n": n}, actor="t", request_id="r")

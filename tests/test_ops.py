@@ -21,7 +21,8 @@ from structlog.testing import capture_logs
 from gateway.app import create_app
 from gateway.auth import Authenticator, hash_password
 from gateway.config import Config, ConfigError
-from gateway.store import SCHEMA_VERSION, Store
+from gateway.store import SCHEMA_VERSION
+from gateway.store.sqlite import SQLiteStore
 from tests.e2e.server import decoded
 
 SP_ID = "00eebcf881994e419d72e757fd30dc0e"
@@ -36,7 +37,7 @@ def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
 
 async def seed_admin(config: Config) -> str:
     """An admin token, written straight to the database before the app starts."""
-    store = await Store.open(config.db_path)
+    store = await SQLiteStore.open(config.db_path)
     try:
         await store.add_user("root", "admin", None)
         return await Authenticator(store, token_ttl_seconds=3600).create_token("root")
@@ -244,7 +245,7 @@ async def test_forwarding_headers_count_only_from_trusted_proxies(aiohttp_client
 
 async def test_forwarded_https_makes_cookies_secure_and_links_use_the_client_s_url(aiohttp_client, tmp_path: Path):
     c = await start(aiohttp_client, tmp_path, server={"trusted_proxies": "127.0.0.1"})
-    store = await Store.open(tmp_path / "taskgate.db")
+    store = await SQLiteStore.open(tmp_path / "taskgate.db")
     try:
         await store.add_user("tje0", "user", hash_password("Tje0"), associate_id=627)
     finally:
@@ -289,7 +290,7 @@ async def test_base_path_prefixes_every_route_and_errors_keep_their_style(aiohtt
     _, listed, _ = await c.call("GET", "/api/v1/BatchTask?$top=0")
     assert listed["odata.metadata"].endswith("/tg/api/v1/$metadata#BatchTask")
     # the session cookies are scoped to the prefix, and work under it
-    store = await Store.open(tmp_path / "taskgate.db")
+    store = await SQLiteStore.open(tmp_path / "taskgate.db")
     try:
         await store.add_user("tje0", "user", hash_password("Tje0"), associate_id=627)
     finally:

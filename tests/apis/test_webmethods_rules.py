@@ -9,8 +9,9 @@ import pytest
 from gateway import errors
 from gateway.apis import webmethods_rules as rules
 from gateway.clock import ManualClock
+from gateway.model import Change
 from gateway.query import Compare, Not, Query
-from gateway.store import Change, Store
+from gateway.store.sqlite import SQLiteStore
 from schemas.webmethods_dates import date_encoder, format_pattern, parse_wm_date
 
 ALICE = rules.Actor("alice", False)
@@ -187,7 +188,7 @@ def test_date_encoders():
 
 # -- the store's array containment -----------------------------------------------------------------------
 async def test_has_compiles_to_json_each(tmp_path):
-    store = await Store.open(tmp_path / "t.db")
+    store = await SQLiteStore.open(tmp_path / "t.db")
     try:
         for tid, names in (("a", ["alice", "bob"]), ("b", ["bob"]), ("c", None), ("d", ["al"])):
             await store.create("x", tid, {"TaskInfo": {"assignedToList": names}}, actor="t", request_id="r")
