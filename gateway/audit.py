@@ -77,12 +77,13 @@ class _LineSink:
         if scheduled is not None and scheduled.is_running():
             return  # the flush already due writes this line too (asking for the running loop
             # costs a getpid system call on every call in Python 3.11)
-        loop = asyncio._get_running_loop()
-        if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: the command line, or after the server stopped
             self.flush()
-        else:  # also when a flush was due on a loop that stopped before it ran
-            loop.call_soon(self.flush)
-            self._loop = loop
+            return
+        loop.call_soon(self.flush)  # also when a flush was due on a loop that stopped before it ran
+        self._loop = loop
 
     debug = info = warning = warn = error = exception = critical = log = msg
 

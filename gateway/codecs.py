@@ -76,7 +76,7 @@ async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str,
         raise errors.RequestTimeout("the request body did not arrive in time") from None
     except web.HTTPRequestEntityTooLarge:
         raise errors.PayloadTooLarge(
-            f"the request body is larger than {request.app._client_max_size} bytes") from None
+            f"the request body is larger than {request.client_max_size} bytes") from None
     except (HttpProcessingError, RequestPayloadError):  # e.g. a Content-Encoding the body does not match
         raise errors.BadRequest("the request body cannot be read (broken transfer or content encoding)") from None
     return ctype, body

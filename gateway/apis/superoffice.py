@@ -33,7 +33,7 @@ from gateway.apis import superoffice_service as service
 from gateway.apis.superoffice_carrier import Zone
 from gateway.apis.superoffice_odata import parse_list_options
 from gateway.apis.superoffice_service import BASE_ZONE, MAX_ID, STYLE, Ctx
-from gateway.auth import login, logout
+from gateway.auth import sessions
 from gateway.codecs import decode_form, decode_json, decode_xml, etag, json_response, read_body
 from gateway.config import ConfigError
 from gateway.context import CONFIG, STORE
@@ -193,8 +193,7 @@ def setup(app: web.Application) -> None:
         raise ConfigError(f"superoffice.time_zone: unknown time zone {app[CONFIG].superoffice.time_zone!r}")
     app[BASE_ZONE] = zone
     r = app.router
-    r.add_post("/login", login, name=f"{STYLE}:login")
-    r.add_post("/logout", logout, name=f"{STYLE}:logout")
+    sessions.add_routes(r, name_prefix=STYLE)
     _routes("", "", r)
     _routes("/{tenant:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}}", ":tenant", r)
 
