@@ -1,33 +1,39 @@
-"""webMethods Task Engine documents: the writable part of TaskInfo, TaskQueueInfo for
-create, and the TaskSearchQuery subset taskgate evaluates.
+"""webMethods Task Engine documents: the values a client may send in a TaskInfo (or a
+create's TaskQueueInfo), the TaskSearchQuery subset taskgate evaluates, and the shapes of
+the answers (for the OpenAPI document).
 
 Each schema validates and normalises in one ``load``: dates become taskgate's canonical
 UTC text, unknown members are refused (a misspelt field must not be dropped silently).
-Which fields are read-only, and what a change may do to a task, is decided in
-``gateway/apis/webmethods_rules.py``, not here.
+This module says what a member's value must look like. It must not decide which members a
+call may set, or what a change may do to a task: ``gateway/apis/webmethods_rules.py``
+does, and loads :class:`TaskInfoValuesSchema` with ``only=`` those members. Nothing here
+imports from ``gateway.apis``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from schemas.webmethods_dates import parse_wm_date
 
-__all__ = ["STATUSES", "PRIORITIES", "WmDate", "TaskInfoChangesSchema", "TaskQueueInfoSchema",
-           "SearchTermSchema", "TaskSearchQuerySchema", "SEARCH_OPERATORS", "TaskInfoSchema",
-           "OpenTaskSchema", "TaskListSchema", "TaskAuditListSchema", "CreatedSchema", "EmptySchema",
-           "CreateRequestSchema", "UpdateRequestSchema", "SearchRequestSchema", "IsErrorSchema"]
+__all__ = ["STATUSES", "PRIORITIES", "WmDate", "TaskInfoValuesSchema", "SearchTermSchema",
+           "TaskSearchQuerySchema", "SearchOp", "SEARCH_OPERATORS", "TaskInfoSchema", "OpenTaskSchema",
+           "TaskListSchema", "TaskAuditListSchema", "CreatedSchema", "EmptySchema", "TaskDataSchema",
+           "SearchRequestSchema", "IsErrorSchema"]
 
 #: status values on the wire, lower-case as IS and its clients spell them
 STATUSES = ("active", "completed", "cancelled", "expired", "error", "suspended", "scheduled")
 #: TaskQueueInfo priorities, case-sensitive
 PRIORITIES = ("none", "low", "medium", "high", "critical")
+#: what a TaskSearchQueryTerm operator compares with (the store's query operators)
+SearchOp = Literal["eq", "ne", "co", "gt", "ge", "lt", "le"]
 #: TaskSearchQueryTerm operators taskgate understands, with their symbolic spellings
-SEARCH_OPERATORS = {"equals": "eq", "=": "eq", "==": "eq", "not_equals": "ne", "!=": "ne",
-                    "contains": "co", "greater_than": "gt", ">": "gt", "greater_than_or_equals": "ge",
-                    ">=": "ge", "less_than": "lt", "<": "lt", "less_than_or_equals": "le", "<=": "le"}
+SEARCH_OPERATORS: dict[str, SearchOp] = {
+    "equals": "eq", "=": "eq", "==": "eq", "not_equals": "ne", "!=": "ne", "contains": "co",
+    "greater_than": "gt", ">": "gt", "greater_than_or_equals": "ge", ">=": "ge", "less_than": "lt", "<": "lt",
+    "less_than_or_equals": "le", "<=": "le"}
 
 
 class WmDate(fields.Field):
@@ -58,8 +64,10 @@ def _priority(**kwargs: Any) -> fields.String:
                                                  + " (case-sensitive)."), allow_none=True, **kwargs)
 
 
-class TaskInfoChangesSchema(Schema):
-    """The TaskInfo fields a client may change; ``null`` means "leave as it is"."""
+class TaskInfoValuesSchema(Schema):
+    """Every TaskInfo member a client may send a value for, and what the value must look
+    like; ``null`` means "leave as it is". A PUT loads it with ``only=`` the writable
+    members, a create with those and the process linkage (see the style's rules)."""
 
     class Meta:
         unknown = RAISE
@@ -79,12 +87,6 @@ class TaskInfoChangesSchema(Schema):
     delegatedToList = _names()
     delegationMap = fields.Dict(keys=fields.String(validate=validate.Length(1, 255)),
                                 values=fields.String(validate=validate.Length(1, 255)), allow_none=True)
-
-
-class TaskQueueInfoSchema(TaskInfoChangesSchema):
-    """What a create may set: the changeable fields, TaskQueueInfo's spelling of the
-    assignee list, and the process linkage that the Process Engine gives its tasks."""
-
     assignedTaskList = _names()  # [sic] TaskQueueInfo's name for assignedToList
     processInstanceID = fields.String(validate=validate.Length(max=255), allow_none=True)
     rootProcessInstanceID = fields.String(validate=validate.Length(max=255), allow_none=True)
@@ -219,44 +221,6 @@ class TaskDataSchema(Schema):
 
     class Meta:
         unknown = INCLUDE
-
-
-class CreateRequestSchema(Schema):
-    """``POST /rest/pub/opentask``. Send one of taskQueueInfo/TaskQueueInfo/taskInfo/TaskInfo
-    and one of taskData/TaskData; CallbackServiceName, CallbackData and ruleSet are accepted and ignored.
-    (null members mean absent too; the document leaves that out, as union types trip client generators.)"""
-
-    class Meta:
-        unknown = RAISE
-
-    taskTypeID = fields.String(required=True, validate=validate.Length(1, 255))
-    taskQueueInfo = fields.Nested(TaskQueueInfoSchema)
-    TaskQueueInfo = fields.Nested(TaskQueueInfoSchema)
-    taskInfo = fields.Nested(TaskQueueInfoSchema)
-    TaskInfo = fields.Nested(TaskQueueInfoSchema)
-    taskData = fields.Nested(TaskDataSchema)
-    TaskData = fields.Nested(TaskDataSchema)
-    user = fields.String(validate=validate.Length(1, 255))
-    CallbackServiceName = fields.Raw()
-    CallbackData = fields.Raw()
-    ruleSet = fields.Raw()
-
-
-class UpdateRequestSchema(Schema):
-    """``PUT /rest/pub/opentask[/{taskID}]``: TaskInfo merged (read-only members ignored),
-    TaskData replaced whole. Send one of TaskInfo/taskInfo and one of TaskData/taskData."""
-
-    class Meta:
-        unknown = RAISE
-
-    taskID = fields.String(validate=validate.Length(1, 255))
-    TaskInfo = fields.Nested(TaskInfoChangesSchema)
-    taskInfo = fields.Nested(TaskInfoChangesSchema)
-    TaskData = fields.Nested(TaskDataSchema)
-    taskData = fields.Nested(TaskDataSchema)
-    user = fields.String(validate=validate.Length(1, 255))
-    retryOnFailureCount = fields.Integer(validate=validate.Range(0, 999_999_999))
-    retryDelay = fields.Integer(validate=validate.Range(0, 999_999_999))
 
 
 class SearchRequestSchema(Schema):

@@ -1,7 +1,9 @@
 """webMethods opentask in the OpenAPI document: one entry per kind of route.
 
 :mod:`gateway.openapi` looks each ``webmethods:<kind>[:variant]`` route up here by
-``(kind, method)``; the path and query forms of a call share one entry. This module only
+``(kind, method)``; the path and query forms of a call share one entry. The request bodies
+of a create and an update are described here, from the style's rules (which TaskInfo
+members each may set), so that the document cannot drift from them. This module only
 describes: it must not register routes or decide anything a handler does.
 """
 
@@ -9,21 +11,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import RAISE, Schema, fields, validate
 from schemas.webmethods import (
-                                CreatedSchema,
-                                CreateRequestSchema,
-                                EmptySchema,
-                                IsErrorSchema,
-                                OpenTaskSchema,
-                                SearchRequestSchema,
-                                TaskAuditListSchema,
-                                TaskListSchema,
-                                UpdateRequestSchema,
+    CreatedSchema,
+    EmptySchema,
+    IsErrorSchema,
+    OpenTaskSchema,
+    SearchRequestSchema,
+    TaskAuditListSchema,
+    TaskDataSchema,
+    TaskInfoValuesSchema,
+    TaskListSchema,
 )
 
+from gateway.apis import webmethods_rules as rules
 from gateway.openapi import json_body, param, responses
 
-__all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
+__all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS", "TaskInfoChangesSchema",
+           "TaskQueueInfoSchema", "CreateRequestSchema", "UpdateRequestSchema"]
 
 TAG = "webMethods opentask"
 TAG_DESCRIPTION = ("Integration Server's WmTaskClient REST resources; errors are IS's $error envelope "
@@ -31,6 +36,61 @@ TAG_DESCRIPTION = ("Integration Server's WmTaskClient REST resources; errors are
 SECURITY: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}, {"oauth2": ["sp:scopes:all"]},
                                         {"soTicket": []}, {"session": [], "xsrf": []}]
 ERRORS: dict[int, Any] = {0: IsErrorSchema}
+
+_MEMBERS = frozenset(TaskInfoValuesSchema().fields)
+
+
+class TaskInfoChangesSchema(TaskInfoValuesSchema):
+    """The TaskInfo members a PUT may change (:data:`rules.WRITABLE`)."""
+
+    class Meta(TaskInfoValuesSchema.Meta):
+        exclude = tuple(sorted(_MEMBERS - rules.WRITABLE))
+
+
+class TaskQueueInfoSchema(TaskInfoValuesSchema):
+    """What a create may set (:data:`rules.CREATE_SETTABLE`)."""
+
+    class Meta(TaskInfoValuesSchema.Meta):
+        exclude = tuple(sorted(_MEMBERS - rules.CREATE_SETTABLE))
+
+
+class CreateRequestSchema(Schema):
+    """``POST /rest/pub/opentask``. Send one of taskQueueInfo/TaskQueueInfo/taskInfo/TaskInfo
+    and one of taskData/TaskData; CallbackServiceName, CallbackData and ruleSet are accepted and ignored.
+    (null members mean absent too; the document leaves that out, as union types trip client generators.)"""
+
+    class Meta:
+        unknown = RAISE
+
+    taskTypeID = fields.String(required=True, validate=validate.Length(1, 255))
+    taskQueueInfo = fields.Nested(TaskQueueInfoSchema)
+    TaskQueueInfo = fields.Nested(TaskQueueInfoSchema)
+    taskInfo = fields.Nested(TaskQueueInfoSchema)
+    TaskInfo = fields.Nested(TaskQueueInfoSchema)
+    taskData = fields.Nested(TaskDataSchema)
+    TaskData = fields.Nested(TaskDataSchema)
+    user = fields.String(validate=validate.Length(1, 255))
+    CallbackServiceName = fields.Raw()
+    CallbackData = fields.Raw()
+    ruleSet = fields.Raw()
+
+
+class UpdateRequestSchema(Schema):
+    """``PUT /rest/pub/opentask[/{taskID}]``: TaskInfo merged (read-only members ignored),
+    TaskData replaced whole. Send one of TaskInfo/taskInfo and one of TaskData/taskData."""
+
+    class Meta:
+        unknown = RAISE
+
+    taskID = fields.String(validate=validate.Length(1, 255))
+    TaskInfo = fields.Nested(TaskInfoChangesSchema)
+    taskInfo = fields.Nested(TaskInfoChangesSchema)
+    TaskData = fields.Nested(TaskDataSchema)
+    taskData = fields.Nested(TaskDataSchema)
+    user = fields.String(validate=validate.Length(1, 255))
+    retryOnFailureCount = fields.Integer(validate=validate.Range(0, 999_999_999))
+    retryDelay = fields.Integer(validate=validate.Range(0, 999_999_999))
+
 
 PATH_PARAMETERS = {
     "taskID": param("taskID", "path", {"type": "string", "minLength": 1, "maxLength": 255}),
@@ -56,7 +116,7 @@ _ENTRY_LINKS = {name: {"x-target": kind, "parameters": {"taskID": "$request.path
 _SEARCH_QUERY = [_INCLUDE, param("maxRes", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
                  param("nonActive", "query", _FLAG), param("notOthers", "query", _FLAG),
                  param("searchUserTasks", "query", _FLAG), _USER, _DATES]
-_TASKS = {200: {"description": "the tasks the user may see, oldest first (at most 10,000)",
+_TASKS: dict[int | str, Any] = {200: {"description": "the tasks the user may see, oldest first (at most 10,000)",
                 "content": {"application/json": {"schema": TaskListSchema}}}}
 
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {

@@ -1,10 +1,12 @@
-"""The Task Engine's rules as data and pure functions: which fields a PUT may change,
+"""The Task Engine's rules as data and pure functions: which members a call may set,
 which status may follow which, who may see a task, what the clock does to a task, and
 what a rollback restores.
 
 Nothing here does I/O or knows HTTP: every function takes documents and facts and returns
-a new document (or raises a domain error from :mod:`gateway.errors`). The HTTP module
-builds store mutations from them; the tests exercise them directly.
+a new document, or the ordered steps of one store write (or raises a domain error from
+:mod:`gateway.errors`). The HTTP module hands what these build to the store; the tests
+exercise them directly. The schemas (:mod:`schemas.webmethods`) say what a member's value
+must look like; whether a call may set the member is decided here, and only here.
 
 A stored task is ``{"TaskInfo": {…}, "TaskData": {…}}`` with dates in taskgate's
 canonical UTC text, so that they compare as text in SQL.
@@ -20,16 +22,20 @@ from typing import Any
 from schemas.webmethods import STATUSES
 
 from gateway import errors
-from gateway.model import Change, Mutate
+from gateway.model import Change, Doc, Mutate, Step
 from gateway.patching import apply_json_patch
 from gateway.query import Compare, Expr, Or
 
-__all__ = ["STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "DATE_FIELDS",
-           "SYSTEM", "Actor", "check_status_change", "check_update", "merge_task_info", "new_task",
-           "update_mutation", "due_status", "time_step", "time_mutation", "may_access", "access_filter",
-           "not_found", "restore_before", "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK",
-           "KEEP_TASK_DATA", "TASK_INFO_DEFAULTS", "TimeRuleDue"]
+__all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "CREATE_ONLY", "CREATE_SETTABLE",
+           "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",
+           "check_status_change", "check_update", "merge_task_info", "new_task", "update_mutation",
+           "delete_mutation", "due_status", "time_step", "time_mutation", "time_changes_due", "catch_up",
+           "after_clock", "may_access", "access_filter", "not_found", "task_identity", "state_before",
+           "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK", "KEEP_TASK_DATA",
+           "TASK_INFO_DEFAULTS"]
 
+#: the store's name for this style's tasks
+STYLE = "webmethods"
 #: statuses a PUT applies to by default (IS: Active, Error, Suspended; taskgate adds scheduled)
 UPDATABLE_STATUSES = frozenset({"active", "error", "suspended", "scheduled"})
 #: new statuses refused from a given status, whatever the setting
@@ -40,17 +46,6 @@ FORBIDDEN_NEXT: Mapping[str, frozenset[str]] = {
 ONLY_NEXT: Mapping[str, frozenset[str]] = {
     "error": frozenset({"completed"}),
 }
-#: TaskInfo fields a PUT may change (anything else in TaskInfo is read-only)
-WRITABLE = frozenset({"name", "description", "customTaskID", "status", "priority", "expireDate",
-                      "taskScheduleDate", "assignedToList", "acceptedByList", "errorCode", "errorMessage",
-                      "delegatedFromList", "delegatedToList", "delegationMap"})
-#: read-only TaskInfo fields: a PUT that names them is not refused, the values are ignored
-READ_ONLY = frozenset({"taskID", "taskTypeID", "lastAcceptedBy", "lastAcceptedDate", "createdDate",
-                       "createdBy", "lastModifiedDate", "lastModifiedBy", "processInstanceID",
-                       "rootProcessInstanceID", "processModelID", "processModelVersion", "stepID",
-                       "processIteration", "stepIteration", "auditContext", "collaborationProcessID",
-                       "collaborationStepID", "taskUrl", "taskVersionNumber", "isMandatory",
-                       "currentUserAccepted", "delegatedFrom", "attributes", "parentTaskID"})
 DATE_FIELDS = ("expireDate", "taskScheduleDate", "createdDate", "lastModifiedDate", "lastAcceptedDate")
 #: every TaskInfo a create makes has these members, null until set (as IS serialises unset fields)
 TASK_INFO_DEFAULTS: Mapping[str, Any] = {
@@ -77,6 +72,48 @@ class Actor:
 
     name: str
     is_admin: bool
+
+
+# -- which members may change ------------------------------------------------------------
+#: TaskInfo members a PUT may change
+WRITABLE = frozenset({"name", "description", "customTaskID", "status", "priority", "expireDate",
+                      "taskScheduleDate", "assignedToList", "acceptedByList", "errorCode", "errorMessage",
+                      "delegatedFromList", "delegatedToList", "delegationMap"})
+#: read-only TaskInfo members: a PUT (or a create) that names them is not refused, the values
+#: are ignored, as IS does
+READ_ONLY = frozenset({"taskID", "taskTypeID", "lastAcceptedBy", "lastAcceptedDate", "createdDate",
+                       "createdBy", "lastModifiedDate", "lastModifiedBy", "processInstanceID",
+                       "rootProcessInstanceID", "processModelID", "processModelVersion", "stepID",
+                       "processIteration", "stepIteration", "auditContext", "collaborationProcessID",
+                       "collaborationStepID", "taskUrl", "taskVersionNumber", "isMandatory",
+                       "currentUserAccepted", "delegatedFrom", "attributes", "parentTaskID"})
+#: read-only members a create may set all the same: the process linkage a Process Engine gives its tasks
+CREATE_ONLY = frozenset({"processInstanceID", "rootProcessInstanceID", "processModelID", "processModelVersion",
+                         "stepID"})
+#: what a create's TaskQueueInfo may set: the writable members, the process linkage, and
+#: ``assignedTaskList`` [sic], TaskQueueInfo's name for assignedToList
+CREATE_SETTABLE = WRITABLE | CREATE_ONLY | {"assignedTaskList"}
+#: members a create ignores: the read-only ones it may not set, and status (it follows from the schedule)
+_CREATE_IGNORED = (READ_ONLY - CREATE_ONLY) | {"status"}
+#: the inputs of ``pub.task.taskclient:updateTask`` (PUT) as IS names them; a body naming
+#: anything else is refused
+PUT_INPUTS = frozenset({"taskID", "TaskInfo", "taskInfo", "TaskData", "taskData", "user",
+                        "retryOnFailureCount", "retryDelay"})
+#: the inputs of a create; CallbackServiceName, CallbackData and ruleSet are accepted and ignored
+CREATE_INPUTS = frozenset({"taskTypeID", "taskQueueInfo", "TaskQueueInfo", "taskInfo", "TaskInfo", "taskData",
+                           "TaskData", "user", "CallbackServiceName", "CallbackData", "ruleSet"})
+
+
+def put_changes(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The members of a PUT's TaskInfo for the schema to judge: all but the read-only ones,
+    which are dropped unread (any other member the schema does not know is refused)."""
+    return {k: v for k, v in info.items() if k not in READ_ONLY}
+
+
+def create_values(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The members of a create's TaskQueueInfo for the schema to judge: as :func:`put_changes`,
+    but the process linkage (:data:`CREATE_ONLY`) stays, and status is dropped."""
+    return {k: v for k, v in info.items() if k not in _CREATE_IGNORED}
 
 
 def not_found(task_id: str) -> errors.NotFound:
@@ -181,32 +218,38 @@ def new_task(task_id: str, task_type_id: str, queue_info: Mapping[str, Any], tas
 KEEP_TASK_DATA: Any = object()
 
 
-class TimeRuleDue(errors.Conflict):
-    """Raised by a PUT's mutation when the clock owes the task a change: that change must be
-    its own audited change by ``system``, so the caller applies it and tries again."""
-
-
 def update_mutation(task_id: str, changes: Mapping[str, Any], task_data: Any, *, actor: Actor, now: str,
                     update_completed_task: bool) -> Mutate:
     """The store mutation of a PUT: access, the rules, the merge.
 
-    *task_data* is the replacement TaskData, or :data:`KEEP_TASK_DATA` to keep it. The
-    caller applies the clock's changes first; when a concurrent change made one due
-    meanwhile, this raises :class:`TimeRuleDue` rather than folding the clock's change
-    into the caller's (it would be audited under the caller's name).
+    *task_data* is the replacement TaskData, or :data:`KEEP_TASK_DATA` to keep it. It runs
+    after the clock's steps in the same write (:func:`after_clock`), so it judges the change
+    against the task as the clock left it, and the clock's changes stay audited as ``system``.
     """
-    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
+    def mutate(old: Doc | None) -> Doc:
         if old is None or not may_access(old["TaskInfo"], actor):
             raise not_found(task_id)
-        if due_status(old["TaskInfo"], now) is not None:
-            raise TimeRuleDue(f"Task {task_id} has a scheduled change due; try again")
         check_update(old["TaskInfo"], changes, update_completed_task=update_completed_task)
         return {**old, "TaskInfo": merge_task_info(old["TaskInfo"], changes, user=actor.name, now=now),
                 "TaskData": old["TaskData"] if task_data is KEEP_TASK_DATA else copy.deepcopy(task_data)}
     return mutate
 
 
+def delete_mutation(task_id: str, *, actor: Actor) -> Mutate:
+    """The store mutation of a delete: the access check, then no document (any status may go)."""
+    def mutate(old: Doc | None) -> None:
+        if old is None or not may_access(old["TaskInfo"], actor):
+            raise not_found(task_id)
+        return None
+    return mutate
+
+
 # -- the clock ----------------------------------------------------------------------------
+#: the most changes the clock owes a task at one moment: a scheduled task whose schedule
+#: date and expiry date have both passed starts, then expires
+MOST_TIME_CHANGES = 2
+
+
 def due_status(info: Mapping[str, Any], now: str) -> str | None:
     """The status the clock moves *info* to at *now*, or None: a scheduled task starts at
     its ``taskScheduleDate``; an active task expires at its ``expireDate``."""
@@ -218,7 +261,7 @@ def due_status(info: Mapping[str, Any], now: str) -> str | None:
     return None
 
 
-def time_step(doc: Mapping[str, Any], now: str) -> dict[str, Any] | None:
+def time_step(doc: Mapping[str, Any], now: str) -> Doc | None:
     """*doc* after one change of the clock's, or None when none is due."""
     target = due_status(doc["TaskInfo"], now)
     if target is None:
@@ -229,48 +272,86 @@ def time_step(doc: Mapping[str, Any], now: str) -> dict[str, Any] | None:
 
 
 def time_mutation(now: str) -> Mutate:
-    """The store mutation of one change of the clock's; unchanged when none is due (so
-    the store writes nothing, and racing sweeps cannot apply one twice)."""
-    def mutate(old: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The store mutation of one change of the clock's; the document itself when none is
+    due (so the store writes nothing, and racing sweeps cannot apply one twice)."""
+    def mutate(old: Doc | None) -> Doc | None:
         if old is None:
             return None
         return time_step(old, now) or old
     return mutate
 
 
+def time_changes_due(doc: Mapping[str, Any], now: str) -> int:
+    """How many changes the clock owes *doc* at *now* (each one audited row and version)."""
+    count, step = 0, time_step(doc, now)
+    while step is not None:
+        count, step = count + 1, time_step(step, now)
+    return count
+
+
+def catch_up(now: str) -> list[Step]:
+    """Every change the clock owes a task at *now*, as the steps of one store write: each
+    change that is due is its own audited change by ``system``; the others write nothing."""
+    return [(SYSTEM, time_mutation(now))] * MOST_TIME_CHANGES
+
+
+def after_clock(now: str, actor: str, mutate: Mutate) -> list[Step]:
+    """The steps of one write that makes a caller's change at *now*: the clock's catch-up
+    first, then the change. They commit together or not at all: when the caller's change is
+    refused, the clock's is not stored by this write either (the next read or sweep makes it)."""
+    return [*catch_up(now), (actor, mutate)]
+
+
 # -- audit and rollback --------------------------------------------------------------------
-def restore_before(doc: dict[str, Any], newest_first: Sequence[Change], target_seq: int) -> dict[str, Any]:
-    """*doc* as it was before the audit entry *target_seq*: the undo patches of that entry
-    and of every later one, applied newest first. Conflict when the entry is the task's
-    creation (nothing came before it) or not among *newest_first*."""
-    work = doc
-    for change in newest_first:
-        if change.seq < target_seq:
-            break
-        if change.action != "updated":
-            raise errors.Conflict(f"audit entry {change.seq} is the task's creation; there is no earlier "
-                                  f"state to roll back to (delete the task instead)")
-        work = apply_json_patch(work, change.undo)
+def task_identity(info: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What tells one life of a task id from the next: members that neither a PUT nor the
+    clock changes, and that a task deleted and imported again under its id has anew."""
+    return info.get("taskTypeID"), info.get("createdBy"), info.get("createdDate")
+
+
+def state_before(trail: Sequence[Change], target_seq: int) -> Doc:
+    """The task's document just before the audit entry *target_seq*, replayed from history.
+
+    *trail* is the task's audit rows since its latest creation, oldest first. The state is
+    the creation's document with the patch of every later entry before *target_seq* applied
+    in order: fixed history, which no later change can alter, so it does not matter which
+    version of the task the trail was read at. Conflict when the entry is the creation
+    (nothing came before it), when the trail does not start at a creation, or when the entry
+    is not in it.
+    """
+    if not trail or trail[0].action != "created":
+        raise errors.Conflict(f"audit entry {target_seq} cannot be rolled back: the task's audit trail does not "
+                              "start at its creation")
+    doc: Doc = {}
+    for change in trail:
         if change.seq == target_seq:
-            return work
+            if change.action != "updated":
+                raise errors.Conflict(f"audit entry {change.seq} is the task's creation; there is no earlier "
+                                      f"state to roll back to (delete the task instead)")
+            return doc
+        doc = apply_json_patch(doc, change.patch)
     raise errors.Conflict(f"audit entry {target_seq} cannot be rolled back")
 
 
-def rollback_mutation(task_id: str, newest_first: Sequence[Change], target_seq: int, *, actor: Actor,
+def rollback_mutation(task_id: str, restored: Mapping[str, Any], *, identity: tuple[Any, ...], actor: Actor,
                       now: str, update_completed_task: bool) -> Mutate:
-    """The store mutation of a rollback: the task's TaskInfo and TaskData before the
-    entry, as one new change by *actor*. It obeys a PUT's rules (a rollback cannot do
-    what a PUT could not), and ``taskVersionNumber`` keeps counting up."""
-    def mutate(old: dict[str, Any] | None) -> dict[str, Any]:
+    """The store mutation of a rollback to *restored* (from :func:`state_before`): that
+    TaskInfo and TaskData, as one new change by *actor*. It obeys a PUT's rules against the
+    task as it is in the transaction (a rollback cannot do what a PUT could not), and
+    ``taskVersionNumber`` keeps counting up. *identity* is the :func:`task_identity` of the
+    task whose trail was read: one deleted and created again meanwhile is refused (409), not
+    rolled back to its predecessor's history."""
+    def mutate(old: Doc | None) -> Doc:
         if old is None or not may_access(old["TaskInfo"], actor):
             raise not_found(task_id)
-        restored = restore_before(old, newest_first, target_seq)
-        info = restored["TaskInfo"]
-        check_update(old["TaskInfo"], {k: info.get(k) for k in ("status", "taskScheduleDate")},
+        if task_identity(old["TaskInfo"]) != identity:
+            raise errors.Conflict(f"Task {task_id} was replaced while its audit trail was read; read it again")
+        check_update(old["TaskInfo"], {k: restored["TaskInfo"].get(k) for k in ("status", "taskScheduleDate")},
                      update_completed_task=update_completed_task)
-        info = {**info, "taskVersionNumber": old["TaskInfo"].get("taskVersionNumber")}
-        _stamp(info, user=actor.name, now=now)
-        return {**restored, "TaskInfo": info}
+        new = copy.deepcopy(dict(restored))
+        new["TaskInfo"]["taskVersionNumber"] = old["TaskInfo"].get("taskVersionNumber")
+        _stamp(new["TaskInfo"], user=actor.name, now=now)
+        return new
     return mutate
 
 
@@ -278,7 +359,7 @@ def operation_code(change: Change) -> int:
     """The pub.task:TaskAudit ``operation`` of an audit row, read from its patch."""
     if change.action == "created":
         return OP_CREATED
-    if ROLLBACK_MARK in change.request_id:
+    if ROLLBACK_MARK in change.request_id and change.actor != SYSTEM:  # not the clock's catch-up before it
         return OP_REVERTED
     new = {op["path"]: op.get("value") for op in change.patch if op["op"] in ("add", "replace")}
     old = {op["path"]: op.get("value") for op in change.undo if op["op"] in ("add", "replace")}

@@ -8,11 +8,20 @@ import json
 from typing import Any
 
 import pytest
-
 from gateway.apis import webmethods_rules as rules
 from gateway.auth import hash_password
-from tests.apis.test_webmethods_fixtures import (BASE, START_IS, START_ISO, WmApi, _make_wm, _wm,  # noqa: F401
-                                                 create, envelope, stored)
+
+from tests.apis.test_webmethods_fixtures import (  # noqa: F401
+    BASE,
+    START_IS,
+    START_ISO,
+    WmApi,
+    _make_wm,
+    _wm,
+    create,
+    envelope,
+    stored,
+)
 
 STATUSES = ("active", "completed", "cancelled", "expired", "error", "suspended", "scheduled")
 TYPE_ID = "26629648-BF99-D8E1-BDC6-AD91EC9AE268"
@@ -43,7 +52,8 @@ async def test_create_stores_the_task_and_get_returns_it_with_is_dates(wm: WmApi
     expected = info(tid, name="Approve order", priority="high", assignedToList=["alice"],
                     expireDate="2024-05-20T00:00:00.000Z")
     assert await stored(wm, tid) == {"TaskInfo": expected, "TaskData": with_data}
-    assert await wm.db_rows("SELECT version, action, actor FROM audit WHERE task_id = ?", tid) == [(1, "created", "root")]
+    assert await wm.db_rows("SELECT version, action, actor FROM audit WHERE task_id = ?", tid) == [
+        (1, "created", "root")]
 
     status, got, headers = await wm.request("GET", f"{BASE}/{tid}?includeTaskData=true", token=wm.user)
     out = {**expected, "createdDate": START_IS, "lastModifiedDate": START_IS,
@@ -266,7 +276,8 @@ BAD_PUTS = [
     (b'{"TaskInfo": {}, "taskInfo": {}}', "application/json", 400, "send only one of TaskInfo, taskInfo"),
     (b'{"retryDelay": "soon"}', "application/json", 400,
      "retryDelay must be a whole number of at least 0; got 'soon'"),
-    (b"<TaskInfo/>", "application/xml", 415, "Content-Type 'application/xml' is not supported here; use application/json"),
+    (b"<TaskInfo/>", "application/xml", 415,
+     "Content-Type 'application/xml' is not supported here; use application/json"),
 ]
 
 
@@ -328,19 +339,19 @@ async def test_unknown_task_and_another_users_task_get_the_same_answer(wm: WmApi
 
 def concurrently_before(api: WmApi, monkeypatch, actor: str, task_info: dict[str, Any], now: str | None = None) -> None:
     """Make root's PUT of *task_info* (a request that started at *now*) commit just before the
-    first store update by *actor*: a concurrent request winning the race between a handler's
-    read and its write."""
-    original = api.store.update
+    first store write whose last step is *actor*'s: a concurrent request winning the race
+    between a handler's read and its write."""
+    original = api.store.write
     pending = [task_info]
 
-    async def racing_update(style, task_id, mutate, **kwargs):
-        if kwargs["actor"] == actor and pending:
+    async def racing_write(style, task_id, steps, **kwargs):
+        if steps[-1][0] == actor and pending:
             change = rules.update_mutation(task_id, pending.pop(), rules.KEEP_TASK_DATA,
                                            actor=rules.Actor("root", True), now=now or api.clock.now_iso(),
                                            update_completed_task=False)
-            await original(style, task_id, change, actor="root", request_id="race")
-        return await original(style, task_id, mutate, **kwargs)
-    monkeypatch.setattr(api.store, "update", racing_update)
+            await original(style, task_id, [("root", change)], request_id="race")
+        return await original(style, task_id, steps, **kwargs)
+    monkeypatch.setattr(api.store, "write", racing_write)
 
 
 async def test_a_read_that_applies_the_clock_checks_access_again(wm: WmApi, monkeypatch):
@@ -358,7 +369,7 @@ async def test_a_clock_change_made_due_by_a_concurrent_change_is_audited_as_syst
     status, body, _ = await wm.request("PUT", f"{BASE}/{tid}", token=wm.user, body={"TaskInfo": {"name": "x"}})
     assert (status, body) == (200, {})
     rows = await wm.db_rows("SELECT version, actor FROM audit WHERE task_id = ? ORDER BY seq", tid)
-    assert rows == [(1, "root"), (2, "root"), (3, "system"), (4, "alice")]
+    assert rows == [(1, "root"), (2, "root"), (3, "system"), (4, "alice")]  # the catch-up in alice's write
     info = (await stored(wm, tid))["TaskInfo"]
     assert (info["status"], info["name"], info["taskVersionNumber"]) == ("active", "x", 4)
 
@@ -461,7 +472,8 @@ async def test_list_shows_what_the_user_may_see(wm: WmApi):
     c = await create(wm, token=wm.user, taskInfo={"name": "c"})
     status, got, _ = await wm.request("GET", f"{BASE}?includeTaskData=true&jsonDateEncoding=long", token=wm.user)
     assert status == 200
-    assert [(t["TaskID"], t["TaskInfo"]["name"], t["TaskData"]) for t in got["Tasks"]] == [(a, "a", {"d": 1}), (c, "c", {})]
+    assert [(t["TaskID"], t["TaskInfo"]["name"], t["TaskData"]) for t in got["Tasks"]] == [
+        (a, "a", {"d": 1}), (c, "c", {})]
     assert got["Tasks"][0]["TaskInfo"]["createdDate"] == 1715974396470
     status, got, _ = await wm.request("GET", f"{BASE}?searchUserTasks=true", token=wm.user)
     assert [t["TaskID"] for t in got["Tasks"]] == [a] and "TaskData" not in got["Tasks"][0]
@@ -485,12 +497,14 @@ async def test_delete(wm: WmApi):
 
 @pytest.mark.parametrize("encoding, expected", [
     ("long", 1715974396470), ("ISO8601", "2024-05-17T19:33:16.470+0000"),
-    ("dd.MM.yy 'at' h:mm a", "17.05.24 at 7:33 PM"), ("EEEE, MMMM d, yyyy HH:mm:ss.SSS XXX", "Friday, May 17, 2024 19:33:16.470 Z"),
+    ("dd.MM.yy 'at' h:mm a", "17.05.24 at 7:33 PM"),
+    ("EEEE, MMMM d, yyyy HH:mm:ss.SSS XXX", "Friday, May 17, 2024 19:33:16.470 Z"),
 ])
 async def test_json_date_encoding(wm: WmApi, encoding, expected):
     tid = await create(wm)
     status, got, _ = await wm.request("GET", f"{BASE}/{tid}?jsonDateEncoding={encoding}")
-    assert status == 200 and got["TaskInfo"]["createdDate"] == expected and got["TaskInfo"]["lastModifiedDate"] == expected
+    assert status == 200
+    assert (got["TaskInfo"]["createdDate"], got["TaskInfo"]["lastModifiedDate"]) == (expected, expected)
 
 
 async def test_a_bad_date_pattern_is_refused(wm: WmApi):

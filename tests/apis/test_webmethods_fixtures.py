@@ -3,20 +3,21 @@ factory on a temporary SQLite file, with a :class:`ManualClock` in place of the 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-
 from gateway.apis import webmethods
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.clock import ManualClock
 from gateway.config import Config
 from gateway.context import STORE
+
 from tests.conftest import Api
 
-START = datetime(2024, 5, 17, 19, 33, 16, 470000, tzinfo=timezone.utc)
+START = datetime(2024, 5, 17, 19, 33, 16, 470000, tzinfo=UTC)
 START_ISO = "2024-05-17T19:33:16.470Z"
 #: START as Integration Server's default Date.toString() form
 START_IS = "Fri May 17 19:33:16 UTC 2024"

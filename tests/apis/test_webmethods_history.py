@@ -7,11 +7,10 @@ import re
 from typing import Any
 
 import pytest
-
 from gateway.apis import webmethods
 from gateway.query import Query
-from tests.apis.test_webmethods_fixtures import (BASE, START_ISO, WmApi, _make_wm, _wm,  # noqa: F401
-                                                 create, envelope, stored)
+
+from tests.apis.test_webmethods_fixtures import BASE, START_ISO, WmApi, _make_wm, _wm, create, envelope, stored  # noqa: F401
 
 FIELDS_BUMPED = ("taskVersionNumber", "lastModifiedDate", "lastModifiedBy")
 
@@ -24,9 +23,9 @@ def without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
 async def test_three_updates_then_roll_back_to_the_first(wm: WmApi):
     tid = await create(wm, taskInfo={"name": "v1", "assignedToList": ["alice"]}, taskData={"step": 1})
     first = await stored(wm, tid)
-    for n, body in enumerate(({"TaskInfo": {"name": "v2"}, "TaskData": {"step": 2}},
-                              {"TaskInfo": {"status": "suspended", "acceptedByList": ["alice"]}},
-                              {"TaskInfo": {"priority": "high"}, "TaskData": {"step": 3, "extra": True}}), start=1):
+    for body in ({"TaskInfo": {"name": "v2"}, "TaskData": {"step": 2}},
+                 {"TaskInfo": {"status": "suspended", "acceptedByList": ["alice"]}},
+                 {"TaskInfo": {"priority": "high"}, "TaskData": {"step": 3, "extra": True}}):
         wm.clock.advance(minutes=1)
         assert (await wm.request("PUT", f"{BASE}/{tid}", token=wm.user, body=body))[0] == 200
 
@@ -110,14 +109,16 @@ async def test_a_scheduled_task_starts_when_read_after_its_schedule_date(wm: WmA
 async def test_an_overdue_task_expires_before_an_update_is_judged(wm: WmApi):
     tid = await create(wm, taskInfo={"expireDate": "2024-05-17T19:34:00Z"})
     wm.clock.advance(minutes=1)
-    before_tasks, before_audit = await wm.snapshot()
+    before = await wm.snapshot()
     status, err, _ = await wm.request("PUT", f"{BASE}/{tid}", body={"TaskInfo": {"status": "completed"}})
     assert (status, err) == (409, envelope(
         "a task in status expired cannot be updated; only tasks in status active, error, scheduled, suspended can "
         "(webmethods.update_completed_task is false)", time="2024-05-17 19:34:16 UTC"))
-    info = (await stored(wm, tid))["TaskInfo"]
-    assert (info["status"], info["lastModifiedBy"], info["taskVersionNumber"]) == ("expired", "system", 2)
-    assert len(await wm.db_rows("SELECT * FROM audit")) == len(before_audit) + 1
+    # the expiry and the refused change were one write: neither is stored; the next read expires the task
+    assert await wm.snapshot() == before
+    status, got, _ = await wm.request("GET", f"{BASE}/{tid}")
+    assert (got["TaskInfo"]["status"], got["TaskInfo"]["lastModifiedBy"], got["TaskInfo"]["taskVersionNumber"]) == (
+        "expired", "system", 2)
 
 
 async def test_schedule_then_expiry_are_two_audited_changes(wm: WmApi):
@@ -219,7 +220,8 @@ async def _tasks(wm: WmApi) -> dict[str, str]:
     return made
 
 
-async def search(api: WmApi, body: dict[str, Any] | None = None, query: str = "", token: str | None = None) -> list[str]:
+async def search(api: WmApi, body: dict[str, Any] | None = None, query: str = "",
+                 token: str | None = None) -> list[str]:
     if body is None:
         status, got, _ = await api.request("GET", f"/rest/pub/opentasksearch{query}", token=token)
     else:

@@ -61,13 +61,50 @@ def test_merge_changes_only_given_values_and_stamps_the_update():
     assert info["taskVersionNumber"] == 1  # the input is not modified
 
 
-def test_update_mutation_leaves_a_due_clock_change_to_the_clock():
+def run(steps, doc):
+    """What the store does with the steps of one write: each mutation gets the document the
+    one before left; an unchanged document is no audited change. Returns (doc, actors)."""
+    actors = []
+    for actor, mutate in steps:
+        new = mutate(doc)
+        if new is not doc:
+            actors.append(actor)
+        doc = new
+    return doc, actors
+
+
+def test_after_clock_makes_the_clocks_changes_first_then_judges_the_callers():
     doc = task(assignedToList=["alice"], taskScheduleDate="2024-05-18T00:00:00.000Z")
-    mutate = rules.update_mutation("1", {"name": "x"}, rules.KEEP_TASK_DATA, actor=ALICE,
-                                   now="2024-05-18T00:00:00.000Z", update_completed_task=False)
-    with pytest.raises(rules.TimeRuleDue):  # folding it in would audit the clock's change under alice's name
-        mutate(doc)
-    assert mutate(rules.time_mutation("2024-05-18T00:00:00.000Z")(doc))["TaskInfo"]["name"] == "x"
+    later = "2024-05-18T00:00:00.000Z"
+    put = rules.update_mutation("1", {"name": "x"}, rules.KEEP_TASK_DATA, actor=ALICE, now=later,
+                                update_completed_task=False)
+    new, actors = run(rules.after_clock(later, "alice", put), doc)
+    assert actors == ["system", "alice"]  # the start is system's change, not folded into alice's
+    assert (new["TaskInfo"]["status"], new["TaskInfo"]["name"], new["TaskInfo"]["taskVersionNumber"]) == (
+        "active", "x", 3)
+    schedule = rules.update_mutation("1", {"taskScheduleDate": "2024-06-01T00:00:00.000Z"}, rules.KEEP_TASK_DATA,
+                                     actor=ALICE, now=later, update_completed_task=False)
+    with pytest.raises(errors.Conflict, match="this task is active"):  # judged after the clock's change
+        run(rules.after_clock(later, "alice", schedule), doc)
+
+
+@pytest.mark.parametrize("status", rules.STATUSES)
+def test_catch_up_makes_every_change_the_clock_owes(status):
+    doc = task(taskScheduleDate="2024-05-18T00:00:00.000Z", expireDate="2024-05-19T00:00:00.000Z")
+    doc["TaskInfo"]["status"] = status
+    now = "2025-01-01T00:00:00.000Z"
+    due = rules.time_changes_due(doc, now)
+    new, actors = run(rules.catch_up(now), doc)
+    assert rules.due_status(new["TaskInfo"], now) is None
+    assert actors == ["system"] * due
+    assert due == {"scheduled": 2, "active": 1}.get(status, 0)
+
+
+def test_delete_mutation_checks_access_and_deletes():
+    doc = task(assignedToList=["alice"])
+    assert rules.delete_mutation("1", actor=ALICE)(doc) is None
+    with pytest.raises(errors.NotFound, match="Task 1 not found or access denied"):
+        rules.delete_mutation("1", actor=rules.Actor("bob", False))(doc)
 
 
 def test_update_mutation_checks_access_before_anything():
@@ -121,15 +158,65 @@ def change(seq: int, action: str, patch: list, undo: list) -> Change:
     return Change(seq, NOW, "webmethods", "1", seq, action, "alice", "r", patch, undo)
 
 
-def test_restore_before_applies_undo_patches_newest_first():
-    doc = {"TaskInfo": {"name": "c"}, "TaskData": {}}
-    trail = [change(3, "updated", [], [{"op": "replace", "path": "/TaskInfo/name", "value": "b"}]),
-             change(2, "updated", [], [{"op": "replace", "path": "/TaskInfo/name", "value": "a"}]),
-             change(1, "created", [], [])]
-    assert rules.restore_before(doc, trail, 3)["TaskInfo"]["name"] == "b"
-    assert rules.restore_before(doc, trail, 2)["TaskInfo"]["name"] == "a"
+def test_state_before_replays_the_trail_from_the_creation():
+    trail = [change(1, "created", [{"op": "add", "path": "/TaskInfo", "value": {"name": "a"}},
+                                   {"op": "add", "path": "/TaskData", "value": {}}], []),
+             change(2, "updated", [{"op": "replace", "path": "/TaskInfo/name", "value": "b"}], []),
+             change(3, "updated", [{"op": "replace", "path": "/TaskInfo/name", "value": "c"}], [])]
+    assert rules.state_before(trail, 3) == {"TaskInfo": {"name": "b"}, "TaskData": {}}
+    assert rules.state_before(trail, 2) == {"TaskInfo": {"name": "a"}, "TaskData": {}}
     with pytest.raises(errors.Conflict, match="creation"):
-        rules.restore_before(doc, trail, 1)
+        rules.state_before(trail, 1)
+    with pytest.raises(errors.Conflict, match="does not start at its creation"):
+        rules.state_before(trail[1:], 3)
+    with pytest.raises(errors.Conflict, match="cannot be rolled back"):
+        rules.state_before(trail, 9)
+
+
+def test_rollback_mutation_is_judged_against_the_task_in_the_transaction():
+    doc = task(assignedToList=["alice"], name="now")
+    restored = {**doc, "TaskInfo": {**doc["TaskInfo"], "name": "before", "taskVersionNumber": 1}}
+    mutate = rules.rollback_mutation("1", restored, identity=rules.task_identity(doc["TaskInfo"]), actor=ALICE,
+                                     now="2024-05-18T00:00:00.000Z", update_completed_task=False)
+    moved = {**doc, "TaskInfo": {**doc["TaskInfo"], "taskVersionNumber": 7}}  # changed meanwhile: still fine
+    new = mutate(moved)
+    assert {k: new["TaskInfo"][k] for k in ("name", "taskVersionNumber", "lastModifiedBy")} == {
+        "name": "before", "taskVersionNumber": 8, "lastModifiedBy": "alice"}
+    assert restored["TaskInfo"]["taskVersionNumber"] == 1  # the input is not modified
+    with pytest.raises(errors.Conflict, match="cannot be updated"):
+        mutate({**doc, "TaskInfo": {**doc["TaskInfo"], "status": "completed"}})
+    with pytest.raises(errors.Conflict, match="was replaced"):  # another life of the id
+        mutate({**doc, "TaskInfo": {**doc["TaskInfo"], "createdDate": "2024-06-01T00:00:00.000Z"}})
+    with pytest.raises(errors.NotFound):
+        mutate({**doc, "TaskInfo": {**doc["TaskInfo"], "assignedToList": ["bob"]}})
+
+
+def test_the_clocks_catch_up_in_a_rollbacks_write_is_not_the_reversion():
+    patch = [{"op": "replace", "path": "/TaskInfo/status", "value": "active"}]
+    undo = [{"op": "replace", "path": "/TaskInfo/status", "value": "scheduled"}]
+    clock = Change(5, NOW, "webmethods", "1", 5, "updated", "system", "r#rollback:3", patch, undo)
+    rollback = Change(6, NOW, "webmethods", "1", 6, "updated", "alice", "r#rollback:3", undo, patch)
+    assert (rules.operation_code(clock), rules.operation_code(rollback)) == (rules.OP_SCHEDULE_RULE,
+                                                                             rules.OP_REVERTED)
+
+
+# -- which members may change ---------------------------------------------------------------------
+def test_the_members_table_is_one_consistent_answer():
+    from gateway.apis.webmethods_openapi import CreateRequestSchema, UpdateRequestSchema
+    from schemas.webmethods import TaskInfoValuesSchema
+    assert not rules.WRITABLE & rules.READ_ONLY
+    assert rules.CREATE_ONLY <= rules.READ_ONLY
+    # the schema knows the value of every member some call may set, and of no other
+    assert set(TaskInfoValuesSchema().fields) == rules.CREATE_SETTABLE
+    # the OpenAPI document describes the inputs the handlers accept
+    assert set(UpdateRequestSchema().fields) == rules.PUT_INPUTS
+    assert set(CreateRequestSchema().fields) == rules.CREATE_INPUTS
+
+
+def test_put_and_create_drop_what_they_ignore():
+    sent = {"name": "n", "createdBy": "mallory", "processInstanceID": "p", "status": "completed", "bogus": 1}
+    assert rules.put_changes(sent) == {"name": "n", "status": "completed", "bogus": 1}  # bogus: the schema refuses
+    assert rules.create_values(sent) == {"name": "n", "processInstanceID": "p", "bogus": 1}
 
 
 # -- dates ---------------------------------------------------------------------------------------------------
