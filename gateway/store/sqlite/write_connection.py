@@ -57,7 +57,7 @@ class WriteConnection:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
             while not job.done():
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # cancelled again, or the job failed
                     await asyncio.shield(job)
             if not job.cancelled():
                 job.exception()  # retrieved: the caller hears of its cancellation instead
