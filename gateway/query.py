@@ -1,6 +1,6 @@
 """A small, vendor-neutral query language for listing tasks.
 
-Each API style parses its own filter syntax into these nodes; ``gateway/store.py``
+Each API style parses its own filter syntax into these nodes; the store
 compiles them to SQL. A field is either ``"id"`` (the task id column) or a JSON path
 such as ``$.completionStatus`` into the stored document. Nodes are immutable data.
 

@@ -10,7 +10,7 @@ import structlog
 
 from gateway.audit import configure_logging, flush_logs, log_changes
 from gateway.config import LogConfig
-from gateway.store import Change
+from gateway.model import Change
 
 CHANGE = Change(seq=7, at="2024-01-01T00:00:00.000Z", style="sailpoint", task_id="t1", version=3,
                 action="updated", actor="ann", request_id="r-1",

@@ -364,7 +364,7 @@ async def test_a_base_zone_shapes_dates_without_a_header_and_created_is_utc_only
     resp = await client.post("/api/v1/BatchTask", json={"LastStarted": "2024-07-01T12:00:00"},
                              headers={"Authorization": f"Bearer {token}"})
     new_id = await resp.json()
-    (stored_doc,) = await client.app[STORE]._reader.execute_fetchall(
+    (stored_doc,) = await client.app[STORE].read_sql(
         "SELECT json_extract(doc, '$.LastStarted') FROM tasks WHERE id = ?", (str(new_id),))
     assert stored_doc == ("2024-07-01T10:00:00.000Z",)
 
