@@ -133,3 +133,30 @@ def test_the_readme_states_the_sign_in_lockout_the_defaults_give():
     sentence = (f"{words[defaults.max_failures].capitalize()} failed sign-ins from one address lock it out "
                 f"for {periods[defaults.failure_window_seconds]}")
     assert sentence in text
+
+
+def _modules() -> list[str]:
+    """Every module of the server and the schemas, as architecture.md names it."""
+    found = []
+    for package in ("gateway", "schemas"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative not in ("gateway/__init__.py", "gateway/__main__.py", "gateway/apis/__init__.py",
+                                "schemas/__init__.py"):
+                found.append(relative)
+    return found
+
+
+def _architecture_name(module: str) -> str:
+    """How docs/architecture.md's tables spell *module*: its path below its group's package."""
+    for prefix, drop in (("gateway/apis/", "gateway/apis/"), ("gateway/store/", "gateway/"),
+                         ("gateway/auth/", "gateway/"), ("schemas/", "schemas/")):
+        if module.startswith(prefix):
+            return module.removeprefix(drop)
+    return module
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_every_module_is_on_the_architecture_page(module: str):
+    assert f"`{_architecture_name(module)}`" in _text(DOCS / "architecture.md"), \
+        f"{module} is missing from docs/architecture.md"
