@@ -12,10 +12,11 @@ Routes (Integration Server's WmTaskClient REST resources):
 Handlers are thin: read and check the request, build the steps of one store write from the
 pure rules (:mod:`gateway.apis.webmethods_rules`), hand them to the store, write the
 answer. Every change is one write whose first steps are the clock's catch-up (audited as
-``system``) and whose last is the caller's, so both commit together or not at all. This
-module must not decide what a change may do, parse searches
-(:mod:`gateway.apis.webmethods_search`), run the clock
-(:mod:`gateway.apis.webmethods_clock`), or touch SQL.
+``system``) and whose last is the caller's, so both commit together or not at all; reads
+catch the task up first, so that no answer is stale. This module must not decide what a
+change may do or which members it may set (the rules), parse searches
+(:mod:`gateway.apis.webmethods_search`), sweep (:mod:`gateway.apis.webmethods_clock`), or
+touch SQL.
 """
 
 from __future__ import annotations
