@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.auth import PRINCIPAL, Principal
 from gateway.config import Config
-from gateway.store import Store
+from gateway.model import Store
 
 __all__ = ["STORE", "CONFIG", "REQUEST_ID", "TRAFFIC", "Traffic", "principal", "request_id"]
 

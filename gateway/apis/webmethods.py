@@ -46,9 +46,8 @@ from gateway.codecs import decode_json, etag, json_response, parse_if_match, rea
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
-from gateway.model import Change, Step, Task
+from gateway.model import Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
-from gateway.store import Store
 
 __all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "Sweeper", "setup",
            "render_error", "import_task", "prepare", "sweep", "due_queries"]

@@ -23,9 +23,8 @@ from gateway.apis import webmethods_rules as rules
 from gateway.apis.webmethods_rules import STYLE
 from gateway.clock import Clock
 from gateway.context import CONFIG, STORE
-from gateway.model import Task
+from gateway.model import Store, Task
 from gateway.query import And, Compare, Query, Sort
-from gateway.store import Store
 
 __all__ = ["CLOCK", "SWEEPER", "SWEEP_BATCH", "Sweeper", "catch_up", "due_queries", "sweep", "setup"]
 

@@ -1,39 +1,20 @@
-"""The store: the only package that touches a database. This module is its contract.
+"""The store: the only package that touches a database.
 
-The rest of taskgate sees a store only through :class:`Store`, the methods its callers
-use and no more; a second backend (PostgreSQL) implements the same methods and runs the
-same tests. :func:`open_store` is the one way the server and the command line get one.
-
-What every implementation promises:
-
-* **One write path.** Every task change is a pure function ``mutate(old_doc) -> new_doc``
-  (:data:`gateway.model.Mutate`; None deletes) run inside one write transaction, against
-  the stored document as it is at that moment. Each change that alters the document bumps
-  ``version`` and appends one audit row (:class:`gateway.model.Change`, an RFC 6902
-  patch and its inverse) in the same transaction. A mutation that raises a
-  :mod:`gateway.errors` type refuses its write alone; any other exception is an
-  InternalError for its write alone. Callers are answered only after the commit, and
-  commit listeners (:meth:`Store.on_commit`) hear every committed change, in commit order.
-* **Reads run beside writes** and see committed data only.
-* **Errors**: domain errors are :mod:`gateway.errors` types (NotFound, Conflict,
-  PreconditionFailed, BadRequest, PayloadTooLarge, InternalError when the database fails);
-  a database that cannot be used at all raises :class:`StoreError`.
+The rest of taskgate sees a store only through the contract :class:`gateway.model.Store`
+(re-exported here), the methods its callers use and no more; a second backend
+(PostgreSQL) implements the same methods and runs the same tests. :func:`open_store` is
+the one way the server and the command line get one. The contract lives in
+:mod:`gateway.model`, a pure module, so that the styles, auth and the tools can name it
+without importing this package (and, through it, the database drivers).
 
 It knows nothing of HTTP or of any vendor's rules: callers pass pure mutations and
-vendor-neutral :mod:`gateway.query` filters. Value types live in :mod:`gateway.model`;
-the few re-exported here keep older imports working.
+vendor-neutral :mod:`gateway.query` filters.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import datetime
-from typing import Protocol
-
 from gateway.config import Config
-from gateway.model import CLIENT, Change, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenRow, User
-from gateway.query import Query
+from gateway.model import CLIENT, Change, Mutate, OAuthClient, Store, Task, TokenRow, User
 from gateway.store.errors import StoreError
 from gateway.store.sqlite import MIGRATIONS, SCHEMA_VERSION, TOKEN_CACHE_SECONDS, BackupInfo, SQLiteStore, backup
 
@@ -42,181 +23,6 @@ __all__ = ["Store", "open_store", "StoreError", "backup", "BackupInfo", "SCHEMA_
            # and gateway.store.sqlite
            "Task", "Change", "User", "TokenRow", "OAuthClient", "Mutate", "CLIENT", "MIGRATIONS",
            "TOKEN_CACHE_SECONDS"]
-
-
-class Store(Protocol):
-    """What the application, the command line and the tools may ask of a store."""
-
-    # -- task writes ------------------------------------------------------------------
-    async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
-                    expect: Expect = Expect.PRESENT, if_match: frozenset[int] | None = None,
-                    unmodified_since: datetime | None = None) -> Task | None:
-        """Run *steps* ``(actor, mutate)`` in order on the task, in one transaction: each
-        step's mutation gets the document the step before left, and each step that changes
-        it is its own audit row (and version). *expect*, *if_match* (versions) and
-        *unmodified_since* (HTTP's whole seconds) are checked against the stored task
-        before the first step. When any step raises, nothing of the write is stored.
-        Returns the task after the last step (None when deleted or absent)."""
-        ...
-
-    async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        """Insert a new task; Conflict if the id is taken."""
-        ...
-
-    async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
-                              request_id: str, max_id: int = 2**63 - 1) -> Task:
-        """Insert a new task under the next integer id of *style*; ``build(id)`` makes its
-        document. Ids are allocated inside the write transaction, in order with the other
-        writes committed with it, never reused, and always above every integer id created
-        in the style; past *max_id* the create is a Conflict."""
-        ...
-
-    async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        """Create the task or replace its document (used by import)."""
-        ...
-
-    async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
-                     request_id: str, if_match: frozenset[int] | None = None,
-                     unmodified_since: datetime | None = None) -> Task:
-        """Apply ``mutate(old_doc) -> new_doc`` atomically; NotFound, PreconditionFailed,
-        or whatever domain error *mutate* raises. An unchanged document writes nothing."""
-        ...
-
-    async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
-                     if_match: frozenset[int] | None = None,
-                     unmodified_since: datetime | None = None) -> None:
-        """Delete the task (a ``deleted`` audit row); NotFound, PreconditionFailed."""
-        ...
-
-    async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
-                          request_id: str, chunk: int = 20_000) -> int:
-        """Insert many new tasks, each with the ``created`` audit row :meth:`create` would
-        write, *chunk* tasks per transaction; returns how many. For loading large sets fast:
-        documents are stored as given, so callers pass documents their style made. An id
-        that exists → Conflict; the chunks committed before it stay. Integer ids raise the
-        style's id counter, as creates do. No commit listener hears these changes."""
-        ...
-
-    # -- task reads -------------------------------------------------------------------
-    async def get(self, style: str, task_id: str) -> Task | None:
-        ...
-
-    async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
-        """Tasks of *style* matching *query*, and the total ignoring limit/offset when
-        ``query.count`` is set. ValueError for a field or enum that cannot be queried."""
-        ...
-
-    async def explain(self, style: str, query: Query) -> str:
-        """The database's plan for the page :meth:`find` reads (tests use it to prove
-        that filters and sorts use an index)."""
-        ...
-
-    def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
-        """Every task, ordered by style and id, read in chunks (constant memory)."""
-        ...
-
-    def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
-        """``(style, id, stored task or None, its audit rows oldest first)`` for every task
-        that is stored or has audit rows (deleted tasks too), ordered by style and id, all
-        from one snapshot. Meant for one-shot tools (``audit verify``)."""
-        ...
-
-    def read_snapshot(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Hold one read transaction: every read inside sees the database as it was when
-        the first one ran, whatever is committed meanwhile; writers are not blocked. For
-        one-shot tools (export, audit verify): the server's reads would all see the same
-        stale snapshot. Nested, the outer snapshot holds."""
-        ...
-
-    async def audit(self, *, style: str | None = None, task_id: str | None = None,
-                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
-        """Audit rows, optionally of one style and task, by sequence number."""
-        ...
-
-    async def count_tasks(self, style: str | None = None) -> int:
-        ...
-
-    async def count_by_style(self) -> dict[str, int]:
-        ...
-
-    async def count_audited_tasks(self) -> int:
-        """How many tasks have an audit trail (deleted ones too): what :meth:`trails`
-        walks, unless tasks were stored behind the store's back."""
-        ...
-
-    async def ensure_indexes(self, style: str, fields: Sequence[str], *, then: str | None = None) -> None:
-        """Indexes serving filters and sorts on each of *fields* of *style*'s documents,
-        each over that style's rows only; with *then*, ordered by that field next, so that
-        ``field = x ORDER BY then`` reads one page of the answer. Idempotent: a restart
-        changes nothing. ValueError for a style or field that is not a plain name."""
-        ...
-
-    # -- users, tokens, OAuth clients -------------------------------------------------
-    async def count_users(self) -> int:
-        ...
-
-    async def add_user(self, name: str, role: str, password_hash: str | None,
-                       token: tuple[str, bool, int | None, str] | None = None, *,
-                       associate_id: int | None = None) -> None:
-        """Add a user, and optionally its first token ``(hash, read_only, expires, source)``;
-        Conflict when the name is taken."""
-        ...
-
-    async def get_user(self, name: str) -> User | None:
-        ...
-
-    async def add_token(self, user: str, token_hash: str, *, read_only: bool, expires: int | None,
-                        source: str, purge_before: int | None = None) -> None:
-        """Store a token hash (Conflict for an unknown user); with *purge_before*, also drop
-        tokens expired before then."""
-        ...
-
-    async def find_token(self, token_hash: str) -> TokenRow | None:
-        """The token with this hash and its user. A change made through this store shows at
-        once; one made by another process may take up to about a second. Callers check
-        ``expires`` themselves, so expiry is exact."""
-        ...
-
-    async def delete_token(self, token_hash: str) -> None:
-        ...
-
-    async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
-        ...
-
-    async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
-        ...
-
-    def forget_tokens(self) -> None:
-        """Drop the token rows :meth:`find_token` remembers (needed only after changing
-        users or tokens behind the store's back, as a test may)."""
-        ...
-
-    # -- the store itself ---------------------------------------------------------------
-    def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
-        """Call *listener* with the changes of every commit, after the commit. A listener
-        that raises is logged; the others still hear the commit."""
-        ...
-
-    def on_batch(self, listener: Callable[[int, float], None]) -> None:
-        """Call *listener(writes, seconds)* after every committed batch of task writes."""
-        ...
-
-    async def probe_write(self) -> None:
-        """A write through the task write path that changes nothing: it proves the writer
-        runs and can take the database's write lock."""
-        ...
-
-    async def schema_version(self) -> int:
-        ...
-
-    async def integrity_check(self) -> str:
-        """``"ok"``, or what the database finds wrong with itself."""
-        ...
-
-    async def close(self) -> None:
-        """Finish every queued write, then release the database; later writes are
-        InternalError. Closing twice is allowed."""
-        ...
 
 
 async def open_store(config: Config) -> Store:
