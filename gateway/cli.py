@@ -4,8 +4,13 @@ Each command is one function, chosen by argparse (``set_defaults(run=…)``). Th
 line loads the configuration (exit status 2 on a bad value, naming the key); a command
 opens the store (:func:`open_store`, as the server does), does one thing and closes it.
 Secrets it creates are printed once, on standard output, and only their hashes are
-stored. Progress bars (import, export, audit verify) go to standard error, and only when
-it is a terminal.
+stored; other commands confirm what they did in one line. Progress bars (import, export,
+audit verify) go to standard error, and only when it is a terminal. Task changes are
+audited in the database as the server's are, but their log events go only to a
+``log.file``: on a terminal an import would otherwise print one JSON line per task.
+
+The ``--help`` texts are plain text (argparse prints them as they are written), never
+reStructuredText like these docstrings; docs/cli.md is generated from them.
 
 This module owns the arguments, the exit statuses and what the commands print; it must
 not hold SQL or rules of a style: it calls the store, the styles' ``import_task`` and
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -56,6 +62,10 @@ def _positive(text: str) -> int:
     return value
 
 
+DESCRIPTION = ("Serve the task APIs of SailPoint ISC, SuperOffice WebAPI and webMethods Task Engine over one "
+               "SQLite file, and manage its users, tokens, tasks and backups.")
+EPILOG = "Run taskgate COMMAND --help for the options of a command."
+
 #: a command: the parsed arguments and the configuration in, the exit status out
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
 #: a command that runs with the store open (see :func:`_with_store`)
@@ -65,56 +75,62 @@ StoreCommand = Callable[[argparse.Namespace, Config, Store], Awaitable[int]]
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each command's parser sets ``run`` (a :data:`Command`) and may set
     ``adjust``, what its own flags change in the configuration."""
-    parser = argparse.ArgumentParser(prog="taskgate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="taskgate", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TASKGATE_CONFIG or ./config.toml)")
     parser.add_argument("--db", metavar="PATH", help="database file (overrides storage.path)")
     parser.set_defaults(adjust=_unchanged)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     p = sub.add_parser("serve", help="run the HTTP server")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--host", help="address to listen on (overrides server.host)")
+    p.add_argument("--port", type=int, help="TCP port to listen on, 0 for a free one (overrides server.port)")
     p.set_defaults(run=_serve, adjust=_serve_settings)
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init)
 
-    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with users")
     p = user.add_parser("add", help="add a user")
-    p.add_argument("name")
-    p.add_argument("--role", choices=("admin", "user"), default="user")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("name", metavar="NAME", help="the name the user signs in with")
+    p.add_argument("--role", choices=("admin", "user"), default="user",
+                   help="admin may do everything; user reads and updates tasks within each style's rules")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input (without one, the user signs in with tokens only)")
     p.add_argument("--associate-id", type=_positive, metavar="N",
                    help="the SuperOffice associate id this user is (owner of BatchTasks with AssociateId N)")
     p.set_defaults(run=_user_add)
 
-    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with tokens")
     p = token.add_parser("create", help="create a token for USER and print it once")
-    p.add_argument("user")
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("--expires-in", type=int, metavar="SECONDS")
+    p.add_argument("user", metavar="USER", help="the user the token signs in as")
+    p.add_argument("--read-only", action="store_true", help="the token reads but changes nothing (403 on a change)")
+    p.add_argument("--expires-in", type=int, metavar="SECONDS",
+                   help="the token stops working SECONDS from now (default: never)")
     p.set_defaults(run=_token_create)
 
-    client = sub.add_parser("oauth-client", help="manage OAuth2 clients").add_subparsers(dest="action", required=True)
+    client = sub.add_parser("oauth-client", help="manage OAuth2 clients").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with OAuth2 clients")
     p = client.add_parser("add", help="add a client-credentials client and print its secret once")
-    p.add_argument("client_id")
+    p.add_argument("client_id", metavar="CLIENT_ID", help="the client id the client sends to /oauth/token")
     p.add_argument("--user", required=True, help="the user the client acts as")
     p.set_defaults(run=_oauth_client_add)
 
     p = sub.add_parser("import", help="import tasks from JSON Lines ({\"style\", \"task\"} per line)")
-    p.add_argument("file", help="a file, or - for standard input")
+    p.add_argument("file", metavar="FILE", help="a file, or - for standard input")
     p.set_defaults(run=_import)
     p = sub.add_parser("export", help="export tasks as JSON Lines")
-    p.add_argument("--style", choices=_STYLE_NAMES)
+    p.add_argument("--style", choices=_STYLE_NAMES, help="only the tasks of this API style (default: all)")
     p.set_defaults(run=_export)
     p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines; or verify it")
-    p.add_argument("--style", choices=_STYLE_NAMES)
-    p.add_argument("--task", metavar="ID")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--style", choices=_STYLE_NAMES, help="only the changes of this API style's tasks")
+    p.add_argument("--task", metavar="ID", help="only the changes of the task with this id")
+    p.add_argument("--limit", type=int, default=100, help="print at most this many changes")
     p.set_defaults(run=_audit)
-    p.add_subparsers(dest="action", metavar="ACTION").add_parser(
+    p.add_subparsers(dest="action", metavar="ACTION", help="verify instead of printing").add_parser(
         "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
     ).set_defaults(run=_audit_verify)
     p = sub.add_parser("backup", help="copy the database to DEST with SQLite's online backup (safe while serving)")
-    p.add_argument("dest", metavar="DEST")
+    p.add_argument("dest", metavar="DEST", help="the file to write; missing folders on the way to it are created")
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
     p.set_defaults(run=_backup)
     return parser
@@ -137,7 +153,8 @@ def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
 @asynccontextmanager
 async def _store(config: Config) -> AsyncIterator[Store]:
     store = await open_store(config)
-    store.on_commit(log_changes)
+    if config.log.file:  # a log file gets every change's event, as the server's does; a terminal none
+        store.on_commit(log_changes)
     try:
         yield store
     finally:
@@ -380,6 +397,10 @@ async def _user_add(args: argparse.Namespace, config: Config, store: Store) -> i
             return 1
     await store.add_user(args.name, args.role, hash_password(password) if password else None,
                          associate_id=args.associate_id)
+    details = [f"role {args.role}", "with a password" if password else "no password"]
+    if args.associate_id is not None:
+        details.append(f"SuperOffice associate {args.associate_id}")
+    print(f"added user {args.name!r} ({', '.join(details)})")
     return 0
 
 
@@ -451,13 +472,45 @@ async def _backup(args: argparse.Namespace, config: Config) -> int:
     if dest.resolve() == config.db_path.resolve():
         print("taskgate: the backup cannot replace the database itself", file=sys.stderr)
         return 1
-    if not dest.parent.is_dir():
-        print(f"taskgate: no folder {str(dest.parent)!r} to write the backup in", file=sys.stderr)
+    try:
+        created = _make_folders(dest.parent)
+    except OSError as exc:
+        where = f": {str(exc.filename)!r}" if exc.filename and str(exc.filename) != str(dest.parent) else ""
+        print(f"taskgate: cannot create the folder {str(dest.parent)!r} for the backup: {exc.strerror or exc}{where}",
+              file=sys.stderr)
         return 1
-    info = await backup(config.db_path, dest, busy_timeout_ms=config.storage.busy_timeout_ms)
+    try:
+        info = await backup(config.db_path, dest, busy_timeout_ms=config.storage.busy_timeout_ms)
+    except BaseException:
+        for folder in reversed(created):  # a failed backup leaves nothing behind, folders included
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    if created:
+        print(f"created folder {created[-1]}", file=sys.stderr)
     print(f"backed up {config.db_path} to {dest}: {info.tasks} task(s), {info.pages} pages, "
           f"schema version {info.schema_version}", file=sys.stderr)
     return 0
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """*folder* and its missing parents made, as ``mkdir -p`` does; those made, outermost first."""
+    missing = []
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    missing.reverse()
+    made = []
+    try:
+        for path in missing:
+            path.mkdir()
+            made.append(path)
+    except OSError:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+    return made
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -40,14 +42,16 @@ def test_init_creates_the_database(run, tmp_path: Path):
 
 
 def test_users_tokens_and_oauth_clients_store_only_hashes(run, tmp_path: Path):
-    assert run("user", "add", "ann", "--role", "admin", "--password-stdin", stdin="s3cret\n")[0] == 0
+    assert run("user", "add", "ann", "--role", "admin", "--password-stdin", stdin="s3cret\n") == (
+        0, "added user 'ann' (role admin, with a password)\n", "")
     code, token, _ = run("token", "create", "ann", "--read-only", "--expires-in", "60")
     token = token.strip()
     assert code == 0 and token.startswith("tg_") and len(token) > 40
     code, secret, _ = run("oauth-client", "add", "cid", "--user", "ann")
     secret = secret.strip()
     assert code == 0 and secret.startswith("tgs_")
-    assert run("user", "add", "bo", "--associate-id", "627")[0] == 0
+    assert run("user", "add", "bo", "--associate-id", "627") == (
+        0, "added user 'bo' (role user, no password, SuperOffice associate 627)\n", "")
     assert db(tmp_path, "SELECT name, role, password_hash, associate_id FROM users ORDER BY name")[1:] == [
         ("bo", "user", None, 627)]
     (pw_hash,), = db(tmp_path, "SELECT password_hash FROM users WHERE name = 'ann'")
@@ -64,8 +68,9 @@ def test_users_tokens_and_oauth_clients_store_only_hashes(run, tmp_path: Path):
 def test_cli_refusals(run):
     assert run("token", "create", "ghost")[::2] == (1, "taskgate: no user 'ghost'\n")
     assert run("oauth-client", "add", "c", "--user", "ghost")[::2] == (1, "taskgate: no user 'ghost'\n")
-    run("user", "add", "ann")
-    assert run("user", "add", "ann")[0] == 1
+    assert run("user", "add", "ann") == (0, "added user 'ann' (role user, no password)\n", "")
+    assert run("user", "add", "ann") == (1, "", "taskgate: already exists: UNIQUE constraint failed: users.name\n")
+    assert run("user", "add", "cy", "--password-stdin") == (1, "", "taskgate: empty password\n")
     assert run("token", "create", "ann", "--expires-in", "0")[::2] == (1, "taskgate: --expires-in must be positive\n")
     with pytest.raises(SystemExit) as exited:  # 0 is the AssociateId of tasks nobody owns
         run("user", "add", "bo", "--associate-id", "0")
@@ -86,13 +91,12 @@ def test_import_export_and_audit(run, tmp_path: Path):
     ]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
-    code, _, err = run("import", str(source))
-    assert code == 1
-    assert [line for line in err.splitlines() if not line.startswith("{")] == [
+    # the failed lines and one summary; no log event per task on the terminal (the audit rows are below)
+    assert run("import", str(source)) == (1, "", "\n".join([
         "line 2: invalid TaskStatus: type: Must be one of: QUARTZ, QPOC, QUEUED_TASK.",
         f'line 3: expected {{"style": one of {", ".join(s.STYLE for s in STYLES)}, "task": {{…}}}}',
         "line 4: Expecting value: line 1 column 1 (char 0)",
-        "imported 1 task(s), 3 failed"]
+        "imported 1 task(s), 3 failed\n"]))
     code, out, _ = run("export")
     exported = [json.loads(line) for line in out.splitlines()]
     assert exported == [{"style": "sailpoint", "task": {
@@ -101,9 +105,7 @@ def test_import_export_and_audit(run, tmp_path: Path):
         "completed": None, "completionStatus": "SUCCESS", "messages": [], "returns": [], "attributes": {},
         "progress": None, "percentComplete": 0}}]
     # export | import round-trips (a re-import of the same document changes nothing)
-    code, _, err = run("import", "-", stdin=out)
-    assert (code, [line for line in err.splitlines() if not line.startswith("{")]) == (
-        0, ["imported 1 task(s), 0 failed"])
+    assert run("import", "-", stdin=out) == (0, "", "imported 1 task(s), 0 failed\n")
     assert run("export")[1] == out
     code, out, _ = run("audit", "--style", "sailpoint", "--task", "a", "--limit", "5")
     (entry,) = [json.loads(line) for line in out.splitlines()]
@@ -111,6 +113,47 @@ def test_import_export_and_audit(run, tmp_path: Path):
         "seq": 1, "style": "sailpoint", "task_id": "a", "version": 1, "action": "created",
         "actor": "cli:import", "request_id": "import:1"}
 
+
+def test_with_a_log_file_an_import_logs_each_change_there_and_not_on_the_terminal(run, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TASKGATE_LOG_FILE", str(tmp_path / "taskgate.log"))
+    task = {"id": "a", "type": "QUARTZ", "uniqueName": "u", "created": "2024-01-01T00:00:00Z"}
+    try:
+        assert run("import", "-", stdin=json.dumps({"style": "sailpoint", "task": task}) + "\n") == (
+            0, "", "imported 1 task(s), 0 failed\n")
+    finally:
+        monkeypatch.delenv("TASKGATE_LOG_FILE")
+        run("init")  # logging back on standard error, for the tests that follow
+    events = [json.loads(line) for line in (tmp_path / "taskgate.log").read_text().splitlines()]
+    assert [{k: e[k] for k in ("event", "style", "task_id", "version", "actor", "request_id", "seq")}
+            for e in events] == [{"event": "task.created", "style": "sailpoint", "task_id": "a", "version": 1,
+                                  "actor": "cli:import", "request_id": "import:1", "seq": 1}]
+
+
+def _parsers(parser: argparse.ArgumentParser, words: tuple[str, ...] = ("taskgate",)):
+    """*parser* and every subcommand's parser under it, with the words that reach it."""
+    yield words, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, (*words, name))
+
+
+#: what reStructuredText markup looks like in a help text: ``code``, :func:`x`, `link`_
+_RST = re.compile(r"``|:[a-z]+:`|`_")
+
+
+def test_help_texts_are_plain_text_and_every_argument_has_one():
+    seen = []
+    for words, parser in _parsers(build_parser()):
+        seen.append(" ".join(words))
+        text = parser.format_help()
+        assert not _RST.search(text), f"{' '.join(words)} --help has reStructuredText markup:\n{text}"
+        for action in parser._actions:
+            assert action.help, f"{' '.join(words)}: {action.dest} has no help text"
+    assert len(seen) == 1 + 9 + 4  # taskgate, its nine commands, and add, create, add and verify under four of them
+    assert build_parser().description == ("Serve the task APIs of SailPoint ISC, SuperOffice WebAPI and webMethods "
+                                          "Task Engine over one SQLite file, and manage its users, tokens, tasks "
+                                          "and backups.")
 
 
 def test_serve_exits_cleanly_when_another_process_holds_the_write_lock(tmp_path: Path):

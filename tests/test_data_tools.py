@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import pty
+import shutil
 import sqlite3
 import struct
 import subprocess
@@ -34,7 +35,6 @@ def taskgate(db: Path, *args: str, stdin: Path | None = None, stdout: Path | Non
              stderr: int | None = None) -> tuple[int, str, int]:
     """Run the CLI; its exit status, standard error and peak RSS in KiB (from wait4)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
-    env["TASKGATE_LOG_LEVEL"] = "warning"  # no audit event per imported task
     err_path = db.parent / "stderr.txt"
     with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout, \
             open(err_path, "wb") as ferr:
@@ -78,7 +78,7 @@ def round_trip(tmp_path: Path, count: int) -> tuple[int, int]:
     assert exported.stat().st_size > count * BLOB
     fresh = work / "fresh.db"
     code, err, import_rss = taskgate(fresh, "import", "-", stdin=exported)
-    assert (code, err) == (0, f"imported {count} task(s), 0 failed\n")
+    assert (code, err) == (0, f"imported {count} task(s), 0 failed\n")  # the summary, no log event per task
     again = work / "again.jsonl"
     assert taskgate(fresh, "export", stdout=again)[:2] == (0, "")
     assert again.read_bytes() == exported.read_bytes()
@@ -171,14 +171,35 @@ def test_backup_and_verify_refusals(tmp_path: Path, monkeypatch, capsys):
     assert run(db, "backup", str(dest), "--force")[0] == 0
     assert run(db, "backup", str(db)) == (1, f"taskgate: {str(db)!r} exists (--force replaces it)\n")
     assert run(db, "backup", str(db), "--force") == (1, "taskgate: the backup cannot replace the database itself\n")
-    nowhere = tmp_path / "no" / "copy.db"
-    assert run(db, "backup", str(nowhere)) == (1, f"taskgate: no folder {str(nowhere.parent)!r} to write the backup in\n")
+    # missing folders are made, as mkdir -p makes them; where a file is in the way, nothing is
+    deep = tmp_path / "backups" / "2026" / "copy.db"
+    assert run(db, "backup", str(deep)) == (
+        0, f"created folder {deep.parent}\nbacked up {db} to {deep}: 3 task(s), {deep.stat().st_size // 4096} pages, "
+           f"schema version {SCHEMA_VERSION}\n")
+    assert run(db, "backup", str(deep.parent / "again.db"))[1].startswith(f"backed up {db} to ")
+    (tmp_path / "afile").write_text("")
+    blocked = tmp_path / "afile" / "copy.db"
+    assert run(db, "backup", str(blocked)) == (
+        1, f"taskgate: cannot create the folder {str(blocked.parent)!r} for the backup: File exists\n")
+    blocked = tmp_path / "x" / "afile" / "y" / "copy.db"
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "afile").write_text("")
+    assert run(db, "backup", str(blocked)) == (
+        1, f"taskgate: cannot create the folder {str(blocked.parent)!r} for the backup: File exists: "
+           f"{str(tmp_path / 'x' / 'afile')!r}\n")
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["afile"]
+    shutil.rmtree(tmp_path / "x")
+    (tmp_path / "afile").unlink()
+    shutil.rmtree(tmp_path / "backups")
     assert run(db, "audit", "--style", "sailpoint", "verify") == (
         2, "taskgate: audit verify checks every task; --style, --task and --limit are for listing\n")
     missing = tmp_path / "work" / "missing.db"
     assert run(missing, "backup", str(tmp_path / "x.db")) == (
         2, f"taskgate: database {str(missing)!r} (storage.path): there is no database file to back up\n")
     assert not missing.exists() and not (tmp_path / "x.db").exists()
+    # a backup that fails leaves no folder it made behind
+    assert run(missing, "backup", str(tmp_path / "new" / "folder" / "x.db"))[0] == 2
+    assert not (tmp_path / "new").exists()
     not_ours = tmp_path / "work" / "other.db"
     sqlite3.connect(not_ours).close()
     assert run(not_ours, "backup", str(tmp_path / "x.db")) == (
