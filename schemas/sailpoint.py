@@ -1,7 +1,9 @@
 """SailPoint ISC task-status documents: TaskStatus and its parts, JsonPatchOperation,
 ErrorResponseDto. Field names, enums and nullability follow the vendor's OpenAPI
 (``idn/apis/task-management``); loading a TaskStatus validates it and yields the
-canonical stored form (upper-case enums, UTC millisecond timestamps).
+canonical stored form (upper-case enums, UTC millisecond timestamps). The ``…Schema``
+classes are the shapes stored and served (the OpenAPI document's answers); an
+``…InputSchema`` loads what a client may send, filling the members it may leave out.
 
 Owns the members of these documents, their types, enums and nullability. Must not decide
 which members a PATCH may change (that is :mod:`gateway.apis.sailpoint_rules`), import
@@ -16,8 +18,9 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from schemas.common import EnumName, StrictInteger, UtcDateTime
 
-__all__ = ["TaskStatusSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema", "UnauthorizedSchema",
-           "RateLimitSchema", "TaskStatusCreateSchema", "COMPLETION_STATUSES", "TASK_TYPES", "ID_PATTERN"]
+__all__ = ["TaskStatusSchema", "TaskStatusInputSchema", "JsonPatchOperationSchema", "ErrorResponseDtoSchema",
+           "UnauthorizedSchema", "RateLimitSchema", "TaskStatusCreateSchema", "COMPLETION_STATUSES", "TASK_TYPES",
+           "ID_PATTERN"]
 
 COMPLETION_STATUSES = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
 TASK_TYPES = ("QUARTZ", "QPOC", "QUEUED_TASK")
@@ -46,9 +49,20 @@ class _Parameter(fields.Field):
 
 
 class TaskStatusMessageSchema(_Strict):
+    """A message as stored and served: every member present, ``localizedText`` and
+    ``parameters`` possibly null (the vendor's schema requires all four)."""
+
     type = EnumName(MESSAGE_TYPES, required=True)
-    localizedText = fields.Nested(LocalizedMessageSchema, allow_none=True, load_default=None)
+    localizedText = fields.Nested(LocalizedMessageSchema, required=True, allow_none=True)
     key = fields.String(required=True)
+    parameters = fields.List(_Parameter(allow_none=True), required=True, allow_none=True)
+
+
+class TaskStatusMessageInputSchema(TaskStatusMessageSchema):
+    """A message as a client may send it: without ``localizedText`` or ``parameters``,
+    which then load as null, so that what is stored is a :class:`TaskStatusMessageSchema`."""
+
+    localizedText = fields.Nested(LocalizedMessageSchema, allow_none=True, load_default=None)
     parameters = fields.List(_Parameter(allow_none=True), allow_none=True, load_default=None)
 
 
@@ -64,16 +78,32 @@ class TargetSchema(_Strict):
 
 
 class TaskDefinitionSummarySchema(_Strict):
+    """A task definition summary as stored and served: ``description`` and ``executor``
+    always present, possibly null."""
+
     id = fields.String(required=True)
     uniqueName = fields.String(required=True)
-    description = fields.String(allow_none=True, load_default=None)
+    description = fields.String(required=True, allow_none=True)
     parentName = fields.String(required=True)
-    executor = fields.String(allow_none=True, load_default=None)
+    executor = fields.String(required=True, allow_none=True)
     arguments = fields.Dict(keys=fields.String(), required=True)
 
 
+class TaskDefinitionSummaryInputSchema(TaskDefinitionSummarySchema):
+    """A task definition summary as a client may send it: ``description`` and ``executor``
+    may be left out, and load as null."""
+
+    description = fields.String(allow_none=True, load_default=None)
+    executor = fields.String(allow_none=True, load_default=None)
+
+
 class TaskStatusSchema(_Strict):
-    """A whole TaskStatus as stored and served; every required key of the vendor's schema."""
+    """A whole TaskStatus as stored and served; every required key of the vendor's schema.
+
+    ``modified`` is never null here, although the vendor's spec allows it since 2026-05-19:
+    the SDKs before that (``sailpoint`` 1.4.2, ``sailpoint-api-client`` 1.x) fail on a null,
+    and taskgate always knows when it last wrote a task. This is the shape the OpenAPI
+    document gives every answer; :class:`TaskStatusInputSchema` loads one."""
 
     id = fields.String(required=True, validate=validate.Regexp(ID_PATTERN))
     type = EnumName(TASK_TYPES, required=True)
@@ -83,7 +113,7 @@ class TaskStatusSchema(_Strict):
     launcher = fields.String(required=True)
     target = fields.Nested(TargetSchema, allow_none=True)
     created = UtcDateTime(required=True)
-    modified = UtcDateTime(required=True, allow_none=True)
+    modified = UtcDateTime(required=True)
     launched = UtcDateTime(required=True, allow_none=True)
     completed = UtcDateTime(required=True, allow_none=True)
     completionStatus = EnumName(COMPLETION_STATUSES, required=True, allow_none=True)
@@ -95,11 +125,20 @@ class TaskStatusSchema(_Strict):
     taskDefinitionSummary = fields.Nested(TaskDefinitionSummarySchema)
 
 
-class TaskStatusCreateSchema(TaskStatusSchema):
+class TaskStatusInputSchema(TaskStatusSchema):
+    """A whole TaskStatus as the rules load it (after a create or a patch): a
+    :class:`TaskStatusSchema` whose messages and task definition summary may leave out
+    the members that then load as null."""
+
+    messages = fields.List(fields.Nested(TaskStatusMessageInputSchema), required=True)
+    taskDefinitionSummary = fields.Nested(TaskDefinitionSummaryInputSchema)
+
+
+class TaskStatusCreateSchema(TaskStatusInputSchema):
     """The body of taskgate's ``POST /task-status/v1``: what a new task may start with.
 
     Only ``type`` and ``uniqueName`` are required; ``id`` is generated when absent and the
-    server sets ``created``/``modified``.
+    server sets ``created`` and ``modified`` when they are absent or null.
     """
 
     id = fields.String(validate=validate.Regexp(ID_PATTERN))
@@ -111,7 +150,7 @@ class TaskStatusCreateSchema(TaskStatusSchema):
     launched = UtcDateTime(allow_none=True, load_default=None)
     completed = UtcDateTime(allow_none=True, load_default=None)
     completionStatus = EnumName(COMPLETION_STATUSES, allow_none=True, load_default=None)
-    messages = fields.List(fields.Nested(TaskStatusMessageSchema), load_default=list)
+    messages = fields.List(fields.Nested(TaskStatusMessageInputSchema), load_default=list)
     returns = fields.List(fields.Nested(TaskReturnDetailsSchema), load_default=list)
     attributes = fields.Dict(keys=fields.String(), load_default=dict)
     progress = fields.String(allow_none=True, load_default=None)

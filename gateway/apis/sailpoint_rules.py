@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.common import load_or_400
-from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusSchema
+from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusInputSchema
 
 from gateway import errors
 from gateway.limits import MAX_OPERATIONS, check_value
@@ -33,7 +33,7 @@ __all__ = ["UPDATABLE", "validate_task_status", "parse_patch", "check_patch_path
 UPDATABLE = frozenset({"completionStatus", "completed", "launched", "progress", "percentComplete",
                        "messages", "returns", "attributes"})
 
-_TASK_STATUS = TaskStatusSchema()
+_TASK_STATUS = TaskStatusInputSchema()
 _TASK_STATUS_CREATE = TaskStatusCreateSchema()
 _PATCH = JsonPatchOperationSchema(many=True)
 
@@ -94,10 +94,10 @@ def _replace_members(old: dict[str, Any], ops: Sequence[dict[str, Any]]) -> dict
 
 
 @functools.lru_cache(maxsize=64)
-def _members_schema(names: frozenset[str]) -> TaskStatusSchema:
+def _members_schema(names: frozenset[str]) -> TaskStatusInputSchema:
     """TaskStatus restricted to *names* (members of a stored task, so fields of the schema):
     loads what ``partial=`` the other members would, without visiting the others."""
-    return TaskStatusSchema(only=sorted(names))
+    return TaskStatusInputSchema(only=sorted(names))
 
 
 def check_patch_paths(ops: Sequence[dict[str, Any]]) -> None:
@@ -128,7 +128,10 @@ def patch_mutation(ops: Sequence[dict[str, Any]], now: str) -> Mutate:
         assert old is not None
         new = _replace_members(old, ops)
         if new is None:
-            new = validate_task_status(apply_json_patch(old, ops))
+            patched = apply_json_patch(old, ops)
+            if patched.get("modified") is None:  # stored before taskgate stamped every task: stamp it now
+                patched["modified"] = now
+            new = validate_task_status(patched)
         if same_json(new, old):
             return old
         new["modified"] = now
@@ -137,12 +140,14 @@ def patch_mutation(ops: Sequence[dict[str, Any]], now: str) -> Mutate:
 
 
 def new_task_status(body: Any, *, now: str, launcher: str) -> dict[str, Any]:
-    """A complete TaskStatus from a create body: defaults filled, id generated if absent."""
+    """A complete TaskStatus from a create (or import) body: defaults filled, id generated
+    if absent, ``modified`` stamped with ``created`` when absent or null."""
     if not isinstance(body, dict):
         raise errors.BadRequest("the body must be a JSON object (a TaskStatus)")
     fields = load_or_400(_TASK_STATUS_CREATE, body, "TaskStatus")
     fields.setdefault("id", uuid.uuid4().hex)
     fields.setdefault("launcher", launcher)
     fields.setdefault("created", now)
-    fields.setdefault("modified", fields["created"])
+    if fields.get("modified") is None:  # absent or null: the SDKs' models need a date here
+        fields["modified"] = fields["created"]
     return validate_task_status(fields)

@@ -198,3 +198,46 @@ def test_a_new_task_status_gets_an_id_and_keeps_what_it_is_given():
 ])
 def test_a_new_task_status_is_refused(body, message):
     assert outcome(lambda: rules.new_task_status(body, now=CREATED, launcher="root")) == ("BadRequest", message)
+
+
+# -- "modified" is never null ----------------------------------------------------------------
+# The SDKs' TaskStatus models (sailpoint 1.4.2 in every version module, sailpoint-api-client
+# 1.x) need a date there: one task with "modified": null breaks every list call in the client.
+@pytest.mark.parametrize("given", [{}, {"modified": None}])
+def test_a_new_task_status_without_modified_is_stamped_with_created(given):
+    assert task(created="2024-05-01T08:00:00Z", **given)["modified"] == "2024-05-01T08:00:00.000Z"
+    assert task(**given)["modified"] == CREATED  # created defaults to now, and modified with it
+
+
+def test_a_given_modified_is_kept():
+    assert task(modified="2024-05-17T21:00:00+02:00")["modified"] == "2024-05-17T19:00:00.000Z"
+
+
+@pytest.mark.parametrize("ops", [
+    [{"op": "replace", "path": "/progress", "value": "half"}],  # the plain replace path
+    [{"op": "add", "path": "/attributes/n", "value": 1}],  # the general path
+])
+def test_a_patch_stamps_a_task_stored_with_a_null_modified(ops):
+    legacy = {**task(), "modified": None}  # as taskgate stored a create with "modified": null before
+    new = patched(ops, legacy)
+    assert new["modified"] == NOW
+    assert new == {**legacy, "modified": NOW, **({"progress": "half"} if ops[0]["path"] == "/progress"
+                                                 else {"attributes": {"n": 1}})}
+
+
+def test_a_patch_cannot_make_modified_null():
+    ops = [{"op": "replace", "path": "/modified", "value": None}]
+    assert outcome(lambda: rules.parse_patch(ops)) == ("BadRequest", f"[0].path: '/modified' {REFUSED}")
+    # and were the path allowed, the result would not be a TaskStatus
+    assert patched(ops) == ("BadRequest", "invalid TaskStatus: modified: Field may not be null.")
+
+
+# -- members the served shape always carries --------------------------------------------------
+def test_a_task_definition_summary_and_messages_always_carry_their_nullable_members():
+    new = task(taskDefinitionSummary={"id": "d", "uniqueName": "u", "parentName": "p", "arguments": {}},
+               messages=[{"type": "ERROR", "key": "k"}])
+    assert new["taskDefinitionSummary"] == {"id": "d", "uniqueName": "u", "description": None, "parentName": "p",
+                                            "executor": None, "arguments": {}}
+    assert new["messages"] == [{"type": "ERROR", "localizedText": None, "key": "k", "parameters": None}]
+    replaced = patched([{"op": "replace", "path": "/messages", "value": [{"type": "warn", "key": "w"}]}], new)
+    assert replaced["messages"] == [{"type": "WARN", "localizedText": None, "key": "w", "parameters": None}]
