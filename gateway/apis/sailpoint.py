@@ -2,8 +2,11 @@
 
 Routes: ``/task-status/v1[/{id}]`` (what the ``sailpoint`` 2.x SDK calls) and the same
 under ``/{beta,v2024,v2025,v2026}/task-status[/{id}]``, plus the deprecated
-``/{beta,v2024,v2025}/task-status/pending-tasks``. ``POST /task-status/v1`` is a taskgate
-extension (SailPoint has no public create call).
+``/{beta,v2024,v2025,v2026}/task-status/pending-tasks`` (the vendor dropped it from v2026
+in March 2026; the ``sailpoint`` 1.4.2 SDK's v2026 module still calls it).
+``POST /task-status/v1`` is a taskgate extension (SailPoint has no public create call).
+Any other ``/{prefix}/task-status…`` path (``/v3/task-status/{id}``: SailPoint has no v3
+task-status) is this style's too, so its 404 is an ErrorResponseDto (:data:`PATH_PATTERN`).
 
 Owns the URLs, paging parameters, content negotiation and error bodies of the SailPoint
 style. Handlers are thin: negotiate, read the body, hand it to the pure rules of
@@ -32,11 +35,14 @@ __all__ = ["STYLE", "PATH_PATTERN", "PATCH_TYPES", "MAX_LIMIT", "setup", "render
 
 STYLE = "sailpoint"
 YEAR_VERSIONS = ("beta", "v2024", "v2025", "v2026")
-PENDING_VERSIONS = ("beta", "v2024", "v2025")
-PATH_PATTERN = re.compile(r"^/(task-status(/|$)|(beta|v2024|v2025|v2026)/task-status(/|$))")
+PENDING_VERSIONS = YEAR_VERSIONS
+#: the paths this style answers for, routes or not: an unmatched one (an unknown version
+#: prefix, a method no route has) gets SailPoint's error body rather than the generic one
+PATH_PATTERN = re.compile(r"^/([^/]+/)?task-status(/|$)")
 PATCH_TYPES = ("application/json-patch+json", "application/json")
 #: fields that list filters and sorters read; the store keeps an index on each
-INDEXED_FIELDS = ("$.completionStatus", "$.type", "$.launcher", "$.created")
+#: (``$.target.id`` is what ``sourceId`` filters on: see :mod:`gateway.apis.sailpoint_filters`)
+INDEXED_FIELDS = ("$.completionStatus", "$.type", "$.launcher", "$.target.id", "$.created")
 MAX_LIMIT = 250
 DETAIL_CODES = {400: "400.1 Bad Request Content", 403: "403 Forbidden", 404: "404 Not found",
                 405: "405 Method Not Allowed", 406: "406 Not Acceptable", 409: "409 Conflict",

@@ -32,8 +32,12 @@ MAX_DEPTH = 32  # nested parentheses and nots
 MAX_IN_VALUES = 250  # values in one ``in`` list
 
 # SailPoint field -> (AST field, supported operators). Names are case-sensitive.
+# ``sourceId`` has no TaskStatus member of its name: the member that names the source a
+# task ran on is ``target`` (the vendor's example: type APPLICATION, name "Active Directory
+# [source]"), so it compares ``target.id``; a task without a target matches no source.
 FIELDS: dict[str, tuple[str, frozenset[str]]] = {
     "id": ("id", frozenset({"eq", "in"})),
+    "sourceId": ("$.target.id", frozenset({"eq", "in"})),
     "completionStatus": ("$.completionStatus", frozenset({"eq", "in", "isnull"})),
     "type": ("$.type", frozenset({"eq", "in"})),
     "launcher": ("$.launcher", frozenset({"eq", "in"})),

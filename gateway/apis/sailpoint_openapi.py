@@ -32,6 +32,11 @@ SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"oauth2": ["sp:scopes:a
 ERRORS: dict[int, Any] = {0: ErrorResponseDtoSchema, 401: UnauthorizedSchema, 429: RateLimitSchema}
 
 PATH_PARAMETERS = {"id": param("id", "path", {"type": "string"}, "the TaskStatus id")}
+#: what SailPoint once required (v2024/v2025 until 2025-07, v2026 until 2026-04) and SDKs
+#: of that time still send: accepted on every vendor call, never required, without effect
+_EXPERIMENTAL = param("X-SailPoint-Experimental", "header", {"type": "string", "default": "true"},
+                      "accepted and ignored (SailPoint no longer requires it; sailpoint 1.4.2's v2026 "
+                      "client and sailpoint-api-client 1.x's v2024 client send true)")
 _ETAG = {"ETag": {"description": "the task's version, quoted", "schema": {"type": "string"}}}
 _TASK = {"application/json": {"schema": TaskStatusSchema}}
 _PAGE = [
@@ -54,21 +59,25 @@ _LINKS = {"GetTaskStatus": {"x-target": "get", "parameters": {"id": "$response.b
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("list", "GET"): {
         "summary": "List task statuses",
-        "description": "filters: id, type, launcher (eq, in) and completionStatus (eq, in, isnull) with and, or, "
-                       "not and parentheses; sorters: created or -created.",
+        "description": "filters: id, sourceId (the task's target.id), type, launcher (eq, in) and completionStatus "
+                       "(eq, in, isnull) with and, or, not and parentheses; sorters: created or -created.",
         "parameters": [*_PAGE,
                        param("filters", "query", {"type": "string"}, 'e.g. completionStatus eq "ERROR"'),
-                       param("sorters", "query", {"type": "string", "enum": ["created", "-created"]})],
+                       param("sorters", "query", {"type": "string", "enum": ["created", "-created"]}),
+                       _EXPERIMENTAL],
         "responses": responses(_LIST_OK, ERRORS, (400, 401, 406)),
     },
     ("pending", "GET"): {
         "summary": "List pending tasks (completionStatus null); deprecated by SailPoint",
+        "description": "Deprecated: use the list with filters=completionStatus isnull (and count=true for the "
+                       "total). SailPoint dropped it from v2026 in March 2026; served there for sailpoint 1.4.2.",
         "deprecated": True,
-        "parameters": list(_PAGE),
+        "parameters": [*_PAGE, _EXPERIMENTAL],
         "responses": responses(_LIST_OK, ERRORS, (400, 401, 406)),
     },
     ("get", "GET"): {
         "summary": "Get a task status",
+        "parameters": [_EXPERIMENTAL],
         "responses": responses({200: {"description": "the TaskStatus", "headers": _ETAG, "content": _TASK}},
                                ERRORS, (401, 404, 406)),
     },
@@ -77,11 +86,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "description": "Only /completionStatus, /completed, /launched, /progress, /percentComplete, /messages, "
                        f"/returns and /attributes (and below) may change; at most {MAX_OPERATIONS} operations; "
                        "all apply or none.",
-        "parameters": [param("If-Match", "header", {"type": "string"}, 'an ETag such as "3"; another version → 412')],
+        "parameters": [param("If-Match", "header", {"type": "string"}, 'an ETag such as "3"; another version → 412'),
+                       _EXPERIMENTAL],
         "requestBody": json_body({"type": "array", "items": _PATCH_OPERATION, "minItems": 1,
                                   "maxItems": MAX_OPERATIONS}, types=PATCH_TYPES),
-        "responses": responses({200: {"description": "the patched TaskStatus", "headers": _ETAG, "content": _TASK}},
-                               ERRORS, (400, 401, 404, 406, 409, 412, 413, 415)),
+        "responses": {**responses({200: {"description": "the patched TaskStatus", "headers": _ETAG,
+                                         "content": _TASK}},
+                                  ERRORS, (400, 401, 403, 404, 406, 409, 412, 413, 415)),
+                      "403": {"description": "Forbidden: the token is read-only",
+                              "content": {"application/json": {"schema": ErrorResponseDtoSchema}}}},
     },
     ("create", "POST"): {
         "summary": "Create a task status (a taskgate extension; admins only)",

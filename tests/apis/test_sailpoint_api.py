@@ -184,7 +184,7 @@ async def test_list_filters_use_indexes(api):
     from gateway.apis.sailpoint_filters import parse_filters
     from gateway.query import Query
     for text in ['completionStatus eq "ERROR"', "completionStatus isnull", 'type in ("QPOC")',
-                 'launcher eq "x"', 'id eq "t1"']:
+                 'launcher eq "x"', 'id eq "t1"', 'sourceId eq "s1"', 'sourceId in ("s1")']:
         plan = await api.store.explain("sailpoint", Query(parse_filters(text)))
         assert re.search(r"SEARCH tasks USING (COVERING )?INDEX", plan), (text, plan)
 
@@ -193,9 +193,10 @@ async def test_a_filtered_page_in_created_order_reads_the_page_not_every_match(a
     """The list's default order rides the filter's index: no sort of every matching task."""
     from gateway.apis.sailpoint_filters import parse_filters
     from gateway.query import Query, Sort
-    for text in ['completionStatus eq "ERROR"', 'type eq "QPOC"', 'launcher eq "x"', "completionStatus isnull"]:
+    for text in ['completionStatus eq "ERROR"', 'type eq "QPOC"', 'launcher eq "x"', "completionStatus isnull",
+                 'sourceId eq "s1"']:
         plan = await api.store.explain("sailpoint", Query(parse_filters(text), (Sort("$.created"),), 50, 900))
-        field = text.split()[0]
+        field = {"sourceId": "target_id"}.get(text.split()[0], text.split()[0])
         assert plan == (f"SEARCH tasks USING INDEX tasks_by_{field} "
                         f"(style=? AND <expr>=?)"), (text, plan)
 
@@ -205,7 +206,8 @@ async def test_a_filtered_page_in_created_order_reads_the_page_not_every_match(a
     ("limit=-1", "limit must be an integer between 0 and 250; got '-1'"),
     ("offset=x", "offset must be an integer at least 0; got 'x'"),
     ("count=yes", "count must be true or false; got 'yes'"),
-    ('filters=sourceId eq "x"', "filters: unsupported field 'sourceId'"),
+    ('filters=target.id eq "x"', "filters: unsupported field 'target.id'"),
+    ("filters=sourceId isnull", "filters: operator 'isnull' is not supported for 'sourceId'"),
     ('filters=type co "Q"', "filters: operator 'co' is not supported for 'type'"),
     ("sorters=name", "sorters: unsupported sorter 'name'"),
 ])
@@ -217,14 +219,99 @@ async def test_list_rejects_what_it_does_not_support(api, query, text):
 async def test_pending_tasks_get_and_head(api):
     pending = await create(api, id="p1")
     await create(api, id="done", completionStatus="SUCCESS")
-    for version in ("beta", "v2024", "v2025"):
-        status, body, headers = await api.request("GET", f"/{version}/task-status/pending-tasks?count=true")
+    # v2026 too: the vendor dropped it in March 2026, sailpoint 1.4.2's v2026 module still calls it
+    for version in ("beta", "v2024", "v2025", "v2026"):
+        status, body, headers = await api.request("GET", f"/{version}/task-status/pending-tasks?count=true",
+                                                  headers={"X-SailPoint-Experimental": "true"})
         assert (status, body, headers["X-Total-Count"]) == (200, [pending], "1")
         resp = await api.client.head(f"/{version}/task-status/pending-tasks?count=true", headers=api.auth())
         assert (resp.status, await resp.read(), resp.headers["X-Total-Count"]) == (200, b"", "1")
-    status, err, headers = await api.request("GET", "/v2026/task-status/pending-tasks")
+    # the v1 API never had it: there "pending-tasks" is an id
+    status, err, headers = await api.request("GET", "/task-status/v1/pending-tasks")
     assert (status, err) == (404, error_body("404 Not found", "TaskStatus with id 'pending-tasks' was not found",
                                              headers["X-Request-ID"]))
+
+
+async def test_source_id_filters_on_the_target_id(api):
+    """SailPoint documents ``sourceId`` (eq, in) in every version; a TaskStatus names the
+    source it ran on in ``target`` (the vendor's example: APPLICATION "Active Directory [source]")."""
+    ad = {"id": "2c91808a78efc63e0178fb8624b248c5", "type": "APPLICATION", "name": "Active Directory [source]"}
+    docs = {
+        "a1": await create(api, id="a1", target=ad, created="2024-01-01T00:00:00Z"),
+        "a2": await create(api, id="a2", target=ad, completionStatus="SUCCESS", created="2024-01-02T00:00:00Z"),
+        "hr": await create(api, id="hr", target={"id": "hr-source", "type": "APPLICATION", "name": "HR"},
+                           created="2024-01-03T00:00:00Z"),
+        "none": await create(api, id="none", created="2024-01-04T00:00:00Z"),
+        "no-id": await create(api, id="no-id", target={"name": "unnamed"}, created="2024-01-05T00:00:00Z"),
+    }
+    assert docs["a1"]["target"] == ad and "target" not in docs["none"]
+
+    async def listed(version: str, query: str) -> tuple[list[Any], str | None]:
+        status, body, headers = await api.request("GET", f"/{version}?{query}", token=api.read_only)
+        assert status == 200, body
+        return body, headers.get("X-Total-Count")
+
+    for version in ("task-status/v1", "beta/task-status", "v2024/task-status", "v2025/task-status",
+                    "v2026/task-status"):
+        assert await listed(version, f'filters=sourceId eq "{ad["id"]}"&count=true') == (
+            [docs["a1"], docs["a2"]], "2")
+    assert await listed("task-status/v1", f'filters=sourceId in ("hr-source","{ad["id"]}")&sorters=-created') == (
+        [docs["hr"], docs["a2"], docs["a1"]], None)
+    assert await listed("task-status/v1", f'filters=sourceId eq "{ad["id"]}" and completionStatus isnull') == (
+        [docs["a1"]], None)
+    # ids are compared exactly (no case folding), and a task without a target id is no source's
+    assert await listed("task-status/v1", f'filters=sourceId eq "{ad["id"].upper()}"') == ([], None)
+    assert await listed("task-status/v1", 'filters=not sourceId eq "hr-source"') == (
+        [docs["a1"], docs["a2"], docs["none"], docs["no-id"]], None)
+
+
+@pytest.mark.parametrize("path", ["/v3/task-status/t1", "/v3/task-status", "/v2023/task-status/t1",
+                                  "/beta/task-status/t1/x", "/task-status", "/task-status/v2/t1"])
+async def test_unknown_versions_answer_in_sailpoint_s_shape(api, path):
+    await create(api)
+    before = await api.snapshot()
+    for method, kwargs in (("GET", {}), ("PATCH", {"body": [{"op": "replace", "path": "/progress", "value": "x"}],
+                                                   "content_type": PATCH_JSON})):
+        status, err, headers = await api.request(method, path, **kwargs)
+        assert (status, err) == (404, error_body("404 Not found", f"no resource at {path}",
+                                                 headers["X-Request-ID"]))
+    resp = await api.client.get(path)  # no credentials: still the vendor's 404
+    assert (resp.status, await resp.json()) == (404, error_body("404 Not found", f"no resource at {path}",
+                                                                resp.headers["X-Request-ID"]))
+    assert await api.snapshot() == before
+
+
+@pytest.mark.parametrize("given", [{"modified": None}, {}])
+async def test_a_create_without_modified_is_stamped_with_created(api, given):
+    """One task with "modified": null would break every list call of sailpoint 1.4.2 and
+    sailpoint-api-client 1.x, whose models need a date there: it is stamped instead."""
+    doc = await create(api, created="2024-05-17T19:33:16.470Z", **given)
+    assert (doc["created"], doc["modified"]) == ("2024-05-17T19:33:16.470Z", "2024-05-17T19:33:16.470Z")
+    assert await api.db_rows("SELECT doc FROM tasks WHERE id = 't1'") == [(json.dumps(doc, separators=(",", ":")),)]
+    doc = await create(api, id="now", **given)
+    assert TS.match(doc["modified"]) and doc["modified"] == doc["created"]
+
+
+async def test_an_import_without_modified_is_stamped_with_created():
+    from gateway.apis.sailpoint import import_task
+    task_id, doc = import_task({"id": "i1", "type": "QPOC", "uniqueName": "u", "modified": None,
+                                "created": "2024-01-01T00:00:00Z"}, "2024-06-01T00:00:00.000Z")
+    assert (task_id, doc["modified"], doc["launcher"]) == ("i1", "2024-01-01T00:00:00.000Z", "import")
+    _, doc = import_task({"id": "i2", "type": "QPOC", "uniqueName": "u", "modified": None},
+                         "2024-06-01T00:00:00.000Z")
+    assert doc["created"] == doc["modified"] == "2024-06-01T00:00:00.000Z"
+
+
+async def test_a_task_stored_with_a_null_modified_gets_one_at_its_next_patch(api):
+    """Rows an earlier taskgate stored from a create with "modified": null."""
+    doc = await create(api)
+    legacy = {**doc, "modified": None}
+    await api.store.put("sailpoint", "t1", legacy, actor="test", request_id="legacy")
+    status, got, _ = await api.request("PATCH", "/v2026/task-status/t1", content_type=PATCH_JSON,
+                                       body=[{"op": "add", "path": "/attributes/n", "value": 1}])
+    assert status == 200 and TS.match(got["modified"])
+    assert got == {**doc, "attributes": {"n": 1}, "modified": got["modified"]}
+    assert (await api.store.get("sailpoint", "t1")).doc == got
 
 
 # -- bad input: status, SailPoint body, nothing stored changes -------------------------------

@@ -32,6 +32,11 @@ SA, SB, SC = 'id eq "a"', 'id eq "b"', 'id eq "c"'
         ('launcher eq "someone"', Compare("$.launcher", "eq", ("someone",))),
         ('launcher in ("x", "y")', Compare("$.launcher", "in", ("x", "y"))),
         ('type eq "IDENTITY_REFRESH"', Compare("$.type", "eq", ("IDENTITY_REFRESH",))),
+        # sourceId is the task's target.id (the member that names the source it ran on)
+        ('sourceId eq "2c91808a78efc63e0178fb8624b248c5"',
+         Compare("$.target.id", "eq", ("2c91808a78efc63e0178fb8624b248c5",))),
+        ('sourceId in ("a", "B")', Compare("$.target.id", "in", ("a", "B"))),  # ids keep their case
+        ('sourceId eq "s" and completionStatus isnull', And((Compare("$.target.id", "eq", ("s",)), PENDING))),
         ('completionStatus in ("Error", "tempError", "nonsense")',
          Compare("$.completionStatus", "in", ("ERROR", "TEMPERROR", "NONSENSE"))),
         ('completionStatus eq ""', Compare("$.completionStatus", "eq", ("",))),
@@ -75,7 +80,10 @@ def test_empty_filters_mean_no_filter(text: str) -> None:
     ("text", "message"),
     [
         # unsupported fields and operators
-        ('sourceId eq "x"', "filters: unsupported field 'sourceId'"),
+        ('sourceid eq "x"', "filters: unsupported field 'sourceid'"),
+        ('targetId eq "x"', "filters: unsupported field 'targetId'"),
+        ('sourceId isnull', "filters: operator 'isnull' is not supported for 'sourceId'"),
+        ('sourceId co "x"', "filters: operator 'co' is not supported for 'sourceId'"),
         ('completionstatus isnull', "filters: unsupported field 'completionstatus'"),
         ('created gt "2018-12-18T23:05:55Z"', "filters: unsupported field 'created'"),
         ('type co "CLOUD"', "filters: operator 'co' is not supported for 'type'"),
