@@ -234,8 +234,8 @@ async def test_a_delete_naming_a_stale_version_is_refused(server: Server, style:
         status, body, _ = await call(client, "DELETE", path, headers={"If-Match": '"1"'}, rid="stale")
         assert status == 412
         _assert_error_shape(style, status, body, "stale")
-        status, _b, _h = await call(client, "DELETE", path, headers={"If-Match": '"2"'})
-        assert status in (200, 204)
+        status, body, _h = await call(client, "DELETE", path, headers={"If-Match": '"2"'})
+        assert (status, body) == ((204, None) if style == "superoffice" else (200, {}))  # each vendor's answer
     dump = assert_replays(server.db)
     assert [(r.task_id, r.action) for r in dump.audit] == [(task_id, "created"), (task_id, "updated"),
                                                            (task_id, "deleted")]
