@@ -19,10 +19,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sailpoint.configuration import Configuration, ConfigurationParams
@@ -50,7 +51,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 #: the vendor's documented PATCH body (beta spec example): mixed-case "Error"
 DOCUMENTED_BODY = [{"op": "replace", "path": "/completionStatus", "value": "Error"},
                    {"op": "replace", "path": "/completed", "value": "2024-05-17T19:33:16.470Z"}]
-COMPLETED = datetime(2024, 5, 17, 19, 33, 16, 470000, tzinfo=timezone.utc)
+COMPLETED = datetime(2024, 5, 17, 19, 33, 16, 470000, tzinfo=UTC)
 LIST_FILTER = 'completionStatus isnull and type in ("QUARTZ","QPOC")'
 
 
@@ -106,7 +107,7 @@ def wire(ts: TaskStatus) -> dict[str, Any]:
         moment = out[key]
         if moment is not None:
             assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0, (key, moment)
-            out[key] = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
+            out[key] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
                 f"{moment.microsecond // 1000:03d}Z"
     return out
 
@@ -357,7 +358,7 @@ def test_list_filters_sorters_count_and_paging(fresh_server: Any) -> None:
         assert all(isinstance(t, TaskStatus) for t in resp.data)
         raw = json.loads(resp.raw_data)
         assert [t["id"] for t in raw] == [t.id for t in resp.data]
-        for ts, doc in zip(resp.data, raw):
+        for ts, doc in zip(resp.data, raw, strict=True):
             assert doc == docs[doc["id"]]
             assert model_matches(ts, doc)
         return [t.id for t in resp.data], resp.headers
@@ -405,9 +406,10 @@ def test_list_filters_sorters_count_and_paging(fresh_server: Any) -> None:
         assert [t["id"] for t in reply.json] == ["l1", "l7"]
         assert reply.headers["X-Total-Count"] == "4"
 
-    # deprecated pending-tasks (SDK 1.x): every unfinished task, oldest first; HEAD too
+    # deprecated pending-tasks (SDK 1.x): every unfinished task, oldest first; HEAD too; v2026
+    # as well, which the vendor dropped in March 2026 but sailpoint 1.4.2's v2026 module calls
     pending = ["l2", "l7", "l1", "l5", "l3"]
-    for version in ("beta", "v2024", "v2025"):
+    for version in ("beta", "v2024", "v2025", "v2026"):
         url = f"{server.base_url}/{version}/task-status/pending-tasks"
         reply = http("GET", f"{url}?offset=1&limit=2&count=true", server.admin_token)
         assert reply.status == 200
@@ -421,10 +423,44 @@ def test_list_filters_sorters_count_and_paging(fresh_server: Any) -> None:
         assert reply.raw == b""
         assert reply.headers["X-Total-Count"] == "5"
         assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
-    # v2026 dropped pending-tasks
-    reply = http("GET", f"{server.base_url}/v2026/task-status/pending-tasks", server.admin_token)
+    # the v1 API never had pending-tasks: there it is an id
+    reply = http("GET", f"{server.base_url}/task-status/v1/pending-tasks", server.admin_token)
     assert reply.status == 404
-    assert reply.json["detailCode"] == "404 Not found"
+    assert reply.json == error_dto("404 Not found", "TaskStatus with id 'pending-tasks' was not found",
+                                   reply.headers["X-Request-ID"])
+
+
+def test_source_id_filters_on_the_target_and_unknown_versions_are_error_response_dto(
+        srv: Any, api: TaskManagementApi) -> None:
+    """``sourceId`` (documented for the list in every version) is the task's target.id."""
+    source = {"id": "2c91808a78efc63e0178fb8624b248c5", "type": "APPLICATION", "name": "Active Directory [source]"}
+    docs = [create_task(srv, id="source-1", target=source),
+            create_task(srv, id="source-2", target=source, completionStatus="SUCCESS",
+                        completed="2024-05-17T19:33:16.470Z"),
+            create_task(srv, id="source-other", target={**source, "id": "another-source", "name": "HR [source]"})]
+    with strict():
+        one = api.get_task_status_list_v1_with_http_info(filters=f'sourceId eq "{source["id"]}"', count=True)
+        both = api.get_task_status_list_v1(filters=f'sourceId in ("another-source","{source["id"]}")',
+                                           sorters="-created")
+        pending = api.get_task_status_list_v1(filters=f'sourceId eq "{source["id"]}" and completionStatus isnull')
+    assert json.loads(one.raw_data) == docs[:2] and one.headers["X-Total-Count"] == "2"
+    for ts, doc in zip(one.data, docs[:2], strict=True):
+        assert wire(ts) == {**doc, "taskDefinitionSummary": None}
+        assert ts.target is not None and (ts.target.id, ts.target.type, ts.target.name) == (
+            source["id"], "APPLICATION", "Active Directory [source]")
+    assert [t.id for t in both] == ["source-other", "source-2", "source-1"]
+    assert [t.id for t in pending] == ["source-1"]
+
+    # /v3 has no task-status: SailPoint's error body, which the SDK's model reads
+    for method, body in (("GET", None), ("PATCH", DOCUMENTED_BODY)):
+        reply = http(method, f"{srv.base_url}/v3/task-status/source-1", srv.admin_token, body)
+        assert reply.status == 404
+        rid = reply.headers["X-Request-ID"]
+        assert reply.json == error_dto("404 Not found", "no resource at /v3/task-status/source-1", rid)
+        with strict():
+            check_error_model(ErrorResponseDto.from_dict(reply.json), "404 Not found",
+                              "no resource at /v3/task-status/source-1", rid)
+    assert raw_get(srv, "source-1") == docs[0]
 
 
 # -- authentication ----------------------------------------------------------------------
