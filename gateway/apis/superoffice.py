@@ -4,6 +4,7 @@ the style's error body.
 Routes, each also under a tenant prefix ``/{tenant}/api/v1/…``:
 
 * ``GET|POST /api/v1/BatchTask`` (OData list; create → the new integer id),
+* ``GET /api/v1/$metadata``, the OData metadata document the list's ``odata.metadata`` names,
 * ``GET|PUT|DELETE /api/v1/BatchTask/{id}``, ``GET /api/v1/BatchTask/{state}``,
   ``POST /api/v1/BatchTask/{id}/Stop``,
 * ``POST /login`` and ``POST /logout`` (cookie session with an XSRF token);
@@ -28,6 +29,7 @@ from aiohttp import web
 from gateway import errors
 from gateway.apis import superoffice_agents as agents
 from gateway.apis import superoffice_carrier as carrier
+from gateway.apis import superoffice_odata as odata
 from gateway.apis import superoffice_rules as rules
 from gateway.apis import superoffice_service as service
 from gateway.apis.superoffice_carrier import Zone
@@ -115,8 +117,15 @@ async def list_tasks(request: web.Request) -> web.Response:
         query["$skip"] = str(options.skip + options.top)
         next_link = str(request.url.with_query(query))
     value = [service.carrier_for(ctx, t, options.select, with_rights=False) for t in tasks[:options.top]]
-    return service.respond(ctx, {"odata.metadata": f"{base}/$metadata#BatchTask", "odata.nextLink": next_link,
-                                 "value": value}, root="BatchTaskList")
+    return service.respond(ctx, {"odata.metadata": f"{base}/$metadata#{odata.ENTITY_SET}",
+                                 "odata.nextLink": next_link, "value": value}, root="BatchTaskList")
+
+
+async def metadata(request: web.Request) -> web.Response:
+    """The CSDL document, in XML whatever the Accept says: OData 3 has no other form of it,
+    and this style answers unknown or misspelled types rather than refusing them."""
+    return web.Response(body=odata.metadata_document(), content_type=odata.METADATA_TYPE, charset="utf-8",
+                        headers={"DataServiceVersion": odata.DATA_SERVICE_VERSION, "Content-Language": "en"})
 
 
 async def create_task(request: web.Request) -> web.Response:
@@ -177,6 +186,7 @@ async def stop_task(request: web.Request) -> web.Response:
 # -- wiring -----------------------------------------------------------------------------------
 def _routes(prefix: str, tag: str, r: web.UrlDispatcher) -> None:
     base = f"{prefix}/api/v1"
+    r.add_get(f"{base}/$metadata", metadata, name=f"{STYLE}:metadata{tag}")
     for slash in ("", "/"):  # superoffice-python-sdk's create() posts to ".../BatchTask/"
         r.add_get(f"{base}/BatchTask{slash}", list_tasks, name=f"{STYLE}:list{tag}{slash and ':slash'}")
         r.add_post(f"{base}/BatchTask{slash}", create_task, name=f"{STYLE}:create{tag}{slash and ':slash'}")

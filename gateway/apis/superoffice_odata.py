@@ -1,26 +1,36 @@
-"""The OData query options of ``GET /api/v1/BatchTask``, parsed into :mod:`gateway.query`.
+"""The OData side of ``GET /api/v1/BatchTask``: its query options, parsed into
+:mod:`gateway.query`, and the metadata document its envelope's ``odata.metadata`` names.
 
 Supported: ``$filter`` on State, Name and AssociateId with ``eq``, ``ne`` and ``and``;
 ``$orderBy``, ``$select``, ``$top``, ``$skip`` and ``$format``. Anything else is refused
 with a message naming it, so a client never gets an unfiltered list it did not ask for.
 
-Owns the list's query grammar and its limits (:data:`MAX_PAGE`). Must not do I/O, know
-aiohttp or hold SQL: it returns :mod:`gateway.query` nodes, which the store compiles.
+The envelope is OData 3 JSON (``odata.metadata``, ``odata.nextLink``; OData 4 says
+``@odata.context``), so ``$metadata`` is an OData 3 CSDL document (EDMX 1.0): the entity
+set ``BatchTask`` of ``BatchTaskInfo`` rows, built from the carrier's members in
+:data:`schemas.superoffice.FIELDS`, so it cannot describe members the list does not have.
+
+Owns the list's query grammar, its limits (:data:`MAX_PAGE`) and that document. Must not
+do I/O, know aiohttp or hold SQL: it returns :mod:`gateway.query` nodes, which the store
+compiles, and the document as bytes.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
-from schemas.superoffice import CANCELLATION, FIELDS, STATES
+from schemas.superoffice import CANCELLATION, CANCELLATION_VALUES, FIELDS, STATE_VALUES, STATES
 
 from gateway import errors
 from gateway.query import And, Compare, Expr, Sort
 
-__all__ = ["ListOptions", "parse_list_options", "parse_select", "MAX_PAGE"]
+__all__ = ["ListOptions", "parse_list_options", "parse_select", "MAX_PAGE", "metadata_document",
+           "METADATA_TYPE", "DATA_SERVICE_VERSION", "ENTITY_SET"]
 
 MAX_PAGE = 1000
 FILTERABLE = ("State", "Name", "AssociateId")
@@ -152,3 +162,73 @@ def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions
     return ListOptions(where, tuple(order), select,
                        _int_option(options, "$top", MAX_PAGE, MAX_PAGE), _int_option(options, "$skip", 0, None),
                        fmt.lower() if fmt else None)
+
+
+# -- $metadata --------------------------------------------------------------------------------
+#: the media type and the OData version header of the metadata document
+METADATA_TYPE = "application/xml"
+DATA_SERVICE_VERSION = "3.0;"
+#: the entity set the list is, named after ``#`` in ``odata.metadata``
+ENTITY_SET = "BatchTask"
+#: the schema's namespace: the enums' qualified names are then the FieldType the carrier reports
+_NAMESPACE = "SuperOffice.Data"
+_ENUMS = {"SuperOffice.Data.BatchTaskState": STATE_VALUES,
+          "SuperOffice.Data.BatchTaskCancellationBehaviour": CANCELLATION_VALUES}
+_EDM_TYPES = {"System.Int32": "Edm.Int32", "System.Int16": "Edm.Int16", "System.Boolean": "Edm.Boolean",
+              "System.String": "Edm.String", "System.DateTime": "Edm.DateTime"}
+#: CSDL 3 has no map type: this member is a dynamic property of the open entity type
+_DYNAMIC = "SuperOffice.Util.StringDictionary"
+_SUMMARY = ("A row of GET api/v1/BatchTask: a BatchTaskInfo without TableRight and FieldProperties, which "
+            "only the single task's GET carries.")
+_LONG = ("ParameterObject, an object of string values, is a dynamic property: CSDL has no map type. Dates "
+         "are Edm.DateTime in the SO-TimeZone, whole seconds, 0001-01-01T00:00:00 when empty; with "
+         "includeTZOffset they carry their offset. State and CancellationBehaviour are written as the "
+         "names of their enum members.")
+
+
+def _element(name: str, **attrs: str) -> str:
+    return f"<{name}" + "".join(f" {k}={quoteattr(v)}" for k, v in attrs.items()) + "/>"
+
+
+def _property(name: str, net_type: str, length: int) -> str:
+    if net_type in _ENUMS:
+        return _element("Property", Name=name, Type=net_type, Nullable="false")
+    edm = _EDM_TYPES[net_type]  # KeyError: a member of a type this document cannot describe
+    extra = {"MaxLength": str(length)} if edm == "Edm.String" and length else \
+        {"Precision": "0"} if edm == "Edm.DateTime" else {}
+    return _element("Property", Name=name, Type=edm, Nullable="false", **extra)
+
+
+@functools.cache
+def metadata_document() -> bytes:
+    """The CSDL document of ``$metadata``, the same for every request of the process."""
+    properties = [_property(name, net_type, length) for name, (net_type, length) in FIELDS.items()
+                  if net_type != _DYNAMIC]
+    enums = []
+    for qualified, members in _ENUMS.items():
+        enums.append(f'<EnumType Name={quoteattr(qualified.rpartition(".")[2])} UnderlyingType="Edm.Int32">')
+        enums += [f"  {_element('Member', Name=name, Value=str(value))}" for name, value in members.items()]
+        enums.append("</EnumType>")
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<edmx:Edmx Version="1.0" xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx">',
+        '<edmx:DataServices m:DataServiceVersion="3.0" m:MaxDataServiceVersion="3.0" '
+        'xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata">',
+        f'<Schema Namespace={quoteattr(_NAMESPACE)} xmlns="http://schemas.microsoft.com/ado/2009/11/edm">',
+        '<EntityType Name="BatchTaskInfo" OpenType="true">',
+        "  <Documentation>",
+        f"    <Summary>{escape(_SUMMARY)}</Summary>",
+        f"    <LongDescription>{escape(_LONG)}</LongDescription>",
+        "  </Documentation>",
+        '  <Key><PropertyRef Name="Id"/></Key>',
+        *(f"  {p}" for p in properties),
+        "</EntityType>",
+        *enums,
+        '<EntityContainer Name="BatchTasks" m:IsDefaultEntityContainer="true">',
+        f'  <EntitySet Name={quoteattr(ENTITY_SET)} EntityType={quoteattr(_NAMESPACE + ".BatchTaskInfo")}/>',
+        "</EntityContainer>",
+        "</Schema>",
+        "</edmx:DataServices>",
+        "</edmx:Edmx>",
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")

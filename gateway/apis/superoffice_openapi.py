@@ -26,7 +26,7 @@ from schemas.superoffice import (
 
 from gateway.apis.superoffice import BODY_TYPES
 from gateway.apis.superoffice_agents import AGENTS
-from gateway.apis.superoffice_odata import MAX_PAGE
+from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METADATA_TYPE
 from gateway.apis.superoffice_rules import UPDATABLE, UPDATABLE_TEXT
 from gateway.apis.superoffice_service import MAX_ID
 from gateway.openapi import json_body, param, responses
@@ -119,6 +119,16 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                        *_HEADERS],
         "responses": responses({200: {"description": "one page", "content": _content(ODataListSchema)}},
                                ERRORS, (400, 401, _NO_TENANT)),
+    },
+    ("metadata", "GET"): {
+        "summary": "The OData metadata document (CSDL) that the list's odata.metadata names",
+        "description": "OData 3 (EDMX 1.0): the entity set BatchTask of BatchTaskInfo rows and the two enums. "
+                       "Always XML, whatever the Accept header says.",
+        "responses": responses({200: {"description": "the CSDL document",
+                                      "headers": {"DataServiceVersion": {"schema": {"type": "string",
+                                                                                    "enum": [DATA_SERVICE_VERSION]}}},
+                                      "content": {METADATA_TYPE: {"schema": {"type": "string"}}}}},
+                               ERRORS, (401, _NO_TENANT)),
     },
     ("create", "POST"): {
         "summary": "Create a BatchTask (admins only); answers its integer id",
