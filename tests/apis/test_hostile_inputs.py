@@ -8,7 +8,8 @@ RFC 9110 for HTTP's own headers): from the input and the tasks as they were befo
 request it decides the exact status, the error text where the rules name it, the whole
 answer and what is stored, and the test holds the server to it; it never reads the
 expectation off the server's answer.
-Faults it found are kept as regression cases; one framework limit is a strict xfail.
+Faults it found are kept as regression cases; framework limits and the one deviation from
+RFC 9110 found so far are strict xfails.
 """
 
 from __future__ import annotations
@@ -903,6 +904,16 @@ async def test_http_dates_that_overflow_are_ignored_as_invalid(so: Api, method, 
     sent = await answered(so, method, _T1, body=body, headers={header: value})
     assert (sent.body, sent.headers["ETag"]) == (carrier, headers["ETag"])
     assert await so.snapshot() == before
+
+
+@pytest.mark.xfail(strict=True, reason="superoffice_service.http_date reads dates with email.utils, which takes a "
+                   "one-digit year as 2000 (RFC 5322's obsolete years), so a date RFC 9110 says to ignore refuses "
+                   "the PUT with 412; the header fuzz test's oracle follows RFC 9110")
+async def test_an_if_unmodified_since_that_is_no_http_date_is_ignored(so: Api):
+    _s, carrier, headers = await so.request("GET", _T1)
+    sent = await answered(so, "PUT", _T1, body={"State": "Started"},
+                          headers={"If-Unmodified-Since": "Mon, 01 Jan 0 00:00:00 GMT"})
+    assert (sent.body, sent.headers["ETag"]) == (carrier, headers["ETag"])
 
 
 @pytest.mark.parametrize("encoding", ["shift_jis", "utf-7", "x-foo"])
