@@ -104,10 +104,11 @@ class OAuthTokenSchema(Schema):
 
 
 class OAuthErrorSchema(Schema):
-    """``POST /oauth/token`` failure (RFC 6749 §5.2)."""
+    """``POST /oauth/token`` failure (RFC 6749 §5.2; ``slow_down``, RFC 8628's code for a
+    client asking too fast, comes with a 429 when the sign-in limiter refuses)."""
 
     error = fields.String(required=True, metadata={"enum": ["invalid_request", "invalid_client",
-                                                            "unsupported_grant_type"]})
+                                                            "unsupported_grant_type", "slow_down"]})
     error_description = fields.String(required=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +10,18 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password
 from gateway.config import Config
 from gateway.context import STORE
 from gateway.store import Store
+
+
+@functools.cache
+def _alice_hash() -> str:
+    """alice's password hash, made once per process: scrypt is slow by design, and every
+    test's app would otherwise pay for it."""
+    return hash_password("alice-password")
 
 
 @pytest.fixture(name="config")
@@ -63,7 +70,7 @@ async def _api(aiohttp_client, config: Config) -> Api:
     store = client.app[STORE]
     auth = client.app[AUTHENTICATOR]
     await store.add_user("root", "admin", None)
-    await store.add_user("alice", "user", hash_password("alice-password"))
+    await store.add_user("alice", "user", _alice_hash())
     await store.add_user("reader", "user", None)
     return Api(client, store,
                admin=await auth.create_token("root"),
