@@ -21,7 +21,6 @@ import termios
 from pathlib import Path
 
 import pytest
-
 from gateway.cli import main
 from gateway.model import Change, Task
 from gateway.store import SCHEMA_VERSION
@@ -94,7 +93,7 @@ def round_trip(tmp_path: Path, count: int) -> tuple[int, int]:
 def test_export_and_import_stream_in_constant_memory(tmp_path: Path):
     small = round_trip(tmp_path, 600)
     large = round_trip(tmp_path, 6_000)  # about 50 MB of JSON Lines
-    growth_mib = [(b - a) / 1024 for a, b in zip(small, large)]
+    growth_mib = [(b - a) / 1024 for a, b in zip(small, large, strict=True)]
     print(f"peak RSS export {small[0] // 1024} → {large[0] // 1024} MiB, import {small[1] // 1024} → "
           f"{large[1] // 1024} MiB for 600 → 6,000 tasks of {BLOB} bytes")
     assert all(g < 16 for g in growth_mib), growth_mib

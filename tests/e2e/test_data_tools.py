@@ -176,8 +176,8 @@ def test_audit_verify_passes_real_traffic_and_reports_tampering(tmp_path: Path):
 
     with sqlite3.connect(server.db) as db:
         # a document edited behind taskgate's back
-        db.execute("UPDATE tasks SET doc = json_set(doc, '$.Response', 'forged') WHERE style = 'superoffice' AND id = ?",
-                   (so1,))
+        db.execute("UPDATE tasks SET doc = json_set(doc, '$.Response', 'forged') "
+                   "WHERE style = 'superoffice' AND id = ?", (so1,))
         # a version bumped without a change
         db.execute("UPDATE tasks SET version = version + 1 WHERE style = 'webmethods' AND id = ?", (wm1,))
         # an audit row deleted from the middle of a trail
