@@ -1,0 +1,44 @@
+"""HTTP's own header values, read as RFC 9110 says (gateway/codecs.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from gateway.codecs import parse_http_date, parse_if_match
+
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # the three forms of RFC 9110 §5.6.7, all the same moment
+    ("Sun, 06 Nov 1994 08:49:37 GMT", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("Sunday, 06-Nov-94 08:49:37 GMT", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("Sun Nov  6 08:49:37 1994", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    # a two-digit year is in the past, unless that is more than 50 years ahead
+    ("Friday, 04-Dec-26 00:00:00 GMT", datetime(2026, 12, 4, tzinfo=UTC)),
+    ("Monday, 01-Jan-76 00:00:00 GMT", datetime(2076, 1, 1, tzinfo=UTC)),
+    ("Monday, 01-Jan-77 00:00:00 GMT", datetime(1977, 1, 1, tzinfo=UTC)),
+    # not HTTP-dates: RFC 5322 leniencies, impossible dates and times
+    ("Mon, 01 Jan 0 00:00:00 GMT", None),
+    ("Mon, 01 Jan 2024 00:00:00 +0000", None),
+    ("Mon, 1 Jan 2024 00:00:00 GMT", None),
+    ("mon, 01 jan 2024 00:00:00 GMT", None),
+    ("Mon, 31 Feb 2024 00:00:00 GMT", None),
+    ("Mon, 01 Foo 2024 00:00:00 GMT", None),
+    ("Mon, 01 Jan 2024 24:00:00 GMT", None),
+    ("Mon, 01 Jan 0000 00:00:00 GMT", None),
+    ("2024-01-01T00:00:00Z", None),
+    ("", None),
+])
+def test_http_dates_are_read_in_rfc_9110_s_three_forms_only(text: str, expected: datetime | None):
+    assert parse_http_date(text, NOW) == expected
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (None, None), ("*", None), ('"3"', frozenset({3})),
+    ('"1", W/"2"', frozenset({1})),  # a weak tag never matches (strong comparison, RFC 9110 §13.1.1)
+    ("3", frozenset()),  # unparsable: admits nothing, so the write is refused, not applied blindly
+])
+def test_if_match_names_the_versions_it_admits(header: str | None, expected: frozenset[int] | None):
+    assert parse_if_match(header) == expected
