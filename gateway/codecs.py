@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element, ParseError, tostring
@@ -26,7 +27,7 @@ from gateway.limits import check_value, dumps
 from gateway.speedups import dumps_bytes, loads
 
 __all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate",
-           "parse_if_match", "etag", "json_response", "xml_response"]
+           "parse_if_match", "parse_http_date", "etag", "json_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
 #: seconds a client has to send a body once its headers are in (``server.body_timeout``)
@@ -152,6 +153,42 @@ def negotiate(request: web.Request, offered: Iterable[str]) -> str:
     if best is None:
         raise errors.NotAcceptable(f"cannot answer with {header!r}; available: {', '.join(offered)}")
     return best
+
+
+_MONTHS = {name: n for n, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                             "Nov", "Dec"), start=1)}
+_HTTP_DATES = (  # RFC 9110 §5.6.7: IMF-fixdate, then the obsolete RFC 850 and asctime forms
+    re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?P<d>\d\d) (?P<m>[A-Z][a-z]{2}) (?P<y>\d{4}) "
+               r"(?P<t>\d\d:\d\d:\d\d) GMT"),
+    re.compile(r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (?P<d>\d\d)-(?P<m>[A-Z][a-z]{2})-"
+               r"(?P<y>\d\d) (?P<t>\d\d:\d\d:\d\d) GMT"),
+    re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<m>[A-Z][a-z]{2}) (?P<d>[ \d]\d) (?P<t>\d\d:\d\d:\d\d) "
+               r"(?P<y>\d{4})"))
+
+
+def parse_http_date(text: str, now: datetime | None = None) -> datetime | None:
+    """An HTTP-date (RFC 9110 §5.6.7) in UTC, or None for anything else: conditional
+    headers holding no HTTP-date are ignored (§13.1.3, §13.1.4). The standard library's
+    and aiohttp's readers also take RFC 5322 forms (one-digit years, zones), which would
+    turn a date to be ignored into a refusal. A two-digit year is the latest past year
+    with those digits, unless that lies more than 50 years ahead of *now* (§5.6.7)."""
+    for form in _HTTP_DATES:
+        match = form.fullmatch(text.strip(" "))
+        if match is None:
+            continue
+        year = int(match["y"])
+        if len(match["y"]) == 2:
+            now = now or datetime.now(UTC)
+            year += 100 * (now.year // 100)
+            if year > now.year + 50:
+                year -= 100
+        month = _MONTHS.get(match["m"])
+        hour, minute, second = (int(part) for part in match["t"].split(":"))
+        try:
+            return datetime(year, month or 0, int(match["d"]), hour, minute, second, tzinfo=UTC)
+        except ValueError:  # no such month or day (year 0 included), or a time past 23:59:59
+            return None
+    return None
 
 
 def parse_if_match(header: str | None) -> frozenset[int] | None:

@@ -12,10 +12,9 @@ know a front's URLs, and must not decide a rule itself: what a caller may change
 
 from __future__ import annotations
 
-import email.utils
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +27,7 @@ from gateway.apis.superoffice_carrier import Zone
 from gateway.apis.superoffice_odata import parse_select
 from gateway.apis.superoffice_rules import Caller
 from gateway.clock import now_iso
-from gateway.codecs import json_response, negotiate, parse_if_match, xml_response
+from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_match, xml_response
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
@@ -122,11 +121,7 @@ def http_date(request: web.Request, name: str) -> datetime | None:
     raw = request.headers.get(name)
     if raw is None:
         return None
-    try:
-        moment = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_http_date(raw)
 
 
 def _preconditions(request: web.Request) -> dict[str, Any]:
