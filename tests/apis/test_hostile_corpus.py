@@ -198,7 +198,7 @@ SAILPOINT: list[Case] = [
     *[Case("sailpoint", "GET", f"{SP}?{query}", 400)
       for query in ("limit=-1", "limit=251", "limit=1e2", "offset=-1", "count=maybe",
                     "filters=id%20eq%20x%27%20OR%201%3D1", "filters=" + "(" * 2000 + "id%20eq%20%22x%22" + ")" * 2000,
-                    "filters=" + "not%20" * 40 + "id%20eq%20%22x%22", "filters=sourceId%20eq%20%22x%22",
+                    "filters=" + "not%20" * 40 + "id%20eq%20%22x%22", "filters=sourceId%20sw%20%22x%22", "filters=uniqueName%20eq%20%22x%22",
                     "filters=id%20eq%20%22x%22%3B%20DROP%20TABLE%20tasks", "sorters=created%3B%20DROP%20TABLE%20tasks",
                     "sorters=-created,-created", "filters=id%20in%20(" + ",".join(['"x"'] * 251) + ")")],
 ]
