@@ -10,8 +10,9 @@ limits) then sit on the outer application, so that paths outside the prefix get 
 same treatment, and errors pick their style by the path with the prefix removed.
 
 This module owns the wiring and the edge middlewares; it must not hold a handler, a
-URL of a style, or a rule: each style's ``setup`` and each auth module's
-``add_routes`` registers the routes it defines.
+URL of a style, or a rule: each style's ``setup``, each auth module's ``add_routes``, and
+:mod:`gateway.metrics`, :mod:`gateway.landing` and :mod:`gateway.openapi` register the
+routes they define.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway import errors, openapi
+from gateway import errors, landing, openapi
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
@@ -192,6 +193,7 @@ def create_app(config: Config) -> web.Application:
     for style in STYLES:
         style.setup(app)
     ops.setup(app, config.metrics)
+    landing.setup(app)
     openapi.setup(app)  # last: its document describes every route registered before start-up
     app.cleanup_ctx.append(_store_ctx)
     if not server.base_path:
@@ -200,5 +202,6 @@ def create_app(config: Config) -> web.Application:
     outer[CONFIG] = config
     outer[METRICS] = metrics
     outer[TRAFFIC] = traffic
+    landing.add_base_redirect(outer, server.base_path)
     outer.add_subapp(server.base_path, app)
     return outer
