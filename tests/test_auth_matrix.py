@@ -42,8 +42,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/{asset}"): OPEN,
+    ("GET", "/"): OPEN,  # the landing page
+    ("GET", "/docs/"): OPEN,  # a redirect to /docs, which the client follows
+    ("GET", "/api/v1/$metadata"): READ,
     ("POST", "/oauth/token"): row(400, 401, 400, 400, 400, 200, 200),
-    **{("GET", f"/{v}/task-status/pending-tasks"): READ for v in ("beta", "v2024", "v2025")},
+    **{("GET", f"/{v}/task-status/pending-tasks"): READ for v in ("beta", "v2024", "v2025", "v2026")},
     **{("GET", f"{base}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",
                                               "/v2025/task-status", "/v2026/task-status")},
     **{("GET", f"{base}/{{id}}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",

@@ -78,7 +78,7 @@ async def send(api: Api, method: str, path: str, *, body: Any = None, data: Any 
         hdrs.setdefault("Content-Type", ctype)
     with capture_logs() as logs:
         resp = await api.client.request(method, path, data=data, headers=hdrs,
-                                        timeout=aiohttp.ClientTimeout(total=BOUND))
+                                        timeout=aiohttp.ClientTimeout(total=BOUND), allow_redirects=False)
         text = await resp.text()
     try:
         parsed = json.loads(text) if text else None
