@@ -404,11 +404,18 @@ async def _user_add(args: argparse.Namespace, config: Config, store: Store) -> i
     return 0
 
 
+async def _user_exists(store: Store, name: str) -> bool:
+    """Whether the user exists; says so on standard error when not."""
+    if await store.get_user(name) is None:
+        print(f"taskgate: no user {name!r}", file=sys.stderr)
+        return False
+    return True
+
+
 @_with_store
 async def _token_create(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate token create USER``: a new token for USER, printed once."""
-    if await store.get_user(args.user) is None:
-        print(f"taskgate: no user {args.user!r}", file=sys.stderr)
+    if not await _user_exists(store, args.user):
         return 1
     if args.expires_in is not None and args.expires_in <= 0:
         print("taskgate: --expires-in must be positive", file=sys.stderr)
@@ -421,8 +428,7 @@ async def _token_create(args: argparse.Namespace, config: Config, store: Store) 
 @_with_store
 async def _oauth_client_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate oauth-client add ID --user USER``: a client acting as USER; its secret printed once."""
-    if await store.get_user(args.user) is None:
-        print(f"taskgate: no user {args.user!r}", file=sys.stderr)
+    if not await _user_exists(store, args.user):
         return 1
     secret = new_secret("tgs_")
     await store.add_oauth_client(args.client_id, secret_hash(secret), args.user)

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import Server, http
+from tests.e2e.sailpoint_tasks import create, error_dto, stored
+from tests.e2e.server import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -61,25 +62,6 @@ def run_client(server: Server, calls: list[dict[str, Any]], credentials: dict[st
     outcomes = {o["label"]: o for o in result["calls"]}
     assert list(outcomes) == [c["label"] for c in calls]
     return outcomes
-
-
-def create(server: Server, **fields: Any) -> dict[str, Any]:
-    body = {"type": "QUARTZ", "uniqueName": "Cloud Account Aggregation",
-            "description": "Aggregate from the specified application", "launcher": "support", **fields}
-    reply = http("POST", f"{server.base_url}/task-status/v1", f"Bearer {server.admin_token}", body)
-    assert reply.status == 201, reply.raw
-    return reply.json
-
-
-def stored(server: Server, task_id: str) -> dict[str, Any]:
-    reply = http("GET", f"{server.base_url}/task-status/v1/{task_id}", f"Bearer {server.admin_token}")
-    assert reply.status == 200, reply.raw
-    return reply.json
-
-
-def error_dto(detail: str, text: str, tracking_id: str) -> dict[str, Any]:
-    return {"detailCode": detail, "trackingId": tracking_id,
-            "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": text}], "causes": []}
 
 
 @pytest.mark.parametrize("version", ["beta", "v2024"])

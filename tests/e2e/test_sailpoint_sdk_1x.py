@@ -135,7 +135,8 @@ if __name__ == "__main__":
 
 
 # -- the test side -----------------------------------------------------------------------------
-from tests.e2e.server import Server, http  # noqa: E402 - not needed by the script side above
+from tests.e2e.sailpoint_tasks import create, error_dto, stored  # noqa: E402 - not needed by the script side above
+from tests.e2e.server import Server  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -180,27 +181,8 @@ def task_model(version: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {"$model": f"sailpoint.{version}.models.task_status.TaskStatus", "dict": sdk_view(doc)}
 
 
-def error_dto(detail: str, text: str, tracking_id: str) -> dict[str, Any]:
-    return {"detailCode": detail, "trackingId": tracking_id,
-            "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": text}], "causes": []}
-
-
 def error_model(version: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"$model": f"sailpoint.{version}.models.error_response_dto.ErrorResponseDto", "dict": body}
-
-
-def create(server: Server, **fields: Any) -> dict[str, Any]:
-    body = {"type": "QUARTZ", "uniqueName": "Cloud Account Aggregation",
-            "description": "Aggregate from the specified application", "launcher": "support", **fields}
-    reply = http("POST", f"{server.base_url}/task-status/v1", f"Bearer {server.admin_token}", body)
-    assert reply.status == 201, reply.raw
-    return reply.json
-
-
-def stored(server: Server, task_id: str) -> dict[str, Any]:
-    reply = http("GET", f"{server.base_url}/task-status/v1/{task_id}", f"Bearer {server.admin_token}")
-    assert reply.status == 200, reply.raw
-    return reply.json
 
 
 @contextlib.contextmanager

@@ -153,10 +153,7 @@ class SQLiteStore:
         return task
 
     async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id,
-                                expect=Expect.ABSENT)
-        assert task is not None
-        return task
+        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ABSENT)
 
     async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
                               request_id: str, max_id: int = 2**63 - 1) -> Task:
@@ -167,8 +164,11 @@ class SQLiteStore:
         return task
 
     async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id,
-                                expect=Expect.ANY)
+        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ANY)
+
+    async def _store_doc(self, style: str, task_id: str, doc: Doc, actor: str, request_id: str,
+                         expect: Expect) -> Task:
+        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id, expect=expect)
         assert task is not None
         return task
 
