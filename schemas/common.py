@@ -6,7 +6,7 @@ Fields deserialize straight to the canonical JSON value that is stored and serve
 
 Owns what more than one style's schemas use, and the documentation-only shapes of
 taskgate's own routes (OAuth token, health). Must not know any one vendor, import
-anything from :mod:`gateway.apis`, or do I/O.
+anything from the styles' modules, or do I/O.
 """
 
 from __future__ import annotations

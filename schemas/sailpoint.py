@@ -6,8 +6,8 @@ classes are the shapes stored and served (the OpenAPI document's answers); an
 ``…InputSchema`` loads what a client may send, filling the members it may leave out.
 
 Owns the members of these documents, their types, enums and nullability. Must not decide
-which members a PATCH may change (that is :mod:`gateway.apis.sailpoint_rules`), import
-anything from :mod:`gateway.apis`, do I/O or know HTTP.
+which members a PATCH may change (that is the SailPoint rules module, ``sailpoint_rules``), import
+anything from the styles' modules, do I/O or know HTTP.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ empty date. Like the vendor's JSON binder it takes numbers and booleans as text 
 (XML and form bodies carry nothing else).
 
 Owns the carrier's members, their types, lengths and enums. Must not decide which
-members a caller may change (that is :mod:`gateway.apis.superoffice_rules`), import
-anything from :mod:`gateway.apis`, do I/O or know HTTP.
+members a caller may change (that is the SuperOffice rules module, ``superoffice_rules``), import
+anything from the styles' modules, do I/O or know HTTP.
 """
 
 from __future__ import annotations

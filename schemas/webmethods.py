@@ -5,9 +5,9 @@ the answers (for the OpenAPI document).
 Each schema validates and normalises in one ``load``: dates become taskgate's canonical
 UTC text, unknown members are refused (a misspelt field must not be dropped silently).
 This module says what a member's value must look like. It must not decide which members a
-call may set, or what a change may do to a task: ``gateway/apis/webmethods_rules.py``
-does, and loads :class:`TaskInfoValuesSchema` with ``only=`` those members. Nothing here
-imports from ``gateway.apis``.
+call may set, or what a change may do to a task: the webMethods rules module
+(``webmethods_rules``) does, and loads :class:`TaskInfoValuesSchema` with ``only=`` those
+members. Nothing here imports from the styles' modules.
 """
 
 from __future__ import annotations

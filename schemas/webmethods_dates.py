@@ -7,7 +7,7 @@ compare and sort them as text. This module turns them into what an IS client exp
 always in UTC. It also reads the three forms clients send (ISO 8601, epoch milliseconds,
 ``Date.toString()``).
 
-Pure functions only: no I/O, no HTTP, nothing from ``gateway.apis`` (it sits under
+Pure functions only: no I/O, no HTTP, nothing from the styles' modules (it sits under
 ``schemas/`` because the schemas read dates with it, and schemas import nothing from the
 HTTP layer). Errors are ``ValueError`` with a readable message; callers turn them into
 the style's 400.
