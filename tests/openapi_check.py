@@ -15,19 +15,20 @@ operation of its tag that no test answered with a success fails that file; and
 ``tests/test_openapi_taskgate_routes.py`` fails when a route of the router carries a tag
 that no file answers for. Together: a new route without a response check fails.
 
-This module only checks; it sends nothing and builds no app.
+This module checks, and sends only what a test gives it (:func:`answer`); it builds no app.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 from xml.etree import ElementTree
 
 from openapi_schema_validator import OAS30ReadValidator
 
-__all__ = ["CHECKED_TAGS", "Document", "is_json", "is_xml"]
+__all__ = ["CHECKED_TAGS", "Document", "Answer", "answer", "is_json", "is_xml"]
 
 #: every tag of the document → the test file whose Document answers every operation of it
 CHECKED_TAGS = {
@@ -112,3 +113,23 @@ class Document:
         """The operations no answer with a 2xx or 3xx status was checked against."""
         return sorted(f"{m} {p}" for (m, p), statuses in self.checked.items()
                       if not any(200 <= s < 400 for s in statuses))
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: Any
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def answer(client: Any, document: Document, method: str, path: str, *,
+                 headers: dict[str, str] | None = None, data: str | bytes | None = None) -> Answer:
+    """Send one request with *client* (an aiohttp TestClient), check the answer against
+    *document*, and return it."""
+    payload = io.BytesIO(data) if isinstance(data, bytes) else data  # a large body as a stream, as aiohttp asks
+    resp = await client.request(method, path, data=payload, headers=headers or {}, allow_redirects=False)
+    raw = await resp.read()
+    document.check(method, path, resp.status, resp.headers, raw)
+    return Answer(resp.status, resp.headers, raw)

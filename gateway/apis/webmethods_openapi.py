@@ -104,6 +104,8 @@ _DATES = param("jsonDateEncoding", "query", {"type": "string"},
 _TASK_ID = param("taskID", "query", {"type": "string", "minLength": 1, "maxLength": 255},
                  "the task, when the path does not name it")
 _INCLUDE = param("includeTaskData", "query", _FLAG)
+#: beyond IS, as on every style: the ETag of a GET; another version → 412
+_IF_MATCH = param("If-Match", "header", {"type": "string"}, 'an ETag such as "3"; another version → 412')
 _OK = {"application/json": {"schema": EmptySchema}}
 _ETAG = {"ETag": {"schema": {"type": "string"}}}
 _LINKS = {name: {"x-target": kind, "parameters": {"taskID": "$response.body#/taskID"}}
@@ -148,15 +150,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "description": "taskID comes from the path, else the query, else the body.",
         "parameters": [_TASK_ID, _USER, _DATES,
                        param("retryOnFailureCount", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
-                       param("retryDelay", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999})],
+                       param("retryDelay", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
+                       _IF_MATCH],
         "requestBody": json_body(UpdateRequestSchema),
         "responses": responses({200: {"description": "{}", "headers": _ETAG, "content": _OK}},
-                               ERRORS, (400, 401, 403, 404, 409, 413, 415)),
+                               ERRORS, (400, 401, 403, 404, 409, 412, 413, 415)),
     },
     ("delete", "DELETE"): {
         "summary": "Delete a task (any status)",
-        "parameters": [_TASK_ID, _USER],
-        "responses": responses({200: {"description": "{}", "content": _OK}}, ERRORS, (400, 401, 403, 404, 409)),
+        "parameters": [_TASK_ID, _USER, _IF_MATCH],
+        "responses": responses({200: {"description": "{}", "content": _OK}}, ERRORS,
+                               (400, 401, 403, 404, 409, 412)),
     },
     ("audit", "GET"): {
         "summary": "The task's audit trail (or one entry), oldest first",
