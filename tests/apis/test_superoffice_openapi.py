@@ -202,5 +202,10 @@ async def test_every_superoffice_answer_matches_the_document(api: Api, document:
             assert (await send("DELETE", path, **kwargs)).status == expected, (path, expected)
         assert (await send("DELETE", task)).status == 204
 
+    # a tenant that does not match the pattern matches no route: SuperOffice's 404 all the same
+    for method, path in (("GET", "/-x/api/v1/$metadata"), ("GET", "/-x/api/v1/BatchTask"),
+                         ("POST", "/-x/api/v1/BatchTask/"), ("GET", "/-x/api/v1/BatchTask/1")):
+        assert (await send(method, path, body=CARRIER if method == "POST" else None)).status == 404, path
+
     assert document.unanswered() == []
     assert len(document.checked) == 24  # 13 routes, 11 of them again under the tenant prefix
