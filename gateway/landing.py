@@ -20,11 +20,11 @@ import html
 from typing import Any
 
 from aiohttp import web
-from schemas.common import PlainErrorSchema
 
 from gateway import __version__
 from gateway.auth import public
 from gateway.codecs import json_response, negotiate
+from schemas.common import PlainErrorSchema
 
 __all__ = ["setup", "add_base_redirect", "index", "docs_redirect", "NAME", "DESCRIPTION", "LINKS", "TAG",
            "OPERATIONS", "ERRORS", "PATH_PARAMETERS"]

@@ -33,6 +33,11 @@ from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
+
+from gateway import __version__
+from gateway.auth import public
+from gateway.codecs import json_response
+from gateway.speedups import dumps_bytes
 from schemas.common import (
     HealthSchema,
     OAuthErrorSchema,
@@ -41,11 +46,6 @@ from schemas.common import (
     PlainErrorSchema,
     ReadySchema,
 )
-
-from gateway import __version__
-from gateway.auth import public
-from gateway.codecs import json_response
-from gateway.speedups import dumps_bytes
 
 __all__ = ["setup", "build_document", "DOCUMENT", "DOCS_ASSETS", "operations", "json_body", "responses",
            "param", "UNDOCUMENTED_HEAD"]

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from marshmallow import Schema, ValidationError, fields
+
 from gateway.clock import iso_utc, parse_iso
 from gateway.errors import BadRequest
-from marshmallow import Schema, ValidationError, fields
 
 __all__ = ["UtcDateTime", "StrictInteger", "EnumName", "flatten_errors", "load_or_400"]
 

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
-from gateway.clock import iso_utc
 from marshmallow import Schema, ValidationError, fields, validate
+
+from gateway.clock import iso_utc
 
 __all__ = ["STATES", "STATE_VALUES", "CANCELLATION", "FIELDS", "FIELD_TYPES", "EMPTY_DATE", "batch_task_schema",
            "RightSchema", "FieldPropertySchema", "BatchTaskInfoOutSchema", "SoErrorSchema", "ODataListSchema",

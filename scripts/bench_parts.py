@@ -18,12 +18,14 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_ceiling import TASK_STATUS  # noqa: E402  (scripts/ is on the path as this script's folder)
+
 from gateway.apis.sailpoint import patch_mutation  # noqa: E402
 from gateway.audit import configure_logging, flush_logs, log_changes, logger  # noqa: E402
 from gateway.clock import now_iso  # noqa: E402

@@ -22,10 +22,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,7 +118,7 @@ async def _seed(path: Path, n: int) -> dict[str, str]:
         for style in ("superoffice", "webmethods"):
             await store.add_user(USERS[style], "user", hash_password(PASSWORD),
                                  associate_id=SO_ASSOCIATE if style == "superoffice" else None)
-        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
         for style, docs in (("sailpoint", _sailpoint_docs), ("superoffice", _superoffice_docs),
                             ("webmethods", _webmethods_docs)):
             began = time.monotonic()
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
     rows = summarize(runs, sizes, syncs, scenarios)
     print_table(rows)
-    out = args.out or args.workdir / f"results-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out = args.out or args.workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
                                "settings": {"sizes": sizes, "synchronous": syncs, "rounds": rounds,
                                             "duration_s": args.duration, "warmup_s": args.warmup,

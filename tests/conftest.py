@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password
 from gateway.config import Config

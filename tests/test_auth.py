@@ -7,6 +7,7 @@ import base64
 import time
 
 import pytest
+
 from gateway.auth import hash_password, secret_hash, verify_password
 
 

@@ -13,10 +13,11 @@ import time
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
+
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password, secret_hash
 from gateway.context import STORE
-from structlog.testing import capture_logs
 
 KINDS = ("none", "wrong_password", "invalid_token", "expired_token", "read_only", "no_access", "admin")
 PASSWORDS = {"root": "root-pw-4f9a", "mallory": "mallory-pw-77c1"}

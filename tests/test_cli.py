@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from gateway.app import STYLES
 from gateway.auth import secret_hash
 from gateway.cli import build_parser, freeze_startup_heap, main

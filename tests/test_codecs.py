@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from gateway.codecs import parse_http_date, parse_if_match
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)

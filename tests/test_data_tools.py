@@ -21,6 +21,7 @@ import termios
 from pathlib import Path
 
 import pytest
+
 from gateway.cli import main
 from gateway.model import Change, Task
 from gateway.store import SCHEMA_VERSION

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from gateway import docgen
 from gateway.app import create_app
 from gateway.config import AuthConfig, Config

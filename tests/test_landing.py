@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from gateway import __version__, landing, openapi
 from gateway.app import create_app
 from gateway.config import Config, MetricsConfig, ServerConfig

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from openapi_spec_validator import validate
+
 from gateway import openapi
 from gateway.app import create_app
 from gateway.config import Config
-from openapi_spec_validator import validate
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")
 

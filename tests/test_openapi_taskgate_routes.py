@@ -23,7 +23,6 @@ from gateway.auth import secret_hash
 from gateway.config import Config
 from gateway.context import CONFIG, TRAFFIC
 from gateway.openapi import DOCS_ASSETS, UNDOCUMENTED_HEAD, build_document
-
 from tests.conftest import Api
 from tests.openapi_check import CHECKED_TAGS, Answer, Document, answer
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
+from gateway.apis.sailpoint_rules import UPDATABLE
+from gateway.limits import MAX_OPERATIONS
+from gateway.openapi import json_body, param, responses
 from schemas.sailpoint import (
                                ErrorResponseDtoSchema,
                                JsonPatchOperationSchema,
@@ -17,11 +21,6 @@ from schemas.sailpoint import (
                                TaskStatusSchema,
                                UnauthorizedSchema,
 )
-
-from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
-from gateway.apis.sailpoint_rules import UPDATABLE
-from gateway.limits import MAX_OPERATIONS
-from gateway.openapi import json_body, param, responses
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
 

@@ -18,13 +18,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.common import load_or_400
-from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusInputSchema
-
 from gateway import errors
 from gateway.limits import MAX_OPERATIONS, check_value
 from gateway.model import Doc, Mutate
 from gateway.patching import apply_json_patch, pointer_parts, same_json
+from schemas.common import load_or_400
+from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusInputSchema
 
 __all__ = ["UPDATABLE", "validate_task_status", "parse_patch", "check_patch_paths", "patch_mutation",
            "new_task_status"]

@@ -21,12 +21,12 @@ from xml.etree.ElementTree import Element
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError
-from schemas.common import flatten_errors
-from schemas.superoffice import EMPTY_DATE, FIELDS, STATES, batch_task_schema
 
 from gateway import errors
 from gateway.clock import parse_iso
 from gateway.limits import MAX_OPERATIONS
+from schemas.common import flatten_errors
+from schemas.superoffice import EMPTY_DATE, FIELDS, STATES, batch_task_schema
 
 __all__ = ["Zone", "SO_ZONES", "find_zone", "parse_time_zone", "format_date", "canonical", "fields_from_xml",
            "fields_from_form", "normalize_patch", "load_fields", "state_name", "view", "to_xml", "STATES"]

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from schemas.superoffice import CANCELLATION, CANCELLATION_VALUES, FIELDS, STATE_VALUES, STATES
-
 from gateway import errors
 from gateway.query import And, Compare, Expr, Sort
+from schemas.superoffice import CANCELLATION, CANCELLATION_VALUES, FIELDS, STATE_VALUES, STATES
 
 __all__ = ["ListOptions", "parse_list_options", "parse_select", "MAX_PAGE", "metadata_document",
            "METADATA_TYPE", "DATA_SERVICE_VERSION", "ENTITY_SET"]

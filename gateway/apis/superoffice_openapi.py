@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis.superoffice import BODY_TYPES
+from gateway.apis.superoffice_agents import AGENTS
+from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METADATA_TYPE
+from gateway.apis.superoffice_rules import UPDATABLE, UPDATABLE_TEXT
+from gateway.apis.superoffice_service import MAX_ID
+from gateway.openapi import json_body, param, responses
 from schemas.superoffice import (
     CANCELLATION,
     STATES,
@@ -23,13 +29,6 @@ from schemas.superoffice import (
     SoErrorSchema,
     SoPatchOperationSchema,
 )
-
-from gateway.apis.superoffice import BODY_TYPES
-from gateway.apis.superoffice_agents import AGENTS
-from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METADATA_TYPE
-from gateway.apis.superoffice_rules import UPDATABLE, UPDATABLE_TEXT
-from gateway.apis.superoffice_service import MAX_ID
-from gateway.openapi import json_body, param, responses
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from schemas.superoffice import FIELDS
-
 from gateway import errors
 from gateway.apis.superoffice_carrier import Zone, canonical, format_date, load_fields, view
 from gateway.model import Doc, Mutate
 from gateway.patching import apply_json_patch, apply_merge_patch, same_json
+from schemas.superoffice import FIELDS
 
 __all__ = ["UPDATABLE", "UPDATABLE_TEXT", "READ_ONLY_REASON", "STOPPABLE", "Caller", "may_update", "rights",
            "new_batch_task", "put_mutation", "stop_mutation"]

@@ -18,7 +18,6 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from aiohttp import web
-from schemas.superoffice import FIELDS
 
 from gateway import errors
 from gateway.apis import superoffice_carrier as carrier
@@ -31,6 +30,7 @@ from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_m
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
+from schemas.superoffice import FIELDS
 
 __all__ = ["STYLE", "BASE_ZONE", "MAX_ID", "Ctx", "context", "respond", "carrier_for", "select",
            "http_date", "not_found", "create", "find", "update", "stop", "delete"]

@@ -30,9 +30,6 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from schemas.common import load_or_400
-from schemas.webmethods import STATUSES, TaskInfoValuesSchema
-from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 
 from gateway import errors
 from gateway.apis import webmethods_clock, webmethods_search
@@ -48,6 +45,9 @@ from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
 from gateway.model import Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
+from schemas.common import load_or_400
+from schemas.webmethods import STATUSES, TaskInfoValuesSchema
+from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 
 __all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "Sweeper", "setup",
            "render_error", "import_task", "prepare", "sweep", "due_queries"]

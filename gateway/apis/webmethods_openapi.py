@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
+
+from gateway.apis import webmethods_rules as rules
+from gateway.openapi import json_body, param, responses
 from schemas.webmethods import (
     CreatedSchema,
     EmptySchema,
@@ -23,9 +26,6 @@ from schemas.webmethods import (
     TaskInfoValuesSchema,
     TaskListSchema,
 )
-
-from gateway.apis import webmethods_rules as rules
-from gateway.openapi import json_body, param, responses
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS", "TaskInfoChangesSchema",
            "TaskQueueInfoSchema", "CreateRequestSchema", "UpdateRequestSchema"]

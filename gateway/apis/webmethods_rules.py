@@ -19,12 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.webmethods import STATUSES
-
 from gateway import errors
 from gateway.model import Change, Doc, Mutate, Step
 from gateway.patching import apply_json_patch
 from gateway.query import Compare, Expr, Or
+from schemas.webmethods import STATUSES
 
 __all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "CREATE_ONLY", "CREATE_SETTABLE",
            "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",

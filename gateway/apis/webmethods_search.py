@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.common import load_or_400
-from schemas.webmethods import SEARCH_OPERATORS, STATUSES, SearchOp, TaskSearchQuerySchema
-from schemas.webmethods_dates import parse_wm_date
-
 from gateway import errors
 from gateway.apis import webmethods_rules as rules
 from gateway.apis.webmethods_inputs import count, flag, one_of
 from gateway.query import Compare, Expr, Or
+from schemas.common import load_or_400
+from schemas.webmethods import SEARCH_OPERATORS, STATUSES, SearchOp, TaskSearchQuerySchema
+from schemas.webmethods_dates import parse_wm_date
 
 __all__ = ["SEARCH_INPUTS", "DEFAULT_MAX_RESULTS", "SEARCHABLE", "Search", "list_search", "search"]
 

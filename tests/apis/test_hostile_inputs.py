@@ -27,13 +27,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
 from gateway.apis import webmethods
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.context import STORE
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-
 from tests.apis.hostile import (
     SO_MEMBERS,
     SO_STATES,

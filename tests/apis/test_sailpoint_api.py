@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
+
 from gateway.auth import secret_hash
 from gateway.model import Task
-from structlog.testing import capture_logs
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PATCH_JSON = "application/json-patch+json"

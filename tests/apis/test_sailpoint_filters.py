@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway.apis.sailpoint_filters import MAX_DEPTH, MAX_IN_VALUES, MAX_LENGTH, parse_filters, parse_sorters
 from gateway.errors import BadRequest
 from gateway.query import And, Compare, Not, Or, Sort

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gateway.context import CONFIG
 
+from gateway.context import CONFIG
 from tests.openapi_check import Document
 
 PATCH_JSON = "application/json-patch+json"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from gateway import errors
 from gateway.apis import sailpoint_rules as rules
 from gateway.limits import MAX_OPERATIONS

@@ -11,13 +11,13 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+from structlog.testing import capture_logs
+
 from gateway.apis import superoffice
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password
 from gateway.context import STORE
 from schemas.superoffice import BatchTaskInfoOutSchema, SoErrorSchema
-from structlog.testing import capture_logs
-
 from tests.superoffice_expected import rights
 
 STYLE = "superoffice"

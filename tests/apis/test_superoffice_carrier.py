@@ -15,6 +15,7 @@ from xml.etree.ElementTree import fromstring, tostring
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from gateway import errors
 from gateway.apis import superoffice_carrier as carrier
 from gateway.apis.superoffice_carrier import Zone

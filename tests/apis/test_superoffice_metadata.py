@@ -10,12 +10,13 @@ from typing import Any
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from yarl import URL
+
 from gateway.apis import superoffice
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.config import Config, ServerConfig
 from gateway.context import STORE
-from yarl import URL
 
 EDMX = "{http://schemas.microsoft.com/ado/2007/06/edmx}"
 EDM = "{http://schemas.microsoft.com/ado/2009/11/edm}"

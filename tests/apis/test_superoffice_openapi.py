@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 import pytest
+
 from gateway.apis.superoffice_agents import AGENTS
 from gateway.context import CONFIG
-
 from tests.conftest import Api
 from tests.openapi_check import Answer, Document, answer
 

@@ -16,11 +16,11 @@ from typing import Any
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+
 from gateway.apis import superoffice, superoffice_agents
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR, hash_password, secret_hash
 from gateway.context import STORE
-
 from tests.conftest import Api
 from tests.superoffice_expected import FIELDS, OWNER_ID, READ_ONLY_REASON, rights
 

@@ -14,11 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from gateway import errors
 from gateway.apis import superoffice_rules as rules
 from gateway.apis.superoffice_carrier import Zone, canonical, view
 from gateway.apis.superoffice_rules import Caller
-
 from tests.superoffice_expected import FIELDS, OWNER_ID, READ_ONLY_REASON, UPDATABLE, rights
 
 TASK_ID = 819

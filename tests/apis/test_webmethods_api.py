@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
+
 from gateway.apis import webmethods_rules as rules
 from gateway.auth import hash_password
-
 from tests.apis.test_webmethods_fixtures import (  # noqa: F401
     BASE,
     START_IS,

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from gateway.apis import webmethods
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.clock import ManualClock
 from gateway.config import Config
 from gateway.context import STORE
-
 from tests.conftest import Api
 
 START = datetime(2024, 5, 17, 19, 33, 16, 470000, tzinfo=UTC)

@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 import pytest
+
 from gateway.apis import webmethods
 from gateway.query import Query
-
 from tests.apis.test_webmethods_fixtures import BASE, START_ISO, WmApi, _make_wm, _wm, create, envelope, stored  # noqa: F401
 
 FIELDS_BUMPED = ("taskVersionNumber", "lastModifiedDate", "lastModifiedBy")

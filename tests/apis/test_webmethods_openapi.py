@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 import pytest
-from gateway.context import CONFIG
 
+from gateway.context import CONFIG
 from tests.apis.test_webmethods_fixtures import BASE, WmApi, _make_wm, _wm  # noqa: F401
 from tests.openapi_check import Answer, Document, answer
 

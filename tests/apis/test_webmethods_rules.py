@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from gateway import errors
 from gateway.apis import webmethods_rules as rules
 from gateway.clock import ManualClock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway import errors
 from gateway.apis.webmethods_search import DEFAULT_MAX_RESULTS, Search, list_search, search
 from gateway.query import Compare, Or

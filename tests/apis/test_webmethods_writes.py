@@ -11,7 +11,6 @@ from typing import Any
 
 from gateway.apis import webmethods_rules as rules
 from gateway.model import Change
-
 from tests.apis.test_webmethods_fixtures import BASE, WmApi, _make_wm, _wm, create, envelope, stored  # noqa: F401  (fixtures)
 
 SCHEDULED = {"assignedToList": ["alice"], "taskScheduleDate": "2024-05-17T20:00:00Z"}

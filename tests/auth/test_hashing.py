@@ -6,6 +6,7 @@ import base64
 import hashlib
 
 import pytest
+
 from gateway.auth.hashing import hash_password, new_secret, secret_hash, verify_password
 
 

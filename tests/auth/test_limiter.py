@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
+
 from gateway import errors
 from gateway.auth.limiter import FailureLimiter, client_address
 

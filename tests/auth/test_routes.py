@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import gateway.auth
 from aiohttp import web
+
+import gateway.auth
 from gateway.auth import oauth, sessions
 
 PACKAGE = Path(gateway.auth.__file__).parent

@@ -13,9 +13,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 
@@ -42,7 +43,7 @@ class Server:
         self.base_url = ""
         self.admin_token: str | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
         env["TASKGATE_STORAGE_SYNCHRONOUS"] = self.synchronous
         if self.config:

@@ -26,7 +26,10 @@ import aiohttp
 import pytest
 
 from tests.audit_replay import Dump, assert_replays
-from tests.e2e.server import Server, call as _call, session as _session, version as _version
+from tests.e2e.server import Server
+from tests.e2e.server import call as _call
+from tests.e2e.server import session as _session
+from tests.e2e.server import version as _version
 
 pytestmark = pytest.mark.e2e
 
@@ -245,7 +248,7 @@ class Burst:
             self.sent += 1
             try:
                 status, answer, headers = await _call(session, method, path, body=body, ctype=ctype, rid=f"b{n}")
-            except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+            except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError) as exc:
                 self.errors[type(exc).__name__] += 1
                 return  # the server is gone; stop this worker
             self.statuses[status] += 1

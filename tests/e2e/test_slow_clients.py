@@ -41,7 +41,7 @@ async def _dribble_headers(host: str, port: int, stop: asyncio.Event) -> bytes:
             await writer.drain()
             try:
                 return await asyncio.wait_for(reader.read(), 0.2)  # EOF (b"") once the server closes
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
     except ConnectionError:
         return b""
@@ -64,7 +64,7 @@ async def _slow_body(host: str, port: int, head: str, body: bytes) -> tuple[int,
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.3)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
         else:
             raise AssertionError("the whole slow body was read: the body timeout did not fire")

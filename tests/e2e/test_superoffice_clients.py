@@ -28,9 +28,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from base64 import b64encode
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -123,8 +124,8 @@ def expected_task(task_id: int, created: str, **changes: Any) -> dict[str, Any]:
 def check_created(doc: dict[str, Any]) -> None:
     """``Created`` is the server's clock, in UTC, to the second and without offset."""
     assert PLAIN_DATE.match(doc["Created"]), doc["Created"]
-    created = datetime.fromisoformat(doc["Created"]).replace(tzinfo=timezone.utc)
-    now = datetime.now(timezone.utc)
+    created = datetime.fromisoformat(doc["Created"]).replace(tzinfo=UTC)
+    now = datetime.now(UTC)
     assert now - timedelta(seconds=60) <= created <= now + timedelta(seconds=1), (created, now)
 
 
@@ -311,7 +312,7 @@ def js_date(value: str | None) -> dict[str, Any] | None:
         return None
     moment = datetime.fromisoformat(value)
     assert moment.tzinfo is not None, f"{value!r} has no offset: Node would read it in its local zone"
-    return {"$date": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") +
+    return {"$date": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") +
             f"{moment.microsecond // 1000:03d}Z"}
 
 

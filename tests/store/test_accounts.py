@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from gateway import errors
 from gateway.store.sqlite import SQLiteStore, accounts
 

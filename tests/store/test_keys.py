@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from gateway.query import Compare, Query
 from gateway.store.sqlite import SQLiteStore, wal
-
 from tests.store.helpers import rows
 
 FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]

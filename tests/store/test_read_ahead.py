@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from gateway.model import Task
 from gateway.store.sqlite import SQLiteStore
 from gateway.store.sqlite import read_ahead as read_ahead_module
 from gateway.store.sqlite.read_ahead import ReadAhead, blocks_read
-
 from tests.store.helpers import bump, until
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+
 from gateway.query import And, Compare, Not, Or, Query, Sort
 from gateway.store.sqlite import SQLiteStore
 from gateway.store.sqlite.keyed import KeyedFields

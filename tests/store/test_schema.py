@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from gateway.model import CLIENT, User
 from gateway.store import SCHEMA_VERSION, StoreError
 from gateway.store.sqlite import MIGRATIONS, SQLiteStore
 from gateway.store.sqlite.schema import pragmas
-
 from tests.store.helpers import rows
 
 

@@ -4,6 +4,7 @@ text and parameters, and the refusal of anything that would be spliced in unsafe
 from __future__ import annotations
 
 import pytest
+
 from gateway.query import And, Compare, Not, Or, Query, Sort
 from gateway.store.sqlite import sql
 from gateway.store.sqlite.keyed import keys_text

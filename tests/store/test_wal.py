@@ -7,7 +7,6 @@ from pathlib import Path
 
 from gateway.store.sqlite import SQLiteStore, wal
 from gateway.store.sqlite.wal import CheckpointStep, after_pass
-
 from tests.store.helpers import rows
 
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from gateway.store.sqlite import SQLiteStore, schema
 from gateway.store.sqlite.write_connection import WriteConnection
-
 from tests.store.helpers import bump, rows
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import jsonpatch
 import pytest
+
 from gateway import errors
 from gateway.clock import parse_iso
 from gateway.model import Task
 from gateway.query import Query, Sort
 from gateway.store.sqlite import SQLiteStore
-
 from tests.store.helpers import bump, rows
 
 
