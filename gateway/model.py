@@ -49,6 +49,9 @@ class Task:
     version: int
     doc: Doc
     modified: str = ""  # when the document last changed (UTC, ISO 8601)
+    #: when this life of the task began (its latest creation): a task deleted and created
+    #: again under its id has a new one (empty where a read does not say, as in exports)
+    created: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +115,15 @@ class Store(Protocol):
     # -- task writes ------------------------------------------------------------------
     async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
                     expect: Expect = Expect.PRESENT, if_match: frozenset[int] | None = None,
-                    unmodified_since: datetime | None = None) -> Task | None:
+                    unmodified_since: datetime | None = None, created: str | None = None) -> Task | None:
         """Run *steps* ``(actor, mutate)`` in order on the task, in one transaction: each
         step's mutation gets the document the step before left, and each step that changes
-        it is its own audit row (and version). *expect*, *if_match* (versions) and
-        *unmodified_since* (HTTP's whole seconds) are checked against the stored task
-        before the first step. When any step raises, nothing of the write is stored.
-        Returns the task after the last step (None when deleted or absent)."""
+        it is its own audit row (and version). *expect*, *if_match* (versions),
+        *unmodified_since* (HTTP's whole seconds) and *created* (:attr:`Task.created`: the
+        same life of the task, not one created again under its id since) are checked
+        against the stored task before the first step; each failed check is a
+        PreconditionFailed. When any step raises, nothing of the write is stored. Returns
+        the task after the last step (None when deleted or absent)."""
         ...
 
     async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:

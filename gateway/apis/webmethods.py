@@ -228,11 +228,11 @@ async def _current(call: Call, task_id: str) -> Task:
 
 
 async def _write(call: Call, task_id: str, steps: Sequence[Step], *, if_match: frozenset[int] | None = None,
-                 request_id: str | None = None) -> Task | None:
+                 request_id: str | None = None, created: str | None = None) -> Task | None:
     """One store write of *steps*; a missing task gets the one not-found answer."""
     try:
         return await call.store.write(STYLE, task_id, steps, request_id=request_id or call.request_id,
-                                      if_match=if_match)
+                                      if_match=if_match, created=created)
     except errors.NotFound:
         raise rules.not_found(task_id) from None
 
@@ -411,8 +411,10 @@ async def rollback_task(request: web.Request) -> web.Response:
     (:func:`rules.state_before`), not undone from the version read, so a change committed
     between this read of the trail and the write does not make it wrong, and nothing needs
     retrying. One write then makes the clock's owed changes and the rollback, whose mutation
-    checks access and the status rules against the task as it is inside the transaction,
-    and refuses (409) a task deleted and created again under its id meanwhile."""
+    checks access and the status rules against the task as it is inside the transaction.
+    The write holds to the life of the task that was read (:attr:`Task.created`): one
+    deleted and created again under its id meanwhile (an export imported back has every
+    member it had) is refused with 409, not given its predecessor's history."""
     call = await _call(request, {})
     task_id = _task_id(request, {})
     seq = _entry_id(request, task_id)
@@ -420,11 +422,13 @@ async def rollback_task(request: web.Request) -> web.Response:
     trail = await _trail(call, task_id)
     if not any(c.seq == seq for c in trail):
         raise errors.NotFound(f"audit entry {seq} of task {task_id} not found")
-    mutate = rules.rollback_mutation(task_id, rules.state_before(trail, seq),
-                                     identity=rules.task_identity(task.doc["TaskInfo"]), actor=call.actor,
+    mutate = rules.rollback_mutation(task_id, rules.state_before(trail, seq), actor=call.actor,
                                      now=call.now, update_completed_task=call.config.update_completed_task)
-    task_after = await _write(call, task_id, rules.after_clock(call.now, call.actor.name, mutate),
-                              request_id=f"{call.request_id}{rules.ROLLBACK_MARK}{seq}")
+    try:
+        task_after = await _write(call, task_id, rules.after_clock(call.now, call.actor.name, mutate),
+                                  request_id=f"{call.request_id}{rules.ROLLBACK_MARK}{seq}", created=task.created)
+    except errors.PreconditionFailed:
+        raise errors.Conflict(f"Task {task_id} was replaced while its audit trail was read; read it again") from None
     return _ok(task=task_after)
 
 

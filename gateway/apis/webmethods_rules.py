@@ -29,7 +29,7 @@ __all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "
            "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",
            "check_status_change", "check_update", "merge_task_info", "new_task", "update_mutation",
            "delete_mutation", "due_status", "time_step", "time_mutation", "time_changes_due", "catch_up",
-           "after_clock", "may_access", "access_filter", "not_found", "task_identity", "state_before",
+           "after_clock", "may_access", "access_filter", "not_found", "state_before",
            "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK", "KEEP_TASK_DATA",
            "TASK_INFO_DEFAULTS"]
 
@@ -302,12 +302,6 @@ def after_clock(now: str, actor: str, mutate: Mutate) -> list[Step]:
 
 
 # -- audit and rollback --------------------------------------------------------------------
-def task_identity(info: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What tells one life of a task id from the next: members that neither a PUT nor the
-    clock changes, and that a task deleted and imported again under its id has anew."""
-    return info.get("taskTypeID"), info.get("createdBy"), info.get("createdDate")
-
-
 def state_before(trail: Sequence[Change], target_seq: int) -> Doc:
     """The task's document just before the audit entry *target_seq*, replayed from history.
 
@@ -332,19 +326,18 @@ def state_before(trail: Sequence[Change], target_seq: int) -> Doc:
     raise errors.Conflict(f"audit entry {target_seq} cannot be rolled back")
 
 
-def rollback_mutation(task_id: str, restored: Mapping[str, Any], *, identity: tuple[Any, ...], actor: Actor,
+def rollback_mutation(task_id: str, restored: Mapping[str, Any], *, actor: Actor,
                       now: str, update_completed_task: bool) -> Mutate:
     """The store mutation of a rollback to *restored* (from :func:`state_before`): that
     TaskInfo and TaskData, as one new change by *actor*. It obeys a PUT's rules against the
     task as it is in the transaction (a rollback cannot do what a PUT could not), and
-    ``taskVersionNumber`` keeps counting up. *identity* is the :func:`task_identity` of the
-    task whose trail was read: one deleted and created again meanwhile is refused (409), not
-    rolled back to its predecessor's history."""
+    ``taskVersionNumber`` keeps counting up. That the task is still the one whose trail was
+    read (not deleted and created again under its id meanwhile) is the write's
+    precondition, checked by the store: no member of the document tells, since an import
+    brings back every member of an exported task."""
     def mutate(old: Doc | None) -> Doc:
         if old is None or not may_access(old["TaskInfo"], actor):
             raise not_found(task_id)
-        if task_identity(old["TaskInfo"]) != identity:
-            raise errors.Conflict(f"Task {task_id} was replaced while its audit trail was read; read it again")
         check_update(old["TaskInfo"], {k: restored["TaskInfo"].get(k) for k in ("status", "taskScheduleDate")},
                      update_completed_task=update_completed_task)
         new = copy.deepcopy(dict(restored))

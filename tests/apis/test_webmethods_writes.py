@@ -6,6 +6,7 @@ Commits are seen through ``store.on_commit``; stored audit rows and whole bodies
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -209,10 +210,11 @@ async def test_a_rollback_of_a_task_replaced_meanwhile_is_refused(wm: WmApi, mon
     tid = await create(wm, taskInfo={"assignedToList": ["alice"]})
     assert (await wm.request("PUT", f"{BASE}/{tid}", token=wm.user, body={"TaskInfo": {"name": "v2"}}))[0] == 200
     (entry,), = await wm.db_rows("SELECT seq FROM audit WHERE task_id = ? AND version = 2", tid)
-    again = rules.new_task(tid, "T", {"assignedToList": ["alice"]}, {}, user="root", now="2024-05-17T19:40:00.000Z")
+    again = await stored(wm, tid)  # an export of it: the same members, dates and creator
 
-    async def race(write):  # deleted, then imported again under the same id
+    async def race(write):  # deleted, then imported again under the same id, a moment later
         await write("webmethods", tid, [("root", lambda _old: None)], request_id="race")
+        await asyncio.sleep(0.002)  # the store's times are to the millisecond
         await wm.store.put("webmethods", tid, again, actor="root", request_id="race")
     before_the_rollbacks_write(wm, monkeypatch, race)
     status, err, _ = await wm.request("DELETE", f"{BASE}/{tid}/audit/{entry}", token=wm.user)

@@ -93,11 +93,11 @@ def test_the_page_reads_the_style_s_matches_in_order_then_by_id():
     assert (text, params) == ("style = ? AND json_extract(doc, '$.s') = ?", ["sp", "A"])
     query = Query(Compare("$.s", "eq", ("A",)), (Sort("$.k", descending=True), Sort("id")), limit=50, offset=100)
     assert sql.page_sql(text, params, query, ()) == (
-        "SELECT id, version, doc, modified FROM tasks WHERE style = ? AND json_extract(doc, '$.s') = ? "
+        "SELECT id, version, doc, modified, created FROM tasks WHERE style = ? AND json_extract(doc, '$.s') = ? "
         "ORDER BY json_extract(doc, '$.k') DESC, id ASC, id LIMIT ? OFFSET ?", ["sp", "A", 50, 100])
     assert params == ["sp", "A"]  # the page's parameters are a copy: the count reuses these
     assert sql.page_sql("style = ?", ["sp"], Query(), ()) == (
-        "SELECT id, version, doc, modified FROM tasks WHERE style = ? ORDER BY id LIMIT ? OFFSET ?",
+        "SELECT id, version, doc, modified, created FROM tasks WHERE style = ? ORDER BY id LIMIT ? OFFSET ?",
         ["sp", -1, 0])  # no limit
     assert sql.count_sql(text) == "SELECT count(*) FROM tasks WHERE style = ? AND json_extract(doc, '$.s') = ?"
     assert sql.where_clause("sp", Query(), ()) == ("style = ?", ["sp"])

@@ -263,7 +263,7 @@ async def test_a_write_of_several_steps_commits_them_in_one_transaction_as_an_au
     task = await store.write("s", "a", [("system", bump("n")), ("nobody", lambda old: old),
                                         ("ann", lambda old: {**old, "by": "ann", "n": old["n"] * 10})],
                              request_id="r1", if_match=frozenset({1}))
-    assert task == Task("s", "a", 3, {"n": 10, "by": "ann"}, task.modified)
+    assert task == Task("s", "a", 3, {"n": 10, "by": "ann"}, task.modified, (await store.get("s", "a")).created)
     assert commits == [[(2, 2, "system"), (3, 3, "ann")]]  # one commit
     assert rows(tmp_path / "t.db", "SELECT seq, version, actor, request_id, patch FROM audit WHERE seq > 1") == [
         (2, 2, "system", "r1", '[{"op":"replace","path":"/n","value":1}]'),
@@ -307,3 +307,37 @@ async def test_bulk_create_stores_tasks_with_created_audit_rows_and_counts_their
     with pytest.raises(errors.Conflict):
         await store.bulk_create("s", [("7", {}), ("3", {})], actor="seed", request_id="bulk")
     assert rows(tmp_path / "t.db", "SELECT count(*) FROM tasks") == [(6,)]  # the failing chunk left nothing
+
+
+async def test_a_write_may_require_the_life_of_the_task_it_read(store: SQLiteStore, tmp_path: Path):
+    """Task.created names the task's latest creation: a write holding it is refused once the
+    task was deleted and created again under its id, even with the same document."""
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
+    first = await store.get("s", "a")
+    assert first is not None and first.created == first.modified
+    assert (await store.find("s", Query()))[0][0].created == first.created
+    updated = await store.write("s", "a", [("t", bump("n"))], request_id="r1", created=first.created)
+    assert (updated.version, updated.created) == (2, first.created)  # the same life goes on
+    await store.delete("s", "a", actor="t", request_id="r2")
+    await asyncio.sleep(0.002)  # another millisecond: created is a time to the millisecond
+    again = await store.put("s", "a", {"n": 1}, actor="t", request_id="r3")
+    assert again.created != first.created
+    with pytest.raises(errors.PreconditionFailed, match="deleted and created again"):
+        await store.write("s", "a", [("t", bump("n"))], request_id="r4", created=first.created)
+    assert rows(tmp_path / "t.db", "SELECT version, doc, created FROM tasks") == [(1, '{"n":1}', again.created)]
+
+
+async def test_a_task_deleted_and_created_again_in_one_batch_or_write_is_stored_as_created_anew(
+        store: SQLiteStore, tmp_path: Path):
+    await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
+    old = (await store.get("s", "a")).created
+    await asyncio.sleep(0.002)
+    await asyncio.gather(store.delete("s", "a", actor="t", request_id="r1"),
+                         store.create("s", "a", {"n": 1}, actor="t", request_id="r2"))  # one batch
+    (version, created), = rows(tmp_path / "t.db", "SELECT version, created FROM tasks")
+    assert (version, created != old) == (3, True)
+    assert (await store.get("s", "a")).created == created
+    await asyncio.sleep(0.002)
+    task = await store.write("s", "a", [("x", lambda old: None), ("y", lambda old: {"n": 2})], request_id="r3")
+    assert rows(tmp_path / "t.db", "SELECT version, doc, created FROM tasks") == [(5, '{"n":2}', task.created)]
+    assert task.created not in (old, created)

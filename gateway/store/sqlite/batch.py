@@ -37,14 +37,14 @@ class QueuedWrite:
     """One queued write: its preconditions, then its steps in order, each its own audited change."""
 
     __slots__ = ("style", "task_id", "steps", "expect", "request_id", "if_match",
-                 "unmodified_since", "build", "max_id", "future", "client", "warmed")
+                 "unmodified_since", "created", "build", "max_id", "future", "client", "warmed")
 
     def __init__(self, style: str, task_id: str | None, steps: Sequence[Step], expect: Expect,
                  request_id: str, if_match: frozenset[int] | None,
                  unmodified_since: datetime | None = None,
-                 build: Callable[[int], Doc] | None = None, max_id: int = 0) -> None:
+                 build: Callable[[int], Doc] | None = None, max_id: int = 0, created: str | None = None) -> None:
         self.style, self.task_id, self.steps, self.expect = style, task_id, list(steps), expect
-        self.request_id, self.if_match = request_id, if_match
+        self.request_id, self.if_match, self.created = request_id, if_match, created
         self.unmodified_since, self.build, self.max_id = unmodified_since, build, max_id
         self.client = CLIENT.get()
         self.warmed = True  # False while a read-ahead thread has yet to read its task
@@ -113,6 +113,8 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
             # a task deleted and created again in one batch is as new as one created now
             recreated = any(c.action == "created" for c in made)
             created = current[key][2] if key in current and not recreated else at
+            if task is not None and task.created != created:
+                task = Task(task.style, task.id, task.version, task.doc, task.modified, created)
             current[key] = ((task.version, task.doc, created, at) if task
                             else (last.version, None, created, at))
             out.touched[key] = (last.version, created, task.doc, text, keys_text(keyed.get(w.style, ()), task.doc)) \
@@ -127,7 +129,7 @@ def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tu
     """The outcome of one write against the current row: the task after its last step,
     the change of each step that changed the document (numbered from *seq*), and the
     final document as stored text."""
-    version, old, modified = (current[0], current[1], current[3]) if current else (0, None, "")
+    version, old, created, modified = current if current else (0, None, "", "")
     task_id = w.task_id
     assert task_id is not None
     if w.expect is Expect.PRESENT and old is None:
@@ -140,6 +142,8 @@ def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tu
     if w.unmodified_since is not None and old is not None \
             and parse_iso(modified).replace(microsecond=0) > w.unmodified_since:
         raise errors.PreconditionFailed(f"task {task_id!r} was modified after {w.unmodified_since.isoformat()}")
+    if w.created is not None and old is not None and created != w.created:
+        raise errors.PreconditionFailed(f"task {task_id!r} was deleted and created again since it was read")
     made: list[Change] = []
     doc, text = old, ""
     for actor, mutate in w.steps:
@@ -159,5 +163,5 @@ def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tu
                            client=w.client))
         doc = new
     if not made:
-        return (Task(w.style, task_id, version, old, modified) if old is not None else None), made, ""
-    return (Task(w.style, task_id, version, doc, at) if doc is not None else None), made, text
+        return (Task(w.style, task_id, version, old, modified, created) if old is not None else None), made, ""
+    return (Task(w.style, task_id, version, doc, at, created) if doc is not None else None), made, text

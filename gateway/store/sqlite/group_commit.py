@@ -112,12 +112,13 @@ class GroupCommit:
         async with writer.lock:
             keys = list(dict.fromkeys((w.style, w.task_id) for w in batch if w.task_id is not None))
             rewind = await self._checkpoints.take_rewind()
-            if rewind or not writer.begin_now():
-                await writer.begin(rewind=rewind)
-            try:
+            try:  # BEGIN inside: a drain cancelled while BEGIN waits must not leave a transaction open
+                if rewind or not writer.begin_now():
+                    await writer.begin(rewind=rewind)
                 current, stored_keys, seq, counters = self._read_batch(keys, needs_counters(batch))
+                stored_created = {key: row[2] for key, row in current.items()}
                 applied = apply_batch(batch, current, seq, counters, self._keyed.by_style)
-                self._write_rows(applied, stored_keys, counters)
+                self._write_rows(applied, stored_keys, stored_created, counters)
                 await writer.commit()
             except BaseException:
                 await writer.rollback()
@@ -168,10 +169,11 @@ class GroupCommit:
         return found, stored_keys, seq, counters
 
     def _write_rows(self, applied: Applied, stored_keys: dict[tuple[str, str], str | None],
-                    counters: dict[str, int] | None) -> None:
+                    stored_created: dict[tuple[str, str], str], counters: dict[str, int] | None) -> None:
         """Inside the batch's transaction, on the loop's thread: each touched task's final
         row, the audit rows and the id counters. A row whose keys column stays as stored is
-        written without it, so SQLite leaves the style's indexes alone (see :mod:`.keyed`)."""
+        written without it, so SQLite leaves the style's indexes alone (see :mod:`.keyed`);
+        a task deleted and created again in the batch gets its new ``created`` too."""
         conn = self._writer.conn
         deletes: list[tuple[str, str]] = []
         updates: list[tuple[int, str, str, str, str]] = []
@@ -179,7 +181,7 @@ class GroupCommit:
         for key, (v, created, doc, text, keys_column) in applied.touched.items():
             if doc is None:
                 deletes.append(key)
-            elif key in stored_keys and stored_keys[key] == keys_column:
+            elif key in stored_keys and stored_keys[key] == keys_column and stored_created.get(key) == created:
                 updates.append((v, applied.at, text, *key))
             else:
                 upserts.append((*key, v, created, applied.at, text, keys_column))
@@ -190,7 +192,7 @@ class GroupCommit:
         if upserts:
             conn.executemany(
                 "INSERT INTO tasks (style, id, version, created, modified, doc, keys) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (style, id) DO UPDATE SET version = excluded.version, "
+                "ON CONFLICT (style, id) DO UPDATE SET version = excluded.version, created = excluded.created, "
                 "modified = excluded.modified, doc = excluded.doc, keys = excluded.keys", upserts)
         if applied.changes:
             conn.executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

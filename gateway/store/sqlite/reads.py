@@ -67,12 +67,12 @@ class TaskReads:
         return list(await self._reader.execute_fetchall(statement, params))
 
     async def get(self, style: str, task_id: str) -> Task | None:
-        found = await self.lookup("SELECT version, doc, modified FROM tasks WHERE style = ? AND id = ?",
+        found = await self.lookup("SELECT version, doc, modified, created FROM tasks WHERE style = ? AND id = ?",
                                   (style, task_id))
         if not found:
             return None
-        version, doc, modified = found[0]
-        return Task(style, task_id, version, load_doc(doc), modified)
+        version, doc, modified, created = found[0]
+        return Task(style, task_id, version, load_doc(doc), modified, created)
 
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         keyed = self._keyed.of(style)
@@ -82,7 +82,7 @@ class TaskReads:
         total = None
         if query.count:
             (total,), = await self.rows(sql.count_sql(where), params)
-        return [Task(style, i, v, load_doc(d), m) for i, v, d, m in found], total
+        return [Task(style, i, v, load_doc(d), m, c) for i, v, d, m, c in found], total
 
     async def explain(self, style: str, query: Query) -> str:
         keyed = self._keyed.of(style)

@@ -78,7 +78,7 @@ def page_sql(where: str, params: list[Any], query: Query, keyed: tuple[str, ...]
     order = ", ".join(f"{sort_key(s, keyed)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
     order = f"{order}, id" if order else "id"
     limit = -1 if query.limit is None else query.limit
-    return (f"SELECT id, version, doc, modified FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+    return (f"SELECT id, version, doc, modified, created FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, query.offset])
 
 

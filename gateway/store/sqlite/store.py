@@ -147,9 +147,9 @@ class SQLiteStore:
     # -- task writes: all through group commit but bulk loads ------------------------------
     async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
                     expect: Expect = Expect.PRESENT, if_match: frozenset[int] | None = None,
-                    unmodified_since: datetime | None = None) -> Task | None:
+                    unmodified_since: datetime | None = None, created: str | None = None) -> Task | None:
         task, _ = await self._commits.submit(QueuedWrite(style, task_id, steps, expect, request_id, if_match,
-                                                         unmodified_since))
+                                                         unmodified_since, created=created))
         return task
 
     async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
