@@ -125,11 +125,18 @@ class Answer(NamedTuple):
 
 
 async def answer(client: Any, document: Document, method: str, path: str, *,
-                 headers: dict[str, str] | None = None, data: str | bytes | None = None) -> Answer:
+                 headers: dict[str, str] | None = None, data: str | bytes | None = None, body: Any = None,
+                 ctype: str = "application/json") -> Answer:
     """Send one request with *client* (an aiohttp TestClient), check the answer against
-    *document*, and return it."""
+    *document*, and return it. *body* is sent as JSON; a body goes as *ctype* unless
+    *headers* name a Content-Type."""
+    if body is not None:
+        data = json.dumps(body)
+    headers = dict(headers or {})
+    if data is not None:
+        headers.setdefault("Content-Type", ctype)
     payload = io.BytesIO(data) if isinstance(data, bytes) else data  # a large body as a stream, as aiohttp asks
-    resp = await client.request(method, path, data=payload, headers=headers or {}, allow_redirects=False)
+    resp = await client.request(method, path, data=payload, headers=headers, allow_redirects=False)
     raw = await resp.read()
     document.check(method, path, resp.status, resp.headers, raw)
     return Answer(resp.status, resp.headers, raw)

@@ -62,12 +62,9 @@ async def test_every_superoffice_answer_matches_the_document(api: Api, document:
     async def send(method: str, path: str, *, token: str | None = None, body: Any = None,
                    data: str | bytes | None = None, ctype: str = "application/json",
                    headers: dict[str, str] | None = None, auth: bool = True) -> Answer:
-        hdrs = {**(api.auth(token) if auth else {}), **(headers or {})}
-        if body is not None:
-            data = json.dumps(body)
-        if data is not None:
-            hdrs.setdefault("Content-Type", ctype)
-        return await answer(api.client, document, method, path, headers=hdrs, data=data)
+        return await answer(api.client, document, method, path, headers={**(api.auth(token) if auth else {}),
+                                                                         **(headers or {})},
+                            data=data, body=body, ctype=ctype)
 
     big = b"x" * (api.client.app[CONFIG].server.max_body_bytes + 1)
     nonsense = "tg_nonsense"

@@ -38,12 +38,8 @@ async def test_every_webmethods_answer_matches_the_document(wm: WmApi, document:
     async def send(method: str, path: str, *, token: str | None = None, body: Any = None,
                    data: str | bytes | None = None, ctype: str = "application/json",
                    headers: dict[str, str] | None = None) -> Answer:
-        hdrs = {**wm.auth(token), **(headers or {})}
-        if body is not None:
-            data = json.dumps(body)
-        if data is not None:
-            hdrs.setdefault("Content-Type", ctype)
-        return await answer(wm.client, document, method, path, headers=hdrs, data=data)
+        return await answer(wm.client, document, method, path, headers={**wm.auth(token), **(headers or {})},
+                            data=data, body=body, ctype=ctype)
 
     big = b"x" * (wm.client.app[CONFIG].server.max_body_bytes + 1)
     nonsense = "tg_nonsense"
