@@ -76,6 +76,9 @@ class AuthConfig:
                                            "and window before 429 (0: no limit)")
     failure_window_seconds: int = _opt(60, lo=1, doc="length of the window in which failures are counted")
     max_tracked_clients: int = _opt(10_000, lo=1, doc="most client addresses whose failures are remembered")
+    max_concurrent_checks: int = _opt(4, lo=0, doc="password/client-secret checks running at once in the process "
+                                                   "(scrypt is costly by design); one beyond waits up to 1 s for a "
+                                                   "slot, then gets 429 with Retry-After (0: no ceiling)")
 
 
 @dataclass(frozen=True)

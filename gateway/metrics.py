@@ -3,7 +3,7 @@
 Each application has its own :class:`Metrics` (its own ``CollectorRegistry``, never the
 process-global one), fed by the request middleware (one dict lookup and two cheap updates
 per request, no await) and by the store's listeners (commit latency, batch size, audit
-events). The task gauge is computed on scrape. Who may read ``/metrics`` is
+events). The task gauge and the sign-in limiter's counts are read on scrape. Who may read ``/metrics`` is
 ``metrics.expose``: nobody (no route), loopback clients only (the client as
 :mod:`gateway.proxy` establishes it), or bearers of ``metrics.token``. None of these
 endpoints needs a taskgate user. This module holds no SQL and no vendor shapes.
@@ -20,11 +20,12 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from gateway import errors
-from gateway.auth import public
+from gateway.auth import AUTHENTICATOR, FailureLimiter, public
+from gateway.auth.limiter import REFUSAL_REASONS
 from gateway.codecs import json_response
 from gateway.config import MetricsConfig
 from gateway.context import STORE, TRAFFIC
@@ -78,6 +79,33 @@ class _RequestStats:
         yield latency
 
 
+class _SignInStats:
+    """The sign-in limiter's counts (:class:`~gateway.auth.FailureLimiter` keeps them as
+    plain numbers), turned into families on scrape: refused sign-ins by reason, secret
+    checks admitted, and checks running or waiting for a slot."""
+
+    def __init__(self) -> None:
+        self.limiter: FailureLimiter | None = None  # set on each scrape: it is made at start-up
+
+    def collect(self) -> Iterator[Metric]:
+        limiter = self.limiter
+        refused = CounterMetricFamily("taskgate_signin_refused",
+                                      "Sign-ins refused with 429: locked (the address's failures plus its checks "
+                                      "under way reached auth.max_failures) or busy (no check slot freed in time)",
+                                      labels=("reason",))
+        for reason in REFUSAL_REASONS:
+            refused.add_metric((reason,), limiter.refused[reason] if limiter else 0)
+        yield refused
+        yield CounterMetricFamily("taskgate_signin_checks", "Password and client-secret checks admitted",
+                                  value=limiter.checks if limiter else 0)
+        checks = GaugeMetricFamily("taskgate_signin_checks_in_flight",
+                                   "Password and client-secret checks when scraped: running, or waiting for one "
+                                   "of the auth.max_concurrent_checks slots", labels=("state",))
+        checks.add_metric(("running",), limiter.in_flight if limiter else 0)
+        checks.add_metric(("waiting",), limiter.waiting if limiter else 0)
+        yield checks
+
+
 class Metrics:
     """The registry of one application and the updates the rest of taskgate makes."""
 
@@ -86,6 +114,8 @@ class Metrics:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self._requests = _RequestStats()
         registry.register(self._requests)
+        self._signin = _SignInStats()
+        registry.register(self._signin)
         #: ``observe_request(route, style, status, seconds)``: the request middleware's update
         self.observe_request = self._requests.observe
         self.commit_latency = Histogram("taskgate_store_commit_duration_seconds",
@@ -114,7 +144,8 @@ class Metrics:
                 child = self._audit_children[(c.style, c.action)] = self.audit_events.labels(c.style, c.action)
             child.inc()
 
-    def render(self, counts: dict[str, int], in_progress: int) -> bytes:
+    def render(self, counts: dict[str, int], in_progress: int, limiter: FailureLimiter | None = None) -> bytes:
+        self._signin.limiter = limiter
         for style in {*self.styles, *counts}:
             self.tasks.labels(style).set(counts.get(style, 0))
         self.in_progress.set(in_progress)
@@ -174,7 +205,9 @@ def _metrics_handler(config: MetricsConfig):
                 raise errors.Unauthorized("metrics need the bearer token of metrics.token",
                                           headers={"WWW-Authenticate": 'Bearer realm="taskgate metrics"'})
         counts = await request.app[STORE].count_by_style()
-        body = request.app[METRICS].render(counts, request.app[TRAFFIC].active)
+        authenticator = request.config_dict.get(AUTHENTICATOR)
+        body = request.app[METRICS].render(counts, request.app[TRAFFIC].active,
+                                           authenticator.limiter if authenticator is not None else None)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
     return metrics

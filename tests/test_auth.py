@@ -233,7 +233,7 @@ async def test_login_and_token_endpoint_share_the_limit(limited):
     resp = await client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
                                                     "client_secret": "csecret"})
     assert (resp.status, resp.headers["Retry-After"], await resp.json()) == (429, "60", {
-        "error": "slow_down", "error_description": "too many failed attempts from this address; try again in 60 s"})
+        "error": "slow_down", "error_description": "too many failed sign-ins from this address; try again in 60 s"})
     clock.now += 60
     resp = await client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
                                                     "client_secret": "csecret"})

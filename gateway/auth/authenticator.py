@@ -128,8 +128,10 @@ class Authenticator:
             try:
                 name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
             except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
+                self.limiter.failed(address)
                 raise errors.Unauthorized("malformed Basic credentials") from None
             if not sep:
+                self.limiter.failed(address)
                 raise errors.Unauthorized("malformed Basic credentials")
             return await self.by_password(name, password, address)
         raise errors.Unauthorized("unsupported authorization scheme")
@@ -157,8 +159,17 @@ class Authenticator:
         return await asyncio.shield(pending)
 
     async def _check_password(self, key: str, name: str, password: str, address: str) -> Principal:
-        with self.limiter.running(address):
+        async with self.limiter.admit(address):  # a wrong password counts before the slot is freed
             return await self._verify(key, name, password)
+
+    async def by_client_secret(self, client_id: str, client_secret: str, address: str = "") -> OAuthClient:
+        """The OAuth client *client_id* if *client_secret* is its secret; else Unauthorized,
+        counted as a failure of *address*. Admitted by the limiter like a password check."""
+        async with self.limiter.admit(address):
+            client = await self.store.get_oauth_client(client_id)
+            if client is None or not hmac.compare_digest(client.secret_hash, secret_hash(client_secret)):
+                raise errors.Unauthorized("unknown client or wrong secret")
+            return client
 
     async def _verify(self, key: str, name: str, password: str) -> Principal:
         user = await self.store.get_user(name)
@@ -211,16 +222,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
         return await handler(request)
     authenticator = request.app[AUTHENTICATOR]
-    # passwords can be guessed, tokens cannot: only Basic is limited and counted
-    by_password = request.headers.get("Authorization", "").strip()[:6].lower() == "basic "
-    if by_password:
+    # passwords can be guessed, tokens cannot: only Basic is limited and counted (a
+    # locked address is refused here at once; the password check itself is admitted,
+    # and its failure counted, by the limiter in by_password)
+    if request.headers.get("Authorization", "").strip()[:6].lower() == "basic ":
         authenticator.limiter.check(client_address(request))
-    try:
-        principal = await authenticator.authenticate_request(request)
-    except errors.Unauthorized:
-        if by_password:
-            authenticator.limiter.failed(client_address(request))
-        raise
+    principal = await authenticator.authenticate_request(request)
     request[PRINCIPAL] = principal
     if principal.read_only and request.method not in _SAFE_METHODS \
             and not getattr(route_handler, "taskgate_reads_by_post", False):

@@ -7,19 +7,19 @@ after ``auth.token_ttl_seconds``.
 
 Must not accept any grant but client credentials, store a client secret (only its hash
 is kept), or let a caller find out a secret faster than the failure limiter allows:
-every wrong secret counts as a failed sign-in of the client's address.
+every wrong secret counts as a failed sign-in of the client's address, and every check
+of a secret is admitted by the limiter when it happens (after the body is read).
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway import errors
 from gateway.auth.authenticator import AUTHENTICATOR, public
-from gateway.auth.hashing import secret_hash
 from gateway.auth.limiter import client_address
 from gateway.codecs import body_timeout
 
@@ -34,10 +34,10 @@ async def oauth_token(request: web.Request) -> web.Response:
     Basic, as SailPoint's tenants accept. Errors use RFC 6749's ``{"error": …}`` shape.
     """
     authenticator = request.app[AUTHENTICATOR]
-    wait = authenticator.limiter.retry_after(client_address(request))
-    if wait is not None:
-        return _oauth_error(429, "slow_down", f"too many failed attempts from this address; try again in {wait} s",
-                            {"Retry-After": str(wait)})
+    try:  # a locked address is refused before its body is read; the check itself is admitted below
+        authenticator.limiter.check(client_address(request))
+    except errors.TooManyRequests as exc:
+        return _oauth_error(429, "slow_down", exc.message, exc.headers)
     params: dict[str, str] = dict(request.query)
     if request.can_read_body:
         ctype = request.content_type
@@ -67,10 +67,14 @@ async def oauth_token(request: web.Request) -> web.Response:
     client_id, client_secret = params.get("client_id", ""), params.get("client_secret", "")
     if not client_id or not client_secret:
         return _oauth_error(400, "invalid_request", "client_id and client_secret are required")
-    client = await authenticator.store.get_oauth_client(client_id)
-    if client is None or not hmac.compare_digest(client.secret_hash, secret_hash(client_secret)):
-        authenticator.limiter.failed(client_address(request))
-        return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+    # admitted by the limiter at the moment of the check, after the body: a wait for the
+    # body does not let a burst of requests past the limit
+    try:
+        client = await authenticator.by_client_secret(client_id, client_secret, client_address(request))
+    except errors.Unauthorized as exc:
+        return _oauth_error(401, "invalid_client", exc.message)
+    except errors.TooManyRequests as exc:
+        return _oauth_error(429, "slow_down", exc.message, exc.headers)
     ttl = authenticator.token_ttl_seconds
     token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
     return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl,

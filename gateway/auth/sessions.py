@@ -35,12 +35,8 @@ async def login(request: web.Request) -> web.Response:
     if not name or not password:
         raise errors.BadRequest("the form needs user and password")
     authenticator = request.app[AUTHENTICATOR]
-    authenticator.limiter.check(client_address(request))
-    try:
-        principal = await authenticator.by_password(name, password, client_address(request))
-    except errors.Unauthorized:
-        authenticator.limiter.failed(client_address(request))
-        raise
+    # admitted by the limiter now, after the body: a wrong password is counted there
+    principal = await authenticator.by_password(name, password, client_address(request))
     ttl = authenticator.token_ttl_seconds
     session = await authenticator.create_token(principal.name, expires_in=ttl, source="session")
     xsrf = xsrf_token(session)
