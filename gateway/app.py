@@ -148,6 +148,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         err = errors.from_status(exc.status, message)
         if allow:
             err.headers["Allow"] = allow
+    except ConnectionResetError:  # the client went away mid-request (an aborted upload): not our fault
+        logger.info("client closed the connection", path=request.path, request_id=request.get(REQUEST_ID))
+        err = errors.ClientClosedRequest("the client closed the connection before the request was read")
     except Exception:
         logger.exception("unhandled error", path=request.path, request_id=request.get(REQUEST_ID))
         err = errors.InternalError("An internal fault occurred.")

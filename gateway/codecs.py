@@ -67,6 +67,11 @@ async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str,
     charset = (request.charset or "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise errors.UnsupportedMediaType(f"charset {charset!r} is not supported; use utf-8")
+    declared = request.content_length
+    if declared is not None and declared > request.client_max_size:
+        # refused before a byte is read: aiohttp would wait until that much had arrived
+        # (or the body timeout ran out), then discards what is still sent, for a while
+        raise errors.PayloadTooLarge(f"the request body is larger than {request.client_max_size} bytes")
     try:
         if request.content.is_eof():  # all of it has arrived (the usual small body): nothing to wait for
             body = await request.read()

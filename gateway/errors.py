@@ -22,6 +22,8 @@ __all__ = [
     "TooManyRequests",
     "RequestHeaderFieldsTooLarge",
     "InternalError",
+    "ServiceUnavailable",
+    "ClientClosedRequest",
 ]
 
 
@@ -91,6 +93,19 @@ class RequestHeaderFieldsTooLarge(TaskgateError):
 
 class InternalError(TaskgateError):
     status, title = 500, "Internal Server Error"
+
+
+class ServiceUnavailable(TaskgateError):
+    """Refused for now, not for good: the headers should say when to retry (Retry-After)."""
+
+    status, title = 503, "Service Unavailable"
+
+
+class ClientClosedRequest(TaskgateError):
+    """The client closed its connection before the request was read: nobody hears this
+    answer, but the request log and the metrics record it (nginx's 499), not as a 500."""
+
+    status, title = 499, "Client Closed Request"
 
 
 _BY_STATUS = {cls.status: cls for cls in TaskgateError.__subclasses__()}
