@@ -24,7 +24,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
 from gateway.limits import check_value, dumps
-from gateway.speedups import dumps_bytes, loads
+from gateway.speedups import DuplicateKey, dumps_bytes, loads_unique
 
 __all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate",
            "parse_if_match", "parse_http_date", "etag", "json_response", "xml_response"]
@@ -92,7 +92,9 @@ def decode_json(body: bytes) -> Any:
     if not body.strip():
         raise errors.BadRequest("the request body is empty")
     try:
-        value = loads(body)  # orjson when installed; json's reading and errors either way
+        value = loads_unique(body)  # orjson when installed; json's reading and errors either way
+    except DuplicateKey as exc:  # both readers keep the last silently: a client's typo or a smuggled value
+        raise errors.BadRequest(f"malformed JSON: {exc}") from None
     except UnicodeDecodeError as exc:
         raise errors.BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["ORJSON", "UVLOOP", "loads", "dumps_bytes", "run", "describe"]
+__all__ = ["ORJSON", "UVLOOP", "DuplicateKey", "loads", "loads_unique", "dumps_bytes", "run", "describe"]
 
 try:
     import orjson
@@ -56,6 +56,66 @@ def loads(data: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # let json say what is wrong (or read what orjson refuses, such as 1e400)
     return _stdlib_loads(data.decode("utf-8"))
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice (both readers would keep the last)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"the key {key!r} appears twice in one object")
+
+
+# Where a key may end: a closing quote, optional whitespace, a colon. Every key of the text
+# matches, and so may a value's `":` inside a string, so the count is never below the
+# number of keys written. Whitespace before the colon is rare: bytes.count finds the rest.
+_KEY_END_SPACED = re.compile(rb'"[ \t\n\r]+:')
+
+
+def _key_ends(data: bytes) -> int:
+    count = data.count(b'":')
+    if _KEY_END_SPACED.search(data):
+        count += len(_KEY_END_SPACED.findall(data))
+    return count
+
+
+def _key_count(value: Any) -> int:
+    """How many keys the parsed objects hold, all levels."""
+    count = 0
+    pending = [value]
+    pop, push = pending.pop, pending.append
+    while pending:
+        item = pop()
+        if type(item) is dict:
+            count += len(item)
+            item = item.values()
+        for v in item:
+            kind = type(v)
+            if kind is dict or kind is list:
+                push(v)
+    return count
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def loads_unique(data: bytes) -> Any:
+    """:func:`loads`, and :class:`DuplicateKey` for an object that repeats a key. A parsed
+    value holding as many keys as the text can name has none twice; only when the text
+    might name more (a duplicate, or a string holding a quote and a colon) is it read again
+    with :mod:`json`, which reports each key it meets."""
+    value = loads(data)
+    if isinstance(value, (dict, list)) and _key_ends(data) > _key_count(value):
+        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant)
+    return value
 
 
 def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:

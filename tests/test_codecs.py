@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.codecs import parse_http_date, parse_if_match
+from gateway import errors
+from gateway.codecs import decode_json, parse_http_date, parse_if_match
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 
@@ -43,3 +44,21 @@ def test_http_dates_are_read_in_rfc_9110_s_three_forms_only(text: str, expected:
 ])
 def test_if_match_names_the_versions_it_admits(header: str | None, expected: frozenset[int] | None):
     assert parse_if_match(header) == expected
+
+
+@pytest.mark.parametrize("text", [
+    b'{"a":1,"a":2}', b'{"a" :1, "a"\n: 2}', b'[{"x":{"b":1,"b":2}}]',
+    b'{"a":1,"a":2,"s":"\\u0022:"}',  # an escaped quote the text does not spell as `":`
+    b'{"s":"x\\":y","s":1}', b'{"n":12345678901234567890,"n":1}',  # the json path (long digits) too
+])
+def test_decode_json_refuses_a_key_named_twice_in_one_object(text: bytes):
+    with pytest.raises(errors.BadRequest, match="appears twice in one object"):
+        decode_json(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    (b'{"s":"x\\":y"}', {"s": 'x":y'}), (b'[{"a":1},{"a":2}]', [{"a": 1}, {"a": 2}]),
+    (b'{"a":{"a":{"a":1}}}', {"a": {"a": {"a": 1}}}), (b'"a\\":"', 'a":'),
+])
+def test_decode_json_takes_the_same_key_in_different_objects_and_quotes_in_strings(text: bytes, value: object):
+    assert decode_json(text) == value
