@@ -3,7 +3,8 @@
 One concept per module:
 
 - :mod:`~gateway.auth.hashing`: scrypt password hashes; random secrets, stored as SHA-256.
-- :mod:`~gateway.auth.limiter`: failed sign-ins counted per client address (429 beyond).
+- :mod:`~gateway.auth.limiter`: secret checks admitted per client address (an IPv6 /64),
+  failures and checks under way counted, and a ceiling on checks at once (429 beyond).
 - :mod:`~gateway.auth.authenticator`: credentials → :class:`Principal`, and the middleware
   that puts one on every request to a route not marked :func:`public`.
 - :mod:`~gateway.auth.sessions`: ``POST /login`` and ``POST /logout`` and their routes.

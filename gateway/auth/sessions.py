@@ -35,7 +35,9 @@ async def login(request: web.Request) -> web.Response:
     if not name or not password:
         raise errors.BadRequest("the form needs user and password")
     authenticator = request.app[AUTHENTICATOR]
-    # admitted by the limiter now, after the body: a wrong password is counted there
+    # a locked address is refused even with a remembered success; the check itself is
+    # admitted by the limiter now, after the body, and a wrong password counted there
+    authenticator.limiter.check(client_address(request))
     principal = await authenticator.by_password(name, password, client_address(request))
     ttl = authenticator.token_ttl_seconds
     session = await authenticator.create_token(principal.name, expires_in=ttl, source="session")
