@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway import errors
 from gateway.model import Change, Doc, Mutate, Step
-from gateway.patching import apply_json_patch
+from gateway.patching import apply_json_patch, same_json
 from gateway.query import Compare, Expr, Or
 from schemas.webmethods import STATUSES
 
@@ -183,17 +183,29 @@ def merge_task_info(info: Mapping[str, Any], changes: Mapping[str, Any], *, user
     """*info* with every non-null member of *changes* set, and the bookkeeping of an update.
 
     *changes* holds writable fields only (the schema made sure of it). Setting
-    ``acceptedByList`` records who accepted and when; an empty list clears both.
+    ``acceptedByList`` records who accepted and when; an empty list clears both. When no
+    field takes a new value, *info* comes back as it is, unstamped: an empty update is
+    no new version.
     """
+    new = _merged(info, changes, now=now)
+    if new is not None:
+        _stamp(new, user=user, now=now)
+    return new if new is not None else dict(info)
+
+
+def _merged(info: Mapping[str, Any], changes: Mapping[str, Any], *, now: str) -> dict[str, Any] | None:
+    """*info* with the members of *changes* that differ from it, unstamped; None if none does."""
+    changed = {key: value for key, value in changes.items()
+               if key in WRITABLE and value is not None and not same_json(info.get(key), value)}
+    if not changed:
+        return None
     new = dict(info)
-    for key, value in changes.items():
-        if key in WRITABLE and value is not None:
-            new[key] = copy.deepcopy(value)
-    if changes.get("acceptedByList") is not None:
-        accepted = changes["acceptedByList"]
+    for key, value in changed.items():
+        new[key] = copy.deepcopy(value)
+    if "acceptedByList" in changed:
+        accepted = changed["acceptedByList"]
         new["lastAcceptedBy"] = accepted[-1] if accepted else None
         new["lastAcceptedDate"] = now if accepted else None
-    _stamp(new, user=user, now=now)
     return new
 
 
@@ -229,8 +241,13 @@ def update_mutation(task_id: str, changes: Mapping[str, Any], task_data: Any, *,
         if old is None or not may_access(old["TaskInfo"], actor):
             raise not_found(task_id)
         check_update(old["TaskInfo"], changes, update_completed_task=update_completed_task)
-        return {**old, "TaskInfo": merge_task_info(old["TaskInfo"], changes, user=actor.name, now=now),
-                "TaskData": old["TaskData"] if task_data is KEEP_TASK_DATA else copy.deepcopy(task_data)}
+        info = _merged(old["TaskInfo"], changes, now=now)
+        data = old["TaskData"] if task_data is KEEP_TASK_DATA else copy.deepcopy(task_data)
+        if info is None and same_json(data, old["TaskData"]):
+            return old  # nothing changes (an empty PUT): the store writes no version and no audit row
+        info = info if info is not None else dict(old["TaskInfo"])
+        _stamp(info, user=actor.name, now=now)
+        return {**old, "TaskInfo": info, "TaskData": data}
     return mutate
 
 

@@ -77,8 +77,8 @@ async def test_every_webmethods_answer_matches_the_document(wm: WmApi, document:
 
     # updates, by path and by query
     etag = (await send("GET", f"{BASE}/{tid}")).headers["ETag"]
-    for path in (f"{BASE}/{tid}", f"{BASE}?taskID={tid}"):
-        ok = await send("PUT", path, body={"TaskInfo": {"priority": "low"}, "TaskData": {"Order": {"id": "43"}}})
+    for path, priority in ((f"{BASE}/{tid}", "low"), (f"{BASE}?taskID={tid}", "high")):  # each a change
+        ok = await send("PUT", path, body={"TaskInfo": {"priority": priority}, "TaskData": {"Order": {"id": "43"}}})
         assert ok.status == 200
     ok = await send("PUT", BASE, body={"taskID": tid, "taskInfo": {"name": "renamed"}},
                     headers={"If-Match": (await send("GET", f"{BASE}/{tid}")).headers["ETag"]})
