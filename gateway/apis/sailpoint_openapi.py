@@ -104,3 +104,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                ERRORS, (400, 401, 403, 406, 409, 413, 415)),
     },
 }
+
+
+def _busy() -> dict[str, Any]:
+    """503: another connection held the database's write lock past the busy timeout."""
+    busy = responses({}, ERRORS, (503,))["503"]
+    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
+                           "nothing was stored, try again")
+    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                       "schema": {"type": "integer"}}}
+    return busy
+
+
+for _key in (("patch", "PATCH"), ("create", "POST")):  # the operations that write tasks
+    OPERATIONS[_key]["responses"]["503"] = _busy()

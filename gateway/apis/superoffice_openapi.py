@@ -196,3 +196,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 # the enums the carrier's two enum members take, for readers of the document
 OPERATIONS[("put", "PUT")]["description"] = (f"State: {', '.join(STATES)} (or their numbers). "
                                               f"CancellationBehaviour: {', '.join(CANCELLATION)}.")
+
+
+def _busy() -> dict[str, Any]:
+    """503: another connection held the database's write lock past the busy timeout."""
+    busy = responses({}, ERRORS, (503,))["503"]
+    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
+                           "nothing was stored, try again")
+    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                       "schema": {"type": "integer"}}}
+    return busy
+
+
+for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("stop", "POST"),
+             ("agent", "POST")):  # the operations that write tasks
+    OPERATIONS[_key]["responses"]["503"] = _busy()

@@ -187,3 +187,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": responses(_TASKS, ERRORS, (400, 401, 403, 413, 415)),
     },
 }
+
+
+def _busy() -> dict[str, Any]:
+    """503: another connection held the database's write lock past the busy timeout."""
+    busy = responses({}, ERRORS, (503,))["503"]
+    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
+                           "nothing was stored, try again")
+    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                       "schema": {"type": "integer"}}}
+    return busy
+
+
+# every operation: a read too first writes the clock's changes the task is owed
+for _key in OPERATIONS:
+    OPERATIONS[_key]["responses"]["503"] = _busy()

@@ -21,8 +21,11 @@ commit; the rules of what a write does to a row are :mod:`.batch`'s.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
+
+import structlog
 
 from gateway import errors
 from gateway.model import Change, Task
@@ -33,12 +36,32 @@ from gateway.store.sqlite.read_ahead import ReadAhead
 from gateway.store.sqlite.rows import AUDIT_COLUMNS, audit_row, load_doc
 from gateway.store.sqlite.sql import keys_table
 from gateway.store.sqlite.wal import Checkpoints
-from gateway.store.sqlite.write_connection import WriteConnection
+from gateway.store.sqlite.write_connection import WriteConnection, is_busy
 
 __all__ = ["GroupCommit"]
 
 #: keys a batch reads per statement: far below SQLite's limit on bound variables
 _KEYS_PER_READ = 400
+
+
+#: seconds a client is told to wait when another connection held the write lock too long
+RETRY_AFTER_SECONDS = 1
+
+
+def _busy() -> errors.ServiceUnavailable:
+    """Another connection (another process, an admin's sqlite3 shell) held the write lock
+    past ``storage.busy_timeout_ms``: nothing is stored, and trying again may succeed."""
+    # the same words as any failed commit (readiness reports them); the status and
+    # Retry-After say that this one may pass on a later try
+    return errors.ServiceUnavailable("the store could not commit the change",
+                                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _log_busy(batch: int) -> None:
+    try:
+        structlog.get_logger("taskgate.store").warning("store.busy", batch=batch, retry_after=RETRY_AFTER_SECONDS)
+    except Exception:  # the writer goes on whatever the log sink does
+        pass
 
 
 class GroupCommit:
@@ -98,11 +121,16 @@ class GroupCommit:
                     started = time.perf_counter()
                     await self._commit_batch(live)
                     self._batch_done(len(live), time.perf_counter() - started)
-                except Exception:  # the database failed: nobody's change is stored
-                    report("store.commit_failed", batch=len(live))
+                except Exception as exc:  # the database failed: nobody's change is stored
+                    busy = isinstance(exc, sqlite3.OperationalError) and is_busy(exc)
+                    if busy:  # an operational state, not a fault: no traceback
+                        _log_busy(len(live))
+                    else:
+                        report("store.commit_failed", batch=len(live))
                     for w in live:
                         if not w.future.done():
-                            w.future.set_exception(errors.InternalError("the store could not commit the change"))
+                            w.future.set_exception(_busy() if busy else
+                                                   errors.InternalError("the store could not commit the change"))
             if stop:
                 return
 
