@@ -169,7 +169,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         app_tokens = frozenset(t.strip() for t in config.superoffice.app_tokens.split(",") if t.strip())
         limiter = FailureLimiter(config.auth.max_failures, config.auth.failure_window_seconds,
-                                 config.auth.max_tracked_clients)
+                                 config.auth.max_tracked_clients, max_concurrent=config.auth.max_concurrent_checks)
         app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds,
                                            app_tokens=app_tokens, limiter=limiter)
         yield

@@ -226,8 +226,6 @@ async def test_metrics_show_the_lock_outs(aiohttp_client, config):
     assert await _signin_metrics(client) == {"locked": 8, "busy": 1, "checks": LIMIT, "running": 0, "waiting": 0}
 
 
-@pytest.mark.xfail(reason="gateway/app.py does not yet pass auth.max_concurrent_checks to FailureLimiter "
-                          "(max_concurrent=config.auth.max_concurrent_checks); the default 4 applies", strict=False)
 async def test_the_ceiling_is_the_configured_one(aiohttp_client, config):
     client = await aiohttp_client(create_app(config.replace("auth", max_concurrent_checks=2)))
     assert client.app[AUTHENTICATOR].limiter.max_concurrent == 2
