@@ -59,6 +59,8 @@ class StorageConfig:
     synchronous: str = _opt("FULL", choices=("FULL", "NORMAL", "EXTRA"), doc="PRAGMA synchronous")
     busy_timeout_ms: int = _opt(5000, lo=0, doc="PRAGMA busy_timeout")
     max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit)")
+    min_free_mib: int = _opt(64, lo=0, doc="free space on the database's file system below which /readyz "
+                                           "reports not ready (0: not checked)")
 
 
 @dataclass(frozen=True)
