@@ -98,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--associate-id", type=_positive, metavar="N",
                    help="the SuperOffice associate id this user is (owner of BatchTasks with AssociateId N)")
     p.set_defaults(run=_user_add)
+    p = user.add_parser("passwd", help="set a new password for a user (read from a prompt or standard input)")
+    p.add_argument("name", metavar="NAME", help="the user")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of prompting on the terminal")
+    p.set_defaults(run=_user_passwd)
+    p = user.add_parser("disable", help="stop a user signing in by any means (tokens, password, sessions, "
+                                        "OAuth clients); its tasks and audit trail stay")
+    p.add_argument("name", metavar="NAME", help="the user")
+    p.set_defaults(run=_user_disable, disabled=True)
+    p = user.add_parser("enable", help="let a disabled user sign in again")
+    p.add_argument("name", metavar="NAME", help="the user")
+    p.set_defaults(run=_user_disable, disabled=False)
+    p = user.add_parser("delete", help="delete a user with its tokens and OAuth clients (its tasks and audit "
+                                       "trail stay)")
+    p.add_argument("name", metavar="NAME", help="the user")
+    p.set_defaults(run=_user_delete)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with tokens")
@@ -105,8 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user", metavar="USER", help="the user the token signs in as")
     p.add_argument("--read-only", action="store_true", help="the token reads but changes nothing (403 on a change)")
     p.add_argument("--expires-in", type=int, metavar="SECONDS",
-                   help="the token stops working SECONDS from now (default: never)")
+                   help="the token stops working SECONDS from now, 0 for never "
+                        "(default: auth.cli_token_ttl_seconds)")
     p.set_defaults(run=_token_create)
+    p = token.add_parser("list", help="list stored tokens (never their secrets): ID, user, access, expiry, "
+                                      "source, created")
+    p.add_argument("user", metavar="USER", nargs="?", help="only the tokens of this user")
+    p.set_defaults(run=_token_list)
+    p = token.add_parser("revoke", help="revoke the token with this ID (as token list prints it)")
+    p.add_argument("id", metavar="ID", help=f"the token's ID, or at least {_MIN_ID} characters of it")
+    p.set_defaults(run=_token_revoke)
 
     client = sub.add_parser("oauth-client", help="manage OAuth2 clients").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with OAuth2 clients")
@@ -114,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("client_id", metavar="CLIENT_ID", help="the client id the client sends to /oauth/token")
     p.add_argument("--user", required=True, help="the user the client acts as")
     p.set_defaults(run=_oauth_client_add)
+    client.add_parser("list", help="list OAuth2 clients and the user each acts as").set_defaults(
+        run=_oauth_client_list)
+    p = client.add_parser("revoke", help="delete an OAuth2 client: it gets no new access tokens")
+    p.add_argument("client_id", metavar="CLIENT_ID", help="the client id")
+    p.set_defaults(run=_oauth_client_revoke)
 
     p = sub.add_parser("import", help="import tasks from JSON Lines ({\"style\", \"task\"} per line)")
     p.add_argument("file", metavar="FILE", help="a file, or - for standard input")
@@ -417,11 +446,128 @@ async def _token_create(args: argparse.Namespace, config: Config, store: Store) 
     """``taskgate token create USER``: a new token for USER, printed once."""
     if not await _user_exists(store, args.user):
         return 1
-    if args.expires_in is not None and args.expires_in <= 0:
-        print("taskgate: --expires-in must be positive", file=sys.stderr)
+    if args.expires_in is not None and args.expires_in < 0:
+        print("taskgate: --expires-in must be 0 (never) or more", file=sys.stderr)
         return 1
+    lifetime = config.auth.cli_token_ttl_seconds if args.expires_in is None else args.expires_in
     auth = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds)
-    print(await auth.create_token(args.user, read_only=args.read_only, expires_in=args.expires_in))
+    print(await auth.create_token(args.user, read_only=args.read_only, expires_in=lifetime or None))
+    return 0
+
+
+#: how many characters of a token's hash ``token list`` prints as its ID, and the fewest
+#: ``token revoke`` accepts (a hash is 64; 12 hex digits make a clash between a
+#: deployment's tokens unlikely, and revoke refuses an ID that matches more than one)
+_ID_CHARS = 12
+_MIN_ID = 8
+
+
+def _when(unix: int | None) -> str:
+    if unix is None:
+        return "never"
+    text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
+    return f"{text} (expired)" if unix <= time.time() else text
+
+
+@_with_store
+async def _token_list(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate token list [USER]``: one line per token; never a secret, only its ID."""
+    if args.user is not None and not await _user_exists(store, args.user):
+        return 1
+    rows = [("ID", "USER", "ACCESS", "EXPIRES", "SOURCE", "CREATED")]
+    rows += [(t.hash[:_ID_CHARS], t.user, "read-only" if t.read_only else "read-write", _when(t.expires), t.source,
+              t.created) for t in await store.list_tokens(args.user)]
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@_with_store
+async def _token_revoke(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate token revoke ID``: delete the one token whose hash starts with ID."""
+    wanted = args.id.strip().lower()
+    if len(wanted) < _MIN_ID:
+        print(f"taskgate: a token ID has at least {_MIN_ID} characters (see taskgate token list)", file=sys.stderr)
+        return 1
+    found = [t for t in await store.list_tokens() if t.hash.startswith(wanted)]
+    if not found:
+        print(f"taskgate: no token {args.id!r}", file=sys.stderr)
+        return 1
+    if len(found) > 1:
+        print(f"taskgate: {args.id!r} matches {len(found)} tokens; give more of the ID", file=sys.stderr)
+        return 1
+    await store.delete_token(found[0].hash)
+    print(f"revoked token {found[0].hash[:_ID_CHARS]} of user {found[0].user!r} ({found[0].source})")
+    return 0
+
+
+def _read_new_password(args: argparse.Namespace) -> str | None:
+    """The password from standard input (``--password-stdin``), else asked twice on the
+    terminal; None (said on standard error) when empty, mistyped or there is no terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("New password: ")
+        if password and getpass.getpass("Again: ") != password:
+            print("taskgate: the passwords differ", file=sys.stderr)
+            return None
+    else:
+        print("taskgate: no terminal to ask for the password on (use --password-stdin)", file=sys.stderr)
+        return None
+    if not password:
+        print("taskgate: empty password", file=sys.stderr)
+        return None
+    return password
+
+
+@_with_store
+async def _user_passwd(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate user passwd NAME``: a new password hash; browser sessions and remembered
+    Basic successes end with the old one."""
+    if not await _user_exists(store, args.name):
+        return 1
+    password = _read_new_password(args)
+    if password is None:
+        return 1
+    if not await store.set_password(args.name, hash_password(password)):
+        print(f"taskgate: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"changed the password of user {args.name!r} (its browser sessions ended)")
+    return 0
+
+
+@_with_store
+async def _user_disable(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate user disable|enable NAME``."""
+    if not await store.set_disabled(args.name, args.disabled):
+        print(f"taskgate: no user {args.name!r}", file=sys.stderr)
+        return 1
+    if args.disabled:
+        print(f"disabled user {args.name!r}: it signs in by no means; its tasks and audit trail stay")
+    else:
+        print(f"enabled user {args.name!r}")
+    return 0
+
+
+@_with_store
+async def _user_delete(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate user delete NAME``: the user, its tokens and OAuth clients."""
+    if not await _user_exists(store, args.name):
+        return 1
+    tokens = len(await store.list_tokens(args.name))
+    clients = sum(c.user == args.name for c in await store.list_oauth_clients())
+    if not await store.delete_user(args.name):
+        print(f"taskgate: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"deleted user {args.name!r} with {tokens} token(s) and {clients} OAuth client(s); "
+          "its tasks and audit trail stay")
     return 0
 
 
@@ -433,6 +579,25 @@ async def _oauth_client_add(args: argparse.Namespace, config: Config, store: Sto
     secret = new_secret("tgs_")
     await store.add_oauth_client(args.client_id, secret_hash(secret), args.user)
     print(secret)
+    return 0
+
+
+@_with_store
+async def _oauth_client_list(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate oauth-client list``: one line per client (never its secret)."""
+    _print_table([("CLIENT_ID", "USER"), *((c.client_id, c.user) for c in await store.list_oauth_clients())])
+    return 0
+
+
+@_with_store
+async def _oauth_client_revoke(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate oauth-client revoke CLIENT_ID``: the client gets no new access tokens."""
+    client = await store.get_oauth_client(args.client_id)
+    if client is None or not await store.delete_oauth_client(args.client_id):
+        print(f"taskgate: no OAuth client {args.client_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked OAuth client {args.client_id!r} of user {client.user!r} (access tokens it was issued end "
+          f"within auth.token_ttl_seconds, {config.auth.token_ttl_seconds} s, or at taskgate token revoke)")
     return 0
 
 

@@ -73,6 +73,8 @@ class LogConfig:
 @dataclass(frozen=True)
 class AuthConfig:
     token_ttl_seconds: int = _opt(3600, lo=1, doc="lifetime of tokens issued by /oauth/token")
+    cli_token_ttl_seconds: int = _opt(7_776_000, lo=0, doc="lifetime of tokens made by `taskgate token create` "
+                                                           "without --expires-in (0: never expire)")
     bootstrap_user: str = _opt("admin", doc="admin created by `serve` when the database has no user")
     max_failures: int = _opt(10, lo=0, doc="failed password/client-secret checks per client address "
                                            "and window before 429 (0: no limit)")

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from gateway.query import Query
 
-__all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Change", "User", "TokenRow", "OAuthClient", "CLIENT", "Store"]
+__all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Change", "User", "TokenRow", "TokenInfo", "OAuthClient",
+           "CLIENT", "Store"]
 
 Doc = dict[str, Any]
 #: a pure function from the stored document (None when absent) to the new one (None
@@ -77,6 +78,7 @@ class User:
     role: str
     password_hash: str | None
     associate_id: int | None = None  # the SuperOffice associate this user is
+    disabled: bool = False  # signs in by no means; keeps its tasks and audit trail
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,18 @@ class TokenRow:
     user: User
     read_only: bool
     expires: int | None  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A stored token as ``token list`` shows it: never the secret, only its hash."""
+
+    hash: str
+    user: str
+    read_only: bool
+    expires: int | None  # unix seconds
+    source: str  # cli | bootstrap | oauth | session
+    created: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +261,36 @@ class Store(Protocol):
     async def delete_token(self, token_hash: str) -> None:
         ...
 
+    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        """Every stored token (of *user*), oldest first."""
+        ...
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        """Replace the user's password hash and end its browser sessions; False for an unknown user."""
+        ...
+
+    async def set_disabled(self, name: str, disabled: bool) -> bool:
+        """Disable (or enable) the user; False for an unknown user. :meth:`find_token` and
+        :meth:`get_user` answer a disabled user with ``User.disabled`` set."""
+        ...
+
+    async def delete_user(self, name: str) -> bool:
+        """Delete the user with its tokens and OAuth clients (its tasks and audit rows stay);
+        False for an unknown user."""
+        ...
+
     async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
         ...
 
     async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        ...
+
+    async def list_oauth_clients(self) -> list[OAuthClient]:
+        """Every OAuth client, by client id."""
+        ...
+
+    async def delete_oauth_client(self, client_id: str) -> bool:
+        """False for an unknown client. Tokens it was issued stay until they expire or are revoked."""
         ...
 
     def forget_tokens(self) -> None:

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def test_cli_refusals(run):
     assert run("user", "add", "ann") == (0, "added user 'ann' (role user, no password)\n", "")
     assert run("user", "add", "ann") == (1, "", "taskgate: already exists: UNIQUE constraint failed: users.name\n")
     assert run("user", "add", "cy", "--password-stdin") == (1, "", "taskgate: empty password\n")
-    assert run("token", "create", "ann", "--expires-in", "0")[::2] == (1, "taskgate: --expires-in must be positive\n")
+    assert run("token", "create", "ann", "--expires-in", "-1")[::2] == (
+        1, "taskgate: --expires-in must be 0 (never) or more\n")
     with pytest.raises(SystemExit) as exited:  # 0 is the AssociateId of tasks nobody owns
         run("user", "add", "bo", "--associate-id", "0")
     assert exited.value.code == 2
@@ -151,7 +153,9 @@ def test_help_texts_are_plain_text_and_every_argument_has_one():
         assert not _RST.search(text), f"{' '.join(words)} --help has reStructuredText markup:\n{text}"
         for action in parser._actions:
             assert action.help, f"{' '.join(words)}: {action.dest} has no help text"
-    assert len(seen) == 1 + 9 + 4  # taskgate, its nine commands, and add, create, add and verify under four of them
+    # taskgate, its nine commands, and under four of them: user add, passwd, disable, enable,
+    # delete; token create, list, revoke; oauth-client add, list, revoke; audit verify
+    assert len(seen) == 1 + 9 + 12
     assert build_parser().description == ("Serve the task APIs of SailPoint ISC, SuperOffice WebAPI and webMethods "
                                           "Task Engine over one SQLite file, and manage its users, tokens, tasks "
                                           "and backups.")
@@ -220,3 +224,102 @@ def test_every_command_is_one_function_chosen_by_the_parser(capsys):
 def test_audit_verify_takes_the_listing_options_only_to_refuse_them(run):
     assert run("audit", "--limit", "5", "verify") == (
         2, "", "taskgate: audit verify checks every task; --style, --task and --limit are for listing\n")
+
+
+def _token_id(token: str) -> str:
+    return secret_hash(token)[:12]
+
+
+def test_token_create_expires_after_cli_token_ttl_seconds_unless_told(run, tmp_path: Path, monkeypatch):
+    run("user", "add", "ann")
+    before = int(time.time())
+    plain = run("token", "create", "ann")[1].strip()
+    never = run("token", "create", "ann", "--expires-in", "0")[1].strip()
+    short = run("token", "create", "ann", "--expires-in", "60")[1].strip()
+    monkeypatch.setenv("TASKGATE_AUTH_CLI_TOKEN_TTL_SECONDS", "0")
+    configured_never = run("token", "create", "ann")[1].strip()
+    expires = dict(db(tmp_path, "SELECT hash, expires FROM tokens"))
+    assert before + 7_776_000 <= expires[secret_hash(plain)] <= int(time.time()) + 7_776_000  # 90 days
+    assert expires[secret_hash(never)] is None and expires[secret_hash(configured_never)] is None
+    assert before + 60 <= expires[secret_hash(short)] <= int(time.time()) + 60
+
+
+def test_token_list_and_revoke(run, tmp_path: Path):
+    run("user", "add", "ann", "--role", "admin")
+    run("user", "add", "bo")
+    ann = run("token", "create", "ann", "--expires-in", "0")[1].strip()
+    bo = run("token", "create", "bo", "--read-only", "--expires-in", "60")[1].strip()
+    (bo_expires,), = db(tmp_path, "SELECT expires FROM tokens WHERE user = 'bo'")
+    created = dict(db(tmp_path, "SELECT user, created FROM tokens"))
+    code, out, err = run("token", "list")
+    assert (code, err) == (0, "")
+    lines = [line.split() for line in out.splitlines()]
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bo_expires))
+    assert sorted(lines[1:]) == sorted([[_token_id(ann), "ann", "read-write", "never", "cli", created["ann"]],
+                                        [_token_id(bo), "bo", "read-only", expiry, "cli", created["bo"]]])
+    assert lines[0] == ["ID", "USER", "ACCESS", "EXPIRES", "SOURCE", "CREATED"]
+    assert ann not in out and bo not in out and secret_hash(ann) not in out  # never a secret, nor a whole hash
+    assert [line.split()[0] for line in run("token", "list", "bo")[1].splitlines()] == ["ID", _token_id(bo)]
+    assert run("token", "list", "ghost")[::2] == (1, "taskgate: no user 'ghost'\n")
+    assert run("token", "revoke", _token_id(bo)) == (0, f"revoked token {_token_id(bo)} of user 'bo' (cli)\n", "")
+    assert db(tmp_path, "SELECT user FROM tokens") == [("ann",)]
+    assert run("token", "revoke", _token_id(bo)) == (1, "", f"taskgate: no token {_token_id(bo)!r}\n")
+    assert run("token", "revoke", "abc")[::2] == (
+        1, "taskgate: a token ID has at least 8 characters (see taskgate token list)\n")
+    assert run("token", "revoke", _token_id(ann)[:8].upper())[0] == 0  # any case, any prefix of 8 or more
+    assert db(tmp_path, "SELECT count(*) FROM tokens") == [(0,)]
+
+
+def test_an_id_that_matches_two_tokens_revokes_neither(run, tmp_path: Path):
+    run("user", "add", "ann")
+    for h in ("abcdef0123", "abcdef0199"):
+        db(tmp_path, "INSERT INTO tokens (hash, user, source, created) VALUES (?, 'ann', 'cli', 't')", h)
+    assert run("token", "revoke", "abcdef01") == (1, "", "taskgate: 'abcdef01' matches 2 tokens; give more of the ID\n")
+    assert db(tmp_path, "SELECT count(*) FROM tokens") == [(2,)]
+    assert run("token", "revoke", "abcdef012") == (0, "revoked token abcdef0123 of user 'ann' (cli)\n", "")
+    assert db(tmp_path, "SELECT hash FROM tokens") == [("abcdef0199",)]
+
+
+def test_oauth_client_list_and_revoke(run, tmp_path: Path):
+    run("user", "add", "ann")
+    run("oauth-client", "add", "zed", "--user", "ann")
+    run("oauth-client", "add", "app", "--user", "ann")
+    code, out, _ = run("oauth-client", "list")
+    assert (code, [line.split() for line in out.splitlines()]) == (
+        0, [["CLIENT_ID", "USER"], ["app", "ann"], ["zed", "ann"]])
+    assert "tgs_" not in out
+    assert run("oauth-client", "revoke", "app") == (
+        0, "revoked OAuth client 'app' of user 'ann' (access tokens it was issued end within "
+           "auth.token_ttl_seconds, 3600 s, or at taskgate token revoke)\n", "")
+    assert db(tmp_path, "SELECT client_id FROM oauth_clients") == [("zed",)]
+    assert run("oauth-client", "revoke", "app") == (1, "", "taskgate: no OAuth client 'app'\n")
+
+
+def test_user_disable_enable_delete_and_passwd(run, tmp_path: Path):
+    run("user", "add", "ann", "--password-stdin", stdin="old\n")
+    run("token", "create", "ann")
+    run("oauth-client", "add", "cid", "--user", "ann")
+    db(tmp_path, "INSERT INTO tokens (hash, user, source, created) VALUES ('sess', 'ann', 'session', 't')")
+    db(tmp_path, "INSERT INTO audit (at, style, task_id, version, action, actor, request_id, patch, undo) "
+                 "VALUES ('t', 'webmethods', '1', 1, 'created', 'ann', 'r', '[]', '[]')")
+    assert run("user", "disable", "ann") == (
+        0, "disabled user 'ann': it signs in by no means; its tasks and audit trail stay\n", "")
+    assert db(tmp_path, "SELECT disabled FROM users WHERE name = 'ann'") == [(1,)]
+    assert run("user", "enable", "ann") == (0, "enabled user 'ann'\n", "")
+    assert db(tmp_path, "SELECT disabled FROM users WHERE name = 'ann'") == [(0,)]
+    (old_hash,), = db(tmp_path, "SELECT password_hash FROM users")
+    assert run("user", "passwd", "ann", "--password-stdin", stdin="new\n") == (
+        0, "changed the password of user 'ann' (its browser sessions ended)\n", "")
+    (new_hash,), = db(tmp_path, "SELECT password_hash FROM users")
+    assert new_hash != old_hash and new_hash.startswith("scrypt$")
+    assert db(tmp_path, "SELECT source FROM tokens") == [("cli",)]  # the session ended, the API token stays
+    assert run("user", "passwd", "ann", "--password-stdin", stdin="\n") == (1, "", "taskgate: empty password\n")
+    assert run("user", "passwd", "ann") == (  # standard input is no terminal: no prompt, no secret on argv
+        1, "", "taskgate: no terminal to ask for the password on (use --password-stdin)\n")
+    assert run("user", "delete", "ann") == (
+        0, "deleted user 'ann' with 1 token(s) and 1 OAuth client(s); its tasks and audit trail stay\n", "")
+    assert db(tmp_path, "SELECT count(*) FROM users WHERE name = 'ann'") == [(0,)]
+    assert db(tmp_path, "SELECT count(*) FROM tokens") == db(tmp_path, "SELECT count(*) FROM oauth_clients") == [(0,)]
+    assert db(tmp_path, "SELECT actor FROM audit") == [("ann",)]
+    for action in ("disable", "enable", "delete", "passwd"):
+        assert run("user", action, "ann", stdin="x\n")[::2] == (1, "taskgate: no user 'ann'\n")

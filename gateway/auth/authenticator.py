@@ -92,7 +92,9 @@ class Authenticator:
         self.limiter = limiter if limiter is not None else FailureLimiter(0, 1, 1)
         # scrypt is slow by design; remember recent successes so that a client sending
         # Basic on every request pays it once a minute, not every time.
-        self._basic_ok: dict[str, tuple[float, Principal]] = {}
+        # Each hit still reads the user's row (a point lookup, not scrypt), so the cache
+        # never outlives a password change, a disable or a delete.
+        self._basic_ok: dict[str, tuple[float, Principal, str]] = {}
         self._basic_pending: dict[str, asyncio.Future[Principal]] = {}
 
     async def authenticate_request(self, request: web.Request) -> Principal:
@@ -142,13 +144,20 @@ class Authenticator:
             raise errors.Unauthorized("invalid token")
         if row.expires is not None and row.expires <= time.time():
             raise errors.Unauthorized("token expired")
+        if row.user.disabled:
+            raise errors.Unauthorized("user disabled")
         return Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
 
     async def by_password(self, name: str, password: str, address: str = "") -> Principal:
         key = hashlib.sha256(f"{name}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
         cached = self._basic_ok.get(key)
         if cached and cached[0] > time.monotonic():
-            return cached[1]
+            # the remembered success spares scrypt, not the user's row: a password changed,
+            # a user disabled or deleted, in any process, ends it at the next request
+            user = await self.store.get_user(name)
+            if user is not None and not user.disabled and user.password_hash == cached[2]:
+                return cached[1]
+            self._basic_ok.pop(key, None)
         # Concurrent requests with the same credentials share one check: a client opening
         # 32 connections at once pays scrypt (and its 16 MiB of memory) once, not 32 times.
         pending = self._basic_pending.get(key)
@@ -169,7 +178,10 @@ class Authenticator:
             client = await self.store.get_oauth_client(client_id)
             if client is None or not hmac.compare_digest(client.secret_hash, secret_hash(client_secret)):
                 raise errors.Unauthorized("unknown client or wrong secret")
-            return client
+        user = await self.store.get_user(client.user)
+        if user is None or user.disabled:  # a client acts as its user, and no more than the user may
+            raise errors.Unauthorized("the client's user is disabled")
+        return client
 
     async def _verify(self, key: str, name: str, password: str) -> Principal:
         user = await self.store.get_user(name)
@@ -179,10 +191,12 @@ class Authenticator:
         ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
         if not ok or user is None or stored is _DUMMY_HASH:
             raise errors.Unauthorized("invalid user name or password")
+        if user.disabled:  # told only to whom knows the password
+            raise errors.Unauthorized("user disabled")
         principal = Principal(user.name, user.role, associate_id=user.associate_id)
         if len(self._basic_ok) >= _BASIC_CACHE_SIZE:
             self._basic_ok.clear()
-        self._basic_ok[key] = (time.monotonic() + _BASIC_CACHE_SECONDS, principal)
+        self._basic_ok[key] = (time.monotonic() + _BASIC_CACHE_SECONDS, principal, stored)
         return principal
 
     async def create_token(self, user: User | str, *, read_only: bool = False,

@@ -3,7 +3,10 @@
 Owns the ``users``, ``tokens`` and ``oauth_clients`` rows. Lookups run through the
 point reader (:class:`.reads.Lookup`); changes are small admin transactions, each run
 whole on the writer's thread. Every request looks its token up, so found token rows are
-remembered for at most :data:`TOKEN_CACHE_SECONDS`. It stores hashes only, and must not
+remembered for at most :data:`TOKEN_CACHE_SECONDS`; every account change made through
+this store empties that cache when it commits, so revoking a token, disabling, deleting
+or re-passwording a user shows in this process at once and in another one within
+:data:`TOKEN_CACHE_SECONDS`. It stores hashes only, and must not
 hash, check passwords or decide who may do what: :mod:`gateway.auth` does.
 """
 
@@ -16,7 +19,7 @@ from typing import Any
 
 from gateway import errors
 from gateway.clock import now_iso
-from gateway.model import OAuthClient, TokenRow, User
+from gateway.model import OAuthClient, TokenInfo, TokenRow, User
 from gateway.store.sqlite.write_connection import WriteConnection
 
 __all__ = ["Accounts", "TOKEN_CACHE_SECONDS", "TOKEN_CACHE_SIZE"]
@@ -47,19 +50,20 @@ class Accounts:
         self._tokens: dict[str, tuple[float, TokenRow]] = {}
         self._tokens_generation = 0
 
-    async def _write(self, statements: Iterable[Statement]) -> None:
-        """One transaction of *statements*; Conflict when a constraint refuses one."""
-        def run(conn: sqlite3.Connection) -> None:
-            for statement, params in statements:
-                conn.execute(statement, params)
+    async def _write(self, statements: Iterable[Statement]) -> list[int]:
+        """One transaction of *statements*, and how many rows each changed; Conflict when a
+        constraint refuses one."""
+        def run(conn: sqlite3.Connection) -> list[int]:
+            return [conn.execute(statement, params).rowcount for statement, params in statements]
         self.forget_tokens()
         try:
-            await self._writer.transaction(run)
+            changed = await self._writer.transaction(run)
         except sqlite3.IntegrityError as exc:
             raise errors.Conflict(str(exc)) from None
         finally:
             self.forget_tokens()  # also drops what a read during the transaction saw
         self._committed()
+        return changed
 
     def forget_tokens(self) -> None:
         self._tokens.clear()
@@ -80,8 +84,25 @@ class Accounts:
         await self._write(statements)
 
     async def get_user(self, name: str) -> User | None:
-        found = await self._lookup("SELECT name, role, password_hash, associate_id FROM users WHERE name = ?", (name,))
-        return User(*found[0]) if found else None
+        found = await self._lookup("SELECT name, role, password_hash, associate_id, disabled FROM users WHERE name = ?",
+                                   (name,))
+        return _user(found[0]) if found else None
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        # a browser session was won with the old password: it ends with it
+        changed = await self._write([
+            ("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)),
+            ("DELETE FROM tokens WHERE user = ? AND source = 'session'", (name,))])
+        return changed[0] > 0
+
+    async def set_disabled(self, name: str, disabled: bool) -> bool:
+        changed = await self._write([("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))])
+        return changed[0] > 0
+
+    async def delete_user(self, name: str) -> bool:
+        # tokens and OAuth clients go with it (ON DELETE CASCADE); tasks and audit rows stay
+        changed = await self._write([("DELETE FROM users WHERE name = ?", (name,))])
+        return changed[0] > 0
 
     async def add_token(self, user: str, token_hash: str, *, read_only: bool, expires: int | None,
                         source: str, purge_before: int | None = None) -> None:
@@ -107,15 +128,21 @@ class Accounts:
 
     async def _find_token(self, token_hash: str) -> TokenRow | None:
         found = await self._lookup(
-            "SELECT t.read_only, t.expires, u.name, u.role, u.password_hash, u.associate_id FROM tokens t "
-            "JOIN users u ON u.name = t.user WHERE t.hash = ?", (token_hash,))
+            "SELECT t.read_only, t.expires, u.name, u.role, u.password_hash, u.associate_id, u.disabled "
+            "FROM tokens t JOIN users u ON u.name = t.user WHERE t.hash = ?", (token_hash,))
         if not found:
             return None
         read_only, expires, *user = found[0]
-        return TokenRow(User(*user), bool(read_only), expires)
+        return TokenRow(_user(user), bool(read_only), expires)
 
     async def delete_token(self, token_hash: str) -> None:
         await self._write([("DELETE FROM tokens WHERE hash = ?", (token_hash,))])
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        where, params = ("WHERE user = ? ", (user,)) if user is not None else ("", ())
+        found = await self._rows(f"SELECT hash, user, read_only, expires, source, created FROM tokens {where}"
+                                 "ORDER BY created, hash", params)
+        return [TokenInfo(h, u, bool(ro), exp, src, created) for h, u, ro, exp, src, created in found]
 
     async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
         await self._write([("INSERT INTO oauth_clients (client_id, secret_hash, user, created) VALUES (?, ?, ?, ?)",
@@ -125,3 +152,16 @@ class Accounts:
         found = await self._lookup("SELECT client_id, secret_hash, user FROM oauth_clients WHERE client_id = ?",
                                    (client_id,))
         return OAuthClient(*found[0]) if found else None
+
+    async def list_oauth_clients(self) -> list[OAuthClient]:
+        found = await self._rows("SELECT client_id, secret_hash, user FROM oauth_clients ORDER BY client_id", ())
+        return [OAuthClient(*row) for row in found]
+
+    async def delete_oauth_client(self, client_id: str) -> bool:
+        changed = await self._write([("DELETE FROM oauth_clients WHERE client_id = ?", (client_id,))])
+        return changed[0] > 0
+
+
+def _user(row: Sequence[Any]) -> User:
+    name, role, password_hash, associate_id, disabled = row
+    return User(name, role, password_hash, associate_id, bool(disabled))

@@ -93,6 +93,10 @@ MIGRATIONS: tuple[str, ...] = (
         fields TEXT NOT NULL CHECK (json_valid(fields))
     );
     """,
+    # 5: a disabled user keeps its tasks and audit trail but cannot sign in by any means
+    """
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
