@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import os
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from gateway.auth import AUTHENTICATOR, FailureLimiter, public
 from gateway.auth.limiter import REFUSAL_REASONS
 from gateway.codecs import json_response
 from gateway.config import MetricsConfig
-from gateway.context import STORE, TRAFFIC
+from gateway.context import CONFIG, STORE, TRAFFIC
 from gateway.model import Change
 from gateway.store import SCHEMA_VERSION
 
@@ -161,15 +162,35 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+def low_space(folder: str, min_free_mib: int) -> str | None:
+    """Why the file system holding *folder* has too little room for writes, or None (one
+    ``statvfs``; *min_free_mib* 0 checks nothing). Space an unprivileged process may use
+    counts: the blocks kept for root are no room for taskgate."""
+    if min_free_mib <= 0:
+        return None
+    try:
+        st = os.statvfs(folder)
+    except OSError as exc:
+        return f"cannot check the free space of the database's folder: {exc.strerror or exc}"
+    free_mib = st.f_bavail * st.f_frsize / (1024 * 1024)
+    if free_mib < min_free_mib:
+        return f"{free_mib:.0f} MiB free beside the database, below storage.min_free_mib ({min_free_mib} MiB)"
+    return None
+
+
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: not shutting down, the schema is current, and a write goes through the
-    store's write path."""
+    """Ready: not shutting down, the schema is current, the database's file system has
+    ``storage.min_free_mib`` free, and a write goes through the store's write path (the
+    store refuses that probe while its file is gone or damaged or its last commit failed)."""
     store = request.app[STORE]
+    config = request.config_dict[CONFIG]
     problem = None
     try:
         if request.app[TRAFFIC].draining:
             problem = "taskgate is shutting down"
+        elif (problem := low_space(str(config.db_path.parent), config.storage.min_free_mib)) is not None:
+            pass
         elif (version := await store.schema_version()) != SCHEMA_VERSION:
             problem = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
         else:

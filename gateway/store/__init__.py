@@ -25,8 +25,12 @@ __all__ = ["Store", "open_store", "StoreError", "backup", "BackupInfo", "SCHEMA_
            "TOKEN_CACHE_SECONDS"]
 
 
-async def open_store(config: Config) -> Store:
-    """The store *config* describes: the one way the server and the command line open it."""
+async def open_store(config: Config, *, allow_new: bool | None = None) -> Store:
+    """The store *config* describes: the one way the server and the command line open it.
+    *allow_new*: whether a missing or zero-length file becomes a new database (True), is
+    refused (False), or, by default, a missing one is made and a zero-length one refused
+    (see :meth:`SQLiteStore.open`). StoreError, with a message for the operator, when the
+    file cannot be used."""
     return await SQLiteStore.open(config.db_path, synchronous=config.storage.synchronous,
                                   busy_timeout_ms=config.storage.busy_timeout_ms,
-                                  max_batch=config.storage.max_batch)
+                                  max_batch=config.storage.max_batch, allow_new=allow_new)

@@ -30,6 +30,7 @@ import structlog
 from gateway import errors
 from gateway.model import Change, Task
 from gateway.store.sqlite.batch import Applied, QueuedWrite, Stored, apply_batch, needs_counters
+from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.log import report
 from gateway.store.sqlite.read_ahead import ReadAhead
@@ -44,17 +45,20 @@ __all__ = ["GroupCommit"]
 _KEYS_PER_READ = 400
 
 
-#: seconds a client is told to wait when another connection held the write lock too long
-RETRY_AFTER_SECONDS = 1
-
-
 def _busy() -> errors.ServiceUnavailable:
     """Another connection (another process, an admin's sqlite3 shell) held the write lock
-    past ``storage.busy_timeout_ms``: nothing is stored, and trying again may succeed."""
+    past ``storage.busy_timeout_ms``, or the disk refused the commit (full, read-only):
+    nothing is stored, and trying again may succeed."""
     # the same words as any failed commit (readiness reports them); the status and
     # Retry-After say that this one may pass on a later try
-    return errors.ServiceUnavailable("the store could not commit the change",
-                                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return unavailable("the store could not commit the change")
+
+
+def _log_disk(batch: int, exc: BaseException) -> None:
+    try:
+        structlog.get_logger("taskgate.store").warning("store.disk_refused", batch=batch, reason=str(exc))
+    except Exception:  # the writer goes on whatever the log sink does
+        pass
 
 
 def _log_busy(batch: int) -> None:
@@ -68,8 +72,9 @@ class GroupCommit:
     """The queue of task writes and the task that commits them in batches."""
 
     def __init__(self, writer: WriteConnection, checkpoints: Checkpoints, read_ahead: ReadAhead,
-                 keyed: KeyedFields, *, max_batch: int) -> None:
+                 keyed: KeyedFields, *, max_batch: int, health: Health | None = None) -> None:
         self._writer = writer
+        self._health = health
         self._checkpoints = checkpoints
         self._read_ahead = read_ahead
         self._keyed = keyed
@@ -122,19 +127,36 @@ class GroupCommit:
                     await self._commit_batch(live)
                     self._batch_done(len(live), time.perf_counter() - started)
                 except Exception as exc:  # the database failed: nobody's change is stored
-                    busy = isinstance(exc, sqlite3.OperationalError) and is_busy(exc)
-                    if busy:  # an operational state, not a fault: no traceback
-                        _log_busy(len(live))
-                    else:
-                        report("store.commit_failed", batch=len(live))
+                    refused = self._refusal(exc, len(live))
                     for w in live:
                         if not w.future.done():
-                            w.future.set_exception(_busy() if busy else
-                                                   errors.InternalError("the store could not commit the change"))
+                            w.future.set_exception(refused)
             if stop:
                 return
 
+    def _refusal(self, exc: Exception, size: int) -> errors.TaskgateError:
+        """What the callers of a failed batch hear, logged and remembered for readiness.
+        Operational states (a held lock, a full or read-only disk, a damaged or vanished
+        file) are 503s logged without a traceback; anything else is a fault (500)."""
+        if isinstance(exc, errors.ServiceUnavailable):  # refused before it was tried
+            return exc
+        health = self._health
+        if health is not None and not (isinstance(exc, sqlite3.OperationalError) and is_busy(exc)):
+            health.commit_failed(exc)
+        if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+            _log_busy(size)
+            return _busy()
+        if is_damage(exc):
+            return health.damaged(exc, "commit") if health is not None else _busy()
+        if is_disk_trouble(exc):
+            _log_disk(size, exc)
+            return _busy()
+        report("store.commit_failed", batch=size)
+        return errors.InternalError("the store could not commit the change")
+
     async def _commit_batch(self, batch: list[QueuedWrite]) -> None:
+        if self._health is not None and (refusal := self._health.write_refusal()) is not None:
+            raise unavailable(f"the store refuses writes: {refusal}")
         await self._read_ahead.settled(batch)
         writer = self._writer
         async with writer.lock:
@@ -151,6 +173,8 @@ class GroupCommit:
             except BaseException:
                 await writer.rollback()
                 raise
+        if self._health is not None and (applied.touched or applied.changes):
+            self._health.commit_succeeded()  # a commit that wrote nothing (the probe) proves no space
         self._checkpoints.after_commit()
         for w, outcome in applied.results:
             if w.future.done():

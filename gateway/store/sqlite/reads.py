@@ -13,6 +13,10 @@ Two connections read, neither ever writes (``query_only``):
   process recovering it) the lookup is read on the reader instead of holding up the loop
   (:class:`Lookup`).
 
+A read that SQLite refuses because the file is damaged (``SQLITE_CORRUPT``,
+``SQLITE_NOTADB``) is a 503 (:meth:`.health.Health.damaged`: logged once as an error, and
+the store turns unready), never a 500 or a task that seems not to exist.
+
 Owns those two connections' reads. It must not write, and it drives aiosqlite through its
 public API only.
 """
@@ -30,6 +34,7 @@ import aiosqlite
 from gateway.model import Change, Task
 from gateway.query import Query
 from gateway.store.sqlite import sql
+from gateway.store.sqlite.health import Health, is_damage
 from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.rows import AUDIT_COLUMNS, change_from_row, load_doc
 from gateway.store.sqlite.write_connection import is_busy
@@ -41,30 +46,44 @@ class Lookup:
     """Lookups by primary key: on the loop's thread through *point*, or on *reader* when
     SQLite would make the lookup wait."""
 
-    def __init__(self, point: sqlite3.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, point: sqlite3.Connection, reader: aiosqlite.Connection,
+                 health: Health | None = None) -> None:
         self._point = point
         self._reader = reader
+        self._health = health
 
     async def __call__(self, statement: str, params: Sequence[Any]) -> list[Any]:
         try:
-            return self._point.execute(statement, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
+            try:
+                return self._point.execute(statement, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+            return list(await self._reader.execute_fetchall(statement, params))
+        except sqlite3.DatabaseError as exc:
+            if self._health is None or not is_damage(exc):
                 raise
-        return list(await self._reader.execute_fetchall(statement, params))
+            raise self._health.damaged(exc, "read") from None
 
 
 class TaskReads:
     """The reads of tasks and audit rows, on the reader and, by key, through :class:`Lookup`."""
 
-    def __init__(self, reader: aiosqlite.Connection, lookup: Lookup, keyed: KeyedFields) -> None:
+    def __init__(self, reader: aiosqlite.Connection, lookup: Lookup, keyed: KeyedFields,
+                 health: Health | None = None) -> None:
         self._reader = reader
         self.lookup = lookup
         self._keyed = keyed
+        self._health = health
 
     async def rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one statement on the reader."""
-        return list(await self._reader.execute_fetchall(statement, params))
+        try:
+            return list(await self._reader.execute_fetchall(statement, params))
+        except sqlite3.DatabaseError as exc:
+            if self._health is None or not is_damage(exc):
+                raise
+            raise self._health.damaged(exc, "read") from None
 
     async def get(self, style: str, task_id: str) -> Task | None:
         found = await self.lookup("SELECT version, doc, modified, created FROM tasks WHERE style = ? AND id = ?",
