@@ -3,6 +3,8 @@
 Each command is one function, chosen by argparse (``set_defaults(run=…)``). The command
 line loads the configuration (exit status 2 on a bad value, naming the key); a command
 opens the store (:func:`open_store`, as the server does), does one thing and closes it.
+Only ``init`` and ``serve --allow-new`` create a database; every other command refuses a
+missing or empty file (exit status 2), so a deleted database is never silently a new one.
 Secrets it creates are printed once, on standard output, and only their hashes are
 stored; other commands confirm what they did in one line. Progress bars (import, export,
 audit verify) go to standard error, and only when it is a terminal. Task changes are
@@ -78,14 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskgate", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TASKGATE_CONFIG or ./config.toml)")
     parser.add_argument("--db", metavar="PATH", help="database file (overrides storage.path)")
-    parser.set_defaults(adjust=_unchanged)
+    # only init and serve --allow-new make a database: a missing or empty file is refused
+    # elsewhere, so that a deleted database or a mistyped --db is never quietly a new one
+    parser.set_defaults(adjust=_unchanged, allow_new=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     p = sub.add_parser("serve", help="run the HTTP server")
     p.add_argument("--host", help="address to listen on (overrides server.host)")
     p.add_argument("--port", type=int, help="TCP port to listen on, 0 for a free one (overrides server.port)")
+    p.add_argument("--allow-new", action="store_true",
+                   help="create a new database when the file is missing or empty (otherwise refused)")
     p.set_defaults(run=_serve, adjust=_serve_settings)
-    sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init)
+    sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init, allow_new=True)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with users")
@@ -180,8 +186,8 @@ def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
 
 
 @asynccontextmanager
-async def _store(config: Config) -> AsyncIterator[Store]:
-    store = await open_store(config)
+async def _store(config: Config, *, allow_new: bool) -> AsyncIterator[Store]:
+    store = await open_store(config, allow_new=allow_new)
     if config.log.file:  # a log file gets every change's event, as the server's does; a terminal none
         store.on_commit(log_changes)
     try:
@@ -195,7 +201,7 @@ def _with_store(command: StoreCommand) -> Command:
 
     @functools.wraps(command)
     async def run(args: argparse.Namespace, config: Config) -> int:
-        async with _store(config) as store:
+        async with _store(config, allow_new=args.allow_new) as store:
             return await command(args, config, store)
 
     return run
@@ -264,7 +270,8 @@ def freeze_startup_heap() -> int:
 async def _serve(args: argparse.Namespace, config: Config) -> int:
     """``taskgate serve``: listen until SIGTERM or SIGINT, then drain and stop."""
     app = create_app(config)  # refuses settings the styles check before the database is touched
-    async with _store(config) as store:
+    # the one open that may create the database: the app's own open below finds it there
+    async with _store(config, allow_new=args.allow_new) as store:
         await bootstrap_admin(store, config, sys.stdout)
     server = config.server
     # aiohttp's parser gets twice the configured header limits: between the two, the
@@ -282,6 +289,11 @@ async def _serve(args: argparse.Namespace, config: Config) -> int:
     freeze_startup_heap()
     socket_path = config.unix_socket_path
     socket_inode = None
+    # before the "listening" line: a SIGTERM sent as soon as it is printed is a clean stop
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         if socket_path is not None:
             await _listen_unix(runner, socket_path, int(server.unix_socket_mode, 8))
@@ -300,10 +312,6 @@ async def _serve(args: argparse.Namespace, config: Config) -> int:
                 print(f"taskgate listening on http://{host}:{port}{server.base_path}", flush=True)
                 logger.info("listening", host=host, port=port, base_path=server.base_path, db=str(config.db_path),
                             speedups=speedups.describe())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         app[TRAFFIC].draining = True  # before the log line: /readyz is 503 from here on
         logger.info("stopping", shutdown_timeout=server.shutdown_timeout)

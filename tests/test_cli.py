@@ -30,7 +30,29 @@ def _run(tmp_path: Path, monkeypatch, capsys):
         code = main(["--db", "t.db", *args])
         out, err = capsys.readouterr()
         return code, out, err
+    assert run("init")[0] == 0  # only init (and serve --allow-new) creates the database
     return run
+
+
+@pytest.mark.parametrize("argv", [["user", "add", "u"], ["token", "list"], ["import", "-"], ["export"], ["audit"],
+                                  ["audit", "verify"], ["oauth-client", "list"]])
+def test_a_command_on_a_missing_database_exits_2_and_creates_nothing(argv, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGATE_DB", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["--db", "gone.db", *argv]) == 2
+    assert capsys.readouterr() == ("", f"taskgate: database {str(tmp_path / 'gone.db')!r} (storage.path): there is "
+                                       "no database file; create a new one deliberately (taskgate init, or serve "
+                                       "--allow-new), or restore it from a backup\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_creates_the_database_and_serve_help_names_allow_new(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--db", "new.db", "init"]) == 0
+    assert capsys.readouterr().out == f"database {tmp_path / 'new.db'} is at schema version {SCHEMA_VERSION}\n"
+    assert build_parser().parse_args(["serve", "--allow-new"]).allow_new is True
+    assert build_parser().parse_args(["serve"]).allow_new is False
 
 
 def db(tmp_path: Path, sql: str, *params) -> list[tuple]:
@@ -166,6 +188,7 @@ def test_serve_exits_cleanly_when_another_process_holds_the_write_lock(tmp_path:
     import sys
     env = {"PATH": "/usr/bin:/bin", "TASKGATE_STORAGE_BUSY_TIMEOUT_MS": "200"}
     base = [sys.executable, "-m", "gateway", "--db", str(tmp_path / "t.db")]
+    subprocess.run([*base, "init"], env=env, check=True, capture_output=True, timeout=60)
     subprocess.run([*base, "user", "add", "bob"], env=env, check=True, capture_output=True, timeout=60)
     with sqlite3.connect(tmp_path / "t.db", isolation_level=None) as holder:
         holder.execute("BEGIN IMMEDIATE")  # as a long `taskgate import` in another process would

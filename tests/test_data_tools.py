@@ -77,6 +77,7 @@ def round_trip(tmp_path: Path, count: int) -> tuple[int, int]:
     assert (code, err) == (0, "")  # no progress bar on a file
     assert exported.stat().st_size > count * BLOB
     fresh = work / "fresh.db"
+    assert taskgate(fresh, "init")[0] == 0  # import never creates a database itself
     code, err, import_rss = taskgate(fresh, "import", "-", stdin=exported)
     assert (code, err) == (0, f"imported {count} task(s), 0 failed\n")  # the summary, no log event per task
     again = work / "again.jsonl"
@@ -135,6 +136,7 @@ def test_progress_bars_are_drawn_on_a_terminal_only(tmp_path: Path):
     assert len(out.read_text().splitlines()) == 300
     with open(out, "a") as f:
         f.write("not json\n")
+    assert taskgate(tmp_path / "work" / "new.db", "init")[0] == 0
     code, screen = on_a_terminal(tmp_path / "work" / "new.db", "import", str(out))
     assert code == 1
     assert "import: 100%" in screen and screen.rstrip().endswith("imported 300 task(s), 1 failed"), screen

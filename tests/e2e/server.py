@@ -43,7 +43,11 @@ class Server:
         self.base_url = ""
         self.admin_token: str | None = None
 
-    def start(self) -> Server:
+    def start(self, *, allow_new: bool | None = None) -> Server:
+        """Start serving; *allow_new*: pass ``--allow-new`` (None: only when the database
+        does not exist yet, the first start in a fresh folder)."""
+        if allow_new is None:
+            allow_new = not self.db.exists()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
         env["TASKGATE_STORAGE_SYNCHRONOUS"] = self.synchronous
         if self.config:
@@ -51,8 +55,8 @@ class Server:
         env.update(self.env)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [*self.command, "--db", str(self.db), "serve", "--host", "127.0.0.1",
-                 "--port", "0"], cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+                [*self.command, "--db", str(self.db), "serve", "--host", "127.0.0.1", "--port", "0",
+                 *(["--allow-new"] if allow_new else [])], cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + 30
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:

@@ -276,7 +276,8 @@ def test_unix_socket_stale_removed_in_use_refused(tmp_path: Path):
             answer += chunk
         conn.close()
         assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b'{"status":"ok"}')
-        second = subprocess.run([sys.executable, "-m", "gateway", "--db", str(tmp_path / "b.db"), "serve"],
+        second = subprocess.run([sys.executable, "-m", "gateway", "--db", str(tmp_path / "b.db"), "serve",
+                                 "--allow-new"],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60,
                                 env={k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")})
         assert second.returncode == 2
