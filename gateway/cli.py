@@ -46,6 +46,7 @@ from gateway.audit import configure_logging, flush_logs, log_changes, logger
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
+from gateway.connections import LimitedRunner
 from gateway.context import TRAFFIC
 from gateway.limits import dumps
 from gateway.model import Task
@@ -278,7 +279,8 @@ async def _serve(args: argparse.Namespace, config: Config) -> int:
     # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)
     # the drain below gives requests in progress shutdown_timeout; aiohttp's own wait in
     # runner.cleanup() then only closes what is left, so that the stop stays within one timeout
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+    # the sites get at most server.max_connections at once (see gateway/connections.py)
+    runner = LimitedRunner(app, max_connections=server.max_connections, access_log=None, handle_signals=False,
                            shutdown_timeout=min(_CLOSE_GRACE_SECONDS, server.shutdown_timeout),
                            max_line_size=server.max_request_line, max_field_size=2 * server.max_header_bytes,
                            max_headers=2 * server.max_headers,
