@@ -33,8 +33,9 @@ def row(none: int, wrong: int, invalid: int, expired: int, read_only: int, no_ac
 
 READ = row(401, 401, 401, 401, 200, 200, 200)  # anyone signed in may read
 #: (method, route with any tenant prefix removed) → status per kind of caller.
-#: no_access is a plain user: SailPoint has no per-task rights, a SuperOffice task is owned by
-#: another associate (read, not write), a webMethods task is neither assigned to nor made by them.
+#: no_access is a plain user: a SailPoint task's launcher names another user (read, not write),
+#: a SuperOffice task is owned by another associate (read, not write), a webMethods task is
+#: neither assigned to nor made by them.
 OPEN = row(200, 200, 200, 200, 200, 200, 200)  # public: credentials are not even read
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/healthz"): OPEN,
@@ -52,7 +53,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
                                               "/v2025/task-status", "/v2026/task-status")},
     **{("GET", f"{base}/{{id}}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",
                                                      "/v2025/task-status", "/v2026/task-status")},
-    **{("PATCH", f"{base}/{{id}}"): row(401, 401, 401, 401, 403, 200, 200)
+    **{("PATCH", f"{base}/{{id}}"): row(401, 401, 401, 401, 403, 403, 200)
        for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status", "/v2025/task-status",
                     "/v2026/task-status")},
     ("POST", "/task-status/v1"): row(401, 401, 401, 401, 403, 403, 201),

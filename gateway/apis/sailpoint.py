@@ -10,7 +10,8 @@ task-status) is this style's too, so its 404 is an ErrorResponseDto (:data:`PATH
 
 Owns the URLs, paging parameters, content negotiation and error bodies of the SailPoint
 style. Handlers are thin: negotiate, read the body, hand it to the pure rules of
-:mod:`gateway.apis.sailpoint_rules` (which members a PATCH may change, the mutation),
+:mod:`gateway.apis.sailpoint_rules` (which members a PATCH may change, who may change a
+task, the mutation),
 store, answer. Must not hold rules itself.
 """
 
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
-from gateway.apis.sailpoint_rules import new_task_status, parse_patch, patch_mutation
+from gateway.apis.sailpoint_rules import Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
 from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
 from gateway.context import STORE, principal, request_id
@@ -133,13 +134,15 @@ async def pending_tasks(request: web.Request) -> web.Response:
 
 
 async def patch_task(request: web.Request) -> web.Response:
+    who = principal(request)
+    task_id = request.match_info["id"]
     negotiate(request, ("application/json",))
     _ctype, body = await read_body(request, PATCH_TYPES)
     ops = parse_patch(decode_json(body))
+    mutate = owned_mutation(Caller(who.name, who.is_admin), task_id, patch_mutation(ops, now_iso()))
     try:
         task = await request.app[STORE].update(
-            STYLE, request.match_info["id"], patch_mutation(ops, now_iso()),
-            actor=principal(request).name, request_id=request_id(request),
+            STYLE, task_id, mutate, actor=who.name, request_id=request_id(request),
             if_match=parse_if_match(request.headers.get("If-Match")))
     except errors.NotFound:
         raise _not_found(request.match_info["id"]) from None

@@ -92,7 +92,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {**responses({200: {"description": "the patched TaskStatus", "headers": _ETAG,
                                          "content": _TASK}},
                                   ERRORS, (400, 401, 403, 404, 406, 409, 412, 413, 415)),
-                      "403": {"description": "Forbidden: the token is read-only",
+                      "403": {"description": "Forbidden: the token is read-only, or the caller is neither "
+                                             "an admin nor the user the task's launcher names",
                               "content": {"application/json": {"schema": ErrorResponseDtoSchema}}}},
     },
     ("create", "POST"): {

@@ -1,6 +1,6 @@
 """SailPoint task-status rules as data and pure functions: which members a PATCH may
-change, what a JSON Patch body must be, the PATCH mutation, and what a new TaskStatus
-starts from.
+change, what a JSON Patch body must be, who may change a task, the PATCH mutation, and
+what a new TaskStatus starts from.
 
 Owns "what may change": :data:`UPDATABLE` is the one set of top-level TaskStatus members a
 PATCH may write (and anything below them); the path check, its error message and the
@@ -8,6 +8,9 @@ OpenAPI pattern all read it. Must not do I/O or know aiohttp or the routes
 (:mod:`gateway.apis.sailpoint`): every function takes documents and returns a new one, or
 raises a domain error from :mod:`gateway.errors`. A TaskStatus is validated by
 :mod:`schemas.sailpoint`, which knows its members' types and nothing of who may change them.
+
+Owns "who may change": a task belongs to the taskgate user its ``launcher`` names
+(:func:`may_update`), as a SuperOffice task belongs to the user of its ``AssociateId``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gateway import errors
@@ -25,16 +29,52 @@ from gateway.patching import apply_json_patch, pointer_parts, same_json
 from schemas.common import load_or_400
 from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusInputSchema
 
-__all__ = ["UPDATABLE", "validate_task_status", "parse_patch", "check_patch_paths", "patch_mutation",
-           "new_task_status"]
+__all__ = ["UPDATABLE", "OWNER", "Caller", "may_update", "owned_mutation", "validate_task_status", "parse_patch",
+           "check_patch_paths", "patch_mutation", "new_task_status"]
 
 #: top-level TaskStatus members a PATCH may change (and anything below them)
 UPDATABLE = frozenset({"completionStatus", "completed", "launched", "progress", "percentComplete",
                        "messages", "returns", "attributes"})
 
+#: the member that names a task's owner: SailPoint's "who launched it", set only by a create
+#: (admins) or an import (the operator) and not updatable (not in :data:`UPDATABLE`)
+OWNER = "launcher"
+
 _TASK_STATUS = TaskStatusInputSchema()
 _TASK_STATUS_CREATE = TaskStatusCreateSchema()
 _PATCH = JsonPatchOperationSchema(many=True)
+
+
+# -- who may change a task ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sends a PATCH (a read-only token never gets this far: auth refuses it)."""
+
+    name: str
+    is_admin: bool
+
+
+def may_update(caller: Caller, doc: Mapping[str, Any]) -> bool:
+    """An admin, or the user the task's ``launcher`` names. A launcher that names no
+    taskgate user (an ISC identity, ``"import"``, a system name) leaves the task to admins.
+
+    Why the launcher and not the creator: only admins create (and the operator imports),
+    so a creator rule would leave every plain user owning nothing; the launcher is the
+    vendor's own "whose task", which the admin sets when launching a task for someone and
+    nobody can PATCH afterwards. Reads are not restricted (SailPoint's list is tenant-wide)."""
+    return caller.is_admin or doc.get(OWNER) == caller.name
+
+
+def owned_mutation(caller: Caller, task_id: str, mutate: Mutate) -> Mutate:
+    """*mutate*, run only when :func:`may_update` allows *caller* the task as stored at the
+    write (so a task whose owner changed meanwhile is judged as it is now); else Forbidden."""
+    def guarded(old: Doc | None) -> Doc | None:
+        assert old is not None
+        if not may_update(caller, old):
+            raise errors.Forbidden(f"TaskStatus {task_id!r} belongs to its launcher {old.get(OWNER)!r}: "
+                                   "only that user or an admin may change it")
+        return mutate(old)
+    return guarded
 
 
 def validate_task_status(doc: Any) -> dict[str, Any]:

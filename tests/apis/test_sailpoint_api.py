@@ -66,7 +66,7 @@ async def test_only_an_admin_creates(api):
 
 
 async def test_patch_the_vendor_example_updates_stores_and_audits(api):
-    before = await create(api)
+    before = await create(api, launcher="alice")  # alice's task: she may patch it
     ops = [{"op": "replace", "path": "/completionStatus", "value": "Error"},
            {"op": "replace", "path": "/completed", "value": "2024-05-17 19:33:16.470000+00:00"}]
     with capture_logs() as logs:
@@ -484,7 +484,7 @@ async def test_credentials_refused_with_401(api, case):
 
 
 async def test_basic_auth_works_and_read_only_token_gets_403(api):
-    await create(api)
+    await create(api, launcher="alice")
     ops = [{"op": "replace", "path": "/progress", "value": "x"}]
     resp = await api.client.patch("/task-status/v1/t1", data=json.dumps(ops), headers={
         "Authorization": "Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ=", "Content-Type": PATCH_JSON})  # alice:alice-password
