@@ -2,7 +2,8 @@
 
 Each command is one function, chosen by argparse (``set_defaults(run=…)``). The command
 line loads the configuration (exit status 2 on a bad value, naming the key); a command
-opens the store (:func:`open_store`, as the server does), does one thing and closes it.
+opens the store (:func:`~gateway.serving.command_store`), does one thing and closes it;
+``serve`` hands over to :mod:`gateway.serving`.
 Only ``init`` and ``serve --allow-new`` create a database; every other command refuses a
 missing or empty file (exit status 2), so a deleted database is never silently a new one.
 Secrets it creates are printed once, on standard output, and only their hashes are
@@ -25,32 +26,24 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import gc
 import json
 import os
-import signal
-import socket
-import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from aiohttp import web
-
-from gateway import errors, speedups
-from gateway.app import STYLES, create_app
-from gateway.audit import configure_logging, flush_logs, log_changes, logger
+from gateway import errors, serving, speedups
+from gateway.app import STYLES
+from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
-from gateway.connections import LimitedRunner
-from gateway.context import TRAFFIC
 from gateway.limits import dumps
 from gateway.model import Task
-from gateway.store import Store, StoreError, backup, open_store
+from gateway.serving import command_store
+from gateway.store import Store, StoreError, backup
 from gateway.verify import verify_trail
 
 __all__ = ["main", "build_parser"]
@@ -91,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="TCP port to listen on, 0 for a free one (overrides server.port)")
     p.add_argument("--allow-new", action="store_true",
                    help="create a new database when the file is missing or empty (otherwise refused)")
-    p.set_defaults(run=_serve, adjust=_serve_settings)
+    p.set_defaults(run=serving.serve, adjust=_serve_settings)
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init, allow_new=True)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(
@@ -186,156 +179,15 @@ def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
-@asynccontextmanager
-async def _store(config: Config, *, allow_new: bool) -> AsyncIterator[Store]:
-    store = await open_store(config, allow_new=allow_new)
-    if config.log.file:  # a log file gets every change's event, as the server's does; a terminal none
-        store.on_commit(log_changes)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 def _with_store(command: StoreCommand) -> Command:
     """*command* run with the store open, and closed after it however it ends."""
 
     @functools.wraps(command)
     async def run(args: argparse.Namespace, config: Config) -> int:
-        async with _store(config, allow_new=args.allow_new) as store:
+        async with command_store(config, allow_new=args.allow_new) as store:
             return await command(args, config, store)
 
     return run
-
-
-async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:
-    """No user yet: create the admin with a random token, print the token once."""
-    if await store.count_users():
-        return
-    token = new_secret()
-    await store.add_user(config.auth.bootstrap_user, "admin", None, (secret_hash(token), False, None, "bootstrap"))
-    print(f"Created admin user {config.auth.bootstrap_user!r}. Its API token is shown only this once:\n"
-          f"  {token}", file=out, flush=True)
-
-
-def _clear_stale_socket(path: Path) -> None:
-    """Remove a unix socket left by a process that is gone; refuse one that is in use."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"server.unix_socket: {str(path)!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)  # nobody listens: stale
-        return
-    finally:
-        probe.close()
-    raise ConfigError(f"server.unix_socket: {str(path)!r} is in use by another process")
-
-
-#: what aiohttp's shutdown gives connections after the drain: idle keep-alive ones that
-#: sent a new request in the meantime
-_CLOSE_GRACE_SECONDS = 1.0
-
-
-async def _listen_unix(runner: web.AppRunner, path: Path, mode: int) -> web.UnixSite:
-    _clear_stale_socket(path)
-    site = web.UnixSite(runner, str(path))
-    # bind under a umask that already gives the final mode: no moment with wider access
-    old_umask = os.umask(0o777 & ~mode)
-    try:
-        await site.start()
-    except OSError as exc:
-        raise ConfigError(f"server.unix_socket: cannot listen on {str(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, mode)
-    return site
-
-
-def freeze_startup_heap() -> int:
-    """Collect, then move every object start-up left (modules, schemas, the OpenAPI document,
-    the application) out of the garbage collector's sight; the number moved.
-
-    They live as long as the process, and a full collection would walk them all while
-    every request in flight waits; frozen (``gc.freeze``), it skips them."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
-async def _serve(args: argparse.Namespace, config: Config) -> int:
-    """``taskgate serve``: listen until SIGTERM or SIGINT, then drain and stop."""
-    app = create_app(config)  # refuses settings the styles check before the database is touched
-    # the one open that may create the database: the app's own open below finds it there
-    async with _store(config, allow_new=args.allow_new) as store:
-        await bootstrap_admin(store, config, sys.stdout)
-    server = config.server
-    # aiohttp's parser gets twice the configured header limits: between the two, the
-    # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)
-    # the drain below gives requests in progress shutdown_timeout; aiohttp's own wait in
-    # runner.cleanup() then only closes what is left, so that the stop stays within one timeout
-    # the sites get at most server.max_connections at once (see gateway/connections.py)
-    runner = LimitedRunner(app, max_connections=server.max_connections, access_log=None, handle_signals=False,
-                           shutdown_timeout=min(_CLOSE_GRACE_SECONDS, server.shutdown_timeout),
-                           max_line_size=server.max_request_line, max_field_size=2 * server.max_header_bytes,
-                           max_headers=2 * server.max_headers,
-                           # aiohttp starts keepalive_timeout when a connection opens and after each answer
-                           # and does not reset it on partial data, so it also bounds slow headers (slowloris)
-                           keepalive_timeout=server.keepalive_timeout)
-    await runner.setup()  # opens the store and builds the app: what start-up keeps is all there now
-    freeze_startup_heap()
-    socket_path = config.unix_socket_path
-    socket_inode = None
-    # before the "listening" line: a SIGTERM sent as soon as it is printed is a clean stop
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        if socket_path is not None:
-            await _listen_unix(runner, socket_path, int(server.unix_socket_mode, 8))
-            socket_inode = socket_path.stat().st_ino
-            print(f"taskgate listening on unix:{socket_path}{server.base_path}", flush=True)
-            logger.info("listening", unix_socket=str(socket_path), base_path=server.base_path, db=str(config.db_path),
-                        speedups=speedups.describe())
-        else:
-            tcp = web.TCPSite(runner, server.host, server.port)
-            try:
-                await tcp.start()
-            except OSError as exc:
-                raise ConfigError(f"server.host/server.port: cannot listen on "
-                                  f"{server.host}:{server.port}: {exc.strerror or exc}") from None
-            for host, port, *_ in runner.addresses:
-                print(f"taskgate listening on http://{host}:{port}{server.base_path}", flush=True)
-                logger.info("listening", host=host, port=port, base_path=server.base_path, db=str(config.db_path),
-                            speedups=speedups.describe())
-        await stop.wait()
-        app[TRAFFIC].draining = True  # before the log line: /readyz is 503 from here on
-        logger.info("stopping", shutdown_timeout=server.shutdown_timeout)
-    finally:
-        # stop listening, give the requests in progress shutdown_timeout (see Traffic),
-        # then let aiohttp close the connections and the app close the store: it commits
-        # the queued writes, checkpoints the WAL and closes the database
-        started = time.monotonic()
-        for site in list(runner.sites):
-            await site.stop()
-        left = await app[TRAFFIC].drain(server.shutdown_timeout)
-        if left:
-            logger.warning("requests cut short by the shutdown", requests=left)
-        await runner.cleanup()
-        if socket_inode is not None and socket_path is not None:
-            try:
-                if socket_path.stat().st_ino == socket_inode:  # still ours, not a successor's
-                    socket_path.unlink()
-            except FileNotFoundError:
-                pass
-        logger.info("stopped", seconds=round(time.monotonic() - started, 3))
-    return 0
 
 
 def _progress(total: int | None, unit: str, **options: Any) -> Any:

@@ -15,7 +15,8 @@ import pytest
 
 from gateway.app import STYLES
 from gateway.auth import secret_hash
-from gateway.cli import build_parser, freeze_startup_heap, main
+from gateway.cli import build_parser, main
+from gateway.serving import freeze_startup_heap
 from gateway.store import SCHEMA_VERSION
 
 
