@@ -117,6 +117,17 @@ def responses(ok: Mapping[int | str, Any], errors: Mapping[int, Any], statuses: 
     return out
 
 
+def busy_response(errors: Mapping[int, Any]) -> dict[str, Any]:
+    """The 503 of a write that found the database's write lock held past the busy timeout,
+    with its ``Retry-After``, in the error body *errors* gives (as :func:`responses`)."""
+    busy = responses({}, errors, (503,))["503"]
+    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
+                           "nothing was stored, try again")
+    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                       "schema": {"type": "integer"}}}
+    return busy
+
+
 def param(name: str, where: str, schema: Mapping[str, Any], description: str = "",
           required: bool = False) -> dict[str, Any]:
     out = {"name": name, "in": where, "schema": dict(schema), "required": required or where == "path"}

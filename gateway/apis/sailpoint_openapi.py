@@ -12,7 +12,7 @@ from typing import Any
 from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
 from gateway.apis.sailpoint_rules import UPDATABLE
 from gateway.limits import MAX_OPERATIONS
-from gateway.openapi import json_body, param, responses
+from gateway.openapi import busy_response, json_body, param, responses
 from schemas.sailpoint import (
                                ErrorResponseDtoSchema,
                                JsonPatchOperationSchema,
@@ -107,15 +107,5 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def _busy() -> dict[str, Any]:
-    """503: another connection held the database's write lock past the busy timeout."""
-    busy = responses({}, ERRORS, (503,))["503"]
-    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
-                           "nothing was stored, try again")
-    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
-                                       "schema": {"type": "integer"}}}
-    return busy
-
-
 for _key in (("patch", "PATCH"), ("create", "POST")):  # the operations that write tasks
-    OPERATIONS[_key]["responses"]["503"] = _busy()
+    OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)

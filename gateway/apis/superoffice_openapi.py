@@ -15,7 +15,7 @@ from gateway.apis.superoffice_agents import AGENTS
 from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METADATA_TYPE
 from gateway.apis.superoffice_rules import UPDATABLE, UPDATABLE_TEXT
 from gateway.apis.superoffice_service import MAX_ID
-from gateway.openapi import json_body, param, responses
+from gateway.openapi import busy_response, json_body, param, responses
 from schemas.superoffice import (
     CANCELLATION,
     STATES,
@@ -198,16 +198,6 @@ OPERATIONS[("put", "PUT")]["description"] = (f"State: {', '.join(STATES)} (or th
                                               f"CancellationBehaviour: {', '.join(CANCELLATION)}.")
 
 
-def _busy() -> dict[str, Any]:
-    """503: another connection held the database's write lock past the busy timeout."""
-    busy = responses({}, ERRORS, (503,))["503"]
-    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
-                           "nothing was stored, try again")
-    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
-                                       "schema": {"type": "integer"}}}
-    return busy
-
-
 for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("stop", "POST"),
              ("agent", "POST")):  # the operations that write tasks
-    OPERATIONS[_key]["responses"]["503"] = _busy()
+    OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)

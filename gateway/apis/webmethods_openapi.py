@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from gateway.apis import webmethods_rules as rules
-from gateway.openapi import json_body, param, responses
+from gateway.openapi import busy_response, json_body, param, responses
 from schemas.webmethods import (
     CreatedSchema,
     EmptySchema,
@@ -189,16 +189,6 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def _busy() -> dict[str, Any]:
-    """503: another connection held the database's write lock past the busy timeout."""
-    busy = responses({}, ERRORS, (503,))["503"]
-    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
-                           "nothing was stored, try again")
-    busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
-                                       "schema": {"type": "integer"}}}
-    return busy
-
-
 # every operation: a read too first writes the clock's changes the task is owed
 for _key in OPERATIONS:
-    OPERATIONS[_key]["responses"]["503"] = _busy()
+    OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
