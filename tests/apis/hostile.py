@@ -98,6 +98,13 @@ def _says(text: Any, message: str | re.Pattern[str] | None) -> bool:
     return text == message
 
 
+def assert_refused(style: str, sent: Sent, refusal: Refusal) -> None:
+    """*sent* is the refusal the oracle predicted: its status, and the vendor's whole error
+    body with its message."""
+    assert sent.status == refusal.status, (sent.status, sent.text[:300], refusal.status)
+    assert_envelope(style, sent, refusal.message)
+
+
 def assert_envelope(style: str, sent: Sent, message: str | re.Pattern[str] | None = None) -> None:
     """The vendor's whole error body for *sent*'s status; *message*: the exact error text,
     or a pattern it must contain."""
@@ -345,8 +352,7 @@ async def so_put_judged(api: Api, task_id: str, body: Any, ctype: str, *, path: 
     sent = await send(api, "PUT", path or f"/api/v1/BatchTask/{task_id}", body=body, ctype=ctype, headers=headers)
     assert not sent.faults, sent.faults
     if isinstance(expected, Refusal):
-        assert sent.status == expected.status, (sent.status, sent.text[:300], expected.status)
-        assert_envelope("superoffice", sent, expected.message)
+        assert_refused("superoffice", sent, expected)
         assert await api.snapshot() == before, "a refused request changed stored data"
         return sent
     assert sent.status == 200, (sent.status, sent.text[:300])
