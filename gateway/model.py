@@ -187,11 +187,6 @@ class Store(Protocol):
         ``query.count`` is set. ValueError for a field or enum that cannot be queried."""
         ...
 
-    async def explain(self, style: str, query: Query) -> str:
-        """The database's plan for the page :meth:`find` reads (tests use it to prove
-        that filters and sorts use an index)."""
-        ...
-
     def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
         """Every task, ordered by style and id, read in chunks (constant memory)."""
         ...
@@ -293,11 +288,6 @@ class Store(Protocol):
         """False for an unknown client. Tokens it was issued stay until they expire or are revoked."""
         ...
 
-    def forget_tokens(self) -> None:
-        """Drop the token rows :meth:`find_token` remembers (needed only after changing
-        users or tokens behind the store's back, as a test may)."""
-        ...
-
     # -- the store itself ---------------------------------------------------------------
     def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
         """Call *listener* with the changes of every commit, after the commit. A listener
@@ -314,10 +304,6 @@ class Store(Protocol):
         ...
 
     async def schema_version(self) -> int:
-        ...
-
-    async def integrity_check(self) -> str:
-        """``"ok"``, or what the database finds wrong with itself."""
         ...
 
     async def close(self) -> None:
