@@ -205,8 +205,11 @@ class Store(Protocol):
         ...
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
-                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
-        """Audit rows, optionally of one style and task, by sequence number."""
+                    limit: int | None = None, newest_first: bool = True,
+                    after: int | None = None, before: int | None = None) -> list[Change]:
+        """Audit rows, optionally of one style and task, by sequence number; *after* and
+        *before* bound the sequence numbers (exclusive), for reading the trail in pages
+        and for following it from a known point (the event feed)."""
         ...
 
     async def count_tasks(self, style: str | None = None) -> int:

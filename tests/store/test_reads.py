@@ -72,3 +72,14 @@ async def test_a_lookup_sqlite_refuses_as_busy_is_read_on_the_reader_instead(sto
         await reader.close()
         busy.close()
         hog.close()
+
+
+async def test_audit_reads_a_window_of_sequence_numbers(store: SQLiteStore):
+    for n in range(5):
+        await store.create("s", f"t{n}", {"n": n}, actor="t", request_id=f"r{n}")
+    seqs = [c.seq for c in await store.audit(newest_first=False)]
+    assert len(seqs) == 5 and seqs == sorted(seqs)
+    assert [c.task_id for c in await store.audit(after=seqs[1], newest_first=False)] == ["t2", "t3", "t4"]
+    assert [c.task_id for c in await store.audit(before=seqs[3], limit=2)] == ["t2", "t1"]
+    assert [c.task_id for c in await store.audit(after=seqs[0], before=seqs[3], newest_first=False)] == ["t1", "t2"]
+    assert await store.audit(after=seqs[-1]) == []

@@ -124,9 +124,16 @@ class TaskReads:
             after = (found[-1][0], found[-1][1])
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
-                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
+                    limit: int | None = None, newest_first: bool = True,
+                    after: int | None = None, before: int | None = None) -> list[Change]:
         where: list[str] = []
         params: list[Any] = []
+        if after is not None:
+            where.append("seq > ?")
+            params.append(after)
+        if before is not None:
+            where.append("seq < ?")
+            params.append(before)
         if style is not None:
             where.append("style = ?")
             params.append(style)

@@ -321,8 +321,10 @@ class SQLiteStore:
         return self._reads.export(style, chunk=chunk)
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
-                    limit: int | None = None, newest_first: bool = True) -> list[Change]:
-        return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first)
+                    limit: int | None = None, newest_first: bool = True,
+                    after: int | None = None, before: int | None = None) -> list[Change]:
+        return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first,
+                                       after=after, before=before)
 
     def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
         return self._reads.trails(chunk=chunk)
