@@ -45,6 +45,7 @@ from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
 from gateway.model import Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
+from gateway.streaming import answer_list, json_list
 from schemas.common import load_or_400
 from schemas.webmethods import STATUSES, TaskInfoValuesSchema
 from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
@@ -59,7 +60,8 @@ REALM = 'Basic realm="Integration Server"'
 INDEXED_FIELDS = ("$.TaskInfo.status", "$.TaskInfo.createdDate", "$.TaskInfo.expireDate",
                   "$.TaskInfo.taskScheduleDate")
 #: the most tasks one list or search answers with, whatever maxRes/maxResults say (0 = "all"
-#: included): the answer is built in memory. Larger sets are paged with createdDate terms.
+#: included). The answer is streamed, so this bounds its time, not its memory; larger sets
+#: are paged with createdDate terms.
 MAX_RESULTS = 10_000
 _USER = web.RequestKey("webmethods_user", str)
 
@@ -328,38 +330,46 @@ async def create_task(request: web.Request) -> web.Response:
 
 
 # -- lists and searches ------------------------------------------------------------------------------
-async def _tasks_answer(call: Call, search: webmethods_search.Search) -> web.Response:
+_TASKS = json_list(lambda tasks: {"Tasks": tasks})
+
+
+async def _tasks_answer(request: web.Request, call: Call, search: webmethods_search.Search) -> web.StreamResponse:
     """The matching tasks the user may see, oldest first: at most ``search.limit`` (0: all),
-    and never more than :data:`MAX_RESULTS`."""
+    and never more than :data:`MAX_RESULTS`; streamed (:mod:`gateway.streaming`)."""
     await sweep(call.store, call.now, call.request_id)
     where: list[Expr] = list(search.where)
     if not call.actor.is_admin:
         where.insert(0, rules.access_filter(call.actor.name))
     limit = min(search.limit, MAX_RESULTS) if search.limit else MAX_RESULTS
     query = Query(And(tuple(where)) if where else None, (Sort("$.TaskInfo.createdDate"),), limit)
-    tasks, _ = await call.store.find(STYLE, query)
-    return _ok({"Tasks": [_task_out(t, call, include_data=search.include_data, with_id=True) for t in tasks]})
+    ids, _ = await call.store.find_ids(STYLE, query)
+
+    def shape(task: Task) -> dict[str, Any] | None:  # a task handed to someone else since the ids were read: left out
+        if not rules.may_access(task.doc["TaskInfo"], call.actor):
+            return None
+        return _task_out(task, call, include_data=search.include_data, with_id=True)
+    return await answer_list(request, call.store.read_chunks(STYLE, ids), shape, _TASKS)
 
 
 @_service
-async def list_tasks(request: web.Request) -> web.Response:
+async def list_tasks(request: web.Request) -> web.StreamResponse:
     """``GET /rest/pub/opentask``: every task the user may see (one task with ``?taskID=``)."""
     if "taskID" in request.query:
         return await get_task.__wrapped__(request)  # type: ignore[attr-defined]
     call = await _call(request, {})
-    return await _tasks_answer(call, webmethods_search.list_search(request.query, call.actor.name))
+    return await _tasks_answer(request, call, webmethods_search.list_search(request.query, call.actor.name))
 
 
 @reads_by_post  # a search is a read whether it comes as GET or POST; it changes nothing of the caller's
 @_service
-async def search_tasks(request: web.Request) -> web.Response:
+async def search_tasks(request: web.Request) -> web.StreamResponse:
     """``GET|POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery."""
     allowed = webmethods_search.SEARCH_INPUTS
     body = await _read_object(request, allowed) if request.method == "POST" else {}
     params = {k: v for k, v in request.query.items() if k in allowed}
     params.update(body)
     call = await _call(request, params)
-    return await _tasks_answer(call, webmethods_search.search(params, call.actor.name))
+    return await _tasks_answer(request, call, webmethods_search.search(params, call.actor.name))
 
 
 # -- audit and rollback ---------------------------------------------------------------------------------

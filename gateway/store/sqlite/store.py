@@ -39,7 +39,7 @@ import aiosqlite
 import structlog
 
 from gateway import errors
-from gateway.model import Change, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenInfo, TokenRow, User
+from gateway.model import Change, Chunk, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenInfo, TokenRow, User
 from gateway.query import Query
 from gateway.store.errors import StoreError
 from gateway.store.sqlite import schema
@@ -314,6 +314,12 @@ class SQLiteStore:
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         return await self._reads.find(style, query)
 
+    async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
+        return await self._reads.find_ids(style, query)
+
+    def read_chunks(self, style: str, ids: Sequence[str], *, chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:
+        return self._reads.read_chunks(style, ids, chunk_bytes=chunk_bytes)
+
     async def explain(self, style: str, query: Query) -> str:
         return await self._reads.explain(style, query)
 
@@ -322,9 +328,10 @@ class SQLiteStore:
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
-                    after: int | None = None, before: int | None = None) -> list[Change]:
+                    after: int | None = None, before: int | None = None,
+                    action: str | None = None) -> list[Change]:
         return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first,
-                                       after=after, before=before)
+                                       after=after, before=before, action=action)
 
     def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
         return self._reads.trails(chunk=chunk)
