@@ -3,7 +3,8 @@
 A list, search or audit page may hold hundreds of megabyte documents. Building such an
 answer in memory costs its whole size (several times over, as Python values), and
 encoding it on the event loop stalls every other client for as long. Here the items come
-as chunks (:meth:`gateway.model.Store.read_chunks`), and each chunk is shaped and encoded
+in parts (tasks from :meth:`gateway.model.Store.read_chunks`, audit rows a few at a
+time), and each part is shaped and encoded
 in a worker thread when it is large, one item per call, so that the loop gets its turn
 between items; then it is written, and the next chunk is read only once the client has
 taken what was sent (aiohttp's write waits for the socket's buffer to drain).
@@ -38,10 +39,10 @@ from aiohttp import web
 
 from gateway.audit import logger
 from gateway.context import CONFIG, REQUEST_ID
-from gateway.model import Chunk, Task
+from gateway.model import Chunk
 from gateway.speedups import dumps_bytes
 
-__all__ = ["ListBody", "json_list", "xml_list", "answer_list", "THREAD_BYTES", "MARKER"]
+__all__ = ["ListBody", "Part", "json_list", "xml_list", "answer_list", "task_parts", "THREAD_BYTES", "MARKER"]
 
 #: a chunk whose stored documents weigh more than this is shaped and encoded in a thread
 THREAD_BYTES = 65_536
@@ -49,7 +50,15 @@ THREAD_BYTES = 65_536
 MARKER = f"taskgate-items-{secrets.token_hex(12)}"
 _NS_XSI = b' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 
-Shape = Callable[[Task], Any]
+Shape = Callable[[Any], Any]
+#: some items of a list, and roughly what encoding them costs (their stored bytes)
+Part = tuple[Sequence[Any], int]
+
+
+async def task_parts(chunks: AsyncIterator[Chunk]) -> AsyncIterator[Part]:
+    """The store's chunks of tasks as parts of a list."""
+    async for chunk in chunks:
+        yield chunk.tasks, chunk.stored_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +103,12 @@ def xml_list(envelope: Callable[[list[Any]], Element], item: Callable[[Any], Ele
                     lambda value: tostring(item(value), encoding="utf-8"), b"", content_type)
 
 
-def _shaped(tasks: Sequence[Task], shape: Shape) -> list[Any]:
-    return [value for value in map(shape, tasks) if value is not None]
+def _shaped(items: Sequence[Any], shape: Shape) -> list[Any]:
+    return [value for value in map(shape, items) if value is not None]
 
 
-def _encoded(body: ListBody, tasks: Sequence[Task], shape: Shape, first: bool, strip: bytes) -> bytes:
-    return body.items(_shaped(tasks, shape), first=first, strip=strip)
+def _encoded(body: ListBody, items: Sequence[Any], shape: Shape, first: bool, strip: bytes) -> bytes:
+    return body.items(_shaped(items, shape), first=first, strip=strip)
 
 
 async def _off_loop(size: int, fn: Callable[..., Any], *args: Any) -> Any:
@@ -110,22 +119,22 @@ class _Abandoned(Exception):
     """The client stopped taking the answer."""
 
 
-async def answer_list(request: web.Request, chunks: AsyncIterator[Chunk], shape: Shape, body: ListBody, *,
+async def answer_list(request: web.Request, parts: AsyncIterator[Part], shape: Shape, body: ListBody, *,
                       status: int = 200, headers: dict[str, str] | None = None) -> web.StreamResponse:
-    """The list of every task *chunks* gives, each as *shape* makes it (None leaves it
+    """The list of every item *parts* gives, each as *shape* makes it (None leaves it
     out), in *body*'s envelope. Failures before the first byte is sent (a bad query, the
     store refusing the first read) are raised, for the style's error body."""
-    chunks = aiter(chunks)
-    first = await anext(chunks, None)
-    second = await anext(chunks, None) if first is not None else None
-    if first is None or second is None:  # one chunk at most: the whole answer, as it was always sent
-        tasks = first.tasks if first else []
-        data = await _off_loop(first.stored_bytes if first else 0, lambda: body.whole(_shaped(tasks, shape)))
+    parts = aiter(parts)
+    first = await anext(parts, None)
+    second = await anext(parts, None) if first is not None else None
+    if first is None or second is None:  # one part at most: the whole answer, as it was always sent
+        items, size = first if first is not None else ([], 0)
+        data = await _off_loop(size, lambda: body.whole(_shaped(items, shape)))
         whole = web.Response(body=data, status=status, headers=headers)
         whole.content_type, whole.charset = body.content_type, "utf-8"
         return whole
-    shaped = await _off_loop(first.stored_bytes, _shaped, first.tasks, shape)
-    head, tail = await _off_loop(first.stored_bytes, body.split, shaped)
+    shaped = await _off_loop(first[1], _shaped, first[0], shape)
+    head, tail = await _off_loop(first[1], body.split, shaped)
     started = bool(shaped)
     strip = b""
     if body.sep == b"" and _NS_XSI in head[:head.index(b">", head.index(b"?>") + 2) + 1]:
@@ -148,16 +157,16 @@ async def answer_list(request: web.Request, chunks: AsyncIterator[Chunk], shape:
             raise _Abandoned("closed the connection") from None
         sent += len(data)
 
-    pending: Chunk | None = second
+    pending: Part | None = second
     try:
         await response.prepare(request)
         await send(head)
         while pending is not None:
-            data = await _off_loop(pending.stored_bytes, _encoded, body, pending.tasks, shape, not started, strip)
+            data = await _off_loop(pending[1], _encoded, body, pending[0], shape, not started, strip)
             if data:
                 started = True
                 await send(data)
-            pending = await anext(chunks, None)
+            pending = await anext(parts, None)
         await send(tail)
         await response.write_eof()
     except _Abandoned as exc:
@@ -171,7 +180,7 @@ async def answer_list(request: web.Request, chunks: AsyncIterator[Chunk], shape:
                          request_id=request.get(REQUEST_ID))
         _cut(request)
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await parts.aclose()  # type: ignore[attr-defined]
     return response
 
 

@@ -33,7 +33,7 @@ from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if
 from gateway.context import STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
-from gateway.streaming import answer_list, json_list
+from gateway.streaming import answer_list, json_list, task_parts
 
 __all__ = ["STYLE", "PATH_PATTERN", "PATCH_TYPES", "MAX_LIMIT", "setup", "render_error", "import_task", "prepare"]
 
@@ -118,7 +118,8 @@ async def _list_response(request: web.Request, query: Query) -> web.StreamRespon
     store = request.app[STORE]
     ids, total = await store.find_ids(STYLE, query)
     headers = {"X-Total-Count": str(total)} if total is not None else None
-    return await answer_list(request, store.read_chunks(STYLE, ids), _as_stored, _TASK_LIST, headers=headers)
+    return await answer_list(request, task_parts(store.read_chunks(STYLE, ids)), _as_stored, _TASK_LIST,
+                             headers=headers)
 
 
 async def get_task(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_m
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
-from gateway.streaming import answer_list, json_list, xml_list
+from gateway.streaming import answer_list, json_list, task_parts, xml_list
 from schemas.superoffice import FIELDS
 
 __all__ = ["STYLE", "BASE_ZONE", "MAX_ID", "Ctx", "context", "respond", "respond_list", "carrier_for", "select",
@@ -114,7 +114,7 @@ def respond_list(request: web.Request, ctx: Ctx, ids: Sequence[str], shape: Call
                         lambda item: carrier.to_xml("BatchTaskInfo", item), ctx.out)
     else:
         body = replace(json_list(envelope), content_type=ctx.out)
-    return answer_list(request, request.app[STORE].read_chunks(STYLE, ids), shape, body, headers=headers)
+    return answer_list(request, task_parts(request.app[STORE].read_chunks(STYLE, ids)), shape, body, headers=headers)
 
 
 def carrier_for(ctx: Ctx, task: Task, members: tuple[str, ...] | None = None, *,

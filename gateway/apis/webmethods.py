@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,13 +45,13 @@ from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
 from gateway.model import Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
-from gateway.streaming import answer_list, json_list
+from gateway.streaming import Part, answer_list, json_list, task_parts
 from schemas.common import load_or_400
 from schemas.webmethods import STATUSES, TaskInfoValuesSchema
 from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 
-__all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "Sweeper", "setup",
-           "render_error", "import_task", "prepare", "sweep", "due_queries"]
+__all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "MAX_AUDIT_PAGE", "Sweeper",
+           "setup", "render_error", "import_task", "prepare", "sweep", "due_queries"]
 
 PATH_PATTERN = re.compile(r"^/rest/pub/(opentask|opentasksearch)(/|$)")
 ERROR_TYPE = "com.wm.app.b2b.server.ServiceException"
@@ -63,6 +63,10 @@ INDEXED_FIELDS = ("$.TaskInfo.status", "$.TaskInfo.createdDate", "$.TaskInfo.exp
 #: included). The answer is streamed, so this bounds its time, not its memory; larger sets
 #: are paged with createdDate terms.
 MAX_RESULTS = 10_000
+#: the most entries one page of a task's audit trail holds, and the page when maxRes is not given
+MAX_AUDIT_PAGE = 1000
+#: audit rows read from the store at a time
+AUDIT_READ = 8
 _USER = web.RequestKey("webmethods_user", str)
 
 _CHANGES = TaskInfoValuesSchema(only=rules.WRITABLE)
@@ -348,7 +352,7 @@ async def _tasks_answer(request: web.Request, call: Call, search: webmethods_sea
         if not rules.may_access(task.doc["TaskInfo"], call.actor):
             return None
         return _task_out(task, call, include_data=search.include_data, with_id=True)
-    return await answer_list(request, call.store.read_chunks(STYLE, ids), shape, _TASKS)
+    return await answer_list(request, task_parts(call.store.read_chunks(STYLE, ids)), shape, _TASKS)
 
 
 @_service
@@ -398,19 +402,58 @@ def _entry_id(request: web.Request, task_id: str) -> int:
     return int(raw)
 
 
+async def _life_start(call: Call, task_id: str) -> int:
+    """The sequence number of the task's latest creation (0 when none is recorded)."""
+    created = await call.store.audit(style=STYLE, task_id=task_id, action="created", limit=1)
+    return created[0].seq if created else 0
+
+
+async def _audit_parts(call: Call, task_id: str, after: int, limit: int) -> AsyncIterator[Part]:
+    """The task's audit rows after *after*, oldest first, at most *limit*, a few at a time
+    (one row may hold a megabyte document, twice)."""
+    while limit > 0:
+        rows = await call.store.audit(style=STYLE, task_id=task_id, after=after, newest_first=False,
+                                      limit=min(limit, AUDIT_READ))
+        if not rows:
+            return
+        yield rows, AUDIT_READ * 65_536  # not known before encoding: weighed as large
+        limit -= len(rows)
+        after = rows[-1].seq
+
+
+def _audit_page(request: web.Request) -> tuple[int, int]:
+    """``maxRes`` (entries, 1 to :data:`MAX_AUDIT_PAGE`) and ``afterAuditEntryID`` (an entry id)."""
+    size = inputs.count(request.query.get("maxRes"), "maxRes", MAX_AUDIT_PAGE)
+    if not 1 <= size <= MAX_AUDIT_PAGE:
+        raise errors.BadRequest(f"maxRes must be a whole number from 1 to {MAX_AUDIT_PAGE}; got {size}")
+    raw = request.query.get("afterAuditEntryID")
+    if raw is not None and not re.fullmatch(r"[0-9]{1,18}", raw):
+        raise errors.BadRequest(f"afterAuditEntryID must be an audit entry id; got {raw[:40]!r}")
+    return size, int(raw or 0)
+
+
+_AUDITS = json_list(lambda audits: {"taskAudits": audits})
+
+
 @_service
-async def get_audit(request: web.Request) -> web.Response:
-    """``GET …/{taskID}/audit[/{auditEntryID}]``: ``{"taskAudits": [TaskAudit…]}``, oldest first."""
+async def get_audit(request: web.Request) -> web.StreamResponse:
+    """``GET …/{taskID}/audit[/{auditEntryID}]``: ``{"taskAudits": [TaskAudit…]}``, oldest
+    first, since the task's latest creation: a page of at most ``maxRes`` entries (the
+    most and the default :data:`MAX_AUDIT_PAGE`) after ``afterAuditEntryID``, streamed.
+    A page shorter than ``maxRes`` is the last."""
     call = await _call(request, {})
     task_id = _task_id(request, {})
     seq = _entry_id(request, task_id) if "auditEntryID" in request.match_info else None
+    size, after = _audit_page(request) if seq is None else (1, seq - 1)
     await _current(call, task_id)
-    trail = await _trail(call, task_id)
+    after = max(after, await _life_start(call, task_id) - 1)
     if seq is not None:
-        trail = [c for c in trail if c.seq == seq]
-        if not trail:
+        entry = await call.store.audit(style=STYLE, task_id=task_id, after=after, before=seq + 1)
+        if not entry:
             raise errors.NotFound(f"audit entry {seq} of task {task_id} not found")
-    return _ok({"taskAudits": [_audit_out(c, call) for c in trail]})
+        return _ok({"taskAudits": [_audit_out(entry[0], call)]})
+    return await answer_list(request, _audit_parts(call, task_id, after, size), lambda c: _audit_out(c, call),
+                             _AUDITS)
 
 
 @_service

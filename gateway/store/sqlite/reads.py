@@ -194,7 +194,10 @@ class TaskReads:
         statement = (f"SELECT {AUDIT_COLUMNS} FROM audit"
                      + (" WHERE " + " AND ".join(where) if where else "")
                      + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
-        return [change_from_row(r) for r in await self.rows(statement, [*params, -1 if limit is None else limit])]
+        rows = await self.rows(statement, [*params, -1 if limit is None else limit])
+        if sum(len(r[8]) + len(r[9]) for r in rows) > THREAD_BYTES:  # megabyte patches: parsed off the loop
+            return await asyncio.to_thread(_changes, rows)
+        return _changes(rows)
 
     async def count_tasks(self, style: str | None = None) -> int:
         if style is None:
@@ -267,3 +270,7 @@ class TaskReads:
 def _tasks(style: str, rows: Sequence[Any]) -> list[Task]:
     """Tasks from rows read as :data:`~gateway.store.sqlite.sql.TASK_COLUMNS` (any thread)."""
     return [Task(style, i, v, load_doc(d), m, c) for i, v, d, m, c in rows]
+
+
+def _changes(rows: Sequence[Any]) -> list[Change]:
+    return [change_from_row(r) for r in rows]
