@@ -209,7 +209,7 @@ class SQLiteStore:
         if self._closed:
             raise errors.InternalError("the store is closed")
         if self._health is not None and (refusal := self._health.write_refusal()) is not None:
-            raise unavailable(f"the store refuses writes: {refusal}")
+            raise unavailable(f"the store refuses writes: {refusal}", self._health.summary())
 
     async def _account_write(self, change: Awaitable[R]) -> R:
         """An account change, refused like a task write once closed or when the file is
@@ -247,7 +247,7 @@ class SQLiteStore:
         """What readiness asks: unavailable (503) with the reason when the file is gone or
         damaged, or the last commit failed; then a write through the write path."""
         if self._health is not None and (problem := self._health.problem()) is not None:
-            raise unavailable(problem)
+            raise unavailable(problem, self._health.summary())
         await self._commits.submit(QueuedWrite("", "", [("probe", lambda old: old)], Expect.ANY, "", None))
 
     async def schema_version(self) -> int:
