@@ -46,6 +46,8 @@ __all__ = ["ListBody", "Part", "json_list", "xml_list", "answer_list", "task_par
 
 #: a chunk whose stored documents weigh more than this is shaped and encoded in a thread
 THREAD_BYTES = 65_536
+#: bytes handed to the connection at a time; each must drain within ``server.send_timeout``
+SLICE_BYTES = 65_536
 #: stands for the items in an envelope; random per process, so no stored text can be it
 MARKER = f"taskgate-items-{secrets.token_hex(12)}"
 _NS_XSI = b' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
@@ -76,7 +78,7 @@ class ListBody:
         """The bytes before the items after *first* (with *first* in them), and after the last."""
         body = self.whole([*first, MARKER])
         mark = self.item(MARKER)
-        at = body.index((self.sep if first else b"") + mark)
+        at = body.rindex((self.sep if first else b"") + mark)  # the last item: found from the end at once
         return body[:at], body[at + len((self.sep if first else b"") + mark):]
 
     def items(self, values: Sequence[Any], *, first: bool, strip: bytes = b"") -> bytes:
@@ -147,15 +149,19 @@ async def answer_list(request: web.Request, parts: AsyncIterator[Part], shape: S
     sent = 0
 
     async def send(data: bytes) -> None:
+        """*data* in slices, each of which the client must take within the timeout: a
+        slow client that keeps reading is never cut off, one that stops is."""
         nonlocal sent
+        view = memoryview(data)
         try:
-            async with asyncio.timeout(timeout):
-                await response.write(data)
+            for at in range(0, len(view), SLICE_BYTES):
+                async with asyncio.timeout(timeout):
+                    await response.write(view[at:at + SLICE_BYTES])
+                sent += min(SLICE_BYTES, len(view) - at)
         except TimeoutError:
             raise _Abandoned(f"took nothing for {timeout:g} s") from None
         except ConnectionError:
             raise _Abandoned("closed the connection") from None
-        sent += len(data)
 
     pending: Part | None = second
     try:
