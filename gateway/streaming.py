@@ -135,6 +135,11 @@ async def answer_list(request: web.Request, parts: AsyncIterator[Part], shape: S
         whole = web.Response(body=data, status=status, headers=headers)
         whole.content_type, whole.charset = body.content_type, "utf-8"
         return whole
+    if request.method == "HEAD":  # a streamed answer's headers, without its length or its body
+        await parts.aclose()  # type: ignore[attr-defined]
+        empty = web.Response(status=status, headers=headers)
+        empty.content_type, empty.charset = body.content_type, "utf-8"
+        return empty
     shaped = await _off_loop(first[1], _shaped, first[0], shape)
     head, tail = await _off_loop(first[1], body.split, shaped)
     started = bool(shaped)

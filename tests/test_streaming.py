@@ -53,6 +53,9 @@ async def test_a_long_sailpoint_list_is_streamed_in_the_bytes_of_the_whole_list(
             (200, "chunked", str(total), "application/json; charset=utf-8")
         assert headers["X-Request-ID"]
         assert body == dumps_bytes([t.doc for t in tasks])
+    head = await api.client.head("/task-status/v1?count=true", headers=api.auth())
+    assert (head.status, head.headers["X-Total-Count"], await head.read()) == (200, str(total), b"")
+    assert "Transfer-Encoding" not in head.headers and "Content-Length" not in head.headers
     status, body, headers = await _raw(api, "/task-status/v1?limit=3&offset=2")  # one chunk: sent whole
     assert (status, headers["Content-Length"], body) == (200, str(len(body)), dumps_bytes([t.doc for t in tasks[2:5]]))
 
