@@ -37,7 +37,7 @@ from gateway.store import SCHEMA_VERSION
 __all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT", "READY_REASONS"]
 
 #: every reason a 503 of /readyz gives: a few words anyone may read; the detail is logged
-READY_REASONS = ("shutting down", "low disk space", "database schema mismatch", "database busy",
+READY_REASONS = ("taskgate is shutting down", "low disk space", "database schema mismatch", "database busy",
                  "database not writable", "database file deleted", "database file replaced",
                  "database file cannot be checked", "database file damaged", "database error")
 #: the detail /readyz last found (None: ready), so that a cause is logged once, not every probe
@@ -199,7 +199,7 @@ async def readyz(request: web.Request) -> web.Response:
     summary = detail = None
     try:
         if request.app[TRAFFIC].draining:
-            summary = detail = "shutting down"
+            summary = detail = "taskgate is shutting down"
         elif (detail := low_space(str(config.db_path.parent), config.storage.min_free_mib)) is not None:
             summary = "low disk space"
         elif (version := await store.schema_version()) != SCHEMA_VERSION:
