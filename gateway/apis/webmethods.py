@@ -377,13 +377,6 @@ async def search_tasks(request: web.Request) -> web.StreamResponse:
 
 
 # -- audit and rollback ---------------------------------------------------------------------------------
-async def _trail(call: Call, task_id: str) -> list[Change]:
-    """The task's audit rows, oldest first, since its (latest) creation."""
-    rows = await call.store.audit(style=STYLE, task_id=task_id, newest_first=False)
-    starts = [i for i, c in enumerate(rows) if c.action == "created"]
-    return rows[starts[-1]:] if starts else rows
-
-
 def _audit_out(change: Change, call: Call) -> dict[str, Any]:
     return {"id": change.seq, "createdDate": call.encode(change.at), "operation": rules.operation_code(change),
             "difference": [_difference(op) for op in change.patch], "sourceURI": f"user:{change.actor}",
@@ -408,11 +401,12 @@ async def _life_start(call: Call, task_id: str) -> int:
     return created[0].seq if created else 0
 
 
-async def _audit_parts(call: Call, task_id: str, after: int, limit: int) -> AsyncIterator[Part]:
-    """The task's audit rows after *after*, oldest first, at most *limit*, a few at a time
-    (one row may hold a megabyte document, twice)."""
+async def _audit_parts(call: Call, task_id: str, after: int, limit: int,
+                       before: int | None = None) -> AsyncIterator[Part]:
+    """The task's audit rows after *after* (and before *before*), oldest first, at most
+    *limit*, a few at a time (one row may hold a megabyte document, twice)."""
     while limit > 0:
-        rows = await call.store.audit(style=STYLE, task_id=task_id, after=after, newest_first=False,
+        rows = await call.store.audit(style=STYLE, task_id=task_id, after=after, before=before, newest_first=False,
                                       limit=min(limit, AUDIT_READ))
         if not rows:
             return
@@ -461,7 +455,7 @@ async def rollback_task(request: web.Request) -> web.Response:
     """``DELETE …/{taskID}/audit/{auditEntryID}``: the task as before that entry, as a new change.
 
     The state before an entry is fixed history: it is replayed from the task's creation
-    (:func:`rules.state_before`), not undone from the version read, so a change committed
+    (:class:`rules.Replay`, fed the trail a few rows at a time), not undone from the version read, so a change committed
     between this read of the trail and the write does not make it wrong, and nothing needs
     retrying. One write then makes the clock's owed changes and the rollback, whose mutation
     checks access and the status rules against the task as it is inside the transaction.
@@ -472,10 +466,20 @@ async def rollback_task(request: web.Request) -> web.Response:
     task_id = _task_id(request, {})
     seq = _entry_id(request, task_id)
     task = await _readable(call, task_id)  # before the trail: its entries are not shown to others
-    trail = await _trail(call, task_id)
-    if not any(c.seq == seq for c in trail):
+    start = await _life_start(call, task_id)
+    if not await call.store.audit(style=STYLE, task_id=task_id, after=max(seq, start) - 1, before=seq + 1):
         raise errors.NotFound(f"audit entry {seq} of task {task_id} not found")
-    mutate = rules.rollback_mutation(task_id, rules.state_before(trail, seq), actor=call.actor,
+    replay, restored = rules.Replay(seq), None
+    # the trail up to the entry, a few rows at a time: a long trail of large changes is never held whole
+    async for rows, _ in _audit_parts(call, task_id, start - 1, 2**62, before=seq + 1):
+        for change in rows:
+            if (restored := replay.feed(change)) is not None:
+                break
+        if restored is not None:
+            break
+    if restored is None:
+        replay.end()
+    mutate = rules.rollback_mutation(task_id, restored, actor=call.actor,
                                      now=call.now, update_completed_task=call.config.update_completed_task)
     try:
         task_after = await _write(call, task_id, rules.after_clock(call.now, call.actor.name, mutate),

@@ -78,3 +78,18 @@ async def test_bad_page_parameters_are_refused(wm: WmApi, query: str, text: str)
     tid = await _updated(wm, 1)
     status, err, _ = await wm.request("GET", f"{BASE}/{tid}/audit?{query}", token=wm.user)
     assert (status, err) == (400, envelope(text, user="alice", time=err["$errorInfo"]["$time"]))
+
+
+async def test_a_rollback_deep_in_a_long_trail_replays_it_in_parts(wm: WmApi):
+    tid = await _updated(wm, 20, data="y" * 50_000)  # the trail is read eight rows at a time
+    entries = await _trail(wm, tid)
+    target = entries[17]  # the change to v17: rolled back to v16's TaskInfo name and TaskData
+    status, _, _ = await wm.request("DELETE", f"{BASE}/{tid}/audit/{target['id']}", token=wm.user)
+    assert status == 200
+    status, now, _ = await wm.request("GET", f"{BASE}/{tid}?includeTaskData=true", token=wm.user)
+    assert (status, now["TaskInfo"]["name"], now["TaskData"]) == (200, "v16", {"d": "16" + "y" * 50_000})
+    status, err, _ = await wm.request("DELETE", f"{BASE}/{tid}/audit/{entries[-1]['id'] + 100}", token=wm.user)
+    assert (status, err["$error"]) == (404, f"audit entry {entries[-1]['id'] + 100} of task {tid} not found")
+    status, err, _ = await wm.request("DELETE", f"{BASE}/{tid}/audit/{entries[0]['id']}", token=wm.user)
+    assert (status, err["$error"]) == (409, f"audit entry {entries[0]['id']} is the task's creation; there is no "
+                                            "earlier state to roll back to (delete the task instead)")
