@@ -89,6 +89,21 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class QuotaConfig:
+    tasks_per_user: int = _opt(10_000, lo=1, doc="most tasks an ordinary user may own in each style (who owns a task "
+                                                 "is each style's rule); a write beyond it gets 413. Admins are "
+                                                 "not limited")
+    mib_per_user: int = _opt(256, lo=1, doc="most MiB an ordinary user's tasks may take in each style: their "
+                                            "documents and the audit rows of their changes; a write beyond it "
+                                            "gets 413. Admins are not limited")
+    writes_per_second: float = _opt(5000.0, lo=0.01, doc="task writes an ordinary user may make per second, "
+                                                         "sustained (a token bucket per user and process); one "
+                                                         "beyond it gets 429 with Retry-After. Admins are not limited")
+    write_burst: int = _opt(10_000, lo=1, doc="task writes an ordinary user may make at once before "
+                                              "quota.writes_per_second applies (the bucket's size)")
+
+
+@dataclass(frozen=True)
 class SuperOfficeConfig:
     strict_readonly: bool = _opt(False, doc="PUT that changes a read-only field gets 400 instead of being ignored")
     app_tokens: str = _opt("", doc="comma-separated SO-AppToken values; when set, SOTicket requests must send one")
@@ -116,6 +131,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
     superoffice: SuperOfficeConfig = field(default_factory=SuperOfficeConfig)
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

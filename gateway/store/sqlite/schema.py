@@ -97,6 +97,27 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
     """,
+    # 6: what each owner holds, for the per-user quotas (see gateway/store/sqlite/owned.py): each task
+    # keeps its owner (the value of its style's owner field) and size, the bytes of its document and
+    # of its audit rows; owners says which field names a style's owner; usage sums, per style and
+    # owner, the tasks and their sizes. Rows keep owner and size NULL until their style names its
+    # owner field. An audit row says who really made a change an admin made as another user.
+    """
+    ALTER TABLE tasks ADD COLUMN owner TEXT;
+    ALTER TABLE tasks ADD COLUMN size INTEGER;
+    CREATE TABLE owners (
+        style TEXT PRIMARY KEY,
+        field TEXT NOT NULL
+    );
+    CREATE TABLE usage (
+        style TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        tasks INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (style, owner)
+    ) WITHOUT ROWID;
+    ALTER TABLE audit ADD COLUMN impersonator TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -49,6 +49,7 @@ from gateway.store.sqlite.bulk import bulk_create
 from gateway.store.sqlite.group_commit import GroupCommit
 from gateway.store.sqlite.health import Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
+from gateway.store.sqlite.owned import ensure_owner
 from gateway.store.sqlite.read_ahead import ReadAhead
 from gateway.store.sqlite.reads import Lookup, TaskReads
 from gateway.store.sqlite.wal import Checkpoints
@@ -259,6 +260,15 @@ class SQLiteStore:
     async def ensure_indexes(self, style: str, fields: Sequence[str], *, then: str | None = None) -> None:
         if await ensure_indexes(self._reads.rows, self._writer, self._keyed, style, fields, then):
             self._checkpoints.after_commit()
+
+    async def ensure_owner(self, style: str, field: str) -> None:
+        stored = await self._reads.rows("SELECT field FROM owners WHERE style = ?", (style,))
+        if await ensure_owner(self._writer, self._keyed.owners, style, field, stored[0][0] if stored else None):
+            self._checkpoints.after_commit()
+
+    async def usage(self, style: str, owner: str) -> tuple[int, int]:
+        rows = await self._reads.rows("SELECT tasks, bytes FROM usage WHERE style = ? AND owner = ?", (style, owner))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     # -- task writes: all through group commit but bulk loads ------------------------------
     async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
