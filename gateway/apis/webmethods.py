@@ -381,8 +381,11 @@ async def _trail(call: Call, task_id: str) -> list[Change]:
 
 
 def _audit_out(change: Change, call: Call) -> dict[str, Any]:
+    """One TaskAudit entry: ``userID`` is who the change was made as, ``sourceURI`` who made
+    it (the admin, when an admin acted as that user)."""
     return {"id": change.seq, "createdDate": call.encode(change.at), "operation": rules.operation_code(change),
-            "difference": [_difference(op) for op in change.patch], "sourceURI": f"user:{change.actor}",
+            "difference": [_difference(op) for op in change.patch],
+            "sourceURI": f"user:{change.impersonator or change.actor}",
             "TaskURI": f"/rest/pub/opentask/{change.task_id}", "taskVersionNumber": rules.version_of(change),
             "userID": change.actor}
 
