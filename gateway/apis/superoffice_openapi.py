@@ -200,7 +200,7 @@ OPERATIONS[("put", "PUT")]["description"] = (f"State: {', '.join(STATES)} (or th
 
 
 for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("stop", "POST"),
-             ("agent", "POST")):  # the operations that write tasks
+             ("agent", "POST"), ("login", "POST"), ("logout", "POST")):  # the operations that write tasks or tokens
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
 for _key in (("put", "PUT"), ("stop", "POST"), ("agent", "POST")):  # what an ordinary user may write
     document_limits(OPERATIONS[_key], ERRORS)

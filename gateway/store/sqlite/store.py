@@ -47,13 +47,13 @@ from gateway.store.sqlite.accounts import Accounts
 from gateway.store.sqlite.batch import QueuedWrite
 from gateway.store.sqlite.bulk import bulk_create
 from gateway.store.sqlite.group_commit import GroupCommit
-from gateway.store.sqlite.health import Health, is_damage, is_disk_trouble, unavailable
+from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
 from gateway.store.sqlite.owned import ensure_owner
 from gateway.store.sqlite.read_ahead import ReadAhead
 from gateway.store.sqlite.reads import Lookup, TaskReads
 from gateway.store.sqlite.wal import Checkpoints
-from gateway.store.sqlite.write_connection import WriteConnection
+from gateway.store.sqlite.write_connection import WriteConnection, is_busy
 
 __all__ = ["SQLiteStore"]
 
@@ -213,7 +213,8 @@ class SQLiteStore:
             raise unavailable(f"the store refuses writes: {refusal}")
 
     async def _account_write(self, change: Awaitable[R]) -> R:
-        """An account change, refused like a task write once closed or when the file is
+        """An account change, refused like a task write once closed, when another
+        connection holds the write lock past the busy timeout (503), or when the file is
         gone, damaged or the disk refuses it (503, remembered for readiness)."""
         try:
             self._check_open()
@@ -224,6 +225,11 @@ class SQLiteStore:
         try:
             result = await change
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                # another connection held the write lock past the busy timeout: nothing is
+                # stored and a later try may pass (not a fault of the file: readiness stays)
+                _warn("store.busy", batch=1, retry_after=RETRY_AFTER_SECONDS)
+                raise unavailable("the store could not commit the change") from None
             if self._health is None:
                 raise
             if is_damage(exc):
