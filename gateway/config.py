@@ -64,6 +64,9 @@ class StorageConfig:
     max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit)")
     min_free_mib: int = _opt(64, lo=0, doc="free space on the database's file system below which /readyz "
                                            "reports not ready (0: not checked)")
+    max_db_mib: int = _opt(0, lo=0, doc="largest the database file may grow, in MiB (SQLite's max_page_count): a "
+                                        "disk budget. A write past it is refused with 503 as on a full disk; "
+                                        "reads go on (0: no limit)")
 
 
 @dataclass(frozen=True)
