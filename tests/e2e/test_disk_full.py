@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,35 @@ def test_a_read_only_database_is_served_for_reading_and_refuses_writes(tmp_path:
     finally:
         assert scenario.server.stop() == 0
     scenario.clean_log()
+
+
+def test_a_read_only_database_whose_wal_holds_changes_stops_serve_with_one_line(tmp_path: Path, request):
+    """Killed with changes still in its WAL, then remounted read-only: an immutable open
+    would not see them, so serve refuses (exit 2) rather than answer stale reads."""
+    if not IS_ROOT:
+        pytest.skip("remounting needs root")
+    small_disk = request.getfixturevalue("small_disk")
+    scenario = Scenario(tmp_path, small_disk)
+    scenario.server.start(allow_new=True)
+    assert scenario.write("webmethods", 1).status == 200
+    scenario.server.kill()
+    wal = Path(f"{scenario.server.db}-wal")
+    assert wal.stat().st_size > 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+        done = subprocess.run([sys.executable, "-m", "gateway", "--db", str(scenario.server.db), "serve", "--host",
+                               "127.0.0.1", "--port", "0"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"taskgate: database {str(scenario.server.db)!r} (storage.path): the database is on a read-only file "
+        "system, and its write-ahead log (taskgate.db-wal) holds changes not yet copied into it, which cannot be "
+        "read without writing: make it writable for one start (taskgate then copies them in), or copy the files "
+        "somewhere writable\n")
+    scenario.server.start()  # writable again: the change is there
+    try:
+        scenario.reads_every_acknowledged_task()
+    finally:
+        assert scenario.server.stop() == 0
