@@ -85,13 +85,15 @@ def charge(request: web.Request, config: QuotaConfig, owner: str | None) -> None
         QUOTA.set(Quota(owner, config.tasks_per_user, config.mib_per_user * 2**20))
 
 
-def document_limits(op: dict[str, Any], errors: Mapping[int, Any]) -> None:
-    """Say in an operation's OpenAPI responses that it is held to the quota (413) and the
-    write rate (429 with Retry-After), in the error body *errors* gives."""
-    found = responses({}, errors, (413, 429))
-    found["413"]["description"] = ("Payload Too Large: the body is over server.max_body_bytes, or the write would "
-                                   "take its owner past quota.tasks_per_user tasks or quota.mib_per_user MiB in the "
-                                   "style (ordinary users only); nothing was stored")
+def document_limits(op: dict[str, Any], errors: Mapping[int, Any], *, grows: bool = True) -> None:
+    """Say in an operation's OpenAPI responses that it is held to the write rate (429 with
+    Retry-After) and, when it can make a task larger (*grows*), to the quota (413), in the
+    error body *errors* gives. A delete only gives bytes back."""
+    found = responses({}, errors, (413, 429) if grows else (429,))
+    if grows:
+        found["413"]["description"] = ("Payload Too Large: the body is over server.max_body_bytes, or the write would "
+                                       "take its owner past quota.tasks_per_user tasks or quota.mib_per_user MiB in "
+                                       "the style (ordinary users only); nothing was stored")
     found["429"]["description"] = ("Too Many Requests: too many failed sign-ins from the address, or the user "
                                    "writes faster than quota.writes_per_second (ordinary users only); nothing was "
                                    "stored")

@@ -20,6 +20,7 @@ from gateway.context import STORE
 from gateway.quotas import WriteRate
 from tests.apis.test_webmethods_fixtures import BASE, envelope
 from tests.conftest import Api
+from tests.openapi_check import Document, answer
 
 TASK_TYPE = "26629648-BF99-D8E1-BDC6-AD91EC9AE268"
 MIB = 2**20
@@ -204,3 +205,26 @@ async def test_writes_past_the_rate_are_429_with_retry_after_in_each_style_s_sha
     status, _, _ = await api.request("GET", "/task-status/v1/t1", token=alice)
     assert status == 200
     assert json.loads((await api.db_rows("SELECT doc FROM tasks WHERE id = 't1'"))[0][0])["completionStatus"] is None
+
+
+async def test_the_413s_and_429s_are_the_ones_the_openapi_documents_describe(aiohttp_client, tmp_path: Path):
+    config = Config(base_dir=str(tmp_path)).replace("quota", tasks_per_user=1, writes_per_second=0.01,
+                                                    write_burst=3)
+    client = await aiohttp_client(create_app(config))
+    store, auth = client.app[STORE], client.app[AUTHENTICATOR]
+    await store.add_user("root", "admin", None)
+    await store.add_user("alice", "user", None, associate_id=627)
+    alice = {"Authorization": f"Bearer {await auth.create_token('alice')}"}
+    document = Document(json.loads(await (await client.get("/openapi.json")).read()))
+    created = await answer(client, document, "POST", BASE, body={"taskTypeID": TASK_TYPE}, headers=alice)
+    assert created.status == 200
+    over = await answer(client, document, "POST", BASE, body={"taskTypeID": TASK_TYPE}, headers=alice)
+    assert over.status == 413  # the task quota, checked against the document's 413
+    assert (await answer(client, document, "DELETE", f"{BASE}/1", headers=alice)).status == 200
+    for method, path, ctype, body in (
+            ("POST", BASE, "application/json", {"taskTypeID": TASK_TYPE}),
+            ("PATCH", "/task-status/v1/t1", "application/json-patch+json",
+             [{"op": "replace", "path": "/completionStatus", "value": "SUCCESS"}]),
+            ("PUT", "/api/v1/BatchTask/819", "application/json", {"Description": "x"})):
+        refused = await answer(client, document, method, path, body=body, ctype=ctype, headers=alice)
+        assert (refused.status, refused.headers["Retry-After"]) == (429, "100"), refused.body

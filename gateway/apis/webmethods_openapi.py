@@ -193,5 +193,6 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 # every operation: a read too first writes the clock's changes the task is owed
 for _key in OPERATIONS:
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
-for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("rollback", "DELETE")):  # writes
+for _key in (("create", "POST"), ("put", "PUT"), ("rollback", "DELETE")):  # writes
     document_limits(OPERATIONS[_key], ERRORS)
+document_limits(OPERATIONS[("delete", "DELETE")], ERRORS, grows=False)
