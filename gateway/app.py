@@ -37,8 +37,9 @@ from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.metrics import METRICS, Metrics
-from gateway.model import CLIENT
+from gateway.model import CLIENT, IMPERSONATION, QUOTA
 from gateway.proxy import TrustedProxies, forwarded_middleware
+from gateway.quotas import WRITE_RATE, WriteRate
 from gateway.store import open_store
 
 __all__ = ["create_app", "STYLES"]
@@ -91,6 +92,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     rid = given if _REQUEST_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
     request[REQUEST_ID] = rid
     CLIENT.set(request.remote or "")  # audit rows record it (the client behind a trusted proxy)
+    QUOTA.set(None)  # a style sets them for its write; requests of one connection run in one task
+    IMPERSONATION.set(None)
     traffic = request.app[TRAFFIC]
     traffic.active += 1
     started = time.perf_counter()
@@ -192,6 +195,7 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = metrics
     app[TRAFFIC] = traffic
     app[BODY_TIMEOUT] = config.server.body_timeout
+    app[WRITE_RATE] = WriteRate(config.quota.writes_per_second, config.quota.write_burst)
     oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)

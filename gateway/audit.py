@@ -155,5 +155,7 @@ def configure_logging(config: LogConfig) -> None:
 def log_changes(changes: Sequence[Change]) -> None:
     """The store's commit listener: one audit event per committed change."""
     for c in changes:
+        # an admin's change made as another user names both: the actor it was made as and who made it
+        extra = {"impersonator": c.impersonator} if c.impersonator else {}
         logger.info(f"task.{c.action}", style=c.style, task_id=c.task_id, version=c.version,
-                    actor=c.actor, request_id=c.request_id, seq=c.seq, patch=c.patch, client=c.client)
+                    actor=c.actor, request_id=c.request_id, seq=c.seq, patch=c.patch, client=c.client, **extra)

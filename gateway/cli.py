@@ -469,7 +469,8 @@ async def _audit(args: argparse.Namespace, config: Config, store: Store) -> int:
     for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
         sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,
                                 "version": c.version, "action": c.action, "actor": c.actor,
-                                "request_id": c.request_id, "client": c.client, "patch": c.patch,
+                                "impersonator": c.impersonator, "request_id": c.request_id, "client": c.client,
+                                "patch": c.patch,
                                 "undo": c.undo}) + "\n")
     return 0
 

@@ -67,6 +67,9 @@ class StorageConfig:
     max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit)")
     min_free_mib: int = _opt(64, lo=0, doc="free space on the database's file system below which /readyz "
                                            "reports not ready (0: not checked)")
+    max_db_mib: int = _opt(0, lo=0, doc="largest the database file may grow, in MiB (SQLite's max_page_count): a "
+                                        "disk budget. A write past it is refused with 503 as on a full disk; "
+                                        "reads go on (0: no limit)")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,21 @@ class AuthConfig:
     max_concurrent_checks: int = _opt(4, lo=0, doc="password/client-secret checks running at once in the process "
                                                    "(scrypt is costly by design); one beyond waits up to 1 s for a "
                                                    "slot, then gets 429 with Retry-After (0: no ceiling)")
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    tasks_per_user: int = _opt(10_000, lo=1, doc="most tasks an ordinary user may own in each style (who owns a task "
+                                                 "is each style's rule); a write beyond it gets 413. Admins are "
+                                                 "not limited")
+    mib_per_user: int = _opt(256, lo=1, doc="most MiB an ordinary user's tasks may take in each style: their "
+                                            "documents and the audit rows of their changes; a write beyond it "
+                                            "gets 413. Admins are not limited")
+    writes_per_second: float = _opt(5000.0, lo=0.01, doc="task writes an ordinary user may make per second, "
+                                                         "sustained (a token bucket per user and process); one "
+                                                         "beyond it gets 429 with Retry-After. Admins are not limited")
+    write_burst: int = _opt(10_000, lo=1, doc="task writes an ordinary user may make at once before "
+                                              "quota.writes_per_second applies (the bucket's size)")
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
     superoffice: SuperOfficeConfig = field(default_factory=SuperOfficeConfig)
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

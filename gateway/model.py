@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from gateway.query import Query
 
 __all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Chunk", "Change", "User", "TokenRow", "TokenInfo", "OAuthClient",
-           "CLIENT", "Store"]
+           "Quota", "CLIENT", "QUOTA", "IMPERSONATION", "Store"]
 
 Doc = dict[str, Any]
 #: a pure function from the stored document (None when absent) to the new one (None
@@ -33,6 +33,28 @@ Step = tuple[str, Mutate]
 #: where the current change comes from (a client's address, set per request by the HTTP
 #: layer; empty for the command line and background jobs); each write records it at submit
 CLIENT: ContextVar[str] = ContextVar("taskgate_client", default="")
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """What one owner may hold in one style: at most *tasks* tasks and *bytes* bytes (their
+    stored documents and the audit rows of their changes). *owner* is the owner as the
+    style's owner field names it (a user name, or a SuperOffice associate id as text)."""
+
+    owner: str
+    tasks: int
+    bytes: int
+    #: the configuration keys of the limits, for the refusal's message
+    names: tuple[str, str] = ("quota.tasks_per_user", "quota.mib_per_user")
+
+
+#: the quota the current change is held to (set per request by a style for an ordinary
+#: user's write; None for admins, the command line and background jobs); each write
+#: records it at submit, as it does :data:`CLIENT`
+QUOTA: ContextVar[Quota | None] = ContextVar("taskgate_quota", default=None)
+#: ``(actor, real caller)`` while an admin acts as another user (webMethods' ``user`` input):
+#: a change whose actor is the first records the second as its impersonator
+IMPERSONATION: ContextVar[tuple[str, str] | None] = ContextVar("taskgate_impersonation", default=None)
 
 
 class Expect(Enum):
@@ -79,6 +101,9 @@ class Change:
     patch: list[dict[str, Any]]
     undo: list[dict[str, Any]]
     client: str = ""  # the client's address (CLIENT when the change was submitted)
+    #: who really made the change when an admin made it as *actor* (impersonation); empty
+    #: when the actor made it
+    impersonator: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +152,8 @@ class Store(Protocol):
       ``version`` and appends one audit row (:class:`Change`, an RFC 6902
       patch and its inverse) in the same transaction. A mutation that raises a
       :mod:`gateway.errors` type refuses its write alone; any other exception is an
-      InternalError for its write alone. Callers are answered only after the commit, and
+      InternalError for its write alone. A write submitted under a :data:`QUOTA` that would
+      take the quota's owner past a limit is a PayloadTooLarge, alone. Callers are answered only after the commit, and
       commit listeners (:meth:`Store.on_commit`) hear every committed change, in commit order.
     * **Reads run beside writes** and see committed data only.
     * **Errors**: domain errors are :mod:`gateway.errors` types (NotFound, Conflict,
@@ -253,6 +279,19 @@ class Store(Protocol):
         each over that style's rows only; with *then*, ordered by that field next, so that
         ``field = x ORDER BY then`` reads one page of the answer. Idempotent: a restart
         changes nothing. ValueError for a style or field that is not a plain name."""
+        ...
+
+    async def ensure_owner(self, style: str, field: str) -> None:
+        """Name the field of *style*'s documents that holds a task's owner (a member path
+        such as ``$.launcher``; a text value, or an integer taken as its digits): what
+        :attr:`Quota.owner` is compared with. The store counts each owner's tasks and their
+        bytes (documents and audit rows) in every write's transaction from then on; naming
+        another field than before recounts the style once. Idempotent."""
+        ...
+
+    async def usage(self, style: str, owner: str) -> tuple[int, int]:
+        """What *owner* holds in *style*: its tasks, and the bytes of their documents and
+        audit rows (what a :class:`Quota` limits)."""
         ...
 
     # -- users, tokens, OAuth clients -------------------------------------------------

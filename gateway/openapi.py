@@ -204,6 +204,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "404": {"description": "no such file", "content": {"application/json": {"schema": PlainErrorSchema}}}},
     },
 }
+# issuing a token writes it: another connection holding the write lock makes it a 503 (temporarily_unavailable)
+OPERATIONS[("token", "POST")]["responses"]["503"] = busy_response(_OAUTH_ERRORS)
 
 
 # -- the document ------------------------------------------------------------------------------

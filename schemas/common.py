@@ -106,10 +106,13 @@ class OAuthTokenSchema(Schema):
 
 class OAuthErrorSchema(Schema):
     """``POST /oauth/token`` failure (RFC 6749 §5.2; ``slow_down``, RFC 8628's code for a
-    client asking too fast, comes with a 429 when the sign-in limiter refuses)."""
+    client asking too fast, comes with a 429 when the sign-in limiter refuses;
+    ``temporarily_unavailable``, RFC 6749 §4.1.2.1's, with a 503 when the token cannot be
+    stored now)."""
 
     error = fields.String(required=True, metadata={"enum": ["invalid_request", "invalid_client",
-                                                            "unsupported_grant_type", "slow_down"]})
+                                                            "unsupported_grant_type", "slow_down",
+                                                            "temporarily_unavailable"]})
     error_description = fields.String(required=True)
 
 

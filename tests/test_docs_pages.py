@@ -16,7 +16,7 @@ import pytest
 from gateway import docgen
 from gateway.apis import webmethods
 from gateway.app import create_app
-from gateway.config import AuthConfig, Config
+from gateway.config import AuthConfig, Config, QuotaConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -168,3 +168,24 @@ def test_the_webmethods_page_states_the_audit_page_size():
     text = " ".join(_text(DOCS / "webmethods.md").split())
     assert (f"`maxRes`: the most entries in the page, 1 to {webmethods.MAX_AUDIT_PAGE}; without it, "
             f"{webmethods.MAX_AUDIT_PAGE}.") in text
+
+
+def _guarantees() -> str:
+    text = _text(DOCS / "operations.md")
+    return text.split("\n## Guarantees\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("key", [f.name for f in dataclasses.fields(QuotaConfig)])
+def test_the_guarantees_state_each_quota_with_its_default(key: str):
+    default = getattr(QuotaConfig(), key)
+    stated = " ".join(_guarantees().split())  # the page wraps its lines anywhere
+    assert f"`quota.{key}` (default {default:,g})" in stated, f"quota.{key} (default {default:,g})"
+
+
+@pytest.mark.parametrize("command", ["user disable", "user delete", "user passwd", "token list", "token revoke",
+                                     "oauth-client list", "oauth-client revoke"])
+def test_the_guarantees_say_how_to_revoke_with_commands_that_exist(command: str):
+    stated = " ".join(_guarantees().split())
+    group, _, verb = command.partition(" ")
+    assert f"`taskgate {group} " in stated and verb in stated.split(f"`taskgate {group} ")[1].split("`")[0]
+    assert f"`taskgate {command}" in _text(DOCS / "cli.md")

@@ -27,12 +27,13 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
-from gateway.apis.sailpoint_rules import Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
+from gateway.apis.sailpoint_rules import OWNER, Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
 from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
-from gateway.context import STORE, principal, request_id
+from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
+from gateway.quotas import charge
 from gateway.streaming import answer_list, json_list, task_parts
 
 __all__ = ["STYLE", "PATH_PATTERN", "PATCH_TYPES", "MAX_LIMIT", "setup", "render_error", "import_task", "prepare"]
@@ -154,6 +155,7 @@ async def patch_task(request: web.Request) -> web.Response:
     _ctype, body = await read_body(request, PATCH_TYPES)
     ops = parse_patch(decode_json(body))
     mutate = owned_mutation(Caller(who.name, who.is_admin), task_id, patch_mutation(ops, now_iso()))
+    charge(request, request.app[CONFIG].quota, who.name)  # a task is its launcher's
     try:
         task = await request.app[STORE].update(
             STYLE, task_id, mutate, actor=who.name, request_id=request_id(request),
@@ -195,3 +197,4 @@ async def prepare(store: Any) -> None:
     """Indexes the list filters need (run once the store is open)."""
     # ordered by created next: the default sort of every list
     await store.ensure_indexes(STYLE, INDEXED_FIELDS, then="$.created")
+    await store.ensure_owner(STYLE, f"$.{OWNER}")

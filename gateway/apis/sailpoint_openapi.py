@@ -13,6 +13,7 @@ from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
 from gateway.apis.sailpoint_rules import UPDATABLE
 from gateway.limits import MAX_OPERATIONS
 from gateway.openapi import busy_response, json_body, param, responses
+from gateway.quotas import document_limits
 from schemas.sailpoint import (
                                ErrorResponseDtoSchema,
                                JsonPatchOperationSchema,
@@ -109,3 +110,4 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 
 for _key in (("patch", "PATCH"), ("create", "POST")):  # the operations that write tasks
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
+document_limits(OPERATIONS[("patch", "PATCH")], ERRORS)  # what an ordinary user may write

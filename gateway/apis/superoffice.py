@@ -225,3 +225,4 @@ def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:
 async def prepare(store: Any) -> None:
     """Indexes for the list filters and the Agents searches."""
     await store.ensure_indexes(STYLE, INDEXED_FIELDS)
+    await store.ensure_owner(STYLE, rules.OWNER_FIELD)

@@ -16,6 +16,7 @@ from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METAD
 from gateway.apis.superoffice_rules import UPDATABLE, UPDATABLE_TEXT
 from gateway.apis.superoffice_service import MAX_ID
 from gateway.openapi import busy_response, json_body, param, responses
+from gateway.quotas import document_limits
 from schemas.superoffice import (
     CANCELLATION,
     STATES,
@@ -199,5 +200,7 @@ OPERATIONS[("put", "PUT")]["description"] = (f"State: {', '.join(STATES)} (or th
 
 
 for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("stop", "POST"),
-             ("agent", "POST")):  # the operations that write tasks
+             ("agent", "POST"), ("login", "POST"), ("logout", "POST")):  # the operations that write tasks or tokens
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
+for _key in (("put", "PUT"), ("stop", "POST"), ("agent", "POST")):  # what an ordinary user may write
+    document_limits(OPERATIONS[_key], ERRORS)

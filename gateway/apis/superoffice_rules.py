@@ -22,11 +22,14 @@ from gateway.model import Doc, Mutate
 from gateway.patching import apply_json_patch, apply_merge_patch, same_json
 from schemas.superoffice import FIELDS
 
-__all__ = ["UPDATABLE", "UPDATABLE_TEXT", "READ_ONLY_REASON", "STOPPABLE", "Caller", "may_update", "rights",
+__all__ = ["OWNER_FIELD", "UPDATABLE", "UPDATABLE_TEXT", "READ_ONLY_REASON", "STOPPABLE", "Caller", "may_update",
+           "rights",
            "new_batch_task", "put_mutation", "stop_mutation"]
 
 #: the only members a PUT may change, in the vendor's words and order: "Only the following
 #: properties can be updated: State, Description, Response and Request."
+#: the member naming a task's owner: the associate whose user may update it (:func:`may_update`)
+OWNER_FIELD = "$.AssociateId"
 UPDATABLE = ("State", "Description", "Response", "Request")
 #: :data:`UPDATABLE` as prose: "State, Description, Response and Request"
 UPDATABLE_TEXT = ", ".join(UPDATABLE[:-1]) + " and " + UPDATABLE[-1]

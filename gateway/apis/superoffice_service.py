@@ -31,6 +31,7 @@ from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_m
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
+from gateway.quotas import charge
 from gateway.streaming import answer_list, json_list, task_parts, xml_list
 from schemas.superoffice import FIELDS
 
@@ -180,10 +181,17 @@ async def find(request: web.Request, *, state: str | None = None, system: bool |
     return ids
 
 
+def _charge(request: web.Request, ctx: Ctx) -> None:
+    """The caller's write rate and quota: a task is the user's whose associate it names."""
+    associate = ctx.caller.associate_id
+    charge(request, request.app[CONFIG].quota, None if associate is None else str(associate))
+
+
 async def update(request: web.Request, ctx: Ctx, task_id: str, kind: str, payload: Any) -> Task:
     """A PUT's change (see :func:`~gateway.apis.superoffice_rules.put_mutation`), stored."""
     mutate = rules.put_mutation(kind, payload, zone=ctx.zone, strict=request.app[CONFIG].superoffice.strict_readonly,
                                 caller=ctx.caller, task_id=int(task_id))
+    _charge(request, ctx)
     try:
         return await request.app[STORE].update(STYLE, task_id, mutate, actor=ctx.caller.name,
                                                request_id=request_id(request), **_preconditions(request))
@@ -204,6 +212,7 @@ async def delete(request: web.Request, ctx: Ctx, task_id: str) -> None:
 async def stop(request: web.Request, ctx: Ctx, task_id: str) -> bool:
     """Whether the task was stopped (see :func:`~gateway.apis.superoffice_rules.stop_mutation`)."""
     outcome: list[bool] = []
+    _charge(request, ctx)
     try:
         await request.app[STORE].update(STYLE, task_id, rules.stop_mutation(ctx.caller, int(task_id), outcome),
                                         actor=ctx.caller.name, request_id=request_id(request))

@@ -43,8 +43,9 @@ from gateway.codecs import decode_json, etag, json_response, parse_if_match, rea
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
-from gateway.model import Change, Step, Store, Task
+from gateway.model import IMPERSONATION, Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
+from gateway.quotas import charge
 from gateway.streaming import Part, answer_list, json_list, task_parts
 from schemas.common import load_or_400
 from schemas.webmethods import STATUSES, TaskInfoValuesSchema
@@ -157,6 +158,7 @@ class Call:
     now: str
     encode: DateEncoder
     request_id: str
+    request: web.Request
 
 
 async def _call(request: web.Request, body: Mapping[str, Any]) -> Call:
@@ -173,13 +175,19 @@ async def _call(request: web.Request, body: Mapping[str, Any]) -> Call:
                 raise errors.Forbidden(f"user {who.name} may not act for {name}: only an admin may impersonate")
             named = await store.get_user(name)
             actor = Actor(name, named is not None and named.role == "admin")
+            IMPERSONATION.set((name, who.name))  # the audit row names both
     request[_USER] = actor.name
     try:
         encode = date_encoder(request.query.get("jsonDateEncoding"))
     except ValueError as exc:
         raise errors.BadRequest(str(exc)) from None
     return Call(store, request.app[CONFIG].webmethods, actor, request.app[CLOCK].now_iso(), encode,
-                request_id(request))
+                request_id(request), request)
+
+
+def _charge(call: Call) -> None:
+    """The caller's write rate and quota: a task is its creator's (``createdBy``)."""
+    charge(call.request, call.request.app[CONFIG].quota, call.actor.name)
 
 
 def _task_id(request: web.Request, body: Mapping[str, Any]) -> str:
@@ -236,6 +244,7 @@ async def _current(call: Call, task_id: str) -> Task:
 async def _write(call: Call, task_id: str, steps: Sequence[Step], *, if_match: frozenset[int] | None = None,
                  request_id: str | None = None, created: str | None = None) -> Task | None:
     """One store write of *steps*; a missing task gets the one not-found answer."""
+    _charge(call)
     try:
         return await call.store.write(STYLE, task_id, steps, request_id=request_id or call.request_id,
                                       if_match=if_match, created=created)
@@ -327,6 +336,7 @@ async def create_task(request: web.Request) -> web.Response:
         raise errors.BadRequest("taskData must be a JSON object")
     doc = rules.new_task("", type_id, queue_info, data or {}, user=call.actor.name, now=call.now)
     # numeric ids, as IS's are (clients call Long.parseLong), handed out by the store in order
+    _charge(call)
     task = await call.store.create_numbered(
         STYLE, lambda n: {**doc, "TaskInfo": {**doc["TaskInfo"], "taskID": str(n)}},
         actor=call.actor.name, request_id=call.request_id, max_id=2**53)  # exact in a JavaScript number
@@ -378,8 +388,11 @@ async def search_tasks(request: web.Request) -> web.StreamResponse:
 
 # -- audit and rollback ---------------------------------------------------------------------------------
 def _audit_out(change: Change, call: Call) -> dict[str, Any]:
+    """One TaskAudit entry: ``userID`` is who the change was made as, ``sourceURI`` who made
+    it (the admin, when an admin acted as that user)."""
     return {"id": change.seq, "createdDate": call.encode(change.at), "operation": rules.operation_code(change),
-            "difference": [_difference(op) for op in change.patch], "sourceURI": f"user:{change.actor}",
+            "difference": [_difference(op) for op in change.patch],
+            "sourceURI": f"user:{change.impersonator or change.actor}",
             "TaskURI": f"/rest/pub/opentask/{change.task_id}", "taskVersionNumber": rules.version_of(change),
             "userID": change.actor}
 
@@ -512,6 +525,7 @@ def setup(app: web.Application) -> None:
 async def prepare(store: Any) -> None:
     """Indexes that lists, searches and the sweeper filter on."""
     await store.ensure_indexes(STYLE, INDEXED_FIELDS)
+    await store.ensure_owner(STYLE, rules.OWNER_FIELD)
 
 
 def import_task(doc: Any, now: str) -> tuple[str, dict[str, Any]]:

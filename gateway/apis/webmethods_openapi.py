@@ -15,6 +15,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from gateway.apis import webmethods_rules as rules
 from gateway.openapi import busy_response, json_body, param, responses
+from gateway.quotas import document_limits
 from schemas.webmethods import (
     CreatedSchema,
     EmptySchema,
@@ -200,3 +201,6 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 # every operation: a read too first writes the clock's changes the task is owed
 for _key in OPERATIONS:
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
+for _key in (("create", "POST"), ("put", "PUT"), ("rollback", "DELETE")):  # writes
+    document_limits(OPERATIONS[_key], ERRORS)
+document_limits(OPERATIONS[("delete", "DELETE")], ERRORS, grows=False)

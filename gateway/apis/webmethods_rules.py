@@ -25,7 +25,8 @@ from gateway.patching import apply_json_patch, same_json
 from gateway.query import Compare, Expr, Or
 from schemas.webmethods import STATUSES
 
-__all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "CREATE_ONLY", "CREATE_SETTABLE",
+__all__ = ["STYLE", "OWNER_FIELD", "STATUSES", "UPDATABLE_STATUSES",
+           "WRITABLE", "READ_ONLY", "CREATE_ONLY", "CREATE_SETTABLE",
            "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",
            "check_status_change", "check_update", "merge_task_info", "new_task", "update_mutation",
            "delete_mutation", "due_status", "time_step", "time_mutation", "time_changes_due", "catch_up",
@@ -35,6 +36,9 @@ __all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "
 
 #: the store's name for this style's tasks
 STYLE = "webmethods"
+#: the member naming a task's owner for the quotas: its creator (:func:`may_access` also lets
+#: the users it is assigned to or accepted by see it, but a task counts once, for who made it)
+OWNER_FIELD = "$.TaskInfo.createdBy"
 #: statuses a PUT applies to by default (IS: Active, Error, Suspended; taskgate adds scheduled)
 UPDATABLE_STATUSES = frozenset({"active", "error", "suspended", "scheduled"})
 #: new statuses refused from a given status, whatever the setting

@@ -76,7 +76,10 @@ async def oauth_token(request: web.Request) -> web.Response:
     except errors.TooManyRequests as exc:
         return _oauth_error(429, "slow_down", exc.message, exc.headers)
     ttl = authenticator.token_ttl_seconds
-    token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
+    try:
+        token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
+    except errors.ServiceUnavailable as exc:  # the token could not be stored now (a held write lock, the disk)
+        return _oauth_error(503, "temporarily_unavailable", exc.message, exc.headers)
     return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl,
                               "scope": "sp:scopes:all"},
                              headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -33,4 +33,5 @@ async def open_store(config: Config, *, allow_new: bool | None = None) -> Store:
     file cannot be used."""
     return await SQLiteStore.open(config.db_path, synchronous=config.storage.synchronous,
                                   busy_timeout_ms=config.storage.busy_timeout_ms,
-                                  max_batch=config.storage.max_batch, allow_new=allow_new)
+                                  max_batch=config.storage.max_batch, allow_new=allow_new,
+                                  max_db_mib=config.storage.max_db_mib)

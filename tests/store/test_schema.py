@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -29,7 +30,7 @@ async def test_new_database_is_migrated_and_configured(tmp_path: Path):
         await store.close()
     assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
-        "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed"}
+        "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed", "owners", "usage"}
 
 
 def test_every_connection_starts_in_wal_mode_without_automatic_checkpoints():
@@ -116,3 +117,41 @@ async def test_newer_or_foreign_databases_are_refused(tmp_path: Path):
         await SQLiteStore.open(junk)
     # a refused file leaves no thread of the store behind
     assert not [t for t in threading.enumerate() if t.name.startswith(("store-writer", "store-warmer"))]
+
+
+async def test_the_owner_migration_counts_existing_tasks_once_their_style_names_its_owner_field(tmp_path: Path):
+    """A file from before the quotas: its tasks get no owner until the style names its
+    owner field; then each owner holds its tasks and their documents' and audit rows' bytes,
+    and old audit rows name no impersonator."""
+    before = next(i for i, script in enumerate(MIGRATIONS) if "CREATE TABLE usage" in script)
+    path = tmp_path / "old.db"
+    docs = {"a": {"who": "ann", "pad": "é" * 100}, "b": {"who": "ann"}, "c": {"who": "bob"}, "d": {"who": 7}}
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:before]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {before}")
+        for n, (task_id, doc) in enumerate(docs.items(), 1):
+            text = json.dumps(doc, ensure_ascii=False)
+            conn.execute("INSERT INTO tasks (style, id, version, created, modified, doc) VALUES "
+                         "('s', ?, 1, 't', 't', ?)", (task_id, text))
+            conn.execute("INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, "
+                         "undo) VALUES (?, 't', 's', ?, 1, 'created', 'x', 'r', ?, '[]')",
+                         (n, task_id, json.dumps([{"op": "add", "path": "", "value": doc}], ensure_ascii=False)))
+    store = await SQLiteStore.open(path)
+    try:
+        assert await store.usage("s", "ann") == (0, 0)
+        await store.ensure_owner("s", "$.who")
+        counted = {owner: await store.usage("s", owner) for owner in ("ann", "bob", "7")}
+        sizes = await store.read_sql(
+            "SELECT json_extract(t.doc, '$.who'), count(*), sum(length(CAST(t.doc AS BLOB)) + "
+            "length(CAST(a.patch AS BLOB)) + length(CAST(a.undo AS BLOB))) FROM tasks AS t JOIN audit AS a "
+            "ON a.style = t.style AND a.task_id = t.id GROUP BY 1 ORDER BY 1")
+        assert counted == {str(who): (tasks, size) for who, tasks, size in sizes}
+        assert counted["ann"][0] == 2 and counted["7"][0] == 1
+        assert {c.impersonator for c in await store.audit()} == {""}
+        # the write path goes on from the recount: a new task of ann's adds exactly its bytes
+        await store.create("s", "e", {"who": "ann"}, actor="ann", request_id="r")
+        (size,), = await store.read_sql("SELECT size FROM tasks WHERE id = 'e'")
+        assert await store.usage("s", "ann") == (3, counted["ann"][1] + size)
+    finally:
+        await store.close()

@@ -18,26 +18,31 @@ from typing import Any
 
 from gateway import errors
 from gateway.clock import now_iso, parse_iso
-from gateway.model import CLIENT, Change, Doc, Expect, Step, Task
+from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
 from gateway.patching import diff
-from gateway.store.sqlite.keyed import Keyed, keys_text
+from gateway.store.sqlite.keyed import KeyedFields, keys_text
 from gateway.store.sqlite.log import report
-from gateway.store.sqlite.rows import is_counted, stored_text
+from gateway.store.sqlite.owned import Usage, check_quota, owner_of
+from gateway.store.sqlite.rows import audit_row, is_counted, stored_text, text_bytes
 
-__all__ = ["QueuedWrite", "Stored", "Touched", "Applied", "apply_batch", "apply_write", "needs_counters"]
+__all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_write", "needs_counters"]
 
 #: a stored row as a batch reads it: version, document, created, modified
 Stored = tuple[int, Doc | None, str, str]
 #: a task's final row in a batch: version, created, document (None: deleted), its stored
-#: text, its keys column
-Touched = tuple[int, str, Doc | None, str, str | None]
+#: text, its keys column, its owner, its size in bytes
+Touched = tuple[int, str, Doc | None, str, str | None, str | None, int]
+#: a stored row's owner, size (its document's bytes and its audit rows') and its document's
+#: bytes, as a batch reads them (and leaves them)
+Held = tuple[str | None, int, int]
 
 
 class QueuedWrite:
     """One queued write: its preconditions, then its steps in order, each its own audited change."""
 
     __slots__ = ("style", "task_id", "steps", "expect", "request_id", "if_match",
-                 "unmodified_since", "created", "build", "max_id", "future", "client", "warmed")
+                 "unmodified_since", "created", "build", "max_id", "future", "client", "warmed", "quota",
+                 "impersonation")
 
     def __init__(self, style: str, task_id: str | None, steps: Sequence[Step], expect: Expect,
                  request_id: str, if_match: frozenset[int] | None,
@@ -47,6 +52,8 @@ class QueuedWrite:
         self.request_id, self.if_match, self.created = request_id, if_match, created
         self.unmodified_since, self.build, self.max_id = unmodified_since, build, max_id
         self.client = CLIENT.get()
+        self.quota = QUOTA.get()
+        self.impersonation = IMPERSONATION.get()
         self.warmed = True  # False while a read-ahead thread has yet to read its task
         self.future: asyncio.Future[tuple[Task | None, list[Change]]] = \
             asyncio.get_running_loop().create_future()
@@ -55,12 +62,38 @@ class QueuedWrite:
 @dataclass
 class Applied:
     """What a batch comes to: each write's outcome (its task and changes, or the error it
-    raised), every change in order, each touched task's final row, and the batch's time."""
+    raised), every change in order with its audit row, each touched task's final row, what
+    each owner's holdings changed by, and the batch's time."""
 
     at: str
     results: list[tuple[QueuedWrite, Any]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    audit_rows: list[tuple[Any, ...]] = field(default_factory=list)
     touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
+    usage: Usage = field(default_factory=dict)
+
+
+def _charge(usage: Usage, key: tuple[str, str], tasks: int, size: int) -> None:
+    held = usage.setdefault(key, [0, 0])
+    held[0] += tasks
+    held[1] += size
+
+
+def _account(w: QueuedWrite, style: str, old: Held | None, new: Held | None, held: Usage) -> Usage:
+    """What one write changes of each owner's holdings (the old row's owner gives back its
+    size, the new row's owner takes the new size); PayloadTooLarge when it takes the owner
+    of its quota past a limit (*held*: what each owner of the batch's quotas holds, as the
+    batch's earlier writes left it)."""
+    delta: Usage = {}
+    if old is not None and old[0] is not None:
+        _charge(delta, (style, old[0]), -1, -old[1])
+    if new is not None and new[0] is not None:
+        _charge(delta, (style, new[0]), 1, new[1])
+    quota = w.quota
+    if quota is not None and (style, quota.owner) in delta:
+        tasks, size = delta[(style, quota.owner)]
+        check_quota(quota, style, held.get((style, quota.owner), [0, 0]), tasks, size)
+    return delta
 
 
 def needs_counters(batch: Sequence[QueuedWrite]) -> bool:
@@ -84,12 +117,18 @@ def _number(w: QueuedWrite, counters: dict[str, int]) -> str:
 
 
 def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
-                counters: dict[str, int] | None, keyed: Keyed) -> Applied:
+                counters: dict[str, int] | None, keyed: KeyedFields,
+                held_rows: dict[tuple[str, str], Held] | None = None, held: Usage | None = None) -> Applied:
     """Each write in order against the rows as the earlier writes of the batch left
-    them (*current* is updated); a write whose mutation raises is left out alone. *seq*:
-    the last audit sequence number; *counters*: the id counters, when the batch needs them."""
+    them (*current* is updated); a write whose mutation raises, or that would take its
+    owner past its quota, is left out alone. *seq*: the last audit sequence number;
+    *counters*: the id counters, when the batch needs them; *held_rows*: each stored row's
+    owner and size; *held*: what the owners of the batch's quotas hold (both updated)."""
     out = Applied(at=now_iso())
     at = out.at
+    rows = held_rows if held_rows is not None else {}
+    usage = held if held is not None else {}
+    owners = keyed.owners
     for w in batch:
         try:
             if w.task_id is None:
@@ -99,6 +138,18 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
                 task_id = w.task_id
             key = (w.style, task_id)
             task, made, text = apply_write(w, current.get(key), seq + 1, at)
+            if made:
+                audit = [audit_row(c) for c in made]
+                old = rows.get(key)
+                new: Held | None = None
+                if task is not None:
+                    # a task keeps the bytes of its audit rows until it is deleted: its size
+                    # is its document's bytes and its trail's, of this life of the task
+                    trail = (old[1] - old[2] if old is not None and made[0].action != "created" else 0) \
+                        + sum(n for _, n in audit)
+                    doc_bytes = text_bytes(text)
+                    new = (owner_of(owners.get(w.style), task.doc), doc_bytes + trail, doc_bytes)
+                delta = _account(w, w.style, old, new, usage)
         except errors.TaskgateError as exc:
             out.results.append((w, exc))
             continue
@@ -109,6 +160,15 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
         if made:
             seq += len(made)
             out.changes.extend(made)
+            out.audit_rows.extend(row for row, _ in audit)
+            for owner_key, (tasks, size) in delta.items():
+                _charge(out.usage, owner_key, tasks, size)
+                if owner_key in usage:
+                    _charge(usage, owner_key, tasks, size)
+            if new is None:
+                rows.pop(key, None)
+            else:
+                rows[key] = new
             last = made[-1]
             # a task deleted and created again in one batch is as new as one created now
             recreated = any(c.action == "created" for c in made)
@@ -117,8 +177,8 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
                 task = Task(task.style, task.id, task.version, task.doc, task.modified, created)
             current[key] = ((task.version, task.doc, created, at) if task
                             else (last.version, None, created, at))
-            out.touched[key] = (last.version, created, task.doc, text, keys_text(keyed.get(w.style, ()), task.doc)) \
-                if task else (last.version, created, None, text, None)
+            out.touched[key] = (last.version, created, task.doc, text, keys_text(keyed.of(w.style), task.doc),
+                                *new[:2]) if task and new else (last.version, created, None, text, None, None, 0)
             if counters is not None and recreated and is_counted(task_id):
                 counters[w.style] = max(counters.get(w.style, 0), int(task_id))
         out.results.append((w, (task, made)))
@@ -146,6 +206,7 @@ def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tu
         raise errors.PreconditionFailed(f"task {task_id!r} was deleted and created again since it was read")
     made: list[Change] = []
     doc, text = old, ""
+    acting = w.impersonation
     for actor, mutate in w.steps:
         new = mutate(doc)
         if new is doc:
@@ -160,7 +221,7 @@ def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tu
         version += 1
         made.append(Change(seq=seq + len(made), at=at, style=w.style, task_id=task_id, version=version,
                            action=action, actor=actor, request_id=w.request_id, patch=patch, undo=undo,
-                           client=w.client))
+                           client=w.client, impersonator=acting[1] if acting and acting[0] == actor else ""))
         doc = new
     if not made:
         return (Task(w.style, task_id, version, old, modified, created) if old is not None else None), made, ""

@@ -20,6 +20,7 @@ from gateway.model import Doc
 from gateway.patching import diff
 from gateway.speedups import dumps_bytes
 from gateway.store.sqlite.keyed import KeyedFields, keys_text, read_keyed
+from gateway.store.sqlite.owned import Usage, add_usage, owner_of
 from gateway.store.sqlite.rows import is_counted
 from gateway.store.sqlite.write_connection import WriteConnection
 
@@ -45,7 +46,7 @@ async def _load_chunk(writer: WriteConnection, keyed: KeyedFields, style: str, r
                       actor: str, request_id: str) -> int:
     at = now_iso()
 
-    def begin(conn: sqlite3.Connection) -> tuple[tuple[dict[str, tuple[str, ...]], int], int]:
+    def begin(conn: sqlite3.Connection) -> tuple[tuple[dict[str, tuple[str, ...]], int, dict[str, str]], int]:
         conn.execute("BEGIN IMMEDIATE")
         found = read_keyed(conn)  # another process may have keyed other fields
         (seq,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
@@ -56,25 +57,36 @@ async def _load_chunk(writer: WriteConnection, keyed: KeyedFields, style: str, r
             found, seq = await writer.off_loop(begin)
             keyed.replace(found)
             fields = keyed.of(style)
+            owner_field = keyed.owners.get(style)
             task_rows: list[tuple[Any, ...]] = []
             audit_rows: list[tuple[Any, ...]] = []
+            usage: Usage = {}
             top = 0
             for task_id, doc in rows:
                 text = dumps(doc)
-                if len(text.encode("utf-8")) > MAX_DOCUMENT_BYTES:
+                size = len(text.encode("utf-8"))
+                if size > MAX_DOCUMENT_BYTES:
                     raise errors.PayloadTooLarge(f"task {task_id!r} is larger than {MAX_DOCUMENT_BYTES} bytes")
                 patch, undo = diff({}, doc)
                 seq += 1
-                task_rows.append((style, task_id, 1, at, at, text, keys_text(fields, doc)))
                 # values of a document dumps() accepted: the fast path is exact
+                patch_bytes, undo_bytes = dumps_bytes(patch), dumps_bytes(undo)
                 audit_rows.append((seq, at, style, task_id, 1, "created", actor, request_id,
-                                   dumps_bytes(patch).decode("utf-8"), dumps_bytes(undo).decode("utf-8")))
+                                   patch_bytes.decode("utf-8"), undo_bytes.decode("utf-8")))
+                owner = owner_of(owner_field, doc)
+                size += len(patch_bytes) + len(undo_bytes)  # a task's size counts its audit rows
+                task_rows.append((style, task_id, 1, at, at, text, keys_text(fields, doc), owner, size))
+                if owner is not None:
+                    held = usage.setdefault((style, owner), [0, 0])
+                    held[0] += 1
+                    held[1] += size
                 if is_counted(task_id):
                     top = max(top, int(task_id))
 
             def load(conn: sqlite3.Connection) -> None:
-                conn.executemany("INSERT INTO tasks (style, id, version, created, modified, doc, keys) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", task_rows)
+                conn.executemany("INSERT INTO tasks (style, id, version, created, modified, doc, keys, owner, size) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", task_rows)
+                add_usage(conn, usage)
                 conn.executemany("INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, "
                                  "patch, undo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", audit_rows)
                 if top:

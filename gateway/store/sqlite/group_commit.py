@@ -29,12 +29,13 @@ import structlog
 
 from gateway import errors
 from gateway.model import Change, Task
-from gateway.store.sqlite.batch import Applied, QueuedWrite, Stored, apply_batch, needs_counters
+from gateway.store.sqlite.batch import Applied, Held, QueuedWrite, Stored, apply_batch, needs_counters
 from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.log import report
+from gateway.store.sqlite.owned import add_usage, read_usage
 from gateway.store.sqlite.read_ahead import ReadAhead
-from gateway.store.sqlite.rows import AUDIT_COLUMNS, audit_row, load_doc
+from gateway.store.sqlite.rows import AUDIT_COLUMNS, load_doc, text_bytes
 from gateway.store.sqlite.sql import keys_table
 from gateway.store.sqlite.wal import Checkpoints
 from gateway.store.sqlite.write_connection import WriteConnection, is_busy
@@ -165,9 +166,11 @@ class GroupCommit:
             try:  # BEGIN inside: a drain cancelled while BEGIN waits must not leave a transaction open
                 if rewind or not writer.begin_now():
                     await writer.begin(rewind=rewind)
-                current, stored_keys, seq, counters = self._read_batch(keys, needs_counters(batch))
+                current, stored_keys, held_rows, seq, counters = self._read_batch(keys, needs_counters(batch))
+                quotas = {(w.style, w.quota.owner) for w in batch if w.quota is not None}
+                held = read_usage(writer.conn, quotas) if quotas else {}
                 stored_created = {key: row[2] for key, row in current.items()}
-                applied = apply_batch(batch, current, seq, counters, self._keyed.by_style)
+                applied = apply_batch(batch, current, seq, counters, self._keyed, held_rows, held)
                 self._write_rows(applied, stored_keys, stored_created, counters)
                 await writer.commit()
             except BaseException:
@@ -198,10 +201,12 @@ class GroupCommit:
                 report("store.listener_failed", listener=repr(listener))
 
     def _read_batch(self, keys: list[tuple[str, str]], with_counters: bool) \
-            -> tuple[dict[tuple[str, str], Stored], dict[tuple[str, str], str | None], int, dict[str, int] | None]:
-        """Inside the batch's transaction, on the loop's thread: the rows the batch touches
-        and their stored keys columns, the last audit sequence number, and (when needed) the
-        id counters. Follows the keyed fields when another connection committed."""
+            -> tuple[dict[tuple[str, str], Stored], dict[tuple[str, str], str | None], dict[tuple[str, str], Held],
+                     int, dict[str, int] | None]:
+        """Inside the batch's transaction, on the loop's thread: the rows the batch touches,
+        their stored keys columns, owners and sizes, the last audit sequence number, and
+        (when needed) the id counters. Follows the keyed and owner fields when another
+        connection committed."""
         conn = self._writer.conn
         changed = self._keyed.changed_since(conn)
         if changed is not None:  # another process committed: it may have keyed other fields
@@ -209,16 +214,19 @@ class GroupCommit:
         counters = dict(conn.execute("SELECT style, last FROM counters").fetchall()) if with_counters else None
         found: dict[tuple[str, str], Stored] = {}
         stored_keys: dict[tuple[str, str], str | None] = {}
+        held: dict[tuple[str, str], Held] = {}
         for start in range(0, len(keys), _KEYS_PER_READ):
             table, params = keys_table(keys[start:start + _KEYS_PER_READ])
             rows = conn.execute(
-                table + "SELECT t.style, t.id, t.version, t.doc, t.created, t.modified, t.keys "
+                table + "SELECT t.style, t.id, t.version, t.doc, t.created, t.modified, t.keys, t.owner, t.size "
                 "FROM k JOIN tasks AS t ON t.style = k.style AND t.id = k.id", params).fetchall()
-            for style, task_id, version, doc, created, modified, keys_column in rows:
+            for style, task_id, version, doc, created, modified, keys_column, owner, size in rows:
                 found[(style, task_id)] = (version, load_doc(doc), created, modified)
                 stored_keys[(style, task_id)] = keys_column
+                doc_bytes = text_bytes(doc)
+                held[(style, task_id)] = (owner, doc_bytes if size is None else size, doc_bytes)
         (seq,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
-        return found, stored_keys, seq, counters
+        return found, stored_keys, held, seq, counters
 
     def _write_rows(self, applied: Applied, stored_keys: dict[tuple[str, str], str | None],
                     stored_created: dict[tuple[str, str], str], counters: dict[str, int] | None) -> None:
@@ -228,27 +236,31 @@ class GroupCommit:
         a task deleted and created again in the batch gets its new ``created`` too."""
         conn = self._writer.conn
         deletes: list[tuple[str, str]] = []
-        updates: list[tuple[int, str, str, str, str]] = []
-        upserts: list[tuple[str, str, int, str, str, str, str | None]] = []
-        for key, (v, created, doc, text, keys_column) in applied.touched.items():
+        updates: list[tuple[int, str, str, str | None, int, str, str]] = []
+        upserts: list[tuple[str, str, int, str, str, str, str | None, str | None, int]] = []
+        for key, (v, created, doc, text, keys_column, owner, size) in applied.touched.items():
             if doc is None:
                 deletes.append(key)
             elif key in stored_keys and stored_keys[key] == keys_column and stored_created.get(key) == created:
-                updates.append((v, applied.at, text, *key))
+                updates.append((v, applied.at, text, owner, size, *key))
             else:
-                upserts.append((*key, v, created, applied.at, text, keys_column))
+                upserts.append((*key, v, created, applied.at, text, keys_column, owner, size))
         if deletes:
             conn.executemany("DELETE FROM tasks WHERE style = ? AND id = ?", deletes)
         if updates:
-            conn.executemany("UPDATE tasks SET version = ?, modified = ?, doc = ? WHERE style = ? AND id = ?", updates)
+            conn.executemany("UPDATE tasks SET version = ?, modified = ?, doc = ?, owner = ?, size = ? "
+                             "WHERE style = ? AND id = ?", updates)
         if upserts:
             conn.executemany(
-                "INSERT INTO tasks (style, id, version, created, modified, doc, keys) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO tasks (style, id, version, created, modified, doc, keys, owner, size) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (style, id) DO UPDATE SET version = excluded.version, created = excluded.created, "
-                "modified = excluded.modified, doc = excluded.doc, keys = excluded.keys", upserts)
-        if applied.changes:
-            conn.executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [audit_row(c) for c in applied.changes])
+                "modified = excluded.modified, doc = excluded.doc, keys = excluded.keys, owner = excluded.owner, "
+                "size = excluded.size", upserts)
+        if applied.audit_rows:
+            conn.executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             applied.audit_rows)
+        add_usage(conn, applied.usage)
         if counters:
             conn.executemany(
                 "INSERT INTO counters (style, last) VALUES (?, ?) "

@@ -72,6 +72,8 @@ class Health:
         self._gone: str | None = None  # sticky: the open file is no longer the path's
         self._gone_summary = ""
         self._damage: str | None = None  # sticky: SQLite found the file damaged
+        #: set at open when the file could only be opened read-only: every write is refused
+        self.read_only: str | None = None
         #: (wall-clock time, reason) of the last failed commit, until a commit succeeds
         self.last_failure: tuple[float, str] | None = None
 
@@ -110,8 +112,8 @@ class Health:
         self.last_failure = None
 
     def write_refusal(self) -> str | None:
-        """Why writes must be refused before they are tried (the file is gone or damaged)."""
-        return self.check_file() or self._damage
+        """Why writes must be refused before they are tried (the file is gone, damaged, or read-only)."""
+        return self.check_file() or self._damage or self.read_only
 
     def summary(self) -> str:
         """The cause of :meth:`problem` in words anyone may see."""

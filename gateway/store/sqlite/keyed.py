@@ -51,33 +51,37 @@ def keys_text(keyed: tuple[str, ...], doc: Doc) -> str | None:
     return dumps(out)
 
 
-def read_keyed(conn: sqlite3.Connection) -> tuple[Keyed, int]:
-    """Which fields each style keeps in its keys column, and the connection's
-    ``PRAGMA data_version`` it was read at."""
+def read_keyed(conn: sqlite3.Connection) -> tuple[Keyed, int, dict[str, str]]:
+    """Which fields each style keeps in its keys column, the connection's
+    ``PRAGMA data_version`` it was read at, and the field that names each style's owner
+    (the ``owners`` table, which :mod:`.owned` keeps and every writer follows alike)."""
     (version,), = conn.execute("PRAGMA data_version").fetchall()
-    return {style: tuple(json.loads(fields)) for style, fields in conn.execute("SELECT style, fields FROM keyed")}, \
-        version
+    keyed = {style: tuple(json.loads(fields)) for style, fields in conn.execute("SELECT style, fields FROM keyed")}
+    return keyed, version, dict(conn.execute("SELECT style, field FROM owners").fetchall())
 
 
 class KeyedFields:
-    """This process's copy of the ``keyed`` table, as the writer's connection last read it."""
+    """This process's copy of the ``keyed`` and ``owners`` tables, as the writer's
+    connection last read them."""
 
-    __slots__ = ("by_style", "data_version")
+    __slots__ = ("by_style", "data_version", "owners")
 
-    def __init__(self, by_style: Keyed | None = None, data_version: int = -1) -> None:
+    def __init__(self, by_style: Keyed | None = None, data_version: int = -1,
+                 owners: dict[str, str] | None = None) -> None:
         self.by_style: Keyed = by_style or {}
         self.data_version = data_version  # the writer's PRAGMA data_version when by_style was read
+        self.owners: dict[str, str] = owners or {}  # a style → the field naming its tasks' owner
 
     def of(self, style: str) -> tuple[str, ...]:
         return self.by_style.get(style, ())
 
-    def replace(self, found: tuple[Keyed, int]) -> None:
+    def replace(self, found: tuple[Keyed, int, dict[str, str]]) -> None:
         """Take what :func:`read_keyed` found (on the event loop's thread: readers use the copy)."""
-        self.by_style, self.data_version = found
+        self.by_style, self.data_version, self.owners = found
 
-    def changed_since(self, conn: sqlite3.Connection) -> tuple[Keyed, int] | None:
-        """Inside a transaction on the writer's connection: the table again when another
-        connection committed since it was read, else None."""
+    def changed_since(self, conn: sqlite3.Connection) -> tuple[Keyed, int, dict[str, str]] | None:
+        """Inside a transaction on the writer's connection: the tables again when another
+        connection committed since they were read, else None."""
         (now,), = conn.execute("PRAGMA data_version").fetchall()
         return read_keyed(conn) if now != self.data_version else None
 

@@ -65,7 +65,7 @@ class ReadAhead:
     chunk that reads from the device turns the read-ahead back on for every write.
     """
 
-    def __init__(self, path: str, threads: int = WARM_THREADS) -> None:
+    def __init__(self, path: str, threads: int = WARM_THREADS, *, uri: bool = False) -> None:
         self._chunks: queue.SimpleQueue[list[QueuedWrite] | None] = queue.SimpleQueue()
         self._pending: list[QueuedWrite] = []
         self.cold = True  # whether the last chunk read from the device; set by the threads
@@ -74,7 +74,8 @@ class ReadAhead:
         self._conns: list[sqlite3.Connection] = []
         try:
             for _ in range(threads):
-                self._conns.append(conn := sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+                self._conns.append(conn := sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                                           uri=uri))
                 conn.execute("PRAGMA query_only = ON")
                 conn.execute("PRAGMA cache_size = -1024")  # it reads each page once; the OS cache is what it fills
         except BaseException:

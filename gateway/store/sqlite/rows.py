@@ -17,10 +17,10 @@ from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.model import Change, Doc
 from gateway.speedups import dumps_bytes, loads
 
-__all__ = ["AUDIT_COLUMNS", "load_doc", "stored_text", "change_from_row", "audit_row", "is_counted"]
+__all__ = ["AUDIT_COLUMNS", "load_doc", "stored_text", "change_from_row", "audit_row", "text_bytes", "is_counted"]
 
 #: the columns of an audit row, in the order :func:`change_from_row` reads them
-AUDIT_COLUMNS = "seq, at, style, task_id, version, action, actor, request_id, patch, undo, client"
+AUDIT_COLUMNS = "seq, at, style, task_id, version, action, actor, request_id, patch, undo, client, impersonator"
 
 
 def load_doc(text: str) -> Doc:
@@ -44,14 +44,21 @@ def stored_text(doc: Doc) -> str:
 def change_from_row(r: Sequence[Any]) -> Change:
     """A :class:`Change` from an audit row read as :data:`AUDIT_COLUMNS`."""
     return Change(seq=r[0], at=r[1], style=r[2], task_id=r[3], version=r[4], action=r[5], actor=r[6],
-                  request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]), client=r[10])
+                  request_id=r[7], patch=json.loads(r[8]), undo=json.loads(r[9]), client=r[10], impersonator=r[11])
 
 
-def audit_row(c: Change) -> tuple[Any, ...]:
-    """The values of an audit row for *c*, in :data:`AUDIT_COLUMNS` order. Patches hold
-    only values of stored documents, which dumps() accepted: the fast path is exact."""
+def audit_row(c: Change) -> tuple[tuple[Any, ...], int]:
+    """The values of an audit row for *c*, in :data:`AUDIT_COLUMNS` order, and the bytes its
+    patches take (what the row costs its task's owner). Patches hold only values of stored
+    documents, which dumps() accepted: the fast path is exact."""
+    patch, undo = dumps_bytes(c.patch), dumps_bytes(c.undo)
     return (c.seq, c.at, c.style, c.task_id, c.version, c.action, c.actor, c.request_id,
-            dumps_bytes(c.patch).decode("utf-8"), dumps_bytes(c.undo).decode("utf-8"), c.client)
+            patch.decode("utf-8"), undo.decode("utf-8"), c.client, c.impersonator), len(patch) + len(undo)
+
+
+def text_bytes(text: str) -> int:
+    """How many bytes *text* takes in the file (UTF-8)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def is_counted(task_id: str) -> bool:

@@ -97,6 +97,27 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
     """,
+    # 6: what each owner holds, for the per-user quotas (see gateway/store/sqlite/owned.py): each task
+    # keeps its owner (the value of its style's owner field) and size, the bytes of its document and
+    # of its audit rows; owners says which field names a style's owner; usage sums, per style and
+    # owner, the tasks and their sizes. Rows keep owner and size NULL until their style names its
+    # owner field. An audit row says who really made a change an admin made as another user.
+    """
+    ALTER TABLE tasks ADD COLUMN owner TEXT;
+    ALTER TABLE tasks ADD COLUMN size INTEGER;
+    CREATE TABLE owners (
+        style TEXT PRIMARY KEY,
+        field TEXT NOT NULL
+    );
+    CREATE TABLE usage (
+        style TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        tasks INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (style, owner)
+    ) WITHOUT ROWID;
+    ALTER TABLE audit ADD COLUMN impersonator TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -104,12 +125,15 @@ SCHEMA_VERSION = len(MIGRATIONS)
 JOURNAL_MODE = "PRAGMA journal_mode = WAL"
 
 
-def pragmas(synchronous: str, busy_timeout_ms: int, cache_mib: int) -> list[str]:
+def pragmas(synchronous: str, busy_timeout_ms: int, cache_mib: int, *, read_only: bool = False) -> list[str]:
     """The PRAGMAs a store's reading and writing connections start with, in order.
-    *cache_mib* 0 keeps SQLite's own page cache size."""
+    *cache_mib* 0 keeps SQLite's own page cache size. A *read_only* file (opened immutable,
+    see :mod:`.store`) keeps the journal mode it has: SQLite reports it as ``delete``."""
     out = [f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"]
     if cache_mib > 0:
         out.append(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")
+    if read_only:
+        return [*out, "PRAGMA query_only = ON"]
     return [*out, JOURNAL_MODE, f"PRAGMA synchronous = {synchronous.upper()}", "PRAGMA foreign_keys = ON",
             "PRAGMA wal_autocheckpoint = 0"]  # checkpoints run beside the writer (gateway/store/sqlite/wal.py)
 
@@ -121,9 +145,10 @@ def check_journal_mode(rows: Iterable[Any]) -> None:
         raise StoreError(f"could not switch the database to WAL (got {mode})")
 
 
-def configure(conn: sqlite3.Connection, synchronous: str, busy_timeout_ms: int, cache_mib: int) -> None:
+def configure(conn: sqlite3.Connection, synchronous: str, busy_timeout_ms: int, cache_mib: int, *,
+              read_only: bool = False) -> None:
     """Run :func:`pragmas` on *conn* (it may wait for another process's lock: call it off the loop)."""
-    for pragma in pragmas(synchronous, busy_timeout_ms, cache_mib):
+    for pragma in pragmas(synchronous, busy_timeout_ms, cache_mib, read_only=read_only):
         rows = conn.execute(pragma).fetchall()
         if pragma == JOURNAL_MODE:
             check_journal_mode(rows)

@@ -47,12 +47,13 @@ from gateway.store.sqlite.accounts import Accounts
 from gateway.store.sqlite.batch import QueuedWrite
 from gateway.store.sqlite.bulk import bulk_create
 from gateway.store.sqlite.group_commit import GroupCommit
-from gateway.store.sqlite.health import Health, is_damage, is_disk_trouble, unavailable
+from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
+from gateway.store.sqlite.owned import ensure_owner
 from gateway.store.sqlite.read_ahead import ReadAhead
 from gateway.store.sqlite.reads import Lookup, TaskReads
 from gateway.store.sqlite.wal import Checkpoints
-from gateway.store.sqlite.write_connection import WriteConnection
+from gateway.store.sqlite.write_connection import WriteConnection, is_busy
 
 __all__ = ["SQLiteStore"]
 
@@ -79,6 +80,34 @@ def _quick_check(conn: sqlite3.Connection) -> None:
     if found != ["ok"]:
         raise StoreError("the database file is damaged (PRAGMA quick_check: " + "; ".join(found)
                          + "); restore it from a backup, or start over with a new database deliberately")
+
+
+def _read_only(path: Path) -> str | None:
+    """Why an existing database can only be read, or None: a read-only file system, or no
+    write permission on the file or its folder (where SQLite makes its -wal and -shm files)."""
+    try:
+        flags = os.statvfs(path.parent).f_flag
+    except OSError:
+        flags = 0
+    if flags & os.ST_RDONLY:
+        return "the database is on a read-only file system"
+    if not os.access(path, os.W_OK):
+        return "the database file is read-only (its permissions)"
+    if not os.access(path.parent, os.W_OK):
+        return "the database's folder is read-only (its permissions)"
+    return None
+
+
+def _read_only_target(path: Path, reason: str) -> str:
+    """The URI that opens a read-only database: immutable, since SQLite cannot make the
+    -shm file a WAL database needs there; StoreError when its WAL holds changes (an
+    immutable open would not see them)."""
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(f"{reason}, and its write-ahead log ({wal.name}) holds changes not yet copied into it, "
+                         "which cannot be read without writing: make it writable for one start (taskgate then "
+                         "copies them in), or copy the files somewhere writable")
+    return path.resolve().as_uri() + "?mode=ro&immutable=1"
 
 
 def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
@@ -109,7 +138,7 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL",
                    busy_timeout_ms: int = 5000, max_batch: int = 256, cache_mib: int = 16,
-                   allow_new: bool | None = None) -> SQLiteStore:
+                   allow_new: bool | None = None, max_db_mib: int = 0) -> SQLiteStore:
         """Open (creating or migrating) the database at *path*. *cache_mib* sets each
         connection's page cache (SQLite's default is 2 MiB, which a million tasks' index
         pages thrash; 0 keeps it): bulk loads and index builds over millions of rows sort
@@ -120,7 +149,12 @@ class SQLiteStore:
         or zero-length file; False refuses both (a database that existed before and is
         gone or emptied is trouble, not a first start); None, the default while the
         command line does not pass it, makes a missing file new as before but refuses a
-        zero-length one (SQLite never leaves an empty file behind a database it made)."""
+        zero-length one (SQLite never leaves an empty file behind a database it made).
+
+        *max_db_mib* (0: none) caps the file's size on the writer (SQLite's
+        ``max_page_count``): a write past it fails as on a full disk. A file taskgate
+        cannot write (a read-only file system, or its permissions) is opened read-only and
+        immutable: reads are answered, writes refused (503)."""
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous: {synchronous!r}")
         try:
@@ -136,6 +170,10 @@ class SQLiteStore:
             raise StoreError("the database file is empty (zero bytes): it is not a taskgate database; "
                              "restore it from a backup, or create a new one deliberately (taskgate init, "
                              "or serve --allow-new)")
+        # a file taskgate cannot write is opened for reading: reads are answered, writes are 503s
+        read_only = _read_only(Path(path)) if size else None
+        target = _read_only_target(Path(path), read_only) if read_only else str(path)
+        uri = read_only is not None
         writer: WriteConnection | None = None
         reader: aiosqlite.Connection | None = None
         point: sqlite3.Connection | None = None
@@ -145,22 +183,35 @@ class SQLiteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # The writer opens first, and it is the file's first use: a file that cannot be
             # opened fails here, before aiosqlite starts a thread that would outlive the failure.
-            writer = WriteConnection.connect(path, busy_timeout_ms)
+            writer = WriteConnection.connect(target, busy_timeout_ms, uri=uri)
             health = Health(path)  # the file just opened: its identity, for later checks
-            await writer.off_loop(lambda conn: schema.configure(conn, synchronous, busy_timeout_ms, cache_mib))
+            await writer.off_loop(lambda conn: schema.configure(conn, synchronous, busy_timeout_ms, cache_mib,
+                                                                read_only=uri))
             await writer.off_loop(_quick_check)  # before a migration writes into a damaged file
-            await writer.off_loop(schema.migrate)
+            if read_only:
+                (version,), = await writer.statement("PRAGMA user_version")
+                if version != schema.SCHEMA_VERSION:
+                    raise StoreError(f"{read_only}, and it is at schema {version}, not {schema.SCHEMA_VERSION}: "
+                                     "make it writable for one start so that taskgate can migrate it")
+                health.read_only = f"{read_only}: reads are answered, writes refused"
+                _warn("store.read_only", reason=read_only, path=str(path))
+            else:
+                await writer.off_loop(schema.migrate)
+            if max_db_mib > 0:
+                (page_size,), = await writer.statement("PRAGMA page_size")
+                await writer.statement(f"PRAGMA max_page_count = {-(-int(max_db_mib) * 2**20 // int(page_size))}")
             keyed = KeyedFields(*await writer.off_loop(read_keyed))
-            reader = await aiosqlite.connect(str(path), isolation_level=None)
-            for pragma in [*schema.pragmas(synchronous, busy_timeout_ms, cache_mib), "PRAGMA query_only = ON"]:
+            reader = await aiosqlite.connect(target, isolation_level=None, uri=uri)
+            for pragma in [*schema.pragmas(synchronous, busy_timeout_ms, cache_mib, read_only=uri),
+                           "PRAGMA query_only = ON"]:
                 rows = await reader.execute_fetchall(pragma)
                 if pragma == schema.JOURNAL_MODE:
                     schema.check_journal_mode(rows)
-            point = sqlite3.connect(str(path), isolation_level=None)
+            point = sqlite3.connect(target, isolation_level=None, uri=uri)
             for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
                 point.execute(f"PRAGMA {pragma}")
-            checkpoints = Checkpoints.connect(path, synchronous)
-            read_ahead = ReadAhead(str(path))
+            checkpoints = Checkpoints.connect(target, synchronous, uri=uri)
+            read_ahead = ReadAhead(target, uri=uri)
         except BaseException as exc:
             if writer is not None:
                 await writer.close()
@@ -194,6 +245,8 @@ class SQLiteStore:
                 stack.push_async_callback(self._quietly, name, _async(plain.close))
             await self._quietly("queued writes", self._commits.close)
             await self._quietly("background checkpoint", self._checkpoints.finish)
+            if self._health is not None and self._health.read_only:
+                return  # nothing was written, and the file cannot take a checkpoint
             async with self._writer.lock:
                 await self._quietly("final checkpoint", functools.partial(
                     self._writer.off_loop, lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()))
@@ -212,7 +265,8 @@ class SQLiteStore:
             raise unavailable(f"the store refuses writes: {refusal}", self._health.summary())
 
     async def _account_write(self, change: Awaitable[R]) -> R:
-        """An account change, refused like a task write once closed or when the file is
+        """An account change, refused like a task write once closed, when another
+        connection holds the write lock past the busy timeout (503), or when the file is
         gone, damaged or the disk refuses it (503, remembered for readiness)."""
         try:
             self._check_open()
@@ -223,6 +277,11 @@ class SQLiteStore:
         try:
             result = await change
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                # another connection held the write lock past the busy timeout: nothing is
+                # stored and a later try may pass (not a fault of the file: readiness stays)
+                _warn("store.busy", batch=1, retry_after=RETRY_AFTER_SECONDS)
+                raise unavailable("the store could not commit the change") from None
             if self._health is None:
                 raise
             if is_damage(exc):
@@ -259,6 +318,15 @@ class SQLiteStore:
     async def ensure_indexes(self, style: str, fields: Sequence[str], *, then: str | None = None) -> None:
         if await ensure_indexes(self._reads.rows, self._writer, self._keyed, style, fields, then):
             self._checkpoints.after_commit()
+
+    async def ensure_owner(self, style: str, field: str) -> None:
+        stored = await self._reads.rows("SELECT field FROM owners WHERE style = ?", (style,))
+        if await ensure_owner(self._writer, self._keyed.owners, style, field, stored[0][0] if stored else None):
+            self._checkpoints.after_commit()
+
+    async def usage(self, style: str, owner: str) -> tuple[int, int]:
+        rows = await self._reads.rows("SELECT tasks, bytes FROM usage WHERE style = ? AND owner = ?", (style, owner))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     # -- task writes: all through group commit but bulk loads ------------------------------
     async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,

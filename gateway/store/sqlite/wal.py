@@ -82,8 +82,8 @@ class Checkpoints:
         self._rewind = False  # the writer checkpoints before its next transaction
 
     @classmethod
-    def connect(cls, path: str | Path, synchronous: str) -> Checkpoints:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    def connect(cls, path: str | Path, synchronous: str, *, uri: bool = False) -> Checkpoints:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, uri=uri)
         try:
             conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")  # how it syncs the database file
         except BaseException:

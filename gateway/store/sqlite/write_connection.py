@@ -45,8 +45,10 @@ class WriteConnection:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
 
     @classmethod
-    def connect(cls, path: str | Path, busy_timeout_ms: int) -> WriteConnection:
-        return cls(sqlite3.connect(str(path), isolation_level=None, check_same_thread=False), busy_timeout_ms)
+    def connect(cls, path: str | Path, busy_timeout_ms: int, *, uri: bool = False) -> WriteConnection:
+        """*uri*: *path* is a ``file:`` URI (a read-only database is opened so)."""
+        return cls(sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, uri=uri),
+                   busy_timeout_ms)
 
     async def off_loop(self, fn: Callable[[sqlite3.Connection], R]) -> R:
         """``fn(connection)`` on the writer's thread. Should the caller be cancelled, this
