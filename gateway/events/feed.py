@@ -59,6 +59,9 @@ READ_PAGE = 500
 #: most events and bytes of frames one :meth:`Subscription.next` hands over at once
 _TAKE_EVENTS = 256
 _TAKE_BYTES = 256 * 1024
+#: how long subscribers are left to sleep after an event, so that a burst of commits reaches
+#: each of them in one write rather than one write per commit
+_LINGER_SECONDS = 0.01
 #: documents kept for the read rules that need one (webMethods' access lists)
 _DOCUMENTS = 256
 #: seconds a subscription ended while its client is not reading gets to take its last
@@ -152,6 +155,8 @@ class Subscription:
         self._catching_up = not feed.covers(since)  # reads the trail until it reaches the window
         #: set by the stream while it writes: an end then gives it CUT_GRACE_SECONDS, then aborts
         self.writing = False
+        #: waiting for the feed with every event taken: events it does not want pass it by unwoken
+        self.idle = False
 
     @property
     def ended(self) -> str | None:
@@ -187,11 +192,14 @@ class Subscription:
                 return frames
             if frames is None:  # nothing new: wait for the feed
                 self._wake.clear()
+                self.idle = not self._catching_up
                 try:
                     async with asyncio.timeout_at(deadline):
                         await self._wake.wait()
                 except TimeoutError:
                     return []
+                finally:
+                    self.idle = False
             elif asyncio.get_running_loop().time() >= deadline:  # events, none of them for this subscriber
                 return []
 
@@ -255,6 +263,8 @@ class Feed:
         self._bytes = 0
         self.last = 0  # the id of the last event published
         self._subscribers: set[Subscription] = set()
+        self._to_wake: set[Subscription] = set()
+        self._waking: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -281,6 +291,9 @@ class Feed:
 
     async def close(self) -> None:
         self.stop_streams()
+        if self._waking is not None:
+            self._waking.cancel()
+            self._waking = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -303,6 +316,7 @@ class Feed:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+        self._to_wake.discard(sub)
 
     # -- following the trail ------------------------------------------------------------------
     def _heard(self, changes: Sequence[Change]) -> None:
@@ -340,8 +354,11 @@ class Feed:
 
     def _publish(self, changes: Iterable[Change]) -> None:
         window = self._window
+        before = self.last
+        fresh = []
         for c in changes:
             ev = Event.of(c)
+            fresh.append(ev)
             window.append(ev)
             self._bytes += len(ev.frame)
             self.last = c.seq
@@ -357,8 +374,19 @@ class Feed:
                 self.cut_off += 1
                 _log.info("events.client_behind", last_id=sub.cursor, oldest=oldest)
                 sub.end(END_BEHIND)
+            elif sub.idle and sub.cursor == before and not any(sub.selection.wants(ev) for ev in fresh):
+                sub.cursor = self.last  # none of these is for it: passed by without a wake-up
             else:
-                sub._notify()
+                self._to_wake.add(sub)
+        if self._to_wake and self._waking is None:
+            # woken a moment later, together: commits that follow meanwhile go out in the same write
+            self._waking = asyncio.get_running_loop().call_later(_LINGER_SECONDS, self._wake_subscribers)
+
+    def _wake_subscribers(self) -> None:
+        self._waking = None
+        woken, self._to_wake = self._to_wake, set()
+        for sub in woken:
+            sub._notify()
 
     # -- what subscribers read ------------------------------------------------------------------
     def covers(self, cursor: int) -> bool:
