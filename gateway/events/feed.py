@@ -48,7 +48,7 @@ from gateway.patching import apply_json_patch
 from gateway.speedups import dumps_bytes
 
 __all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "event_json", "frame", "CATCH_UP_PAGE",
-           "READ_PAGE", "END_BEHIND", "END_SHUTDOWN", "CUT_GRACE_SECONDS"]
+           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "CUT_GRACE_SECONDS"]
 
 _log = structlog.get_logger("taskgate.events")
 
@@ -57,8 +57,10 @@ CATCH_UP_PAGE = 100
 #: audit rows the feed reads per query while it follows the trail
 READ_PAGE = 500
 #: most events and bytes of frames one :meth:`Subscription.next` hands over at once
-_TAKE_EVENTS = 256
-_TAKE_BYTES = 256 * 1024
+TAKE_EVENTS = 256
+TAKE_BYTES = 256 * 1024
+#: subscribers of one process reading the trail at once (the others wait their turn)
+_CATCHING_UP = 4
 #: how long subscribers are left to sleep after an event, so that a burst of commits reaches
 #: each of them in one write rather than one write per commit
 _LINGER_SECONDS = 0.01
@@ -204,22 +206,30 @@ class Subscription:
                 return []
 
     async def _catch_up(self) -> list[bytes] | None:
-        """Frames read from the trail while the position is before the feed's window."""
+        """Frames read from the trail while the position is before the feed's window: at
+        most :data:`TAKE_BYTES` (and one event) at a time, read by at most
+        :data:`_CATCHING_UP` subscribers of the process at once, so that resuming clients
+        hold no more than that, however large the tasks are."""
         feed = self._feed
         if feed.covers(self.cursor):
             self._catching_up = False
             return await self._take()
-        head = feed.last  # the trail holds at least this much at the query below
         sel = self.selection
         style = next(iter(sel.styles)) if len(sel.styles) == 1 else None
-        rows = await feed.store.audit(after=self.cursor, newest_first=False, limit=CATCH_UP_PAGE, style=style,
-                                      task_id=sel.task_id)
         out: list[bytes] = []
-        for c in rows:
-            self.cursor = c.seq
-            ev = Event(c.seq, c.style, c.task_id, c.action, b"")
-            if sel.wants(ev) and await feed.readable(ev, sel, _deleted_document(c)):
-                out.append(frame(c))
+        size = 0
+        async with feed.catching_up:
+            head = feed.last  # the trail holds at least this much at the query below
+            rows = await feed.store.audit(after=self.cursor, newest_first=False, limit=CATCH_UP_PAGE, style=style,
+                                          task_id=sel.task_id)
+            for c in rows:
+                if size >= TAKE_BYTES:  # the rest is read again next time
+                    return out
+                self.cursor = c.seq
+                ev = Event(c.seq, c.style, c.task_id, c.action, b"")
+                if sel.wants(ev) and await feed.readable(ev, sel, _deleted_document(c)):
+                    out.append(frame(c))
+                    size += len(out[-1])
         if len(rows) < CATCH_UP_PAGE:
             self.cursor = max(self.cursor, head)  # no row it wants lies between
         return out
@@ -233,7 +243,7 @@ class Subscription:
         size = 0
         sel = self.selection
         for ev in events:
-            if len(out) >= _TAKE_EVENTS or size >= _TAKE_BYTES:
+            if len(out) >= TAKE_EVENTS or size >= TAKE_BYTES:
                 break
             self.cursor = ev.seq
             if not sel.wants(ev):
@@ -264,6 +274,8 @@ class Feed:
         self.last = 0  # the id of the last event published
         self._subscribers: set[Subscription] = set()
         self._to_wake: set[Subscription] = set()
+        #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
+        self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -396,10 +408,10 @@ class Feed:
         return cursor >= self._window[0].seq - 1
 
     def after(self, cursor: int) -> list[Event]:
-        """The window's events after *cursor*, at most :data:`_TAKE_EVENTS`."""
+        """The window's events after *cursor*, at most :data:`TAKE_EVENTS`."""
         window = self._window
         start = bisect.bisect_right(window, cursor, key=lambda e: e.seq)
-        return [window[i] for i in range(start, min(len(window), start + _TAKE_EVENTS))]
+        return [window[i] for i in range(start, min(len(window), start + TAKE_EVENTS))]
 
     async def readable(self, ev: Event, selection: Selection, gone: Doc | None) -> bool:
         """Whether *selection*'s subscriber may read *ev*'s task: by the style's read rule,

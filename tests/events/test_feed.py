@@ -14,7 +14,7 @@ import pytest
 from gateway.apis import sailpoint_rules, superoffice_rules, webmethods_rules
 from gateway.auth import Principal
 from gateway.events.access import STYLE_NAMES, access_for
-from gateway.events.feed import END_BEHIND, END_SHUTDOWN, Ended, Feed, Selection, Subscription, event_json
+from gateway.events.feed import END_BEHIND, END_SHUTDOWN, TAKE_BYTES, Ended, Feed, Selection, Subscription, event_json
 from gateway.store.sqlite import SQLiteStore
 
 EVERYTHING = Selection(access=access_for(Principal("root", "admin"), STYLE_NAMES))
@@ -79,6 +79,24 @@ async def test_a_subscriber_from_the_start_catches_up_through_pages_of_the_trail
     got = await take(sub, 251)  # 250 from the trail (past a window of 4), then bob's is not hers
     assert [e["task_id"] for e in got] == [*map(str, range(250)), "mine"]
     assert got == [event_json(c) for c in await store.audit(newest_first=False) if c.task_id != "late"]
+    await feed.close()
+
+
+async def test_catching_up_hands_over_a_bounded_number_of_bytes_at_a_time(store: SQLiteStore):
+    big = "x" * 100_000
+    for i in range(12):
+        await store.create("sailpoint", f"t{i}", {"blob": big}, actor="a", request_id="r")
+    feed = await started(store, buffer_events=1)
+    sub = feed.subscribe(0, EVERYTHING)
+    batches = []
+    async with asyncio.timeout(10):
+        while sum(len(b) for b in batches) < 12:
+            batches.append(await sub.next(5))
+    largest = max(len(f) for b in batches for f in b)
+    assert all(sum(map(len, b)) < TAKE_BYTES + largest for b in batches)
+    assert len(batches) >= 12 * largest // (TAKE_BYTES + largest)
+    ids = [int(f.split(b"\n", 1)[0].removeprefix(b"id: ")) for b in batches for f in b]
+    assert ids == list(range(1, 13))
     await feed.close()
 
 
