@@ -26,6 +26,7 @@ import asyncio
 import re
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from gateway import errors
@@ -47,6 +48,7 @@ RETRY_MS = 2000
 _ID = re.compile(r"[0-9]{1,18}")
 _PARAMETERS = frozenset({"since", "style", "task", "action"})
 _MEDIA = "text/event-stream"
+_log = structlog.get_logger("taskgate.events")
 
 
 def _position(request: web.Request) -> int | None:
@@ -112,6 +114,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, TimeoutError):  # the client went away, or stopped reading at the end
         if transport is not None:
             transport.abort()
+    except Exception:  # the trail could not be read: no error answer can follow a stream's headers
+        _log.exception("events.stream_failed", request_id=request.get(REQUEST_ID, ""), last_id=sub.cursor)
+        if transport is not None:
+            transport.abort()  # the client reconnects with the last id it received
     finally:
         feed.unsubscribe(sub)
     return response

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
@@ -250,3 +251,24 @@ async def test_every_answer_matches_the_document(api: Api):
     assert got.status == 200 and got.body.startswith(b"retry: 2000\n: taskgate events after 0\n\nid: 1\ndata: {")
     assert got.body.endswith(b'event: end\ndata: {"reason":"shutdown","last_id":1}\n\n')
     assert document.unanswered() == []
+
+
+async def test_a_stream_whose_trail_cannot_be_read_is_closed_and_logged(aiohttp_client, config: Config):
+    client = await aiohttp_client(create_app(config.replace("events", buffer_events=1)))
+    store = client.app[STORE]
+    await store.add_user("root", "admin", None)
+    token = await client.app[AUTHENTICATOR].create_token("root")
+    big = "x" * 200_000
+    for i in range(60):  # 12 MB of events: more than the sockets hold while the client does not read
+        await store.create("sailpoint", f"t{i}", {"blob": big}, actor="root", request_id="r")
+    with capture_logs() as logs:
+        resp = await client.get("/events?since=0", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 200
+        reader = SseReader(resp)
+        assert [f.id for f in await reader.events(1)] == ["1"]
+        await store.close()  # every read fails from here on, the next page of the catch-up too
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await reader.rest()
+    failed = [e for e in logs if e["event"] == "events.stream_failed"]
+    assert len(failed) == 1 and failed[0]["log_level"] == "error" and 1 <= failed[0]["last_id"] < 60
+    assert client.app[FEED].subscribers == 0
