@@ -160,6 +160,44 @@ async def test_hundred_streams_one_never_reading_memory_bounded_cut_off_and_resu
         assert server.stop() == 0, server.log.read_text()
 
 
+async def test_a_client_that_never_reads_costs_no_more_than_the_window_however_much_it_is_offered(tmp_path: Path):
+    """The default window (events.buffer_bytes, 8 MiB) and one client that never reads,
+    offered about 100 MB of events: the server's memory grows by far less than that."""
+    server = Server(tmp_path).start()
+    try:
+        auth = {"Authorization": f"Bearer {server.admin_token}"}
+        assert server.proc is not None
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{server.base_url}/task-status/v1", headers=auth,
+                                 json={"type": "QUARTZ", "uniqueName": "big"}) as r:
+                task = (await r.json())["id"]
+            stalled = stalled_stream(server, "")
+            await asyncio.sleep(0.5)
+            baseline = peak = rss_mib(server.proc.pid)
+            offered = 0
+            for i in range(400):
+                body = [{"op": "replace", "path": "/attributes", "value": {"step": f"{i} " + "x" * 250_000}}]
+                async with http.patch(f"{server.base_url}/task-status/v1/{task}", headers=auth, json=body) as r:
+                    assert r.status == 200, await r.text()
+                offered += 250_000
+                if i % 10 == 0:
+                    peak = max(peak, rss_mib(server.proc.pid))
+            deadline = time.monotonic() + 30
+            metrics = ""
+            while "taskgate_events_cut_off_total 1.0" not in metrics and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                async with http.get(f"{server.base_url}/metrics") as r:
+                    metrics = await r.text()
+            peak = max(peak, rss_mib(server.proc.pid))
+        stalled.close()
+        print(f"\nserver VmRSS {baseline:.1f} MiB, peak {peak:.1f} MiB, while a client that never read was offered "
+              f"{offered / 2**20:.0f} MiB of events")
+        assert "taskgate_events_cut_off_total 1.0" in metrics
+        assert peak - baseline < 48 < offered / 2**20
+    finally:
+        assert server.stop() == 0, server.log.read_text()
+
+
 async def test_a_change_by_a_second_serve_on_the_file_appears_in_the_first_ones_stream(tmp_path: Path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
