@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -233,6 +234,11 @@ async def test_metrics_count_streams_and_events(api: Api):
     assert "taskgate_events_sent_total 2.0" in metrics
     assert "taskgate_events_cut_off_total 0.0" in metrics
     resp.close()
+    # each of them is in the metrics table of docs/operations.md
+    table = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = {line.split()[0] for line in metrics.splitlines() if line.startswith("taskgate_events_")}
+    assert names == {"taskgate_events_streams", "taskgate_events_sent_total", "taskgate_events_cut_off_total"}
+    assert all(f"| `{name}` |" in table for name in names)
 
 
 async def test_every_answer_matches_the_document(api: Api):
