@@ -229,6 +229,58 @@ async def test_a_change_by_a_second_serve_on_the_file_appears_in_the_first_ones_
         assert first.stop() == 0, first.log.read_text()
 
 
+async def test_each_caller_sees_its_tasks_filters_apply_and_refused_writes_send_nothing(tmp_path: Path):
+    server = Server(tmp_path).start()
+    try:
+        server.cli("user", "add", "alice")
+        server.cli("user", "add", "bob")
+        admin = {"Authorization": f"Bearer {server.admin_token}"}
+        alice = {"Authorization": f"Bearer {server.cli('token', 'create', 'alice').strip()}"}
+        bob = {"Authorization": f"Bearer {server.cli('token', 'create', 'bob').strip()}"}
+        base = server.base_url
+        async with aiohttp.ClientSession() as http:
+            streams = {}
+            for name, who, query in (("admin", admin, ""), ("alice", alice, ""), ("bob", bob, ""),
+                                     ("bob_updates", bob, "?style=webmethods&action=updated")):
+                resp = await http.get(f"{base}/events{query}", headers=who)
+                assert resp.status == 200
+                streams[name] = SseReader(resp)
+                assert (await streams[name].frame()).retry == "2000"
+
+            async def call(method: str, path: str, who: dict[str, str], body: Any, want: int) -> Any:
+                async with http.request(method, f"{base}{path}", headers=who, json=body) as r:
+                    assert r.status == want, await r.text()
+                    return await r.json()
+
+            wm = "/rest/pub/opentask"
+            alices = (await call("POST", wm, admin, {"taskTypeID": "T", "taskQueueInfo": {
+                "assignedTaskList": ["alice"]}}, 200))["taskID"]
+            bobs = (await call("POST", wm, admin, {"taskTypeID": "T", "taskQueueInfo": {
+                "assignedTaskList": ["bob"]}}, 200))["taskID"]
+            # refused: bob may not see alice's task (404), a bad status (400), a stale If-Match (412)
+            await call("PUT", f"{wm}/{alices}", bob, {"TaskInfo": {"name": "mine"}}, 404)
+            await call("PUT", f"{wm}/{bobs}", bob, {"TaskInfo": {"status": "nonsense"}}, 400)
+            async with http.put(f"{base}{wm}/{bobs}", headers={**bob, "If-Match": '"9"'},
+                                json={"TaskInfo": {"name": "x"}}) as r:
+                assert r.status == 412
+            await call("PUT", f"{wm}/{alices}", alice, {"TaskInfo": {"name": "a"}}, 200)
+            await call("PUT", f"{wm}/{bobs}", bob, {"TaskInfo": {"name": "b"}}, 200)
+            sp = (await call("POST", "/task-status/v1", admin, {"type": "QUARTZ", "uniqueName": "u"}, 201))["id"]
+            expected = audit(server)
+            assert [(e["task_id"], e["action"]) for e in expected] == [
+                (alices, "created"), (bobs, "created"), (alices, "updated"), (bobs, "updated"), (sp, "created")]
+            got = {name: [f.json for f in await streams[name].events(count)]
+                   for name, count in (("admin", 5), ("alice", 3), ("bob", 3), ("bob_updates", 1))}
+            for reader in streams.values():
+                reader.response.close()
+        assert got == {"admin": expected,
+                       "alice": [e for e in expected if e["task_id"] in (alices, sp)],
+                       "bob": [e for e in expected if e["task_id"] in (bobs, sp)],
+                       "bob_updates": [e for e in expected if e["task_id"] == bobs and e["action"] == "updated"]}
+    finally:
+        assert server.stop() == 0, server.log.read_text()
+
+
 async def test_events_tail_prints_every_change_and_stops_on_interrupt(tmp_path: Path):
     server = Server(tmp_path).start()
     try:
