@@ -84,11 +84,12 @@ def _number(w: QueuedWrite, counters: dict[str, int]) -> str:
 
 
 def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
-                counters: dict[str, int] | None, keyed: Keyed) -> Applied:
+                counters: dict[str, int] | None, keyed: Keyed, now: Callable[[], str] = now_iso) -> Applied:
     """Each write in order against the rows as the earlier writes of the batch left
     them (*current* is updated); a write whose mutation raises is left out alone. *seq*:
-    the last audit sequence number; *counters*: the id counters, when the batch needs them."""
-    out = Applied(at=now_iso())
+    the last audit sequence number; *counters*: the id counters, when the batch needs them;
+    *now*: the time the batch's rows are stamped with (a test namespace's clock)."""
+    out = Applied(at=now())
     at = out.at
     for w in batch:
         try:
