@@ -25,9 +25,8 @@ from gateway.apis import superoffice_rules as rules
 from gateway.apis.superoffice_carrier import Zone
 from gateway.apis.superoffice_odata import parse_select
 from gateway.apis.superoffice_rules import Caller
-from gateway.clock import now_iso
 from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_match, xml_response
-from gateway.context import CONFIG, STORE, principal, request_id
+from gateway.context import CONFIG, clock_of, principal, request_id, store_of
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
 from schemas.superoffice import FIELDS
@@ -136,8 +135,8 @@ async def create(request: web.Request, ctx: Ctx, raw: dict[str, Any]) -> int:
     """A new task from carrier members; its id is the next free one."""
     if not ctx.caller.is_admin or ctx.caller.read_only:
         raise errors.Forbidden("only an administrator may create batch tasks")
-    doc = rules.new_batch_task(raw, 0, now_iso(), zone=ctx.zone, owner=ctx.caller.associate_id)
-    task = await request.app[STORE].create_numbered(STYLE, lambda n: {**doc, "Id": n}, actor=ctx.caller.name,
+    doc = rules.new_batch_task(raw, 0, clock_of(request).now_iso(), zone=ctx.zone, owner=ctx.caller.associate_id)
+    task = await store_of(request).create_numbered(STYLE, lambda n: {**doc, "Id": n}, actor=ctx.caller.name,
                                                     request_id=request_id(request), max_id=MAX_ID)
     return int(task.id)
 
@@ -158,7 +157,7 @@ async def find(request: web.Request, *, state: str | None = None, system: bool |
             return []
         terms.append(Compare("$.AssociateId", "in", tuple(associates)))
     where = None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
-    tasks, _ = await request.app[STORE].find(STYLE, Query(where, (Sort("$.Id"),)))
+    tasks, _ = await store_of(request).find(STYLE, Query(where, (Sort("$.Id"),)))
     return tasks
 
 
@@ -167,7 +166,7 @@ async def update(request: web.Request, ctx: Ctx, task_id: str, kind: str, payloa
     mutate = rules.put_mutation(kind, payload, zone=ctx.zone, strict=request.app[CONFIG].superoffice.strict_readonly,
                                 caller=ctx.caller, task_id=int(task_id))
     try:
-        return await request.app[STORE].update(STYLE, task_id, mutate, actor=ctx.caller.name,
+        return await store_of(request).update(STYLE, task_id, mutate, actor=ctx.caller.name,
                                                request_id=request_id(request), **_preconditions(request))
     except errors.NotFound:
         raise not_found(task_id) from None
@@ -177,7 +176,7 @@ async def delete(request: web.Request, ctx: Ctx, task_id: str) -> None:
     if not ctx.caller.is_admin or ctx.caller.read_only:
         raise errors.Forbidden("only an administrator may delete batch tasks")
     try:
-        await request.app[STORE].delete(STYLE, task_id, actor=ctx.caller.name, request_id=request_id(request),
+        await store_of(request).delete(STYLE, task_id, actor=ctx.caller.name, request_id=request_id(request),
                                         **_preconditions(request))
     except errors.NotFound:
         raise not_found(task_id) from None
@@ -187,7 +186,7 @@ async def stop(request: web.Request, ctx: Ctx, task_id: str) -> bool:
     """Whether the task was stopped (see :func:`~gateway.apis.superoffice_rules.stop_mutation`)."""
     outcome: list[bool] = []
     try:
-        await request.app[STORE].update(STYLE, task_id, rules.stop_mutation(ctx.caller, int(task_id), outcome),
+        await store_of(request).update(STYLE, task_id, rules.stop_mutation(ctx.caller, int(task_id), outcome),
                                         actor=ctx.caller.name, request_id=request_id(request))
     except errors.NotFound:
         raise not_found(task_id) from None
