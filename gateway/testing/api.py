@@ -66,19 +66,18 @@ def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError
 
     @web.middleware
     async def testing(request: web.Request, handler: Handler) -> web.StreamResponse:
-        name = request.get(NAMESPACE_NAME) or request.headers.get(HEADER)
+        route = request.match_info.route.name or "unmatched"
+        if route.startswith("testing:"):  # the control API itself is in no namespace
+            return await handler(request)
+        name = request.get(NAMESPACE_NAME) or request.headers.get(HEADER) or request.match_info.get("tenant")
         if not name:
-            tenant = request.match_info.get("tenant")
-            if tenant is None or request.path.startswith(BASE + "/"):
-                return await handler(request)
-            name = tenant
+            return await handler(request)
         try:
             namespace = await request.config_dict[NAMESPACES].get(name)
         except errors.TaskgateError as err:
             return render_error(request, err)
         request[SCOPE] = namespace
         request[REQUEST_CLOCK] = namespace.clock
-        route = request.match_info.route.name or "unmatched"
         style = style_of(request)
         style_name = style.STYLE if style is not None else ""
         path = strip_prefix(request.path)
@@ -140,11 +139,13 @@ async def _json(request: web.Request) -> Any:
         raise errors.BadRequest("the body is not JSON") from None
 
 
-async def _namespace(request: web.Request, *, create: bool = False) -> Namespace:
+async def _namespace(request: web.Request) -> Namespace:
+    """The namespace the path names: created by a change (POST, PUT) on first use, 404 for a
+    read or a delete of one that is not open."""
     _admin(request)
     name = request.match_info["ns"]
     namespaces = request.config_dict[NAMESPACES]
-    found = await namespaces.get(name) if create else namespaces.find(name)
+    found = await namespaces.get(name) if request.method in ("POST", "PUT") else namespaces.find(name)
     if found is None:
         raise errors.NotFound(f"no namespace {name!r}")
     return found
@@ -191,7 +192,7 @@ async def list_namespaces(request: web.Request) -> web.Response:
 async def put_namespace(request: web.Request) -> web.Response:
     _admin(request)
     existed = request.config_dict[NAMESPACES].find(request.match_info["ns"]) is not None
-    namespace = await _namespace(request, create=True)
+    namespace = await _namespace(request)
     return json_response(namespace.describe(), status=200 if existed else 201)
 
 
@@ -357,7 +358,7 @@ async def clear_faults(request: web.Request) -> web.Response:
 # -- seeding -----------------------------------------------------------------------------------
 def seed_handler(styles: tuple[ModuleType, ...]) -> Handler:
     async def seed_namespace(request: web.Request) -> web.Response:
-        namespace = await _namespace(request, create=True)
+        namespace = await _namespace(request)
         counts = await seed(namespace.store, styles, await _json(request), namespace.clock.now_iso(),
                             request_id(request))
         return json_response({"loaded": counts})

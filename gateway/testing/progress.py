@@ -45,7 +45,7 @@ STEPS: dict[str, Callable[[Doc, int, str, str], Doc]] = {"sailpoint": _sailpoint
 #: per style: the statuses a script may end with, and the default
 FINAL: dict[str, tuple[tuple[str, ...], str]] = {
     "sailpoint": (COMPLETION_STATUSES, "SUCCESS"),
-    "superoffice": (tuple(s for s in STATES if s in ("Succeeded", "Failed", "Cancelled")), "Succeeded"),
+    "superoffice": (tuple(s for s in STATES if s in ("Succeeded", "Failed")), "Succeeded"),
 }
 
 

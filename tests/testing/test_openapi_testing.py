@@ -64,10 +64,12 @@ async def test_every_testing_answer_matches_the_document(tapi: Api) -> None:
     assert (await send("POST", f"{NS}/doc/journal/count", {"route": "sailpoint:*"})).status == 200
     assert (await send("POST", f"{NS}/doc/journal/count", {"colour": "red"})).status == 400
     assert (await send("DELETE", f"{NS}/doc/journal")).status == 204
-    assert (await send("POST", f"{NS}/doc/faults", {"status": 500, "count": 1})).status == 201
+    rule = await send("POST", f"{NS}/doc/faults", {"status": 500, "count": 1})
+    assert rule.status == 201
     assert (await send("POST", f"{NS}/doc/faults", {"status": 418})).status == 400
     assert (await send("GET", f"{NS}/doc/faults")).status == 200
-    assert (await send("DELETE", f"{NS}/doc/faults/1")).status in (204, 404)
+    assert (await send("DELETE", f"{NS}/doc/faults/{rule.json()['id']}")).status == 204
+    assert (await send("DELETE", f"{NS}/doc/faults/{rule.json()['id']}")).status == 404
     assert (await send("DELETE", f"{NS}/doc/faults")).status == 204
     assert (await send("POST", f"{NS}/doc/seed", {"sailpoint": []})).status == 200
     assert (await send("POST", f"{NS}/doc/seed", {"nope": []})).status == 400
