@@ -186,7 +186,8 @@ def create_app(config: Config) -> web.Application:
     edge = [request_context, error_middleware, _header_limits(server.max_headers, server.max_header_bytes)]
     trusted = TrustedProxies(server.trusted_proxies, server.forwarded_headers)
     if config.testing.enabled:  # outside the error middleware: the journal records the answer sent
-        edge.insert(1, testing.testing_middleware(render_error, _style_of, config.testing.journal_body_bytes))
+        edge.insert(1, testing.testing_middleware(render_error, _style_of, config.testing.journal_body_bytes,
+                                                       server.base_path))
     if trusted:
         edge.insert(0, forwarded_middleware(trusted))
     metrics = Metrics([style.STYLE for style in STYLES])

@@ -61,8 +61,10 @@ def strip_prefix(path: str) -> str:
 
 # -- the middleware ----------------------------------------------------------------------------
 def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError], web.Response],
-                       style_of: Callable[[web.Request], ModuleType | None], body_limit: int) -> Middleware:
-    """The namespace of each request, its faults, progress and journal entry."""
+                       style_of: Callable[[web.Request], ModuleType | None], body_limit: int,
+                       base_path: str = "") -> Middleware:
+    """The namespace of each request, its faults, progress and journal entry; paths are
+    journaled and matched without *base_path* and the namespace prefix."""
 
     @web.middleware
     async def testing(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -73,14 +75,17 @@ def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError
         if not name:
             return await handler(request)
         try:
-            namespace = await request.config_dict[NAMESPACES].get(name)
+            namespace = await _namespaces(request).get(name)
         except errors.TaskgateError as err:
             return render_error(request, err)
         request[SCOPE] = namespace
         request[REQUEST_CLOCK] = namespace.clock
         style = style_of(request)
         style_name = style.STYLE if style is not None else ""
-        path = strip_prefix(request.path)
+        path = request.path
+        if base_path and path.startswith(base_path + "/"):
+            path = path[len(base_path):]
+        path = strip_prefix(path)
         started = time.perf_counter()
         decision = namespace.faults.decide(style_name, route, path, request.method)
         status: int | None = None
@@ -123,6 +128,16 @@ def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _namespaces(request: web.Request) -> Namespaces:
+    """The server's namespaces, from whichever application of the match holds them (the
+    inner one under ``server.base_path``; ``config_dict`` is read once, before a base path's
+    sub-application joins the match, so it is not asked)."""
+    for app in reversed(request.match_info.apps):
+        if NAMESPACES in app:
+            return app[NAMESPACES]
+    raise errors.InternalError("testing is on but no namespaces are set up")
+
+
 def _admin(request: web.Request) -> None:
     if not principal(request).is_admin:
         raise errors.Forbidden("the /_taskgate/ API is for admins")
@@ -144,7 +159,7 @@ async def _namespace(request: web.Request) -> Namespace:
     read or a delete of one that is not open."""
     _admin(request)
     name = request.match_info["ns"]
-    namespaces = request.config_dict[NAMESPACES]
+    namespaces = _namespaces(request)
     found = await namespaces.get(name) if request.method in ("POST", "PUT") else namespaces.find(name)
     if found is None:
         raise errors.NotFound(f"no namespace {name!r}")
@@ -183,7 +198,7 @@ def _query_filters(request: web.Request) -> dict[str, Any]:
 # -- namespaces --------------------------------------------------------------------------------
 async def list_namespaces(request: web.Request) -> web.Response:
     _admin(request)
-    namespaces = request.config_dict[NAMESPACES]
+    namespaces = _namespaces(request)
     return json_response({"namespaces": [ns.describe() for name in namespaces.names()
                                          if (ns := namespaces.find(name)) is not None],
                           "max_namespaces": namespaces.limit})
@@ -191,7 +206,7 @@ async def list_namespaces(request: web.Request) -> web.Response:
 
 async def put_namespace(request: web.Request) -> web.Response:
     _admin(request)
-    existed = request.config_dict[NAMESPACES].find(request.match_info["ns"]) is not None
+    existed = _namespaces(request).find(request.match_info["ns"]) is not None
     namespace = await _namespace(request)
     return json_response(namespace.describe(), status=200 if existed else 201)
 
@@ -202,7 +217,7 @@ async def get_namespace(request: web.Request) -> web.Response:
 
 async def delete_namespace(request: web.Request) -> web.Response:
     _admin(request)
-    if not await request.config_dict[NAMESPACES].delete(request.match_info["ns"]):
+    if not await _namespaces(request).delete(request.match_info["ns"]):
         raise errors.NotFound(f"no namespace {request.match_info['ns']!r}")
     return web.Response(status=204)
 

@@ -207,3 +207,21 @@ async def test_seed_loads_each_vendors_documents_and_reports_them(tapi: Api) -> 
                                                                        {"type": "QUARTZ"}]})
     assert (status, body) == (400, {"error": "seed sailpoint[1]: a TaskStatus needs a string id"})
     assert await _export(tapi, "seeded") == before  # nothing of a refused seed is stored
+
+
+async def test_namespaces_work_under_a_base_path(aiohttp_client, config: Config) -> None:
+    from gateway.auth import AUTHENTICATOR
+    client = await aiohttp_client(create_app(config.replace("testing", enabled=True).replace("server",
+                                                                                           base_path="/tg")))
+    inner = client.app._subapps[0]  # the application under the base path holds the store
+    await inner[STORE].add_user("root", "admin", None)
+    headers = {"Authorization": f"Bearer {await inner[AUTHENTICATOR].create_token('root')}"}
+    resp = await client.post("/tg/_ns/a/task-status/v1", json={**TASK, "id": "x"}, headers=headers)
+    assert resp.status == 201
+    assert (await client.get("/tg/_ns/a/task-status/v1/x", headers=headers)).status == 200
+    assert (await client.get("/tg/task-status/v1/x", headers=headers)).status == 404
+    resp = await client.get("/tg/_ns/a/task-status/v1/nope", headers=headers)
+    assert resp.status == 404 and (await resp.json())["detailCode"] == "404 Not found"  # SailPoint's shape
+    resp = await client.get("/tg/_taskgate/namespaces/a/journal", headers=headers)
+    assert [(e["path"], e["status"]) for e in (await resp.json())["entries"]] == [
+        ("/task-status/v1", 201), ("/task-status/v1/x", 200), ("/task-status/v1/nope", 404)]
