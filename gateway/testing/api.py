@@ -31,7 +31,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway import errors
 from gateway.apis import webmethods_clock
-from gateway.auth import REQUEST_CLOCK
+from gateway.auth import AUTHENTICATOR, REQUEST_CLOCK, Authenticator
 from gateway.clock import parse_iso
 from gateway.codecs import json_response
 from gateway.context import REQUEST_ID, SCOPE, principal, request_id
@@ -74,8 +74,13 @@ def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError
         name = request.get(NAMESPACE_NAME) or request.headers.get(HEADER) or request.match_info.get("tenant")
         if not name:
             return await handler(request)
+        namespaces = _namespaces(request)
         try:
-            namespace = await _namespaces(request).get(name)
+            namespace = namespaces.find(name)
+            if namespace is None:
+                # only a caller who signs in may make one: the bound is everyone's
+                await _authenticator(request).authenticate_request(request)
+                namespace = await namespaces.get(name)
         except errors.TaskgateError as err:
             return render_error(request, err)
         request[SCOPE] = namespace
@@ -128,6 +133,13 @@ def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _authenticator(request: web.Request) -> Authenticator:
+    for app in reversed(request.match_info.apps):
+        if AUTHENTICATOR in app:
+            return app[AUTHENTICATOR]
+    raise errors.InternalError("no authenticator")
+
+
 def _namespaces(request: web.Request) -> Namespaces:
     """The server's namespaces, from whichever application of the match holds them (the
     inner one under ``server.base_path``; ``config_dict`` is read once, before a base path's

@@ -139,6 +139,7 @@ async def test_the_namespace_clock_stamps_documents_and_stored_rows(tapi: Api) -
 async def test_a_token_from_a_namespace_expires_by_its_clock(tapi: Api) -> None:
     from gateway.auth import secret_hash
     await tapi.store.add_oauth_client("c", secret_hash("s"), "root")
+    assert (await tapi.request("PUT", f"{NS}/o"))[0] == 201  # a token call signs in no user: it cannot make one
     resp = await tapi.client.post("/_ns/o/oauth/token", data={"grant_type": "client_credentials",
                                                                "client_id": "c", "client_secret": "s"})
     token = (await resp.json())["access_token"]

@@ -225,3 +225,20 @@ async def test_namespaces_work_under_a_base_path(aiohttp_client, config: Config)
     resp = await client.get("/tg/_taskgate/namespaces/a/journal", headers=headers)
     assert [(e["path"], e["status"]) for e in (await resp.json())["entries"]] == [
         ("/task-status/v1", 201), ("/task-status/v1/x", 200), ("/task-status/v1/nope", 404)]
+
+
+async def test_only_a_caller_who_signs_in_makes_a_namespace(tapi: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer tg_wrong"}):
+        resp = await tapi.client.get("/_ns/anon/task-status/v1", headers=headers)
+        assert resp.status == 401
+        assert await resp.json() == {"error": "no authorization header" if not headers else "invalid token"}
+        resp = await tapi.client.get("/task-status/v1", headers={**headers, "X-Taskgate-Namespace": "anon2"})
+        assert resp.status == 401
+    status, body, _ = await tapi.request("GET", NS)
+    assert body["namespaces"] == []
+    status, _, _ = await tapi.request("GET", "/_ns/anon/task-status/v1", token=tapi.read_only)
+    assert status == 200  # any user who signs in may
+    resp = await tapi.client.get("/_ns/anon/task-status/v1")  # once it is open, the route's own rule answers
+    assert resp.status == 401
+    status, body, _ = await tapi.request("GET", f"{NS}/anon/journal")
+    assert [e["status"] for e in body["entries"]] == [200, 401]
