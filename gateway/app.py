@@ -43,6 +43,7 @@ from gateway.model import CLIENT, IMPERSONATION, QUOTA
 from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.quotas import WRITE_RATE, WriteRate
 from gateway.store import open_store
+from gateway.testing import api as testing
 
 __all__ = ["create_app", "STYLES"]
 
@@ -66,6 +67,8 @@ def _style_of(request: web.Request) -> ModuleType | None:
             if path != base and not path.startswith(base + "/"):
                 return None
             path = path[len(base):] or "/"
+        if request.app[CONFIG].testing.enabled:
+            path = testing.strip_prefix(path)
         style = next((s for s in STYLES if s.PATH_PATTERN.match(path)), None)
     return style
 
@@ -196,6 +199,9 @@ def create_app(config: Config) -> web.Application:
     server = config.server
     edge = [request_context, error_middleware, _header_limits(server.max_headers, server.max_header_bytes)]
     trusted = TrustedProxies(server.trusted_proxies, server.forwarded_headers)
+    if config.testing.enabled:  # outside the error middleware: the journal records the answer sent
+        edge.insert(1, testing.testing_middleware(render_error, _style_of, config.testing.journal_body_bytes,
+                                                       server.base_path))
     if trusted:
         edge.insert(0, forwarded_middleware(trusted))
     metrics = Metrics([style.STYLE for style in STYLES])
@@ -212,6 +218,9 @@ def create_app(config: Config) -> web.Application:
         style.setup(app)
     ops.setup(app, config.metrics)
     sse.setup(app)
+    if config.testing.enabled:
+        testing.setup(app, STYLES, config.db_path, max_namespaces=config.testing.max_namespaces,
+                      journal_entries=config.testing.journal_entries, journal_bytes=config.testing.journal_bytes)
     landing.setup(app)
     openapi.setup(app)  # last: its document describes every route registered before start-up
     app.cleanup_ctx.append(_store_ctx)

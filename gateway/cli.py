@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="TCP port to listen on, 0 for a free one (overrides server.port)")
     p.add_argument("--allow-new", action="store_true",
                    help="create a new database when the file is missing or empty (otherwise refused)")
+    p.add_argument("--testing", action="store_true",
+                   help="serve the /_taskgate/ test-control API and namespaces (testing.enabled; never in production)")
+    p.add_argument("--seed", metavar="DIR",
+                   help="load the fixtures in DIR (one folder per style, each vendor's own documents) at start")
     p.set_defaults(run=serving.serve, adjust=_serve_settings)
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init, allow_new=True)
 
@@ -183,7 +187,9 @@ def _unchanged(config: Config, args: argparse.Namespace) -> Config:
 
 
 def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
-    """``serve --host/--port`` over ``server.host`` and ``server.port``."""
+    """``serve --host/--port/--testing`` over ``server.host``, ``server.port`` and ``testing.enabled``."""
+    if args.testing:
+        config = config.replace("testing", enabled=True)
     if args.host:
         config = config.replace("server", host=args.host)
     if args.port is not None:

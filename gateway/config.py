@@ -145,6 +145,20 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class TestingConfig:
+    enabled: bool = _opt(False, doc="serve the admin-only /_taskgate/ test-control API and the /_ns/{name}/ "
+                                    "namespaces (reset, checkpoints, journal, faults, clock); for test suites, "
+                                    "never in production (`serve --testing` also turns it on)")
+    max_namespaces: int = _opt(32, lo=1, hi=1024, doc="most namespaces open at once; each is a SQLite file in "
+                                                      "a folder beside the database (<db>.namespaces)")
+    journal_entries: int = _opt(1000, lo=0, hi=1_000_000, doc="most requests each namespace's journal keeps "
+                                                              "(the oldest are dropped)")
+    journal_bytes: int = _opt(1_048_576, lo=0, doc="most bytes of entries each namespace's journal keeps")
+    journal_body_bytes: int = _opt(2048, lo=0, hi=65_536, doc="longest request body a journal entry keeps "
+                                                              "(longer is truncated)")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -155,6 +169,7 @@ class Config:
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    testing: TestingConfig = field(default_factory=TestingConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
 

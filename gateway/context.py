@@ -2,27 +2,64 @@
 
 It must not do I/O or hold behaviour beyond :class:`Traffic`'s count of requests in
 progress and its drain callbacks: the objects behind the keys are made in :mod:`gateway.app`.
+
+Handlers ask :func:`store_of` and :func:`clock_of` for the store and clock of a request
+rather than the application's: a request in a test namespace (:mod:`gateway.testing`)
+carries its own (:data:`SCOPE`), so that every style works unchanged in one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
 from gateway.auth import PRINCIPAL, Principal
+from gateway.clock import Clock
 from gateway.config import Config
 from gateway.events.feed import Feed
 from gateway.model import Store
 
-__all__ = ["STORE", "CONFIG", "REQUEST_ID", "TRAFFIC", "FEED", "Traffic", "principal", "request_id"]
+__all__ = ["STORE", "CONFIG", "REQUEST_ID", "TRAFFIC", "FEED", "SCOPE", "Scope", "Traffic", "principal",
+           "request_id", "store_of", "clock_of"]
 
 STORE = web.AppKey("store", Store)
 CONFIG = web.AppKey("config", Config)
 REQUEST_ID = web.RequestKey("request_id", str)
 #: the process's change feed (:mod:`gateway.events.feed`), made with the store
 FEED = web.AppKey("events_feed", Feed)
+_SYSTEM_CLOCK = Clock()
+
+
+class Scope(Protocol):
+    """Where a request's tasks live when it is not the application's store: a test namespace."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+SCOPE = web.RequestKey("scope", Scope)
+
+
+def store_of(request: web.Request) -> Store:
+    """The store of the request's tasks: its namespace's, else the application's. Accounts
+    (users, tokens, OAuth clients) are always the application store's."""
+    scope = request.get(SCOPE)
+    return scope.store if scope is not None else request.app[STORE]
+
+
+def clock_of(request: web.Request, default: Clock = _SYSTEM_CLOCK) -> Clock:
+    """The clock of the request: its namespace's, else *default* (the system's)."""
+    scope = request.get(SCOPE)
+    return scope.clock if scope is not None else default
 
 
 def principal(request: web.Request) -> Principal:

@@ -59,6 +59,23 @@ async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:
           f"  {token}", file=out, flush=True)
 
 
+async def _seed(store: Store, folder: Path) -> None:
+    """``serve --seed DIR``: every style's fixtures in *folder* into the store, and a line
+    saying what was loaded."""
+    from gateway.app import STYLES
+    from gateway.clock import now_iso
+    from gateway.errors import TaskgateError
+    from gateway.testing.seeding import read_seed_dir, seed
+
+    try:
+        counts = await seed(store, STYLES, read_seed_dir(folder, [s.STYLE for s in STYLES]), now_iso(), "seed")
+    except (ValueError, TaskgateError) as exc:
+        raise ConfigError(f"--seed: {exc}") from None
+    print("Seeded " + (", ".join(f"{n} {style}" for style, n in counts.items()) or "nothing") + f" from {folder}",
+          flush=True)
+    logger.info("seeded", folder=str(folder), **counts)
+
+
 def _clear_stale_socket(path: Path) -> None:
     """Remove a unix socket left by a process that is gone; refuse one that is in use."""
     try:
@@ -115,6 +132,11 @@ async def serve(args: argparse.Namespace, config: Config) -> int:
     # the one open that may create the database: the app's own open below finds it there
     async with command_store(config, allow_new=args.allow_new) as store:
         await bootstrap_admin(store, config, sys.stdout)
+        if getattr(args, "seed", None):
+            await _seed(store, Path(args.seed))
+    if config.testing.enabled:
+        logger.warning("testing is on: the admin-only /_taskgate/ API and the /_ns/ namespaces are served; "
+                       "never expose this server in production", max_namespaces=config.testing.max_namespaces)
     server = config.server
     # aiohttp's parser gets twice the configured header limits: between the two, the
     # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)

@@ -17,6 +17,10 @@ from gateway.config import Config
 from gateway.context import STORE
 from gateway.store import Store
 
+# the pytest plugin taskgate ships (its entry point loads it once the package is installed;
+# named so that this line is then a no-op): the e2e tests' `taskgate` namespaces
+pytest_plugins = ["gateway.testing.plugin"]
+
 
 @functools.cache
 def _alice_hash() -> str:

@@ -37,6 +37,7 @@ CHECKED_TAGS = {
     "webMethods opentask": "tests/apis/test_webmethods_openapi.py",
     "taskgate": "tests/test_openapi_taskgate_routes.py",
     "taskgate events": "tests/events/test_sse.py",
+    "taskgate testing": "tests/testing/test_openapi_testing.py",
 }
 
 

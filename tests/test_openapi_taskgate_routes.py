@@ -114,8 +114,9 @@ async def test_every_route_of_the_router_has_a_response_check(tmp_path: Path) ->
     """Each route (aiohttp's HEAD of a GET aside) is an operation of the document under a
     tag of CHECKED_TAGS, whose file answers every operation of that tag; every tag of the
     document is one of them. Routes that only some settings register (``/metrics``) are
-    in the default app, which every checking file uses."""
-    app = create_app(Config(base_dir=str(tmp_path)))
+    in the default app, which every checking file uses; the /_taskgate/ routes only with
+    testing on, as here (tests/testing/test_openapi_testing.py answers them)."""
+    app = create_app(Config(base_dir=str(tmp_path)).replace("testing", enabled=True))
     document = build_document(app)
     tags = {(method.upper(), path): set(op["tags"]) for path, ops in document["paths"].items()
             for method, op in ops.items()}

@@ -28,9 +28,8 @@ from aiohttp import web
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
 from gateway.apis.sailpoint_rules import OWNER, Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
-from gateway.clock import now_iso
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
-from gateway.context import CONFIG, STORE, principal, request_id
+from gateway.context import CONFIG, clock_of, principal, request_id, store_of
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
 from gateway.quotas import charge
@@ -116,7 +115,7 @@ def _as_stored(task: Task) -> Any:
 async def _list_response(request: web.Request, query: Query) -> web.StreamResponse:
     """A page of TaskStatus documents, streamed (:mod:`gateway.streaming`): 250 of a
     megabyte each are never held at once."""
-    store = request.app[STORE]
+    store = store_of(request)
     ids, total = await store.find_ids(STYLE, query)
     headers = {"X-Total-Count": str(total)} if total is not None else None
     return await answer_list(request, task_parts(store.read_chunks(STYLE, ids)), _as_stored, _TASK_LIST,
@@ -125,7 +124,7 @@ async def _list_response(request: web.Request, query: Query) -> web.StreamRespon
 
 async def get_task(request: web.Request) -> web.Response:
     negotiate(request, ("application/json",))
-    task = await request.app[STORE].get(STYLE, request.match_info["id"])
+    task = await store_of(request).get(STYLE, request.match_info["id"])
     if task is None:
         raise _not_found(request.match_info["id"])
     return _task_response(task)
@@ -154,10 +153,10 @@ async def patch_task(request: web.Request) -> web.Response:
     negotiate(request, ("application/json",))
     _ctype, body = await read_body(request, PATCH_TYPES)
     ops = parse_patch(decode_json(body))
-    mutate = owned_mutation(Caller(who.name, who.is_admin), task_id, patch_mutation(ops, now_iso()))
+    mutate = owned_mutation(Caller(who.name, who.is_admin), task_id, patch_mutation(ops, clock_of(request).now_iso()))
     charge(request, request.app[CONFIG].quota, who.name)  # a task is its launcher's
     try:
-        task = await request.app[STORE].update(
+        task = await store_of(request).update(
             STYLE, task_id, mutate, actor=who.name, request_id=request_id(request),
             if_match=parse_if_match(request.headers.get("If-Match")))
     except errors.NotFound:
@@ -171,8 +170,8 @@ async def create_task(request: web.Request) -> web.Response:
         raise errors.Forbidden("only an admin may create tasks")
     negotiate(request, ("application/json",))
     _ctype, body = await read_body(request, ("application/json",))
-    doc = new_task_status(decode_json(body), now=now_iso(), launcher=who.name)
-    task = await request.app[STORE].create(STYLE, doc["id"], doc, actor=who.name,
+    doc = new_task_status(decode_json(body), now=clock_of(request).now_iso(), launcher=who.name)
+    task = await store_of(request).create(STYLE, doc["id"], doc, actor=who.name,
                                            request_id=request_id(request))
     # the request's own path, so the link holds under server.base_path too
     return _task_response(task, 201, {"Location": f"{request.path.rstrip('/')}/{quote(task.id, safe='')}"})

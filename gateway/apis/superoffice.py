@@ -38,7 +38,7 @@ from gateway.apis.superoffice_service import BASE_ZONE, MAX_ID, STYLE, Ctx
 from gateway.auth import sessions
 from gateway.codecs import decode_form, decode_json, decode_xml, etag, json_response, read_body
 from gateway.config import ConfigError
-from gateway.context import CONFIG, STORE
+from gateway.context import CONFIG, store_of
 from gateway.model import Task
 from gateway.query import Query
 
@@ -107,7 +107,7 @@ async def _read_change(request: web.Request, ctx: Ctx) -> tuple[str, Any]:
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     options = parse_list_options(request.query, carrier.state_name)
     ctx = service.context(request, body_format=options.format)
-    ids, _ = await request.app[STORE].find_ids(
+    ids, _ = await store_of(request).find_ids(
         STYLE, Query(options.where, options.order, options.top + 1, options.skip))
     more = options.top > 0 and len(ids) > options.top
     base = f"{request.scheme}://{request.host}{request.path.rsplit('/BatchTask', 1)[0]}"
@@ -145,7 +145,7 @@ async def get_task_or_state(request: web.Request) -> web.StreamResponse:
         ids = await service.find(request, state=state, system=False)
         return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t),
                                           root="ArrayOfBatchTaskInfo")
-    task = await request.app[STORE].get(STYLE, _task_id(key))
+    task = await store_of(request).get(STYLE, _task_id(key))
     if task is None:
         raise service.not_found(key)
     since = service.http_date(request, "If-Modified-Since")

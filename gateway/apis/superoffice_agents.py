@@ -23,7 +23,7 @@ from gateway.apis import superoffice_service as service
 from gateway.apis.superoffice_service import MAX_ID, STYLE, Ctx
 from gateway.auth import reads_by_post
 from gateway.codecs import decode_json, json_response, read_body
-from gateway.context import STORE, request_id
+from gateway.context import request_id, store_of
 
 __all__ = ["AGENTS", "MAX_IDS", "call_agent", "describe_agent", "add_routes"]
 
@@ -66,7 +66,7 @@ def _agent_id(value: int) -> str | None:
 # -- the calls ---------------------------------------------------------------------------
 async def _get(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
     task_id = _agent_id(_arg(args, "Id", "int"))
-    task = await request.app[STORE].get(STYLE, task_id) if task_id else None
+    task = await store_of(request).get(STYLE, task_id) if task_id else None
     return service.carrier_for(ctx, task, service.select(request)) if task else None
 
 
@@ -117,7 +117,7 @@ async def _delete_many(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> 
            if (task_id := _agent_id(value)) is not None]
     if not ctx.caller.is_admin or ctx.caller.read_only:
         raise errors.Forbidden("only an administrator may delete batch tasks")
-    store = request.app[STORE]
+    store = store_of(request)
     results = await asyncio.gather(*(store.delete(STYLE, task_id, actor=ctx.caller.name,
                                                   request_id=request_id(request)) for task_id in ids),
                                    return_exceptions=True)

@@ -26,9 +26,8 @@ from gateway.apis import superoffice_rules as rules
 from gateway.apis.superoffice_carrier import Zone
 from gateway.apis.superoffice_odata import parse_select
 from gateway.apis.superoffice_rules import Caller
-from gateway.clock import now_iso
 from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_match, xml_response
-from gateway.context import CONFIG, STORE, principal, request_id
+from gateway.context import CONFIG, clock_of, principal, request_id, store_of
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
 from gateway.quotas import charge
@@ -115,7 +114,7 @@ def respond_list(request: web.Request, ctx: Ctx, ids: Sequence[str], shape: Call
                         lambda item: carrier.to_xml("BatchTaskInfo", item), ctx.out)
     else:
         body = replace(json_list(envelope), content_type=ctx.out)
-    return answer_list(request, task_parts(request.app[STORE].read_chunks(STYLE, ids)), shape, body, headers=headers)
+    return answer_list(request, task_parts(store_of(request).read_chunks(STYLE, ids)), shape, body, headers=headers)
 
 
 def carrier_for(ctx: Ctx, task: Task, members: tuple[str, ...] | None = None, *,
@@ -154,8 +153,8 @@ async def create(request: web.Request, ctx: Ctx, raw: dict[str, Any]) -> int:
     """A new task from carrier members; its id is the next free one."""
     if not ctx.caller.is_admin or ctx.caller.read_only:
         raise errors.Forbidden("only an administrator may create batch tasks")
-    doc = rules.new_batch_task(raw, 0, now_iso(), zone=ctx.zone, owner=ctx.caller.associate_id)
-    task = await request.app[STORE].create_numbered(STYLE, lambda n: {**doc, "Id": n}, actor=ctx.caller.name,
+    doc = rules.new_batch_task(raw, 0, clock_of(request).now_iso(), zone=ctx.zone, owner=ctx.caller.associate_id)
+    task = await store_of(request).create_numbered(STYLE, lambda n: {**doc, "Id": n}, actor=ctx.caller.name,
                                                     request_id=request_id(request), max_id=MAX_ID)
     return int(task.id)
 
@@ -177,7 +176,7 @@ async def find(request: web.Request, *, state: str | None = None, system: bool |
             return []
         terms.append(Compare("$.AssociateId", "in", tuple(associates)))
     where = None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
-    ids, _ = await request.app[STORE].find_ids(STYLE, Query(where, (Sort("$.Id"),)))
+    ids, _ = await store_of(request).find_ids(STYLE, Query(where, (Sort("$.Id"),)))
     return ids
 
 
@@ -193,7 +192,7 @@ async def update(request: web.Request, ctx: Ctx, task_id: str, kind: str, payloa
                                 caller=ctx.caller, task_id=int(task_id))
     _charge(request, ctx)
     try:
-        return await request.app[STORE].update(STYLE, task_id, mutate, actor=ctx.caller.name,
+        return await store_of(request).update(STYLE, task_id, mutate, actor=ctx.caller.name,
                                                request_id=request_id(request), **_preconditions(request))
     except errors.NotFound:
         raise not_found(task_id) from None
@@ -203,7 +202,7 @@ async def delete(request: web.Request, ctx: Ctx, task_id: str) -> None:
     if not ctx.caller.is_admin or ctx.caller.read_only:
         raise errors.Forbidden("only an administrator may delete batch tasks")
     try:
-        await request.app[STORE].delete(STYLE, task_id, actor=ctx.caller.name, request_id=request_id(request),
+        await store_of(request).delete(STYLE, task_id, actor=ctx.caller.name, request_id=request_id(request),
                                         **_preconditions(request))
     except errors.NotFound:
         raise not_found(task_id) from None
@@ -214,7 +213,7 @@ async def stop(request: web.Request, ctx: Ctx, task_id: str) -> bool:
     outcome: list[bool] = []
     _charge(request, ctx)
     try:
-        await request.app[STORE].update(STYLE, task_id, rules.stop_mutation(ctx.caller, int(task_id), outcome),
+        await store_of(request).update(STYLE, task_id, rules.stop_mutation(ctx.caller, int(task_id), outcome),
                                         actor=ctx.caller.name, request_id=request_id(request))
     except errors.NotFound:
         raise not_found(task_id) from None

@@ -41,7 +41,7 @@ from gateway.auth import reads_by_post
 from gateway.clock import utc_now
 from gateway.codecs import decode_json, etag, json_response, parse_if_match, read_body
 from gateway.config import WebMethodsConfig
-from gateway.context import CONFIG, STORE, principal, request_id
+from gateway.context import CONFIG, STORE, clock_of, principal, request_id, store_of
 from gateway.limits import dumps
 from gateway.model import IMPERSONATION, Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
@@ -107,7 +107,7 @@ def _service_error(request: web.Request, err: errors.TaskgateError) -> web.Respo
     if config.debug_errors:
         dump = f"{ERROR_TYPE}: {err.message}\n" + "".join(traceback.format_exception(err))
     who = request.get(_USER) or principal(request).name
-    body = _envelope(err.message, user=who, moment=request.app[CLOCK].now(), dump=dump)
+    body = _envelope(err.message, user=who, moment=clock_of(request, request.app[CLOCK]).now(), dump=dump)
     status = 500 if config.service_errors_as_500 and err.status != 401 else err.status
     return json_response(body, status=status, headers=_headers(err))
 
@@ -166,14 +166,14 @@ async def _call(request: web.Request, body: Mapping[str, Any]) -> Call:
     someone else; a non-admin naming another user is refused."""
     who = principal(request)
     raw_user = request.query.get("user") if "user" in request.query else body.get("user")
-    store = request.app[STORE]
+    store = store_of(request)
     actor = Actor(who.name, who.is_admin)
     if raw_user is not None:
         name = inputs.name(raw_user, "user")
         if name != who.name:
             if not who.is_admin:
                 raise errors.Forbidden(f"user {who.name} may not act for {name}: only an admin may impersonate")
-            named = await store.get_user(name)
+            named = await request.app[STORE].get_user(name)
             actor = Actor(name, named is not None and named.role == "admin")
             IMPERSONATION.set((name, who.name))  # the audit row names both
     request[_USER] = actor.name
@@ -181,7 +181,7 @@ async def _call(request: web.Request, body: Mapping[str, Any]) -> Call:
         encode = date_encoder(request.query.get("jsonDateEncoding"))
     except ValueError as exc:
         raise errors.BadRequest(str(exc)) from None
-    return Call(store, request.app[CONFIG].webmethods, actor, request.app[CLOCK].now_iso(), encode,
+    return Call(store, request.app[CONFIG].webmethods, actor, clock_of(request, request.app[CLOCK]).now_iso(), encode,
                 request_id(request), request)
 
 

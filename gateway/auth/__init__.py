@@ -19,6 +19,7 @@ task (each API style's business), and it reaches the store only through
 from gateway.auth.authenticator import (
     AUTHENTICATOR,
     PRINCIPAL,
+    REQUEST_CLOCK,
     SESSION_COOKIE,
     XSRF_COOKIE,
     XSRF_HEADER,
@@ -28,6 +29,7 @@ from gateway.auth.authenticator import (
     auth_middleware,
     public,
     reads_by_post,
+    request_now,
     xsrf_token,
 )
 from gateway.auth.hashing import hash_password, new_secret, secret_hash, verify_password
@@ -38,4 +40,4 @@ from gateway.auth.sessions import login, logout
 __all__ = ["Principal", "PRINCIPAL", "Accounts", "Authenticator", "AUTHENTICATOR", "auth_middleware", "public",
            "reads_by_post", "hash_password", "verify_password", "new_secret", "secret_hash", "FailureLimiter",
            "client_address", "oauth_token", "login", "logout", "SESSION_COOKIE", "XSRF_COOKIE", "XSRF_HEADER",
-           "xsrf_token"]
+           "xsrf_token", "REQUEST_CLOCK", "request_now"]

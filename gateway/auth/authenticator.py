@@ -32,10 +32,12 @@ from aiohttp.typedefs import Handler
 from gateway import errors
 from gateway.auth.hashing import hash_password, new_secret, secret_hash, verify_password
 from gateway.auth.limiter import FailureLimiter, client_address
+from gateway.clock import Clock
 from gateway.model import OAuthClient, TokenRow, User
 
-__all__ = ["Principal", "PRINCIPAL", "Accounts", "Authenticator", "AUTHENTICATOR", "Handler", "public",
-           "reads_by_post", "auth_middleware", "SESSION_COOKIE", "XSRF_COOKIE", "XSRF_HEADER", "xsrf_token"]
+__all__ = ["Principal", "PRINCIPAL", "REQUEST_CLOCK", "request_now", "Accounts", "Authenticator", "AUTHENTICATOR",
+           "Handler", "public", "reads_by_post", "auth_middleware", "SESSION_COOKIE", "XSRF_COOKIE",
+           "XSRF_HEADER", "xsrf_token"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BASIC_CACHE_SECONDS = 60.0
@@ -107,7 +109,7 @@ class Authenticator:
                 if not any(hmac.compare_digest(app_token.encode("utf-8", "surrogatepass"), t.encode())
                            for t in self.app_tokens):
                     raise errors.Unauthorized("SOTicket needs a known SO-AppToken header")
-            return await self.authenticate(header, client_address(request))
+            return await self.authenticate(header, client_address(request), now=request_now(request))
         session = request.cookies.get(SESSION_COOKIE)
         if session:
             expected = xsrf_token(session)
@@ -116,16 +118,16 @@ class Authenticator:
             if not (hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
                     and hmac.compare_digest(cookie.encode("utf-8", "surrogatepass"), expected.encode())):
                 raise errors.Unauthorized(f"a session needs an {XSRF_HEADER} header equal to the {XSRF_COOKIE} cookie")
-            return await self.by_token(session)
+            return await self.by_token(session, now=request_now(request))
         raise errors.Unauthorized("no authorization header")
 
-    async def authenticate(self, header: str | None, address: str = "") -> Principal:
+    async def authenticate(self, header: str | None, address: str = "", *, now: float | None = None) -> Principal:
         if not header:
             raise errors.Unauthorized("no authorization header")
         scheme, _, value = header.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme in ("bearer", "soticket") and value:
-            return await self.by_token(value)
+            return await self.by_token(value, now=now)
         if scheme == "basic" and value:
             try:
                 name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
@@ -138,11 +140,13 @@ class Authenticator:
             return await self.by_password(name, password, address)
         raise errors.Unauthorized("unsupported authorization scheme")
 
-    async def by_token(self, token: str) -> Principal:
+    async def by_token(self, token: str, *, now: float | None = None) -> Principal:
+        """The token's user; expired when its expiry is not after *now* (unix seconds, by
+        default the system's time: a test namespace's clock gives its own)."""
         row = await self.store.find_token(secret_hash(token))
         if row is None:
             raise errors.Unauthorized("invalid token")
-        if row.expires is not None and row.expires <= time.time():
+        if row.expires is not None and row.expires <= (time.time() if now is None else now):
             raise errors.Unauthorized("token expired")
         if row.user.disabled:
             raise errors.Unauthorized("user disabled")
@@ -200,11 +204,12 @@ class Authenticator:
         return principal
 
     async def create_token(self, user: User | str, *, read_only: bool = False,
-                           expires_in: int | None = None, source: str = "cli") -> str:
-        """A new token for *user*; only its hash is stored. Returns the token, once."""
+                           expires_in: int | None = None, source: str = "cli", now: float | None = None) -> str:
+        """A new token for *user*; only its hash is stored. Returns the token, once. Its
+        expiry counts from *now* (unix seconds; by default the system's time)."""
         name = user.name if isinstance(user, User) else user
         token = new_secret()
-        now = int(time.time())
+        now = int(time.time() if now is None else now)
         await self.store.add_token(name, secret_hash(token), read_only=read_only,
                                    expires=None if expires_in is None else now + expires_in,
                                    source=source, purge_before=now if expires_in is not None else None)
@@ -228,6 +233,14 @@ def reads_by_post(handler: Handler) -> Handler:
 
 
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+#: the clock of a request in a test namespace (:mod:`gateway.testing`): token expiry reads it
+REQUEST_CLOCK = web.RequestKey("request_clock", Clock)
+
+
+def request_now(request: web.Request) -> float | None:
+    """The unix time of the request's test-namespace clock; None: the system's."""
+    clock = request.get(REQUEST_CLOCK)
+    return None if clock is None else clock.now().timestamp()
 
 
 @web.middleware

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import errors
-from gateway.auth.authenticator import AUTHENTICATOR, public
+from gateway.auth.authenticator import AUTHENTICATOR, public, request_now
 from gateway.auth.limiter import client_address
 from gateway.codecs import body_timeout
 
@@ -77,7 +77,8 @@ async def oauth_token(request: web.Request) -> web.Response:
         return _oauth_error(429, "slow_down", exc.message, exc.headers)
     ttl = authenticator.token_ttl_seconds
     try:
-        token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth")
+        token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth",
+                                                   now=request_now(request))
     except errors.ServiceUnavailable as exc:  # the token could not be stored now (a held write lock, the disk)
         return _oauth_error(503, "temporarily_unavailable", exc.message, exc.headers)
     return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl,

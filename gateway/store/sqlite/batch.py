@@ -118,13 +118,15 @@ def _number(w: QueuedWrite, counters: dict[str, int]) -> str:
 
 def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
                 counters: dict[str, int] | None, keyed: KeyedFields,
-                held_rows: dict[tuple[str, str], Held] | None = None, held: Usage | None = None) -> Applied:
+                held_rows: dict[tuple[str, str], Held] | None = None, held: Usage | None = None,
+                now: Callable[[], str] = now_iso) -> Applied:
     """Each write in order against the rows as the earlier writes of the batch left
     them (*current* is updated); a write whose mutation raises, or that would take its
     owner past its quota, is left out alone. *seq*: the last audit sequence number;
     *counters*: the id counters, when the batch needs them; *held_rows*: each stored row's
-    owner and size; *held*: what the owners of the batch's quotas hold (both updated)."""
-    out = Applied(at=now_iso())
+    owner and size; *held*: what the owners of the batch's quotas hold (both updated);
+    *now*: the time the batch's rows are stamped with (a test namespace's clock)."""
+    out = Applied(at=now())
     at = out.at
     rows = held_rows if held_rows is not None else {}
     usage = held if held is not None else {}

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from gateway import errors
+from gateway.clock import now_iso
 from gateway.model import Change, Task
 from gateway.store.sqlite.batch import Applied, Held, QueuedWrite, Stored, apply_batch, needs_counters
 from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
@@ -73,8 +74,10 @@ class GroupCommit:
     """The queue of task writes and the task that commits them in batches."""
 
     def __init__(self, writer: WriteConnection, checkpoints: Checkpoints, read_ahead: ReadAhead,
-                 keyed: KeyedFields, *, max_batch: int, health: Health | None = None) -> None:
+                 keyed: KeyedFields, *, max_batch: int, health: Health | None = None,
+                 now: Callable[[], str] = now_iso) -> None:
         self._writer = writer
+        self._now = now
         self._health = health
         self._checkpoints = checkpoints
         self._read_ahead = read_ahead
@@ -170,7 +173,7 @@ class GroupCommit:
                 quotas = {(w.style, w.quota.owner) for w in batch if w.quota is not None}
                 held = read_usage(writer.conn, quotas) if quotas else {}
                 stored_created = {key: row[2] for key, row in current.items()}
-                applied = apply_batch(batch, current, seq, counters, self._keyed, held_rows, held)
+                applied = apply_batch(batch, current, seq, counters, self._keyed, held_rows, held, self._now)
                 self._write_rows(applied, stored_keys, stored_created, counters)
                 await writer.commit()
             except BaseException:

@@ -39,10 +39,11 @@ import aiosqlite
 import structlog
 
 from gateway import errors
+from gateway.clock import now_iso
 from gateway.model import Change, Chunk, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenInfo, TokenRow, User
 from gateway.query import Query
 from gateway.store.errors import StoreError
-from gateway.store.sqlite import schema
+from gateway.store.sqlite import schema, snapshots
 from gateway.store.sqlite.accounts import Accounts
 from gateway.store.sqlite.batch import QueuedWrite
 from gateway.store.sqlite.bulk import bulk_create
@@ -121,7 +122,7 @@ class SQLiteStore:
 
     def __init__(self, writer: WriteConnection, reader: aiosqlite.Connection, point: sqlite3.Connection,
                  checkpoints: Checkpoints, read_ahead: ReadAhead, keyed: KeyedFields, *, max_batch: int,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, now: Callable[[], str] = now_iso) -> None:
         self._writer = writer
         self._reader = reader
         self._point = point
@@ -130,7 +131,8 @@ class SQLiteStore:
         self._keyed = keyed
         self._health = health
         self._reads = TaskReads(reader, Lookup(point, reader, health), keyed, health)
-        self._commits = GroupCommit(writer, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health)
+        self._commits = GroupCommit(writer, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health,
+                                    now=now)
         self._accounts = Accounts(writer, self._reads.lookup, self._reads.rows, checkpoints.after_commit)
         self._closed = False
 
@@ -138,7 +140,8 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL",
                    busy_timeout_ms: int = 5000, max_batch: int = 256, cache_mib: int = 16,
-                   allow_new: bool | None = None, max_db_mib: int = 0) -> SQLiteStore:
+                   allow_new: bool | None = None, max_db_mib: int = 0,
+                   now: Callable[[], str] = now_iso) -> SQLiteStore:
         """Open (creating or migrating) the database at *path*. *cache_mib* sets each
         connection's page cache (SQLite's default is 2 MiB, which a million tasks' index
         pages thrash; 0 keeps it): bulk loads and index builds over millions of rows sort
@@ -154,7 +157,8 @@ class SQLiteStore:
         *max_db_mib* (0: none) caps the file's size on the writer (SQLite's
         ``max_page_count``): a write past it fails as on a full disk. A file taskgate
         cannot write (a read-only file system, or its permissions) is opened read-only and
-        immutable: reads are answered, writes refused (503)."""
+        immutable: reads are answered, writes refused (503). *now* gives the time task writes are stamped with (a test
+        namespace's clock)."""
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous: {synchronous!r}")
         try:
@@ -226,7 +230,8 @@ class SQLiteStore:
             if isinstance(exc, (sqlite3.Error, OSError)):
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
-        return cls(writer, reader, point, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health)
+        return cls(writer, reader, point, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health,
+                   now=now)
 
     async def close(self) -> None:
         """Finish every queued write, then checkpoint and close every connection. Never
@@ -467,6 +472,18 @@ class SQLiteStore:
         self._accounts.forget_tokens()
 
     # -- for tests and diagnostics, not part of the contract ----------------------------------
+    async def snapshot(self) -> snapshots.Snapshot:
+        """Every table as it is now, in memory (test namespaces' checkpoints)."""
+        self._check_open()
+        return await snapshots.take(self._writer)
+
+    async def restore(self, snapshot: snapshots.Snapshot) -> None:
+        """Every table as it was at *snapshot* (test namespaces' restore and reset). The
+        store's caches hold nothing of tasks, and its keyed fields are those of the start."""
+        self._check_open()
+        await snapshots.restore(self._writer, snapshot)
+        self._checkpoints.after_commit()
+
     @property
     def path(self) -> Path:
         return self._health.path if self._health is not None else Path()
