@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="TCP port to listen on, 0 for a free one (overrides server.port)")
     p.add_argument("--allow-new", action="store_true",
                    help="create a new database when the file is missing or empty (otherwise refused)")
+    p.add_argument("--workers", metavar="N", help="HTTP worker processes, or auto for one per core "
+                                                  "(overrides server.workers)")
     p.set_defaults(run=serving.serve, adjust=_serve_settings)
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init, allow_new=True)
 
@@ -171,9 +173,11 @@ def _unchanged(config: Config, args: argparse.Namespace) -> Config:
 
 
 def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
-    """``serve --host/--port`` over ``server.host`` and ``server.port``."""
+    """``serve --host/--port/--workers`` over ``server.host``, ``server.port`` and ``server.workers``."""
     if args.host:
         config = config.replace("server", host=args.host)
+    if args.workers is not None:
+        config = config.replace("server", workers=args.workers)
     if args.port is not None:
         config = config.replace("server", port=args.port)
     return config
@@ -548,6 +552,7 @@ def _make_folders(folder: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what serve's worker processes are started with
     try:
         config = load_config(args.config)
         if args.db:
