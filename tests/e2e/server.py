@@ -84,9 +84,16 @@ class Server:
         return done.stdout
 
     def kill(self) -> None:
+        """SIGKILL; with workers, the supervisor's, and they die with it (returns once they are gone)."""
         assert self.proc is not None
+        workers = self.worker_pids().values() if self.workers != 1 else ()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        for pid in workers:
+            while _alive(pid):
+                assert time.monotonic() < deadline, f"worker {pid} outlived its supervisor"
+                time.sleep(0.01)
         self._close()
 
     def worker_pids(self) -> dict[int, int]:
@@ -123,6 +130,14 @@ class Server:
     def _close(self) -> None:
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 @contextmanager
