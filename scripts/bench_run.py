@@ -189,14 +189,33 @@ class Server:
                 return
         raise RuntimeError(f"{argv[1:3]} did not start in time; see {log}")
 
+    def pids(self) -> list[int]:
+        """The server's process and, with serve --workers, its worker processes."""
+        pid = self.proc.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [pid, *map(int, children)]
+
     def peak_rss_mib(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+        """Peak resident memory, added up over the supervisor and its workers."""
+        total = 0.0
+        for pid in self.pids():
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+        return total
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time of the process so far, all its threads included."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User and system CPU time of the server so far, all its threads and worker processes included."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -217,12 +236,18 @@ def start_ceiling(workdir: Path) -> Server:
                   "ceiling", workdir / "ceiling.log")
 
 
-def start_taskgate(workdir: Path, db: Path, synchronous: str) -> Server:
+def start_taskgate(workdir: Path, db: Path, synchronous: str, workers: int = 1) -> Server:
     env = _clean_env()
     env["TASKGATE_STORAGE_SYNCHRONOUS"] = synchronous
     env["TASKGATE_LOG_FILE"] = str(workdir / "taskgate-requests.log")  # logging stays on, as in production
-    return Server([sys.executable, "-m", "gateway", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", "0"],
+    return Server([sys.executable, "-m", "gateway", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", "0",
+                   "--workers", str(workers)],
                   env | {"PYTHONPATH": str(ROOT)}, workdir, "taskgate", workdir / "taskgate.log")
+
+
+def _setting(sync: str, workers: int) -> str:
+    """The key of one taskgate setting in the results: FULL, or FULL/2w with two workers."""
+    return sync if workers == 1 else f"{sync}/{workers}w"
 
 
 # -- load ---------------------------------------------------------------------------------
@@ -308,6 +333,39 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                       f"{patch[(sizes[-1], sync)] / patch[(sizes[0], sync)]:.2f}")
 
 
+def print_scaling(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str], workers: list[int],
+                  scenarios: list[Scenario]) -> None:
+    """Throughput and p99 per worker count, and the ratio to one worker measured in the same round."""
+    if len(workers) < 2 or workers[0] != 1:
+        return
+    print("\nscaling with workers (medians; x1 = throughput / one worker's in the same round; "
+          "ceiling = taskgate / ceiling)")
+    print(f"{'N':>9} {'sync':6} {'scenario':22} {'workers':>7} {'req/s':>8} {'p99 ms':>7} {'x1':>6} {'ceiling':>8} "
+          f"{'CPU us/req':>10}")
+    for n in sizes:
+        for sync in syncs:
+            for sc in scenarios:
+                for w in workers:
+                    rps, p99, x1, ceil, cpu = [], [], [], [], []
+                    for run in runs:
+                        if run["n"] != n:
+                            continue
+                        one = run["taskgate"].get(_setting(sync, 1), {}).get("results", {}).get(sc.name)
+                        this = run["taskgate"].get(_setting(sync, w), {}).get("results", {}).get(sc.name)
+                        cl = run["ceiling"]["results"].get(sc.name)
+                        if one is None or this is None or cl is None:
+                            continue
+                        rps.append(this["rps"])
+                        p99.append(this["latency_us"]["p99"] / 1000)
+                        x1.append(this["rps"] / one["rps"])
+                        ceil.append(this["rps"] / cl["rps"])
+                        cpu.append(this["server_cpu_us_per_request"])
+                    if rps:
+                        print(f"{n:>9} {sync:6} {sc.name:22} {w:>7} {statistics.median(rps):8.0f} "
+                              f"{statistics.median(p99):7.1f} {statistics.median(x1):6.2f} "
+                              f"{statistics.median(ceil):8.2f} {statistics.median(cpu):10.0f}")
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -340,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where templates, copies and logs go (default .bench/); must be a real disk")
     parser.add_argument("--out", type=Path, help="results file (default WORKDIR/results-<time>.json)")
     parser.add_argument("--reseed", action="store_true", help="make the seeded templates again")
+    parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1],
+                        help="taskgate worker counts to run, e.g. 1,2 (default 1): serve --workers N")
     args = parser.parse_args(argv)
     quick = args.quick
     sizes = args.sizes or ([2000] if quick else [10_000, 1_000_000])
@@ -373,22 +433,27 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
             for sync in syncs:
-                print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync}", flush=True)
-                if rnd == 1 and sync == syncs[0]:
-                    fresh_copy(db, copy)
-                server = start_taskgate(args.workdir, copy, sync)
-                try:
-                    results = measure(server, scenarios, n, auth, args)
-                    run["taskgate"][sync] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
-                finally:
-                    server.stop()
-                print(f"    peak RSS {run['taskgate'][sync]['peak_rss_mib']:.0f} MiB", flush=True)
+                for workers in args.workers:
+                    key = _setting(sync, workers)
+                    print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync} workers={workers}", flush=True)
+                    if rnd == 1 and sync == syncs[0] and workers == args.workers[0]:
+                        fresh_copy(db, copy)
+                    server = start_taskgate(args.workdir, copy, sync, workers)
+                    try:
+                        results = measure(server, scenarios, n, auth, args)
+                        run["taskgate"][key] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
+                    finally:
+                        server.stop()
+                    print(f"    peak RSS {run['taskgate'][key]['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(run)
-    rows = summarize(runs, sizes, syncs, scenarios)
+    settings = [_setting(sync, w) for sync in syncs for w in args.workers]
+    rows = summarize(runs, sizes, settings, scenarios)
     print_table(rows)
+    print_scaling(runs, sizes, syncs, args.workers, scenarios)
     out = args.out or args.workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
                                "settings": {"sizes": sizes, "synchronous": syncs, "rounds": rounds,
+                                            "workers": args.workers,
                                             "duration_s": args.duration, "warmup_s": args.warmup,
                                             "threads": args.threads, "connections": args.connections},
                                "summary": rows, "runs": runs}, indent=1))
