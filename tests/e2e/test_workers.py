@@ -19,6 +19,8 @@ import json
 import os
 import re
 import signal
+import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,41 @@ def test_exactly_one_worker_sweeps_and_another_takes_over(pair: Server) -> None:
         time.sleep(0.05)
     time.sleep(1)
     assert len(sweepers()) == 2 and sweepers()[1] != first[0]
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+def test_two_workers_accept_on_one_unix_socket_and_the_supervisor_removes_it(tmp_path: Path) -> None:
+    server = Server(tmp_path, workers=2, config='[server]\nunix_socket = "s.sock"\nunix_socket_mode = "600"\n')
+    server.start()
+    path = tmp_path / "s.sock"
+    try:
+        assert server.base_url == f"unix:{path}"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        seen: set[str] = set()
+        for _ in range(_TRIES):
+            conn = _UnixConnection(str(path))
+            try:
+                conn.request("GET", "/readyz", headers={"Connection": "close"})
+                resp = conn.getresponse()
+                assert resp.status == 200, resp.read()
+                seen.add(resp.getheader("X-Request-ID", "")[:16])
+                resp.read()
+            finally:
+                conn.close()
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, "one worker took every connection"
+    finally:
+        assert server.stop() == 0, server.log.read_text()
+    assert not path.exists()
