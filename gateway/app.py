@@ -18,6 +18,7 @@ routes they define.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import secrets
 import time
@@ -33,6 +34,7 @@ from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, oauth
+from gateway.auth.failure_table import SharedFailures
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
@@ -44,6 +46,7 @@ from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.quotas import WRITE_RATE, WriteRate
 from gateway.store import open_store
 from gateway.testing import api as testing
+from gateway.workers import ROLE_ENV, SHARED_DIR_ENV
 
 __all__ = ["create_app", "STYLES"]
 
@@ -167,7 +170,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = await open_store(config)
+    # a worker of serve --workers never makes a database: its supervisor made it, or refused
+    store = await open_store(config, allow_new=False if os.environ.get(ROLE_ENV) else None)
     feed: Feed | None = None
     try:
         store.on_commit(log_changes)
@@ -183,8 +187,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[FEED] = feed
         app[TRAFFIC].on_drain(feed.stop_streams)  # streams end when the drain begins, not at its timeout
         app_tokens = frozenset(t.strip() for t in config.superoffice.app_tokens.split(",") if t.strip())
+        shared = os.environ.get(SHARED_DIR_ENV)  # serve --workers: failures add up across the workers
+        table = SharedFailures(os.path.join(shared, "signin"), config.auth.max_tracked_clients) if shared else None
         limiter = FailureLimiter(config.auth.max_failures, config.auth.failure_window_seconds,
-                                 config.auth.max_tracked_clients, max_concurrent=config.auth.max_concurrent_checks)
+                                 config.auth.max_tracked_clients, max_concurrent=config.auth.max_concurrent_checks,
+                                 table=table)
         app[AUTHENTICATOR] = Authenticator(store, token_ttl_seconds=config.auth.token_ttl_seconds,
                                            app_tokens=app_tokens, limiter=limiter)
         yield

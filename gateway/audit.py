@@ -23,7 +23,7 @@ from gateway.config import ConfigError, LogConfig
 from gateway.model import Change
 from gateway.speedups import dumps_bytes
 
-__all__ = ["configure_logging", "flush_logs", "log_changes", "logger", "SECRET_KEYS"]
+__all__ = ["configure_logging", "flush_logs", "log_changes", "logger", "SECRET_KEYS", "PIPE_BUF", "whole_line_chunks"]
 
 logger = structlog.get_logger("taskgate")
 
@@ -32,12 +32,42 @@ SECRET_KEYS = frozenset({"authorization", "password", "token", "access_token", "
                          "client_secret", "cookie", "set-cookie", "x-xsrf-token"})
 
 
+#: the most bytes a pipe takes in one write without another writer's bytes in between
+PIPE_BUF = 4096
+
+
+def whole_line_chunks(text: str, limit: int = PIPE_BUF) -> list[str]:
+    """*text* (whole lines) cut at line ends into pieces of at most *limit* bytes, a line
+    longer than that alone in its piece. Each piece is written in one call: workers of
+    ``serve --workers`` share standard error, and a pipe (journald's) keeps a write of at
+    most PIPE_BUF bytes whole, so their lines interleave but are never cut."""
+    if len(text) * 4 <= limit:  # at most 4 bytes a character: short enough whatever it holds
+        return [text]
+    chunks: list[str] = []
+    parts = text.split("\n")  # only "\n" ends a line: U+2028 may stand unescaped inside one
+    last = parts.pop()
+    lines = [part + "\n" for part in parts] + ([last] if last else [])
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode("utf-8", "surrogatepass"))
+        if current and size + n > limit:
+            chunks.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += n
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
 class _Stderr:
     """Standard error as it is at each write, not as it was when logging was configured."""
 
     def write(self, text: str) -> None:
-        sys.stderr.write(text)
-        sys.stderr.flush()
+        for chunk in whole_line_chunks(text):
+            sys.stderr.write(chunk)
+            sys.stderr.flush()
 
 
 class _File:

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve the /_taskgate/ test-control API and namespaces (testing.enabled; never in production)")
     p.add_argument("--seed", metavar="DIR",
                    help="load the fixtures in DIR (one folder per style, each vendor's own documents) at start")
+    p.add_argument("--workers", metavar="N", help="HTTP worker processes, or auto for one per core "
+                                                  "(overrides server.workers)")
     p.set_defaults(run=serving.serve, adjust=_serve_settings)
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_init, allow_new=True)
 
@@ -187,11 +189,14 @@ def _unchanged(config: Config, args: argparse.Namespace) -> Config:
 
 
 def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
-    """``serve --host/--port/--testing`` over ``server.host``, ``server.port`` and ``testing.enabled``."""
+    """``serve --host/--port/--workers/--testing`` over ``server.host``, ``server.port``,
+    ``server.workers`` and ``testing.enabled``."""
     if args.testing:
         config = config.replace("testing", enabled=True)
     if args.host:
         config = config.replace("server", host=args.host)
+    if args.workers is not None:
+        config = config.replace("server", workers=args.workers)
     if args.port is not None:
         config = config.replace("server", port=args.port)
     return config
@@ -575,6 +580,7 @@ def _make_folders(folder: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what serve's worker processes are started with
     try:
         config = load_config(args.config)
         if args.db:

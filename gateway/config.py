@@ -26,8 +26,8 @@ class ConfigError(ValueError):
 
 
 def _opt(default: Any, *, choices: tuple[Any, ...] = (), lo: float | None = None,
-         hi: float | None = None, doc: str = "") -> Any:
-    return field(default=default, metadata={"choices": choices, "lo": lo, "hi": hi, "doc": doc})
+         hi: float | None = None, doc: str = "", pattern: str = "") -> Any:
+    return field(default=default, metadata={"choices": choices, "lo": lo, "hi": hi, "doc": doc, "pattern": pattern})
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class ServerConfig:
     max_connections: int = _opt(1000, lo=0, doc="most connections open at once; one beyond it is answered 503 and "
                                                 "closed unread (0: no limit). Keep it below the process's file "
                                                 "descriptor limit (LimitNOFILE in the systemd unit)")
+    workers: str = _opt("1", pattern=r"auto|[1-9][0-9]{0,2}",
+                        doc="HTTP worker processes on the one listening socket, under a supervisor that restarts "
+                            "one that dies (1: one process, no supervisor; auto: one per core)")
 
 
 @dataclass(frozen=True)
@@ -251,8 +254,12 @@ def _check(name: str, f: dataclasses.Field, value: Any, *, from_env: bool = Fals
             raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if meta.get("pattern") and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a count written as a TOML number
     if type(value) is not kind:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(f"{name}: must match {meta['pattern']}; got {value!r}")
     if meta["choices"]:
         folded = {str(c).lower(): c for c in meta["choices"]}
         if str(value).lower() not in folded:

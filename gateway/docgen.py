@@ -86,6 +86,8 @@ def _accepted(f: dataclasses.Field) -> str:
         if lo is not None:
             return f"{noun} ≥ {_number(lo)}"
         return noun
+    if meta.get("pattern") == r"auto|[1-9][0-9]{0,2}":
+        return "integer, 1 to 999, or `\"auto\"`"
     return "text"
 
 

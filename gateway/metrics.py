@@ -12,11 +12,12 @@ endpoints needs a taskgate user. This module holds no SQL and no vendor shapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import os
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -32,8 +33,10 @@ from gateway.codecs import json_response
 from gateway.config import MetricsConfig
 from gateway.context import CONFIG, FEED, STORE, TRAFFIC
 from gateway.events.feed import Feed
+from gateway.metrics_shared import PUBLISH_SECONDS, SharedMetrics
 from gateway.model import Change
 from gateway.store import SCHEMA_VERSION
+from gateway.workers import SHARED_DIR_ENV
 
 __all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT", "READY_REASONS"]
 
@@ -158,6 +161,10 @@ class Metrics:
                            registry=registry)
         self.in_progress = Gauge("taskgate_http_requests_in_progress",
                                  "Requests being handled when scraped (this scrape included)", registry=registry)
+        self.singletons = Gauge("taskgate_singletons", "Processes doing work that runs once per service, by work "
+                                "(each is 1 when the service is well)", ("name",), registry=registry)
+        #: the other workers' numbers, with ``serve --workers`` (see :mod:`gateway.metrics_shared`)
+        self.shared: SharedMetrics | None = None
 
     def observe_batch(self, size: int, seconds: float) -> None:
         """The store's batch listener."""
@@ -179,7 +186,26 @@ class Metrics:
         for style in {*self.styles, *counts}:
             self.tasks.labels(style).set(counts.get(style, 0))
         self.in_progress.set(in_progress)
-        return generate_latest(self.registry)
+        if self.shared is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Families(self.shared.merged(self.registry.collect())))
+
+    def publish(self, in_progress: int, limiter: FailureLimiter | None) -> None:
+        """This worker's numbers, for the other workers' scrapes."""
+        if self.shared is not None:
+            self._signin.limiter = limiter
+            self.in_progress.set(in_progress)
+            self.shared.publish(self.registry.collect())
+
+
+class _Families:
+    """What ``generate_latest`` reads: families already collected."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -276,8 +302,39 @@ def _metrics_handler(config: MetricsConfig):
     return metrics
 
 
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """A worker of ``serve --workers`` writes its numbers every PUBLISH_SECONDS and as it stops."""
+    metrics = app[METRICS]
+
+    def publish() -> None:
+        authenticator = app.get(AUTHENTICATOR)
+        try:
+            metrics.publish(app[TRAFFIC].active, authenticator.limiter if authenticator is not None else None)
+        except OSError:  # the folder went with a supervisor that stopped; the numbers are this worker's alone
+            pass
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            publish()
+
+    task = asyncio.get_running_loop().create_task(loop(), name="metrics-publish")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        publish()
+
+
 def setup(app: web.Application, config: MetricsConfig) -> None:
-    """The three routes (``/metrics`` only when exposed), named ``taskgate:…``."""
+    """The three routes (``/metrics`` only when exposed), named ``taskgate:…``; with a
+    folder shared with other workers, the numbers of the whole service."""
+    folder = os.environ.get(SHARED_DIR_ENV)
+    if folder and config.expose != "off":
+        app[METRICS].shared = SharedMetrics(folder)
+        app.cleanup_ctx.append(_publishing)
     app[_UNREADY] = [None]
     app.router.add_get("/healthz", healthz, name="taskgate:healthz")
     app.router.add_get("/readyz", readyz, name="taskgate:readyz")

@@ -373,6 +373,13 @@ class Store(Protocol):
     async def schema_version(self) -> int:
         ...
 
+    def hold(self, name: str) -> bool:
+        """Whether this store now holds the lease *name*, of which at most one store on the
+        database (in any process) holds each at a time: for work that must run once per
+        service, such as a sweeper. Held until the store closes or its process ends;
+        asking again while held is True."""
+        ...
+
     async def close(self) -> None:
         """Finish every queued write, then release the database; later writes are
         InternalError. Closing twice is allowed."""

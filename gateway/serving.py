@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -33,6 +34,7 @@ from gateway.config import Config, ConfigError
 from gateway.connections import LimitedRunner
 from gateway.context import TRAFFIC
 from gateway.store import Store, open_store
+from gateway.workers import WorkerRole, supervise, worker_count, worker_role
 
 __all__ = ["serve", "command_store", "bootstrap_admin", "freeze_startup_heap"]
 
@@ -100,6 +102,52 @@ def _clear_stale_socket(path: Path) -> None:
 _CLOSE_GRACE_SECONDS = 1.0
 
 
+def _bind_unix(path: Path, mode: int) -> socket.socket:
+    """A listening unix socket at *path* for the workers of a supervisor to accept on."""
+    _clear_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(str(path))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"server.unix_socket: cannot listen on {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    return sock
+
+
+async def _supervise(config: Config, argv: list[str], count: int) -> int:
+    """``serve`` with more than one worker: the supervisor of :mod:`gateway.workers`."""
+    path = config.unix_socket_path
+    if path is None:
+        return await supervise(config, argv, count)
+    sock = _bind_unix(path, int(config.server.unix_socket_mode, 8))
+    inode = path.stat().st_ino
+    try:
+        return await supervise(config, argv, count, sock)
+    finally:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_ino == inode:  # still ours, not a successor's
+                path.unlink()
+
+
+async def _listen_worker(runner: web.AppRunner, config: Config, role: WorkerRole) -> None:
+    """A worker's site: the supervisor's unix socket, or its own socket on the supervisor's port."""
+    if role.listen_fd is not None:
+        await web.SockSite(runner, socket.socket(fileno=role.listen_fd)).start()
+    else:
+        try:
+            await web.TCPSite(runner, config.server.host, role.port, reuse_port=True).start()
+        except OSError as exc:
+            raise ConfigError(f"server.host/server.port: cannot listen on "
+                              f"{config.server.host}:{role.port}: {exc.strerror or exc}") from None
+    logger.info("listening", worker=role.index, pid=os.getpid(), port=role.port, speedups=speedups.describe())
+
+
 async def _listen_unix(runner: web.AppRunner, path: Path, mode: int) -> web.UnixSite:
     _clear_stale_socket(path)
     site = web.UnixSite(runner, str(path))
@@ -127,16 +175,26 @@ def freeze_startup_heap() -> int:
 
 
 async def serve(args: argparse.Namespace, config: Config) -> int:
-    """``taskgate serve``: listen until SIGTERM or SIGINT, then drain and stop."""
+    """``taskgate serve``: listen until SIGTERM or SIGINT, then drain and stop. With
+    ``server.workers`` above 1 this process is the supervisor of that many workers
+    (:mod:`gateway.workers`), each of which runs this function again in its role."""
+    role = worker_role()
+    if role is not None:
+        role.enter()
     app = create_app(config)  # refuses settings the styles check before the database is touched
-    # the one open that may create the database: the app's own open below finds it there
-    async with command_store(config, allow_new=args.allow_new) as store:
-        await bootstrap_admin(store, config, sys.stdout)
-        if getattr(args, "seed", None):
-            await _seed(store, Path(args.seed))
-    if config.testing.enabled:
-        logger.warning("testing is on: the admin-only /_taskgate/ API and the /_ns/ namespaces are served; "
-                       "never expose this server in production", max_namespaces=config.testing.max_namespaces)
+    if role is None:
+        # the one open that may create the database: the app's own open below finds it
+        # there, and so do the workers, which a supervisor starts only after it
+        async with command_store(config, allow_new=args.allow_new) as store:
+            await bootstrap_admin(store, config, sys.stdout)
+            if getattr(args, "seed", None):
+                await _seed(store, Path(args.seed))
+        if config.testing.enabled:
+            logger.warning("testing is on: the admin-only /_taskgate/ API and the /_ns/ namespaces are served; "
+                           "never expose this server in production", max_namespaces=config.testing.max_namespaces)
+        count = worker_count(config.server.workers)
+        if count > 1:
+            return await _supervise(config, args.argv, count)
     server = config.server
     # aiohttp's parser gets twice the configured header limits: between the two, the
     # request reaches the app and gets a 431 in its style's shape (see gateway/app.py)
@@ -160,7 +218,11 @@ async def serve(args: argparse.Namespace, config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        if socket_path is not None:
+        if role is not None:
+            socket_path = None  # the supervisor's to remove
+            await _listen_worker(runner, config, role)
+            role.ready()
+        elif socket_path is not None:
             await _listen_unix(runner, socket_path, int(server.unix_socket_mode, 8))
             socket_inode = socket_path.stat().st_ino
             print(f"taskgate listening on unix:{socket_path}{server.base_path}", flush=True)

@@ -189,14 +189,33 @@ class Server:
                 return
         raise RuntimeError(f"{argv[1:3]} did not start in time; see {log}")
 
+    def pids(self) -> list[int]:
+        """The server's process and, with serve --workers, its worker processes."""
+        pid = self.proc.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [pid, *map(int, children)]
+
     def peak_rss_mib(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+        """Peak resident memory, added up over the supervisor and its workers."""
+        total = 0.0
+        for pid in self.pids():
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+        return total
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time of the process so far, all its threads included."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User and system CPU time of the server so far, all its threads and worker processes included."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -217,12 +236,18 @@ def start_ceiling(workdir: Path) -> Server:
                   "ceiling", workdir / "ceiling.log")
 
 
-def start_taskgate(workdir: Path, db: Path, synchronous: str) -> Server:
+def start_taskgate(workdir: Path, db: Path, synchronous: str, workers: int = 1) -> Server:
     env = _clean_env()
     env["TASKGATE_STORAGE_SYNCHRONOUS"] = synchronous
     env["TASKGATE_LOG_FILE"] = str(workdir / "taskgate-requests.log")  # logging stays on, as in production
-    return Server([sys.executable, "-m", "gateway", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", "0"],
+    return Server([sys.executable, "-m", "gateway", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", "0",
+                   "--workers", str(workers)],
                   env | {"PYTHONPATH": str(ROOT)}, workdir, "taskgate", workdir / "taskgate.log")
+
+
+def _setting(sync: str, workers: int) -> str:
+    """The key of one taskgate setting in the results: FULL, or FULL/2w with two workers."""
+    return sync if workers == 1 else f"{sync}/{workers}w"
 
 
 # -- load ---------------------------------------------------------------------------------
@@ -346,6 +371,39 @@ def print_streams_effect(rows: list[dict[str, Any]], streams: int) -> None:
                   f"{r['p99_ms'] / base['p99_ms']:.2f}   req/s {r['taskgate_rps'] / base['taskgate_rps']:.2f}")
 
 
+def print_scaling(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str], workers: list[int],
+                  scenarios: list[Scenario]) -> None:
+    """Throughput and p99 per worker count, and the ratio to one worker measured in the same round."""
+    if len(workers) < 2 or workers[0] != 1:
+        return
+    print("\nscaling with workers (medians; x1 = throughput / one worker's in the same round; "
+          "ceiling = taskgate / ceiling)")
+    print(f"{'N':>9} {'sync':6} {'scenario':22} {'workers':>7} {'req/s':>8} {'p99 ms':>7} {'x1':>6} {'ceiling':>8} "
+          f"{'CPU us/req':>10}")
+    for n in sizes:
+        for sync in syncs:
+            for sc in scenarios:
+                for w in workers:
+                    rps, p99, x1, ceil, cpu = [], [], [], [], []
+                    for run in runs:
+                        if run["n"] != n:
+                            continue
+                        one = run["taskgate"].get(_setting(sync, 1), {}).get("results", {}).get(sc.name)
+                        this = run["taskgate"].get(_setting(sync, w), {}).get("results", {}).get(sc.name)
+                        cl = run["ceiling"]["results"].get(sc.name)
+                        if one is None or this is None or cl is None:
+                            continue
+                        rps.append(this["rps"])
+                        p99.append(this["latency_us"]["p99"] / 1000)
+                        x1.append(this["rps"] / one["rps"])
+                        ceil.append(this["rps"] / cl["rps"])
+                        cpu.append(this["server_cpu_us_per_request"])
+                    if rps:
+                        print(f"{n:>9} {sync:6} {sc.name:22} {w:>7} {statistics.median(rps):8.0f} "
+                              f"{statistics.median(p99):7.1f} {statistics.median(x1):6.2f} "
+                              f"{statistics.median(ceil):8.2f} {statistics.median(cpu):10.0f}")
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -384,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-query", default="task=none", metavar="QUERY",
                         help="the streams' query (default task=none: idle but for heartbeats, every commit "
                              "still reaching the feed; empty: every change the scenario makes)")
+    parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1],
+                        help="taskgate worker counts to run, e.g. 1,2 (default 1): serve --workers N")
     args = parser.parse_args(argv)
     quick = args.quick
     sizes = args.sizes or ([2000] if quick else [10_000, 1_000_000])
@@ -421,27 +481,32 @@ def main(argv: list[str] | None = None) -> int:
             for label in labels:
                 sync, _, with_streams = label.partition("+")
                 streams = args.streams if with_streams else 0
-                print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync}"
-                      + (f" with {streams} streams ({args.stream_query or 'every event'})" if streams else ""),
-                      flush=True)
-                if rnd == 1 and label == labels[0]:
-                    fresh_copy(db, copy)
-                server = start_taskgate(args.workdir, copy, sync)
-                try:
-                    results = measure(server, scenarios, n, auth, args, streams)
-                    run["taskgate"][label] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
-                finally:
-                    server.stop()
-                print(f"    peak RSS {run['taskgate'][label]['peak_rss_mib']:.0f} MiB", flush=True)
+                for workers in args.workers:
+                    key = _setting(label, workers)
+                    print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync} workers={workers}"
+                          + (f" with {streams} streams ({args.stream_query or 'every event'})" if streams else ""),
+                          flush=True)
+                    if rnd == 1 and label == labels[0] and workers == args.workers[0]:
+                        fresh_copy(db, copy)
+                    server = start_taskgate(args.workdir, copy, sync, workers)
+                    try:
+                        results = measure(server, scenarios, n, auth, args, streams)
+                        run["taskgate"][key] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
+                    finally:
+                        server.stop()
+                    print(f"    peak RSS {run['taskgate'][key]['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(run)
-    rows = summarize(runs, sizes, labels, scenarios)
+    settings = [_setting(label, w) for label in labels for w in args.workers]
+    rows = summarize(runs, sizes, settings, scenarios)
     print_table(rows)
+    print_scaling(runs, sizes, syncs, args.workers, scenarios)
     if args.streams:
         print_streams_effect(rows, args.streams)
     out = args.out or args.workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
                                "settings": {"sizes": sizes, "synchronous": syncs, "streams": args.streams,
                                             "stream_query": args.stream_query, "rounds": rounds,
+                                            "workers": args.workers,
                                             "duration_s": args.duration, "warmup_s": args.warmup,
                                             "threads": args.threads, "connections": args.connections},
                                "summary": rows, "runs": runs}, indent=1))

@@ -78,3 +78,16 @@ def test_lines_of_one_loop_iteration_are_written_together_and_none_is_lost(tmp_p
     assert [(e["event"], e.get("n"), e.get("text")) for e in events] == [
         ("step", 0, "a\u2028b\x85c"), ("step", 1, "a\u2028b\x85c"), ("step", 2, "a\u2028b\x85c"),
         ("last words", None, None), ("after the loop", None, None)]
+
+
+def test_log_text_is_written_in_pieces_a_pipe_keeps_whole() -> None:
+    """Workers share standard error: each piece is at most PIPE_BUF bytes and ends a line,
+    so lines of two workers interleave but are never cut; only "\\n" ends a line."""
+    from gateway.audit import PIPE_BUF, whole_line_chunks
+    lines = [f'{{"n": {i}, "text": "{"é" * (i % 300)}\u2028"}}\n' for i in range(400)]
+    chunks = whole_line_chunks("".join(lines))
+    assert "".join(chunks) == "".join(lines)
+    assert all(len(c.encode()) <= PIPE_BUF and c.endswith("\n") for c in chunks)
+    assert whole_line_chunks("a\n") == ["a\n"]
+    long = "x" * (2 * PIPE_BUF) + "\n"
+    assert whole_line_chunks("a\n" + long + "b\n") == ["a\n", long, "b\n"]

@@ -207,7 +207,9 @@ def test_backup_and_verify_refusals(tmp_path: Path, monkeypatch, capsys):
     assert run(not_ours, "backup", str(tmp_path / "x.db")) == (
         2, f"taskgate: database {str(not_ours)!r} (storage.path): not a taskgate database (no schema version)\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "work"]
-    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["other.db", "seed.db", "stderr.txt"]
+    # the writers' lock file (gateway/store/sqlite/write_connection.py) stays beside the database, as -shm does
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [
+        "other.db", "seed.db", "seed.db-writer.lock", "stderr.txt"]
 
 
 # -- verify_trail on trails the server writes rarely ------------------------------------------

@@ -14,6 +14,8 @@ answer HTTP, judge a caller's change, or touch SQL.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -23,10 +25,11 @@ from gateway.apis import webmethods_rules as rules
 from gateway.apis.webmethods_rules import STYLE
 from gateway.clock import Clock
 from gateway.context import CONFIG, STORE
+from gateway.metrics import METRICS
 from gateway.model import Store, Task
 from gateway.query import And, Compare, Query, Sort
 
-__all__ = ["CLOCK", "SWEEPER", "SWEEP_BATCH", "Sweeper", "catch_up", "due_queries", "sweep", "setup"]
+__all__ = ["CLOCK", "SWEEPER", "SWEEP_BATCH", "SWEEP_LEASE", "Sweeper", "catch_up", "due_queries", "sweep", "setup"]
 
 #: the clock every time rule of this style reads; tests put a ManualClock here
 CLOCK = web.AppKey("webmethods_clock", Clock)
@@ -82,11 +85,21 @@ async def sweep(store: Store, now: str, rid: str) -> int:
     return changed
 
 
-class Sweeper:
-    """The background task that applies the clock's changes every ``sweep_interval_seconds``."""
+#: the store lease (:meth:`~gateway.model.Store.hold`) the one sweeping process holds
+SWEEP_LEASE = "webmethods-sweeper"
 
-    def __init__(self, store: Store, clock: Clock, interval: float) -> None:
+
+class Sweeper:
+    """The background task that applies the clock's changes every ``sweep_interval_seconds``,
+    in one process of the service: the one that holds :data:`SWEEP_LEASE`. The others
+    ask for it on each interval, so that one takes over within an interval of the holder's end."""
+
+    def __init__(self, store: Store, clock: Clock, interval: float,
+                 on_start: Callable[[], None] | None = None) -> None:
         self.store, self.clock, self.interval = store, clock, interval
+        self._on_start = on_start
+        #: whether this process sweeps (it holds the lease)
+        self.sweeping = False
         self.passes = 0
         self._passed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -104,6 +117,14 @@ class Sweeper:
 
     async def _run(self) -> None:
         while True:
+            if not self.sweeping and self.store.hold(SWEEP_LEASE):
+                self.sweeping = True
+                _log.info("webmethods.sweeper_started", pid=os.getpid())
+                if self._on_start is not None:
+                    self._on_start()
+            if not self.sweeping:
+                await asyncio.sleep(self.interval)
+                continue
             try:
                 await sweep(self.store, self.clock.now_iso(), "sweeper")
             except Exception:  # a failed pass is retried on the next; the sweeper must live on
@@ -125,7 +146,10 @@ SWEEPER = web.AppKey("webmethods_sweeper", Sweeper)
 
 async def _start_sweeper(app: web.Application) -> None:
     # on_startup runs after every cleanup_ctx has entered, so the store is open by now
-    sweeper = Sweeper(app[STORE], app[CLOCK], app[CONFIG].webmethods.sweep_interval_seconds)
+    gauge = app[METRICS].singletons.labels(SWEEP_LEASE)
+    gauge.set(0)
+    sweeper = Sweeper(app[STORE], app[CLOCK], app[CONFIG].webmethods.sweep_interval_seconds,
+                      on_start=lambda: gauge.set(1))
     app[SWEEPER] = sweeper
     sweeper.start()
 

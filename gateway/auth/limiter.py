@@ -16,8 +16,10 @@ that raises Unauthorized counts as a failure before its slot is given back, so n
 later check can slip in between.
 
 Must not count unknown tokens: a 256-bit random token cannot be guessed, and counting
-them would let one client with a stale token lock out everyone behind its address. It
-does no I/O and keeps its counts in this process's memory.
+them would let one client with a stale token lock out everyone behind its address. The
+failures are kept in a :mod:`.failure_table`: this process's memory, or with ``serve
+--workers`` a table all workers share, so that a key's failures on every worker add up.
+Checks under way and the ``auth.max_concurrent_checks`` ceiling are per process.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway import errors
+from gateway.auth.failure_table import FailureTable, MemoryFailures
 from gateway.config import AuthConfig
 
 __all__ = ["FailureLimiter", "client_address", "client_key", "BUSY_WAIT_SECONDS", "REFUSAL_REASONS"]
@@ -74,11 +77,11 @@ class FailureLimiter:
     def __init__(self, max_failures: int, window_seconds: float, max_clients: int,
                  clock: Callable[[], float] = time.monotonic, *,
                  max_concurrent: int = AuthConfig.max_concurrent_checks,
-                 busy_wait: float = BUSY_WAIT_SECONDS) -> None:
+                 busy_wait: float = BUSY_WAIT_SECONDS, table: FailureTable | None = None) -> None:
         self.max_failures, self.window, self.max_clients = max_failures, window_seconds, max_clients
         self.max_concurrent, self.busy_wait = max_concurrent, busy_wait
         self._clock = clock
-        self._failures: dict[str, tuple[float, int]] = {}  # key -> (window end, failures), oldest first
+        self._failures = table if table is not None else MemoryFailures(max_clients)
         self._running: dict[str, int] = {}  # key -> checks admitted and not ended (entries live while > 0)
         self._slots: asyncio.Semaphore | None = None  # made on first use, in the running loop
         #: checks running now (holding a slot) and waiting for one: read by /metrics
@@ -94,11 +97,7 @@ class FailureLimiter:
     def _window(self, key: str) -> tuple[float, int]:
         """(end, failures) of *key*'s current window; (0, 0) when it has none, and an
         ended window is forgotten."""
-        entry = self._failures.get(key)
-        if entry is not None and self._clock() >= entry[0]:
-            del self._failures[key]
-            entry = None
-        return entry or (0.0, 0)
+        return self._failures.window(key, self._clock())
 
     def retry_after(self, address: str) -> int | None:
         """Whole seconds until *address* may try again, or None when it may now."""
@@ -182,11 +181,4 @@ class FailureLimiter:
         """Count one failed check by *address*."""
         if not self.max_failures:
             return
-        key = client_key(address)
-        now = self._clock()
-        end, count = self._failures.pop(key, (0.0, 0))
-        if now >= end:
-            end, count = now + self.window, 0
-        self._failures[key] = (end, count + 1)  # re-inserted: the dict stays in order of last failure
-        while len(self._failures) > self.max_clients:
-            del self._failures[next(iter(self._failures))]
+        self._failures.add(client_key(address), self._clock(), self.window)

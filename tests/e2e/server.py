@@ -28,11 +28,13 @@ class Server:
 
     def __init__(self, workdir: Path, *, synchronous: str = "FULL", config: str = "",
                  env: dict[str, str] | None = None,
-                 command: tuple[str, ...] = (sys.executable, "-m", "gateway")) -> None:
+                 command: tuple[str, ...] = (sys.executable, "-m", "gateway"), workers: int = 1) -> None:
         """*config*: the text of a config.toml to run with (written into *workdir*);
         *env*: extra ``TASKGATE_*`` settings; *command*: how to run taskgate
-        (tests/e2e/test_pyz.py runs the single-file build)."""
+        (tests/e2e/test_pyz.py runs the single-file build); *workers*: ``serve --workers``
+        (above 1, a supervisor and that many worker processes)."""
         self.command = command
+        self.workers = workers
         self.workdir = workdir
         self.config = config
         self.env = dict(env or {})
@@ -56,7 +58,9 @@ class Server:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [*self.command, "--db", str(self.db), "serve", "--host", "127.0.0.1", "--port", "0",
-                 *(["--allow-new"] if allow_new else [])], cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+                 *(["--allow-new"] if allow_new else []),
+                 *(["--workers", str(self.workers)] if self.workers != 1 else [])],
+                cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + 30
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -80,10 +84,21 @@ class Server:
         return done.stdout
 
     def kill(self) -> None:
+        """SIGKILL; with workers, the supervisor's, and they die with it (returns once they are gone)."""
         assert self.proc is not None
+        workers = self.worker_pids().values() if self.workers != 1 else ()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        for pid in workers:
+            while _alive(pid):
+                assert time.monotonic() < deadline, f"worker {pid} outlived its supervisor"
+                time.sleep(0.01)
         self._close()
+
+    def worker_pids(self) -> dict[int, int]:
+        """Worker index -> pid of the worker last started in that slot (``serve --workers``)."""
+        return {e["worker"]: e["pid"] for e in self.events() if e.get("event") == "worker.started"}
 
     def events(self) -> list[dict[str, Any]]:
         """The server's JSON log events so far. Lines are split on "\\n" only: a line is
@@ -115,6 +130,14 @@ class Server:
     def _close(self) -> None:
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 @contextmanager

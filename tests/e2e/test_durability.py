@@ -34,6 +34,17 @@ from tests.e2e.server import version as _version
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(name="server", params=[1, 2], ids=["1-worker", "2-workers"])
+def _server(request: pytest.FixtureRequest, tmp_path: Path):
+    """A real serve, and one with two worker processes on the same file: every result here
+    must hold across processes as it does in one."""
+    server = Server(tmp_path, workers=request.param).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 PATCH_CTYPE = "application/json-patch+json"
 STYLE = "sailpoint"
 
@@ -278,13 +289,14 @@ def _verify_after_crash(dump: Dump, jobs: dict[str, Job], acked: list[tuple[str,
         assert written.get(f"b{n}") == (style, task, version), f"acknowledged b{n} ({style} {task} v{version}) lost"
 
 
-@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
-async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, synchronous: str) -> None:
+@pytest.mark.parametrize(("synchronous", "workers"), [("FULL", 1), ("NORMAL", 1), ("FULL", 2)])
+async def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path, synchronous: str,
+                                                                workers: int) -> None:
     """kill -9 at seeded random points of a burst of writes across the three styles, then a
     restart, five times: every write that got a 2xx is stored whole at its version, the
     file passes ``integrity_check``, and the tasks are the replay of the audit trail."""
     rng = random.Random(f"crash-{synchronous}")
-    server = Server(tmp_path, synchronous=synchronous).start()
+    server = Server(tmp_path, synchronous=synchronous, workers=workers).start()
     try:
         async with _session(server) as session:
             ids = await _create_tasks(session)

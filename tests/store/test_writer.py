@@ -177,3 +177,36 @@ async def test_a_batch_waits_for_another_connection_s_write_lock_without_holding
     assert rows(path, "SELECT style, last FROM counters WHERE style = 'x'") == [("x", 7)]
     assert rows(path, "SELECT task_id, version, action FROM audit ORDER BY seq") == [
         ("a", 1, "created"), ("a", 2, "updated")]
+
+
+async def test_a_lease_is_held_by_one_store_of_a_database_until_it_closes(tmp_path: Path) -> None:
+    first, second = await SQLiteStore.open(tmp_path / "l.db"), await SQLiteStore.open(tmp_path / "l.db")
+    try:
+        assert first.hold("sweeper") is True
+        assert first.hold("sweeper") is True  # asked again while held
+        assert second.hold("sweeper") is False
+        assert second.hold("other") is True
+        assert first.hold("../x") is False  # a name that is not a plain word holds nothing
+        await first.close()
+        assert second.hold("sweeper") is True
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_writers_of_two_stores_take_turns_under_the_file_lock(tmp_path: Path) -> None:
+    first, second = await SQLiteStore.open(tmp_path / "t.db"), await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        assert (tmp_path / "t.db-writer.lock").exists()
+        await first.create("sailpoint", "a", {"n": 0}, actor="t", request_id="r")
+
+        def step(doc: dict) -> dict:
+            return {**doc, "n": doc["n"] + 1}
+
+        await asyncio.gather(*(store.update("sailpoint", "a", step, actor="t", request_id=f"r{i}")
+                               for i in range(50) for store in (first, second)))
+        task = await first.get("sailpoint", "a")
+        assert task is not None and task.doc == {"n": 100} and task.version == 101
+    finally:
+        await first.close()
+        await second.close()

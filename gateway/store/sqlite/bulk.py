@@ -47,7 +47,7 @@ async def _load_chunk(writer: WriteConnection, keyed: KeyedFields, style: str, r
     at = now_iso()
 
     def begin(conn: sqlite3.Connection) -> tuple[tuple[dict[str, tuple[str, ...]], int, dict[str, str]], int]:
-        conn.execute("BEGIN IMMEDIATE")
+        writer.begin_on_thread(conn)
         found = read_keyed(conn)  # another process may have keyed other fields
         (seq,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
         return found, seq
@@ -93,6 +93,7 @@ async def _load_chunk(writer: WriteConnection, keyed: KeyedFields, style: str, r
                     conn.execute("INSERT INTO counters (style, last) VALUES (?, ?) "
                                  "ON CONFLICT (style) DO UPDATE SET last = max(last, excluded.last)", (style, top))
                 conn.execute("COMMIT")
+                writer.file_lock.release()
                 # A chunk fills the WAL with thousands of pages: copy them now, as SQLite would.
                 # Its row is read so that the statement is finished before the next batch.
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -2,10 +2,11 @@
 
 Task writes go through one queue drained by one writer task. It takes every queued write
 (up to ``max_batch``), runs them in order inside one ``BEGIN IMMEDIATE … COMMIT``, and
-only after the commit answers each caller. A write whose mutation raises is left out
-alone; the others commit. Each change writes the new document, bumps ``version`` and
-appends an audit row holding the RFC 6902 patch old→new and its inverse, in the same
-transaction.
+only after the commit answers each caller. A batch that had to wait for another
+process's write lock takes in the writes queued meanwhile before it reads its rows.
+A write whose mutation raises is left out alone; the others commit. Each change writes
+the new document, bumps ``version`` and appends an audit row holding the RFC 6902 patch
+old→new and its inverse, in the same transaction.
 
 A batch's statements run on the event loop's thread: the pages they need are in memory,
 or were read ahead (:mod:`.read_ahead`), and a hand-over to another thread for each
@@ -87,6 +88,7 @@ class GroupCommit:
         self._listeners: list[Callable[[Sequence[Change]], None]] = []
         self._batch_listeners: list[Callable[[int, float], None]] = []
         self._closed = False
+        self._stop = False  # the close marker was taken from the queue
         self._task = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
 
     def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
@@ -117,13 +119,8 @@ class GroupCommit:
             if first is None:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < self._max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            self._stop = False
+            self._top_up(batch)
             live = [w for w in batch if not w.future.cancelled()]
             if live:
                 try:
@@ -135,8 +132,17 @@ class GroupCommit:
                     for w in live:
                         if not w.future.done():
                             w.future.set_exception(refused)
-            if stop:
+            if self._stop:
                 return
+
+    def _top_up(self, batch: list[QueuedWrite]) -> None:
+        """Add writes queued meanwhile to *batch*, up to ``max_batch`` (the close marker ends it)."""
+        while not self._stop and len(batch) < self._max_batch and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                self._stop = True
+            elif not item.future.cancelled():
+                batch.append(item)
 
     def _refusal(self, exc: Exception, size: int) -> errors.TaskgateError:
         """What the callers of a failed batch hear, logged and remembered for readiness.
@@ -169,6 +175,10 @@ class GroupCommit:
             try:  # BEGIN inside: a drain cancelled while BEGIN waits must not leave a transaction open
                 if rewind or not writer.begin_now():
                     await writer.begin(rewind=rewind)
+                    # the wait (another process's batch, most often) let writes queue up:
+                    # they join this transaction rather than wait for the next one
+                    self._top_up(batch)
+                    keys = list(dict.fromkeys((w.style, w.task_id) for w in batch if w.task_id is not None))
                 current, stored_keys, held_rows, seq, counters = self._read_batch(keys, needs_counters(batch))
                 quotas = {(w.style, w.quota.owner) for w in batch if w.quota is not None}
                 held = read_usage(writer.conn, quotas) if quotas else {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -54,7 +55,7 @@ from gateway.store.sqlite.owned import ensure_owner
 from gateway.store.sqlite.read_ahead import ReadAhead
 from gateway.store.sqlite.reads import Lookup, TaskReads
 from gateway.store.sqlite.wal import Checkpoints
-from gateway.store.sqlite.write_connection import WriteConnection, is_busy
+from gateway.store.sqlite.write_connection import WriteConnection, WriteLock, is_busy
 
 __all__ = ["SQLiteStore"]
 
@@ -122,7 +123,7 @@ class SQLiteStore:
 
     def __init__(self, writer: WriteConnection, reader: aiosqlite.Connection, point: sqlite3.Connection,
                  checkpoints: Checkpoints, read_ahead: ReadAhead, keyed: KeyedFields, *, max_batch: int,
-                 health: Health | None = None, now: Callable[[], str] = now_iso) -> None:
+                 health: Health | None = None, now: Callable[[], str] = now_iso, path: str | Path = "") -> None:
         self._writer = writer
         self._reader = reader
         self._point = point
@@ -134,6 +135,8 @@ class SQLiteStore:
         self._commits = GroupCommit(writer, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health,
                                     now=now)
         self._accounts = Accounts(writer, self._reads.lookup, self._reads.rows, checkpoints.after_commit)
+        self._path = path
+        self._leases: dict[str, WriteLock] = {}
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -231,7 +234,7 @@ class SQLiteStore:
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
         return cls(writer, reader, point, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health,
-                   now=now)
+                   now=now, path=path)
 
     async def close(self) -> None:
         """Finish every queued write, then checkpoint and close every connection. Never
@@ -244,6 +247,8 @@ class SQLiteStore:
         async with contextlib.AsyncExitStack() as stack:
             # callbacks run last-in first-out: the writer closes last, after everything else
             stack.push_async_callback(self._quietly, "writer", self._writer.close)
+            for lease in self._leases.values():
+                stack.callback(lease.close)
             stack.push_async_callback(self._quietly, "reader", self._reader.close)
             for name, plain in (("point reader", self._point), ("checkpointer", self._checkpoints),
                                 ("read-ahead", self._read_ahead)):
@@ -316,6 +321,16 @@ class SQLiteStore:
 
     async def schema_version(self) -> int:
         return await self._reads.schema_version()
+
+    def hold(self, name: str) -> bool:
+        """The lease *name*: an ``flock`` on ``<database>-<name>.lock``, let go by the kernel
+        when the process ends however it ends."""
+        lease = self._leases.get(name)
+        if lease is None:
+            if self._closed or not re.fullmatch(r"[a-z0-9-]{1,64}", name):
+                return False
+            lease = self._leases[name] = WriteLock(f"{self._path}-{name}.lock")
+        return lease.held or lease.try_acquire()
 
     async def integrity_check(self) -> str:
         return await self._reads.integrity_check()
