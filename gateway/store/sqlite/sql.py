@@ -74,9 +74,12 @@ def where_clause(style: str, query: Query, keyed: tuple[str, ...]) -> tuple[str,
 
 
 def page_sql(where: str, params: list[Any], query: Query, keyed: tuple[str, ...]) -> tuple[str, list[Any]]:
-    """The statement reading one page of tasks (ordered by *query*, then by id) under *where*."""
+    """The statement reading one page of tasks (ordered by *query*, then by id unless it
+    sorts by id itself) under *where*."""
     order = ", ".join(f"{sort_key(s, keyed)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
-    order = f"{order}, id" if order else "id"
+    # ties by id, unless the sort already names it (an index read backwards serves "x DESC, id DESC")
+    if not any(s.field == "id" for s in query.order):
+        order = f"{order}, id" if order else "id"
     limit = -1 if query.limit is None else query.limit
     return (f"SELECT id, version, doc, modified, created FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, query.offset])
