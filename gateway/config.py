@@ -111,6 +111,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    max_live_streams: int = _opt(100, lo=0, hi=100_000, doc="most dashboard pages open at once with live updates "
+                                                             "(GET /ui/live); one beyond is answered 503")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -119,6 +125,7 @@ class Config:
     superoffice: SuperOfficeConfig = field(default_factory=SuperOfficeConfig)
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
 

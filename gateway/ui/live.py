@@ -1,0 +1,191 @@
+"""The dashboard's live updates: ``GET /ui/live``, a Server-Sent Events stream of HTML.
+
+Each open page holds one stream. When a task changes, the stream sends an event named
+after the task (:func:`gateway.ui.pages.live_key`) whose data is the task's row in the
+list, rendered on the server; htmx's SSE extension swaps it into the row of that name
+(``sse-swap``), and a task's page fetches its document and timeline again on it
+(``hx-trigger="sse:…"``). Nothing polls: the page waits on its stream, and the stream on
+the changes the store commits.
+
+:class:`LiveHub` hears the committed changes, coalesces them per task, reads each changed
+task once (whatever the number of pages open), renders its row once, and hands the event
+to each stream whose user may read the task by its style's rule. A stream's queue is
+bounded (:data:`QUEUE`): a page that cannot keep up is closed, and its browser reconnects.
+The number of streams is bounded by ``ui.max_live_streams`` (503 beyond). Streams end
+when the server starts its graceful stop.
+
+Must hold no SQL and no vendor rule (:mod:`gateway.ui.views` has the read rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.audit import logger
+from gateway.auth import Principal
+from gateway.context import CONFIG, STORE, TRAFFIC
+from gateway.model import Change, Store, Task
+from gateway.ui import pages, views
+
+__all__ = ["LiveHub", "HUB", "live", "live_ctx", "sse_event", "QUEUE", "KEEPALIVE_SECONDS"]
+
+#: events a stream may have waiting; a page further behind is closed (it reconnects)
+QUEUE = 256
+#: a comment this often keeps proxies from closing an idle stream
+KEEPALIVE_SECONDS = 15.0
+_TICK = 1.0  # how often a waiting stream looks whether the server is stopping
+
+
+def sse_event(name: str, data: str, event_id: int | None = None) -> bytes:
+    """One Server-Sent Event: each line of *data* its own ``data:`` field."""
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines.append(f"event: {name}")
+    lines += [f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return ("\n".join(lines) + "\n\n").encode("utf-8", "surrogatepass")
+
+
+@dataclass(eq=False)
+class _Stream:
+    who: Principal
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+
+    def send(self, event: bytes | None) -> bool:
+        """Queue *event*; False when the page is too far behind (it is then closed)."""
+        try:
+            self.queue.put_nowait(event)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def close(self) -> None:
+        """End the stream: what waits is dropped, and the end is the next thing it reads."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+class LiveHub:
+    """Committed changes in, one event per changed task out to every stream that may read it."""
+
+    def __init__(self, store: Store, max_streams: int) -> None:
+        self._store = store
+        self._max = max_streams
+        self._streams: set[_Stream] = set()
+        self._pending: dict[tuple[str, str], int] = {}  # (style, id) → the last sequence number heard
+        self._wake = asyncio.Event()
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    def join(self, who: Principal) -> _Stream:
+        if len(self._streams) >= self._max:
+            raise errors.ServiceUnavailable(f"{self._max} live pages are open already; try again later")
+        stream = _Stream(who)
+        self._streams.add(stream)
+        return stream
+
+    def leave(self, stream: _Stream) -> None:
+        self._streams.discard(stream)
+
+    def heard(self, changes: Sequence[Change]) -> None:
+        """A commit listener: remember which tasks changed (nothing when no page is open)."""
+        if not self._streams:
+            return
+        for change in changes:
+            self._pending[(change.style, change.task_id)] = change.seq
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Forever: send the tasks changed since the last round, each read once."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, {}
+            for (style, task_id), seq in pending.items():
+                try:
+                    task = await self._store.get(style, task_id)
+                except errors.TaskgateError:  # the database refused a read: the next change tries again
+                    continue
+                self._publish(style, task_id, seq, task)
+
+    def _publish(self, style: str, task_id: str, seq: int, task: Task | None) -> None:
+        if not self._streams:
+            return
+        if task is None:
+            html = pages.render_deleted(style, task_id)
+        else:
+            html = pages.render_row(views.row_of(task))
+        event = sse_event(pages.live_key(style, task_id), html, seq)
+        for stream in list(self._streams):
+            # a deleted task: only whoever could read every task of its style is told
+            readable = views.may_read(stream.who, task) if task is not None else \
+                views.may_read_style(stream.who, style)
+            if readable and not stream.send(event):
+                self.leave(stream)
+                stream.close()
+
+    def close_all(self) -> None:
+        for stream in list(self._streams):
+            self.leave(stream)
+            stream.close()
+
+
+HUB = web.AppKey("ui_live_hub", LiveHub)
+
+
+@pages.page_handler
+async def live(request: web.Request) -> web.StreamResponse:
+    """``GET /ui/live``: the stream of the signed-in user's page."""
+    who = await pages.signed_in(request)
+    if who is None:
+        raise errors.Unauthorized("sign in first")
+    hub = request.app[HUB]
+    stream = hub.join(who)
+    traffic = request.app[TRAFFIC]
+    try:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
+        await response.prepare(request)
+        await response.write(b"retry: 1000\n: live\n\n")
+        idle = 0.0
+        while not traffic.draining:
+            try:
+                event = await asyncio.wait_for(stream.queue.get(), _TICK)
+            except TimeoutError:
+                idle += _TICK
+                if idle >= KEEPALIVE_SECONDS:
+                    idle = 0.0
+                    await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            idle = 0.0
+            await response.write(event)
+    except ConnectionResetError:
+        pass
+    finally:
+        hub.leave(stream)
+    return response
+
+
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hub of *app*, listening to its store from start-up to shutdown."""
+    hub = LiveHub(app[STORE], app[CONFIG].ui.max_live_streams)
+    app[HUB] = hub
+    app[STORE].on_commit(hub.heard)
+    task = asyncio.create_task(hub.run(), name="taskgate-ui-live")
+    try:
+        yield
+    finally:
+        hub.close_all()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        logger.debug("ui.live stopped")
