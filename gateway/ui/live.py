@@ -146,12 +146,15 @@ async def live(request: web.Request) -> web.StreamResponse:
     who = await pages.signed_in(request)
     if who is None:
         raise errors.Unauthorized("sign in first")
+    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+               "X-Content-Type-Options": "nosniff"}
+    if request.method == "HEAD":  # the headers, and no stream
+        return web.Response(headers=headers)
     hub = request.app[HUB]
     stream = hub.join(who)
     traffic = request.app[TRAFFIC]
     try:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                               "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         await response.write(b"retry: 1000\n: live\n\n")
         idle = 0.0

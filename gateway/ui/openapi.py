@@ -46,6 +46,7 @@ def _form_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any
                                                              "required": required}}}}
 
 
+_NOT_A_FORM = _page("the body is not application/x-www-form-urlencoded")
 _XSRF = {"xsrf": {"type": "string", "description": "the session's XSRF token (the page's hidden field)"}}
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("root", "GET"): {"summary": "/ui is /ui/: a permanent redirect there",
@@ -67,11 +68,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                    "next": {"type": "string"}}, ["user", "password"]),
         "responses": {"303": _redirect("signed in: to the list (or the page it came from)"),
                       "400": _page("the form lacks user or password"),
-                      "401": _page("wrong user name or password"),
+                      "401": _page("wrong user name or password"), "415": _NOT_A_FORM,
                       "429": _page("too many failed sign-ins from this address")}},
     ("logout", "POST"): {
         "summary": "Sign out: ends the session", "requestBody": _form_body(_XSRF, ["xsrf"]),
-        "responses": {"303": _redirect("to the sign-in page"), "403": _page("the XSRF token does not match")}},
+        "responses": {"303": _redirect("to the sign-in page (at once without a browser session)"),
+                      "403": _page("the XSRF token does not match"), "415": _NOT_A_FORM}},
     ("task", "GET"): {
         "summary": "A task: its document, the timeline of every change as a diff, undo (admins)",
         "parameters": [*_TASK_PARAMS, param("before", "query", {"type": "integer"}, "older changes: before this one"),
@@ -81,7 +83,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("parts", "GET"): {
         "summary": "The part of a task's page a live update fetches again: document and timeline",
         "parameters": [*_TASK_PARAMS, param("before", "query", {"type": "integer"})],
-        "responses": {"200": _page("the part"), "401": _page("not signed in"),
+        "responses": {"200": _page("the part"), "400": _page("style or id missing"), "401": _page("not signed in"),
                       "404": _page("no such task, or the user may not see it")}},
     ("undo", "POST"): {
         "summary": "Undo one change (admins): its inverse, on the version the page showed",
@@ -90,7 +92,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                   ["xsrf", "style", "id", "seq", "version"]),
         "responses": {"303": _redirect("undone: back to the task's page"), "400": _page("a field that is not valid"),
                       "401": _page("not signed in"), "403": _page("not an admin, or the XSRF token does not match"),
-                      "404": _page("no such task or change"),
+                      "404": _page("no such task or change"), "415": _NOT_A_FORM,
                       "409": _page("refused: a later change conflicts, or the task changed since the page")}},
     ("live", "GET"): {
         "summary": "The live updates of a page: Server-Sent Events, one per changed task, its row as HTML",

@@ -197,8 +197,10 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @page_handler
 async def logout_form(request: web.Request) -> web.StreamResponse:
-    _check_xsrf(request, await _form(request))
     response = web.Response(status=303, headers={"Location": "login"})
+    if request.cookies.get(SESSION_COOKIE) is None or request.headers.get("Authorization"):
+        return response  # no browser session to end
+    _check_xsrf(request, await _form(request))
     await end_session(request, response, request.path[:-len("/ui/logout")] or "/")
     return response
 
@@ -343,11 +345,11 @@ async def undo_form(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request)
     if who is None:
         raise errors.Unauthorized("the session has ended: sign in again")
+    if not who.is_admin or who.read_only:
+        raise errors.Forbidden("only an admin may undo a change")
     form = await _form(request)
     _check_xsrf(request, form)
     task = await _readable_task(request, who, form.get("style", ""), form.get("id", ""))
-    if not who.is_admin or who.read_only:
-        raise errors.Forbidden("only an admin may undo a change")
     seq, version = _int(form.get("seq", ""), "seq"), _int(form.get("version", ""), "version")
     store = request.app[STORE]
     found = await store.audit(style=task.style, task_id=task.id, after=seq - 1, before=seq + 1)
