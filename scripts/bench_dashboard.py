@@ -10,15 +10,23 @@ each page are printed, with the client's view beside them.
 
     .venv/bin/python scripts/bench_dashboard.py              # 33,334 tasks per style: 100,002
     .venv/bin/python scripts/bench_dashboard.py --per-style 1000 --rounds 5
+
+With ``--live N`` it measures instead what N open dashboards cost the API: scripts/bench's
+``sailpoint_patch`` scenario (wrk) in interleaved rounds with no page open and with N
+``GET /ui/live`` streams open, each receiving every change the scenario makes (SailPoint
+tasks are readable by everyone), read by clients in a thread of this process; it prints
+PATCH p99 and throughput of each, and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.cookiejar
 import json
 import statistics
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -40,13 +48,83 @@ PAGES = {"all styles, newest first": "/ui/",
          "page 600, one style": "/ui/?style=superoffice&page=600"}
 
 
+def _hold_streams(url: str, auth: str, count: int, ready: threading.Event, stop: threading.Event,
+                  totals: dict[str, int]) -> None:
+    """*count* /ui/live streams, each read to the end, until *stop* is set."""
+    import aiohttp
+
+    async def run() -> None:
+        async def one(session: aiohttp.ClientSession) -> None:
+            async with session.get(f"{url}/ui/live", headers={"Authorization": auth}) as resp:
+                assert resp.status == 200, resp.status
+                totals["opened"] += 1
+                async for line in resp.content:
+                    if line.startswith(b"id: "):
+                        totals["events"] += 1
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            tasks = [asyncio.ensure_future(one(session)) for _ in range(count)]
+            while totals["opened"] < count:
+                await asyncio.sleep(0.05)
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    asyncio.run(run())
+
+
+def live_cost(args: argparse.Namespace) -> int:
+    template, auth = bench_run.template(args.workdir, args.per_style, reseed=False)
+    db = args.workdir / f"dashboard-live-{args.per_style}.db"
+    bench_run.fresh_copy(template, db)
+    scenario = next(s for s in bench_run.SCENARIOS if s.name == "sailpoint_patch")
+    wrk_args = argparse.Namespace(threads=2, connections=32)
+    server = bench_run.start_taskgate(args.workdir, db, "FULL")
+    results: dict[str, list[dict]] = {"none": [], "live": []}
+    try:
+        for _round in range(args.rounds):
+            for mode in ("none", "live"):
+                stop, ready, totals = threading.Event(), threading.Event(), {"opened": 0, "events": 0}
+                holder = None
+                if mode == "live":
+                    holder = threading.Thread(target=_hold_streams, args=(server.url, auth["sailpoint"], args.live,
+                                                                          ready, stop, totals))
+                    holder.start()
+                    assert ready.wait(30), "the streams did not open"
+                bench_run.wrk(server.url, scenario, args.per_style, auth["sailpoint"], 1, wrk_args)  # warm-up
+                result = bench_run.wrk(server.url, scenario, args.per_style, auth["sailpoint"], args.duration,
+                                       wrk_args)
+                stop.set()
+                if holder is not None:
+                    holder.join()
+                    result["events"] = totals["events"]
+                results[mode].append(result)
+                print(f"  {mode:4} p99 {result['latency_us']['p99'] / 1000:6.1f} ms  {result['rps']:7.0f} req/s"
+                      + (f"  {totals['events']} events to {args.live} pages" if holder else ""), flush=True)
+    finally:
+        server.stop()
+    p99 = {m: statistics.median(r["latency_us"]["p99"] for r in rs) / 1000 for m, rs in results.items()}
+    rps = {m: statistics.median(r["rps"] for r in rs) for m, rs in results.items()}
+    print(f"sailpoint_patch, {args.per_style:,} tasks per style, FULL, {args.rounds} rounds of {args.duration} s, "
+          f"32 connections: PATCH p99 {p99['none']:.1f} ms without pages, {p99['live']:.1f} ms with {args.live} "
+          f"(x{p99['live'] / p99['none']:.2f}); {rps['none']:.0f} vs {rps['live']:.0f} req/s "
+          f"(x{rps['live'] / rps['none']:.2f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-style", type=int, default=33_334, help="tasks per style (default 33,334: 100,002)")
     parser.add_argument("--rounds", type=int, default=20, help="loads of each page (default 20)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".bench")
+    parser.add_argument("--live", type=int, default=0, metavar="N",
+                        help="measure PATCH with N dashboards open instead (see above)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per --live measurement (default 5)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(exist_ok=True)
+    if args.live:
+        return live_cost(args)
     template, _auth = bench_run.template(args.workdir, args.per_style, reseed=False)
     db = args.workdir / f"dashboard-{args.per_style}.db"
     bench_run.fresh_copy(template, db)

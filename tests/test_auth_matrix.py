@@ -88,7 +88,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/ui/login"): OPEN,
     ("POST", "/ui/login"): row(400, 401, 400, 400, 400, 200, 200),
     ("POST", "/ui/logout"): OPEN,  # no browser session: to the sign-in page
-    ("GET", "/ui/task"): row(200, 200, 200, 200, 400, 400, 400),
+    ("GET", "/ui/task"): row(400, 400, 400, 400, 400, 400, 400),  # no style or id: told before the sign-in
     ("GET", "/ui/task-parts"): row(401, 401, 401, 401, 400, 400, 400),
     ("POST", "/ui/undo"): row(401, 401, 401, 401, 403, 403, 415),  # the admin sent no form
     ("GET", "/ui/live"): row(401, 401, 401, 401, 200, 200, 200),

@@ -71,7 +71,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                       "401": _page("wrong user name or password"), "415": _NOT_A_FORM,
                       "429": _page("too many failed sign-ins from this address")}},
     ("logout", "POST"): {
-        "summary": "Sign out: ends the session", "requestBody": _form_body(_XSRF, ["xsrf"]),
+        "summary": "Sign out: ends the browser session of the cookie (none: straight to the sign-in page)",
+        "requestBody": {**_form_body(_XSRF, []), "required": False,
+                        "description": "xsrf is needed when there is a session cookie to end"},
         "responses": {"303": _redirect("to the sign-in page (at once without a browser session)"),
                       "403": _page("the XSRF token does not match"), "415": _NOT_A_FORM}},
     ("task", "GET"): {

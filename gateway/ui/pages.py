@@ -245,10 +245,10 @@ async def root_redirect(request: web.Request) -> web.StreamResponse:
 
 @page_handler
 async def list_page(request: web.Request) -> web.StreamResponse:
+    filters = views.parse_filters(request.query)  # before the sign-in: a bad link is told at once
     who = await signed_in(request)
     if who is None:
         return _to_login(request)
-    filters = views.parse_filters(request.query)
     tasks, has_next = await find_rows(request, who, filters)
     offset = filters.offset()
     more = ""
@@ -320,10 +320,13 @@ async def _task_page(request: web.Request, who: Principal, task: Task, *, messag
 
 @page_handler
 async def task_page(request: web.Request) -> web.StreamResponse:
+    style, task_id = _task_params(request)  # before the sign-in: a bad link is told at once
+    if style not in views.VIEWS:
+        raise errors.NotFound(f"no style {style!r}")
     who = await signed_in(request)
     if who is None:
         return _to_login(request)
-    task = await _readable_task(request, who, *_task_params(request))
+    task = await _readable_task(request, who, style, task_id)
     undone = request.query.get("undone", "")
     return await _task_page(request, who, task, message=f"Change {undone} was undone." if undone.isdigit() else "")
 
