@@ -1,15 +1,17 @@
 """The dashboard's live updates: ``GET /ui/live``, a Server-Sent Events stream of HTML.
 
-Each open page holds one stream. When a task changes, the stream sends an event named
-after the task (:func:`gateway.ui.pages.live_key`) whose data is the task's row in the
-list, rendered on the server; htmx's SSE extension swaps it into the row of that name
+Each open page holds one stream, for the tasks it shows (``?keys=``: each task's
+:func:`gateway.ui.pages.live_key`, at most :data:`MAX_KEYS`). When one of them changes, the
+stream sends an event named after the task whose data is the task's row in the list,
+rendered on the server; htmx's SSE extension swaps it into the row of that name
 (``sse-swap``), and a task's page fetches its document and timeline again on it
 (``hx-trigger="sse:…"``). Nothing polls: the page waits on its stream, and the stream on
 the changes the store commits.
 
-:class:`LiveHub` hears the committed changes, coalesces them per task, reads each changed
-task once (whatever the number of pages open), renders its row once, and hands the event
-to each stream whose user may read the task by its style's rule. A stream's queue is
+:class:`LiveHub` hears the committed changes, keeps those of tasks some page shows,
+coalesces them per task, reads each such task once (whatever the number of pages showing
+it), renders its row once, and hands the event to each stream showing it whose user may
+read the task by its style's rule. A change to a task no page shows costs one hash. A stream's queue is
 bounded (:data:`QUEUE`): a page that cannot keep up is closed, and its browser reconnects.
 The number of streams is bounded by ``ui.max_live_streams`` (503 beyond). Streams end
 when the server starts its graceful stop.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -33,13 +36,20 @@ from gateway.context import CONFIG, STORE, TRAFFIC
 from gateway.model import Change, Store, Task
 from gateway.ui import pages, views
 
-__all__ = ["LiveHub", "HUB", "live", "live_ctx", "sse_event", "QUEUE", "KEEPALIVE_SECONDS"]
+__all__ = ["MAX_KEYS", "LiveHub", "HUB", "live", "live_ctx", "sse_event", "QUEUE", "KEEPALIVE_SECONDS",
+           "LINGER_SECONDS"]
 
 #: events a stream may have waiting; a page further behind is closed (it reconnects)
 QUEUE = 256
 #: a comment this often keeps proxies from closing an idle stream
 KEEPALIVE_SECONDS = 15.0
+#: tasks one stream may follow (a list page shows 50)
+MAX_KEYS = 100
+_KEY = re.compile(r"t[0-9a-f]{20}")
 _TICK = 1.0  # how often a waiting stream looks whether the server is stopping
+#: how long the hub lets changes gather after one arrives: a task changed many times in that
+#: while is read, rendered and sent once (pages still see a change well within a second)
+LINGER_SECONDS = 0.1
 
 
 def sse_event(name: str, data: str, event_id: int | None = None) -> bytes:
@@ -53,6 +63,7 @@ def sse_event(name: str, data: str, event_id: int | None = None) -> bytes:
 @dataclass(eq=False)
 class _Stream:
     who: Principal
+    keys: frozenset[str]
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
 
     def send(self, event: bytes | None) -> bool:
@@ -77,6 +88,7 @@ class LiveHub:
         self._store = store
         self._max = max_streams
         self._streams: set[_Stream] = set()
+        self._watched: dict[str, set[_Stream]] = {}  # a task's live key → the streams showing it
         self._pending: dict[tuple[str, str], int] = {}  # (style, id) → the last sequence number heard
         self._wake = asyncio.Event()
 
@@ -84,28 +96,42 @@ class LiveHub:
     def streams(self) -> int:
         return len(self._streams)
 
-    def join(self, who: Principal) -> _Stream:
+    def join(self, who: Principal, keys: frozenset[str]) -> _Stream:
         if len(self._streams) >= self._max:
             raise errors.ServiceUnavailable(f"{self._max} live pages are open already; try again later")
-        stream = _Stream(who)
+        stream = _Stream(who, keys)
         self._streams.add(stream)
+        for key in keys:
+            self._watched.setdefault(key, set()).add(stream)
         return stream
 
     def leave(self, stream: _Stream) -> None:
+        if stream not in self._streams:
+            return
         self._streams.discard(stream)
+        for key in stream.keys:
+            watching = self._watched.get(key)
+            if watching is not None:
+                watching.discard(stream)
+                if not watching:
+                    del self._watched[key]
 
     def heard(self, changes: Sequence[Change]) -> None:
         """A commit listener: remember which tasks changed (nothing when no page is open)."""
-        if not self._streams:
+        if not self._watched:
             return
         for change in changes:
-            self._pending[(change.style, change.task_id)] = change.seq
-        self._wake.set()
+            if pages.live_key(change.style, change.task_id) in self._watched:
+                self._pending[(change.style, change.task_id)] = change.seq
+        if self._pending:
+            self._wake.set()
 
     async def run(self) -> None:
-        """Forever: send the tasks changed since the last round, each read once."""
+        """Forever: send the tasks changed since the last round (at most one round per
+        :data:`LINGER_SECONDS`), each read and rendered once."""
         while True:
             await self._wake.wait()
+            await asyncio.sleep(LINGER_SECONDS)
             self._wake.clear()
             pending, self._pending = self._pending, {}
             for (style, task_id), seq in pending.items():
@@ -116,14 +142,16 @@ class LiveHub:
                 self._publish(style, task_id, seq, task)
 
     def _publish(self, style: str, task_id: str, seq: int, task: Task | None) -> None:
-        if not self._streams:
+        key = pages.live_key(style, task_id)
+        watching = self._watched.get(key)
+        if not watching:
             return
         if task is None:
             html = pages.render_deleted(style, task_id)
         else:
             html = pages.render_row(views.row_of(task))
-        event = sse_event(pages.live_key(style, task_id), html, seq)
-        for stream in list(self._streams):
+        event = sse_event(key, html, seq)
+        for stream in list(watching):
             # a deleted task: only whoever could read every task of its style is told
             readable = views.may_read(stream.who, task) if task is not None else \
                 views.may_read_style(stream.who, style)
@@ -150,8 +178,12 @@ async def live(request: web.Request) -> web.StreamResponse:
                "X-Content-Type-Options": "nosniff"}
     if request.method == "HEAD":  # the headers, and no stream
         return web.Response(headers=headers)
+    raw = request.query.get("keys", "")
+    keys = frozenset(k for k in raw.split(",") if k)
+    if len(keys) > MAX_KEYS or not all(_KEY.fullmatch(k) for k in keys):
+        raise errors.BadRequest(f"keys must be at most {MAX_KEYS} tasks' live keys, comma-separated")
     hub = request.app[HUB]
-    stream = hub.join(who)
+    stream = hub.join(who, keys)
     traffic = request.app[TRAFFIC]
     try:
         response = web.StreamResponse(headers=headers)

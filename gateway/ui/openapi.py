@@ -42,8 +42,10 @@ _TASK_PARAMS = [param("style", "query", {"type": "string", "enum": ["sailpoint",
 
 
 def _form_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"required": True, "content": {_FORM: {"schema": {"type": "object", "properties": properties,
-                                                             "required": required}}}}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {"required": True, "content": {_FORM: {"schema": schema}}}
 
 
 _NOT_A_FORM = _page("the body is not application/x-www-form-urlencoded")
@@ -97,8 +99,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                       "404": _page("no such task or change"), "415": _NOT_A_FORM,
                       "409": _page("refused: a later change conflicts, or the task changed since the page")}},
     ("live", "GET"): {
-        "summary": "The live updates of a page: Server-Sent Events, one per changed task, its row as HTML",
-        "responses": {"200": {"description": "the stream", "content": {"text/event-stream": {"schema": {
+        "summary": "The live updates of a page: Server-Sent Events, one per change of a task it shows, its row as HTML",
+        "parameters": [param("keys", "query", {"type": "string", "pattern": "^(t[0-9a-f]{20}(,t[0-9a-f]{20}){0,99})?$"},
+                             "the live keys of the tasks the page shows, comma-separated")],
+        "responses": {"400": {"description": "keys that are not the live keys of at most 100 tasks",
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
+                      "200": {"description": "the stream", "content": {"text/event-stream": {"schema": {
                           "type": "string"}}}},
                       "401": {"description": "not signed in",
                               "content": {"text/html": {"schema": {"type": "string"}}}},

@@ -114,7 +114,7 @@ def page_handler(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         except errors.TaskgateError as err:
             who = request.get(_WHO)
             return html_response(render("error.html", title=err.title, message=err.message, who=who,
-                                        xsrf=_xsrf(request), live=False), err.status, err.headers)
+                                        xsrf=_xsrf(request), live=""), err.status, err.headers)
     return public(run)
 
 
@@ -176,7 +176,7 @@ def _safe_next(raw: str) -> str:
 
 @page_handler
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return html_response(render("login.html", who=None, xsrf="", live=False, message="", user="",
+    return html_response(render("login.html", who=None, xsrf="", live="", message="", user="",
                                 next=request.query.get("next", "")))
 
 
@@ -187,7 +187,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     try:
         session, xsrf = await open_session(request, name, form.get("password", ""))
     except (errors.Unauthorized, errors.BadRequest, errors.TooManyRequests) as err:
-        return html_response(render("login.html", who=None, xsrf="", live=False, message=err.message, user=name,
+        return html_response(render("login.html", who=None, xsrf="", live="", message=err.message, user=name,
                                     next=form.get("next", "")), err.status, err.headers)
     response = web.Response(status=303, headers={"Location": _safe_next(form.get("next", "")),
                                                  "Cache-Control": "no-store"})
@@ -257,7 +257,8 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     statuses = [(status, ", ".join(views.VIEWS[s].label for s in styles))
                 for status, styles in views.STATUS_CHOICES.items()]
     return html_response(render(
-        "list.html", who=who, xsrf=_xsrf(request), live=True, filters=filters, views=list(views.VIEWS.values()),
+        "list.html", who=who, xsrf=_xsrf(request), live=",".join(live_key(t.style, t.id) for t in tasks),
+        filters=filters, views=list(views.VIEWS.values()),
         statuses=statuses, sorts=list(views.SORTS), rows=[views.row_of(t) for t in tasks],
         total=None if has_next or (offset and not tasks) else offset + len(tasks),
         first=offset + 1, last=offset + len(tasks), more=more,
@@ -315,7 +316,8 @@ def _task_params(request: web.Request) -> tuple[str, str]:
 async def _task_page(request: web.Request, who: Principal, task: Task, *, message: str = "", failed: bool = False,
                      status: int = 200) -> web.Response:
     parts = await _parts(request, who, task)
-    return html_response(render("task.html", who=who, live=True, message=message, failed=failed, **parts), status)
+    return html_response(render("task.html", who=who, live=parts["key"], message=message, failed=failed, **parts),
+                         status)
 
 
 @page_handler

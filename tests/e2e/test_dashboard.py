@@ -116,8 +116,15 @@ def task_url(server: Server, style: str, task_id: str) -> str:
     return f"{server.base_url}/ui/task?{urllib.parse.urlencode({'style': style, 'id': task_id})}"
 
 
+def diff_rows(entry: Any) -> list[str]:
+    """The diff table of a timeline entry, one "member\told\tnew" line per row, read at once
+    (a live refresh may replace the entry meanwhile)."""
+    return entry.evaluate("li => [...li.querySelectorAll('table.diff tbody tr')]"
+                          ".map(tr => [...tr.cells].map(c => c.textContent).join('\\t'))")
+
+
 def live_open(page: Page) -> None:
-    page.wait_for_function("window.__liveOpen === true", timeout=5000)
+    page.wait_for_function("() => window.__liveOpen === true", timeout=5000)
 
 
 # -- the tests ---------------------------------------------------------------------------------------------
@@ -211,7 +218,7 @@ def test_a_sdk_patch_shows_live_in_the_list_within_a_second(server: Server, open
         sdk(server.base_url, server.admin_token).update_task_status_v1(id=task["id"], json_patch_operation=ops(
             {"op": "replace", "path": "/completionStatus", "value": "Success"},
             {"op": "replace", "path": "/percentComplete", "value": 100}))
-    page.wait_for_function("window.__seen !== null", timeout=5000)
+    page.wait_for_function("() => window.__seen !== null", timeout=5000)
     elapsed_ms = page.evaluate("window.__seen") - started
     print(f"PATCH by the SDK → the row in the browser: {elapsed_ms:.0f} ms")
     assert elapsed_ms < 1000
@@ -236,7 +243,7 @@ def test_a_task_page_shows_the_diff_of_a_change_and_follows_live(server: Server,
     first = page.locator("ol.timeline > li").first
     expect(first).to_contain_text("updated to version 2 by admin")
     expect(first).to_contain_text("request id dashboard-first-patch")
-    lines = first.locator("table.diff tbody tr").all_inner_texts()
+    lines = diff_rows(first)
     stamped = next(line for line in lines if line.startswith("/modified"))
     assert re.fullmatch(rf'/modified\t"{CREATED}"\t"{TIME}"', stamped)
     assert sorted(set(lines) - {stamped}) == ["/percentComplete\t10\t60", '/progress\tnull\t"Aggregating accounts"']
@@ -250,7 +257,7 @@ def test_a_task_page_shows_the_diff_of_a_change_and_follows_live(server: Server,
     expect(page.locator("ol.timeline > li")).to_have_count(3, timeout=3000)
     newest = page.locator("ol.timeline > li").first
     expect(newest).to_contain_text("updated to version 3")
-    assert '/completionStatus\tnull\t"WARNING"' in newest.locator("table.diff tbody tr").all_inner_texts()
+    assert '/completionStatus\tnull\t"WARNING"' in diff_rows(newest)
     page.screenshot(path=str(DOCS / "dashboard-task.png"), full_page=False)
     assert axe_violations(page) == []
     assert watched.errors == []
@@ -283,7 +290,7 @@ def test_undo_one_change_and_a_refused_undo(server: Server, open_page: Any) -> N
     newest_entry = page.locator("ol.timeline > li").first
     expect(newest_entry).to_contain_text("updated to version 5 by ada")
     expect(newest_entry).to_contain_text(f"#undo:{oldest}")
-    lines = newest_entry.locator("table.diff tbody tr").all_inner_texts()
+    lines = diff_rows(newest_entry)
     assert sorted(line.partition("\t")[0] for line in lines) == ["/modified", "/percentComplete"]
     assert "/percentComplete\t50\t0" in lines
     stored = _http(server, "GET", path).json

@@ -182,23 +182,37 @@ async def test_the_stream_sends_a_changed_row_to_whoever_may_read_it(aiohttp_cli
     await store.add_user("alice", "user", hash_password("alice-password"))
     token = await client.app[AUTHENTICATOR].create_token("root")
     admin = {"Authorization": f"Bearer {token}"}
-    await sign_in(client, "alice", "alice-password")
-    stream = await client.get("/ui/live")
-    assert (stream.status, stream.content_type) == (200, "text/event-stream")
-    assert await stream.content.readuntil(b"\n\n") == b"retry: 1000\n: live\n\n"
-    # a webMethods task alice may not see is not sent to her; the SailPoint one is
     resp = await client.post("/rest/pub/opentask", json={"taskTypeID": "t", "taskQueueInfo": {"name": "n"}},
                              headers=admin)
-    assert resp.status == 200
+    wm = (await resp.json())["taskID"]
     resp = await client.post("/task-status/v1", json={"id": "s9", "type": "QUARTZ", "uniqueName": "Live one"},
                              headers=admin)
     assert resp.status == 201
+    await sign_in(client, "alice", "alice-password")
+    keys = ",".join((pages.live_key("webmethods", wm), pages.live_key("sailpoint", "s9")))
+    stream = await client.get(f"/ui/live?keys={keys}")
+    assert (stream.status, stream.content_type) == (200, "text/event-stream")
+    assert await stream.content.readuntil(b"\n\n") == b"retry: 1000\n: live\n\n"
+    # the webMethods task alice may not see is not sent to her; the SailPoint one is, and a task
+    # the page does not show is not
+    for path, body in ((f"/rest/pub/opentask/{wm}", {"TaskInfo": {"description": "d"}}),):
+        assert (await client.put(path, json=body, headers=admin)).status == 200
+    resp = await client.post("/task-status/v1", json={"id": "s10", "type": "QUARTZ", "uniqueName": "Not shown"},
+                             headers=admin)
+    assert resp.status == 201
+    resp = await client.patch("/task-status/v1/s9", data='[{"op": "replace", "path": "/percentComplete", "value": 7}]',
+                              headers={**admin, "Content-Type": "application/json-patch+json"})
+    assert resp.status == 200
     event = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 5)
     task = await store.get("sailpoint", "s9")
     audit = await store.audit(style="sailpoint", task_id="s9", limit=1)
     assert event == sse_event(pages.live_key("sailpoint", "s9"), pages.render_row(views.row_of(task)), audit[0].seq)
+    assert b'value="7"' in event
+    for bad in ("nope", ",".join([pages.live_key("sailpoint", str(i)) for i in range(101)])):
+        resp = await client.get(f"/ui/live?keys={bad}")
+        assert resp.status == 400 and "keys must be at most 100 tasks&#39; live keys" in await resp.text()
     # one more stream is allowed, a third is not
-    second = await client.get("/ui/live", headers=admin)
+    second = await client.get("/ui/live?keys=", headers=admin)
     assert second.status == 200
     third = await client.get("/ui/live", headers=admin)
     assert third.status == 503 and "2 live pages are open already" in await third.text()
