@@ -258,6 +258,7 @@ def test_a_task_page_shows_the_diff_of_a_change_and_follows_live(server: Server,
     newest = page.locator("ol.timeline > li").first
     expect(newest).to_contain_text("updated to version 3")
     assert '/completionStatus\tnull\t"WARNING"' in diff_rows(newest)
+    page.evaluate("() => document.getElementById('timeline-h').scrollIntoView()")  # the picture is of the timeline
     page.screenshot(path=str(DOCS / "dashboard-task.png"), full_page=False)
     assert axe_violations(page) == []
     assert watched.errors == []
