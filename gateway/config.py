@@ -51,6 +51,9 @@ class ServerConfig:
     keepalive_timeout: float = _opt(75.0, lo=0.1, doc="seconds a connection may stay open without a whole "
                                     "request arriving: idle keep-alive and slow request headers alike")
     body_timeout: float = _opt(60.0, lo=0.1, doc="seconds a client has to send a request body once its headers are in")
+    send_timeout: float = _opt(60.0, lo=0.1, doc="seconds a streamed answer (a long list, search or audit page) "
+                                                 "waits for the client to take the next part before the "
+                                                 "connection is closed")
     max_connections: int = _opt(1000, lo=0, doc="most connections open at once; one beyond it is answered 503 and "
                                                 "closed unread (0: no limit). Keep it below the process's file "
                                                 "descriptor limit (LimitNOFILE in the systemd unit)")

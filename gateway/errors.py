@@ -96,9 +96,17 @@ class InternalError(TaskgateError):
 
 
 class ServiceUnavailable(TaskgateError):
-    """Refused for now, not for good: the headers should say when to retry (Retry-After)."""
+    """Refused for now, not for good: the headers should say when to retry (Retry-After).
+
+    *summary* is the cause in a few words that may be shown to anyone (``/readyz`` answers
+    callers it does not know); the message may name files and quote the database."""
 
     status, title = 503, "Service Unavailable"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None,
+                 summary: str = "database not writable") -> None:
+        super().__init__(message, headers=headers)
+        self.summary = summary
 
 
 class ClientClosedRequest(TaskgateError):

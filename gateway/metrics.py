@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from gateway import errors
+from gateway.audit import logger
 from gateway.auth import AUTHENTICATOR, FailureLimiter, public
 from gateway.auth.limiter import REFUSAL_REASONS
 from gateway.codecs import json_response
@@ -33,8 +34,14 @@ from gateway.context import CONFIG, STORE, TRAFFIC
 from gateway.model import Change
 from gateway.store import SCHEMA_VERSION
 
-__all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT"]
+__all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT", "READY_REASONS"]
 
+#: every reason a 503 of /readyz gives: a few words anyone may read; the detail is logged
+READY_REASONS = ("taskgate is shutting down", "low disk space", "database schema mismatch", "database busy",
+                 "database not writable", "database file deleted", "database file replaced",
+                 "database file cannot be checked", "database file damaged", "database error")
+#: the detail /readyz last found (None: ready), so that a cause is logged once, not every probe
+_UNREADY = web.AppKey("readyz_last_detail", list)
 #: seconds /readyz waits for its write probe before answering 503
 READY_TIMEOUT = 5.0
 _LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
@@ -182,27 +189,39 @@ def low_space(folder: str, min_free_mib: int) -> str | None:
 async def readyz(request: web.Request) -> web.Response:
     """Ready: not shutting down, the schema is current, the database's file system has
     ``storage.min_free_mib`` free, and a write goes through the store's write path (the
-    store refuses that probe while its file is gone or damaged or its last commit failed)."""
+    store refuses that probe while its file is gone or damaged or its last commit failed).
+
+    Nobody signs in to ask, so a 503 says why in a few words only (``low disk space``,
+    ``database file replaced``…): the detail (SQLite's words, free MiB, versions) may name
+    the file system and goes to the log, as a warning each time it changes."""
     store = request.app[STORE]
     config = request.config_dict[CONFIG]
-    problem = None
+    summary = detail = None
     try:
         if request.app[TRAFFIC].draining:
-            problem = "taskgate is shutting down"
-        elif (problem := low_space(str(config.db_path.parent), config.storage.min_free_mib)) is not None:
-            pass
+            summary = detail = "taskgate is shutting down"
+        elif (detail := low_space(str(config.db_path.parent), config.storage.min_free_mib)) is not None:
+            summary = "low disk space"
         elif (version := await store.schema_version()) != SCHEMA_VERSION:
-            problem = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
+            summary = "database schema mismatch"
+            detail = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
         else:
             await asyncio.wait_for(store.probe_write(), READY_TIMEOUT)
     except TimeoutError:
-        problem = f"the database did not take a write within {READY_TIMEOUT:g} s"
+        summary, detail = "database busy", f"the database did not take a write within {READY_TIMEOUT:g} s"
+    except errors.ServiceUnavailable as exc:
+        summary, detail = exc.summary, exc.message
     except errors.TaskgateError as exc:
-        problem = exc.message
-    except Exception as exc:  # the database itself failed: not ready, and say why
-        problem = f"{type(exc).__name__}: {exc}"
-    if problem is not None:
-        return json_response({"status": "unavailable", "reason": problem}, status=503,
+        summary, detail = "database not writable", exc.message
+    except Exception as exc:  # the database itself failed: not ready, and say why in the log
+        summary, detail = "database error", f"{type(exc).__name__}: {exc}"
+    last = request.app[_UNREADY]
+    if detail != last[0]:
+        last[0] = detail
+        if summary is not None:
+            logger.warning("readyz.unready", reason=summary, detail=detail)
+    if summary is not None:
+        return json_response({"status": "unavailable", "reason": summary}, status=503,
                              headers={"Cache-Control": "no-store"})
     return json_response({"status": "ready", "schema": SCHEMA_VERSION}, headers={"Cache-Control": "no-store"})
 
@@ -236,6 +255,7 @@ def _metrics_handler(config: MetricsConfig):
 
 def setup(app: web.Application, config: MetricsConfig) -> None:
     """The three routes (``/metrics`` only when exposed), named ``taskgate:…``."""
+    app[_UNREADY] = [None]
     app.router.add_get("/healthz", healthz, name="taskgate:healthz")
     app.router.add_get("/readyz", readyz, name="taskgate:readyz")
     if config.expose != "off":

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from gateway.query import Query
 
-__all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Change", "User", "TokenRow", "TokenInfo", "OAuthClient",
+__all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Chunk", "Change", "User", "TokenRow", "TokenInfo", "OAuthClient",
            "CLIENT", "Store"]
 
 Doc = dict[str, Any]
@@ -53,6 +53,15 @@ class Task:
     #: when this life of the task began (its latest creation): a task deleted and created
     #: again under its id has a new one (empty where a read does not say, as in exports)
     created: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Some of the tasks a list answers (:meth:`Store.read_chunks`), in order, and what
+    their stored documents weigh: roughly what encoding them costs."""
+
+    tasks: list[Task]
+    stored_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +196,20 @@ class Store(Protocol):
         ``query.count`` is set. ValueError for a field or enum that cannot be queried."""
         ...
 
+    async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
+        """What :meth:`find` would answer without the documents: the ids of the page, in
+        order, and the total when ``query.count`` is set. With :meth:`read_chunks` a list
+        of large tasks is read a few at a time."""
+        ...
+
+    def read_chunks(self, style: str, ids: Sequence[str], *,
+                    chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:
+        """The tasks *ids* name, in that order, in chunks whose stored documents add up to
+        about *chunk_bytes* (at least one task a chunk). Each chunk is read when the one
+        before has been taken, so memory stays about a chunk whatever the page; a task
+        deleted since the ids were read is left out."""
+        ...
+
     def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
         """Every task, ordered by style and id, read in chunks (constant memory)."""
         ...
@@ -206,10 +229,12 @@ class Store(Protocol):
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
-                    after: int | None = None, before: int | None = None) -> list[Change]:
+                    after: int | None = None, before: int | None = None,
+                    action: str | None = None) -> list[Change]:
         """Audit rows, optionally of one style and task, by sequence number; *after* and
         *before* bound the sequence numbers (exclusive), for reading the trail in pages
-        and for following it from a known point (the event feed)."""
+        and for following it from a known point (the event feed); *action* keeps only
+        rows of that action (``created``: where each life of a task began)."""
         ...
 
     async def count_tasks(self, style: str | None = None) -> int:

@@ -37,6 +37,7 @@ from marshmallow import fields
 from gateway import __version__
 from gateway.auth import public
 from gateway.codecs import json_response
+from gateway.metrics import READY_REASONS
 from gateway.speedups import dumps_bytes
 from schemas.common import (
     HealthSchema,
@@ -122,8 +123,11 @@ def busy_response(errors: Mapping[int, Any]) -> dict[str, Any]:
     """The 503 of a write that found the database's write lock held past the busy timeout,
     with its ``Retry-After``, in the error body *errors* gives (as :func:`responses`)."""
     busy = responses({}, errors, (503,))["503"]
-    busy["description"] = ("Service Unavailable: another connection holds the database's write lock; "
-                           "nothing was stored, try again")
+    busy["description"] = ("Service Unavailable: the database cannot take the write now: another connection "
+                           "holds its write lock past storage.busy_timeout_ms, the disk is full or read-only, or "
+                           "the database file was deleted, replaced or found damaged while serving. Nothing was "
+                           "stored; try again after Retry-After (a lock or a full disk may pass; the file's trouble "
+                           "lasts until an operator restores it and restarts)")
     busy["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
                                        "schema": {"type": "integer"}}}
     return busy
@@ -171,7 +175,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("readyz", "GET"): {
         "summary": "Ready: not shutting down, the schema current, the database takes a write", "security": [],
         "responses": {"200": {"description": "ready", "content": {"application/json": {"schema": ReadySchema}}},
-                      "503": {"description": "not ready, and why",
+                      "503": {"description": "not ready; reason is one of " + ", ".join(
+                                  f"'{r}'" for r in READY_REASONS) + " (the detail is logged as readyz.unready)",
                               "content": {"application/json": {"schema": ReadySchema}}}},
     },
     ("metrics", "GET"): {

@@ -68,10 +68,12 @@ async def test_a_full_database_refuses_writes_with_503_keeps_what_was_acknowledg
         assert got == _expected(style, got)
         status, ready, _ = await c.call("GET", "/readyz", auth=False)
     assert acknowledged > 0  # the cap left room for some: those are kept
-    assert status == 503
-    assert ready["status"] == "unavailable"
-    assert ready["reason"].startswith("the last commit failed at ")
-    assert ready["reason"].endswith(": OperationalError: database or disk is full")
+    # anyone may ask: the coarse reason; SQLite's words go to the log
+    assert (status, ready) == (503, {"status": "unavailable", "reason": "database not writable"})
+    unready, = [e for e in logs if e["event"] == "readyz.unready"]
+    assert (unready["log_level"], unready["reason"]) == ("warning", "database not writable")
+    assert unready["detail"].startswith("the last commit failed at ")
+    assert unready["detail"].endswith(": OperationalError: database or disk is full")
     assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
     assert [(e["event"], e["log_level"], e.get("exc_info")) for e in logs if e["event"].startswith("store.")] == \
         [("store.disk_refused", "warning", None)]
@@ -135,9 +137,11 @@ async def test_a_deleted_database_file_turns_the_store_unready_and_refuses_write
     assert got == _expected_with("webmethods", got, message)
     assert [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("store.")] == \
         [("store.file_gone", "error")]
-    status, ready, _ = await c.call("GET", "/readyz", auth=False)
-    assert (status, ready) == (503, {"status": "unavailable",
-                                     "reason": "the database file was deleted while taskgate had it open"})
+    with capture_logs() as logs:
+        status, ready, _ = await c.call("GET", "/readyz", auth=False)
+    assert (status, ready) == (503, {"status": "unavailable", "reason": "database file deleted"})
+    assert [(e["reason"], e["detail"]) for e in logs if e["event"] == "readyz.unready"] == [
+        ("database file deleted", "the database file was deleted while taskgate had it open")]
     assert not db.exists()  # nothing made a new, empty database behind the server's back
 
 
@@ -147,9 +151,12 @@ async def test_a_replaced_database_file_turns_the_store_unready(aiohttp_client, 
     other = tmp_path / "other.db"
     shutil.copy(db, other)
     other.replace(db)
-    status, ready, _ = await c.call("GET", "/readyz", auth=False)
-    assert (status, ready) == (503, {"status": "unavailable",
-                                     "reason": "the database file was replaced while taskgate had it open"})
+    with capture_logs() as logs:
+        status, ready, _ = await c.call("GET", "/readyz", auth=False)
+        assert (await c.call("GET", "/readyz", auth=False))[1] == ready  # the same cause: logged once
+    assert (status, ready) == (503, {"status": "unavailable", "reason": "database file replaced"})
+    assert [(e["reason"], e["detail"]) for e in logs if e["event"] == "readyz.unready"] == [
+        ("database file replaced", "the database file was replaced while taskgate had it open")]
 
 
 async def test_a_zero_length_file_is_refused_unless_a_new_database_is_asked_for(tmp_path: Path):
@@ -231,9 +238,11 @@ async def test_a_page_damaged_while_serving_is_503_and_unready_not_500(aiohttp_c
         {"$errorInfo": got["$errorInfo"]}
     assert [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("store.")] == \
         [("store.damaged", "error")]
-    status, ready, _ = await c.call("GET", "/readyz", auth=False)
-    assert status == 503
-    assert ready["reason"].startswith("the database file is damaged: ")
+    with capture_logs() as logs:
+        status, ready, _ = await c.call("GET", "/readyz", auth=False)
+    assert (status, ready) == (503, {"status": "unavailable", "reason": "database file damaged"})
+    unready, = [e for e in logs if e["event"] == "readyz.unready"]
+    assert unready["detail"].startswith("the database file is damaged: ")
 
 
 def test_low_space_is_reported_below_the_floor(tmp_path: Path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway import docgen
+from gateway.apis import webmethods
 from gateway.app import create_app
 from gateway.config import AuthConfig, Config
 
@@ -162,3 +163,9 @@ def _architecture_name(module: str) -> str:
 def test_every_module_is_on_the_architecture_page(module: str):
     assert f"`{_architecture_name(module)}`" in _text(DOCS / "architecture.md"), \
         f"{module} is missing from docs/architecture.md"
+
+
+def test_the_webmethods_page_states_the_audit_page_size():
+    text = " ".join(_text(DOCS / "webmethods.md").split())
+    assert (f"`maxRes`: the most entries in the page, 1 to {webmethods.MAX_AUDIT_PAGE}; without it, "
+            f"{webmethods.MAX_AUDIT_PAGE}.") in text

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 from gateway.app import create_app
 from gateway.auth import Authenticator, hash_password
 from gateway.config import Config, ConfigError
+from gateway.metrics import READY_REASONS
 from gateway.store import SCHEMA_VERSION
 from gateway.store.sqlite import SQLiteStore
 from tests.e2e.server import decoded
@@ -110,7 +111,8 @@ async def test_readyz_is_503_while_another_process_holds_the_write_lock(aiohttp_
     try:
         other.execute("BEGIN IMMEDIATE")
         status, body, _ = await c.call("GET", "/readyz", auth=False)
-        assert (status, body) == (503, {"status": "unavailable", "reason": "the store could not commit the change"})
+        assert (status, body) == (503, {"status": "unavailable", "reason": "database busy"})
+        assert body["reason"] in READY_REASONS  # the words the OpenAPI document lists
         assert (await c.call("GET", "/healthz", auth=False))[0] == 200  # alive all the same
         other.execute("ROLLBACK")
         assert (await c.call("GET", "/readyz", auth=False))[0] == 200
@@ -122,9 +124,11 @@ async def test_readyz_is_503_when_the_schema_is_not_this_taskgate_s(aiohttp_clie
     c = await start(aiohttp_client, tmp_path)
     with sqlite3.connect(tmp_path / "taskgate.db") as other:  # as a newer taskgate's migration would
         other.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    status, body, _ = await c.call("GET", "/readyz", auth=False)
-    assert (status, body) == (503, {"status": "unavailable", "reason":
-                                    f"database schema {SCHEMA_VERSION + 1}, this taskgate needs {SCHEMA_VERSION}"})
+    with capture_logs() as logs:
+        status, body, _ = await c.call("GET", "/readyz", auth=False)
+    assert (status, body) == (503, {"status": "unavailable", "reason": "database schema mismatch"})
+    assert [(e["log_level"], e["detail"]) for e in logs if e["event"] == "readyz.unready"] == [
+        ("warning", f"database schema {SCHEMA_VERSION + 1}, this taskgate needs {SCHEMA_VERSION}")]
 
 
 # -- metrics ------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ in March 2026; the ``sailpoint`` 1.4.2 SDK's v2026 module still calls it).
 Any other ``/{prefix}/task-status…`` path (``/v3/task-status/{id}``: SailPoint has no v3
 task-status) is this style's too, so its 404 is an ErrorResponseDto (:data:`PATH_PATTERN`).
 
+Lists are streamed a few tasks at a time (:mod:`gateway.streaming`), in the same bytes.
+
 Owns the URLs, paging parameters, content negotiation and error bodies of the SailPoint
 style. Handlers are thin: negotiate, read the body, hand it to the pure rules of
 :mod:`gateway.apis.sailpoint_rules` (which members a PATCH may change, who may change a
@@ -31,6 +33,7 @@ from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if
 from gateway.context import STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
+from gateway.streaming import answer_list, json_list, task_parts
 
 __all__ = ["STYLE", "PATH_PATTERN", "PATCH_TYPES", "MAX_LIMIT", "setup", "render_error", "import_task", "prepare"]
 
@@ -103,10 +106,21 @@ def _page(request: web.Request) -> tuple[int, int, bool]:
     return limit, offset, raw == "true"
 
 
-async def _list_response(request: web.Request, query: Query) -> web.Response:
-    tasks, total = await request.app[STORE].find(STYLE, query)
+_TASK_LIST = json_list(lambda tasks: tasks)
+
+
+def _as_stored(task: Task) -> Any:
+    return task.doc
+
+
+async def _list_response(request: web.Request, query: Query) -> web.StreamResponse:
+    """A page of TaskStatus documents, streamed (:mod:`gateway.streaming`): 250 of a
+    megabyte each are never held at once."""
+    store = request.app[STORE]
+    ids, total = await store.find_ids(STYLE, query)
     headers = {"X-Total-Count": str(total)} if total is not None else None
-    return json_response([t.doc for t in tasks], headers=headers)
+    return await answer_list(request, task_parts(store.read_chunks(STYLE, ids)), _as_stored, _TASK_LIST,
+                             headers=headers)
 
 
 async def get_task(request: web.Request) -> web.Response:
@@ -117,7 +131,7 @@ async def get_task(request: web.Request) -> web.Response:
     return _task_response(task)
 
 
-async def list_tasks(request: web.Request) -> web.Response:
+async def list_tasks(request: web.Request) -> web.StreamResponse:
     negotiate(request, ("application/json",))
     limit, offset, count = _page(request)
     where = parse_filters(request.query.get("filters", ""))
@@ -125,7 +139,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     return await _list_response(request, Query(where, order, limit, offset, count))
 
 
-async def pending_tasks(request: web.Request) -> web.Response:
+async def pending_tasks(request: web.Request) -> web.StreamResponse:
     """Deprecated by SailPoint in favour of ``filters=completionStatus isnull``; kept for
     SDK 1.x. An empty page is ``200 []`` rather than the documented-but-vague 204."""
     negotiate(request, ("application/json",))

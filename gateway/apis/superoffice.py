@@ -104,21 +104,22 @@ async def _read_change(request: web.Request, ctx: Ctx) -> tuple[str, Any]:
 
 
 # -- REST handlers -------------------------------------------------------------------------
-async def list_tasks(request: web.Request) -> web.Response:
+async def list_tasks(request: web.Request) -> web.StreamResponse:
     options = parse_list_options(request.query, carrier.state_name)
     ctx = service.context(request, body_format=options.format)
-    tasks, _ = await request.app[STORE].find(
+    ids, _ = await request.app[STORE].find_ids(
         STYLE, Query(options.where, options.order, options.top + 1, options.skip))
-    more = options.top > 0 and len(tasks) > options.top
+    more = options.top > 0 and len(ids) > options.top
     base = f"{request.scheme}://{request.host}{request.path.rsplit('/BatchTask', 1)[0]}"
     next_link = None
     if more:
         query = {k: v for k, v in request.query.items() if k.casefold() != "$skip"}
         query["$skip"] = str(options.skip + options.top)
         next_link = str(request.url.with_query(query))
-    value = [service.carrier_for(ctx, t, options.select, with_rights=False) for t in tasks[:options.top]]
-    return service.respond(ctx, {"odata.metadata": f"{base}/$metadata#{odata.ENTITY_SET}",
-                                 "odata.nextLink": next_link, "value": value}, root="BatchTaskList")
+    head = {"odata.metadata": f"{base}/$metadata#{odata.ENTITY_SET}", "odata.nextLink": next_link}
+    return await service.respond_list(
+        request, ctx, ids[:options.top], lambda t: service.carrier_for(ctx, t, options.select, with_rights=False),
+        root="BatchTaskList", envelope=lambda value: {**head, "value": value})
 
 
 async def metadata(request: web.Request) -> web.Response:
@@ -136,13 +137,14 @@ async def create_task(request: web.Request) -> web.Response:
     return service.respond(ctx, await service.create(request, ctx, payload), root="int")
 
 
-async def get_task_or_state(request: web.Request) -> web.Response:
+async def get_task_or_state(request: web.Request) -> web.StreamResponse:
     key = request.match_info["id"]
     ctx = service.context(request)
     if not key.isdigit():  # /BatchTask/{state}: the user tasks in that state
         state = _state_path(key)
-        tasks = await service.find(request, state=state, system=False)
-        return service.respond(ctx, [service.carrier_for(ctx, t) for t in tasks], root="ArrayOfBatchTaskInfo")
+        ids = await service.find(request, state=state, system=False)
+        return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t),
+                                          root="ArrayOfBatchTaskInfo")
     task = await request.app[STORE].get(STYLE, _task_id(key))
     if task is None:
         raise service.not_found(key)

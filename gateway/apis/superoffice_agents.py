@@ -133,8 +133,10 @@ def _finder(*, system: bool | None = None, **named: tuple[str, Kind]) -> AgentCa
     to the argument that gives it, as ``(name, kind)``."""
     async def call(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
         values = {key: _arg(args, name, kind) for key, (name, kind) in named.items()}
-        tasks = await service.find(request, system=system, **values)
-        return [service.carrier_for(ctx, t, service.select(request)) for t in tasks]
+        ids = await service.find(request, system=system, **values)
+        members = service.select(request)
+        return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t, members),
+                                          root="Result")
     return call
 
 

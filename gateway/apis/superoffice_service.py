@@ -13,7 +13,8 @@ know a front's URLs, and must not decide a rule itself: what a caller may change
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -30,9 +31,10 @@ from gateway.codecs import json_response, negotiate, parse_http_date, parse_if_m
 from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.model import Task
 from gateway.query import And, Compare, Expr, Query, Sort
+from gateway.streaming import answer_list, json_list, task_parts, xml_list
 from schemas.superoffice import FIELDS
 
-__all__ = ["STYLE", "BASE_ZONE", "MAX_ID", "Ctx", "context", "respond", "carrier_for", "select",
+__all__ = ["STYLE", "BASE_ZONE", "MAX_ID", "Ctx", "context", "respond", "respond_list", "carrier_for", "select",
            "http_date", "not_found", "create", "find", "update", "stop", "delete"]
 
 STYLE = "superoffice"
@@ -100,6 +102,21 @@ def respond(ctx: Ctx, value: Any, *, root: str = "BatchTaskInfo", status: int = 
     return json_response(value, status=status, headers=headers, content_type=ctx.out)
 
 
+def respond_list(request: web.Request, ctx: Ctx, ids: Sequence[str], shape: Callable[[Task], Any], *,
+                 root: str, envelope: Callable[[list[Any]], Any] = lambda items: items,
+                 headers: dict[str, str] | None = None) -> Awaitable[web.StreamResponse]:
+    """The tasks *ids* name, each as *shape* makes it, in *envelope* (the list itself, or
+    an object holding it), as :func:`respond` would answer it, streamed
+    (:mod:`gateway.streaming`); in XML the root element is *root*."""
+    headers = {"Content-Language": "en", **(headers or {})}
+    if ctx.out in ("application/xml", "text/xml"):
+        body = xml_list(lambda items: carrier.to_xml(root, envelope(items)),
+                        lambda item: carrier.to_xml("BatchTaskInfo", item), ctx.out)
+    else:
+        body = replace(json_list(envelope), content_type=ctx.out)
+    return answer_list(request, task_parts(request.app[STORE].read_chunks(STYLE, ids)), shape, body, headers=headers)
+
+
 def carrier_for(ctx: Ctx, task: Task, members: tuple[str, ...] | None = None, *,
                 with_rights: bool = True) -> dict[str, Any]:
     """The task as the caller sees it; list rows (archive rows) carry no rights."""
@@ -143,8 +160,9 @@ async def create(request: web.Request, ctx: Ctx, raw: dict[str, Any]) -> int:
 
 
 async def find(request: web.Request, *, state: str | None = None, system: bool | None = None,
-               name: str | None = None, associates: list[int] | None = None) -> list[Task]:
-    """Tasks by the Agents' criteria. ``State All`` is the vendor's match-any value."""
+               name: str | None = None, associates: list[int] | None = None) -> list[str]:
+    """The ids of the tasks matching the Agents' criteria, by id (read them with
+    :func:`respond_list`). ``State All`` is the vendor's match-any value."""
     terms: list[Expr] = []
     if state is not None and state != "All":
         terms.append(Compare("$.State", "eq", (state,)))
@@ -158,8 +176,8 @@ async def find(request: web.Request, *, state: str | None = None, system: bool |
             return []
         terms.append(Compare("$.AssociateId", "in", tuple(associates)))
     where = None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
-    tasks, _ = await request.app[STORE].find(STYLE, Query(where, (Sort("$.Id"),)))
-    return tasks
+    ids, _ = await request.app[STORE].find_ids(STYLE, Query(where, (Sort("$.Id"),)))
+    return ids
 
 
 async def update(request: web.Request, ctx: Ctx, task_id: str, kind: str, payload: Any) -> Task:

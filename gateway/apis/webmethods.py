@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,12 +45,13 @@ from gateway.context import CONFIG, STORE, principal, request_id
 from gateway.limits import dumps
 from gateway.model import Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
+from gateway.streaming import Part, answer_list, json_list, task_parts
 from schemas.common import load_or_400
 from schemas.webmethods import STATUSES, TaskInfoValuesSchema
 from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date
 
-__all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "Sweeper", "setup",
-           "render_error", "import_task", "prepare", "sweep", "due_queries"]
+__all__ = ["STYLE", "PATH_PATTERN", "CLOCK", "SWEEPER", "ERROR_TYPE", "MAX_RESULTS", "MAX_AUDIT_PAGE", "Sweeper",
+           "setup", "render_error", "import_task", "prepare", "sweep", "due_queries"]
 
 PATH_PATTERN = re.compile(r"^/rest/pub/(opentask|opentasksearch)(/|$)")
 ERROR_TYPE = "com.wm.app.b2b.server.ServiceException"
@@ -59,8 +60,13 @@ REALM = 'Basic realm="Integration Server"'
 INDEXED_FIELDS = ("$.TaskInfo.status", "$.TaskInfo.createdDate", "$.TaskInfo.expireDate",
                   "$.TaskInfo.taskScheduleDate", "$.TaskInfo.name")  # the dashboard sorts by name
 #: the most tasks one list or search answers with, whatever maxRes/maxResults say (0 = "all"
-#: included): the answer is built in memory. Larger sets are paged with createdDate terms.
+#: included). The answer is streamed, so this bounds its time, not its memory; larger sets
+#: are paged with createdDate terms.
 MAX_RESULTS = 10_000
+#: the most entries one page of a task's audit trail holds, and the page when maxRes is not given
+MAX_AUDIT_PAGE = 1000
+#: audit rows read from the store at a time
+AUDIT_READ = 8
 _USER = web.RequestKey("webmethods_user", str)
 
 _CHANGES = TaskInfoValuesSchema(only=rules.WRITABLE)
@@ -328,48 +334,49 @@ async def create_task(request: web.Request) -> web.Response:
 
 
 # -- lists and searches ------------------------------------------------------------------------------
-async def _tasks_answer(call: Call, search: webmethods_search.Search) -> web.Response:
+_TASKS = json_list(lambda tasks: {"Tasks": tasks})
+
+
+async def _tasks_answer(request: web.Request, call: Call, search: webmethods_search.Search) -> web.StreamResponse:
     """The matching tasks the user may see, oldest first: at most ``search.limit`` (0: all),
-    and never more than :data:`MAX_RESULTS`."""
+    and never more than :data:`MAX_RESULTS`; streamed (:mod:`gateway.streaming`)."""
     await sweep(call.store, call.now, call.request_id)
     where: list[Expr] = list(search.where)
     if not call.actor.is_admin:
         where.insert(0, rules.access_filter(call.actor.name))
     limit = min(search.limit, MAX_RESULTS) if search.limit else MAX_RESULTS
     query = Query(And(tuple(where)) if where else None, (Sort("$.TaskInfo.createdDate"),), limit)
-    tasks, _ = await call.store.find(STYLE, query)
-    return _ok({"Tasks": [_task_out(t, call, include_data=search.include_data, with_id=True) for t in tasks]})
+    ids, _ = await call.store.find_ids(STYLE, query)
+
+    def shape(task: Task) -> dict[str, Any] | None:  # a task handed to someone else since the ids were read: left out
+        if not rules.may_access(task.doc["TaskInfo"], call.actor):
+            return None
+        return _task_out(task, call, include_data=search.include_data, with_id=True)
+    return await answer_list(request, task_parts(call.store.read_chunks(STYLE, ids)), shape, _TASKS)
 
 
 @_service
-async def list_tasks(request: web.Request) -> web.Response:
+async def list_tasks(request: web.Request) -> web.StreamResponse:
     """``GET /rest/pub/opentask``: every task the user may see (one task with ``?taskID=``)."""
     if "taskID" in request.query:
         return await get_task.__wrapped__(request)  # type: ignore[attr-defined]
     call = await _call(request, {})
-    return await _tasks_answer(call, webmethods_search.list_search(request.query, call.actor.name))
+    return await _tasks_answer(request, call, webmethods_search.list_search(request.query, call.actor.name))
 
 
 @reads_by_post  # a search is a read whether it comes as GET or POST; it changes nothing of the caller's
 @_service
-async def search_tasks(request: web.Request) -> web.Response:
+async def search_tasks(request: web.Request) -> web.StreamResponse:
     """``GET|POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery."""
     allowed = webmethods_search.SEARCH_INPUTS
     body = await _read_object(request, allowed) if request.method == "POST" else {}
     params = {k: v for k, v in request.query.items() if k in allowed}
     params.update(body)
     call = await _call(request, params)
-    return await _tasks_answer(call, webmethods_search.search(params, call.actor.name))
+    return await _tasks_answer(request, call, webmethods_search.search(params, call.actor.name))
 
 
 # -- audit and rollback ---------------------------------------------------------------------------------
-async def _trail(call: Call, task_id: str) -> list[Change]:
-    """The task's audit rows, oldest first, since its (latest) creation."""
-    rows = await call.store.audit(style=STYLE, task_id=task_id, newest_first=False)
-    starts = [i for i, c in enumerate(rows) if c.action == "created"]
-    return rows[starts[-1]:] if starts else rows
-
-
 def _audit_out(change: Change, call: Call) -> dict[str, Any]:
     return {"id": change.seq, "createdDate": call.encode(change.at), "operation": rules.operation_code(change),
             "difference": [_difference(op) for op in change.patch], "sourceURI": f"user:{change.actor}",
@@ -388,19 +395,59 @@ def _entry_id(request: web.Request, task_id: str) -> int:
     return int(raw)
 
 
+async def _life_start(call: Call, task_id: str) -> int:
+    """The sequence number of the task's latest creation (0 when none is recorded)."""
+    created = await call.store.audit(style=STYLE, task_id=task_id, action="created", limit=1)
+    return created[0].seq if created else 0
+
+
+async def _audit_parts(call: Call, task_id: str, after: int, limit: int,
+                       before: int | None = None) -> AsyncIterator[Part]:
+    """The task's audit rows after *after* (and before *before*), oldest first, at most
+    *limit*, a few at a time (one row may hold a megabyte document, twice)."""
+    while limit > 0:
+        rows = await call.store.audit(style=STYLE, task_id=task_id, after=after, before=before, newest_first=False,
+                                      limit=min(limit, AUDIT_READ))
+        if not rows:
+            return
+        yield rows, AUDIT_READ * 65_536  # not known before encoding: weighed as large
+        limit -= len(rows)
+        after = rows[-1].seq
+
+
+def _audit_page(request: web.Request) -> tuple[int, int]:
+    """``maxRes`` (entries, 1 to :data:`MAX_AUDIT_PAGE`) and ``afterAuditEntryID`` (an entry id)."""
+    size = inputs.count(request.query.get("maxRes"), "maxRes", MAX_AUDIT_PAGE)
+    if not 1 <= size <= MAX_AUDIT_PAGE:
+        raise errors.BadRequest(f"maxRes must be a whole number from 1 to {MAX_AUDIT_PAGE}; got {size}")
+    raw = request.query.get("afterAuditEntryID")
+    if raw is not None and not re.fullmatch(r"[0-9]{1,18}", raw):
+        raise errors.BadRequest(f"afterAuditEntryID must be an audit entry id; got {raw[:40]!r}")
+    return size, int(raw or 0)
+
+
+_AUDITS = json_list(lambda audits: {"taskAudits": audits})
+
+
 @_service
-async def get_audit(request: web.Request) -> web.Response:
-    """``GET …/{taskID}/audit[/{auditEntryID}]``: ``{"taskAudits": [TaskAudit…]}``, oldest first."""
+async def get_audit(request: web.Request) -> web.StreamResponse:
+    """``GET …/{taskID}/audit[/{auditEntryID}]``: ``{"taskAudits": [TaskAudit…]}``, oldest
+    first, since the task's latest creation: a page of at most ``maxRes`` entries (the
+    most and the default :data:`MAX_AUDIT_PAGE`) after ``afterAuditEntryID``, streamed.
+    A page shorter than ``maxRes`` is the last."""
     call = await _call(request, {})
     task_id = _task_id(request, {})
     seq = _entry_id(request, task_id) if "auditEntryID" in request.match_info else None
+    size, after = _audit_page(request) if seq is None else (1, seq - 1)
     await _current(call, task_id)
-    trail = await _trail(call, task_id)
+    after = max(after, await _life_start(call, task_id) - 1)
     if seq is not None:
-        trail = [c for c in trail if c.seq == seq]
-        if not trail:
+        entry = await call.store.audit(style=STYLE, task_id=task_id, after=after, before=seq + 1)
+        if not entry:
             raise errors.NotFound(f"audit entry {seq} of task {task_id} not found")
-    return _ok({"taskAudits": [_audit_out(c, call) for c in trail]})
+        return _ok({"taskAudits": [_audit_out(entry[0], call)]})
+    return await answer_list(request, _audit_parts(call, task_id, after, size), lambda c: _audit_out(c, call),
+                             _AUDITS)
 
 
 @_service
@@ -408,7 +455,7 @@ async def rollback_task(request: web.Request) -> web.Response:
     """``DELETE …/{taskID}/audit/{auditEntryID}``: the task as before that entry, as a new change.
 
     The state before an entry is fixed history: it is replayed from the task's creation
-    (:func:`rules.state_before`), not undone from the version read, so a change committed
+    (:class:`rules.Replay`, fed the trail a few rows at a time), not undone from the version read, so a change committed
     between this read of the trail and the write does not make it wrong, and nothing needs
     retrying. One write then makes the clock's owed changes and the rollback, whose mutation
     checks access and the status rules against the task as it is inside the transaction.
@@ -419,10 +466,20 @@ async def rollback_task(request: web.Request) -> web.Response:
     task_id = _task_id(request, {})
     seq = _entry_id(request, task_id)
     task = await _readable(call, task_id)  # before the trail: its entries are not shown to others
-    trail = await _trail(call, task_id)
-    if not any(c.seq == seq for c in trail):
+    start = await _life_start(call, task_id)
+    if not await call.store.audit(style=STYLE, task_id=task_id, after=max(seq, start) - 1, before=seq + 1):
         raise errors.NotFound(f"audit entry {seq} of task {task_id} not found")
-    mutate = rules.rollback_mutation(task_id, rules.state_before(trail, seq), actor=call.actor,
+    replay, restored = rules.Replay(seq), None
+    # the trail up to the entry, a few rows at a time: a long trail of large changes is never held whole
+    async for rows, _ in _audit_parts(call, task_id, start - 1, 2**62, before=seq + 1):
+        for change in rows:
+            if (restored := replay.feed(change)) is not None:
+                break
+        if restored is not None:
+            break
+    if restored is None:
+        replay.end()
+    mutate = rules.rollback_mutation(task_id, restored, actor=call.actor,
                                      now=call.now, update_completed_task=call.config.update_completed_task)
     try:
         task_after = await _write(call, task_id, rules.after_clock(call.now, call.actor.name, mutate),

@@ -62,19 +62,22 @@ async def sweep(store: Store, now: str, rid: str) -> int:
     changed = 0
     for query in due_queries(now, SWEEP_BATCH):
         while True:
-            due, _ = await store.find(STYLE, query)
-            # concurrently, so that the store commits them together
-            results = await asyncio.gather(*(catch_up(store, t, now, rid) for t in due), return_exceptions=True)
+            ids, _ = await store.find_ids(STYLE, query)
             progress = 0
-            for listed, result in zip(due, results, strict=True):
-                if isinstance(result, errors.NotFound):
-                    continue  # deleted meanwhile
-                if isinstance(result, BaseException):
-                    raise result
-                progress += result.version != listed.version
+            # a chunk at a time (a due task may hold a megabyte TaskData), each chunk's
+            # writes concurrently, so that the store commits them together
+            async for chunk in store.read_chunks(STYLE, ids):
+                results = await asyncio.gather(*(catch_up(store, t, now, rid) for t in chunk.tasks),
+                                               return_exceptions=True)
+                for listed, result in zip(chunk.tasks, results, strict=True):
+                    if isinstance(result, errors.NotFound):
+                        continue  # deleted meanwhile
+                    if isinstance(result, BaseException):
+                        raise result
+                    progress += result.version != listed.version
             changed += progress
             # a full batch that changed nothing would come back unchanged: stop rather than spin
-            if len(due) < SWEEP_BATCH or not progress:
+            if len(ids) < SWEEP_BATCH or not progress:
                 break
     return changed
 

@@ -163,8 +163,16 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                (400, 401, 403, 404, 409, 412)),
     },
     ("audit", "GET"): {
-        "summary": "The task's audit trail (or one entry), oldest first",
-        "parameters": [_USER, _DATES],
+        "summary": "The task's audit trail (or one entry), oldest first, a page at a time",
+        "description": ("The entries since the task's latest creation, oldest first: at most maxRes (default and "
+                        "most 1000) after the entry afterAuditEntryID names. To read on, ask again with "
+                        "afterAuditEntryID set to the last id received; a page shorter than maxRes is the last. "
+                        "Both are ignored when the path names one entry. Long pages are streamed (chunked)."),
+        "parameters": [_USER, _DATES,
+                       param("maxRes", "query", {"type": "integer", "minimum": 1, "maximum": 1000},
+                             "most entries in the page (default 1000)"),
+                       param("afterAuditEntryID", "query", {"type": "integer", "minimum": 0},
+                             "only entries after this one (its id); default: from the first")],
         "responses": responses({200: {"description": "{taskAudits: […]}", "links": _ENTRY_LINKS,
                                       "content": {"application/json": {"schema": TaskAuditListSchema}}}},
                                ERRORS, (400, 401, 403, 404)),

@@ -15,9 +15,9 @@ canonical UTC text, so that they compare as text in SQL.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway import errors
 from gateway.model import Change, Doc, Mutate, Step
@@ -29,7 +29,7 @@ __all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "
            "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",
            "check_status_change", "check_update", "merge_task_info", "new_task", "update_mutation",
            "delete_mutation", "due_status", "time_step", "time_mutation", "time_changes_due", "catch_up",
-           "after_clock", "stamp", "may_access", "access_filter", "not_found", "state_before",
+           "after_clock", "stamp", "may_access", "access_filter", "not_found", "Replay", "state_before",
            "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK", "KEEP_TASK_DATA",
            "TASK_INFO_DEFAULTS"]
 
@@ -320,7 +320,35 @@ def after_clock(now: str, actor: str, mutate: Mutate) -> list[Step]:
 
 
 # -- audit and rollback --------------------------------------------------------------------
-def state_before(trail: Sequence[Change], target_seq: int) -> Doc:
+class Replay:
+    """:func:`state_before` fed one audit row at a time, oldest first, so that a long trail
+    can be read in parts: :meth:`feed` answers the state once it meets *target_seq*."""
+
+    def __init__(self, target_seq: int) -> None:
+        self.target_seq = target_seq
+        self._doc: Doc | None = None  # None until the creation is seen
+
+    def feed(self, change: Change) -> Doc | None:
+        """The state before *target_seq* when *change* is that entry, else None."""
+        if self._doc is None and change.action != "created":
+            self.end()
+        if change.seq == self.target_seq:
+            if change.action != "updated":
+                raise errors.Conflict(f"audit entry {change.seq} is the task's creation; there is no earlier "
+                                      f"state to roll back to (delete the task instead)")
+            return self._doc
+        self._doc = apply_json_patch(self._doc or {}, change.patch)
+        return None
+
+    def end(self) -> NoReturn:
+        """The trail ended (or started) without the entry: Conflict."""
+        if self._doc is None:
+            raise errors.Conflict(f"audit entry {self.target_seq} cannot be rolled back: the task's audit trail "
+                                  "does not start at its creation")
+        raise errors.Conflict(f"audit entry {self.target_seq} cannot be rolled back")
+
+
+def state_before(trail: Iterable[Change], target_seq: int) -> Doc:
     """The task's document just before the audit entry *target_seq*, replayed from history.
 
     *trail* is the task's audit rows since its latest creation, oldest first. The state is
@@ -330,18 +358,11 @@ def state_before(trail: Sequence[Change], target_seq: int) -> Doc:
     (nothing came before it), when the trail does not start at a creation, or when the entry
     is not in it.
     """
-    if not trail or trail[0].action != "created":
-        raise errors.Conflict(f"audit entry {target_seq} cannot be rolled back: the task's audit trail does not "
-                              "start at its creation")
-    doc: Doc = {}
+    replay = Replay(target_seq)
     for change in trail:
-        if change.seq == target_seq:
-            if change.action != "updated":
-                raise errors.Conflict(f"audit entry {change.seq} is the task's creation; there is no earlier "
-                                      f"state to roll back to (delete the task instead)")
-            return doc
-        doc = apply_json_patch(doc, change.patch)
-    raise errors.Conflict(f"audit entry {target_seq} cannot be rolled back")
+        if (state := replay.feed(change)) is not None:
+            return state
+    replay.end()
 
 
 def rollback_mutation(task_id: str, restored: Mapping[str, Any], *, actor: Actor,

@@ -162,15 +162,15 @@ async def test_the_sweep_reads_only_due_tasks_through_the_date_indexes(wm: WmApi
     await create(wm, taskInfo={"expireDate": "2024-06-01T00:00:00Z"})
     await create(wm, taskInfo={"taskScheduleDate": "2024-06-01T00:00:00Z"})
     queries: list[Query] = []
-    original = wm.store.find
+    original = wm.store.find_ids  # the sweep reads the ids of due tasks, then those tasks by key
 
     async def spy(style, query):
         queries.append(query)
         return await original(style, query)
-    monkeypatch.setattr(wm.store, "find", spy)
+    monkeypatch.setattr(wm.store, "find_ids", spy)
     assert await webmethods.sweep(wm.store, wm.clock.now_iso(), "t") == 0
     assert queries
-    for query in queries:  # the SQL of Store.find, read by SQLite's planner
+    for query in queries:  # the same WHERE and ORDER BY as Store.find's, read by SQLite's planner
         plan = (await wm.store.explain("webmethods", query)).replace("\n", " | ")
         assert re.fullmatch(r"SEARCH tasks USING INDEX tasks_by_TaskInfo_(expireDate|taskScheduleDate) "
                             r"\(style=\? AND <expr><\?\)", plan), plan

@@ -47,8 +47,7 @@ def test_a_database_file_deleted_while_serving_refuses_writes_and_turns_unready(
                         "$error": WM_MESSAGE, "$errorType": error_type}
         ready = http("GET", f"{server.base_url}/readyz")
         assert ready.status == 503
-        assert ready.json == {"status": "unavailable",
-                                "reason": "the database file was deleted while taskgate had it open"}
+        assert ready.json == {"status": "unavailable", "reason": "database file deleted"}
         assert not server.db.exists()
     finally:
         code = server.stop()
@@ -57,6 +56,8 @@ def test_a_database_file_deleted_while_serving_refuses_writes_and_turns_unready(
     assert "Traceback" not in log
     events = [(e["event"], e["level"]) for e in server.events() if e.get("event", "").startswith("store.")]
     assert ("store.file_gone", "error") in events
+    assert [(e["reason"], e["detail"]) for e in server.events() if e.get("event") == "readyz.unready"] == [
+        ("database file deleted", "the database file was deleted while taskgate had it open")]
     with sqlite3.connect(kept / "taskgate.db") as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM tasks WHERE style = 'webmethods' ORDER BY id")]
     assert ids == sorted(acknowledged)  # nothing acknowledged before the delete was lost

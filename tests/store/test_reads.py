@@ -8,10 +8,11 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from gateway.limits import dumps
 from gateway.query import And, Compare, Not, Or, Query, Sort
 from gateway.store.sqlite import SQLiteStore
 from gateway.store.sqlite.keyed import KeyedFields
-from gateway.store.sqlite.reads import Lookup, TaskReads
+from gateway.store.sqlite.reads import FIRST_CHUNK, Lookup, TaskReads
 
 
 async def test_list_compiles_queries_to_sql(store: SQLiteStore):
@@ -83,3 +84,32 @@ async def test_audit_reads_a_window_of_sequence_numbers(store: SQLiteStore):
     assert [c.task_id for c in await store.audit(before=seqs[3], limit=2)] == ["t2", "t1"]
     assert [c.task_id for c in await store.audit(after=seqs[0], before=seqs[3], newest_first=False)] == ["t1", "t2"]
     assert await store.audit(after=seqs[-1]) == []
+
+
+async def test_find_ids_and_read_chunks_give_find_s_page_a_chunk_at_a_time(store: SQLiteStore):
+    sizes = [100, 300_000, 50, 400_000, 200_000, 10, 600_000, 20, 30, 700_000]
+    for n, size in enumerate(sizes):
+        await store.create("s", f"t{n}", {"k": len(sizes) - n, "pad": "p" * size}, actor="t", request_id="r")
+    query = Query(Compare("$.k", "gt", (1,)), (Sort("$.k"),), limit=8, offset=1, count=True)
+    tasks, total = await store.find("s", query)
+    ids, counted = await store.find_ids("s", query)
+    assert (ids, counted) == ([t.id for t in tasks], total) == (["t7", "t6", "t5", "t4", "t3", "t2", "t1", "t0"], 9)
+    chunks = [c async for c in store.read_chunks("s", ids, chunk_bytes=700_000)]
+    assert [t for c in chunks for t in c.tasks] == tasks  # the same tasks, versions and documents, in order
+    assert [len(c.tasks) for c in chunks][0] == FIRST_CHUNK  # before any size is known
+    assert all(c.stored_bytes == sum(len(dumps(t.doc)) for t in c.tasks) for c in chunks)
+    assert len(chunks) > 2 and max(c.stored_bytes for c in chunks[1:]) < 1_800_000  # sized by what was read
+    await store.delete("s", "t5", actor="t", request_id="r")  # gone since the ids were read: left out
+    again = [t.id for c in [c async for c in store.read_chunks("s", ids)] for t in c.tasks]
+    assert again == [i for i in ids if i != "t5"]
+    assert [c async for c in store.read_chunks("s", [])] == []
+
+
+async def test_audit_keeps_one_action_when_asked(store: SQLiteStore):
+    await store.create("s", "a", {"v": 1}, actor="t", request_id="r")
+    await store.update("s", "a", lambda d: {"v": 2}, actor="t", request_id="r")
+    await store.delete("s", "a", actor="t", request_id="r")
+    await store.create("s", "a", {"v": 3}, actor="t", request_id="r")
+    created = await store.audit(style="s", task_id="a", action="created")
+    assert [(c.action, c.version) for c in created] == [("created", 1), ("created", 1)]
+    assert created[0].seq > created[1].seq  # newest first

@@ -45,13 +45,13 @@ __all__ = ["GroupCommit"]
 _KEYS_PER_READ = 400
 
 
-def _busy() -> errors.ServiceUnavailable:
+def _busy(summary: str = "database busy") -> errors.ServiceUnavailable:
     """Another connection (another process, an admin's sqlite3 shell) held the write lock
     past ``storage.busy_timeout_ms``, or the disk refused the commit (full, read-only):
     nothing is stored, and trying again may succeed."""
     # the same words as any failed commit (readiness reports them); the status and
     # Retry-After say that this one may pass on a later try
-    return unavailable("the store could not commit the change")
+    return unavailable("the store could not commit the change", summary)
 
 
 def _log_disk(batch: int, exc: BaseException) -> None:
@@ -147,16 +147,16 @@ class GroupCommit:
             _log_busy(size)
             return _busy()
         if is_damage(exc):
-            return health.damaged(exc, "commit") if health is not None else _busy()
+            return health.damaged(exc, "commit") if health is not None else _busy("database file damaged")
         if is_disk_trouble(exc):
             _log_disk(size, exc)
-            return _busy()
+            return _busy("database not writable")
         report("store.commit_failed", batch=size)
         return errors.InternalError("the store could not commit the change")
 
     async def _commit_batch(self, batch: list[QueuedWrite]) -> None:
         if self._health is not None and (refusal := self._health.write_refusal()) is not None:
-            raise unavailable(f"the store refuses writes: {refusal}")
+            raise unavailable(f"the store refuses writes: {refusal}", self._health.summary())
         await self._read_ahead.settled(batch)
         writer = self._writer
         async with writer.lock:

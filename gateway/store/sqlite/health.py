@@ -50,8 +50,9 @@ def is_disk_trouble(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and _code(exc) in _DISK
 
 
-def unavailable(message: str) -> errors.ServiceUnavailable:
-    return errors.ServiceUnavailable(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+def unavailable(message: str, summary: str = "database not writable") -> errors.ServiceUnavailable:
+    """The 503 of a refused write: *message* in detail, *summary* in words anyone may see."""
+    return errors.ServiceUnavailable(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, summary=summary)
 
 
 def _log_event(level: str, event: str, **fields: object) -> None:
@@ -69,6 +70,7 @@ class Health:
         st = os.stat(self.path)
         self._identity = (st.st_dev, st.st_ino)
         self._gone: str | None = None  # sticky: the open file is no longer the path's
+        self._gone_summary = ""
         self._damage: str | None = None  # sticky: SQLite found the file damaged
         #: (wall-clock time, reason) of the last failed commit, until a commit succeeds
         self.last_failure: tuple[float, str] | None = None
@@ -80,12 +82,15 @@ class Health:
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
-                self._gone = "the database file was deleted while taskgate had it open"
+                self._gone, self._gone_summary = ("the database file was deleted while taskgate had it open",
+                                                  "database file deleted")
             except OSError as exc:
-                self._gone = f"the database file cannot be checked: {exc.strerror or exc}"
+                self._gone, self._gone_summary = (f"the database file cannot be checked: {exc.strerror or exc}",
+                                                  "database file cannot be checked")
             else:
                 if (st.st_dev, st.st_ino) != self._identity:
-                    self._gone = "the database file was replaced while taskgate had it open"
+                    self._gone, self._gone_summary = ("the database file was replaced while taskgate had it open",
+                                                      "database file replaced")
             if self._gone is not None:
                 _log_event("error", "store.file_gone", reason=self._gone, path=str(self.path))
         return self._gone
@@ -96,7 +101,7 @@ class Health:
         if self._damage is None:
             self._damage = f"the database file is damaged: {exc}"
             _log_event("error", "store.damaged", reason=str(exc), where=where)
-        return unavailable("the store's database file is damaged")
+        return unavailable("the store's database file is damaged", "database file damaged")
 
     def commit_failed(self, exc: BaseException) -> None:
         self.last_failure = (time.time(), f"{type(exc).__name__}: {exc}")
@@ -107,6 +112,12 @@ class Health:
     def write_refusal(self) -> str | None:
         """Why writes must be refused before they are tried (the file is gone or damaged)."""
         return self.check_file() or self._damage
+
+    def summary(self) -> str:
+        """The cause of :meth:`problem` in words anyone may see."""
+        if self.check_file() is not None:
+            return self._gone_summary
+        return "database file damaged" if self._damage is not None else "database not writable"
 
     def problem(self) -> str | None:
         """What makes the store unready now, or None."""

@@ -13,6 +13,11 @@ Two connections read, neither ever writes (``query_only``):
   process recovering it) the lookup is read on the reader instead of holding up the loop
   (:class:`Lookup`).
 
+A list of large tasks is read in two steps (:meth:`TaskReads.find_ids`, then
+:meth:`TaskReads.read_chunks` by primary key, a few documents at a time), so that no
+answer holds a whole page of megabyte documents; a chunk of many kilobytes is parsed in
+a worker thread, one document per call, so that the event loop gets its turn between them.
+
 A read that SQLite refuses because the file is damaged (``SQLITE_CORRUPT``,
 ``SQLITE_NOTADB``) is a 503 (:meth:`.health.Health.damaged`: logged once as an error, and
 the store turns unready), never a 500 or a task that seems not to exist.
@@ -23,6 +28,7 @@ public API only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -31,7 +37,7 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.model import Change, Task
+from gateway.model import Change, Chunk, Task
 from gateway.query import Query
 from gateway.store.sqlite import sql
 from gateway.store.sqlite.health import Health, is_damage
@@ -39,7 +45,15 @@ from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.rows import AUDIT_COLUMNS, change_from_row, load_doc
 from gateway.store.sqlite.write_connection import is_busy
 
-__all__ = ["Lookup", "TaskReads"]
+__all__ = ["Lookup", "TaskReads", "FIRST_CHUNK", "MAX_CHUNK", "THREAD_BYTES"]
+
+#: tasks in the first chunk of :meth:`TaskReads.read_chunks`, before their sizes are known
+#: (a few of the largest documents, parsed, stay well within the memory a request may hold)
+FIRST_CHUNK = 4
+#: most tasks in one chunk, however small they are
+MAX_CHUNK = 500
+#: a chunk with more stored bytes than this is parsed in a worker thread
+THREAD_BYTES = 262_144
 
 
 class Lookup:
@@ -103,6 +117,39 @@ class TaskReads:
             (total,), = await self.rows(sql.count_sql(where), params)
         return [Task(style, i, v, load_doc(d), m, c) for i, v, d, m, c in found], total
 
+    async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
+        keyed = self._keyed.of(style)
+        where, params = sql.where_clause(style, query, keyed)
+        page, page_params = sql.page_sql(where, params, query, keyed, columns="id")
+        found = await self.rows(page, page_params)
+        total = None
+        if query.count:
+            (total,), = await self.rows(sql.count_sql(where), params)
+        return [i for i, in found], total
+
+    async def read_chunks(self, style: str, ids: Sequence[str], *,
+                          chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:
+        """Chunks sized by what the tasks read so far weighed on average: the first holds
+        :data:`FIRST_CHUNK` tasks, each later one about *chunk_bytes* of documents."""
+        start, count, seen_tasks, seen_bytes = 0, FIRST_CHUNK, 0, 0
+        while start < len(ids):
+            part = ids[start:start + count]
+            start += len(part)
+            statement, params = sql.tasks_by_key_sql([(style, i) for i in part])
+            rows = await self.rows(statement, params)
+            size = sum(len(row[2]) for row in rows)
+            if size > THREAD_BYTES:
+                tasks = await asyncio.to_thread(_tasks, style, rows)
+            else:
+                tasks = _tasks(style, rows)
+            place = {task_id: n for n, task_id in enumerate(part)}
+            tasks.sort(key=lambda t: place[t.id])
+            seen_tasks += len(part)
+            seen_bytes += size
+            count = max(1, min(MAX_CHUNK, chunk_bytes * seen_tasks // max(seen_bytes, 1)))
+            if tasks:
+                yield Chunk(tasks, size)
+
     async def explain(self, style: str, query: Query) -> str:
         keyed = self._keyed.of(style)
         page, params = sql.page_sql(*sql.where_clause(style, query, keyed), query, keyed)
@@ -125,9 +172,13 @@ class TaskReads:
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
-                    after: int | None = None, before: int | None = None) -> list[Change]:
+                    after: int | None = None, before: int | None = None,
+                    action: str | None = None) -> list[Change]:
         where: list[str] = []
         params: list[Any] = []
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
         if after is not None:
             where.append("seq > ?")
             params.append(after)
@@ -143,7 +194,10 @@ class TaskReads:
         statement = (f"SELECT {AUDIT_COLUMNS} FROM audit"
                      + (" WHERE " + " AND ".join(where) if where else "")
                      + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
-        return [change_from_row(r) for r in await self.rows(statement, [*params, -1 if limit is None else limit])]
+        rows = await self.rows(statement, [*params, -1 if limit is None else limit])
+        if sum(len(r[8]) + len(r[9]) for r in rows) > THREAD_BYTES:  # megabyte patches: parsed off the loop
+            return await asyncio.to_thread(_changes, rows)
+        return _changes(rows)
 
     async def count_tasks(self, style: str | None = None) -> int:
         if style is None:
@@ -211,3 +265,12 @@ class TaskReads:
             if len(found) < chunk:
                 return
             after = (found[-1][2], found[-1][3], found[-1][0])
+
+
+def _tasks(style: str, rows: Sequence[Any]) -> list[Task]:
+    """Tasks from rows read as :data:`~gateway.store.sqlite.sql.TASK_COLUMNS` (any thread)."""
+    return [Task(style, i, v, load_doc(d), m, c) for i, v, d, m, c in rows]
+
+
+def _changes(rows: Sequence[Any]) -> list[Change]:
+    return [change_from_row(r) for r in rows]

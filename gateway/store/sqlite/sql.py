@@ -20,7 +20,7 @@ from typing import Any
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
 __all__ = ["column", "key_parts", "keys_sql", "sort_key", "where_clause", "page_sql", "count_sql",
-           "compile_where", "keys_table", "index_name", "index_sql", "check_style"]
+           "compile_where", "keys_table", "tasks_by_key_sql", "TASK_COLUMNS", "index_name", "index_sql", "check_style"]
 
 # JSON paths are spliced into SQL (an expression index only serves a query that spells
 # the same expression), so only plain member paths are allowed.
@@ -73,15 +73,20 @@ def where_clause(style: str, query: Query, keyed: tuple[str, ...]) -> tuple[str,
     return where, params
 
 
-def page_sql(where: str, params: list[Any], query: Query, keyed: tuple[str, ...]) -> tuple[str, list[Any]]:
+TASK_COLUMNS = "id, version, doc, modified, created"
+
+
+def page_sql(where: str, params: list[Any], query: Query, keyed: tuple[str, ...],
+             columns: str = TASK_COLUMNS) -> tuple[str, list[Any]]:
     """The statement reading one page of tasks (ordered by *query*, then by id unless it
-    sorts by id itself) under *where*."""
+    sorts by id itself) under *where*: their *columns* (all a :class:`~gateway.model.Task`
+    needs, or ``id`` alone)."""
     order = ", ".join(f"{sort_key(s, keyed)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
     # ties by id, unless the sort already names it (an index read backwards serves "x DESC, id DESC")
     if not any(s.field == "id" for s in query.order):
         order = f"{order}, id" if order else "id"
     limit = -1 if query.limit is None else query.limit
-    return (f"SELECT id, version, doc, modified, created FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+    return (f"SELECT {columns} FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, query.offset])
 
 
@@ -120,6 +125,14 @@ def compile_where(expr: Expr, params: list[Any], keyed: tuple[str, ...] = ()) ->
         # SQL's NOT of NULL is NULL (row dropped); "not (status eq X)" must keep null statuses.
         return f"(({compile_where(expr.item, params, keyed)}) IS NOT 1)"
     raise TypeError(f"unknown query node {expr!r}")
+
+
+def tasks_by_key_sql(keys: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+    """The statement reading the tasks of *keys* (``(style, id)``) as :data:`TASK_COLUMNS`
+    by primary key, in no particular order, and its parameters."""
+    head, params = keys_table(keys)
+    columns = ", ".join(f"t.{c}" for c in TASK_COLUMNS.split(", "))
+    return head + f"SELECT {columns} FROM k JOIN tasks t ON t.style = k.style AND t.id = k.id", params
 
 
 def keys_table(keys: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:

@@ -39,7 +39,7 @@ import aiosqlite
 import structlog
 
 from gateway import errors
-from gateway.model import Change, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenInfo, TokenRow, User
+from gateway.model import Change, Chunk, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenInfo, TokenRow, User
 from gateway.query import Query
 from gateway.store.errors import StoreError
 from gateway.store.sqlite import schema
@@ -209,7 +209,7 @@ class SQLiteStore:
         if self._closed:
             raise errors.InternalError("the store is closed")
         if self._health is not None and (refusal := self._health.write_refusal()) is not None:
-            raise unavailable(f"the store refuses writes: {refusal}")
+            raise unavailable(f"the store refuses writes: {refusal}", self._health.summary())
 
     async def _account_write(self, change: Awaitable[R]) -> R:
         """An account change, refused like a task write once closed or when the file is
@@ -247,7 +247,7 @@ class SQLiteStore:
         """What readiness asks: unavailable (503) with the reason when the file is gone or
         damaged, or the last commit failed; then a write through the write path."""
         if self._health is not None and (problem := self._health.problem()) is not None:
-            raise unavailable(problem)
+            raise unavailable(problem, self._health.summary())
         await self._commits.submit(QueuedWrite("", "", [("probe", lambda old: old)], Expect.ANY, "", None))
 
     async def schema_version(self) -> int:
@@ -314,6 +314,12 @@ class SQLiteStore:
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         return await self._reads.find(style, query)
 
+    async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
+        return await self._reads.find_ids(style, query)
+
+    def read_chunks(self, style: str, ids: Sequence[str], *, chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:
+        return self._reads.read_chunks(style, ids, chunk_bytes=chunk_bytes)
+
     async def explain(self, style: str, query: Query) -> str:
         return await self._reads.explain(style, query)
 
@@ -322,9 +328,10 @@ class SQLiteStore:
 
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
-                    after: int | None = None, before: int | None = None) -> list[Change]:
+                    after: int | None = None, before: int | None = None,
+                    action: str | None = None) -> list[Change]:
         return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first,
-                                       after=after, before=before)
+                                       after=after, before=before, action=action)
 
     def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
         return self._reads.trails(chunk=chunk)
