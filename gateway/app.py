@@ -35,7 +35,9 @@ from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, oauth
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
-from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
+from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
+from gateway.events import sse
+from gateway.events.feed import Feed
 from gateway.metrics import METRICS, Metrics
 from gateway.model import CLIENT
 from gateway.proxy import TrustedProxies, forwarded_middleware
@@ -160,6 +162,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     store = await open_store(config)
+    feed: Feed | None = None
     try:
         store.on_commit(log_changes)
         store.on_commit(app[METRICS].count_changes)
@@ -167,6 +170,12 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         for style in STYLES:
             await style.prepare(store)
         app[STORE] = store
+        settings = config.events
+        feed = Feed(store, poll_seconds=settings.poll_seconds, buffer_events=settings.buffer_events,
+                    buffer_bytes=settings.buffer_bytes)
+        await feed.start()
+        app[FEED] = feed
+        app[TRAFFIC].on_drain(feed.stop_streams)  # streams end when the drain begins, not at its timeout
         app_tokens = frozenset(t.strip() for t in config.superoffice.app_tokens.split(",") if t.strip())
         limiter = FailureLimiter(config.auth.max_failures, config.auth.failure_window_seconds,
                                  config.auth.max_tracked_clients, max_concurrent=config.auth.max_concurrent_checks)
@@ -174,6 +183,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
                                            app_tokens=app_tokens, limiter=limiter)
         yield
     finally:
+        if feed is not None:
+            await feed.close()
         await store.close()
         structlog.contextvars.clear_contextvars()
 
@@ -196,6 +207,7 @@ def create_app(config: Config) -> web.Application:
     for style in STYLES:
         style.setup(app)
     ops.setup(app, config.metrics)
+    sse.setup(app)
     landing.setup(app)
     ui.setup(app)
     openapi.setup(app)  # last: its document describes every route registered before start-up

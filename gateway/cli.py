@@ -1,4 +1,5 @@
-"""The ``taskgate`` command line: serve, init, user, token, oauth-client, import, export, audit, backup.
+"""The ``taskgate`` command line: serve, init, user, token, oauth-client, import, export, audit, events,
+backup.
 
 Each command is one function, chosen by argparse (``set_defaults(run=…)``). The command
 line loads the configuration (exit status 2 on a bad value, naming the key); a command
@@ -40,6 +41,7 @@ from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
+from gateway.events.tail import tail
 from gateway.limits import dumps
 from gateway.model import Task
 from gateway.serving import command_store
@@ -158,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_subparsers(dest="action", metavar="ACTION", help="verify instead of printing").add_parser(
         "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
     ).set_defaults(run=_audit_verify)
+    p = sub.add_parser("events", help="follow the change feed").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do").add_parser(
+        "tail", help="print each committed change as it happens, one line per event (from the database's audit "
+                     "trail, whichever process made the change), until interrupted")
+    p.add_argument("--since", type=int, metavar="N", help="start after event N (0: from the first; default: "
+                                                          "only changes to come)")
+    p.add_argument("--style", choices=_STYLE_NAMES, action="append", help="only this style's events (repeatable)")
+    p.add_argument("--task", metavar="ID", help="only the events of the task with this id")
+    p.add_argument("--json", action="store_true", help="print each event as JSON, as GET /events sends it")
+    p.set_defaults(run=_events_tail)
     p = sub.add_parser("backup", help="copy the database to DEST with SQLite's online backup (safe while serving)")
     p.add_argument("dest", metavar="DEST", help="the file to write; missing folders on the way to it are created")
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
@@ -493,6 +505,14 @@ async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) 
                     sys.stdout.write(dumps(finding.as_json()) + "\n")
     print(f"verified {checked} task(s): {bad} disagree with their audit trail", file=sys.stderr)
     return 1 if bad else 0
+
+
+@_with_store
+async def _events_tail(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate events tail``: runs until interrupted (exit status 130)."""
+    await tail(store, sys.stdout, since=args.since, poll_seconds=config.events.poll_seconds,
+               styles=frozenset(args.style or ()), task_id=args.task, as_json=args.json)
+    return 0
 
 
 async def _backup(args: argparse.Namespace, config: Config) -> int:

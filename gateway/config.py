@@ -120,6 +120,19 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    poll_seconds: float = _opt(0.5, lo=0.01, hi=60, doc="how often the change feed reads the audit trail for "
+                                                        "changes other processes committed (this process's own "
+                                                        "commits are sent at once)")
+    heartbeat_seconds: float = _opt(15.0, lo=0.05, hi=3600, doc="seconds between heartbeat comments on an idle "
+                                                                "GET /events stream, so proxies keep it open")
+    buffer_events: int = _opt(4096, lo=1, doc="recent events kept for the streams: a client further behind the "
+                                              "feed than this is cut off with the id to resume from")
+    buffer_bytes: int = _opt(8_388_608, lo=65_536, doc="bytes of recent events kept for the streams, the same "
+                                                       "window bounded by size")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -129,6 +142,7 @@ class Config:
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
 

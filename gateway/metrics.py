@@ -3,9 +3,9 @@
 Each application has its own :class:`Metrics` (its own ``CollectorRegistry``, never the
 process-global one), fed by the request middleware (one dict lookup and two cheap updates
 per request, no await) and by the store's listeners (commit latency, batch size, audit
-events). The task gauge and the sign-in limiter's counts are read on scrape. Who may read ``/metrics`` is
-``metrics.expose``: nobody (no route), loopback clients only (the client as
-:mod:`gateway.proxy` establishes it), or bearers of ``metrics.token``. None of these
+events). The task gauge, the sign-in limiter's counts and the event streams' are read on
+scrape. Who may read ``/metrics`` is ``metrics.expose``: nobody (no route), loopback
+clients only (the client as :mod:`gateway.proxy` establishes it), or bearers of ``metrics.token``. None of these
 endpoints needs a taskgate user. This module holds no SQL and no vendor shapes.
 """
 
@@ -30,7 +30,8 @@ from gateway.auth import AUTHENTICATOR, FailureLimiter, public
 from gateway.auth.limiter import REFUSAL_REASONS
 from gateway.codecs import json_response
 from gateway.config import MetricsConfig
-from gateway.context import CONFIG, STORE, TRAFFIC
+from gateway.context import CONFIG, FEED, STORE, TRAFFIC
+from gateway.events.feed import Feed
 from gateway.model import Change
 from gateway.store import SCHEMA_VERSION
 
@@ -114,6 +115,23 @@ class _SignInStats:
         yield checks
 
 
+class _EventStats:
+    """The change feed's counts (:class:`~gateway.events.feed.Feed` keeps them as plain
+    numbers), turned into families on scrape: streams open, events sent, clients cut off."""
+
+    def __init__(self) -> None:
+        self.feed: Feed | None = None  # set on each scrape: it is made with the store
+
+    def collect(self) -> Iterator[Metric]:
+        feed = self.feed
+        yield GaugeMetricFamily("taskgate_events_streams", "GET /events streams open when scraped",
+                                value=feed.subscribers if feed else 0)
+        yield CounterMetricFamily("taskgate_events_sent", "Events written to GET /events streams",
+                                  value=feed.sent if feed else 0)
+        yield CounterMetricFamily("taskgate_events_cut_off", "GET /events streams ended because their client fell "
+                                  "further behind than events.buffer_events", value=feed.cut_off if feed else 0)
+
+
 class Metrics:
     """The registry of one application and the updates the rest of taskgate makes."""
 
@@ -124,6 +142,8 @@ class Metrics:
         registry.register(self._requests)
         self._signin = _SignInStats()
         registry.register(self._signin)
+        self._events = _EventStats()
+        registry.register(self._events)
         #: ``observe_request(route, style, status, seconds)``: the request middleware's update
         self.observe_request = self._requests.observe
         self.commit_latency = Histogram("taskgate_store_commit_duration_seconds",
@@ -152,8 +172,10 @@ class Metrics:
                 child = self._audit_children[(c.style, c.action)] = self.audit_events.labels(c.style, c.action)
             child.inc()
 
-    def render(self, counts: dict[str, int], in_progress: int, limiter: FailureLimiter | None = None) -> bytes:
+    def render(self, counts: dict[str, int], in_progress: int, limiter: FailureLimiter | None = None,
+               feed: Feed | None = None) -> bytes:
         self._signin.limiter = limiter
+        self._events.feed = feed
         for style in {*self.styles, *counts}:
             self.tasks.labels(style).set(counts.get(style, 0))
         self.in_progress.set(in_progress)
@@ -247,7 +269,8 @@ def _metrics_handler(config: MetricsConfig):
         counts = await request.app[STORE].count_by_style()
         authenticator = request.config_dict.get(AUTHENTICATOR)
         body = request.app[METRICS].render(counts, request.app[TRAFFIC].active,
-                                           authenticator.limiter if authenticator is not None else None)
+                                           authenticator.limiter if authenticator is not None else None,
+                                           request.app.get(FEED))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
     return metrics

@@ -63,7 +63,7 @@ DOCS_ASSETS = {"swagger-ui.css": "text/css", "index.css": "text/css",
 #: route-name prefix → the module holding that prefix's operation table
 _TABLES = {"sailpoint": "gateway.apis.sailpoint_openapi", "superoffice": "gateway.apis.superoffice_openapi",
            "webmethods": "gateway.apis.webmethods_openapi", "oauth": __name__, "openapi": __name__,
-           "taskgate": __name__, "landing": "gateway.landing",
+           "taskgate": __name__, "landing": "gateway.landing", "events": "gateway.events.sse",
            "ui": "gateway.ui.openapi"}
 _PLACEHOLDER = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 

@@ -156,7 +156,7 @@ async def serve(args: argparse.Namespace, config: Config) -> int:
                 logger.info("listening", host=host, port=port, base_path=server.base_path, db=str(config.db_path),
                             speedups=speedups.describe())
         await stop.wait()
-        app[TRAFFIC].draining = True  # before the log line: /readyz is 503 from here on
+        app[TRAFFIC].begin_drain()  # before the log line: /readyz is 503 from here on, event streams end
         logger.info("stopping", shutdown_timeout=server.shutdown_timeout)
     finally:
         # stop listening, give the requests in progress shutdown_timeout (see Traffic),

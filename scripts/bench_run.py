@@ -238,19 +238,45 @@ def wrk(url: str, scenario: Scenario, n: int, auth: str, seconds: int, args: arg
     return result
 
 
+class Streams:
+    """*count* GET /events clients (scripts/bench_streams.py) held open beside a measurement."""
+
+    def __init__(self, url: str, auth: str, count: int, query: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_streams.py"), url, auth,
+                                      str(count), query], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "READY":
+            raise RuntimeError("the stream clients did not start")
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=60)
+        line = next((ln for ln in out.splitlines() if ln.startswith("STREAMS ")), None)
+        if line is None:
+            raise RuntimeError(f"the stream clients failed: {out}")
+        return json.loads(line[8:])
+
+
 def measure(server: Server, scenarios: list[Scenario], n: int, auth: dict[str, str],
-            args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+            args: argparse.Namespace, streams: int = 0) -> dict[str, dict[str, Any]]:
     out = {}
     for scenario in scenarios:
-        wrk(server.url, scenario, n, auth[scenario.style], args.warmup, args)  # caches, connections, pages
-        cpu = server.cpu_seconds()
-        result = wrk(server.url, scenario, n, auth[scenario.style], args.duration, args)
-        result["server_cpu_us_per_request"] = (server.cpu_seconds() - cpu) * 1e6 / max(result["requests"], 1)
+        clients = Streams(server.url, auth["sailpoint"], streams, args.stream_query) if streams else None
+        try:
+            wrk(server.url, scenario, n, auth[scenario.style], args.warmup, args)  # caches, connections, pages
+            cpu = server.cpu_seconds()
+            result = wrk(server.url, scenario, n, auth[scenario.style], args.duration, args)
+            result["server_cpu_us_per_request"] = (server.cpu_seconds() - cpu) * 1e6 / max(result["requests"], 1)
+        finally:
+            totals = clients.stop() if clients is not None else None
+        if totals is not None:
+            result["streams"] = totals
         out[scenario.name] = result
         bad = sum(result["errors"].values())
         print(f"    {scenario.name:22} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:6.1f} ms"
               f"  p99 {result['latency_us']['p99'] / 1000:6.1f} ms"
-              f"  server CPU {result['server_cpu_us_per_request']:5.0f} us/req" + (f"  ERRORS {result['errors']}" if bad else ""),
+              f"  server CPU {result['server_cpu_us_per_request']:5.0f} us/req" + (f"  ERRORS {result['errors']}" if bad else "")
+              + (f"  streams {result['streams']}" if "streams" in result else ""),
               flush=True)
     return out
 
@@ -308,6 +334,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                       f"{patch[(sizes[-1], sync)] / patch[(sizes[0], sync)]:.2f}")
 
 
+def print_streams_effect(rows: list[dict[str, Any]], streams: int) -> None:
+    """Each scenario's p99 and throughput with the stream clients open, against without."""
+    by = {(r["n"], r["synchronous"], r["scenario"]): r for r in rows}
+    print(f"\nwith {streams} GET /events streams open / without (medians of the rounds)")
+    for (n, label, scenario), r in by.items():
+        sync, _, with_streams = label.partition("+")
+        base = by.get((n, sync, scenario))
+        if with_streams and base is not None:
+            print(f"{n:>9} {sync:6} {scenario:22} p99 {r['p99_ms']:6.1f} / {base['p99_ms']:6.1f} ms = "
+                  f"{r['p99_ms'] / base['p99_ms']:.2f}   req/s {r['taskgate_rps'] / base['taskgate_rps']:.2f}")
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -340,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="where templates, copies and logs go (default .bench/); must be a real disk")
     parser.add_argument("--out", type=Path, help="results file (default WORKDIR/results-<time>.json)")
     parser.add_argument("--reseed", action="store_true", help="make the seeded templates again")
+    parser.add_argument("--streams", type=int, default=0, metavar="N",
+                        help="also measure taskgate with N GET /events clients open during each scenario "
+                             "(shown as SYNC+Nev beside the run without them)")
+    parser.add_argument("--stream-query", default="task=none", metavar="QUERY",
+                        help="the streams' query (default task=none: idle but for heartbeats, every commit "
+                             "still reaching the feed; empty: every change the scenario makes)")
     args = parser.parse_args(argv)
     quick = args.quick
     sizes = args.sizes or ([2000] if quick else [10_000, 1_000_000])
@@ -351,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s for s in SCENARIOS if s.name in names]
     rounds = args.rounds or 3
     args.duration = args.duration or (2 if quick else 5)
+    # each synchronous setting, and with --streams the same again with the stream clients open
+    labels = syncs + ([f"{sync}+{args.streams}ev" for sync in syncs] if args.streams else [])
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (scripts/bench does it when run as root)", file=sys.stderr)
         return 1
@@ -372,23 +418,30 @@ def main(argv: list[str] | None = None) -> int:
                 run["ceiling"] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
             finally:
                 server.stop()
-            for sync in syncs:
-                print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync}", flush=True)
-                if rnd == 1 and sync == syncs[0]:
+            for label in labels:
+                sync, _, with_streams = label.partition("+")
+                streams = args.streams if with_streams else 0
+                print(f"N={n} round {rnd}/{rounds}: taskgate synchronous={sync}"
+                      + (f" with {streams} streams ({args.stream_query or 'every event'})" if streams else ""),
+                      flush=True)
+                if rnd == 1 and label == labels[0]:
                     fresh_copy(db, copy)
                 server = start_taskgate(args.workdir, copy, sync)
                 try:
-                    results = measure(server, scenarios, n, auth, args)
-                    run["taskgate"][sync] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
+                    results = measure(server, scenarios, n, auth, args, streams)
+                    run["taskgate"][label] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}
                 finally:
                     server.stop()
-                print(f"    peak RSS {run['taskgate'][sync]['peak_rss_mib']:.0f} MiB", flush=True)
+                print(f"    peak RSS {run['taskgate'][label]['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(run)
-    rows = summarize(runs, sizes, syncs, scenarios)
+    rows = summarize(runs, sizes, labels, scenarios)
     print_table(rows)
+    if args.streams:
+        print_streams_effect(rows, args.streams)
     out = args.out or args.workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
-                               "settings": {"sizes": sizes, "synchronous": syncs, "rounds": rounds,
+                               "settings": {"sizes": sizes, "synchronous": syncs, "streams": args.streams,
+                                            "stream_query": args.stream_query, "rounds": rounds,
                                             "duration_s": args.duration, "warmup_s": args.warmup,
                                             "threads": args.threads, "connections": args.connections},
                                "summary": rows, "runs": runs}, indent=1))

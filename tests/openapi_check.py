@@ -37,6 +37,7 @@ CHECKED_TAGS = {
     "webMethods opentask": "tests/apis/test_webmethods_openapi.py",
     "taskgate": "tests/test_openapi_taskgate_routes.py",
     "taskgate dashboard": "tests/ui/test_ui_openapi.py",
+    "taskgate events": "tests/events/test_sse.py",
 }
 
 

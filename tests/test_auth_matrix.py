@@ -47,6 +47,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/"): OPEN,  # the landing page
     ("GET", "/docs/"): OPEN,  # a redirect to /docs, which the client follows
     ("GET", "/api/v1/$metadata"): READ,
+    ("GET", "/events"): READ,  # each caller then sees the events of the tasks it may read
     ("POST", "/oauth/token"): row(400, 401, 400, 400, 400, 200, 200),
     **{("GET", f"/{v}/task-status/pending-tasks"): READ for v in ("beta", "v2024", "v2025", "v2026")},
     **{("GET", f"{base}"): READ for base in ("/task-status/v1", "/beta/task-status", "/v2024/task-status",

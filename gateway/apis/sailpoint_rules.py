@@ -10,7 +10,8 @@ raises a domain error from :mod:`gateway.errors`. A TaskStatus is validated by
 :mod:`schemas.sailpoint`, which knows its members' types and nothing of who may change them.
 
 Owns "who may change": a task belongs to the taskgate user its ``launcher`` names
-(:func:`may_update`), as a SuperOffice task belongs to the user of its ``AssociateId``.
+(:func:`may_update`), as a SuperOffice task belongs to the user of its ``AssociateId``;
+and "who may read" (:func:`may_read`): anyone signed in, which the event stream applies too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from gateway.patching import apply_json_patch, pointer_parts, same_json
 from schemas.common import load_or_400
 from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusInputSchema
 
-__all__ = ["UPDATABLE", "OWNER", "Caller", "may_update", "owned_mutation", "validate_task_status", "parse_patch",
+__all__ = ["UPDATABLE", "OWNER", "Caller", "may_update", "may_read", "reads_everything", "owned_mutation",
+           "validate_task_status", "parse_patch",
            "check_patch_paths", "patch_mutation", "new_task_status"]
 
 #: top-level TaskStatus members a PATCH may change (and anything below them)
@@ -63,6 +65,17 @@ def may_update(caller: Caller, doc: Mapping[str, Any]) -> bool:
     vendor's own "whose task", which the admin sets when launching a task for someone and
     nobody can PATCH afterwards. Reads are not restricted (SailPoint's list is tenant-wide)."""
     return caller.is_admin or doc.get(OWNER) == caller.name
+
+
+def reads_everything(caller: Caller) -> bool:
+    """Whether *caller* may read every task whatever its document: everyone signed in may,
+    as SailPoint's task-status list is tenant-wide (the handlers check nothing more)."""
+    return True
+
+
+def may_read(caller: Caller, doc: Mapping[str, Any] | None) -> bool:
+    """Whether *caller* may read the task *doc*: see :func:`reads_everything`."""
+    return reads_everything(caller)
 
 
 def owned_mutation(caller: Caller, task_id: str, mutate: Mutate) -> Mutate:

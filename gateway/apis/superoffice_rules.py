@@ -22,7 +22,8 @@ from gateway.model import Doc, Mutate
 from gateway.patching import apply_json_patch, apply_merge_patch, same_json
 from schemas.superoffice import FIELDS
 
-__all__ = ["UPDATABLE", "UPDATABLE_TEXT", "READ_ONLY_REASON", "STOPPABLE", "Caller", "may_update", "rights",
+__all__ = ["UPDATABLE", "UPDATABLE_TEXT", "READ_ONLY_REASON", "STOPPABLE", "Caller", "may_update", "may_read",
+           "reads_everything", "rights",
            "new_batch_task", "put_mutation", "stop_mutation"]
 
 #: the only members a PUT may change, in the vendor's words and order: "Only the following
@@ -53,6 +54,17 @@ def may_update(caller: Caller, doc: Mapping[str, Any]) -> bool:
     if caller.read_only:
         return False
     return caller.is_admin or (caller.associate_id is not None and caller.associate_id == doc.get("AssociateId"))
+
+
+def reads_everything(caller: Caller) -> bool:
+    """Whether *caller* may read every task whatever its document: every signed-in user
+    may (``TableRight`` is at least Select for everyone; only updates are the owner's)."""
+    return True
+
+
+def may_read(caller: Caller, doc: Mapping[str, Any] | None) -> bool:
+    """Whether *caller* may read the task *doc*: see :func:`reads_everything`."""
+    return reads_everything(caller)
 
 
 def rights(caller: Caller, doc: Mapping[str, Any]) -> dict[str, Any]:

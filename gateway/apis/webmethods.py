@@ -215,7 +215,7 @@ def _ok(body: Any = None, task: Task | None = None) -> web.Response:
 async def _readable(call: Call, task_id: str) -> Task:
     """The task as stored, or the one not-found answer when it is absent or not the user's."""
     task = await call.store.get(STYLE, task_id)
-    if task is None or not rules.may_access(task.doc["TaskInfo"], call.actor):
+    if task is None or not rules.may_read(call.actor, task.doc):
         raise rules.not_found(task_id)
     return task
 
@@ -228,7 +228,7 @@ async def _current(call: Call, task_id: str) -> Task:
     except errors.NotFound:
         raise rules.not_found(task_id) from None
     # the catch-up returns the newest version, which a concurrent change may have taken from the user
-    if not rules.may_access(task.doc["TaskInfo"], call.actor):
+    if not rules.may_read(call.actor, task.doc):
         raise rules.not_found(task_id)
     return task
 

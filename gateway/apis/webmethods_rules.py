@@ -29,7 +29,8 @@ __all__ = ["STYLE", "STATUSES", "UPDATABLE_STATUSES", "WRITABLE", "READ_ONLY", "
            "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",
            "check_status_change", "check_update", "merge_task_info", "new_task", "update_mutation",
            "delete_mutation", "due_status", "time_step", "time_mutation", "time_changes_due", "catch_up",
-           "after_clock", "stamp", "may_access", "access_filter", "not_found", "Replay", "state_before",
+           "after_clock", "stamp", "may_access", "may_read", "reads_everything", "access_filter", "not_found",
+           "Replay", "state_before",
            "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK", "KEEP_TASK_DATA",
            "TASK_INFO_DEFAULTS"]
 
@@ -127,6 +128,19 @@ def may_access(info: Mapping[str, Any], actor: Actor) -> bool:
         return True
     return (actor.name in (info.get("assignedToList") or ()) or actor.name in (info.get("acceptedByList") or ())
             or info.get("createdBy") == actor.name)
+
+
+def reads_everything(actor: Actor) -> bool:
+    """Whether *actor* may read every task whatever its document: admins only."""
+    return actor.is_admin
+
+
+def may_read(actor: Actor, doc: Mapping[str, Any] | None) -> bool:
+    """Whether *actor* may read the stored task *doc* (None: no such task): :func:`may_access`
+    on its TaskInfo. The handlers and the event stream both ask this."""
+    if reads_everything(actor):
+        return True
+    return doc is not None and may_access(doc.get("TaskInfo") or {}, actor)
 
 
 def access_filter(user: str) -> Expr:

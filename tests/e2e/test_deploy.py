@@ -335,3 +335,45 @@ def test_header_limits_past_twice_the_setting_get_aiohttp_s_plain_400(tmp_path: 
             assert body.startswith(says), body
     finally:
         assert server.stop() == 0, server.log.read_text()
+
+
+def read_until(response: http.client.HTTPResponse, marker: bytes, seconds: float) -> bytes:
+    """What the stream sends until *marker*, or AssertionError after *seconds*: a proxy that
+    buffered the stream would hold the bytes back."""
+    deadline = time.monotonic() + seconds
+    got = b""
+    while marker not in got:
+        assert time.monotonic() < deadline, f"{marker!r} did not arrive within {seconds} s: {got!r}"
+        chunk = response.read1(65536)
+        assert chunk, f"the stream ended before {marker!r}: {got!r}"
+        got += chunk
+    return got
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("proxy", [nginx, caddy], ids=["nginx", "caddy"])
+def test_an_event_stream_through_the_proxy_is_not_buffered(tmp_path: Path, proxy):
+    workdir = tmp_path / "tg"
+    workdir.mkdir()
+    server = Server(workdir, config=deploy_config(workdir)).start()
+    try:
+        token = server.admin_token
+        assert token
+        with on_a_free_port(proxy, tmp_path, workdir / "tg.sock") as port:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(CLIENT_ADDRESS, 0))
+            try:
+                conn.request("GET", "/taskgate/events", headers={"Authorization": f"Bearer {token}",
+                                                                 "Accept": "text/event-stream"})
+                resp = conn.getresponse()
+                assert (resp.status, resp.headers["Content-Type"]) == (200, "text/event-stream; charset=utf-8")
+                assert read_until(resp, b": taskgate events after 0\n\n", 3).startswith(b"retry: 2000\n")
+                status, _, _ = call(port, "POST", "/taskgate/rest/pub/opentask", token, {"taskTypeID": "T"})
+                assert status == 200
+                # one small event, at once: neither proxy holds it back to fill a buffer
+                got = read_until(resp, b"\n\n", 3)
+                assert got.startswith(b'id: 1\ndata: {"id":1,'), got
+                assert b'"style":"webmethods","task_id":"1","version":1,"action":"created"' in got
+            finally:
+                conn.close()
+    finally:
+        assert server.stop() == 0, server.log.read_text()

@@ -1,0 +1,457 @@
+"""The change feed: every committed change as an event, in commit order, from the audit trail.
+
+An event is one audit row (:class:`~gateway.model.Change`): its id is the row's sequence
+number, and it carries the style, task id, version, action, actor, time, request id and
+the RFC 6902 patch old → new (:func:`event_json`). The undo patch and the client's
+address stay in the trail. The patch of a ``created`` event adds every member of the new
+document, so a follower that starts from a task's creation (or from a list, at a
+version) knows every later state of the task from the events alone; nothing larger than
+the change itself is sent.
+
+One :class:`Feed` per process follows the audit table: it reads the rows after the last
+one it published, every ``events.poll_seconds`` and at once when this process's store
+commits (:meth:`~gateway.model.Store.on_commit`). A commit of this process that follows the
+last published row directly is published from the listener without a read; rows that
+another process (a second ``taskgate serve`` on the file, a worker) committed are found by
+the read, in sequence order. Sequence numbers are allocated inside the write transaction
+and SQLite lets one writer commit at a time, so a row with a lower number never commits
+after one with a higher number: following ``seq > last`` misses nothing, and a change
+that did not commit has no row and no event.
+
+Published events are kept in one window shared by every subscriber (at most
+``events.buffer_events`` events and ``events.buffer_bytes`` bytes of encoded frames), so
+memory does not grow with the number of clients or with a client's lag. A
+:class:`Subscription` is a position in the feed: one that resumes from before the window
+reads the trail a page at a time until it reaches the window, then takes events from the
+window. One that the window has passed (a client that stopped reading) is ended with
+the reason ``behind`` and the id it last took, so that it can resume from there.
+
+This module does no HTTP (:mod:`gateway.events.sse` is the stream) and holds no SQL: it
+reads through the store contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from gateway import errors
+from gateway.model import Change, Doc, Store
+from gateway.patching import apply_json_patch
+from gateway.speedups import dumps_bytes
+
+__all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "event_json", "frame", "CATCH_UP_PAGE",
+           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "CUT_GRACE_SECONDS"]
+
+_log = structlog.get_logger("taskgate.events")
+
+#: audit rows one subscription reads per query while it catches up from before the window
+CATCH_UP_PAGE = 100
+#: audit rows the feed reads per query while it follows the trail
+READ_PAGE = 500
+#: most events and bytes of frames one :meth:`Subscription.next` hands over at once
+TAKE_EVENTS = 256
+TAKE_BYTES = 256 * 1024
+#: subscribers of one process reading the trail at once (the others wait their turn)
+_CATCHING_UP = 4
+#: how long subscribers are left to sleep after an event, so that a burst of commits reaches
+#: each of them in one write rather than one write per commit
+_LINGER_SECONDS = 0.01
+#: documents kept for the read rules that need one (webMethods' access lists)
+_DOCUMENTS = 256
+#: seconds a subscription ended while its client is not reading gets to take its last
+#: event, before its connection is aborted
+CUT_GRACE_SECONDS = 2.0
+END_BEHIND = "behind"
+END_SHUTDOWN = "shutdown"
+
+
+def event_json(c: Change) -> dict[str, Any]:
+    """The event of the committed change *c*, as JSON values (what ``data:`` of a stream
+    event and a line of ``taskgate events tail --json`` hold)."""
+    return {"id": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id, "version": c.version,
+            "action": c.action, "actor": c.actor, "request_id": c.request_id, "patch": c.patch}
+
+
+def frame(c: Change) -> bytes:
+    """*c* as one Server-Sent Events frame: its id, and its event as one ``data:`` line
+    (compact JSON escapes line breaks, so one line always suffices)."""
+    return b"id: %d\ndata: %s\n\n" % (c.seq, dumps_bytes(event_json(c)))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published change: what subscribers filter on, and its encoded frame."""
+
+    seq: int
+    style: str
+    task_id: str
+    action: str
+    frame: bytes
+
+    @classmethod
+    def of(cls, c: Change) -> Event:
+        return cls(c.seq, c.style, c.task_id, c.action, frame(c))
+
+
+def _deleted_document(c: Change) -> Doc | None:
+    """The document a ``deleted`` change removed: its undo, applied to nothing, puts it back."""
+    if c.action != "deleted":
+        return None
+    try:
+        return apply_json_patch({}, c.undo)
+    except errors.TaskgateError:  # not a trail taskgate wrote: no document to judge by
+        return None
+
+
+class Ended(Exception):
+    """The subscription is over: *reason* (``behind``, ``shutdown``) and the id of the last
+    event it took (:attr:`Subscription.cursor`), from which its client resumes."""
+
+    def __init__(self, reason: str, last_id: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.last_id = last_id
+
+
+#: a read rule for one style: whether the subscriber may read the task whose document this is
+Check = Callable[[Doc | None], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a subscriber asked for and may see. *styles* and *actions* (empty: all) and
+    *task_id* (None: all) filter; *access* maps each style to None (every task of the style
+    is readable) or to the read rule to apply to the task's document; a style missing from
+    it is not readable at all."""
+
+    styles: frozenset[str] = frozenset()
+    actions: frozenset[str] = frozenset()
+    task_id: str | None = None
+    access: Mapping[str, Check | None] = field(default_factory=dict)
+
+    def wants(self, ev: Event) -> bool:
+        return ((not self.styles or ev.style in self.styles) and (not self.actions or ev.action in self.actions)
+                and (self.task_id is None or ev.task_id == self.task_id) and ev.style in self.access)
+
+
+class Subscription:
+    """One subscriber's position in the feed; :meth:`next` hands over its next events."""
+
+    def __init__(self, feed: Feed, since: int, selection: Selection, abort: Callable[[], None] | None) -> None:
+        self._feed = feed
+        self.selection = selection
+        #: the id of the last event taken (handed over or filtered out): where its client
+        #: resumes once what was handed over is written
+        self.cursor = since
+        self._wake = asyncio.Event()
+        self._ended: str | None = None
+        self._abort = abort
+        self._catching_up = not feed.covers(since)  # reads the trail until it reaches the window
+        #: set by the stream while it writes: an end then gives it CUT_GRACE_SECONDS, then aborts
+        self.writing = False
+        #: waiting for the feed with every event taken: events it does not want pass it by unwoken
+        self.idle = False
+
+    @property
+    def ended(self) -> str | None:
+        return self._ended
+
+    def _notify(self) -> None:
+        self._wake.set()
+
+    def end(self, reason: str) -> None:
+        """End the subscription: the next :meth:`next` raises :class:`Ended`. A client that
+        is not taking what was written to it has its connection aborted after a grace."""
+        if self._ended is not None:
+            return
+        self._ended = reason
+        self._wake.set()
+        if self.writing and self._abort is not None:
+            asyncio.get_running_loop().call_later(CUT_GRACE_SECONDS, self._abort_if_stuck)
+
+    def _abort_if_stuck(self) -> None:
+        if self.writing and self._abort is not None:
+            self._abort()
+
+    async def next(self, timeout: float) -> list[bytes]:
+        """The frames of the next events this subscriber may see, in order; an empty list
+        when *timeout* seconds pass without one (time for a heartbeat); :class:`Ended` once
+        the subscription is over."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self._ended is not None:
+                raise Ended(self._ended, self.cursor)
+            frames = await (self._catch_up() if self._catching_up else self._take())
+            if frames:
+                return frames
+            if frames is None:  # nothing new: wait for the feed
+                self._wake.clear()
+                self.idle = not self._catching_up
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._wake.wait()
+                except TimeoutError:
+                    return []
+                finally:
+                    self.idle = False
+            elif asyncio.get_running_loop().time() >= deadline:  # events, none of them for this subscriber
+                return []
+
+    async def _catch_up(self) -> list[bytes] | None:
+        """Frames read from the trail while the position is before the feed's window: at
+        most :data:`TAKE_BYTES` (and one event) at a time, read by at most
+        :data:`_CATCHING_UP` subscribers of the process at once, so that resuming clients
+        hold no more than that, however large the tasks are."""
+        feed = self._feed
+        if feed.covers(self.cursor):
+            self._catching_up = False
+            return await self._take()
+        sel = self.selection
+        style = next(iter(sel.styles)) if len(sel.styles) == 1 else None
+        out: list[bytes] = []
+        size = 0
+        async with feed.catching_up:
+            head = feed.last  # the trail holds at least this much at the query below
+            rows = await feed.store.audit(after=self.cursor, newest_first=False, limit=CATCH_UP_PAGE, style=style,
+                                          task_id=sel.task_id)
+            for c in rows:
+                if size >= TAKE_BYTES:  # the rest is read again next time
+                    return out
+                self.cursor = c.seq
+                ev = Event(c.seq, c.style, c.task_id, c.action, b"")
+                if sel.wants(ev) and await feed.readable(ev, sel, _deleted_document(c)):
+                    out.append(frame(c))
+                    size += len(out[-1])
+        if len(rows) < CATCH_UP_PAGE:
+            self.cursor = max(self.cursor, head)  # no row it wants lies between
+        return out
+
+    async def _take(self) -> list[bytes] | None:
+        feed = self._feed
+        events = feed.after(self.cursor)
+        if not events:
+            return None
+        out: list[bytes] = []
+        size = 0
+        sel = self.selection
+        for ev in events:
+            if len(out) >= TAKE_EVENTS or size >= TAKE_BYTES:
+                break
+            self.cursor = ev.seq
+            if not sel.wants(ev):
+                continue
+            check = sel.access[ev.style]
+            if check is None or check(await feed.document(ev.style, ev.task_id)):
+                out.append(ev.frame)
+                size += len(ev.frame)
+            if self._ended is not None:  # cut off while a document was read
+                break
+        return out
+
+
+class Feed:
+    """The process's one follower of the audit trail, and its subscribers.
+
+    *poll_seconds*: how often the trail is read for changes this process did not commit;
+    *buffer_events* and *buffer_bytes* bound the window of recent events kept for the
+    subscribers (see the module's docstring)."""
+
+    def __init__(self, store: Store, *, poll_seconds: float, buffer_events: int, buffer_bytes: int) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self._max_events = buffer_events
+        self._max_bytes = buffer_bytes
+        self._window: collections.deque[Event] = collections.deque()
+        self._bytes = 0
+        self.last = 0  # the id of the last event published
+        self._subscribers: set[Subscription] = set()
+        self._to_wake: set[Subscription] = set()
+        #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
+        self.catching_up = asyncio.Semaphore(_CATCHING_UP)
+        self._waking: asyncio.TimerHandle | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._documents: collections.OrderedDict[tuple[str, str], asyncio.Future[Doc | None]] = \
+            collections.OrderedDict()
+        #: counts the metrics read: subscriptions ended because they fell behind
+        self.cut_off = 0
+        #: events handed to subscribers
+        self.sent = 0
+
+    # -- lifetime ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start at the newest row of the trail, and follow it."""
+        newest = await self.store.audit(limit=1)
+        self.last = newest[0].seq if newest else 0
+        self.store.on_commit(self._heard)
+        self._task = asyncio.get_running_loop().create_task(self._follow(), name="taskgate-events-feed")
+
+    def stop_streams(self) -> None:
+        """End every subscription (graceful shutdown): each stream sends its last id and closes."""
+        self._closed = True
+        for sub in list(self._subscribers):
+            sub.end(END_SHUTDOWN)
+
+    async def close(self) -> None:
+        self.stop_streams()
+        if self._waking is not None:
+            self._waking.cancel()
+            self._waking = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, since: int | None, selection: Selection,
+                  abort: Callable[[], None] | None = None) -> Subscription:
+        """A position after event *since* (None: after the newest, only changes to come).
+        *abort* closes the subscriber's connection at once (see :meth:`Subscription.end`)."""
+        sub = Subscription(self, self.last if since is None else since, selection, abort)
+        if self._closed:
+            sub.end(END_SHUTDOWN)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+        self._to_wake.discard(sub)
+
+    # -- following the trail ------------------------------------------------------------------
+    def _heard(self, changes: Sequence[Change]) -> None:
+        """The store's commit listener: publish a commit that follows on directly; else read."""
+        fresh = [c for c in changes if c.seq > self.last]
+        if not fresh:
+            return
+        if fresh[0].seq == self.last + 1:
+            self._publish(fresh)
+        else:  # another process committed in between: read the rows in order
+            self._wake.set()
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.read()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database that fails now may answer at the next poll
+                _log.warning("events.read_failed", exc_info=True)
+
+    async def read(self) -> None:
+        """Publish the rows committed after the last published one, in order."""
+        while True:
+            rows = await self.store.audit(after=self.last, newest_first=False, limit=READ_PAGE)
+            fresh = [c for c in rows if c.seq > self.last]  # the listener may have published some meanwhile
+            if fresh:
+                self._publish(fresh)
+            if len(rows) < READ_PAGE:
+                return
+
+    def _publish(self, changes: Iterable[Change]) -> None:
+        window = self._window
+        before = self.last
+        fresh = []
+        for c in changes:
+            ev = Event.of(c)
+            fresh.append(ev)
+            window.append(ev)
+            self._bytes += len(ev.frame)
+            self.last = c.seq
+            self._documents.pop((c.style, c.task_id), None)  # cached for an older version
+            gone = _deleted_document(c)
+            if gone is not None:
+                self._remember(c.style, c.task_id, gone)
+        while len(window) > 1 and (len(window) > self._max_events or self._bytes > self._max_bytes):
+            self._bytes -= len(window.popleft().frame)
+        oldest = window[0].seq
+        for sub in list(self._subscribers):
+            if not sub._catching_up and sub.cursor < oldest - 1 and sub.ended is None:
+                self.cut_off += 1
+                _log.info("events.client_behind", last_id=sub.cursor, oldest=oldest)
+                sub.end(END_BEHIND)
+            elif sub.idle and sub.cursor == before and not any(sub.selection.wants(ev) for ev in fresh):
+                sub.cursor = self.last  # none of these is for it: passed by without a wake-up
+            else:
+                self._to_wake.add(sub)
+        if self._to_wake and self._waking is None:
+            # woken a moment later, together: commits that follow meanwhile go out in the same write
+            self._waking = asyncio.get_running_loop().call_later(_LINGER_SECONDS, self._wake_subscribers)
+
+    def _wake_subscribers(self) -> None:
+        self._waking = None
+        woken, self._to_wake = self._to_wake, set()
+        for sub in woken:
+            sub._notify()
+
+    # -- what subscribers read ------------------------------------------------------------------
+    def covers(self, cursor: int) -> bool:
+        """Whether every event after *cursor* is in the window or still to come."""
+        if not self._window:
+            return cursor >= self.last
+        return cursor >= self._window[0].seq - 1
+
+    def after(self, cursor: int) -> list[Event]:
+        """The window's events after *cursor*, at most :data:`TAKE_EVENTS`."""
+        window = self._window
+        start = bisect.bisect_right(window, cursor, key=lambda e: e.seq)
+        return [window[i] for i in range(start, min(len(window), start + TAKE_EVENTS))]
+
+    async def readable(self, ev: Event, selection: Selection, gone: Doc | None) -> bool:
+        """Whether *selection*'s subscriber may read *ev*'s task: by the style's read rule,
+        applied to the task as it is now (the document a delete removed, for a deleted task)."""
+        check = selection.access.get(ev.style)
+        if check is None:
+            return ev.style in selection.access
+        doc = gone if gone is not None else await self.document(ev.style, ev.task_id)
+        return check(doc)
+
+    async def document(self, style: str, task_id: str) -> Doc | None:
+        """The task's document as stored now, or the one its delete removed; None when
+        neither is known. Shared by every subscriber until the task's next event."""
+        key = (style, task_id)
+        pending = self._documents.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._documents[key] = pending
+            while len(self._documents) > _DOCUMENTS:
+                self._documents.popitem(last=False)
+            try:
+                pending.set_result(await self._load(style, task_id))
+            except BaseException as exc:
+                if self._documents.get(key) is pending:
+                    del self._documents[key]
+                pending.set_exception(exc)
+                pending.exception()  # retrieved here: the waiters below see it raised
+                raise
+        return await asyncio.shield(pending)
+
+    async def _load(self, style: str, task_id: str) -> Doc | None:
+        task = await self.store.get(style, task_id)
+        if task is not None:
+            return task.doc
+        last = await self.store.audit(style=style, task_id=task_id, limit=1)
+        return _deleted_document(last[0]) if last else None
+
+    def _remember(self, style: str, task_id: str, doc: Doc) -> None:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(doc)
+        self._documents[(style, task_id)] = done
+        while len(self._documents) > _DOCUMENTS:
+            self._documents.popitem(last=False)

@@ -1,0 +1,176 @@
+"""The change feed on a real SQLite file: the window and the subscriber that falls behind
+it, catching up from before the window, the feed following commits of another store on
+the same file, the end on shutdown, and the styles' read rules it applies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.apis import sailpoint_rules, superoffice_rules, webmethods_rules
+from gateway.auth import Principal
+from gateway.events.access import STYLE_NAMES, access_for
+from gateway.events.feed import END_BEHIND, END_SHUTDOWN, TAKE_BYTES, Ended, Feed, Selection, Subscription, event_json
+from gateway.store.sqlite import SQLiteStore
+
+EVERYTHING = Selection(access=access_for(Principal("root", "admin"), STYLE_NAMES))
+
+
+@pytest.fixture(name="store")
+async def _store(tmp_path: Path):
+    store = await SQLiteStore.open(tmp_path / "t.db")
+    yield store
+    await store.close()
+
+
+async def started(store: SQLiteStore, **options: Any) -> Feed:
+    feed = Feed(store, **{"poll_seconds": 0.05, "buffer_events": 4, "buffer_bytes": 1 << 20, **options})
+    await feed.start()
+    return feed
+
+
+async def take(sub: Subscription, count: int) -> list[dict[str, Any]]:
+    """The next *count* events of *sub*, decoded from their frames."""
+    found: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        while len(found) < count:
+            for raw in await sub.next(5):
+                head, data = raw.decode().rstrip("\n").split("\n")
+                event = json.loads(data.removeprefix("data: "))
+                assert head == f"id: {event['id']}"
+                found.append(event)
+    return found
+
+
+async def test_a_subscriber_the_window_passes_is_ended_with_its_last_id(store: SQLiteStore):
+    await store.create("sailpoint", "t0", {"n": 0}, actor="a", request_id="r")
+    feed = await started(store)
+    idle = feed.subscribe(None, EVERYTHING)  # after event 1, then never takes
+    busy = feed.subscribe(None, EVERYTHING)
+    got = []
+    for i in range(1, 7):
+        await store.create("sailpoint", f"t{i}", {"n": i}, actor="a", request_id="r")
+        got += await take(busy, 1)
+    assert [e["id"] for e in got] == [2, 3, 4, 5, 6, 7]
+    assert (idle.ended, busy.ended, feed.cut_off) == (END_BEHIND, None, 1)
+    with pytest.raises(Ended) as ended:
+        await idle.next(1)
+    assert (ended.value.reason, ended.value.last_id) == (END_BEHIND, 1)
+    # resumed from its last id, it reads the trail up to the window, then the window: nothing missed
+    again = feed.subscribe(ended.value.last_id, EVERYTHING)
+    assert await take(again, 6) == [event_json(c) for c in await store.audit(after=1, newest_first=False)]
+    await feed.close()
+
+
+async def test_a_subscriber_from_the_start_catches_up_through_pages_of_the_trail(store: SQLiteStore):
+    await store.bulk_create("webmethods", [(str(i), {"TaskInfo": {"createdBy": "alice"}, "TaskData": {}})
+                                           for i in range(250)], actor="import", request_id="r")
+    feed = await started(store)
+    alice = Selection(access=access_for(Principal("alice", "user"), STYLE_NAMES))
+    sub = feed.subscribe(0, alice)
+    await store.create("webmethods", "late", {"TaskInfo": {"createdBy": "bob"}, "TaskData": {}},
+                       actor="bob", request_id="r")
+    await store.create("webmethods", "mine", {"TaskInfo": {"createdBy": "alice"}, "TaskData": {}},
+                       actor="alice", request_id="r")
+    got = await take(sub, 251)  # 250 from the trail (past a window of 4), then bob's is not hers
+    assert [e["task_id"] for e in got] == [*map(str, range(250)), "mine"]
+    assert got == [event_json(c) for c in await store.audit(newest_first=False) if c.task_id != "late"]
+    await feed.close()
+
+
+async def test_catching_up_hands_over_a_bounded_number_of_bytes_at_a_time(store: SQLiteStore):
+    big = "x" * 100_000
+    for i in range(12):
+        await store.create("sailpoint", f"t{i}", {"blob": big}, actor="a", request_id="r")
+    feed = await started(store, buffer_events=1)
+    sub = feed.subscribe(0, EVERYTHING)
+    batches = []
+    async with asyncio.timeout(10):
+        while sum(len(b) for b in batches) < 12:
+            batches.append(await sub.next(5))
+    largest = max(len(f) for b in batches for f in b)
+    assert all(sum(map(len, b)) < TAKE_BYTES + largest for b in batches)
+    assert len(batches) >= 12 * largest // (TAKE_BYTES + largest)
+    ids = [int(f.split(b"\n", 1)[0].removeprefix(b"id: ")) for b in batches for f in b]
+    assert ids == list(range(1, 13))
+    await feed.close()
+
+
+async def test_the_feed_follows_commits_of_another_store_on_the_same_file(store: SQLiteStore, tmp_path: Path):
+    feed = await started(store, buffer_events=100)
+    sub = feed.subscribe(None, EVERYTHING)
+    other = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        await store.create("sailpoint", "a", {"n": 1}, actor="here", request_id="r1")
+        await other.create("sailpoint", "b", {"n": 2}, actor="there", request_id="r2")  # heard only by reading
+        await store.create("sailpoint", "c", {"n": 3}, actor="here", request_id="r3")
+        got = await take(sub, 3)
+    finally:
+        await other.close()
+    assert [(e["id"], e["task_id"], e["actor"]) for e in got] == [(1, "a", "here"), (2, "b", "there"),
+                                                                  (3, "c", "here")]
+    assert got == [event_json(c) for c in await store.audit(newest_first=False)]
+    await feed.close()
+
+
+async def test_stopping_ends_every_subscription_and_refuses_new_ones(store: SQLiteStore):
+    await store.create("sailpoint", "a", {"n": 1}, actor="a", request_id="r")
+    feed = await started(store)
+    sub = feed.subscribe(0, EVERYTHING)
+    assert len(await take(sub, 1)) == 1
+    feed.stop_streams()
+    late = feed.subscribe(0, EVERYTHING)
+    for s, last in ((sub, 1), (late, 0)):
+        with pytest.raises(Ended) as ended:
+            await s.next(1)
+        assert (ended.value.reason, ended.value.last_id) == (END_SHUTDOWN, last)
+    await feed.close()
+
+
+async def test_a_heartbeat_is_due_while_only_others_events_flow(store: SQLiteStore):
+    feed = await started(store, buffer_events=1000)
+    only_a = Selection(task_id="a", access=EVERYTHING.access)
+    sub = feed.subscribe(None, only_a)
+
+    async def others() -> None:
+        for i in range(200):
+            await store.create("sailpoint", f"o{i}", {"n": i}, actor="x", request_id="r")
+
+    writing = asyncio.ensure_future(others())
+    assert await sub.next(0.05) == []  # the timeout passed: time for a heartbeat, though events came
+    await writing
+    await feed.close()
+
+
+@pytest.mark.parametrize("who", [Principal("root", "admin"), Principal("alice", "user"),
+                                 Principal("reader", "user", read_only=True, associate_id=7)])
+def test_read_rules_reading_everything_means_reading_every_document(who: Principal):
+    docs = [None, {}, {"launcher": "bob", "AssociateId": 3, "TaskInfo": {"assignedToList": ["bob"]}},
+            {"TaskInfo": {"assignedToList": [who.name], "createdBy": "x"}}]
+    callers = {"sailpoint": (sailpoint_rules, sailpoint_rules.Caller(who.name, who.is_admin)),
+               "superoffice": (superoffice_rules, superoffice_rules.Caller(who.name, who.is_admin, who.associate_id,
+                                                                           who.read_only)),
+               "webmethods": (webmethods_rules, webmethods_rules.Actor(who.name, who.is_admin))}
+    access = access_for(who, STYLE_NAMES)
+    for style, (rules, caller) in callers.items():
+        if rules.reads_everything(caller):
+            assert access[style] is None
+            assert all(rules.may_read(caller, doc) for doc in docs)
+        else:
+            check = access[style]
+            assert check is not None
+            assert [check(doc) for doc in docs] == [rules.may_read(caller, doc) for doc in docs]
+
+
+def test_webmethods_reads_by_assignment_acceptance_or_creation():
+    alice = webmethods_rules.Actor("alice", False)
+    assert not webmethods_rules.reads_everything(alice)
+    assert webmethods_rules.reads_everything(webmethods_rules.Actor("root", True))
+    for info, readable in (({"assignedToList": ["alice"]}, True), ({"acceptedByList": ["alice"]}, True),
+                           ({"createdBy": "alice"}, True), ({"assignedToList": ["bob"], "createdBy": "bob"}, False)):
+        assert webmethods_rules.may_read(alice, {"TaskInfo": info, "TaskData": {}}) is readable
+    assert webmethods_rules.may_read(alice, None) is False
