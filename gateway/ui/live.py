@@ -8,7 +8,8 @@ rendered on the server; htmx's SSE extension swaps it into the row of that name
 (``hx-trigger="sse:…"``). Nothing polls: the page waits on its stream, and the stream on
 the changes the store commits.
 
-:class:`LiveHub` hears the committed changes, keeps those of tasks some page shows,
+:class:`LiveHub` follows the process's change feed (:mod:`gateway.events.feed`: every
+process's commits, from the audit trail, in order) as one subscriber, keeps those of tasks some page shows,
 coalesces them per task, reads each such task once (whatever the number of pages showing
 it), renders its row once, and hands the event to each stream showing it whose user may
 read the task by its style's rule. A change to a task no page shows costs one hash. A stream's queue is
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -32,8 +34,9 @@ from aiohttp import web
 from gateway import errors
 from gateway.audit import logger
 from gateway.auth import Principal
-from gateway.context import CONFIG, STORE, TRAFFIC
-from gateway.model import Change, Store, Task
+from gateway.context import CONFIG, FEED, STORE, TRAFFIC
+from gateway.events.feed import END_SHUTDOWN, Ended, Feed, Selection
+from gateway.model import Store, Task
 from gateway.ui import pages, views
 
 __all__ = ["MAX_KEYS", "LiveHub", "HUB", "live", "live_ctx", "sse_event", "QUEUE", "KEEPALIVE_SECONDS",
@@ -91,6 +94,7 @@ class LiveHub:
         self._watched: dict[str, set[_Stream]] = {}  # a task's live key → the streams showing it
         self._pending: dict[tuple[str, str], int] = {}  # (style, id) → the last sequence number heard
         self._wake = asyncio.Event()
+        self._open = asyncio.Event()  # set while a page is open
 
     @property
     def streams(self) -> int:
@@ -101,6 +105,7 @@ class LiveHub:
             raise errors.ServiceUnavailable(f"{self._max} live pages are open already; try again later")
         stream = _Stream(who, keys)
         self._streams.add(stream)
+        self._open.set()
         for key in keys:
             self._watched.setdefault(key, set()).add(stream)
         return stream
@@ -116,15 +121,37 @@ class LiveHub:
                 if not watching:
                     del self._watched[key]
 
-    def heard(self, changes: Sequence[Change]) -> None:
-        """A commit listener: remember which tasks changed (nothing when no page is open)."""
-        if not self._watched:
-            return
-        for change in changes:
-            if pages.live_key(change.style, change.task_id) in self._watched:
-                self._pending[(change.style, change.task_id)] = change.seq
-        if self._pending:
+    def heard(self, style: str, task_id: str, seq: int) -> None:
+        """A change of the feed: remembered when a page shows its task."""
+        if self._watched and pages.live_key(style, task_id) in self._watched:
+            self._pending[(style, task_id)] = seq
             self._wake.set()
+
+    async def follow(self, feed: Feed) -> None:
+        """Forever: while pages are open, hear every event of the process's change feed
+        (every process's commits, in order) as one subscriber, resuming where an end left
+        it; with no page open, the hub is no subscriber at all."""
+        every = Selection(access={style: None for style in views.VIEWS})  # each page's user is judged here
+        while True:
+            await self._open.wait()
+            sub = feed.subscribe(None, every)
+            try:
+                while self._streams:
+                    try:
+                        frames = await sub.next(_TICK)
+                    except Ended as end:
+                        feed.unsubscribe(sub)
+                        if end.reason == END_SHUTDOWN:
+                            return
+                        sub = feed.subscribe(end.last_id, every)
+                        continue
+                    for frame in frames:
+                        event = json.loads(frame.partition(b"\ndata: ")[2])
+                        self.heard(event["style"], event["task_id"], event["id"])
+            finally:
+                feed.unsubscribe(sub)
+            if not self._streams:
+                self._open.clear()
 
     async def run(self) -> None:
         """Forever: send the tasks changed since the last round (at most one round per
@@ -214,13 +241,16 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub of *app*, listening to its store from start-up to shutdown."""
     hub = LiveHub(app[STORE], app[CONFIG].ui.max_live_streams)
     app[HUB] = hub
-    app[STORE].on_commit(hub.heard)
-    task = asyncio.create_task(hub.run(), name="taskgate-ui-live")
+    app[TRAFFIC].on_drain(hub.close_all)  # pages end when the drain begins, not at its timeout
+    tasks = [asyncio.create_task(hub.run(), name="taskgate-ui-live"),
+             asyncio.create_task(hub.follow(app[FEED]), name="taskgate-ui-feed")]
     try:
         yield
     finally:
         hub.close_all()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         logger.debug("ui.live stopped")

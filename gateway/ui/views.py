@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 from gateway import errors
 from gateway.apis import webmethods_rules
 from gateway.auth import Principal
+from gateway.events.access import access_for
 from gateway.limits import dumps
 from gateway.model import Change, Doc, Task
 from gateway.query import And, Compare, Expr, Or, Query, Sort
@@ -45,10 +46,6 @@ _MAX_TEXT = 200
 SORTS = {"created": "created", "name": "name", "status": "status", "id": "id"}
 
 
-def _open(_who: Principal, _doc: Mapping[str, Any]) -> bool:
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class StyleView:
     style: str
@@ -59,7 +56,6 @@ class StyleView:
     created: str
     progress: str | None
     statuses: tuple[str, ...]
-    may_read: Callable[[Principal, Mapping[str, Any]], bool] = _open
     read_filter: Callable[[Principal], Expr | None] = lambda _who: None
     #: the owner filter: the expression selecting tasks of the user named (None: no such task)
     owner_filter: Callable[[str, int | None], Expr | None] = lambda _name, _associate: None
@@ -69,14 +65,6 @@ class StyleView:
 
     def field(self, column: str) -> str:
         return "id" if column == "id" else str(getattr(self, column))
-
-
-def _wm_actor(who: Principal) -> webmethods_rules.Actor:
-    return webmethods_rules.Actor(who.name, who.is_admin)
-
-
-def _wm_may_read(who: Principal, doc: Mapping[str, Any]) -> bool:
-    return webmethods_rules.may_access(doc.get("TaskInfo") or {}, _wm_actor(who))
 
 
 def _wm_read_filter(who: Principal) -> Expr | None:
@@ -103,7 +91,7 @@ VIEWS: dict[str, StyleView] = {view.style: view for view in (
               owner_filter=lambda _n, associate: None if associate is None
               else Compare("$.AssociateId", "eq", (associate,))),
     StyleView("webmethods", "webMethods", "$.TaskInfo.name", "$.TaskInfo.status", "$.TaskInfo.createdBy",
-              "$.TaskInfo.createdDate", None, STATUSES, may_read=_wm_may_read, read_filter=_wm_read_filter,
+              "$.TaskInfo.createdDate", None, STATUSES, read_filter=_wm_read_filter,
               owner_filter=lambda name, _a: Or((Compare("$.TaskInfo.createdBy", "eq", (name,)),
                                                  Compare("$.TaskInfo.assignedToList", "has", (name,)))),
               stamps=frozenset({"/TaskInfo/lastModifiedDate", "/TaskInfo/lastModifiedBy",
@@ -117,13 +105,14 @@ for _view in VIEWS.values():
 
 
 def may_read(who: Principal, task: Task) -> bool:
-    """Whether *who* may read *task*, by its style's rule."""
-    return VIEWS[task.style].may_read(who, task.doc)
+    """Whether *who* may read *task*, by its style's rule (as the event feed applies it)."""
+    check = access_for(who, (task.style,))[task.style]
+    return check is None or check(task.doc)
 
 
 def may_read_style(who: Principal, style: str) -> bool:
     """Whether *who* may read every task of *style* (as for a task that is gone)."""
-    return VIEWS[style].read_filter(who) is None
+    return access_for(who, (style,))[style] is None
 
 
 def _member(doc: Mapping[str, Any], field: str | None) -> Any:
