@@ -29,7 +29,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway import errors, landing, openapi
+from gateway import errors, landing, openapi, ui
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
@@ -229,8 +229,10 @@ def create_app(config: Config) -> web.Application:
         testing.setup(app, STYLES, config.db_path, max_namespaces=config.testing.max_namespaces,
                       journal_entries=config.testing.journal_entries, journal_bytes=config.testing.journal_bytes)
     landing.setup(app)
+    ui.setup(app)
     openapi.setup(app)  # last: its document describes every route registered before start-up
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(ui.live_ctx)  # after the store's: the hub listens to it
     if not server.base_path:
         return app
     outer = web.Application(client_max_size=server.max_body_bytes, middlewares=edge)

@@ -135,6 +135,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    max_live_streams: int = _opt(100, lo=0, hi=100_000, doc="most dashboard pages open at once with live updates "
+                                                             "(GET /ui/live); one beyond is answered 503")
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     poll_seconds: float = _opt(0.5, lo=0.01, hi=60, doc="how often the change feed reads the audit trail for "
                                                         "changes other processes committed (this process's own "
@@ -171,6 +177,7 @@ class Config:
     superoffice: SuperOfficeConfig = field(default_factory=SuperOfficeConfig)
     webmethods: WebMethodsConfig = field(default_factory=WebMethodsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
     #: folder that relative paths in the file are resolved against

@@ -1,13 +1,12 @@
-"""taskgate's front door: ``GET /``, the landing page, and ``/docs/``, which is ``/docs``.
+"""taskgate's front door: ``GET /``, the landing answer, and ``/docs/``, which is ``/docs``.
 
-The page names taskgate and its version and links to the API documentation (``/docs``),
-the OpenAPI document and the operational endpoints (``/healthz``, ``/readyz``, and
-``/metrics`` when it is exposed): HTML for a browser (``Accept: text/html``), JSON for
-every other client (``application/json``, ``*/*`` or no ``Accept``). A link is shown only
-when its route is registered, and is found by the route's name, so the page follows the
-router (and ``server.base_path``). The HTML has no script and no style, and its links are
-relative, as the Swagger UI page's are, so that it works behind a proxy that maps a
-prefix; everything interpolated into it is escaped.
+A browser (``Accept`` preferring ``text/html``) is sent to the dashboard (``302`` to
+``ui/``, relative so that a proxy's prefix stays; :mod:`gateway.ui`). Every other client
+(``application/json``, ``*/*`` or no ``Accept``) gets JSON naming taskgate and its version
+with links to the API documentation (``/docs``), the OpenAPI document and the operational
+endpoints (``/healthz``, ``/readyz``, and ``/metrics`` when it is exposed). A link is given
+only when its route is registered, and is found by the route's name, so the answer
+follows the router (and ``server.base_path``).
 
 This module also holds the OpenAPI operation table of the routes it registers (named
 ``landing:…``; :mod:`gateway.openapi` looks the prefix up). It must not know a vendor's
@@ -16,7 +15,6 @@ URLs or touch the store.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from aiohttp import web
@@ -39,8 +37,7 @@ LINKS = (("docs", "openapi:docs", "the API documentation (Swagger UI)"),
          ("readyz", "taskgate:readyz", "whether taskgate is ready (the database takes a write)"),
          ("metrics", "taskgate:metrics", "Prometheus metrics"))
 _OFFERED = ("application/json", "text/html")  # JSON first: it wins a tie, such as */*
-#: the page runs nothing and loads nothing
-_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_DASHBOARD = "ui/"  # relative: / → /ui/, and under a prefix one prefix down
 _DOCS = "../docs"  # /docs/ → /docs, relative so that a proxy's prefix stays
 
 
@@ -50,25 +47,13 @@ def _links(request: web.Request) -> list[tuple[str, str, str]]:
     return [(key, str(routes[name].url_for()), what) for key, name, what in LINKS if name in routes]
 
 
-def _html(links: list[tuple[str, str, str]], here: str) -> str:
-    items = "".join(f'<li><a href="{html.escape(path.removeprefix(here), quote=True)}">'
-                    f"{html.escape(path.rpartition('/')[2])}</a>: {html.escape(what)}</li>\n"
-                    for _key, path, what in links)
-    title = html.escape(f"{NAME} {__version__}")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
-            f"</head>\n<body>\n<h1>{title}</h1>\n<p>{html.escape(DESCRIPTION)}</p>\n<ul>\n{items}</ul>\n"
-            "</body>\n</html>\n")
-
-
 @public
 async def index(request: web.Request) -> web.Response:
-    """The landing page, in the media type the Accept header prefers (406 if neither)."""
+    """The landing answer as the Accept header prefers: JSON, or the dashboard (406 if neither)."""
     answer = negotiate(request, _OFFERED)
     links = _links(request)
-    if answer == "text/html":
-        here = str(request.app.router["landing:index"].url_for())
-        return web.Response(text=_html(links, here), content_type="text/html", charset="utf-8",
-                            headers={"Vary": "Accept", "Content-Security-Policy": _CSP})
+    if answer == "text/html":  # a browser: to the dashboard
+        return web.Response(status=302, headers={"Vary": "Accept", "Location": _DASHBOARD})
     return json_response({"name": NAME, "version": __version__, "description": DESCRIPTION,
                           "links": {key: path for key, path, _what in links}}, headers={"Vary": "Accept"})
 
@@ -117,14 +102,16 @@ _LANDING_JSON = {
 _VARY = {"Vary": {"description": "the answer depends on Accept", "schema": {"type": "string", "enum": ["Accept"]}}}
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("index", "GET"): {
-        "summary": "The landing page: name, version, and links to the documentation and health endpoints",
-        "description": "HTML when Accept prefers text/html (a browser), JSON otherwise (application/json, */* "
-                       "or no Accept).",
+        "summary": "The landing answer: name, version, and links to the documentation and health endpoints",
+        "description": "JSON for API clients (application/json, */* or no Accept); a browser (Accept preferring "
+                       "text/html) is sent to the dashboard at ui/.",
         "security": [],
         "responses": {
-            "200": {"description": "the page", "headers": _VARY,
-                    "content": {"application/json": {"schema": _LANDING_JSON},
-                                "text/html": {"schema": {"type": "string"}}}},
+            "200": {"description": "the landing answer", "headers": _VARY,
+                    "content": {"application/json": {"schema": _LANDING_JSON}}},
+            "302": {"description": "a browser: to the dashboard",
+                    "headers": {**_VARY, "Location": {"description": "ui/", "schema": {"type": "string",
+                                                                                      "enum": ["ui/"]}}}},
             "406": {"description": "Not Acceptable: the Accept header admits neither JSON nor HTML",
                     "content": {"application/json": {"schema": PlainErrorSchema}}},
         },

@@ -64,7 +64,7 @@ DOCS_ASSETS = {"swagger-ui.css": "text/css", "index.css": "text/css",
 _TABLES = {"sailpoint": "gateway.apis.sailpoint_openapi", "superoffice": "gateway.apis.superoffice_openapi",
            "webmethods": "gateway.apis.webmethods_openapi", "oauth": __name__, "openapi": __name__,
            "taskgate": __name__, "landing": "gateway.landing", "events": "gateway.events.sse",
-           "testing": "gateway.testing.openapi"}
+           "testing": "gateway.testing.openapi", "ui": "gateway.ui.openapi"}
 _PLACEHOLDER = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {

@@ -36,6 +36,7 @@ CHECKED_TAGS = {
     "SuperOffice BatchTask": "tests/apis/test_superoffice_openapi.py",
     "webMethods opentask": "tests/apis/test_webmethods_openapi.py",
     "taskgate": "tests/test_openapi_taskgate_routes.py",
+    "taskgate dashboard": "tests/ui/test_ui_openapi.py",
     "taskgate events": "tests/events/test_sse.py",
     "taskgate testing": "tests/testing/test_openapi_testing.py",
 }

@@ -24,7 +24,8 @@ README = ROOT / "README.md"
 #: the pages issue 17 asks for; any other docs/*.md (not starting with _) must be linked too
 REQUIRED_PAGES = ("sailpoint.md", "superoffice.md", "webmethods.md", "configuration.md", "cli.md",
                   "operations.md", "architecture.md", "performance.md")
-STYLE_PAGES = {"sailpoint": "sailpoint.md", "superoffice": "superoffice.md", "webmethods": "webmethods.md"}
+STYLE_PAGES = {"sailpoint": "sailpoint.md", "superoffice": "superoffice.md", "webmethods": "webmethods.md",
+               "ui": "dashboard.md"}
 
 
 def _text(path: Path) -> str:

@@ -46,7 +46,8 @@ PATH_PATTERN = re.compile(r"^/([^/]+/)?task-status(/|$)")
 PATCH_TYPES = ("application/json-patch+json", "application/json")
 #: fields that list filters and sorters read; the store keeps an index on each
 #: (``$.target.id`` is what ``sourceId`` filters on: see :mod:`gateway.apis.sailpoint_filters`)
-INDEXED_FIELDS = ("$.completionStatus", "$.type", "$.launcher", "$.target.id", "$.created")
+INDEXED_FIELDS = ("$.completionStatus", "$.type", "$.launcher", "$.target.id", "$.created",
+                  "$.uniqueName")  # the dashboard sorts by name
 MAX_LIMIT = 250
 DETAIL_CODES = {400: "400.1 Bad Request Content", 403: "403 Forbidden", 404: "404 Not found",
                 405: "405 Method Not Allowed", 406: "406 Not Acceptable", 409: "409 Conflict",

@@ -54,7 +54,7 @@ ERROR_TYPES = {400: "ArgumentException", 401: "SoAuthenticationException", 403: 
                413: "RequestEntityTooLargeException", 415: "UnsupportedMediaTypeException",
                429: "TooManyRequestsException", 500: "SoServerException"}
 ERROR_SOURCE = "SuperOffice.Services.Implementation"
-INDEXED_FIELDS = ("$.State", "$.Name", "$.AssociateId", "$.Id")
+INDEXED_FIELDS = ("$.State", "$.Name", "$.AssociateId", "$.Id", "$.Created")  # the dashboard sorts by Created
 _INT_ID = re.compile(r"[0-9]{1,10}")
 
 

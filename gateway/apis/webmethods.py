@@ -59,7 +59,7 @@ ERROR_TYPE = "com.wm.app.b2b.server.ServiceException"
 REALM = 'Basic realm="Integration Server"'
 #: fields lists and searches filter or sort on; the store keeps an index on each
 INDEXED_FIELDS = ("$.TaskInfo.status", "$.TaskInfo.createdDate", "$.TaskInfo.expireDate",
-                  "$.TaskInfo.taskScheduleDate")
+                  "$.TaskInfo.taskScheduleDate", "$.TaskInfo.name")  # the dashboard sorts by name
 #: the most tasks one list or search answers with, whatever maxRes/maxResults say (0 = "all"
 #: included). The answer is streamed, so this bounds its time, not its memory; larger sets
 #: are paged with createdDate terms.

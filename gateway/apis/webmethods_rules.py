@@ -30,8 +30,8 @@ __all__ = ["STYLE", "OWNER_FIELD", "STATUSES", "UPDATABLE_STATUSES",
            "PUT_INPUTS", "CREATE_INPUTS", "DATE_FIELDS", "SYSTEM", "Actor", "put_changes", "create_values",
            "check_status_change", "check_update", "merge_task_info", "new_task", "update_mutation",
            "delete_mutation", "due_status", "time_step", "time_mutation", "time_changes_due", "catch_up",
-           "after_clock", "may_access", "may_read", "reads_everything", "access_filter", "not_found", "Replay",
-           "state_before",
+           "after_clock", "stamp", "may_access", "may_read", "reads_everything", "access_filter", "not_found",
+           "Replay", "state_before",
            "rollback_mutation", "operation_code", "version_of", "ROLLBACK_MARK", "KEEP_TASK_DATA",
            "TASK_INFO_DEFAULTS"]
 
@@ -191,7 +191,8 @@ def check_update(info: Mapping[str, Any], changes: Mapping[str, Any], *, update_
 
 
 # -- changes ----------------------------------------------------------------------------
-def _stamp(info: dict[str, Any], *, user: str, now: str) -> None:
+def stamp(info: dict[str, Any], *, user: str, now: str) -> None:
+    """The bookkeeping of every change to *info*: the next taskVersionNumber, who and when."""
     info["taskVersionNumber"] = int(info.get("taskVersionNumber") or 0) + 1
     info["lastModifiedDate"] = now
     info["lastModifiedBy"] = user
@@ -207,7 +208,7 @@ def merge_task_info(info: Mapping[str, Any], changes: Mapping[str, Any], *, user
     """
     new = _merged(info, changes, now=now)
     if new is not None:
-        _stamp(new, user=user, now=now)
+        stamp(new, user=user, now=now)
     return new if new is not None else dict(info)
 
 
@@ -264,7 +265,7 @@ def update_mutation(task_id: str, changes: Mapping[str, Any], task_data: Any, *,
         if info is None and same_json(data, old["TaskData"]):
             return old  # nothing changes (an empty PUT): the store writes no version and no audit row
         info = info if info is not None else dict(old["TaskInfo"])
-        _stamp(info, user=actor.name, now=now)
+        stamp(info, user=actor.name, now=now)
         return {**old, "TaskInfo": info, "TaskData": data}
     return mutate
 
@@ -301,7 +302,7 @@ def time_step(doc: Mapping[str, Any], now: str) -> Doc | None:
     if target is None:
         return None
     info = {**doc["TaskInfo"], "status": target}
-    _stamp(info, user=SYSTEM, now=now)
+    stamp(info, user=SYSTEM, now=now)
     return {**doc, "TaskInfo": info}
 
 
@@ -398,7 +399,7 @@ def rollback_mutation(task_id: str, restored: Mapping[str, Any], *, actor: Actor
                      update_completed_task=update_completed_task)
         new = copy.deepcopy(dict(restored))
         new["TaskInfo"]["taskVersionNumber"] = old["TaskInfo"].get("taskVersionNumber")
-        _stamp(new["TaskInfo"], user=actor.name, now=now)
+        stamp(new["TaskInfo"], user=actor.name, now=now)
         return new
     return mutate
 

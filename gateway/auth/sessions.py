@@ -19,7 +19,41 @@ from gateway.auth.hashing import secret_hash
 from gateway.auth.limiter import client_address
 from gateway.codecs import decode_form, read_body
 
-__all__ = ["login", "logout", "add_routes"]
+__all__ = ["login", "logout", "add_routes", "open_session", "set_session_cookies", "end_session"]
+
+
+async def open_session(request: web.Request, name: str, password: str) -> tuple[str, str]:
+    """Check *name* and *password* as ``POST /login`` does (the sign-in limiter first) and
+    start a session: ``(session token, its XSRF token)``. Unauthorized or TooManyRequests."""
+    if not name or not password:
+        raise errors.BadRequest("the form needs user and password")
+    authenticator = request.app[AUTHENTICATOR]
+    # a locked address is refused even with a remembered success; the check itself is
+    # admitted by the limiter now, after the body, and a wrong password counted there
+    authenticator.limiter.check(client_address(request))
+    principal = await authenticator.by_password(name, password, client_address(request))
+    session = await authenticator.create_token(principal.name, expires_in=authenticator.token_ttl_seconds,
+                                               source="session")
+    return session, xsrf_token(session)
+
+
+def set_session_cookies(request: web.Request, response: web.StreamResponse, session: str, xsrf: str,
+                        path: str) -> None:
+    """The HttpOnly session cookie and the ``XSRF-TOKEN`` cookie on *response*, scoped to
+    *path* (``server.base_path``, or ``/``)."""
+    ttl = request.app[AUTHENTICATOR].token_ttl_seconds
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, path=path, samesite="Strict",
+                        secure=request.secure, max_age=ttl)
+    response.set_cookie(XSRF_COOKIE, xsrf, path=path, samesite="Strict", secure=request.secure, max_age=ttl)
+
+
+async def end_session(request: web.Request, response: web.StreamResponse, path: str) -> None:
+    """Forget the session of the request's cookie, and clear both cookies on *response*."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        await request.app[AUTHENTICATOR].store.delete_token(secret_hash(session))
+    response.del_cookie(SESSION_COOKIE, path=path)
+    response.del_cookie(XSRF_COOKIE, path=path)
 
 
 @public
@@ -31,36 +65,18 @@ async def login(request: web.Request) -> web.Response:
     """
     _ctype, body = await read_body(request, ("application/x-www-form-urlencoded",))
     fields = dict(decode_form(body))
-    name, password = fields.get("user", ""), fields.get("password", "")
-    if not name or not password:
-        raise errors.BadRequest("the form needs user and password")
-    authenticator = request.app[AUTHENTICATOR]
-    # a locked address is refused even with a remembered success; the check itself is
-    # admitted by the limiter now, after the body, and a wrong password counted there
-    authenticator.limiter.check(client_address(request))
-    principal = await authenticator.by_password(name, password, client_address(request))
-    ttl = authenticator.token_ttl_seconds
-    session = await authenticator.create_token(principal.name, expires_in=ttl, source="session")
-    xsrf = xsrf_token(session)
-    response = web.json_response({"user": principal.name, "xsrf_token": xsrf},
-                                 headers={"Cache-Control": "no-store"})
+    name = fields.get("user", "")
+    session, xsrf = await open_session(request, name, fields.get("password", ""))
+    response = web.json_response({"user": name, "xsrf_token": xsrf}, headers={"Cache-Control": "no-store"})
     # scoped to server.base_path (what precedes /login), so other sites on the host never get them
-    path = request.path[:-len("/login")] or "/"
-    response.set_cookie(SESSION_COOKIE, session, httponly=True, path=path, samesite="Strict",
-                        secure=request.secure, max_age=ttl)
-    response.set_cookie(XSRF_COOKIE, xsrf, path=path, samesite="Strict", secure=request.secure, max_age=ttl)
+    set_session_cookies(request, response, session, xsrf, request.path[:-len("/login")] or "/")
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
     """``POST /logout``: ends the session of the cookie (the XSRF rule applies as usual)."""
-    session = request.cookies.get(SESSION_COOKIE)
-    if session:
-        await request.app[AUTHENTICATOR].store.delete_token(secret_hash(session))
     response = web.Response(status=204)
-    path = request.path[:-len("/logout")] or "/"
-    response.del_cookie(SESSION_COOKIE, path=path)
-    response.del_cookie(XSRF_COOKIE, path=path)
+    await end_session(request, response, request.path[:-len("/logout")] or "/")
     return response
 
 

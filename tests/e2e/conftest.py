@@ -25,3 +25,12 @@ def _fresh_server(tmp_path: Path):
     workdir.mkdir()
     with running(workdir) as server:
         yield server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Each phase's report on the test item (``item.rep_call``), so that a fixture's teardown
+    knows whether the test failed (the dashboard's browser tests then save a screenshot)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

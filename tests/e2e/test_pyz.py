@@ -90,6 +90,13 @@ def test_the_pyz_serves_all_three_styles(pyz: Path, bare_python: Path, tmp_path:
         assert after == {"TaskInfo": {**before["TaskInfo"], "status": "completed", "taskVersionNumber": 2,
                                       "lastModifiedDate": after["TaskInfo"]["lastModifiedDate"]},
                          "TaskData": {"Order": "42", "approved": "true"}}
+
+        # the dashboard: its templates and vendored files are in the package
+        r = http("GET", f"{base}/ui/login", headers={"Accept": "text/html"})
+        assert r.status == 200 and b'<form class="signin"' in r.raw, r.raw[:200]
+        r = http("GET", f"{base}/ui/static/htmx-2.0.11.min.js")
+        assert (r.status, r.headers["Content-Type"]) == (200, "text/javascript; charset=utf-8")
+        assert r.raw == (ROOT / "gateway/ui/static/vendor/htmx-2.0.11.min.js").read_bytes()
     finally:
         assert server.stop() == 0, server.log.read_text()
     # it ran from the pyz's own unpacked dependencies, not from the project's .venv

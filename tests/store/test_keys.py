@@ -157,3 +157,17 @@ async def test_indexes_hold_one_style_and_replace_an_earlier_all_styles_index(st
         await store.ensure_indexes("s'; DROP TABLE tasks; --", ["$.n"])
     with pytest.raises(ValueError):
         await store.ensure_indexes("s", ["$.n') --"])
+
+
+async def test_fields_whose_names_differ_only_in_case_keep_both_indexes(store: SQLiteStore, tmp_path: Path):
+    """SQLite's names are case-insensitive: SuperOffice's $.Created must not take SailPoint's
+    $.created index's name (each start would then drop the other's and build its own)."""
+    for _start in range(2):
+        await store.ensure_indexes("s", ["$.created"])
+        await store.ensure_indexes("t", ["$.Created"])
+    assert rows(tmp_path / "t.db",
+                "SELECT name, sql FROM sqlite_master WHERE name LIKE 'tasks_by_%' ORDER BY name") == [
+        ("tasks_by_created",
+         "CREATE INDEX tasks_by_created ON tasks (style, json_extract(keys, '$.\"created\"'), id) WHERE style = 's'"),
+        ("tasks_by_t_Created",
+         "CREATE INDEX tasks_by_t_Created ON tasks (style, json_extract(keys, '$.\"Created\"'), id) WHERE style = 't'")]

@@ -94,8 +94,11 @@ def test_the_page_reads_the_style_s_matches_in_order_then_by_id():
     query = Query(Compare("$.s", "eq", ("A",)), (Sort("$.k", descending=True), Sort("id")), limit=50, offset=100)
     assert sql.page_sql(text, params, query, ()) == (
         "SELECT id, version, doc, modified, created FROM tasks WHERE style = ? AND json_extract(doc, '$.s') = ? "
-        "ORDER BY json_extract(doc, '$.k') DESC, id ASC, id LIMIT ? OFFSET ?", ["sp", "A", 50, 100])
+        "ORDER BY json_extract(doc, '$.k') DESC, id ASC LIMIT ? OFFSET ?", ["sp", "A", 50, 100])
     assert params == ["sp", "A"]  # the page's parameters are a copy: the count reuses these
+    # a sort that does not name id is followed by id, ascending
+    assert sql.page_sql(text, params, Query(order=(Sort("$.k", descending=True),)), ())[0].endswith(
+        "ORDER BY json_extract(doc, '$.k') DESC, id LIMIT ? OFFSET ?")
     assert sql.page_sql("style = ?", ["sp"], Query(), ()) == (
         "SELECT id, version, doc, modified, created FROM tasks WHERE style = ? ORDER BY id LIMIT ? OFFSET ?",
         ["sp", -1, 0])  # no limit

@@ -103,7 +103,9 @@ async def ensure_indexes(rows: Callable[[str, Sequence[Any]], Awaitable[list[Any
         sql.column(field)  # refuses what is not a plain member path
 
     async def existing_sql(name: str) -> str | None:
-        found = await rows("SELECT sql FROM sqlite_master WHERE name = ?", (name,))
+        # SQLite's names are case-insensitive: superoffice's $.Created and sailpoint's $.created
+        # would otherwise drop each other's index at every start
+        found = await rows("SELECT sql FROM sqlite_master WHERE name = ? COLLATE NOCASE", (name,))
         return found[0][0] if found else None
 
     wanted: list[tuple[str, str]] = []

@@ -78,10 +78,13 @@ TASK_COLUMNS = "id, version, doc, modified, created"
 
 def page_sql(where: str, params: list[Any], query: Query, keyed: tuple[str, ...],
              columns: str = TASK_COLUMNS) -> tuple[str, list[Any]]:
-    """The statement reading one page of tasks (ordered by *query*, then by id) under
-    *where*: their *columns* (all a :class:`~gateway.model.Task` needs, or ``id`` alone)."""
+    """The statement reading one page of tasks (ordered by *query*, then by id unless it
+    sorts by id itself) under *where*: their *columns* (all a :class:`~gateway.model.Task`
+    needs, or ``id`` alone)."""
     order = ", ".join(f"{sort_key(s, keyed)} {'DESC' if s.descending else 'ASC'}" for s in query.order)
-    order = f"{order}, id" if order else "id"
+    # ties by id, unless the sort already names it (an index read backwards serves "x DESC, id DESC")
+    if not any(s.field == "id" for s in query.order):
+        order = f"{order}, id" if order else "id"
     limit = -1 if query.limit is None else query.limit
     return (f"SELECT {columns} FROM tasks WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, query.offset])
