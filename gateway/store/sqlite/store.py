@@ -324,12 +324,17 @@ class SQLiteStore:
 
     def hold(self, name: str) -> bool:
         """The lease *name*: an ``flock`` on ``<database>-<name>.lock``, let go by the kernel
-        when the process ends however it ends."""
+        when the process ends however it ends. None is held beside a database on a
+        read-only file system (no lock file can be made there, and nothing could write)."""
         lease = self._leases.get(name)
         if lease is None:
             if self._closed or not re.fullmatch(r"[a-z0-9-]{1,64}", name):
                 return False
-            lease = self._leases[name] = WriteLock(f"{self._path}-{name}.lock")
+            try:
+                lease = WriteLock(f"{self._path}-{name}.lock")
+            except OSError:
+                return False
+            self._leases[name] = lease
         return lease.held or lease.try_acquire()
 
     async def integrity_check(self) -> str:

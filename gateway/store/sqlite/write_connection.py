@@ -53,16 +53,19 @@ class WriteLock:
     """An exclusive ``flock`` on a file beside the database, held from before ``BEGIN
     IMMEDIATE`` to after ``COMMIT`` or ``ROLLBACK``. The kernel wakes a waiter as soon as
     the holder lets go, and lets go for a process that dies (``kill -9``) with it.
-    Only writers of taskgate take it, for one transaction at a time."""
+    Only writers of taskgate take it, for one transaction at a time. Without a *path* (a
+    database opened read-only, where no write begins and no lock file can be made) it
+    orders nothing."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def __init__(self, path: str | Path | None) -> None:
+        self._fd = -1 if path is None else os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.held = False
 
     def try_acquire(self) -> bool:
         """Take the lock if no other writer holds it; False at once if one does."""
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if self._fd >= 0:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         self.held = True
@@ -70,17 +73,20 @@ class WriteLock:
 
     def acquire(self) -> None:
         """Take the lock, waiting in the kernel for the writer that holds it (a thread's call)."""
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
         self.held = True
 
     def release(self) -> None:
         if self.held:
             self.held = False
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._fd >= 0:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self.release()
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
 
 
 class WriteConnection:
@@ -96,10 +102,11 @@ class WriteConnection:
 
     @classmethod
     def connect(cls, path: str | Path, busy_timeout_ms: int, *, uri: bool = False) -> WriteConnection:
-        """*uri*: *path* is a ``file:`` URI (a read-only database is opened so)."""
+        """*uri*: *path* is a ``file:`` URI (a read-only database is opened so, and takes no
+        file lock: it never begins a write)."""
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, uri=uri)
         try:
-            return cls(conn, busy_timeout_ms, WriteLock(lock_path(path)))
+            return cls(conn, busy_timeout_ms, WriteLock(None if uri else lock_path(path)))
         except OSError:
             conn.close()
             raise
