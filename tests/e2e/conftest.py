@@ -18,6 +18,16 @@ def _server(tmp_path: Path):
         server.stop()
 
 
+@pytest.fixture(name="workers_server", params=[1, 2], ids=["1-worker", "2-workers"])
+def _workers_server(request: pytest.FixtureRequest, tmp_path: Path):
+    """A real serve, and one with two worker processes on the same file."""
+    server = Server(tmp_path, workers=request.param).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(name="fresh_server")
 def _fresh_server(tmp_path: Path):
     """A new database for one test, stopped with SIGTERM and checked to exit cleanly."""

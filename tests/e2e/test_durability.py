@@ -34,15 +34,10 @@ from tests.e2e.server import version as _version
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(name="server", params=[1, 2], ids=["1-worker", "2-workers"])
-def _server(request: pytest.FixtureRequest, tmp_path: Path):
-    """A real serve, and one with two worker processes on the same file: every result here
-    must hold across processes as it does in one."""
-    server = Server(tmp_path, workers=request.param).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture(name="server")
+def _server(workers_server: Server) -> Server:
+    """Every result here must hold across worker processes as it does in one."""
+    return workers_server
 
 
 PATCH_CTYPE = "application/json-patch+json"

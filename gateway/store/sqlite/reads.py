@@ -174,23 +174,10 @@ class TaskReads:
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
                     action: str | None = None) -> list[Change]:
-        where: list[str] = []
-        params: list[Any] = []
-        if action is not None:
-            where.append("action = ?")
-            params.append(action)
-        if after is not None:
-            where.append("seq > ?")
-            params.append(after)
-        if before is not None:
-            where.append("seq < ?")
-            params.append(before)
-        if style is not None:
-            where.append("style = ?")
-            params.append(style)
-        if task_id is not None:
-            where.append("task_id = ?")
-            params.append(task_id)
+        terms = (("action = ?", action), ("seq > ?", after), ("seq < ?", before), ("style = ?", style),
+                 ("task_id = ?", task_id))
+        where = [term for term, value in terms if value is not None]
+        params: list[Any] = [value for _, value in terms if value is not None]
         statement = (f"SELECT {AUDIT_COLUMNS} FROM audit"
                      + (" WHERE " + " AND ".join(where) if where else "")
                      + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
