@@ -36,6 +36,7 @@ from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, REQUEST_ID, STORE, TRAFFIC, Traffic
+from gateway.events import webhooks
 from gateway.metrics import METRICS, Metrics
 from gateway.model import CLIENT
 from gateway.proxy import TrustedProxies, forwarded_middleware
@@ -195,10 +196,12 @@ def create_app(config: Config) -> web.Application:
     oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)
+    webhooks.setup(app)
     ops.setup(app, config.metrics)
     landing.setup(app)
     openapi.setup(app)  # last: its document describes every route registered before start-up
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(webhooks.dispatcher_ctx)  # after the store opens, stopped before it closes
     if not server.base_path:
         return app
     outer = web.Application(client_max_size=server.max_body_bytes, middlewares=edge)

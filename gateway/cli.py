@@ -40,6 +40,7 @@ from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
+from gateway.events.webhooks import log_rows as webhook_log_rows
 from gateway.limits import dumps
 from gateway.model import Task
 from gateway.serving import command_store
@@ -158,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_subparsers(dest="action", metavar="ACTION", help="verify instead of printing").add_parser(
         "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
     ).set_defaults(run=_audit_verify)
+    hooks = sub.add_parser("webhooks", help="webhook deliveries").add_subparsers(dest="action", required=True,
+                                                                              metavar="ACTION", help="what to do")
+    p = hooks.add_parser("log", help="print the webhook delivery log, newest first, as JSON Lines")
+    p.add_argument("--hook", metavar="NAME", help="only this hook, as the log names it (e.g. superoffice:webhook/1)")
+    p.add_argument("--limit", type=_positive, default=100, help="print at most this many attempts")
+    p.set_defaults(run=_webhooks_log)
     p = sub.add_parser("backup", help="copy the database to DEST with SQLite's online backup (safe while serving)")
     p.add_argument("dest", metavar="DEST", help="the file to write; missing folders on the way to it are created")
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
@@ -471,6 +478,19 @@ async def _audit(args: argparse.Namespace, config: Config, store: Store) -> int:
                                 "version": c.version, "action": c.action, "actor": c.actor,
                                 "request_id": c.request_id, "client": c.client, "patch": c.patch,
                                 "undo": c.undo}) + "\n")
+    return 0
+
+
+@_with_store
+async def _webhooks_log(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate webhooks log``: delivery attempts as JSON Lines; 1 for an unknown hook."""
+    try:
+        rows = await webhook_log_rows(store, hook=args.hook, limit=args.limit)
+    except errors.NotFound as exc:
+        print(f"taskgate: {exc.message}", file=sys.stderr)
+        return 1
+    for row in rows:
+        print(json.dumps(row))
     return 0
 
 

@@ -36,6 +36,7 @@ CHECKED_TAGS = {
     "SuperOffice BatchTask": "tests/apis/test_superoffice_openapi.py",
     "webMethods opentask": "tests/apis/test_webmethods_openapi.py",
     "taskgate": "tests/test_openapi_taskgate_routes.py",
+    "Webhooks": "tests/apis/test_webhook_subscriptions.py",
 }
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis import hooks_openapi
 from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
 from gateway.apis.sailpoint_rules import UPDATABLE
 from gateway.limits import MAX_OPERATIONS
 from gateway.openapi import busy_response, json_body, param, responses
 from schemas.sailpoint import (
-                               ErrorResponseDtoSchema,
-                               JsonPatchOperationSchema,
-                               RateLimitSchema,
-                               TaskStatusCreateSchema,
-                               TaskStatusSchema,
-                               UnauthorizedSchema,
+    ErrorResponseDtoSchema,
+    JsonPatchOperationSchema,
+    RateLimitSchema,
+    TaskStatusCreateSchema,
+    TaskStatusSchema,
+    UnauthorizedSchema,
 )
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
@@ -109,3 +110,5 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 
 for _key in (("patch", "PATCH"), ("create", "POST")):  # the operations that write tasks
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
+
+OPERATIONS.update(hooks_openapi.SAILPOINT)  # the style's webhook routes (tag Webhooks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis import hooks_openapi
 from gateway.apis.superoffice import BODY_TYPES
 from gateway.apis.superoffice_agents import AGENTS
 from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METADATA_TYPE
@@ -201,3 +202,5 @@ OPERATIONS[("put", "PUT")]["description"] = (f"State: {', '.join(STATES)} (or th
 for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("stop", "POST"),
              ("agent", "POST")):  # the operations that write tasks
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
+
+OPERATIONS.update(hooks_openapi.SUPEROFFICE)  # the style's webhook routes (tag Webhooks)

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from gateway.apis import hooks_openapi
 from gateway.apis import webmethods_rules as rules
 from gateway.openapi import busy_response, json_body, param, responses
 from schemas.webmethods import (
@@ -192,3 +193,5 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 # every operation: a read too first writes the clock's changes the task is owed
 for _key in OPERATIONS:
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
+
+OPERATIONS.update(hooks_openapi.WEBMETHODS)  # the style's webhook routes (tag Webhooks)

@@ -1,0 +1,1 @@
+"""Events: what taskgate tells others about committed changes, read from the audit trail."""
