@@ -38,7 +38,7 @@ from gateway.auth.failure_table import SharedFailures
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
-from gateway.events import sse
+from gateway.events import sse, webhooks
 from gateway.events.feed import Feed
 from gateway.metrics import METRICS, Metrics
 from gateway.model import CLIENT, IMPERSONATION, QUOTA
@@ -223,6 +223,7 @@ def create_app(config: Config) -> web.Application:
     oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)
+    webhooks.setup(app)
     ops.setup(app, config.metrics)
     sse.setup(app)
     if config.testing.enabled:
@@ -233,6 +234,7 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # last: its document describes every route registered before start-up
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(ui.live_ctx)  # after the store's: the hub listens to it
+    app.cleanup_ctx.append(webhooks.dispatcher_ctx)  # after the store opens, stopped before it closes
     if not server.base_path:
         return app
     outer = web.Application(client_max_size=server.max_body_bytes, middlewares=edge)

@@ -42,6 +42,7 @@ from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
 from gateway.events.tail import tail
+from gateway.events.webhooks import log_rows as webhook_log_rows
 from gateway.limits import dumps
 from gateway.model import Task
 from gateway.serving import command_store
@@ -176,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", metavar="ID", help="only the events of the task with this id")
     p.add_argument("--json", action="store_true", help="print each event as JSON, as GET /events sends it")
     p.set_defaults(run=_events_tail)
+    hooks = sub.add_parser("webhooks", help="webhook deliveries").add_subparsers(dest="action", required=True,
+                                                                              metavar="ACTION", help="what to do")
+    p = hooks.add_parser("log", help="print the webhook delivery log, newest first, as JSON Lines")
+    p.add_argument("--hook", metavar="NAME", help="only this hook, as the log names it (e.g. superoffice:webhook/1)")
+    p.add_argument("--limit", type=_positive, default=100, help="print at most this many attempts")
+    p.set_defaults(run=_webhooks_log)
     p = sub.add_parser("backup", help="copy the database to DEST with SQLite's online backup (safe while serving)")
     p.add_argument("dest", metavar="DEST", help="the file to write; missing folders on the way to it are created")
     p.add_argument("--force", action="store_true", help="replace DEST if it exists")
@@ -495,6 +502,19 @@ async def _audit(args: argparse.Namespace, config: Config, store: Store) -> int:
                                 "impersonator": c.impersonator, "request_id": c.request_id, "client": c.client,
                                 "patch": c.patch,
                                 "undo": c.undo}) + "\n")
+    return 0
+
+
+@_with_store
+async def _webhooks_log(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """``taskgate webhooks log``: delivery attempts as JSON Lines; 1 for an unknown hook."""
+    try:
+        rows = await webhook_log_rows(store, hook=args.hook, limit=args.limit)
+    except errors.NotFound as exc:
+        print(f"taskgate: {exc.message}", file=sys.stderr)
+        return 1
+    for row in rows:
+        print(json.dumps(row))
     return 0
 
 

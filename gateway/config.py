@@ -168,6 +168,28 @@ class TestingConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    dispatch: bool = _opt(True, doc="run the webhook dispatcher in `serve`; of several processes on one database, "
+                                    "one dispatches at a time (a lock beside the database file)")
+    allow_targets: str = _opt("", doc="comma-separated addresses/CIDRs a webhook target may resolve to although the "
+                                      "guard would refuse them, e.g. 127.0.0.1 for a receiver on this host")
+    allow_private: bool = _opt(False, doc="let targets resolve to private ranges (10/8, 172.16/12, 192.168/16, "
+                                          "100.64/10, fc00::/7); loopback, link-local and metadata addresses stay "
+                                          "refused unless listed in webhooks.allow_targets")
+    timeout_seconds: float = _opt(10.0, lo=0.1, hi=300, doc="seconds one delivery may take, connecting included")
+    max_failures: int = _opt(9, lo=1, hi=10_000, doc="consecutive failed deliveries that disable a hook (SuperOffice's "
+                                                     "TooManyErrors comes after 9)")
+    retry_base_seconds: float = _opt(1.0, lo=0.001, hi=3600, doc="wait before the first retry; each further retry "
+                                                                  "doubles it (with jitter), up to retry_max_seconds")
+    retry_max_seconds: float = _opt(300.0, lo=0.001, hi=86_400, doc="longest wait between two retries")
+    poll_seconds: float = _opt(1.0, lo=0.05, hi=60, doc="how often the dispatcher reads the trail when no commit of "
+                                                        "its own process woke it (changes other processes commit)")
+    max_connections: int = _opt(32, lo=1, hi=10_000, doc="outbound connections open at once")
+    max_hooks: int = _opt(100, lo=1, hi=10_000, doc="most subscriptions per style")
+    log_rows: int = _opt(10_000, lo=10, hi=10_000_000, doc="delivery log rows kept (the newest)")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -180,6 +202,7 @@ class Config:
     ui: UiConfig = field(default_factory=UiConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
 
@@ -222,6 +245,11 @@ def _validate(config: Config) -> Config:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ConfigError(f"server.trusted_proxies: {entry!r} is neither an address, a CIDR nor unix") from None
+    for entry in filter(None, (e.strip() for e in config.webhooks.allow_targets.split(","))):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"webhooks.allow_targets: {entry!r} is neither an address nor a CIDR") from None
     if config.metrics.expose == "token" and not config.metrics.token:
         raise ConfigError("metrics.token: must be set when metrics.expose is token")
     return config

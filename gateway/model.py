@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from gateway.query import Query
 
 __all__ = ["Doc", "Mutate", "Step", "Expect", "Task", "Chunk", "Change", "User", "TokenRow", "TokenInfo", "OAuthClient",
-           "Quota", "CLIENT", "QUOTA", "IMPERSONATION", "Store"]
+           "Quota", "Hook", "Delivery", "CLIENT", "QUOTA", "IMPERSONATION", "Store"]
 
 Doc = dict[str, Any]
 #: a pure function from the stored document (None when absent) to the new one (None
@@ -139,6 +139,37 @@ class OAuthClient:
     client_id: str
     secret_hash: str
     user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A webhook subscription: its style's own document (secrets included), whether the
+    dispatcher delivers to it, and how far it has got through the audit trail."""
+
+    num: int  # the store's own key, never reused
+    style: str
+    id: str  # the id the style's API names it by
+    doc: Doc
+    active: bool
+    cursor: int  # the audit seq of the last event delivered (or passed over)
+    failures: int  # consecutive failed attempts at the event after the cursor
+    created: str
+    updated: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt at delivering one event to one hook: a row of the delivery log."""
+
+    seq: int  # the log's own order (0 before it is stored)
+    hook: int  # Hook.num
+    event: int  # the audit seq delivered (0 for a test invocation)
+    at: str
+    attempt: int
+    status: int | None  # the receiver's HTTP status; None when there was no answer
+    outcome: str  # delivered | failed | disabled
+    error: str
+    ms: float
 
 
 class Store(Protocol):
@@ -353,6 +384,54 @@ class Store(Protocol):
 
     async def delete_oauth_client(self, client_id: str) -> bool:
         """False for an unknown client. Tokens it was issued stay until they expire or are revoked."""
+        ...
+
+    # -- webhooks: subscriptions, their cursors and the delivery log -----------------------
+    async def create_hook(self, style: str, hook_id: str | None, build: Callable[[str], Doc], *,
+                          active: bool) -> Hook:
+        """Store a new subscription, ``build(id)`` its document, its cursor the newest audit
+        seq (it hears what commits from now on). *hook_id* None: the hook's own number,
+        never reused, is its id. Conflict when the id is taken."""
+        ...
+
+    async def list_hooks(self, style: str | None = None) -> list[Hook]:
+        """Every subscription (of *style*), oldest first."""
+        ...
+
+    async def get_hook(self, style: str, hook_id: str) -> Hook | None:
+        ...
+
+    async def hook_by_num(self, num: int) -> Hook | None:
+        ...
+
+    async def replace_hook(self, style: str, hook_id: str, doc: Doc, *, active: bool) -> Hook | None:
+        """Replace the document; a hook made active again starts from the newest audit seq
+        with no failures (what it missed while stopped is not sent). None when absent."""
+        ...
+
+    async def delete_hook(self, style: str, hook_id: str) -> bool:
+        """Delete the subscription and its delivery log rows; False when absent."""
+        ...
+
+    async def advance_hook(self, num: int, *, expected_cursor: int, cursor: int, failures: int,
+                           log: Sequence[Delivery], disable: Doc | None = None, keep_log: int = 10_000) -> bool:
+        """The dispatcher's progress in one transaction: the cursor and failure count
+        (only when the cursor is still *expected_cursor*: an admin's change meanwhile wins),
+        the log rows (the log keeps its newest *keep_log* rows), and with *disable* the
+        hook's new document, inactive. False when the hook moved or is gone."""
+        ...
+
+    async def delivery_log(self, *, hook: int | None = None, limit: int = 100) -> list[Delivery]:
+        """The newest delivery log rows (of one hook), newest first."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The newest audit seq (0 for an empty trail)."""
+        ...
+
+    def lock_dispatcher(self) -> bool:
+        """Try to become this database's one webhook dispatcher, across processes; True
+        while held (asking again is cheap). The lock goes with the process, however it ends."""
         ...
 
     # -- the store itself ---------------------------------------------------------------

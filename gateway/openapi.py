@@ -153,6 +153,13 @@ _OAUTH_ERRORS = {0: OAuthErrorSchema}
 #: the error body of taskgate's own routes (no vendor's): {"error": "…"}
 _OWN_ERRORS = {0: PlainErrorSchema}
 ERRORS = _OWN_ERRORS
+_INT, _TEXT = {"type": "integer"}, {"type": "string"}
+#: a row of the webhook delivery log (gateway/events/webhooks.py)
+_DELIVERY = {"type": "object", "required": ["seq", "hook", "event", "at", "attempt", "status", "outcome"],
+             "properties": {"seq": _INT, "hook": _TEXT, "event": _INT, "at": _TEXT, "attempt": _INT,
+                            "status": {"type": "integer", "nullable": True},
+                            "outcome": {"type": "string", "enum": ["delivered", "failed", "disabled"]},
+                            "error": _TEXT, "ms": {"type": "number"}}}
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("token", "POST"): {
         "summary": "OAuth2 client credentials: exchange a client id and secret for an access token",
@@ -204,6 +211,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             t: {"schema": {"type": "string"}} for t in sorted(set(DOCS_ASSETS.values()))}},
             "404": {"description": "no such file", "content": {"application/json": {"schema": PlainErrorSchema}}}},
     },
+    ("webhooks-log", "GET"): {
+        "summary": "The webhook delivery log, newest first (admins)", "tags": ["Webhooks"],
+        "parameters": [param("hook", "query", _TEXT, "only this hook, as rows name it: style:kind/id"),
+                       param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000})],
+        "responses": responses({200: {"description": "delivery attempts", "content": {"application/json": {
+            "schema": {"type": "object", "required": ["deliveries"],
+                       "properties": {"deliveries": {"type": "array", "items": _DELIVERY}}}}}}},
+            _OWN_ERRORS, (400, 401, 403, 404, 406)),
+    },
 }
 # issuing a token writes it: another connection holding the write lock makes it a 503 (temporarily_unavailable)
 OPERATIONS[("token", "POST")]["responses"]["503"] = busy_response(_OAUTH_ERRORS)
@@ -216,6 +232,11 @@ def _table(prefix: str) -> Any:
         raise LookupError(f"routes named {prefix}:… have no OpenAPI table; add one to gateway/openapi.py _TABLES")
     return importlib.import_module(module)
 
+
+#: tags that operations of several tables share
+_TAG_DESCRIPTIONS = {"Webhooks": "Webhook subscriptions through each vendor's own API (SailPoint trigger "
+                                 "subscriptions, SuperOffice Webhook, webMethods Task Changed endpoints), and the "
+                                 "delivery log; admins only. See docs/events.md."}
 
 #: ``(route name, method, path template)``
 Route = tuple[str, str, str]
@@ -303,6 +324,8 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
         op["operationId"] = _operation_id(name)
         op.setdefault("tags", [table.TAG])
         tags.setdefault(table.TAG, getattr(table, "TAG_DESCRIPTION", ""))
+        for tag in op["tags"]:  # an operation of the table under a tag of its own (Webhooks)
+            tags.setdefault(tag, _TAG_DESCRIPTIONS.get(tag, ""))
         op.setdefault("security", getattr(table, "SECURITY", ANY_CREDENTIALS))
         placeholders = _PLACEHOLDER.findall(path)
         given = {p["name"] for p in op.get("parameters", ()) if p["in"] == "path"}
@@ -439,4 +462,3 @@ def setup(app: web.Application) -> None:
     r.add_get("/docs", docs_page, name="openapi:docs")
     r.add_get("/docs/{asset}", docs_asset, name="openapi:asset")
     app.on_startup.append(_build)
-

@@ -39,6 +39,7 @@ CHECKED_TAGS = {
     "taskgate dashboard": "tests/ui/test_ui_openapi.py",
     "taskgate events": "tests/events/test_sse.py",
     "taskgate testing": "tests/testing/test_openapi_testing.py",
+    "Webhooks": "tests/apis/test_webhook_subscriptions.py",
 }
 
 

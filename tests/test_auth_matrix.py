@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 
 from gateway.app import create_app
@@ -37,6 +38,15 @@ READ = row(401, 401, 401, 401, 200, 200, 200)  # anyone signed in may read
 #: a SuperOffice task is owned by another associate (read, not write), a webMethods task is
 #: neither assigned to nor made by them.
 OPEN = row(200, 200, 200, 200, 200, 200, 200)  # public: credentials are not even read
+HOOK_READ = row(401, 401, 401, 401, 200, 403, 200)
+
+
+def hook_write(ok: int) -> dict[str, int]:
+    return row(401, 401, 401, 401, 403, 403, ok)
+
+
+#: where the matrix's webhook subscriptions point: a receiver on loopback (set by the fixture)
+RECEIVER = {"url": ""}
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
@@ -94,6 +104,28 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/ui/undo"): row(401, 401, 401, 401, 403, 403, 415),  # the admin sent no form
     ("GET", "/ui/live"): row(401, 401, 401, 401, 200, 200, 200),
     ("GET", "/ui/static/{name}"): OPEN,
+    # webhook subscriptions: admins only (the read-only token is an admin's: it may read them)
+    **{key: value for base, test in (("/trigger-subscriptions/v1", "/trigger-invocations/v1/test"),
+                                     *((f"/{v}/trigger-subscriptions", f"/{v}/trigger-invocations/test")
+                                       for v in ("beta", "v2024", "v2025")))
+       for key, value in {("GET", base): HOOK_READ, ("POST", base): hook_write(201),
+                          ("GET", f"{base}/{{id}}"): HOOK_READ, ("PUT", f"{base}/{{id}}"): hook_write(200),
+                          ("PATCH", f"{base}/{{id}}"): hook_write(200), ("DELETE", f"{base}/{{id}}"): hook_write(204),
+                          ("POST", test): hook_write(204)}.items()},
+    ("GET", "/api/v1/Webhook"): HOOK_READ,
+    ("POST", "/api/v1/Webhook"): hook_write(200),
+    ("GET", "/api/v1/Webhook/default"): HOOK_READ,
+    ("POST", "/api/v1/Webhook/Test"): hook_write(200),
+    ("GET", "/api/v1/Webhook/{id}"): HOOK_READ,
+    ("PUT", "/api/v1/Webhook/{id}"): hook_write(200),
+    ("PATCH", "/api/v1/Webhook/{id}"): hook_write(200),
+    ("DELETE", "/api/v1/Webhook/{id}"): hook_write(204),
+    ("GET", "/rest/pub/taskevents/endpoints"): HOOK_READ,
+    ("POST", "/rest/pub/taskevents/endpoints"): hook_write(201),
+    ("GET", "/rest/pub/taskevents/endpoints/{id}"): HOOK_READ,
+    ("PUT", "/rest/pub/taskevents/endpoints/{id}"): hook_write(200),
+    ("DELETE", "/rest/pub/taskevents/endpoints/{id}"): hook_write(204),
+    ("GET", "/webhooks/log"): HOOK_READ,
 }
 
 
@@ -102,8 +134,12 @@ def _basic(user: str, password: str) -> str:
 
 
 @pytest.fixture(name="matrix")
-async def _matrix(aiohttp_client, config):
+async def _matrix(aiohttp_client, aiohttp_server, config):
     # the failure limit is tested in test_auth.py; here hundreds of wrong passwords are the point
+    receiver = web.Application()
+    receiver.router.add_post("/{tail:.*}", _accept)
+    RECEIVER["url"] = str((await aiohttp_server(receiver)).make_url("/hook"))
+    config = config.replace("webhooks", allow_targets="127.0.0.1")
     client = await aiohttp_client(create_app(config.replace("auth", max_failures=0)))
     store, auth = client.app[STORE], client.app[AUTHENTICATOR]
     for name, role in (("root", "admin"), ("mallory", "user")):
@@ -117,10 +153,42 @@ async def _matrix(aiohttp_client, config):
     return client, tokens
 
 
+async def _accept(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _hook_body(method: str, route: str) -> tuple[Any, str] | None:
+    """The body and media type an admin's call to a webhook route succeeds with, or None."""
+    url = RECEIVER["url"]
+    if "trigger-subscriptions" in route and method in ("POST", "PUT"):
+        return json.dumps({"name": "m", "triggerId": "taskgate:task-status-changed", "type": "HTTP",
+                           "httpConfig": {"url": url, "httpDispatchMode": "ASYNC"}}), "application/json"
+    if "trigger-subscriptions" in route and method == "PATCH":
+        return json.dumps([{"op": "replace", "path": "/name", "value": "m2"}]), "application/json-patch+json"
+    if "trigger-invocations" in route:
+        return json.dumps({"triggerId": "taskgate:task-status-changed", "contentJson": {}}), "application/json"
+    if "/Webhook" in route and method in ("POST", "PUT"):
+        return json.dumps({"Name": "m", "Events": ["batchtask.changed"], "TargetUrl": url}), "application/json"
+    if "/Webhook" in route and method == "PATCH":
+        return json.dumps({"Name": "m2"}), "application/merge-patch+json"
+    if "taskevents" in route and method in ("POST", "PUT"):
+        return json.dumps({"url": url}), "application/json"
+    return None
+
+
 async def _fresh(client, admin: str, template: str) -> dict[str, str]:
     """Path parameters naming tasks made just now by the admin (a route may delete them)."""
     auth = {"Authorization": f"Bearer {admin}"}
     params = {"tenant": "Cust12345", "method": "GetBatchTaskInfo", "asset": "swagger-ui.css", "name": "dashboard.css"}
+    hooks = {"trigger-subscriptions": "/trigger-subscriptions/v1", "/Webhook/": "/api/v1/Webhook",
+             "taskevents": "/rest/pub/taskevents/endpoints"}
+    for marker, collection in hooks.items():
+        if marker in template and "{id}" in template:
+            data, ctype = _hook_body("POST", collection) or ("", "")
+            resp = await client.post(collection, data=data, headers={**auth, "Content-Type": ctype})
+            body = await resp.json()
+            params["id"] = str(body.get("id") or body.get("WebhookId"))
+            return params
     if "task-status" in template and "{id}" in template:
         resp = await client.post("/task-status/v1", json={"type": "QUARTZ", "uniqueName": "m"}, headers=auth)
         params["id"] = (await resp.json())["id"]
@@ -148,7 +216,10 @@ def _request(method: str, route: str, params: dict[str, str], kind: str, tokens:
         headers["Authorization"] = f"Bearer {tokens[kind]}"
     path = route.format(**params)
     data: Any = None
-    if route == "/oauth/token":
+    if (hook := _hook_body(method, route)) is not None:
+        data = hook[0]
+        headers["Content-Type"] = hook[1]
+    elif route == "/oauth/token":
         headers.pop("Authorization", None)
         form = {"grant_type": "client_credentials"}
         who = {"admin": "root", "no_access": "mallory", "wrong_password": "root"}.get(kind)

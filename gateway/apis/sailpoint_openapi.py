@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis import hooks_openapi
 from gateway.apis.sailpoint import MAX_LIMIT, PATCH_TYPES
 from gateway.apis.sailpoint_rules import UPDATABLE
 from gateway.limits import MAX_OPERATIONS
 from gateway.openapi import busy_response, json_body, param, responses
 from gateway.quotas import document_limits
 from schemas.sailpoint import (
-                               ErrorResponseDtoSchema,
-                               JsonPatchOperationSchema,
-                               RateLimitSchema,
-                               TaskStatusCreateSchema,
-                               TaskStatusSchema,
-                               UnauthorizedSchema,
+    ErrorResponseDtoSchema,
+    JsonPatchOperationSchema,
+    RateLimitSchema,
+    TaskStatusCreateSchema,
+    TaskStatusSchema,
+    UnauthorizedSchema,
 )
 
 __all__ = ["TAG", "TAG_DESCRIPTION", "SECURITY", "PATH_PARAMETERS", "OPERATIONS"]
@@ -111,3 +112,5 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 for _key in (("patch", "PATCH"), ("create", "POST")):  # the operations that write tasks
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
 document_limits(OPERATIONS[("patch", "PATCH")], ERRORS)  # what an ordinary user may write
+
+OPERATIONS.update(hooks_openapi.SAILPOINT)  # the style's webhook routes (tag Webhooks)

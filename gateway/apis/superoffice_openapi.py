@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis import hooks_openapi
 from gateway.apis.superoffice import BODY_TYPES
 from gateway.apis.superoffice_agents import AGENTS
 from gateway.apis.superoffice_odata import DATA_SERVICE_VERSION, MAX_PAGE, METADATA_TYPE
@@ -204,3 +205,5 @@ for _key in (("create", "POST"), ("put", "PUT"), ("delete", "DELETE"), ("stop", 
     OPERATIONS[_key]["responses"]["503"] = busy_response(ERRORS)
 for _key in (("put", "PUT"), ("stop", "POST"), ("agent", "POST")):  # what an ordinary user may write
     document_limits(OPERATIONS[_key], ERRORS)
+
+OPERATIONS.update(hooks_openapi.SUPEROFFICE)  # the style's webhook routes (tag Webhooks)

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from gateway.apis import hooks_openapi
 from gateway.apis import webmethods_rules as rules
 from gateway.openapi import busy_response, json_body, param, responses
 from gateway.quotas import document_limits
@@ -204,3 +205,5 @@ for _key in OPERATIONS:
 for _key in (("create", "POST"), ("put", "PUT"), ("rollback", "DELETE")):  # writes
     document_limits(OPERATIONS[_key], ERRORS)
 document_limits(OPERATIONS[("delete", "DELETE")], ERRORS, grows=False)
+
+OPERATIONS.update(hooks_openapi.WEBMETHODS)  # the style's webhook routes (tag Webhooks)

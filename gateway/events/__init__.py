@@ -1,4 +1,5 @@
-"""Telling clients when tasks change: the change feed from the audit trail
+"""Telling others when tasks change, from the audit trail: the change feed
 (:mod:`gateway.events.feed`), who may see which event (:mod:`gateway.events.access`), the
-``GET /events`` stream (:mod:`gateway.events.sse`) and ``taskgate events tail``
-(:mod:`gateway.events.tail`). Importing the package imports none of them."""
+``GET /events`` stream (:mod:`gateway.events.sse`), ``taskgate events tail``
+(:mod:`gateway.events.tail`) and the vendors' webhooks (:mod:`gateway.events.webhooks`).
+Importing the package imports none of them."""

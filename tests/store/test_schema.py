@@ -30,7 +30,8 @@ async def test_new_database_is_migrated_and_configured(tmp_path: Path):
         await store.close()
     assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
-        "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed", "owners", "usage"}
+        "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed", "owners", "usage", "hooks",
+        "hook_log", "sqlite_sequence"}  # hooks' AUTOINCREMENT keeps its counter there
 
 
 def test_every_connection_starts_in_wal_mode_without_automatic_checkpoints():

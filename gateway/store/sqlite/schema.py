@@ -118,6 +118,34 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     ALTER TABLE audit ADD COLUMN impersonator TEXT NOT NULL DEFAULT '';
     """,
+    # 7: webhooks: subscriptions in their style's shape, each with its cursor into the audit
+    # trail (the outbox), and a bounded log of delivery attempts
+    """
+    CREATE TABLE hooks (
+        num      INTEGER PRIMARY KEY AUTOINCREMENT,
+        style    TEXT NOT NULL,
+        id       TEXT NOT NULL,
+        doc      TEXT NOT NULL CHECK (json_valid(doc)),
+        active   INTEGER NOT NULL CHECK (active IN (0, 1)),
+        cursor   INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        created  TEXT NOT NULL,
+        updated  TEXT NOT NULL,
+        UNIQUE (style, id)
+    );
+    CREATE TABLE hook_log (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        hook    INTEGER NOT NULL,
+        event   INTEGER NOT NULL,
+        at      TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        status  INTEGER,
+        outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'failed', 'disabled')),
+        error   TEXT NOT NULL DEFAULT '',
+        ms      REAL NOT NULL
+    );
+    CREATE INDEX hook_log_by_hook ON hook_log (hook, seq);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

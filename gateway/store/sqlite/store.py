@@ -41,7 +41,21 @@ import structlog
 
 from gateway import errors
 from gateway.clock import now_iso
-from gateway.model import Change, Chunk, Doc, Expect, Mutate, OAuthClient, Step, Task, TokenInfo, TokenRow, User
+from gateway.model import (
+    Change,
+    Chunk,
+    Delivery,
+    Doc,
+    Expect,
+    Hook,
+    Mutate,
+    OAuthClient,
+    Step,
+    Task,
+    TokenInfo,
+    TokenRow,
+    User,
+)
 from gateway.query import Query
 from gateway.store.errors import StoreError
 from gateway.store.sqlite import schema, snapshots
@@ -50,6 +64,7 @@ from gateway.store.sqlite.batch import QueuedWrite
 from gateway.store.sqlite.bulk import bulk_create
 from gateway.store.sqlite.group_commit import GroupCommit
 from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
+from gateway.store.sqlite.hooks import Hooks
 from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
 from gateway.store.sqlite.owned import ensure_owner
 from gateway.store.sqlite.read_ahead import ReadAhead
@@ -137,6 +152,7 @@ class SQLiteStore:
         self._accounts = Accounts(writer, self._reads.lookup, self._reads.rows, checkpoints.after_commit)
         self._path = path
         self._leases: dict[str, WriteLock] = {}
+        self._hooks = Hooks(writer, self._reads.rows, checkpoints.after_commit)
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -490,6 +506,41 @@ class SQLiteStore:
 
     def forget_tokens(self) -> None:
         self._accounts.forget_tokens()
+
+    # -- webhooks -----------------------------------------------------------------------------
+    async def create_hook(self, style: str, hook_id: str | None, build: Callable[[str], Doc], *,
+                          active: bool) -> Hook:
+        return await self._account_write(self._hooks.create(style, hook_id, build, active=active))
+
+    async def list_hooks(self, style: str | None = None) -> list[Hook]:
+        return await self._hooks.all(style)
+
+    async def get_hook(self, style: str, hook_id: str) -> Hook | None:
+        return await self._hooks.get(style, hook_id)
+
+    async def hook_by_num(self, num: int) -> Hook | None:
+        return await self._hooks.by_num(num)
+
+    async def replace_hook(self, style: str, hook_id: str, doc: Doc, *, active: bool) -> Hook | None:
+        return await self._account_write(self._hooks.replace(style, hook_id, doc, active=active))
+
+    async def delete_hook(self, style: str, hook_id: str) -> bool:
+        return await self._account_write(self._hooks.delete(style, hook_id))
+
+    async def advance_hook(self, num: int, *, expected_cursor: int, cursor: int, failures: int,
+                           log: Sequence[Delivery], disable: Doc | None = None, keep_log: int = 10_000) -> bool:
+        return await self._account_write(self._hooks.advance(num, expected_cursor=expected_cursor, cursor=cursor,
+                                                             failures=failures, log=log, disable=disable,
+                                                             keep_log=keep_log))
+
+    async def delivery_log(self, *, hook: int | None = None, limit: int = 100) -> list[Delivery]:
+        return await self._hooks.log(hook=hook, limit=limit)
+
+    async def last_seq(self) -> int:
+        return await self._hooks.last_seq()
+
+    def lock_dispatcher(self) -> bool:
+        return self.hold("webhook-dispatcher")  # one lease, as the webMethods sweeper's
 
     # -- for tests and diagnostics, not part of the contract ----------------------------------
     async def snapshot(self) -> snapshots.Snapshot:

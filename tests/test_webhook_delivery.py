@@ -1,0 +1,217 @@
+"""Webhook delivery on the production app with a real receiver on loopback: retries and
+disabling after webhooks.max_failures (SuperOffice's TooManyErrors), starting again, the
+order per hook, the SSRF guard (the default refuses loopback at creation and, through the
+outbound resolver, at delivery), the dispatcher lock across stores, the bounded log, the
+backoff and the JSONPath filter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.apis.sailpoint_hooks import matches
+from gateway.app import create_app
+from gateway.auth import AUTHENTICATOR
+from gateway.config import Config, WebhooksConfig
+from gateway.context import STORE
+from gateway.events.delivery import Sender, backoff
+from gateway.events.subscriptions import Outgoing
+from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
+from gateway.model import Delivery
+from gateway.store import SQLiteStore
+from tests.conftest import Api
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.got: list[dict[str, Any]] = []
+        self.fail = 0  # answer this many requests 500 before answering 200 again
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        status = 500 if self.fail > 0 else 200
+        self.fail -= 1
+        self.got.append({"key": request.headers.get("Idempotency-Key"), "body": body, "status": status})
+        return web.Response(status=status)
+
+
+@pytest.fixture(name="config")
+def _config(tmp_path: Path) -> Config:
+    return Config(base_dir=str(tmp_path)).replace("webhooks", allow_targets="127.0.0.1", retry_base_seconds=0.01,
+                                                  retry_max_seconds=0.02, poll_seconds=0.05, max_failures=3)
+
+
+@pytest.fixture(name="receiver")
+async def _receiver(aiohttp_server) -> Receiver:
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receiver.handle)
+    receiver.url = str((await aiohttp_server(app)).make_url("/hook"))
+    return receiver
+
+
+async def _until(predicate: Any, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the condition did not come true in time")
+
+
+async def _batch_task(api: Api, name: str) -> int:
+    status, task, _ = await api.request("POST", "/api/v1/BatchTask", body={"Name": name, "State": "Started"})
+    assert status == 200
+    return int(task)
+
+
+async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_what_follows(
+        api: Api, receiver: Receiver) -> None:
+    status, hook, _ = await api.request("POST", "/api/v1/Webhook", body={
+        "Name": "h", "Events": ["batchtask.created"], "TargetUrl": receiver.url})
+    assert status == 200
+    receiver.got.clear()  # the test event
+    receiver.fail = 2  # the first event fails twice, then goes through: the second waits for it
+    first, second = await _batch_task(api, "one"), await _batch_task(api, "two")
+    await _until(lambda: len(receiver.got) == 4)
+    assert [(g["body"]["PrimaryKey"], g["status"]) for g in receiver.got] == [
+        (first, 500), (first, 500), (first, 200), (second, 200)]
+    assert len({g["key"] for g in receiver.got[:3]}) == 1  # one event, one idempotency key
+    log = (await api.request("GET", "/webhooks/log"))[1]["deliveries"]
+    assert [(d["event"], d["attempt"], d["status"], d["outcome"], d["error"]) for d in log][::-1] == [
+        (int(receiver.got[0]["key"]), 1, 500, "failed", "HTTP 500"),
+        (int(receiver.got[0]["key"]), 2, 500, "failed", "HTTP 500"),
+        (int(receiver.got[0]["key"]), 3, 200, "delivered", ""),
+        (int(receiver.got[3]["key"]), 1, 200, "delivered", "")]
+    # three failures in a row (webhooks.max_failures = 3): TooManyErrors, nothing more is sent
+    receiver.got.clear()
+    receiver.fail = 3
+    await _batch_task(api, "three")
+    await _until(lambda: len(receiver.got) == 3)
+    url = f"/api/v1/Webhook/{hook['WebhookId']}"
+    for _ in range(100):
+        if (await api.request("GET", url))[1]["State"] == "TooManyErrors":
+            break
+        await asyncio.sleep(0.02)
+    assert (await api.request("GET", url))[1]["State"] == "TooManyErrors"
+    log = (await api.request("GET", "/webhooks/log?limit=1"))[1]["deliveries"]
+    assert (log[0]["attempt"], log[0]["outcome"]) == (3, "disabled")
+    await _batch_task(api, "missed")
+    await asyncio.sleep(0.2)
+    assert len(receiver.got) == 3
+    # Active again: from now on (what was missed while disabled is not sent)
+    current = (await api.request("GET", url))[1]
+    assert (await api.request("PUT", url, body={**current, "State": "Active"}))[0] == 200
+    after = await _batch_task(api, "after")
+    await _until(lambda: len(receiver.got) == 4)
+    assert (receiver.got[3]["body"]["PrimaryKey"], receiver.got[3]["status"]) == (after, 200)
+    assert (await api.request("GET", url))[1]["State"] == "Active"
+
+
+async def test_the_default_guard_refuses_loopback_at_creation(tmp_path: Path, aiohttp_client,
+                                                              receiver: Receiver) -> None:
+    client = await aiohttp_client(create_app(Config(base_dir=str(tmp_path))))
+    store = client.app[STORE]
+    await store.add_user("root", "admin", None)
+    auth = {"Authorization": f"Bearer {await client.app[AUTHENTICATOR].create_token('root')}"}
+    resp = await client.post("/api/v1/Webhook", headers=auth, json={
+        "Name": "h", "Events": ["batchtask.changed"], "TargetUrl": receiver.url})
+    host = receiver.url.split("/")[2].split(":")[0]
+    assert (resp.status, await resp.json()) == (400, {
+        "Error": True, "ErrorType": "ArgumentException",
+        "ErrorMessage": f"webhook target refused: the target host '{host}' resolves to {host}, a loopback address; "
+                        "webhooks.allow_targets lists the addresses allowed anyway",
+        "ErrorSource": "SuperOffice.Services.Implementation"})
+    resp = await client.post("/trigger-subscriptions/v1", headers=auth, json={
+        "name": "n", "triggerId": "taskgate:task-status-changed", "type": "HTTP",
+        "httpConfig": {"url": "http://localhost:9/x", "httpDispatchMode": "ASYNC"}})
+    assert resp.status == 400
+    assert (await resp.json())["messages"][0]["text"].startswith(
+        "webhook target refused: the target host 'localhost' resolves to ")
+    assert receiver.got == [] and await store.list_hooks() == []
+
+
+@pytest.mark.parametrize(("address", "why"), [
+    ("127.0.0.1", "a loopback address"), ("::1", "a loopback address"),
+    ("169.254.169.254", "a link-local address (cloud metadata lives there)"),
+    ("fd00:ec2::254", "a cloud metadata address"), ("100.100.100.200", "a cloud metadata address"),
+    ("10.1.2.3", "a private address (webhooks.allow_private is off)"),
+    ("192.168.0.9", "a private address (webhooks.allow_private is off)"),
+    ("100.64.1.1", "a private address (webhooks.allow_private is off)"),
+    ("::ffff:127.0.0.1", "a loopback address"), ("0.0.0.0", "the unspecified address"),
+    ("224.0.0.1", "a multicast address"), ("93.184.215.14", None)])
+def test_the_default_policy(address: str, why: str | None) -> None:
+    assert TargetPolicy(WebhooksConfig()).refusal(ipaddress.ip_address(address)) == why
+
+
+def test_allow_private_and_allow_targets() -> None:
+    private = TargetPolicy(WebhooksConfig(allow_private=True))
+    assert private.refusal(ipaddress.ip_address("10.1.2.3")) is None
+    assert private.refusal(ipaddress.ip_address("169.254.169.254")) is not None  # metadata stays refused
+    listed = TargetPolicy(WebhooksConfig(allow_targets="127.0.0.0/8, 10.9.0.0/16"))
+    assert listed.refusal(ipaddress.ip_address("127.0.0.5")) is None
+    assert listed.refusal(ipaddress.ip_address("10.9.1.1")) is None
+    assert listed.refusal(ipaddress.ip_address("10.8.1.1")) is not None
+    for url in ("ftp://x/", "http:///x", "http://u:p@example.com/", "/relative", 7):
+        with pytest.raises(TargetRefused):
+            listed.split(url)
+
+
+async def test_a_name_is_checked_again_at_delivery(receiver: Receiver) -> None:
+    """The outbound client resolves through the guard: a name that resolves to a refused
+    address (as after DNS rebinding) is not called, whatever it resolved to before."""
+    policy = TargetPolicy(WebhooksConfig())
+    with pytest.raises(TargetRefused, match="a loopback address"):
+        await GuardedResolver(policy).resolve("localhost", 80)
+    sender = Sender(WebhooksConfig(), policy)
+    try:
+        port = receiver.url.split(":")[2].split("/")[0]
+        status, error, _ms = await sender.send(Outgoing(f"http://localhost:{port}/hook", b"{}"))
+        assert status is None and "a loopback address" in error
+        status, error, _ms = await sender.send(Outgoing(receiver.url, b"{}"))  # an address literal: checked too
+        assert status is None and "a loopback address" in error
+    finally:
+        await sender.close()
+    assert receiver.got == []
+
+
+async def test_one_dispatcher_per_database_and_a_bounded_log(tmp_path: Path) -> None:
+    first = await SQLiteStore.open(tmp_path / "t.db")
+    second = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        assert first.lock_dispatcher() and first.lock_dispatcher()
+        assert not second.lock_dispatcher()
+        await first.close()
+        assert second.lock_dispatcher()
+        hook = await second.create_hook("s:k", "a", lambda given: {"id": given}, active=True)
+        rows = [Delivery(0, hook.num, n, "t", 1, 200, "delivered", "", 1.0) for n in range(1, 11)]
+        assert await second.advance_hook(hook.num, expected_cursor=0, cursor=10, failures=0, log=rows, keep_log=4)
+        assert [d.event for d in await second.delivery_log()] == [10, 9, 8, 7]
+        assert not await second.advance_hook(hook.num, expected_cursor=0, cursor=11, failures=0, log=[])
+        assert (await second.hook_by_num(hook.num)).cursor == 10  # type: ignore[union-attr]
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
+    rand = random.Random(7)
+    for failures in range(1, 12):
+        raw = min(30.0, 0.5 * 2 ** (failures - 1))
+        assert raw * 0.5 <= backoff(failures, 0.5, 30.0, rand) < raw
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    (None, True), ('$[?($.status == "Failed")]', True), ('$[?(@.status == "Success")]', False),
+    ("$.stats[?(@.scanned > 5)]", False), ("$.source.name", True), ("$.missing", False)])
+def test_the_jsonpath_filter(expression: str | None, expected: bool) -> None:
+    payload = {"status": "Failed", "source": {"name": "HR"}, "stats": {"scanned": 7}}
+    assert matches(expression, payload) is expected
