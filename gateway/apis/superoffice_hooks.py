@@ -286,7 +286,8 @@ def setup(app: web.Application) -> None:
         r.add_post(base, create_webhook, name=f"{STYLE}:webhook-create{tag}")
         r.add_get(f"{base}/default", get_default, name=f"{STYLE}:webhook-default{tag}")
         r.add_post(f"{base}/Test", test_webhook, name=f"{STYLE}:webhook-test{tag}")
-        r.add_get(f"{base}/{{id}}", get_webhook, name=f"{STYLE}:webhook{tag}")
-        r.add_put(f"{base}/{{id}}", put_webhook, name=f"{STYLE}:webhook-put{tag}")
-        r.add_patch(f"{base}/{{id}}", patch_webhook, name=f"{STYLE}:webhook-patch{tag}")
-        r.add_delete(f"{base}/{{id}}", delete_webhook, name=f"{STYLE}:webhook-delete{tag}")
+        # numeric ids only, so that PUT /Webhook/Test or /Webhook/default is a 405, not a bad id
+        r.add_get(f"{base}/{{id:\\d+}}", get_webhook, name=f"{STYLE}:webhook{tag}")
+        r.add_put(f"{base}/{{id:\\d+}}", put_webhook, name=f"{STYLE}:webhook-put{tag}")
+        r.add_patch(f"{base}/{{id:\\d+}}", patch_webhook, name=f"{STYLE}:webhook-patch{tag}")
+        r.add_delete(f"{base}/{{id:\\d+}}", delete_webhook, name=f"{STYLE}:webhook-delete{tag}")

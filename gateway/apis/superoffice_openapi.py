@@ -207,3 +207,5 @@ for _key in (("put", "PUT"), ("stop", "POST"), ("agent", "POST")):  # what an or
     document_limits(OPERATIONS[_key], ERRORS)
 
 OPERATIONS.update(hooks_openapi.SUPEROFFICE)  # the style's webhook routes (tag Webhooks)
+for _key in hooks_openapi.SUPEROFFICE:  # under a tenant that does not match its pattern: no route
+    OPERATIONS[_key]["responses"].setdefault(str(_NO_TENANT), responses({}, ERRORS, (_NO_TENANT,))[str(_NO_TENANT)])
