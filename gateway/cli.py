@@ -24,7 +24,6 @@ not hold SQL or rules of a style: it calls the store, the styles' ``import_task`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import functools
 import json
@@ -33,18 +32,16 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
 from gateway import errors, serving, speedups
 from gateway.app import STYLES
 from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
-from gateway.clock import now_iso
 from gateway.config import Config, ConfigError, load_config
+from gateway.data_tools import import_lines, progress
 from gateway.events.tail import tail
 from gateway.events.webhooks import log_rows as webhook_log_rows
 from gateway.limits import dumps
-from gateway.model import Task
 from gateway.serving import command_store
 from gateway.store import Store, StoreError, backup
 from gateway.verify import verify_trail
@@ -220,72 +217,13 @@ def _with_store(command: StoreCommand) -> Command:
     return run
 
 
-def _progress(total: int | None, unit: str, **options: Any) -> Any:
-    """A progress bar on standard error when it is a terminal; otherwise one that draws nothing."""
-    from tqdm import tqdm  # imported here: only import, export and audit verify draw one
-
-    return tqdm(total=total, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.25, **options)
-
-
-def _size_of(source: TextIO) -> int | None:
-    try:
-        return os.fstat(source.fileno()).st_size or None
-    except (OSError, ValueError, AttributeError):  # no file descriptor behind it (a test's StringIO)
-        return None
-
-
-async def _import_lines(store: Store, source: TextIO) -> int:
-    by_style = {s.STYLE: s for s in STYLES}
-    failed = imported = 0
-    pending: list[tuple[int, asyncio.Future[Task]]] = []
-    # in bytes read when the size is known (a regular file), else in lines
-    total = _size_of(source) if not getattr(source, "isatty", lambda: False)() else None
-    bar = _progress(total, "B" if total else " lines", unit_scale=bool(total), desc="import")
-
-    async def flush() -> None:
-        nonlocal failed, imported
-        results = await asyncio.gather(*(put for _, put in pending), return_exceptions=True)
-        for (lineno, _), result in zip(pending, results, strict=True):
-            if isinstance(result, errors.TaskgateError):
-                failed += 1
-                bar.write(f"line {lineno}: {result.message}", file=sys.stderr)
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                imported += 1
-        pending.clear()
-
-    for lineno, line in enumerate(source, 1):
-        bar.update(len(line.encode("utf-8", "surrogateescape")) if total else 1)
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or record.get("style") not in by_style or "task" not in record:
-                raise errors.BadRequest(f'expected {{"style": one of {", ".join(by_style)}, "task": {{…}}}}')
-            task_id, doc = by_style[record["style"]].import_task(record["task"], now_iso())
-        except (ValueError, RecursionError, errors.TaskgateError) as exc:
-            failed += 1
-            bar.write(f"line {lineno}: {getattr(exc, 'message', exc)}", file=sys.stderr)  # above the bar
-            continue
-        pending.append((lineno, asyncio.ensure_future(
-            store.put(record["style"], task_id, doc, actor="cli:import", request_id=f"import:{lineno}"))))
-        if len(pending) >= 500:
-            await flush()
-    await flush()
-    bar.close()
-    print(f"imported {imported} task(s), {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
-
-
 @_with_store
 async def _import(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate import FILE``: JSON Lines from FILE (``-``: standard input); 1 if a line failed."""
     if args.file == "-":
-        return await _import_lines(store, sys.stdin)
+        return await import_lines(store, sys.stdin)
     with open(args.file, encoding="utf-8") as source:
-        return await _import_lines(store, source)
+        return await import_lines(store, source)
 
 
 @_with_store
@@ -293,7 +231,7 @@ async def _export(args: argparse.Namespace, config: Config, store: Store) -> int
     """``taskgate export``: every task (of one style) as JSON Lines on standard output."""
     # one snapshot: a server writing meanwhile cannot make the export a mix of two moments
     async with store.read_snapshot():
-        with _progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
+        with progress(await store.count_tasks(args.style), " tasks", desc="export") as bar:
             async for task in store.export(args.style):
                 sys.stdout.write(dumps({"style": task.style, "task": task.doc}) + "\n")
                 bar.update()
@@ -527,7 +465,7 @@ async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) 
         return 2
     checked = bad = 0
     async with store.read_snapshot():
-        with _progress(await store.count_audited_tasks(), " tasks", desc="verify") as bar:
+        with progress(await store.count_audited_tasks(), " tasks", desc="verify") as bar:
             async for style, task_id, stored, trail in store.trails():
                 checked += 1
                 bar.update()
