@@ -164,8 +164,14 @@ async def _body(request: web.Request, types: tuple[str, ...] = _TYPES) -> tuple[
     return ctype, decode_json(raw)
 
 
+#: the fixed routes beside /Webhook/{id}, and the one method each answers
+_SIBLINGS = {"Test": "POST", "default": "GET"}
+
+
 def _id(request: web.Request) -> str:
     raw = request.match_info["id"]
+    if raw in _SIBLINGS:  # PUT /Webhook/Test, GET /Webhook/Test: those routes answer one method
+        raise web.HTTPMethodNotAllowed(request.method, [_SIBLINGS[raw]])
     if not re.fullmatch(r"[0-9]{1,10}", raw):
         raise errors.BadRequest(f"{raw[:40]!r} is not a Webhook id")
     return str(int(raw))
@@ -239,12 +245,14 @@ async def _replace(request: web.Request, hook: Hook, body: Any) -> web.Response:
 
 async def put_webhook(request: web.Request) -> web.Response:
     require_admin(request)
+    _id(request)  # before the body: a bad id is told whatever was sent
     _ctype, body = await _body(request)
     return await _replace(request, await _existing(request), body)
 
 
 async def patch_webhook(request: web.Request) -> web.Response:
     require_admin(request)
+    _id(request)  # before the body, as PUT
     ctype, body = await _body(request, _PATCH_TYPES)
     hook = await _existing(request)
     current = public(hook.doc)
@@ -286,8 +294,7 @@ def setup(app: web.Application) -> None:
         r.add_post(base, create_webhook, name=f"{STYLE}:webhook-create{tag}")
         r.add_get(f"{base}/default", get_default, name=f"{STYLE}:webhook-default{tag}")
         r.add_post(f"{base}/Test", test_webhook, name=f"{STYLE}:webhook-test{tag}")
-        # numeric ids only, so that PUT /Webhook/Test or /Webhook/default is a 405, not a bad id
-        r.add_get(f"{base}/{{id:\\d+}}", get_webhook, name=f"{STYLE}:webhook{tag}")
-        r.add_put(f"{base}/{{id:\\d+}}", put_webhook, name=f"{STYLE}:webhook-put{tag}")
-        r.add_patch(f"{base}/{{id:\\d+}}", patch_webhook, name=f"{STYLE}:webhook-patch{tag}")
-        r.add_delete(f"{base}/{{id:\\d+}}", delete_webhook, name=f"{STYLE}:webhook-delete{tag}")
+        r.add_get(f"{base}/{{id}}", get_webhook, name=f"{STYLE}:webhook{tag}")
+        r.add_put(f"{base}/{{id}}", put_webhook, name=f"{STYLE}:webhook-put{tag}")
+        r.add_patch(f"{base}/{{id}}", patch_webhook, name=f"{STYLE}:webhook-patch{tag}")
+        r.add_delete(f"{base}/{{id}}", delete_webhook, name=f"{STYLE}:webhook-delete{tag}")
