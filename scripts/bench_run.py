@@ -6,6 +6,10 @@ the ceiling server (scripts/bench_ceiling.py) under every scenario, then taskgat
 copy of the template at each ``synchronous`` setting under the same scenarios.
 One server process runs at a time, on 127.0.0.1; wrk drives it with the Lua scripts in
 scripts/. It prints medians per scenario and writes every measurement as JSON.
+
+With ``--peers`` each round also runs the servers taskgate's users would pick instead
+(scripts/bench_peers/: a minimal aiohttp + aiosqlite handler, FastAPI + SQLModel, Datasette,
+json-server) on the same PATCH workload, after taskgate, and prints them side by side.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import base64
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -30,6 +33,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_peers  # noqa: E402
+from bench_peers import report as peers_report  # noqa: E402
+from bench_server import Server, _clean_env  # noqa: E402
 
 from gateway import speedups  # noqa: E402
 
@@ -44,6 +52,7 @@ class Scenario:
     name: str
     script: str
     style: str  # whose credentials it sends
+    extra: tuple[str, ...] = ()  # more arguments for the script, after N and the Authorization header
 
 
 SCENARIOS = (
@@ -82,7 +91,8 @@ def _superoffice_docs(n: int, start: datetime) -> Iterator[tuple[str, dict[str, 
 
 def _webmethods_docs(n: int, start: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
     from gateway.apis import webmethods
-    _id, base = webmethods.import_task({"TaskInfo": {"taskID": "1", "taskTypeID": "26629648-BF99-D8E1-BDC6-AD91EC9AE268",
+    _id, base = webmethods.import_task({"TaskInfo": {"taskID": "1",
+                                                     "taskTypeID": "26629648-BF99-D8E1-BDC6-AD91EC9AE268",
                                                      "name": "Approve order", "priority": "medium",
                                                      "assignedToList": [USERS["webmethods"]],
                                                      "createdBy": "import"},
@@ -171,66 +181,6 @@ def fresh_copy(template_db: Path, copy: Path) -> None:
 
 
 # -- servers -------------------------------------------------------------------------------
-class Server:
-    """One server process on 127.0.0.1 and a free port; its peak RSS read before it stops."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, banner: str, log: Path) -> None:
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        deadline = time.monotonic() + 120
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{argv[1:3]} exited early; see {log}")
-            match = re.match(banner + r" listening on (http://127\.0\.0\.1:\d+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        raise RuntimeError(f"{argv[1:3]} did not start in time; see {log}")
-
-    def pids(self) -> list[int]:
-        """The server's process and, with serve --workers, its worker processes."""
-        pid = self.proc.pid
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            children = []
-        return [pid, *map(int, children)]
-
-    def peak_rss_mib(self) -> float:
-        """Peak resident memory, added up over the supervisor and its workers."""
-        total = 0.0
-        for pid in self.pids():
-            status = Path(f"/proc/{pid}/status").read_text()
-            total += int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
-        return total
-
-    def cpu_seconds(self) -> float:
-        """User and system CPU time of the server so far, all its threads and worker processes included."""
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
-
-
 def start_ceiling(workdir: Path) -> Server:
     return Server([sys.executable, str(ROOT / "scripts" / "bench_ceiling.py")], _clean_env(), workdir,
                   "ceiling", workdir / "ceiling.log")
@@ -245,6 +195,25 @@ def start_taskgate(workdir: Path, db: Path, synchronous: str, workers: int = 1) 
                   env | {"PYTHONPATH": str(ROOT)}, workdir, "taskgate", workdir / "taskgate.log")
 
 
+def peer_scenario(peer: bench_peers.Peer) -> Scenario:
+    """The PATCH workload as *peer* takes it (scripts/bench_peers/patch.lua)."""
+    return Scenario(f"peer_{peer.name}", "bench_peers/patch.lua", "peer", (peer.method, peer.path, peer.body))
+
+
+def run_peer(peer: bench_peers.Peer, workdir: Path, data: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Start *peer* on its copy of the records, check one request's answer, measure, stop."""
+    port = bench_peers.free_port()
+    argv, auth = bench_peers.command(peer, workdir, data, port)
+    server = Server(argv, _clean_env() | bench_peers.environment(peer, data), workdir, peer.name,
+                    workdir / f"peer-{peer.name}.log", port=port)
+    try:
+        bench_peers.check(peer, server.url, auth)
+        results = measure(server, [peer_scenario(peer)], n, {"peer": auth}, args)
+        return {"results": results, "peak_rss_mib": server.peak_rss_mib()}
+    finally:
+        server.stop()
+
+
 def _setting(sync: str, workers: int) -> str:
     """The key of one taskgate setting in the results: FULL, or FULL/2w with two workers."""
     return sync if workers == 1 else f"{sync}/{workers}w"
@@ -253,7 +222,7 @@ def _setting(sync: str, workers: int) -> str:
 # -- load ---------------------------------------------------------------------------------
 def wrk(url: str, scenario: Scenario, n: int, auth: str, seconds: int, args: argparse.Namespace) -> dict[str, Any]:
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
-           "-s", f"scripts/{scenario.script}", url, "--", str(n), auth]
+           "-s", f"scripts/{scenario.script}", url, "--", str(n), auth, *scenario.extra]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
@@ -300,7 +269,8 @@ def measure(server: Server, scenarios: list[Scenario], n: int, auth: dict[str, s
         bad = sum(result["errors"].values())
         print(f"    {scenario.name:22} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:6.1f} ms"
               f"  p99 {result['latency_us']['p99'] / 1000:6.1f} ms"
-              f"  server CPU {result['server_cpu_us_per_request']:5.0f} us/req" + (f"  ERRORS {result['errors']}" if bad else "")
+              f"  server CPU {result['server_cpu_us_per_request']:5.0f} us/req"
+              + (f"  ERRORS {result['errors']}" if bad else "")
               + (f"  streams {result['streams']}" if "streams" in result else ""),
               flush=True)
     return out
@@ -404,6 +374,23 @@ def print_scaling(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str]
                               f"{statistics.median(ceil):8.2f} {statistics.median(cpu):10.0f}")
 
 
+def print_plan(sizes: list[int], labels: list[str], args: argparse.Namespace, rounds: int, scenarios: list[str],
+               peers: list[bench_peers.Peer]) -> None:
+    """What a run with these arguments would do, in order, without doing any of it (--dry-run)."""
+    print(f"{rounds} interleaved rounds of {args.duration:g} s per scenario (after {args.warmup:g} s of warm-up), "
+          f"wrk -t{args.threads} -c{args.connections}, in {args.workdir.name}/")
+    for n in sizes:
+        print(f"N={n}, each round in this order:")
+        print(f"  ceiling: {', '.join(scenarios)}")
+        for label in labels:
+            for workers in args.workers:
+                print(f"  taskgate synchronous={label} workers={workers}: {', '.join(scenarios)}")
+        for peer in peers:
+            print(f"  peer {peer.name} ({peer.label}): {peer.method} {peer.path % 1}, body {peer.body % (42, 42)}")
+    for line in bench_peers.install_plan(args.workdir, peers):
+        print(f"would install {line}")
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -444,29 +431,50 @@ def main(argv: list[str] | None = None) -> int:
                              "still reaching the feed; empty: every change the scenario makes)")
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1],
                         help="taskgate worker counts to run, e.g. 1,2 (default 1): serve --workers N")
+    parser.add_argument("--peers", nargs="?", const="all", metavar="NAMES",
+                        help="also run, in each round after taskgate, the peers on the same PATCH workload: "
+                             f"all, or some of {','.join(bench_peers.NAMES)}; installs them on first use into "
+                             "WORKDIR/venv and WORKDIR/npm (default then: N=10000, FULL, sailpoint_patch)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what the run would start and install, and exit without running anything")
     args = parser.parse_args(argv)
     quick = args.quick
-    sizes = args.sizes or ([2000] if quick else [10_000, 1_000_000])
-    syncs = args.sync or (["FULL"] if quick else ["FULL", "NORMAL"])
-    names = args.scenarios or (list(QUICK_SCENARIOS) if quick else [s.name for s in SCENARIOS])
+    try:
+        peers = bench_peers.parse(args.peers) if args.peers is not None else []
+    except ValueError as e:
+        parser.error(str(e))
+    sizes = args.sizes or ([2000] if quick else [10_000] if peers else [10_000, 1_000_000])
+    syncs = args.sync or (["FULL"] if quick or peers else ["FULL", "NORMAL"])
+    names = args.scenarios or (list(QUICK_SCENARIOS) if quick else ["sailpoint_patch"] if peers
+                               else [s.name for s in SCENARIOS])
     unknown = set(names) - {s.name for s in SCENARIOS}
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if peers and "sailpoint_patch" not in names:
+        parser.error("--peers compares taskgate's sailpoint_patch with them: keep it in --scenarios")
     scenarios = [s for s in SCENARIOS if s.name in names]
     rounds = args.rounds or 3
     args.duration = args.duration or (2 if quick else 5)
     # each synchronous setting, and with --streams the same again with the stream clients open
     labels = syncs + ([f"{sync}+{args.streams}ev" for sync in syncs] if args.streams else [])
+    if args.dry_run:
+        print_plan(sizes, labels, args, rounds, [s.name for s in scenarios], peers)
+        return 0
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (scripts/bench does it when run as root)", file=sys.stderr)
         return 1
     args.workdir.mkdir(parents=True, exist_ok=True)
+    bench_peers.install(args.workdir, peers)
     info = machine()
+    if peers:
+        info["peers"] = bench_peers.versions(args.workdir, peers)
+        print("peers: " + "; ".join(info["peers"].values()))
     print(f"taskgate benchmark: {info['cpu']} x{info['cores']}, Python {info['python']}, {info['speedups']}, "
           f"wrk -t{args.threads} -c{args.connections}, {rounds} rounds of {args.duration:g} s per scenario")
     began = time.monotonic()
     runs: list[dict[str, Any]] = []
     copy = args.workdir / "run.db"
+    copies: dict[str, Path] = {}
     for n in sizes:
         db, auth = template(args.workdir, n, args.reseed)
         for rnd in range(1, rounds + 1):
@@ -495,6 +503,14 @@ def main(argv: list[str] | None = None) -> int:
                     finally:
                         server.stop()
                     print(f"    peak RSS {run['taskgate'][key]['peak_rss_mib']:.0f} MiB", flush=True)
+            if peers:
+                if rnd == 1:
+                    copies = bench_peers.fresh_copies(args.workdir, n, peers)
+                run["peers"] = {}
+                for peer in peers:
+                    print(f"N={n} round {rnd}/{rounds}: peer {peer.name} ({peer.label})", flush=True)
+                    run["peers"][peer.name] = run_peer(peer, args.workdir, copies[peer.name], n, args)
+                    print(f"    peak RSS {run['peers'][peer.name]['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(run)
     settings = [_setting(label, w) for label in labels for w in args.workers]
     rows = summarize(runs, sizes, settings, scenarios)
@@ -502,6 +518,10 @@ def main(argv: list[str] | None = None) -> int:
     print_scaling(runs, sizes, syncs, args.workers, scenarios)
     if args.streams:
         print_streams_effect(rows, args.streams)
+    peer_rows = {f"{n} {setting}": peers_report.summarize(runs, n, setting, peers)
+                 for n in sizes for setting in settings} if peers else {}
+    for key, table in peer_rows.items():
+        peers_report.print_table(table, int(key.split()[0]))
     out = args.out or args.workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
                                "settings": {"sizes": sizes, "synchronous": syncs, "streams": args.streams,
@@ -509,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "workers": args.workers,
                                             "duration_s": args.duration, "warmup_s": args.warmup,
                                             "threads": args.threads, "connections": args.connections},
-                               "summary": rows, "runs": runs}, indent=1))
+                               "summary": rows, "peers": peer_rows, "runs": runs}, indent=1))
     print(f"\nresults written to {out} ({time.monotonic() - began:.0f} s in all)")
     return 0
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import subprocess
 import sys
+import urllib.error
+import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -24,3 +29,70 @@ def test_bench_parts_prints_each_required_piece_of_a_patch_and_their_sum():
     total = re.fullmatch(r"sum\s+(\d+\.\d) µs CPU per PATCH, before HTTP, authentication and the answer", lines[6])
     assert total is not None and len(lines) == 7
     assert abs(float(total.group(1)) - sum(float(m.group(2)) for m in pieces)) < 0.5
+
+
+def test_bench_peers_dry_run_says_what_each_round_starts_and_what_it_would_install(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_run.py"), "--peers", "minimal,datasette",
+                           "--workers", "1,2", "--dry-run", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        f"3 interleaved rounds of 5 s per scenario (after 1 s of warm-up), wrk -t2 -c32, in {tmp_path.name}/\n"
+        "N=10000, each round in this order:\n"
+        "  ceiling: sailpoint_patch\n"
+        "  taskgate synchronous=FULL workers=1: sailpoint_patch\n"
+        "  taskgate synchronous=FULL workers=2: sailpoint_patch\n"
+        "  peer minimal (aiohttp + aiosqlite, minimal UPDATE): PATCH /tasks/1,"
+        ' body {"percent_complete":42,"progress":"step 42"}\n'
+        "  peer datasette (Datasette 1.0a41 /-/update): POST /peer_datasette/task/1/-/update,"
+        ' body {"update":{"percent_complete":42,"progress":"step 42"},"return":true}\n'
+        "would install fastapi==0.165.0, sqlmodel==0.0.50, uvicorn[standard]==0.55.0, datasette==1.0a41"
+        f" into {tmp_path.name}/venv (a virtual environment of their own)\n")
+    assert list(tmp_path.iterdir()) == []  # nothing made, nothing installed
+
+
+def test_bench_peers_refuses_an_unknown_peer_and_a_run_without_the_patch():
+    for args, error in ((["--peers", "minimal,django"],
+                         "unknown peers: django; known: minimal, fastapi, datasette, json-server, all"),
+                        (["--peers", "--scenarios", "sailpoint_get"],
+                         "--peers compares taskgate's sailpoint_patch with them: keep it in --scenarios")):
+        done = subprocess.run([sys.executable, str(SCRIPTS / "bench_run.py"), *args, "--dry-run"],
+                              capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stdout, done.stderr.splitlines()[-1]) == (2, "", f"scripts/bench: error: {error}")
+
+
+def test_the_minimal_peer_answers_a_patch_with_the_changed_record_and_stores_it(tmp_path):
+    sys.path.insert(0, str(SCRIPTS))
+    import bench_peers
+
+    db = tmp_path / "peers.db"
+    bench_peers.seed_sqlite(db, 3)
+    server = subprocess.Popen([sys.executable, str(SCRIPTS / "bench_peers" / "minimal.py"), str(db), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = re.fullmatch(r"minimal listening on (http://127\.0\.0\.1:\d+)\n", server.stdout.readline()).group(1)
+
+        def patch(task_id: int, body: bytes) -> tuple[int, bytes]:
+            request = urllib.request.Request(f"{url}/tasks/{task_id}", data=body, method="PATCH",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    return answer.status, answer.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+
+        status, body = patch(2, b'{"percent_complete": 42, "progress": "step 42"}')
+        assert (status, json.loads(body)) == (200, {
+            "id": 2, "type": "QPOC", "unique_name": "Aggregation 2", "description": "", "parent_name": None,
+            "launcher": "sp_worker", "created": "2026-01-01T00:00:02.000Z", "modified": "2026-01-01T00:00:02.000Z",
+            "launched": None, "completed": "2026-01-01T00:00:02.000Z", "completion_status": "WARNING",
+            "progress": "step 42", "percent_complete": 42})
+        assert patch(4, b'{"progress": "step 1"}')[0] == 404
+        assert patch(1, b"[1, 2]")[0] == 400
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    with closing(sqlite3.connect(db)) as stored:
+        rows = stored.execute("SELECT id, progress, percent_complete FROM task ORDER BY id").fetchall()
+    assert rows == [(1, "step 0", 0), (2, "step 42", 42), (3, "step 0", 0)]
