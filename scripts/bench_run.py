@@ -402,7 +402,7 @@ def machine() -> dict[str, Any]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "speedups": speedups.describe(), "wrk": wrk_version[0] if wrk_version else "",
-            "commit": commit.stdout.strip()}
+            "commit": commit.stdout.strip(), "load_average": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -470,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         info["peers"] = bench_peers.versions(args.workdir, peers)
         print("peers: " + "; ".join(info["peers"].values()))
     print(f"taskgate benchmark: {info['cpu']} x{info['cores']}, Python {info['python']}, {info['speedups']}, "
-          f"wrk -t{args.threads} -c{args.connections}, {rounds} rounds of {args.duration:g} s per scenario")
+          f"wrk -t{args.threads} -c{args.connections}, {rounds} rounds of {args.duration:g} s per scenario, "
+          f"load average {info['load_average'][0]:.2f} (the machine's other work shows here)")
     began = time.monotonic()
     runs: list[dict[str, Any]] = []
     copy = args.workdir / "run.db"
@@ -530,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
                                             "duration_s": args.duration, "warmup_s": args.warmup,
                                             "threads": args.threads, "connections": args.connections},
                                "summary": rows, "peers": peer_rows, "runs": runs}, indent=1))
-    print(f"\nresults written to {out} ({time.monotonic() - began:.0f} s in all)")
+    print(f"\nresults written to {out} ({time.monotonic() - began:.0f} s in all; "
+          f"load average {os.getloadavg()[0]:.2f} at the end)")
     return 0
 
 

@@ -44,9 +44,10 @@ def summarize(runs: list[dict[str, Any]], n: int, setting: str, peers: list[Peer
     base = [t for t, _ in taskgate]
     rows = []
     ceiling = [(run["ceiling"]["results"][PATCH], run["ceiling"]["peak_rss_mib"]) for run in rounds]
-    rows.append({"server": "ceiling", "label": "bare aiohttp, parses the body, answers a constant",
+    rows.append({"server": "ceiling", "label": "ceiling: bare aiohttp, parses the body, answers a constant",
                  **_stats(ceiling, base)})
-    rows.append({"server": f"taskgate {setting}", "label": "taskgate (SailPoint PATCH)", **_stats(taskgate, base)})
+    rows.append({"server": f"taskgate {setting}", "label": f"taskgate, synchronous={setting} (SailPoint PATCH)",
+                 **_stats(taskgate, base)})
     for peer in peers:
         mine = [(run["peers"][peer.name]["results"][f"peer_{peer.name}"], run["peers"][peer.name]["peak_rss_mib"])
                 for run in rounds if peer.name in run.get("peers", {})]
