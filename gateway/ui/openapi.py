@@ -101,8 +101,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("live", "GET"): {
         "summary": "The live updates of a page: Server-Sent Events, one per change of a task it shows, its row as HTML",
         "parameters": [param("keys", "query", {"type": "string", "pattern": "^(t[0-9a-f]{20}(,t[0-9a-f]{20}){0,99})?$"},
-                             "the live keys of the tasks the page shows, comma-separated")],
-        "responses": {"400": {"description": "keys that are not the live keys of at most 100 tasks",
+                             "the live keys of the tasks the page shows, comma-separated"),
+                       param("list", "query", {"type": "string", "maxLength": 1000},
+                             "a list page: its query string (filters, sort, page), so that new tasks it "
+                             "selects are sent too (as new-row or new-tasks events)")],
+        "responses": {"400": {"description": "keys that are not the live keys of at most 100 tasks, or a list "
+                                             "whose filters are not valid",
                               "content": {"text/html": {"schema": {"type": "string"}}}},
                       "200": {"description": "the stream", "content": {"text/event-stream": {"schema": {
                           "type": "string"}}}},

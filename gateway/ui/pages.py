@@ -45,7 +45,8 @@ from gateway.ui import views
 from gateway.undo import UNDO_MARK, check_undo, undo_mutation
 
 __all__ = ["CSP", "ASSETS", "VENDORED", "live_key", "render", "render_row", "render_deleted", "page_handler",
-           "html_response", "signed_in", "setup_pages", "find_rows"]
+           "html_response", "signed_in", "setup_pages", "find_rows", "owner_associate", "render_new_row",
+           "render_new_tasks"]
 
 #: the dashboard runs its own files only: no inline script or style, no other origin
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -91,6 +92,17 @@ def render(name: str, **values: Any) -> str:
 def render_row(row: views.Row) -> str:
     """The cells of a task's row in the list (what a live event carries)."""
     return str(_templates().get_template("_row.html").module.cells(row, _HOME))  # type: ignore[attr-defined]
+
+
+def render_new_row(row: views.Row) -> str:
+    """A task created after the list was loaded, as a row of its own (what a live event
+    carries to the top of the list)."""
+    return str(_templates().get_template("_row.html").module.tr(row, _HOME))  # type: ignore[attr-defined]
+
+
+def render_new_tasks(count: int, filters: views.Filters, many: bool = False) -> str:
+    """The list's notice of *count* new tasks that match it, with the link that shows them."""
+    return render("_new.html", count=count, many=many, query=filters.query_string(page=1))
 
 
 def render_deleted(style: str, task_id: str) -> str:
@@ -206,7 +218,7 @@ async def logout_form(request: web.Request) -> web.StreamResponse:
 
 
 # -- the list ----------------------------------------------------------------------------------------------
-async def _owner_associate(request: web.Request, filters: views.Filters) -> int | None:
+async def owner_associate(request: web.Request, filters: views.Filters) -> int | None:
     """The SuperOffice associate an owner filter names: a user's, or the number itself."""
     if not filters.owner or "superoffice" not in filters.styles():
         return None
@@ -221,7 +233,7 @@ async def find_rows(request: web.Request, who: Principal, filters: views.Filters
     reading the page (and one task more) through an index where the sort has one; across
     styles, each style's rows up to the page are merged."""
     store = request.app[STORE]
-    associate = await _owner_associate(request, filters)
+    associate = await owner_associate(request, filters)
     offset, single = filters.offset(), bool(filters.style)
     found: list[Task] = []
     for style in filters.styles():
@@ -257,11 +269,12 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     statuses = [(status, ", ".join(views.VIEWS[s].label for s in styles))
                 for status, styles in views.STATUS_CHOICES.items()]
     return html_response(render(
-        "list.html", who=who, xsrf=_xsrf(request), live=",".join(live_key(t.style, t.id) for t in tasks),
+        "list.html", who=who, xsrf=_xsrf(request),
+        live=urlencode({"keys": ",".join(live_key(t.style, t.id) for t in tasks), "list": filters.query_string()}),
         filters=filters, views=list(views.VIEWS.values()),
         statuses=statuses, sorts=list(views.SORTS), rows=[views.row_of(t) for t in tasks],
         total=None if has_next or (offset and not tasks) else offset + len(tasks),
-        first=offset + 1, last=offset + len(tasks), more=more,
+        first=offset + 1, last=offset + len(tasks), more=more, top=views.adds_at_top(filters),
         prev=filters.query_string(page=filters.page - 1) if filters.page > 1 else "",
         next=filters.query_string(page=filters.page + 1) if has_next else ""))
 
@@ -316,8 +329,8 @@ def _task_params(request: web.Request) -> tuple[str, str]:
 async def _task_page(request: web.Request, who: Principal, task: Task, *, message: str = "", failed: bool = False,
                      status: int = 200) -> web.Response:
     parts = await _parts(request, who, task)
-    return html_response(render("task.html", who=who, live=parts["key"], message=message, failed=failed, **parts),
-                         status)
+    return html_response(render("task.html", who=who, live=urlencode({"keys": parts["key"]}), message=message,
+                                failed=failed, **parts), status)
 
 
 @page_handler
