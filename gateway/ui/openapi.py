@@ -114,6 +114,26 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                               "content": {"text/html": {"schema": {"type": "string"}}}},
                       "503": {"description": "ui.max_live_streams pages are live already",
                               "content": {"text/html": {"schema": {"type": "string"}}}}}},
+    ("hooks", "GET"): {
+        "summary": "The event subscriptions of every style, and the newest delivery attempts (admins)",
+        "responses": {"200": _page("the subscriptions"), "303": _SIGN_IN,
+                      "403": _page("not an admin (access denied)")}},
+    ("hook", "GET"): {
+        "summary": "One event subscription, secrets blanked, and its delivery log (admins)",
+        "parameters": [param("name", "query", {"type": "string"}, "the subscription as the delivery log names it, "
+                             "style:kind/id (e.g. superoffice:webhook/1)", required=True)],
+        "responses": {"200": _page("the subscription"), "303": _SIGN_IN,
+                      "403": _page("not an admin (access denied)"), "404": _page("no such subscription")}},
+    ("testing", "GET"): {
+        "summary": "The testing toolkit's open namespaces (admins; with testing on)",
+        "responses": {"200": _page("the namespaces"), "303": _SIGN_IN,
+                      "403": _page("not an admin (access denied)"), "404": _page("the testing toolkit is off")}},
+    ("namespace", "GET"): {
+        "summary": "One test namespace: its clock, fault rules, scripted progress and journal (admins)",
+        "parameters": [param("name", "query", {"type": "string"}, "the namespace", required=True)],
+        "responses": {"200": _page("the namespace"), "303": _SIGN_IN,
+                      "403": _page("not an admin (access denied)"),
+                      "404": _page("no such namespace open, or the testing toolkit is off")}},
     ("static", "GET"): {
         "summary": "The dashboard's files: its stylesheet and icon, htmx and its SSE extension with their licences",
         "responses": {"200": {"description": "the file", "content": {
