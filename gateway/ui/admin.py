@@ -111,6 +111,13 @@ def _public(hook: Hook) -> Doc:
     return kind.public(hook.doc) if kind is not None else {}
 
 
+def _name(request: web.Request) -> str:
+    name = request.query.get("name")
+    if not name:
+        raise errors.BadRequest("the page needs a name")
+    return name
+
+
 async def _admin(request: web.Request, what: str) -> Principal | None:
     who = await pages.signed_in(request)
     if who is not None and not who.is_admin:
@@ -137,7 +144,7 @@ async def hooks_page(request: web.Request) -> web.StreamResponse:
 
 @pages.page_handler
 async def hook_page(request: web.Request) -> web.StreamResponse:
-    name = request.query.get("name", "")
+    name = _name(request)  # before the sign-in: a bad link is told at once
     who = await _admin(request, "the event subscriptions and their deliveries")
     if who is None:
         return pages.to_login(request)
@@ -175,12 +182,12 @@ async def testing_page(request: web.Request) -> web.StreamResponse:
 
 @pages.page_handler
 async def namespace_page(request: web.Request) -> web.StreamResponse:
+    name = _name(request)
     if await pages.signed_in(request) is None:
         return pages.to_login(request)
     namespaces = _namespaces(request)
     who = await _admin(request, "the testing toolkit")
     assert who is not None
-    name = request.query.get("name", "")
     namespace = namespaces.find(name)
     if namespace is None:
         raise errors.NotFound(f"No namespace {name[:80]!r} is open.")

@@ -162,12 +162,12 @@ class LiveHub:
         """A change of the feed: remembered when a page shows its task, or when it creates
         a task while a list page is open."""
         task = (style, task_id)
+        if (self._watched and pages.live_key(style, task_id) in self._watched) or task in self._fresh \
+                or task in self._created:  # shown, or just created and maybe added to a page
+            self._pending[task] = seq
+            self._wake.set()
         if action == "created" and self._lists:
             self._created[task] = seq
-            self._wake.set()
-        elif (self._watched and pages.live_key(style, task_id) in self._watched) or task in self._fresh \
-                or task in self._created:
-            self._pending[task] = seq
             self._wake.set()
 
     async def follow(self, feed: Feed) -> None:
@@ -207,8 +207,6 @@ class LiveHub:
             pending, self._pending = self._pending, {}
             if created:
                 await self._send_created(created)
-                for done in created:
-                    pending.pop(done, None)  # its row was read after these changes
             for (style, task_id), seq in pending.items():
                 try:
                     task = await self._store.get(style, task_id)
@@ -231,7 +229,7 @@ class LiveHub:
                     continue
                 if task is not None:
                     noticed |= self._offer(task, seq)
-            for stream in self._lists if many else noticed:
+            for stream in list(self._lists if many else noticed):
                 listing = stream.listing
                 assert listing is not None
                 self._send(stream, sse_event("new-tasks", pages.render_new_tasks(stream.new, listing.filters, many)))

@@ -122,7 +122,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "One event subscription, secrets blanked, and its delivery log (admins)",
         "parameters": [param("name", "query", {"type": "string"}, "the subscription as the delivery log names it, "
                              "style:kind/id (e.g. superoffice:webhook/1)", required=True)],
-        "responses": {"200": _page("the subscription"), "303": _SIGN_IN,
+        "responses": {"200": _page("the subscription"), "303": _SIGN_IN, "400": _page("no name"),
                       "403": _page("not an admin (access denied)"), "404": _page("no such subscription")}},
     ("testing", "GET"): {
         "summary": "The testing toolkit's open namespaces (admins; with testing on)",
@@ -131,7 +131,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("namespace", "GET"): {
         "summary": "One test namespace: its clock, fault rules, scripted progress and journal (admins)",
         "parameters": [param("name", "query", {"type": "string"}, "the namespace", required=True)],
-        "responses": {"200": _page("the namespace"), "303": _SIGN_IN,
+        "responses": {"200": _page("the namespace"), "303": _SIGN_IN, "400": _page("no name"),
                       "403": _page("not an admin (access denied)"),
                       "404": _page("no such namespace open, or the testing toolkit is off")}},
     ("static", "GET"): {

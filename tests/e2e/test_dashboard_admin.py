@@ -129,6 +129,8 @@ def test_the_subscriptions_and_their_delivery_log(server: Server, receiver: Rece
     expect(log.nth(0)).to_contain_text("500")
     expect(log.nth(1)).to_contain_text("failed")
     assert axe_violations(page) == []
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # the tables become cards
     assert watched.errors == []
 
 

@@ -114,3 +114,16 @@ async def test_a_new_task_goes_to_the_top_or_the_notice(aiohttp_client: Any, con
     assert await _next_event(other) == sse_event("new-tasks", pages.render_new_tasks(2, filters))
     top.close()
     other.close()
+
+
+async def test_a_list_stream_with_bad_filters_is_refused(ui_client: Any) -> None:
+    for bad, message in (("sort=nope", "sort must be one of created, name, status, id; got &#39;nope&#39;"),
+                         ("q=" + "x" * 1000, "list must be a list page&#39;s query string, at most 1000 characters")):
+        resp = await ui_client.get("/ui/live", params={"keys": "", "list": bad})
+        assert resp.status == 400 and message in await resp.text()
+
+
+@pytest.fixture(name="ui_client")
+async def _ui_client(api: Api) -> Any:
+    await sign_in(api.client, "alice", "alice-password")
+    return api.client

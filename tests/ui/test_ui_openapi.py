@@ -32,6 +32,8 @@ async def test_every_dashboard_answer_matches_the_document(api: Api) -> None:
     assert (await send("GET", "/ui/live")).status == 401
     for page in ("hooks", "hook?name=x", "testing", "namespace?name=x"):
         assert (await send("GET", f"/ui/{page}")).status == 303, page
+    for page in ("hook", "namespace?name="):
+        assert (await send("GET", f"/ui/{page}")).status == 400, page
     assert (await send("GET", "/ui/login")).status == 200
     assert (await send("POST", "/ui/login", "user=ada")).status == 400
     assert (await send("POST", "/ui/login", "user=ada&password=wrong")).status == 401
