@@ -4,7 +4,8 @@ toolkit on and a real webhook receiver process on loopback: the event subscripti
 the three styles with their delivery log, a plain user's access-denied page, and the
 toolkit's namespace with its journal, faults and clock, reached from the navigation. Each
 page is checked by axe-core (no serious or critical violation) and for console errors,
-at desktop size and at 360 px in the dark scheme."""
+at desktop size and at 360 px in the dark scheme. The subscriptions page is saved into
+docs/ on every run, as the list and a task's timeline are."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import axe_violations
 from tests.e2e.server import Server
 from tests.e2e.server import http as send
-from tests.e2e.test_dashboard import PASSWORDS, _browser, _open_page, sign_in  # noqa: F401 (fixtures)
+from tests.e2e.test_dashboard import DOCS, PASSWORDS, _browser, _open_page, sign_in  # noqa: F401 (fixtures)
 from tests.e2e.test_webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -120,6 +121,7 @@ def test_the_subscriptions_and_their_delivery_log(server: Server, receiver: Rece
     expect(page.locator("table.deliveries tbody tr", has_text="delivered")).to_have_count(2)
     assert "so-secret-e2e-1234" not in page.content() and "wm-secret-e2e" not in page.content()
     assert axe_violations(page) == []
+    page.screenshot(path=str(DOCS / "dashboard-hooks.png"), full_page=False)
     rows.nth(2).get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"webMethods event endpoint {made['webmethods']}")
     expect(page.locator("pre.doc")).to_contain_text('"secret": null')

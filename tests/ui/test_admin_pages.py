@@ -84,10 +84,12 @@ async def test_the_subscriptions_and_their_delivery_log(api: Api, receiver_url: 
         'and their deliveries (access denied).</p>' in await resp.text()
     assert (await api.client.get("/ui/hook?name=superoffice:webhook/1")).status == 403
     await sign_in(api.client, "ada", "ada-password")
+    page = await (await api.client.get("/ui/")).text()
+    assert '<a href="./" aria-current="page">Tasks</a>\n<a href="./hooks">Subscriptions</a>' in page
     resp = await api.client.get("/ui/hooks")
     page = await resp.text()
     assert resp.status == 200
-    assert '<a href="./hooks">Subscriptions</a>' in page and "Testing toolkit" not in page  # the toolkit is off
+    assert '<a href="./hooks" aria-current="page">Subscriptions</a>' in page and "Testing toolkit" not in page  # the toolkit is off
     sp_hook, so_hook = hooks["sailpoint:trigger"], hooks["superoffice:webhook"]
     wm_hook = hooks["webmethods:endpoint"]
     assert _tbody(page, "hooks") == f"""\
@@ -161,7 +163,7 @@ async def test_the_toolkits_namespace_journal_faults_and_clock(aiohttp_client: A
     assert resp.status == 403 and "Only an admin may see the testing toolkit (access denied)." in await resp.text()
     await sign_in(client, "root", "root-password")
     page = await (await client.get("/ui/testing")).text()
-    assert '<a href="./testing">Testing toolkit</a>' in page
+    assert '<a href="./testing" aria-current="page">Testing toolkit</a>' in page
     assert _tbody(page, "namespaces") == """\
 <tr><td data-label="Namespace"><a href="./namespace?name=t1">t1</a></td>
 <td data-label="Clock"><time>2031-02-03T04:05:06.000Z</time> <strong>frozen</strong></td>
