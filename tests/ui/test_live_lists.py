@@ -17,7 +17,7 @@ from gateway.config import Config
 from gateway.context import STORE
 from gateway.query import Query
 from gateway.ui import pages, views
-from gateway.ui.live import sse_event
+from gateway.ui.live import MAX_ADDED, NEW_PER_ROUND, sse_event
 from tests.conftest import Api
 from tests.ui.test_pages import sign_in
 
@@ -127,3 +127,30 @@ async def test_a_list_stream_with_bad_filters_is_refused(ui_client: Any) -> None
 async def _ui_client(api: Api) -> Any:
     await sign_in(api.client, "alice", "alice-password")
     return api.client
+
+
+async def test_more_new_tasks_at_once_than_a_round_reads_is_a_notice(aiohttp_client: Any, config: Config) -> None:
+    client = await aiohttp_client(create_app(config))
+    store = client.app[STORE]
+    await store.add_user("alice", "user", hash_password("alice-password"))
+    await sign_in(client, "alice", "alice-password")
+    top = await client.get("/ui/live", params={"keys": "", "list": ""})
+    other = await client.get("/ui/live", params={"keys": "", "list": "sort=name"})
+    for stream in (top, other):
+        assert await _next_event(stream) == b"retry: 1000\n: live\n\n"
+    count = NEW_PER_ROUND + 50
+    docs = [(f"b{i:03}", {"id": f"b{i:03}", "type": "QUARTZ", "uniqueName": f"Bulk {i}", "launcher": "root",
+                          "created": f"2026-01-01T00:00:{i % 60:02}.{i:03}Z", "completionStatus": None,
+                          "percentComplete": 0}) for i in range(count)]
+    assert await store.bulk_create("sailpoint", docs, actor="root", request_id="bulk") == count
+    # the first page newest first takes rows up to its bound, then the notice says more may match
+    rows = [await _next_event(top) for _ in range(MAX_ADDED)]
+    assert all(row.startswith(b"id: ") and b"\nevent: new-row\n" in row for row in rows)
+    assert b"Bulk 50<" in rows[0]  # the newest NEW_PER_ROUND are read: b050 … b149, in order
+    notice = pages.render_new_tasks(NEW_PER_ROUND - MAX_ADDED, views.Filters(), True)
+    assert notice.startswith("More new tasks than the page follows live may match this list: <a href=")
+    assert await _next_event(top) == sse_event("new-tasks", notice)
+    assert await _next_event(other) == sse_event("new-tasks", pages.render_new_tasks(
+        NEW_PER_ROUND, views.Filters(sort="name"), True))
+    top.close()
+    other.close()
