@@ -89,19 +89,23 @@ async def test_the_subscriptions_and_their_delivery_log(api: Api, receiver_url: 
     resp = await api.client.get("/ui/hooks")
     page = await resp.text()
     assert resp.status == 200
-    assert '<a href="./hooks" aria-current="page">Subscriptions</a>' in page and "Testing toolkit" not in page  # the toolkit is off
+    assert '<a href="./hooks" aria-current="page">Subscriptions</a>' in page
+    assert "Testing toolkit" not in page  # the toolkit is off
     sp_hook, so_hook = hooks["sailpoint:trigger"], hooks["superoffice:webhook"]
     wm_hook = hooks["webmethods:endpoint"]
+    sp_link = f'<a href="./hook?name=sailpoint%3Atrigger%2F{sp["id"]}">every change</a><br><small>{sp["id"]}</small>'
+    so_id = so["WebhookId"]
+    so_link = f'<a href="./hook?name=superoffice%3Awebhook%2F{so_id}">batch tasks</a><br><small>{so_id}</small>'
     assert _tbody(page, "hooks") == f"""\
 <tr><td data-label="Kind">SailPoint trigger subscription</td>
-<td data-label="Subscription"><a href="./hook?name=sailpoint%3Atrigger%2F{sp['id']}">every change</a><br><small>{sp['id']}</small></td>
+<td data-label="Subscription">{sp_link}</td>
 <td data-label="Receives">taskgate:task-status-changed</td>
 <td data-label="Target"><code>{receiver_url}/sailpoint</code></td>
 <td data-label="State">enabled</td>
 <td data-label="Delivered up to event">{sp_hook.cursor}</td>
 <td data-label="Failures">0</td></tr>
 <tr><td data-label="Kind">SuperOffice webhook</td>
-<td data-label="Subscription"><a href="./hook?name=superoffice%3Awebhook%2F{so['WebhookId']}">batch tasks</a><br><small>{so['WebhookId']}</small></td>
+<td data-label="Subscription">{so_link}</td>
 <td data-label="Receives">batchtask.created</td>
 <td data-label="Target"><code>{receiver_url}/superoffice</code></td>
 <td data-label="State">Active</td>
