@@ -104,6 +104,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/ui/undo"): row(401, 401, 401, 401, 403, 403, 415),  # the admin sent no form
     ("GET", "/ui/live"): row(401, 401, 401, 401, 200, 200, 200),
     ("GET", "/ui/static/{name}"): OPEN,
+    ("GET", "/ui/hooks"): row(200, 200, 200, 200, 200, 403, 200),  # no sign-in: the sign-in page
+    ("GET", "/ui/hook"): row(400, 400, 400, 400, 400, 400, 400),  # no name: told before the sign-in
+    ("GET", "/ui/testing"): row(200, 200, 200, 200, 404, 404, 404),  # the toolkit is off here
+    ("GET", "/ui/namespace"): row(400, 400, 400, 400, 400, 400, 400),
     # webhook subscriptions: admins only (the read-only token is an admin's: it may read them)
     **{key: value for base, test in (("/trigger-subscriptions/v1", "/trigger-invocations/v1/test"),
                                      *((f"/{v}/trigger-subscriptions", f"/{v}/trigger-invocations/test")

@@ -17,6 +17,16 @@ bounded (:data:`QUEUE`): a page that cannot keep up is closed, and its browser r
 The number of streams is bounded by ``ui.max_live_streams`` (503 beyond). Streams end
 when the server starts its graceful stop.
 
+A list page's stream also says which list it shows (``?list=``: the list's query string).
+A task created after the page was loaded is read once, and each list stream whose user
+may read it and whose filters (style, status, owner, text) it matches is told: on the
+first page sorted newest first (the default) the task's row is sent as ``new-row``, which
+htmx puts at the top of the table, and the stream follows that task from then on (at most
+:data:`MAX_ADDED` rows a stream); in any other sort or page, or beyond that bound, the
+stream sends ``new-tasks``, a notice of how many new tasks match, with the link that shows
+them. A round reads at most :data:`NEW_PER_ROUND` new tasks (the newest); when more were
+created at once, list pages get a notice that more may match.
+
 Must hold no SQL and no vendor rule (:mod:`gateway.ui.views` has the read rules).
 """
 
@@ -28,6 +38,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -39,8 +50,8 @@ from gateway.events.feed import END_SHUTDOWN, Ended, Feed, Selection
 from gateway.model import Store, Task
 from gateway.ui import pages, views
 
-__all__ = ["MAX_KEYS", "LiveHub", "HUB", "live", "live_ctx", "sse_event", "QUEUE", "KEEPALIVE_SECONDS",
-           "LINGER_SECONDS"]
+__all__ = ["MAX_KEYS", "MAX_ADDED", "NEW_PER_ROUND", "Listing", "LiveHub", "HUB", "live", "live_ctx", "sse_event",
+           "QUEUE", "KEEPALIVE_SECONDS", "LINGER_SECONDS"]
 
 #: events a stream may have waiting; a page further behind is closed (it reconnects)
 QUEUE = 256
@@ -48,6 +59,10 @@ QUEUE = 256
 KEEPALIVE_SECONDS = 15.0
 #: tasks one stream may follow (a list page shows 50)
 MAX_KEYS = 100
+#: rows of new tasks one list page is sent (and then follows); more are counted in its notice
+MAX_ADDED = 50
+#: new tasks the hub reads in one round; beyond them list pages are told that more may match
+NEW_PER_ROUND = 100
 _KEY = re.compile(r"t[0-9a-f]{20}")
 _TICK = 1.0  # how often a waiting stream looks whether the server is stopping
 #: how long the hub lets changes gather after one arrives: a task changed many times in that
@@ -63,11 +78,27 @@ def sse_event(name: str, data: str, event_id: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode("utf-8", "surrogatepass")
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The list a page shows: its filters, the SuperOffice associate its owner filter names,
+    and whether a new task that matches goes to its top."""
+
+    filters: views.Filters
+    associate: int | None
+
+    @property
+    def top(self) -> bool:
+        return views.adds_at_top(self.filters)
+
+
 @dataclass(eq=False)
 class _Stream:
     who: Principal
-    keys: frozenset[str]
+    keys: set[str]
+    listing: Listing | None = None
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    added: int = 0  # rows of new tasks sent
+    new: int = 0  # new tasks counted in the notice
 
     def send(self, event: bytes | None) -> bool:
         """Queue *event*; False when the page is too far behind (it is then closed)."""
@@ -93,6 +124,9 @@ class LiveHub:
         self._streams: set[_Stream] = set()
         self._watched: dict[str, set[_Stream]] = {}  # a task's live key → the streams showing it
         self._pending: dict[tuple[str, str], int] = {}  # (style, id) → the last sequence number heard
+        self._lists: set[_Stream] = set()  # the streams of list pages
+        self._created: dict[tuple[str, str], int] = {}  # tasks created while a list page is open
+        self._fresh: set[tuple[str, str]] = set()  # the created tasks of the round being sent
         self._wake = asyncio.Event()
         self._open = asyncio.Event()  # set while a page is open
 
@@ -100,11 +134,13 @@ class LiveHub:
     def streams(self) -> int:
         return len(self._streams)
 
-    def join(self, who: Principal, keys: frozenset[str]) -> _Stream:
+    def join(self, who: Principal, keys: frozenset[str], listing: Listing | None = None) -> _Stream:
         if len(self._streams) >= self._max:
             raise errors.ServiceUnavailable(f"{self._max} live pages are open already; try again later")
-        stream = _Stream(who, keys)
+        stream = _Stream(who, set(keys), listing)
         self._streams.add(stream)
+        if listing is not None:
+            self._lists.add(stream)
         self._open.set()
         for key in keys:
             self._watched.setdefault(key, set()).add(stream)
@@ -114,6 +150,7 @@ class LiveHub:
         if stream not in self._streams:
             return
         self._streams.discard(stream)
+        self._lists.discard(stream)
         for key in stream.keys:
             watching = self._watched.get(key)
             if watching is not None:
@@ -121,10 +158,16 @@ class LiveHub:
                 if not watching:
                     del self._watched[key]
 
-    def heard(self, style: str, task_id: str, seq: int) -> None:
-        """A change of the feed: remembered when a page shows its task."""
-        if self._watched and pages.live_key(style, task_id) in self._watched:
-            self._pending[(style, task_id)] = seq
+    def heard(self, style: str, task_id: str, seq: int, action: str = "updated") -> None:
+        """A change of the feed: remembered when a page shows its task, or when it creates
+        a task while a list page is open."""
+        task = (style, task_id)
+        if (self._watched and pages.live_key(style, task_id) in self._watched) or task in self._fresh \
+                or task in self._created:  # shown, or just created and maybe added to a page
+            self._pending[task] = seq
+            self._wake.set()
+        if action == "created" and self._lists:
+            self._created[task] = seq
             self._wake.set()
 
     async def follow(self, feed: Feed) -> None:
@@ -147,7 +190,7 @@ class LiveHub:
                         continue
                     for frame in frames:
                         event = json.loads(frame.partition(b"\ndata: ")[2])
-                        self.heard(event["style"], event["task_id"], event["id"])
+                        self.heard(event["style"], event["task_id"], event["id"], event["action"])
             finally:
                 feed.unsubscribe(sub)
             if not self._streams:
@@ -160,13 +203,66 @@ class LiveHub:
             await self._wake.wait()
             await asyncio.sleep(LINGER_SECONDS)
             self._wake.clear()
+            created, self._created = self._created, {}
             pending, self._pending = self._pending, {}
+            if created:
+                await self._send_created(created)
             for (style, task_id), seq in pending.items():
                 try:
                     task = await self._store.get(style, task_id)
                 except errors.TaskgateError:  # the database refused a read: the next change tries again
                     continue
                 self._publish(style, task_id, seq, task)
+
+    async def _send_created(self, created: dict[tuple[str, str], int]) -> None:
+        """Each new task to the list pages it belongs on (a row at the top, or the count of
+        their notice); changes heard meanwhile are sent by the next round."""
+        newest = list(created.items())[-NEW_PER_ROUND:]
+        many = len(created) > NEW_PER_ROUND
+        self._fresh = {task for task, _ in newest}
+        try:
+            noticed: set[_Stream] = set()
+            for (style, task_id), seq in newest:
+                try:
+                    task = await self._store.get(style, task_id)
+                except errors.TaskgateError:
+                    continue
+                if task is not None:
+                    noticed |= self._offer(task, seq)
+            for stream in list(self._lists if many else noticed):
+                listing = stream.listing
+                assert listing is not None
+                self._send(stream, sse_event("new-tasks", pages.render_new_tasks(stream.new, listing.filters, many)))
+        finally:
+            self._fresh = set()
+
+    def _offer(self, task: Task, seq: int) -> set[_Stream]:
+        """*task*, just created, to each list page it matches: its row at the top, or one
+        more in the page's notice (those pages are returned)."""
+        key = pages.live_key(task.style, task.id)
+        row: bytes | None = None
+        noticed = set()
+        for stream in list(self._lists):
+            listing = stream.listing
+            if listing is None or key in stream.keys or not views.may_read(stream.who, task) or not \
+                    views.matches(listing.filters, stream.who, task, owner_associate=listing.associate):
+                continue
+            if listing.top and stream.added < MAX_ADDED:
+                if row is None:
+                    row = sse_event("new-row", pages.render_new_row(views.row_of(task)), seq)
+                stream.added += 1
+                stream.keys.add(key)
+                self._watched.setdefault(key, set()).add(stream)
+                self._send(stream, row)
+            else:
+                stream.new += 1
+                noticed.add(stream)
+        return noticed
+
+    def _send(self, stream: _Stream, event: bytes) -> None:
+        if not stream.send(event):
+            self.leave(stream)
+            stream.close()
 
     def _publish(self, style: str, task_id: str, seq: int, task: Task | None) -> None:
         key = pages.live_key(style, task_id)
@@ -182,9 +278,8 @@ class LiveHub:
             # a deleted task: only whoever could read every task of its style is told
             readable = views.may_read(stream.who, task) if task is not None else \
                 views.may_read_style(stream.who, style)
-            if readable and not stream.send(event):
-                self.leave(stream)
-                stream.close()
+            if readable:
+                self._send(stream, event)
 
     def close_all(self) -> None:
         for stream in list(self._streams):
@@ -209,8 +304,14 @@ async def live(request: web.Request) -> web.StreamResponse:
     keys = frozenset(k for k in raw.split(",") if k)
     if len(keys) > MAX_KEYS or not all(_KEY.fullmatch(k) for k in keys):
         raise errors.BadRequest(f"keys must be at most {MAX_KEYS} tasks' live keys, comma-separated")
+    listing = None
+    if "list" in request.query:
+        if len(request.query["list"]) > 1000:
+            raise errors.BadRequest("list must be a list page's query string, at most 1000 characters")
+        filters = views.parse_filters(dict(parse_qsl(request.query["list"])))
+        listing = Listing(filters, await pages.owner_associate(request, filters))
     hub = request.app[HUB]
-    stream = hub.join(who, keys)
+    stream = hub.join(who, keys, listing)
     traffic = request.app[TRAFFIC]
     try:
         response = web.StreamResponse(headers=headers)

@@ -101,8 +101,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("live", "GET"): {
         "summary": "The live updates of a page: Server-Sent Events, one per change of a task it shows, its row as HTML",
         "parameters": [param("keys", "query", {"type": "string", "pattern": "^(t[0-9a-f]{20}(,t[0-9a-f]{20}){0,99})?$"},
-                             "the live keys of the tasks the page shows, comma-separated")],
-        "responses": {"400": {"description": "keys that are not the live keys of at most 100 tasks",
+                             "the live keys of the tasks the page shows, comma-separated"),
+                       param("list", "query", {"type": "string", "maxLength": 1000},
+                             "a list page: its query string (filters, sort, page), so that new tasks it "
+                             "selects are sent too (as new-row or new-tasks events)")],
+        "responses": {"400": {"description": "keys that are not the live keys of at most 100 tasks, or a list "
+                                             "whose filters are not valid",
                               "content": {"text/html": {"schema": {"type": "string"}}}},
                       "200": {"description": "the stream", "content": {"text/event-stream": {"schema": {
                           "type": "string"}}}},
@@ -110,6 +114,26 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                               "content": {"text/html": {"schema": {"type": "string"}}}},
                       "503": {"description": "ui.max_live_streams pages are live already",
                               "content": {"text/html": {"schema": {"type": "string"}}}}}},
+    ("hooks", "GET"): {
+        "summary": "The event subscriptions of every style, and the newest delivery attempts (admins)",
+        "responses": {"200": _page("the subscriptions"), "303": _SIGN_IN,
+                      "403": _page("not an admin (access denied)")}},
+    ("hook", "GET"): {
+        "summary": "One event subscription, secrets blanked, and its delivery log (admins)",
+        "parameters": [param("name", "query", {"type": "string"}, "the subscription as the delivery log names it, "
+                             "style:kind/id (e.g. superoffice:webhook/1)", required=True)],
+        "responses": {"200": _page("the subscription"), "303": _SIGN_IN, "400": _page("no name"),
+                      "403": _page("not an admin (access denied)"), "404": _page("no such subscription")}},
+    ("testing", "GET"): {
+        "summary": "The testing toolkit's open namespaces (admins; with testing on)",
+        "responses": {"200": _page("the namespaces"), "303": _SIGN_IN,
+                      "403": _page("not an admin (access denied)"), "404": _page("the testing toolkit is off")}},
+    ("namespace", "GET"): {
+        "summary": "One test namespace: its clock, fault rules, scripted progress and journal (admins)",
+        "parameters": [param("name", "query", {"type": "string"}, "the namespace", required=True)],
+        "responses": {"200": _page("the namespace"), "303": _SIGN_IN, "400": _page("no name"),
+                      "403": _page("not an admin (access denied)"),
+                      "404": _page("no such namespace open, or the testing toolkit is off")}},
     ("static", "GET"): {
         "summary": "The dashboard's files: its stylesheet and icon, htmx and its SSE extension with their licences",
         "responses": {"200": {"description": "the file", "content": {

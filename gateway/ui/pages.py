@@ -22,6 +22,7 @@ admins (:mod:`gateway.undo`). Must hold no SQL and no vendor rule.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import hmac
@@ -39,13 +40,14 @@ from gateway.auth import AUTHENTICATOR, SESSION_COOKIE, Principal, public, xsrf_
 from gateway.auth.sessions import end_session, open_session, set_session_cookies
 from gateway.clock import now_iso
 from gateway.codecs import decode_form, read_body
-from gateway.context import STORE, request_id
+from gateway.context import CONFIG, STORE, request_id
 from gateway.model import Task
 from gateway.ui import views
 from gateway.undo import UNDO_MARK, check_undo, undo_mutation
 
 __all__ = ["CSP", "ASSETS", "VENDORED", "live_key", "render", "render_row", "render_deleted", "page_handler",
-           "html_response", "signed_in", "setup_pages", "find_rows"]
+           "html_response", "signed_in", "setup_pages", "find_rows", "owner_associate", "render_new_row",
+           "render_new_tasks", "xsrf_of", "to_login", "PAGES"]
 
 #: the dashboard runs its own files only: no inline script or style, no other origin
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -62,6 +64,10 @@ TIMELINE_PAGE = 100
 #: later changes an undo checks for a conflict; beyond them it is refused
 MAX_LATER = 1_000
 _HOME = "./"  # every page is in /ui/, so this is the list from all of them
+#: the pages a sign-in may go back to
+PAGES = ("", "task", "hooks", "hook", "testing", "namespace")
+#: whether the page being rendered links the testing toolkit's pages (set per request)
+_TOOLKIT: contextvars.ContextVar[bool] = contextvars.ContextVar("ui_toolkit", default=False)
 _FORM = ("application/x-www-form-urlencoded",)
 
 
@@ -85,12 +91,24 @@ def _task_query(style: str, task_id: str, **more: Any) -> str:
 
 
 def render(name: str, **values: Any) -> str:
-    return _templates().get_template(name).render(home=_HOME, static=_HOME + "static/", **values)
+    return _templates().get_template(name).render(home=_HOME, static=_HOME + "static/", toolkit=_TOOLKIT.get(),
+                                                  **values)
 
 
 def render_row(row: views.Row) -> str:
     """The cells of a task's row in the list (what a live event carries)."""
     return str(_templates().get_template("_row.html").module.cells(row, _HOME))  # type: ignore[attr-defined]
+
+
+def render_new_row(row: views.Row) -> str:
+    """A task created after the list was loaded, as a row of its own (what a live event
+    carries to the top of the list)."""
+    return str(_templates().get_template("_row.html").module.tr(row, _HOME))  # type: ignore[attr-defined]
+
+
+def render_new_tasks(count: int, filters: views.Filters, many: bool = False) -> str:
+    """The list's notice of *count* new tasks that match it, with the link that shows them."""
+    return render("_new.html", count=count, many=many, query=filters.query_string(page=1))
 
 
 def render_deleted(style: str, task_id: str) -> str:
@@ -109,19 +127,20 @@ def page_handler(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     """Errors as an HTML page with the error's status, rather than the JSON of the API."""
     @functools.wraps(handler)
     async def run(request: web.Request) -> web.StreamResponse:
+        _TOOLKIT.set(request.app[CONFIG].testing.enabled)
         try:
             return await handler(request)
         except errors.TaskgateError as err:
             who = request.get(_WHO)
             return html_response(render("error.html", title=err.title, message=err.message, who=who,
-                                        xsrf=_xsrf(request), live=""), err.status, err.headers)
+                                        xsrf=xsrf_of(request), live=""), err.status, err.headers)
     return public(run)
 
 
 _WHO = web.RequestKey("ui_principal", Principal)
 
 
-def _xsrf(request: web.Request) -> str:
+def xsrf_of(request: web.Request) -> str:
     session = request.cookies.get(SESSION_COOKIE)
     return xsrf_token(session) if session else ""
 
@@ -144,7 +163,7 @@ async def signed_in(request: web.Request) -> Principal | None:
     return who
 
 
-def _to_login(request: web.Request) -> web.Response:
+def to_login(request: web.Request) -> web.Response:
     target = "login" + (f"?{urlencode({'next': request.rel_url.path_qs})}" if request.rel_url.query_string else "")
     return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
@@ -158,7 +177,7 @@ def _check_xsrf(request: web.Request, form: dict[str, str]) -> None:
     """A POST by a session carries its XSRF token (a form field, as a header would)."""
     if request.headers.get("Authorization"):
         return
-    expected = _xsrf(request)
+    expected = xsrf_of(request)
     if not expected or not hmac.compare_digest(form.get("xsrf", "").encode("utf-8", "surrogatepass"),
                                                expected.encode()):
         raise errors.Forbidden("the form's XSRF token does not match the session: reload the page and try again")
@@ -169,7 +188,7 @@ def _safe_next(raw: str) -> str:
     """Where to go after signing in: a page of the dashboard only (never another site)."""
     path, _, query = raw.partition("?")
     page = path.rpartition("/")[2]
-    if raw.startswith("//") or "\\" in raw or page not in ("", "task"):
+    if raw.startswith("//") or "\\" in raw or page not in PAGES:
         return _HOME
     return (page or _HOME) + (f"?{query}" if query else "")
 
@@ -206,7 +225,7 @@ async def logout_form(request: web.Request) -> web.StreamResponse:
 
 
 # -- the list ----------------------------------------------------------------------------------------------
-async def _owner_associate(request: web.Request, filters: views.Filters) -> int | None:
+async def owner_associate(request: web.Request, filters: views.Filters) -> int | None:
     """The SuperOffice associate an owner filter names: a user's, or the number itself."""
     if not filters.owner or "superoffice" not in filters.styles():
         return None
@@ -221,7 +240,7 @@ async def find_rows(request: web.Request, who: Principal, filters: views.Filters
     reading the page (and one task more) through an index where the sort has one; across
     styles, each style's rows up to the page are merged."""
     store = request.app[STORE]
-    associate = await _owner_associate(request, filters)
+    associate = await owner_associate(request, filters)
     offset, single = filters.offset(), bool(filters.style)
     found: list[Task] = []
     for style in filters.styles():
@@ -248,7 +267,7 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     filters = views.parse_filters(request.query)  # before the sign-in: a bad link is told at once
     who = await signed_in(request)
     if who is None:
-        return _to_login(request)
+        return to_login(request)
     tasks, has_next = await find_rows(request, who, filters)
     offset = filters.offset()
     more = ""
@@ -257,11 +276,12 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     statuses = [(status, ", ".join(views.VIEWS[s].label for s in styles))
                 for status, styles in views.STATUS_CHOICES.items()]
     return html_response(render(
-        "list.html", who=who, xsrf=_xsrf(request), live=",".join(live_key(t.style, t.id) for t in tasks),
+        "list.html", who=who, xsrf=xsrf_of(request),
+        live=urlencode({"keys": ",".join(live_key(t.style, t.id) for t in tasks), "list": filters.query_string()}),
         filters=filters, views=list(views.VIEWS.values()),
         statuses=statuses, sorts=list(views.SORTS), rows=[views.row_of(t) for t in tasks],
         total=None if has_next or (offset and not tasks) else offset + len(tasks),
-        first=offset + 1, last=offset + len(tasks), more=more,
+        first=offset + 1, last=offset + len(tasks), more=more, top=views.adds_at_top(filters),
         prev=filters.query_string(page=filters.page - 1) if filters.page > 1 else "",
         next=filters.query_string(page=filters.page + 1) if has_next else ""))
 
@@ -297,7 +317,7 @@ async def _parts(request: web.Request, who: Principal, task: Task) -> dict[str, 
     timeline = [{"seq": c.seq, "action": c.action, "version": c.version, "actor": c.actor, "at": c.at,
                  "request_id": c.request_id, "lines": views.diff_lines(c)} for c in changes]
     return {"task": task, "row": views.row_of(task), "document": dumps_pretty(task.doc), "timeline": timeline,
-            "older": older, "may_undo": who.is_admin and not who.read_only, "xsrf": _xsrf(request),
+            "older": older, "may_undo": who.is_admin and not who.read_only, "xsrf": xsrf_of(request),
             "view": views.VIEWS[task.style], "query": _task_query(task.style, task.id),
             "key": live_key(task.style, task.id)}
 
@@ -316,8 +336,8 @@ def _task_params(request: web.Request) -> tuple[str, str]:
 async def _task_page(request: web.Request, who: Principal, task: Task, *, message: str = "", failed: bool = False,
                      status: int = 200) -> web.Response:
     parts = await _parts(request, who, task)
-    return html_response(render("task.html", who=who, live=parts["key"], message=message, failed=failed, **parts),
-                         status)
+    return html_response(render("task.html", who=who, live=urlencode({"keys": parts["key"]}), message=message,
+                                failed=failed, **parts), status)
 
 
 @page_handler
@@ -327,7 +347,7 @@ async def task_page(request: web.Request) -> web.StreamResponse:
         raise errors.NotFound(f"no style {style!r}")
     who = await signed_in(request)
     if who is None:
-        return _to_login(request)
+        return to_login(request)
     task = await _readable_task(request, who, style, task_id)
     undone = request.query.get("undone", "")
     return await _task_page(request, who, task, message=f"Change {undone} was undone." if undone.isdigit() else "")

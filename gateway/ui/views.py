@@ -11,7 +11,9 @@ shows a user the tasks assigned to, accepted by or created by them
 :class:`Filters` is the list's query string, checked; :func:`style_query` turns it into one
 style's store :class:`~gateway.query.Query` (filters and sort on indexed members, so the
 first page reads one index range); :func:`merge_page` orders the rows of several styles as
-the store ordered each. Pure: no I/O, no HTTP.
+the store ordered each; :func:`matches` tells whether a task (one created after a page was
+loaded) is among a list's matches, by the same expressions evaluated on its document.
+Pure: no I/O, no HTTP.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from gateway.auth import Principal
 from gateway.events.access import access_for
 from gateway.limits import dumps
 from gateway.model import Change, Doc, Task
-from gateway.query import And, Compare, Expr, Or, Query, Sort
+from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 from schemas.sailpoint import COMPLETION_STATUSES
 from schemas.superoffice import STATES
 from schemas.webmethods import STATUSES
 
 __all__ = ["StyleView", "VIEWS", "SORTS", "PAGE_SIZE", "MAX_MERGED_OFFSET", "Filters", "Row", "row_of",
-           "may_read", "may_read_style", "style_query", "merge_page", "parse_filters", "STATUS_CHOICES", "DiffLine",
+           "may_read", "may_read_style", "style_query",
+           "matches", "holds", "adds_at_top", "merge_page", "parse_filters", "STATUS_CHOICES", "DiffLine",
            "diff_lines"]
 
 PAGE_SIZE = 50
@@ -234,6 +237,66 @@ def style_query(view: StyleView, filters: Filters, who: Principal, *, owner_asso
     order = (Sort(field, filters.descending),) if field == "id" else \
         (Sort(field, filters.descending), Sort("id", filters.descending))
     return Query(where, order, limit, offset)
+
+
+def matches(filters: Filters, who: Principal, task: Task, *, owner_associate: int | None) -> bool:
+    """Whether *task* is one of the list's matches for *who*: its style's :func:`style_query`
+    (the read rule, status, owner and text filters) evaluated on its document, as the store
+    would run it."""
+    if task.style not in filters.styles():
+        return False
+    query = style_query(VIEWS[task.style], filters, who, owner_associate=owner_associate, limit=1, offset=0)
+    return query is not None and (query.where is None or holds(query.where, task))
+
+
+def adds_at_top(filters: Filters) -> bool:
+    """Whether a new task that matches belongs at the top of the page: the first page,
+    newest first (the list's default)."""
+    return filters.page == 1 and filters.sort == "created" and filters.descending
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _text_of(value: Any) -> str | None:
+    """A member as SQLite's LIKE reads it: text, a number as its digits; None for null,
+    an object or an array (which LIKE never matches here)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def holds(expr: Expr, task: Task) -> bool:
+    """*expr* (of the operators the list uses: eq, isnull, co, sw, has, And, Or, Not) on
+    *task*, with the store's meaning: ``co``/``sw`` as SQLite's LIKE (ASCII case folded),
+    ``has`` as array containment of text, ``eq`` as equality of JSON values."""
+    if isinstance(expr, And):
+        return all(holds(item, task) for item in expr.items)
+    if isinstance(expr, Or):
+        return any(holds(item, task) for item in expr.items)
+    if isinstance(expr, Not):
+        return not holds(expr.item, task)
+    value = task.id if expr.field == "id" else _member(task.doc, expr.field)
+    if expr.op == "isnull":
+        return value is None
+    if expr.op == "eq":
+        wanted = expr.values[0]
+        return value == wanted and isinstance(value, bool) == isinstance(wanted, bool)
+    if expr.op == "has":
+        return isinstance(value, list) and any(isinstance(v, str) and v in expr.values for v in value)
+    if expr.op in ("co", "sw"):
+        text, part = _text_of(value), _ascii_lower(str(expr.values[0]))
+        if text is None:
+            return False
+        text = _ascii_lower(text)
+        return part in text if expr.op == "co" else text.startswith(part)
+    raise ValueError(f"the list does not use the operator {expr.op!r}")
 
 
 def _rank(value: Any) -> tuple[int, Any]:

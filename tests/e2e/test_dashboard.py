@@ -99,6 +99,7 @@ def sign_in(watched: Watched, server: Server, user: str, path: str = "/ui/") -> 
 def sailpoint_task(server: Server, **fields: Any) -> dict[str, Any]:
     body = {"type": "QUARTZ", "uniqueName": "Cloud Account Aggregation", "description": "Aggregate accounts",
             "launcher": "ada", "created": CREATED, **fields}
+    body = {name: value for name, value in body.items() if value is not None}  # None: the server's default
     reply = _http(server, "POST", "/task-status/v1", body)
     assert reply.status == 201, reply.raw
     return reply.json
@@ -226,6 +227,51 @@ def test_a_sdk_patch_shows_live_in_the_list_within_a_second(server: Server, open
     expect(row.locator("td").nth(6)).to_have_text("2")  # the version
     assert axe_violations(page) == []
     assert watched.errors == []
+
+
+def test_a_task_created_by_a_client_shows_live_in_the_open_list(server: Server, open_page: Any) -> None:
+    sailpoint_task(server, id="c1000000000000000000000000000001", uniqueName="Fresh one")
+    watched = open_page()
+    page = sign_in(watched, server, "bob", "/ui/?q=Fresh")  # the first page, newest first
+    expect(page.locator("tbody tr")).to_have_count(1)
+    by_name = open_page()
+    other = sign_in(by_name, server, "bob", "/ui/?q=Fresh&sort=name&order=asc")  # another sort: a notice
+    live_open(page)
+    live_open(other)
+    page.evaluate("""() => {
+        window.__seen = null;
+        const body = document.querySelector('tbody');
+        new MutationObserver(() => {
+            if (window.__seen === null && body.textContent.includes('Fresh two')) window.__seen = performance.now();
+        }).observe(body, {childList: true, subtree: true, characterData: true});
+    }""")
+    started = page.evaluate("performance.now()")
+    # one that does not match the filter, then one that does, both by HTTP clients
+    sailpoint_task(server, id="c1000000000000000000000000000002", uniqueName="Stale two", created=None)
+    created = sailpoint_task(server, id="c1000000000000000000000000000003", uniqueName="Fresh two", created=None,
+                             percentComplete=5)
+    page.wait_for_function("() => window.__seen !== null", timeout=5000)
+    elapsed_ms = page.evaluate("window.__seen") - started
+    print(f"POST of a new task → its row at the top of the list in the browser: {elapsed_ms:.0f} ms")
+    assert elapsed_ms < 1000
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Fresh two")
+    expect(rows.first).to_contain_text("5 %")
+    assert "Stale two" not in page.locator("tbody").inner_text()
+    # the new row follows live like the others
+    _http(server, "PATCH", f"/task-status/v1/{created['id']}", [{"op": "replace", "path": "/percentComplete",
+                                                                "value": 80}],
+          headers={"Content-Type": "application/json-patch+json"})
+    expect(rows.first).to_contain_text("80 %", timeout=3000)
+    assert axe_violations(page) == []
+    notice = other.locator("#new-tasks")
+    expect(notice).to_have_text("1 new task matches this list: show them", timeout=3000)
+    expect(other.locator("tbody tr")).to_have_count(1)
+    assert axe_violations(other) == []
+    notice.get_by_role("link", name="show them").click()
+    expect(other.locator("tbody tr td:nth-child(2) a")).to_have_text(["Fresh one", "Fresh two"])
+    assert watched.errors == [] and by_name.errors == []
 
 
 def test_a_task_page_shows_the_diff_of_a_change_and_follows_live(server: Server, open_page: Any) -> None:

@@ -30,6 +30,10 @@ async def test_every_dashboard_answer_matches_the_document(api: Api) -> None:
     assert (await send("GET", "/ui/task?style=sailpoint&id=x")).status == 303
     assert (await send("GET", "/ui/task-parts?style=sailpoint&id=x")).status == 401
     assert (await send("GET", "/ui/live")).status == 401
+    for page in ("hooks", "hook?name=x", "testing", "namespace?name=x"):
+        assert (await send("GET", f"/ui/{page}")).status == 303, page
+    for page in ("hook", "namespace?name="):
+        assert (await send("GET", f"/ui/{page}")).status == 400, page
     assert (await send("GET", "/ui/login")).status == 200
     assert (await send("POST", "/ui/login", "user=ada")).status == 400
     assert (await send("POST", "/ui/login", "user=ada&password=wrong")).status == 401
@@ -64,6 +68,10 @@ async def test_every_dashboard_answer_matches_the_document(api: Api) -> None:
     document.check("GET", "/ui/live", stream.status, stream.headers, b"")
     assert await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 5) == b"retry: 1000\n: live\n\n"
     stream.close()
+    assert (await send("GET", "/ui/hooks")).status == 200
+    assert (await send("GET", "/ui/hook?name=superoffice:webhook/1")).status == 404
+    assert (await send("GET", "/ui/testing")).status == 404  # the toolkit is off here
+    assert (await send("GET", "/ui/namespace?name=x")).status == 404
     assert (await send("POST", "/ui/logout", "xsrf=forged")).status == 403
     assert (await send("POST", "/ui/logout", f"xsrf={xsrf}")).status == 303
     assert document.unanswered() == []
