@@ -34,6 +34,7 @@ from gateway.codecs import negotiate
 from gateway.context import CONFIG, FEED, REQUEST_ID, principal
 from gateway.events.access import STYLE_NAMES, access_for
 from gateway.events.feed import CUT_GRACE_SECONDS, TAKE_BYTES, Ended, Push, Selection, Subscription
+from gateway.events.subscriptions import outside_namespaces
 from gateway.openapi import param
 from gateway.speedups import dumps_bytes
 from schemas.common import PlainErrorSchema
@@ -86,6 +87,7 @@ def _selection(request: web.Request) -> Selection:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    outside_namespaces(request, "GET /events streams")
     negotiate(request, (_MEDIA,))
     since = _position(request)
     selection = _selection(request)
