@@ -73,6 +73,8 @@ _CATCHING_UP = 4
 #: how long subscribers are left to sleep after an event, so that a burst of commits reaches
 #: each of them in one write rather than one write per commit
 _LINGER_SECONDS = 0.01
+#: the shortest time between two wake-ups of the subscribers
+_WAKE_INTERVAL = 0.025
 #: documents kept for the read rules that need one (webMethods' access lists)
 _DOCUMENTS = 256
 #: seconds a subscription ended while its client is not reading gets to take its last
@@ -307,6 +309,7 @@ class Feed:
         #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
         self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
+        self._woken_at = 0.0  # the loop's time of the last wake-up
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -422,8 +425,12 @@ class Feed:
             else:
                 self._to_wake.add(sub)
         if self._to_wake and self._waking is None:
-            # woken a moment later, together: commits that follow meanwhile go out in the same write
-            self._waking = asyncio.get_running_loop().call_later(_LINGER_SECONDS, self._wake_subscribers)
+            # woken a moment later, together: commits that follow meanwhile go out in the same write;
+            # and no sooner than _WAKE_INTERVAL after the last wake-up, so that under a steady flow
+            # of commits each stream gets a write per interval, not one per commit
+            loop = asyncio.get_running_loop()
+            at = max(loop.time() + _LINGER_SECONDS, self._woken_at + _WAKE_INTERVAL)
+            self._waking = loop.call_at(at, self._wake_subscribers)
 
     def _wake_subscribers(self) -> None:
         """Hand the events published since the last wake-up to the subscribers. One that
@@ -434,6 +441,7 @@ class Feed:
         with an event left that needs a document, and one whose connection holds too much
         unsent, are woken."""
         self._waking = None
+        self._woken_at = asyncio.get_running_loop().time()
         woken, self._to_wake = self._to_wake, set()
         chunks: dict[tuple[int, Key], tuple[bytes, int, int]] = {}
         for sub in woken:
