@@ -191,6 +191,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                     "content": {_MEDIA: {"schema": {"type": "string"}}}},
             "400": {"description": "a bad parameter", "content": _ERROR},
             "401": {"description": "no valid credentials", "content": _ERROR},
+            "404": {"description": "under a test namespace (testing on): the feed is the server's, a namespace "
+                                   "has none of its own", "content": _ERROR},
             "406": {"description": "the Accept header admits no text/event-stream", "content": _ERROR},
         },
     },
