@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,24 @@ async def _receiver(aiohttp_server) -> Receiver:
     return receiver
 
 
-async def _until(predicate: Any, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if predicate():
-            return
+async def _until(predicate: Any, seconds: float = 60.0) -> None:
+    """Wait for *predicate* to come true: polled, for up to *seconds* (generous, for a busy machine)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not come true in time")
         await asyncio.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
+
+
+async def _log(api: Api, count: int) -> list[dict[str, Any]]:
+    """GET /webhooks/log, once it holds *count* rows: a worker stores its log rows after the
+    answers it logs (when it is caught up or failing), so the receiver can be ahead of it."""
+    deadline = time.monotonic() + 60
+    while True:
+        log: list[dict[str, Any]] = (await api.request("GET", "/webhooks/log"))[1]["deliveries"]
+        if len(log) >= count or time.monotonic() > deadline:
+            return log
+        await asyncio.sleep(0.02)
 
 
 async def _batch_task(api: Api, name: str) -> int:
@@ -85,7 +98,7 @@ async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_wha
     assert [(g["body"]["PrimaryKey"], g["status"]) for g in receiver.got] == [
         (first, 500), (first, 500), (first, 200), (second, 200)]
     assert len({g["key"] for g in receiver.got[:3]}) == 1  # one event, one idempotency key
-    log = (await api.request("GET", "/webhooks/log"))[1]["deliveries"]
+    log = await _log(api, 4)
     assert [(d["event"], d["attempt"], d["status"], d["outcome"], d["error"]) for d in log][::-1] == [
         (int(receiver.got[0]["key"]), 1, 500, "failed", "HTTP 500"),
         (int(receiver.got[0]["key"]), 2, 500, "failed", "HTTP 500"),
@@ -97,12 +110,11 @@ async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_wha
     await _batch_task(api, "three")
     await _until(lambda: len(receiver.got) == 3)
     url = f"/api/v1/Webhook/{hook['WebhookId']}"
-    for _ in range(100):
-        if (await api.request("GET", url))[1]["State"] == "TooManyErrors":
-            break
+    deadline = time.monotonic() + 60  # the disabling is stored after the third answer: polled for it
+    while (await api.request("GET", url))[1]["State"] != "TooManyErrors" and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert (await api.request("GET", url))[1]["State"] == "TooManyErrors"
-    log = (await api.request("GET", "/webhooks/log?limit=1"))[1]["deliveries"]
+    log = await _log(api, 7)
     assert (log[0]["attempt"], log[0]["outcome"]) == (3, "disabled")
     await _batch_task(api, "missed")
     await asyncio.sleep(0.2)

@@ -26,6 +26,15 @@ reads the trail a page at a time until it reaches the window, then takes events 
 window. One that the window has passed (a client that stopped reading) is ended with
 the reason ``behind`` and the id it last took, so that it can resume from there.
 
+Pushing an event costs little per subscriber: its frame is encoded once, when it is
+published; subscribers are woken together a moment after a commit (so a burst goes out in
+one write each); and one that is waiting with every event taken is not woken at all for
+events of the styles its caller reads whole (every task of them): the feed joins the
+frames once per position and selection and writes the same bytes to each such connection
+(:data:`Push`), as long as the connection holds little unsent. Events of a style the
+caller reads by a rule on the task's document (webMethods for a non-admin) still wake the
+stream, which applies the rule.
+
 This module does no HTTP (:mod:`gateway.events.sse` is the stream) and holds no SQL: it
 reads through the store contract.
 """
@@ -47,7 +56,7 @@ from gateway.model import Change, Doc, Store
 from gateway.patching import apply_json_patch
 from gateway.speedups import dumps_bytes
 
-__all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "event_json", "frame", "CATCH_UP_PAGE",
+__all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "Key", "Push", "event_json", "frame", "CATCH_UP_PAGE",
            "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "CUT_GRACE_SECONDS"]
 
 _log = structlog.get_logger("taskgate.events")
@@ -64,6 +73,8 @@ _CATCHING_UP = 4
 #: how long subscribers are left to sleep after an event, so that a burst of commits reaches
 #: each of them in one write rather than one write per commit
 _LINGER_SECONDS = 0.01
+#: the shortest time between two wake-ups of the subscribers
+_WAKE_INTERVAL = 0.025
 #: documents kept for the read rules that need one (webMethods' access lists)
 _DOCUMENTS = 256
 #: seconds a subscription ended while its client is not reading gets to take its last
@@ -141,13 +152,34 @@ class Selection:
         return ((not self.styles or ev.style in self.styles) and (not self.actions or ev.action in self.actions)
                 and (self.task_id is None or ev.task_id == self.task_id) and ev.style in self.access)
 
+    def key(self) -> Key:
+        """What decides which events this subscriber gets, as a value subscribers share:
+        the styles it wants and may read whole, those it wants that are readable by a rule
+        on the task's document, its actions (empty: all) and its task id (None: all)."""
+        wanted = [s for s in self.access if not self.styles or s in self.styles]
+        return (frozenset(s for s in wanted if self.access[s] is None),
+                frozenset(s for s in wanted if self.access[s] is not None), self.actions, self.task_id)
+
+
+#: :meth:`Selection.key`: (styles wanted and readable whole, styles wanted and readable by a
+#: rule on the document, actions or empty for all, task id or None)
+Key = tuple[frozenset[str], frozenset[str], frozenset[str], str | None]
+#: writes a chunk of frames to a subscriber's connection at once, without waiting; False when
+#: its connection is closing or holds too much unsent already (the stream's own write then waits)
+Push = Callable[[bytes], bool]
+
 
 class Subscription:
     """One subscriber's position in the feed; :meth:`next` hands over its next events."""
 
-    def __init__(self, feed: Feed, since: int, selection: Selection, abort: Callable[[], None] | None) -> None:
+    def __init__(self, feed: Feed, since: int, selection: Selection, abort: Callable[[], None] | None,
+                 push: Push | None = None) -> None:
         self._feed = feed
         self.selection = selection
+        #: the selection's :meth:`Selection.key`; with *push*, the feed writes new events to
+        #: the subscriber itself while it waits (see :meth:`Feed._wake_subscribers`)
+        self.key = selection.key()
+        self.push = push
         #: the id of the last event taken (handed over or filtered out): where its client
         #: resumes once what was handed over is written
         self.cursor = since
@@ -277,6 +309,7 @@ class Feed:
         #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
         self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
+        self._woken_at = 0.0  # the loop's time of the last wake-up
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -317,10 +350,11 @@ class Feed:
         return len(self._subscribers)
 
     def subscribe(self, since: int | None, selection: Selection,
-                  abort: Callable[[], None] | None = None) -> Subscription:
+                  abort: Callable[[], None] | None = None, push: Push | None = None) -> Subscription:
         """A position after event *since* (None: after the newest, only changes to come).
-        *abort* closes the subscriber's connection at once (see :meth:`Subscription.end`)."""
-        sub = Subscription(self, self.last if since is None else since, selection, abort)
+        *abort* closes the subscriber's connection at once (see :meth:`Subscription.end`);
+        *push* writes frames to it without a task switch (see :meth:`_wake_subscribers`)."""
+        sub = Subscription(self, self.last if since is None else since, selection, abort, push)
         if self._closed:
             sub.end(END_SHUTDOWN)
         self._subscribers.add(sub)
@@ -391,14 +425,60 @@ class Feed:
             else:
                 self._to_wake.add(sub)
         if self._to_wake and self._waking is None:
-            # woken a moment later, together: commits that follow meanwhile go out in the same write
-            self._waking = asyncio.get_running_loop().call_later(_LINGER_SECONDS, self._wake_subscribers)
+            # woken a moment later, together: commits that follow meanwhile go out in the same write;
+            # and no sooner than _WAKE_INTERVAL after the last wake-up, so that under a steady flow
+            # of commits each stream gets a write per interval, not one per commit
+            loop = asyncio.get_running_loop()
+            at = max(loop.time() + _LINGER_SECONDS, self._woken_at + _WAKE_INTERVAL)
+            self._waking = loop.call_at(at, self._wake_subscribers)
 
     def _wake_subscribers(self) -> None:
+        """Hand the events published since the last wake-up to the subscribers. One that
+        waits with every event taken, and whose selection needs no document, is written to
+        here, without waking its stream, up to the first event whose task's document its
+        read rule needs: the frames for one position and :data:`Key` are joined once and the
+        same bytes go to every subscriber that shares them (one write each). The others, one
+        with an event left that needs a document, and one whose connection holds too much
+        unsent, are woken."""
         self._waking = None
+        self._woken_at = asyncio.get_running_loop().time()
         woken, self._to_wake = self._to_wake, set()
+        chunks: dict[tuple[int, Key], tuple[bytes, int, int]] = {}
         for sub in woken:
+            if sub.push is not None and sub.idle and sub.ended is None:
+                shared = (sub.cursor, sub.key)
+                chunk = chunks.get(shared)
+                if chunk is None:
+                    chunk = chunks[shared] = self._chunk(sub.cursor, sub.key)
+                data, cursor, count = chunk
+                if not data or sub.push(data):
+                    sub.cursor = cursor
+                    self.sent += count
+                    if cursor < self.last:  # more than one chunk's worth: its stream takes the rest
+                        sub._notify()
+                    continue
             sub._notify()
+
+    def _chunk(self, cursor: int, key: Key) -> tuple[bytes, int, int]:
+        """The frames after *cursor* that a subscriber with *key* gets, joined (at most
+        :data:`TAKE_EVENTS` events and about :data:`TAKE_BYTES`), the id of the last event
+        taken, and how many frames there are. It stops before an event it wants whose style
+        it reads by a rule on the task's document: its stream reads the document for that."""
+        whole, checked, actions, task_id = key
+        frames: list[bytes] = []
+        size = 0
+        last = cursor
+        for ev in self.after(cursor):
+            if len(frames) >= TAKE_EVENTS or size >= TAKE_BYTES:
+                break
+            if (not actions or ev.action in actions) and (task_id is None or ev.task_id == task_id):
+                if ev.style in checked:
+                    break
+                if ev.style in whole:
+                    frames.append(ev.frame)
+                    size += len(ev.frame)
+            last = ev.seq
+        return b"".join(frames), last, len(frames)
 
     # -- what subscribers read ------------------------------------------------------------------
     def covers(self, cursor: int) -> bool:

@@ -27,24 +27,27 @@ import re
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from gateway import errors
 from gateway.codecs import negotiate
 from gateway.context import CONFIG, FEED, REQUEST_ID, principal
 from gateway.events.access import STYLE_NAMES, access_for
-from gateway.events.feed import CUT_GRACE_SECONDS, Ended, Selection, Subscription
+from gateway.events.feed import CUT_GRACE_SECONDS, TAKE_BYTES, Ended, Push, Selection, Subscription
+from gateway.events.subscriptions import outside_namespaces
 from gateway.openapi import param
 from gateway.speedups import dumps_bytes
 from schemas.common import PlainErrorSchema
 
 __all__ = ["setup", "events", "ACTIONS", "TAG", "TAG_DESCRIPTION", "OPERATIONS", "ERRORS",
-           "PATH_PARAMETERS", "RETRY_MS"]
+           "PATH_PARAMETERS", "RETRY_MS", "PUSH_LIMIT"]
 
 #: the actions an event can have (the audit trail's)
 ACTIONS = ("created", "updated", "deleted")
 #: what an EventSource waits before reconnecting (the stream's ``retry:`` field)
 RETRY_MS = 2000
+#: bytes a stream's connection may hold unsent before the feed stops writing to it directly
+PUSH_LIMIT = TAKE_BYTES
 _ID = re.compile(r"[0-9]{1,18}")
 _PARAMETERS = frozenset({"since", "style", "task", "action"})
 _MEDIA = "text/event-stream"
@@ -84,6 +87,7 @@ def _selection(request: web.Request) -> Selection:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    outside_namespaces(request, "GET /events streams")
     negotiate(request, (_MEDIA,))
     since = _position(request)
     selection = _selection(request)
@@ -96,21 +100,27 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         return response
     transport = request.transport
-    sub = feed.subscribe(since, selection, abort=transport.abort if transport is not None else None)
+    chunked = request.version >= HttpVersion11
+    if chunked:  # said outright, so that the feed's pushes can frame their chunks (see _pusher)
+        response.enable_chunked_encoding()
+    sub = feed.subscribe(since, selection, abort=transport.abort if transport is not None else None,
+                         push=_pusher(transport) if chunked and transport is not None else None)
     try:
         await response.prepare(request)
+        if response.compression:  # never set on this route; pushes would bypass the encoder
+            sub.push = None
         await _write(response, sub, b"retry: %d\n: taskgate events after %d\n\n" % (RETRY_MS, sub.cursor))
         while True:
             try:
                 frames = await sub.next(heartbeat)
             except Ended as end:
                 data = dumps_bytes({"reason": end.reason, "last_id": end.last_id})
-                async with asyncio.timeout(CUT_GRACE_SECONDS):
+                async with asyncio.timeout(CUT_GRACE_SECONDS):  # a client that does not read is not waited for
                     await _write(response, sub, b"event: end\ndata: %s\n\n" % data)
+                    await response.write_eof()
                 break
             await _write(response, sub, b"".join(frames) if frames else b": heartbeat\n\n")
             feed.sent += len(frames)
-        await response.write_eof()
     except (ConnectionError, TimeoutError):  # the client went away, or stopped reading at the end
         if transport is not None:
             transport.abort()
@@ -129,6 +139,19 @@ async def _write(response: web.StreamResponse, sub: Subscription, data: bytes) -
         await response.write(data)
     finally:
         sub.writing = False
+
+
+def _pusher(transport: asyncio.Transport) -> Push:
+    """The feed's way to write frames to this stream without waking it: one HTTP/1.1 chunk,
+    straight to the connection after the stream's own writes, refused (False) once the
+    connection holds :data:`PUSH_LIMIT` bytes its client has not taken (the stream's own
+    write then waits for it, and a client that never reads falls behind and is cut off)."""
+    def push(data: bytes) -> bool:
+        if transport.is_closing() or transport.get_write_buffer_size() > PUSH_LIMIT:
+            return False
+        transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        return True
+    return push
 
 
 def setup(app: web.Application) -> None:
@@ -168,6 +191,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                     "content": {_MEDIA: {"schema": {"type": "string"}}}},
             "400": {"description": "a bad parameter", "content": _ERROR},
             "401": {"description": "no valid credentials", "content": _ERROR},
+            "404": {"description": "under a test namespace (testing on): the feed is the server's, a namespace "
+                                   "has none of its own", "content": _ERROR},
             "406": {"description": "the Accept header admits no text/event-stream", "content": _ERROR},
         },
     },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,13 @@ def _sp_error(text: str, status_code: str, tracking: str) -> dict[str, Any]:
             "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": text}], "causes": []}
 
 
-async def _until(predicate: Any, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if predicate():
-            return
+async def _until(predicate: Any, seconds: float = 60.0) -> None:
+    """Wait for *predicate* to come true: polled, for up to *seconds* (generous, for a busy machine)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not come true in time")
         await asyncio.sleep(0.02)
-    raise AssertionError("the condition did not come true in time")
 
 
 async def test_sailpoint_trigger_subscriptions(api: Api, receiver: Receiver, document: Document) -> None:

@@ -14,7 +14,17 @@ import pytest
 from gateway.apis import sailpoint_rules, superoffice_rules, webmethods_rules
 from gateway.auth import Principal
 from gateway.events.access import STYLE_NAMES, access_for
-from gateway.events.feed import END_BEHIND, END_SHUTDOWN, TAKE_BYTES, Ended, Feed, Selection, Subscription, event_json
+from gateway.events.feed import (
+    END_BEHIND,
+    END_SHUTDOWN,
+    TAKE_BYTES,
+    Ended,
+    Feed,
+    Selection,
+    Subscription,
+    event_json,
+    frame,
+)
 from gateway.store.sqlite import SQLiteStore
 
 EVERYTHING = Selection(access=access_for(Principal("root", "admin"), STYLE_NAMES))
@@ -143,6 +153,61 @@ async def test_a_heartbeat_is_due_while_only_others_events_flow(store: SQLiteSto
     writing = asyncio.ensure_future(others())
     assert await sub.next(0.05) == []  # the timeout passed: time for a heartbeat, though events came
     await writing
+    await feed.close()
+
+
+async def test_waiting_subscribers_are_written_to_directly_with_one_shared_chunk(store: SQLiteStore):
+    """Subscribers that wait with every event taken get the events of the styles they read
+    whole through their push, without being woken, the same bytes for the same selection;
+    one whose push refuses (a connection holding too much) and one with an event whose
+    read rule needs the task's document are woken, and their stream takes the rest."""
+    feed = await started(store, buffer_events=1000)
+    alice = Selection(access=access_for(Principal("alice", "user"), STYLE_NAMES))  # webMethods by its rule
+    pushed: dict[str, list[bytes]] = {"a": [], "b": [], "alice": [], "full": []}
+
+    def push_to(name: str):
+        def push(data: bytes) -> bool:
+            if name == "full":
+                return False
+            pushed[name].append(data)
+            return True
+        return push
+    subs = {name: feed.subscribe(None, sel, push=push_to(name))
+            for name, sel in (("a", EVERYTHING), ("b", EVERYTHING), ("alice", alice), ("full", EVERYTHING))}
+    waiting = {name: asyncio.ensure_future(sub.next(30)) for name, sub in subs.items()}
+    await asyncio.sleep(0.01)  # each is waiting now
+    for i in range(3):
+        await store.create("sailpoint", f"s{i}", {"n": i}, actor="a", request_id="r")
+    sp = [frame(c) for c in await store.audit(newest_first=False)]
+    full = await waiting["full"]  # refused: woken, its stream takes them
+    async with asyncio.timeout(10):
+        while subs["full"].cursor < 3:
+            full += await subs["full"].next(5)
+        while min(subs[name].cursor for name in ("a", "b", "alice")) < 3:
+            await asyncio.sleep(0.005)
+    assert full == sp and pushed["full"] == []
+    assert b"".join(pushed["a"]) == b"".join(sp) and pushed["b"] == pushed["alice"] == pushed["a"]
+    assert all(x is y for x, y in zip(pushed["a"], pushed["b"], strict=True))  # joined once for both
+    assert [w.done() for w in (waiting["a"], waiting["b"], waiting["alice"])] == [False, False, False]
+    assert feed.sent == 9  # three subscribers' pushes; the stream counts what it writes itself
+    alice_before = list(pushed["alice"])
+    # webMethods tasks, one assigned to alice and one not: her stream is woken for them and reads
+    # the documents; the admins' pushes carry both
+    await store.create("webmethods", "w1", {"TaskInfo": {"assignedToList": ["alice"]}, "TaskData": {}},
+                       actor="root", request_id="r")
+    await store.create("webmethods", "w2", {"TaskInfo": {}, "TaskData": {}}, actor="root", request_id="r")
+    wm = [frame(c) for c in await store.audit(after=3, newest_first=False)]
+    got = await waiting["alice"]
+    async with asyncio.timeout(10):
+        while subs["alice"].cursor < 5:
+            got += await subs["alice"].next(5)
+    assert got == wm[:1] and pushed["alice"] == alice_before
+    async with asyncio.timeout(10):
+        while subs["b"].cursor < 5:
+            await asyncio.sleep(0.005)
+    assert b"".join(pushed["a"]) == b"".join(pushed["b"]) == b"".join(sp + wm)
+    for w in waiting.values():
+        w.cancel()
     await feed.close()
 
 
