@@ -13,7 +13,8 @@ process's commits, from the audit trail, in order) as one subscriber, keeps thos
 coalesces them per task, reads each such task once (whatever the number of pages showing
 it), renders its row once, and hands the event to each stream showing it whose user may
 read the task by its style's rule. A change to a task no page shows costs one hash. A stream's queue is
-bounded (:data:`QUEUE`): a page that cannot keep up is closed, and its browser reconnects.
+bounded (:data:`QUEUE`): a page that cannot keep up is closed, and its browser reconnects
+(one whose client stopped reading, its write waiting, has its connection aborted).
 The number of streams is bounded by ``ui.max_live_streams`` (503 beyond). Streams end
 when the server starts its graceful stop.
 
@@ -36,7 +37,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -99,6 +100,8 @@ class _Stream:
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
     added: int = 0  # rows of new tasks sent
     new: int = 0  # new tasks counted in the notice
+    abort: Callable[[], None] | None = None  # ends the connection at once
+    writing: bool = False  # a write to the connection is waiting for its client
 
     def send(self, event: bytes | None) -> bool:
         """Queue *event*; False when the page is too far behind (it is then closed)."""
@@ -109,10 +112,14 @@ class _Stream:
             return False
 
     def close(self) -> None:
-        """End the stream: what waits is dropped, and the end is the next thing it reads."""
+        """End the stream: what waits is dropped, and the end is the next thing it reads;
+        a stream whose write is stuck on a client that does not read has its connection
+        aborted, so that it holds neither a request nor the graceful stop."""
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        if self.writing and self.abort is not None:
+            self.abort()
 
 
 class LiveHub:
@@ -312,6 +319,8 @@ async def live(request: web.Request) -> web.StreamResponse:
         listing = Listing(filters, await pages.owner_associate(request, filters))
     hub = request.app[HUB]
     stream = hub.join(who, keys, listing)
+    transport = request.transport
+    stream.abort = transport.abort if transport is not None else None
     traffic = request.app[TRAFFIC]
     try:
         response = web.StreamResponse(headers=headers)
@@ -325,17 +334,25 @@ async def live(request: web.Request) -> web.StreamResponse:
                 idle += _TICK
                 if idle >= KEEPALIVE_SECONDS:
                     idle = 0.0
-                    await response.write(b": keep-alive\n\n")
+                    await _write(response, stream, b": keep-alive\n\n")
                 continue
             if event is None:
                 break
             idle = 0.0
-            await response.write(event)
-    except ConnectionResetError:
+            await _write(response, stream, event)
+    except ConnectionError:
         pass
     finally:
         hub.leave(stream)
     return response
+
+
+async def _write(response: web.StreamResponse, stream: _Stream, data: bytes) -> None:
+    stream.writing = True  # a close meanwhile aborts the connection if this write does not finish
+    try:
+        await response.write(data)
+    finally:
+        stream.writing = False
 
 
 async def live_ctx(app: web.Application) -> AsyncIterator[None]:
