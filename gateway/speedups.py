@@ -39,13 +39,35 @@ T = TypeVar("T")
 _LONG_DIGITS = re.compile(rb"(?:^|[\[:,\s])-?[0-9]{19}")
 # That pattern costs re about 35 ms a megabyte, with the GIL held; a run of 19 digits
 # anywhere is found in about 1 ms by translating every digit to "9" and everything else
-# to a space, so the pattern only runs on the rare text that has one.
+# to a space, so the pattern only runs on the rare text that has one (and whose reading
+# holds a float: ids of zero-padded digits have such runs in nearly every document).
 _DIGITS_ONLY = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _NINETEEN = b"9" * 19
 
 
-def _long_digits(data: bytes) -> bool:
-    return _NINETEEN in data.translate(_DIGITS_ONLY) and _LONG_DIGITS.search(data) is not None
+def _has_float(value: Any) -> bool:
+    """Whether a parsed value holds a float anywhere: orjson reads every integer beyond 64
+    bits as one, so a value without floats read no such integer."""
+    if type(value) is float:
+        return True
+    pending = [value] if type(value) is dict or type(value) is list else []
+    pop, push = pending.pop, pending.append
+    while pending:
+        item = pop()
+        for v in (item.values() if type(item) is dict else item):
+            kind = type(v)
+            if kind is float:
+                return True
+            if kind is dict or kind is list:
+                push(v)
+    return False
+
+
+def _long_digits(data: bytes, value: Any) -> bool:
+    """Whether *data*, which orjson read as *value*, may hold an integer beyond 64 bits. The
+    pattern runs only on text with a run of 19 digits whose reading holds a float: the runs
+    are mostly in strings (ids), and then no float came from one."""
+    return _NINETEEN in data.translate(_DIGITS_ONLY) and _has_float(value) and _LONG_DIGITS.search(data) is not None
 
 
 def _reject_constant(name: str) -> Any:
@@ -59,11 +81,14 @@ def _stdlib_loads(data: bytes | str) -> Any:
 def loads(data: bytes) -> Any:
     """JSON text (UTF-8 bytes) to Python values; NaN and Infinity literals are refused.
     Errors are :mod:`json`'s (JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError)."""
-    if orjson is not None and not _long_digits(data):
+    if orjson is not None:
         try:
-            return orjson.loads(data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # let json say what is wrong (or read what orjson refuses, such as 1e400)
+        else:
+            if not _long_digits(data, value):
+                return value
     return _stdlib_loads(data.decode("utf-8"))
 
 

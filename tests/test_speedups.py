@@ -14,7 +14,8 @@ TRICKY = [b'{"a": 1, "b": [1.5, -0.0, 1e100, 1e-7, true, null], "c": "\\u00e9\\u
           b'[1e400]', b'"\\ud800"', b' {"x": "\xc3\xa9"} ', b'12345678901234567.5',
           # integers beyond 64 bits wherever a number can start, and beside long digit runs in strings
           b'12345678901234567890', b'-12345678901234567890', b'{"a":12345678901234567890}',
-          b'[1,\n\t-99999999999999999999]', b'{"id": "00000000000000000000000000003bb", "n": 18446744073709551616}']
+          b'[1,\n\t-99999999999999999999]', b'{"id": "00000000000000000000000000003bb", "n": 18446744073709551616}',
+          b'{"id": "0000000000000000000000000001", "f": [1.5, 2e-7]}']
 BAD = [b'{"a": NaN}', b"[Infinity]", b"\xef\xbb\xbf{}", b"{", b'"\xff"', b"[1,]", b"", b"01"]
 
 
@@ -69,3 +70,14 @@ def test_run_uses_uvloop_when_installed():
         return type(asyncio.get_running_loop()).__module__
 
     assert speedups.run(loop_module()).startswith("uvloop" if speedups.UVLOOP else "asyncio")
+
+
+def test_loads_reads_long_digit_runs_in_strings_without_the_pattern(monkeypatch):
+    """A run of 19 digits in a string, and no float in what orjson read: no integer was
+    beyond 64 bits, so neither the pattern nor json runs."""
+    if speedups.orjson is None:
+        pytest.skip("orjson is not installed")
+    monkeypatch.setattr(speedups, "_stdlib_loads", None)
+    monkeypatch.setattr(speedups, "_LONG_DIGITS", None)  # searching with it would fail the test
+    text = b'{"id":"000000000000000000000000000003eb","n":[1,{"m":18446744073709551615}],"s":"2"}'
+    assert speedups.loads(text) == json.loads(text)
