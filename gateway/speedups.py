@@ -16,7 +16,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["ORJSON", "UVLOOP", "DuplicateKey", "loads", "loads_unique", "dumps_bytes", "run", "describe"]
+__all__ = ["ORJSON", "UVLOOP", "DuplicateKey", "loads", "loads_unique", "dumps_bytes", "dumps_text", "run",
+           "describe"]
 
 try:
     import orjson
@@ -152,18 +153,61 @@ def loads_unique(data: bytes) -> Any:
     return value
 
 
+# orjson and json spell floats between 1e-9 and 1e-4 differently (0.00001 and 1e-7 for
+# 1e-05 and 1e-07), and only those: orjson's text holding either form goes to json.
+_ODD_DECIMAL = b"0.0000"
+_EXPONENT = b"e-"
+_SMALL_EXPONENT_DIGITS = frozenset(b"56789")
+_DIGIT_BYTES = frozenset(b"0123456789")
+
+
+def _spelled_as_json(out: bytes) -> bool:
+    """Whether orjson's *out* has no float that json would spell differently. A string
+    holding such a spelling ("0.00001", "1e-7") only sends its value to json, which agrees."""
+    if _ODD_DECIMAL in out:
+        return False
+    at = out.find(_EXPONENT)
+    while at != -1:
+        if at and out[at - 1] in _DIGIT_BYTES and at + 2 < len(out) and out[at + 2] in _SMALL_EXPONENT_DIGITS \
+                and (at + 3 == len(out) or out[at + 3] not in _DIGIT_BYTES):
+            return False
+        at = out.find(_EXPONENT, at + 2)
+    return True
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
     """Compact JSON as UTF-8 bytes, for values known to hold only JSON types, str keys and
-    finite numbers (orjson writes NaN as null where :func:`json.dumps` refuses it). The
-    same values as ``json.dumps(separators=(",", ":"), ensure_ascii=False)``; small floats
-    may be spelled differently (``1e-7`` for ``1e-07``). *default* converts other objects."""
+    finite numbers (orjson writes NaN as null where :func:`json.dumps` refuses it): byte
+    for byte ``json.dumps(separators=(",", ":"), ensure_ascii=False)``. *default*
+    converts other objects."""
     if orjson is not None:
         try:
-            return orjson.dumps(value, default=default)
+            out = orjson.dumps(value, default=default)
         except TypeError:
             pass  # integers beyond 64 bits, surrogates: json decides
+        else:
+            # a value without floats is spelled alike (what *default* makes is not walked)
+            if (default is None and not _has_float(value)) or _spelled_as_json(out):
+                return out
+    if default is None:
+        return _ENCODER.encode(value).encode("utf-8")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
                       default=default).encode("utf-8")
+
+
+def dumps_text(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``,
+    character for character, and its errors (ValueError for NaN and infinities, which
+    orjson writes as null): orjson writes a value that holds no float."""
+    if orjson is not None and not _has_float(value):
+        try:
+            return orjson.dumps(value).decode("utf-8")
+        except TypeError:
+            pass  # integers beyond 64 bits, surrogates, keys that are not str: json decides
+    return _ENCODER.encode(value)
 
 
 def run(main: Awaitable[T]) -> T:
