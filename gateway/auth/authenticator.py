@@ -36,7 +36,7 @@ from gateway.clock import Clock
 from gateway.model import OAuthClient, TokenRow, User
 
 __all__ = ["Principal", "PRINCIPAL", "REQUEST_CLOCK", "request_now", "Accounts", "Authenticator", "AUTHENTICATOR",
-           "Handler", "public", "reads_by_post", "auth_middleware", "SESSION_COOKIE", "XSRF_COOKIE",
+           "Handler", "public", "reads_by_post", "auth_middleware", "authorize", "SESSION_COOKIE", "XSRF_COOKIE",
            "XSRF_HEADER", "xsrf_token"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -243,11 +243,13 @@ def request_now(request: web.Request) -> float | None:
     return None if clock is None else clock.now().timestamp()
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authorize(request: web.Request) -> None:
+    """Put the caller's :class:`Principal` on *request*, unless its route is :func:`public`
+    (or no route matched); Unauthorized or Forbidden otherwise. What
+    :func:`auth_middleware` does before the handler, for a middleware that does more."""
     route_handler = request.match_info.handler
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
-        return await handler(request)
+        return
     authenticator = request.app[AUTHENTICATOR]
     # passwords can be guessed, tokens cannot: only Basic is limited and counted (a
     # locked address is refused here at once; the password check itself is admitted,
@@ -259,4 +261,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if principal.read_only and request.method not in _SAFE_METHODS \
             and not getattr(route_handler, "taskgate_reads_by_post", False):
         raise errors.Forbidden("this token is read-only")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    await authorize(request)
     return await handler(request)
