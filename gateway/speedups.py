@@ -16,8 +16,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["ORJSON", "UVLOOP", "DuplicateKey", "loads", "loads_unique", "dumps_bytes", "dumps_text", "run",
-           "describe"]
+__all__ = ["ORJSON", "UVLOOP", "DuplicateKey", "loads", "loads_unique", "refuse_duplicates", "dumps_bytes",
+           "dumps_text", "run", "describe"]
 
 try:
     import orjson
@@ -140,6 +140,15 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise DuplicateKey(key)
             seen.add(key)
     return result
+
+
+def refuse_duplicates(data: bytes, keys: int) -> None:
+    """:class:`DuplicateKey` if JSON *data*, whose reading holds *keys* members in all its
+    objects, repeats a key in one object: only when the text might name more keys than
+    that (a duplicate, or a string holding a quote and a colon) is it read again with
+    :mod:`json`, which reports each key it meets."""
+    if _key_ends(data) > keys:
+        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant)
 
 
 def loads_unique(data: bytes) -> Any:
