@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 
 import structlog
@@ -33,7 +33,7 @@ from gateway import errors, landing, openapi, ui
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
-from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, oauth
+from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, authorize, oauth
 from gateway.auth.failure_table import SharedFailures
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
@@ -93,24 +93,23 @@ def render_error(request: web.Request, err: errors.TaskgateError) -> web.Respons
     return json_response({"error": err.message}, status=err.status, headers=err.headers)
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id in and out, and one log line per request (path without its query)."""
+def _begin(request: web.Request) -> str:
+    """The start of every request: its id (the client's, if well formed), the context of
+    its audit rows, and one more request in flight."""
     given = request.headers.get("X-Request-ID", "")
     rid = given if _REQUEST_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
     request[REQUEST_ID] = rid
     CLIENT.set(request.remote or "")  # audit rows record it (the client behind a trusted proxy)
     QUOTA.set(None)  # a style sets them for its write; requests of one connection run in one task
     IMPERSONATION.set(None)
-    traffic = request.app[TRAFFIC]
-    traffic.active += 1
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    finally:
-        traffic.finished()
-    elapsed = time.perf_counter() - started
-    if traffic.draining:
+    request.app[TRAFFIC].active += 1
+    return rid
+
+
+def _finish(request: web.Request, response: web.StreamResponse, rid: str, elapsed: float) -> None:
+    """The end of every answered request: its id out, one log line (path without its
+    query), its metrics."""
+    if request.app[TRAFFIC].draining:
         response.force_close()  # shutting down: no further request on this connection
     response.headers["X-Request-ID"] = rid
     who = request.get(PRINCIPAL)
@@ -118,16 +117,28 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 ms=round(elapsed * 1000, 2), request_id=rid,
                 actor=who.name if who else None, remote=request.remote)
     request.app[METRICS].observe_request(*_metric_labels(request), response.status, elapsed)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id in and out, and one log line per request (path without its query)."""
+    rid = _begin(request)
+    traffic = request.app[TRAFFIC]
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    finally:
+        traffic.finished()
+    _finish(request, response, rid, time.perf_counter() - started)
     return response
 
 
-def _header_limits(max_headers: int, max_bytes: int) -> Middleware:
+def _header_check(max_headers: int, max_bytes: int) -> Callable[[web.Request], None]:
     """431 in the route's error shape for more headers, or a longer header name or value,
     than configured. aiohttp's parser enforces twice these limits itself, before any
     middleware, with a plain-text 400 (it cannot know the route then)."""
 
-    @web.middleware
-    async def header_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check_headers(request: web.Request) -> None:
         raw = request.raw_headers
         if len(raw) > max_headers:
             raise errors.RequestHeaderFieldsTooLarge(
@@ -137,21 +148,29 @@ def _header_limits(max_headers: int, max_bytes: int) -> Middleware:
                 shown = name[:64].decode("latin-1")
                 raise errors.RequestHeaderFieldsTooLarge(
                     f"the header {shown!r} is longer than {max_bytes} bytes")
+
+    return check_headers
+
+
+def _header_limits(max_headers: int, max_bytes: int) -> Middleware:
+    check_headers = _header_check(max_headers, max_bytes)
+
+    @web.middleware
+    async def header_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+        check_headers(request)
         return await handler(request)
 
     return header_limits
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes the route style's error body; nothing escapes as a bare 500."""
-    try:
-        return await handler(request)
-    except errors.TaskgateError as exc:
+def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The route style's error body for *exc*, raised while answering *request*; called
+    while it is handled. Nothing escapes as a bare 500; a redirect is raised again."""
+    if isinstance(exc, errors.TaskgateError):
         err = exc
-    except web.HTTPException as exc:
+    elif isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         allow = exc.headers.get("Allow")
         message = (f"no resource at {request.path}" if exc.status == 404
                    else f"{request.method} is not allowed here; allowed: {allow}" if allow
@@ -159,13 +178,48 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         err = errors.from_status(exc.status, message)
         if allow:
             err.headers["Allow"] = allow
-    except ConnectionResetError:  # the client went away mid-request (an aborted upload): not our fault
+    elif isinstance(exc, ConnectionResetError):  # the client went away mid-request (an aborted upload)
         logger.info("client closed the connection", path=request.path, request_id=request.get(REQUEST_ID))
         err = errors.ClientClosedRequest("the client closed the connection before the request was read")
-    except Exception:
+    else:
         logger.exception("unhandled error", path=request.path, request_id=request.get(REQUEST_ID))
         err = errors.InternalError("An internal fault occurred.")
     return render_error(request, err)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes the route style's error body; nothing escapes as a bare 500."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return _error_answer(request, exc)
+
+
+def _edge(max_headers: int, max_bytes: int) -> Middleware:
+    """:func:`request_context`, :func:`error_middleware`, the header limits and
+    :func:`~gateway.auth.auth_middleware`, in that order, as one middleware: each layer
+    of aiohttp's costs a call and a coroutine per request."""
+    check_headers = _header_check(max_headers, max_bytes)
+
+    @web.middleware
+    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = _begin(request)
+        traffic = request.app[TRAFFIC]
+        started = time.perf_counter()
+        try:
+            try:
+                check_headers(request)
+                await authorize(request)
+                response = await handler(request)
+            except Exception as exc:
+                response = _error_answer(request, exc)
+        finally:
+            traffic.finished()
+        _finish(request, response, rid, time.perf_counter() - started)
+        return response
+
+    return edge
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -204,7 +258,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     server = config.server
-    edge = [request_context, error_middleware, _header_limits(server.max_headers, server.max_header_bytes)]
+    edge: list[Middleware] = [request_context, error_middleware,
+                              _header_limits(server.max_headers, server.max_header_bytes)]
     trusted = TrustedProxies(server.trusted_proxies, server.forwarded_headers)
     if config.testing.enabled:  # outside the error middleware: the journal records the answer sent
         edge.insert(1, testing.testing_middleware(render_error, _style_of, config.testing.journal_body_bytes,
@@ -212,8 +267,14 @@ def create_app(config: Config) -> web.Application:
     if trusted:
         edge.insert(0, forwarded_middleware(trusted))
     metrics = Metrics([style.STYLE for style in STYLES])
-    app = web.Application(client_max_size=server.max_body_bytes,
-                          middlewares=[auth_middleware] if server.base_path else [*edge, auth_middleware])
+    middlewares: list[Middleware]
+    if server.base_path:
+        middlewares = [auth_middleware]
+    elif config.testing.enabled:
+        middlewares = [*edge, auth_middleware]
+    else:  # the usual case: the four in one
+        middlewares = [*edge[:-3], _edge(server.max_headers, server.max_header_bytes)]
+    app = web.Application(client_max_size=server.max_body_bytes, middlewares=middlewares)
     traffic = Traffic()
     app[CONFIG] = config
     app[METRICS] = metrics

@@ -23,8 +23,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import errors
-from gateway.limits import check_value, dumps
-from gateway.speedups import DuplicateKey, dumps_bytes, loads_unique
+from gateway.limits import dumps, may_hold_surrogates, scan_value
+from gateway.speedups import DuplicateKey, dumps_bytes, loads, refuse_duplicates
 
 __all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate",
            "parse_if_match", "parse_http_date", "etag", "json_response", "xml_response"]
@@ -92,7 +92,11 @@ def decode_json(body: bytes) -> Any:
     if not body.strip():
         raise errors.BadRequest("the request body is empty")
     try:
-        value = loads_unique(body)  # orjson when installed; json's reading and errors either way
+        value = loads(body)  # orjson when installed; json's reading and errors either way
+        # one walk: the members it holds (for the duplicate check) and what check_value refuses
+        keys, problem = scan_value(value, surrogates=may_hold_surrogates(body))
+        if type(value) is dict or type(value) is list:
+            refuse_duplicates(body, keys)
     except DuplicateKey as exc:  # both readers keep the last silently: a client's typo or a smuggled value
         raise errors.BadRequest(f"malformed JSON: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -103,7 +107,8 @@ def decode_json(body: bytes) -> Any:
         raise errors.BadRequest("malformed JSON: nested too deeply") from None
     except ValueError as exc:  # NaN/Infinity, integers longer than Python's digit limit
         raise errors.BadRequest(f"malformed JSON: {exc}") from None
-    check_value(value)
+    if problem is not None:
+        raise errors.BadRequest(problem)
     return value
 
 

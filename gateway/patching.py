@@ -96,11 +96,15 @@ def _escape(key: str) -> str:
 
 
 def same_json(a: Any, b: Any) -> bool:
-    """Equality as JSON sees it: unlike Python's ``==``, ``1``, ``1.0`` and ``true`` differ."""
+    """Equality as JSON sees it: unlike Python's ``==``, ``1``, ``1.0`` and ``true`` differ.
+    A member that is the same object in both is equal without a look inside (a patch
+    replaces a few members and shares the rest with the stored task)."""
+    if a is b:
+        return True
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(v is b[k] or same_json(v, b[k]) for k, v in a.items())
     if isinstance(a, list):
         return len(a) == len(b) and all(map(same_json, a, b))
     return a == b

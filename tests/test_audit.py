@@ -91,3 +91,37 @@ def test_log_text_is_written_in_pieces_a_pipe_keeps_whole() -> None:
     assert whole_line_chunks("a\n") == ["a\n"]
     long = "x" * (2 * PIPE_BUF) + "\n"
     assert whole_line_chunks("a\n" + long + "b\n") == ["a\n", long, "b\n"]
+
+
+def test_the_fast_json_lines_are_the_processor_chain_s(tmp_path: Path, monkeypatch):
+    """Each line the JSON logger writes in one call is the line structlog's processor chain
+    writes for the same event, byte for byte (secrets, context, values JSON lacks, levels)."""
+    from datetime import date
+
+    from gateway import audit
+
+    monkeypatch.setattr(audit, "now_iso_micro", lambda: "2024-01-01T00:00:00.000000Z")
+    calls = [("info", "request", {"method": "PATCH", "status": 200, "ms": 1.25, "actor": None}),
+             ("warning", "careful", {"Authorization": "Bearer x", "when": date(2024, 1, 2), "n": [1e-05, 2]}),
+             ("info", "request", {"method": "GET", "Token": "t", "token": "u"}),
+             ("error", "bad", {"text": "a\u2028b", "exc_info": False}), ("debug", "quiet", {}),
+             ("info", "with %s", {})]
+
+    def lines(fast: bool) -> list[str]:
+        log = tmp_path / f"{fast}.log"
+        try:
+            configure_logging(LogConfig(format="json", file=str(log), level="info"))
+            if not fast:  # structlog's own wrapper class: the chain, one processor at a time
+                structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(20))
+            structlog.contextvars.bind_contextvars(worker=2)
+            for _ in range(2):  # the first call of a key takes the chain, the next the fast path
+                for method, event, kw in calls:
+                    getattr(structlog.get_logger(), method)(event, *(("x",) if "%s" in event else ()), **kw)
+        finally:
+            structlog.contextvars.clear_contextvars()
+            configure_logging(LogConfig())
+        return log.read_text(encoding="utf-8").split("\n")[:-1]  # U+2028 ends no JSON line
+
+    fast, chain = lines(True), lines(False)
+    assert len(fast) == 10 and fast == chain
+    assert json.loads(fast[1])["Authorization"] == "[redacted]" and json.loads(fast[2])["worker"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -61,4 +62,25 @@ def test_decode_json_refuses_a_key_named_twice_in_one_object(text: bytes):
     (b'{"a":{"a":{"a":1}}}', {"a": {"a": {"a": 1}}}), (b'"a\\":"', 'a":'),
 ])
 def test_decode_json_takes_the_same_key_in_different_objects_and_quotes_in_strings(text: bytes, value: object):
+    assert decode_json(text) == value
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b'{"a":["\\ud800"]}', "a string holds an unpaired UTF-16 surrogate"),
+    (b'{"\\uDFFF":1}', "a string holds an unpaired UTF-16 surrogate"),  # a key, an upper-case escape
+    (b'"\\udbff"', "a string holds an unpaired UTF-16 surrogate"),
+    (b'[' * 65 + b']' * 65, "nested deeper than 64 levels"),
+    (b'{"a":1,"a":"\\ud800"}', "appears twice in one object"),  # the duplicate is told first, as before
+])
+def test_decode_json_refuses_surrogates_and_depth_in_one_walk(text: bytes, message: str):
+    with pytest.raises(errors.BadRequest, match=message):
+        decode_json(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    (b'{"e":"\\ud83d\\ude00","k":"\\u00e9"}', {"e": "\U0001f600", "k": "\u00e9"}),  # paired: one character
+    (b'[' * 64 + b']' * 64, json.loads("[" * 64 + "]" * 64)),
+    (b'{"\\\\ud800":"\\\\udfff"}', {"\\ud800": "\\udfff"}),  # an escaped backslash, not a surrogate
+])
+def test_decode_json_takes_paired_surrogates_and_64_levels(text: bytes, value: object):
     assert decode_json(text) == value

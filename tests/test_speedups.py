@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import pytest
 
@@ -14,7 +15,8 @@ TRICKY = [b'{"a": 1, "b": [1.5, -0.0, 1e100, 1e-7, true, null], "c": "\\u00e9\\u
           b'[1e400]', b'"\\ud800"', b' {"x": "\xc3\xa9"} ', b'12345678901234567.5',
           # integers beyond 64 bits wherever a number can start, and beside long digit runs in strings
           b'12345678901234567890', b'-12345678901234567890', b'{"a":12345678901234567890}',
-          b'[1,\n\t-99999999999999999999]', b'{"id": "00000000000000000000000000003bb", "n": 18446744073709551616}']
+          b'[1,\n\t-99999999999999999999]', b'{"id": "00000000000000000000000000003bb", "n": 18446744073709551616}',
+          b'{"id": "0000000000000000000000000001", "f": [1.5, 2e-7]}']
 BAD = [b'{"a": NaN}', b"[Infinity]", b"\xef\xbb\xbf{}", b"{", b'"\xff"', b"[1,]", b"", b"01"]
 
 
@@ -69,3 +71,45 @@ def test_run_uses_uvloop_when_installed():
         return type(asyncio.get_running_loop()).__module__
 
     assert speedups.run(loop_module()).startswith("uvloop" if speedups.UVLOOP else "asyncio")
+
+
+def test_loads_reads_long_digit_runs_in_strings_without_the_pattern(monkeypatch):
+    """A run of 19 digits in a string, and no float in what orjson read: no integer was
+    beyond 64 bits, so neither the pattern nor json runs."""
+    if speedups.orjson is None:
+        pytest.skip("orjson is not installed")
+    monkeypatch.setattr(speedups, "_stdlib_loads", None)
+    monkeypatch.setattr(speedups, "_LONG_DIGITS", None)  # searching with it would fail the test
+    text = b'{"id":"000000000000000000000000000003eb","n":[1,{"m":18446744073709551615}],"s":"2"}'
+    assert speedups.loads(text) == json.loads(text)
+
+
+FLOATS = [1e-05, 2.5e-07, 9.999999999999999e-05, 1e-09, 1.5e-10, 0.0001, 1e16, -0.0, 5e-324, 10.00001,
+          1.7976931348623157e308]
+DOCUMENTS = [{"a": [1, 2.5, None, True], "é": "\u2028\x7f\x1f"}, [2**70], {"k": "\ud800"}, [], None, "e-5",
+             {"n": None, "f": 1e-05, "s": "0.00001 and 1e-7"}, {"x": float("nan")}, [None, float("inf")], {1: "a"},
+             [{"deep": [[[FLOATS]]]}], {"nothing": None, "id": "000000000000000000000000000003eb"}]
+
+
+@pytest.mark.parametrize("value", DOCUMENTS)
+def test_dumps_text_writes_what_json_writes(path, value):
+    """Stored text is the standard library's, character for character, NaN refused alike."""
+    try:
+        expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as got:
+            speedups.dumps_text(value)
+        assert str(got.value) == str(exc)
+        return
+    assert speedups.dumps_text(value) == expected
+
+
+def test_dumps_agree_on_every_float_spelling(path):
+    """Floats of every magnitude: json's spelling, whichever path wrote them."""
+    values = [v for e in range(-320, 309) for m in (1.0, 2.5, 9.99, 1.2345678901234567)
+              if math.isfinite(v := m * 10.0 ** e)]
+    values += FLOATS + [-v for v in FLOATS]
+    for value in values:
+        expected = json.dumps([value, {"v": value}], separators=(",", ":"))
+        assert speedups.dumps_text([value, {"v": value}]) == expected, value
+        assert speedups.dumps_bytes([value, {"v": value}]) == expected.encode(), value

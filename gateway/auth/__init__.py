@@ -27,6 +27,7 @@ from gateway.auth.authenticator import (
     Authenticator,
     Principal,
     auth_middleware,
+    authorize,
     public,
     reads_by_post,
     request_now,
@@ -37,7 +38,8 @@ from gateway.auth.limiter import FailureLimiter, client_address
 from gateway.auth.oauth import oauth_token
 from gateway.auth.sessions import login, logout
 
-__all__ = ["Principal", "PRINCIPAL", "Accounts", "Authenticator", "AUTHENTICATOR", "auth_middleware", "public",
+__all__ = ["Principal", "PRINCIPAL", "Accounts", "Authenticator", "AUTHENTICATOR", "auth_middleware", "authorize",
+           "public",
            "reads_by_post", "hash_password", "verify_password", "new_secret", "secret_hash", "FailureLimiter",
            "client_address", "oauth_token", "login", "logout", "SESSION_COOKIE", "XSRF_COOKIE", "XSRF_HEADER",
            "xsrf_token", "REQUEST_CLOCK", "request_now"]

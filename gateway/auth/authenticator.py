@@ -36,7 +36,7 @@ from gateway.clock import Clock
 from gateway.model import OAuthClient, TokenRow, User
 
 __all__ = ["Principal", "PRINCIPAL", "REQUEST_CLOCK", "request_now", "Accounts", "Authenticator", "AUTHENTICATOR",
-           "Handler", "public", "reads_by_post", "auth_middleware", "SESSION_COOKIE", "XSRF_COOKIE",
+           "Handler", "public", "reads_by_post", "auth_middleware", "authorize", "SESSION_COOKIE", "XSRF_COOKIE",
            "XSRF_HEADER", "xsrf_token"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,6 +98,8 @@ class Authenticator:
         # never outlives a password change, a disable or a delete.
         self._basic_ok: dict[str, tuple[float, Principal, str]] = {}
         self._basic_pending: dict[str, asyncio.Future[Principal]] = {}
+        # a token's hash -> the row the store found and the principal made of it
+        self._principals: dict[str, tuple[TokenRow, Principal]] = {}
 
     async def authenticate_request(self, request: web.Request) -> Principal:
         """The caller of *request*: its Authorization header, else its session cookie."""
@@ -143,14 +145,24 @@ class Authenticator:
     async def by_token(self, token: str, *, now: float | None = None) -> Principal:
         """The token's user; expired when its expiry is not after *now* (unix seconds, by
         default the system's time: a test namespace's clock gives its own)."""
-        row = await self.store.find_token(secret_hash(token))
+        key = secret_hash(token)
+        row = await self.store.find_token(key)
         if row is None:
             raise errors.Unauthorized("invalid token")
         if row.expires is not None and row.expires <= (time.time() if now is None else now):
             raise errors.Unauthorized("token expired")
         if row.user.disabled:
             raise errors.Unauthorized("user disabled")
-        return Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
+        # the store hands out the same row while it remembers it (within its revocation
+        # bound, and until an account change of its own): the same row, the same principal
+        cached = self._principals.get(key)
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        principal = Principal(row.user.name, row.user.role, row.read_only, row.user.associate_id)
+        if len(self._principals) >= _BASIC_CACHE_SIZE:
+            self._principals.clear()
+        self._principals[key] = (row, principal)
+        return principal
 
     async def by_password(self, name: str, password: str, address: str = "") -> Principal:
         key = hashlib.sha256(f"{name}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -243,11 +255,13 @@ def request_now(request: web.Request) -> float | None:
     return None if clock is None else clock.now().timestamp()
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authorize(request: web.Request) -> None:
+    """Put the caller's :class:`Principal` on *request*, unless its route is :func:`public`
+    (or no route matched); Unauthorized or Forbidden otherwise. What
+    :func:`auth_middleware` does before the handler, for a middleware that does more."""
     route_handler = request.match_info.handler
     if getattr(route_handler, "taskgate_public", False) or request.match_info.http_exception is not None:
-        return await handler(request)
+        return
     authenticator = request.app[AUTHENTICATOR]
     # passwords can be guessed, tokens cannot: only Basic is limited and counted (a
     # locked address is refused here at once; the password check itself is admitted,
@@ -259,4 +273,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if principal.read_only and request.method not in _SAFE_METHODS \
             and not getattr(route_handler, "taskgate_reads_by_post", False):
         raise errors.Forbidden("this token is read-only")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    await authorize(request)
     return await handler(request)

@@ -182,6 +182,7 @@ class Dispatcher:
         self.stats = stats
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._wakeups: set[asyncio.Event] = set()
+        self._commit_wakeups: set[asyncio.Event] = set()  # the hooks' workers: a commit may be news to them
         self._main: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -201,23 +202,33 @@ class Dispatcher:
         await self.sender.close()
 
     def _committed(self, _changes: Sequence[Change]) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.poke)
+        # only the hooks' workers deliver changes: with no hook, a commit wakes nothing
+        # (before, every batch woke the supervisor, which read the hooks on the reader's thread)
+        if self._loop is not None and self._commit_wakeups:
+            self._loop.call_soon_threadsafe(self._wake_workers)
+
+    def _wake_workers(self) -> None:
+        for event in self._commit_wakeups:
+            event.set()
 
     def poke(self) -> None:
-        """Wake every worker and the supervisor (a commit, or a hook made or changed)."""
+        """Wake every worker and the supervisor (a hook made or changed)."""
         for event in self._wakeups:
             event.set()
 
-    async def _nap(self, seconds: float) -> None:
+    async def _nap(self, seconds: float, *, on_commit: bool = True) -> None:
+        """Wait *seconds*, or until :meth:`poke`, or (*on_commit*) until this process commits."""
         event = asyncio.Event()
         self._wakeups.add(event)
+        if on_commit:
+            self._commit_wakeups.add(event)
         try:
             await asyncio.wait_for(event.wait(), seconds)
         except TimeoutError:
             pass
         finally:
             self._wakeups.discard(event)
+            self._commit_wakeups.discard(event)
 
     async def _run(self) -> None:
         while True:
@@ -231,7 +242,9 @@ class Dispatcher:
                 raise
             except Exception:
                 _log.exception("webhooks.dispatcher_failed")
-            await self._nap(self._config.poll_seconds)
+            # hooks are made through this process's routes (which poke) or another process's
+            # (found at the next poll): a commit here tells the supervisor nothing
+            await self._nap(self._config.poll_seconds, on_commit=False)
 
     # -- one hook -------------------------------------------------------------------------------
     async def _work(self, num: int) -> None:

@@ -33,7 +33,7 @@ def stored_text(doc: Doc) -> str:
     be stored (raised inside the write, so that it fails alone, not its batch)."""
     try:
         text = dumps(doc)
-        size = len(text.encode("utf-8"))
+        size = text_bytes(text)
     except (UnicodeEncodeError, ValueError, RecursionError) as exc:
         raise errors.BadRequest(f"the task cannot be stored: {type(exc).__name__}") from None
     if size > MAX_DOCUMENT_BYTES:
