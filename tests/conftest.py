@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -16,6 +19,7 @@ from gateway.auth import AUTHENTICATOR, hash_password
 from gateway.config import Config
 from gateway.context import STORE
 from gateway.store import Store
+from tests.pg_cluster import Cluster
 
 # the pytest plugin taskgate ships (its entry point loads it once the package is installed;
 # named so that this line is then a no-op): the e2e tests' `taskgate` namespaces
@@ -27,6 +31,37 @@ def _alice_hash() -> str:
     """alice's password hash, made once per process: scrypt is slow by design, and every
     test's app would otherwise pay for it."""
     return hash_password("alice-password")
+
+
+@pytest.fixture(name="pg_cluster", scope="session")
+def _pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster per test process (each pytest-xdist worker starts its
+    own, so that workers share no server and need no coordination), started when the first
+    test asks for it and stopped at the end. When PostgreSQL cannot start, every test that
+    needs it fails with PostgreSQL's own message: nothing is skipped."""
+    cluster = Cluster().start()
+    yield cluster
+    cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(name="pg_url")
+async def _pg_url(pg_cluster: Cluster) -> AsyncIterator[str]:
+    """The URL of a new, empty database on the cluster, for this test alone (dropped after it)."""
+    name = f"test_{next(_databases)}"
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+    finally:
+        await admin.close()
+    yield pg_cluster.dsn(name)
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(name="config")
