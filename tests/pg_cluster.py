@@ -118,8 +118,22 @@ class Cluster:
             self._remove()
             raise
         self._pg_ctl = bindir / "pg_ctl"
+        self._psql = bindir / "psql"
         self.start_seconds = time.monotonic() - started
         return self
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run one statement with ``psql`` (as the cluster's superuser, on its socket); its output."""
+        assert self.folder is not None
+        try:
+            done = subprocess.run([str(self._psql), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                   "-h", str(self.socket_dir), "-U", SUPERUSER, "-d", database, "-c", statement],
+                                  capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ClusterError(f"psql could not run: {exc}") from exc
+        if done.returncode != 0:
+            raise ClusterError(f"psql {statement!r} failed (exit {done.returncode}):\n{done.stderr}")
+        return done.stdout
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its folder; never raises."""

@@ -14,18 +14,19 @@ import pytest
 from tests.pg_cluster import RUN_AS, Cluster, ClusterError
 
 
-async def test_each_test_gets_an_empty_database_on_a_fast_utf8_c_cluster(pg_url: str, pg_cluster: Cluster):
+async def test_each_test_gets_an_empty_schema_on_a_fast_utf8_c_cluster(pg_url: str, pg_cluster: Cluster):
     conn = await asyncpg.connect(pg_url)
     try:
         settings = {name: await conn.fetchval(f"SHOW {name}") for name in (
             "server_encoding", "lc_collate", "fsync", "synchronous_commit", "full_page_writes", "listen_addresses")}
-        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        await conn.execute("CREATE TABLE mine (x int)")  # the next test's database will not have it
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        await conn.execute("CREATE TABLE mine (x int)")  # the next test's schema will not have it
+        schema = await conn.fetchval("SELECT current_schema()")
     finally:
         await conn.close()
     assert settings == {"server_encoding": "UTF8", "lc_collate": "C", "fsync": "off", "synchronous_commit": "off",
                         "full_page_writes": "off", "listen_addresses": ""}
-    assert tables == []
+    assert tables == [] and schema.startswith("test_")
     folder = pg_cluster.socket_dir
     assert oct(folder.stat().st_mode & 0o777) == "0o700" and folder.parent == Path("/tmp")
     if os.geteuid() == 0:
@@ -35,7 +36,7 @@ async def test_each_test_gets_an_empty_database_on_a_fast_utf8_c_cluster(pg_url:
 async def test_a_second_test_does_not_see_the_first_ones_tables(pg_url: str):
     conn = await asyncpg.connect(pg_url)
     try:
-        assert await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'") == []
+        assert await conn.fetch("SELECT tablename FROM pg_tables WHERE tablename = 'mine'") == []
     finally:
         await conn.close()
 

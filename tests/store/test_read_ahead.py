@@ -19,6 +19,8 @@ from gateway.store.sqlite.read_ahead import ReadAhead, blocks_read
 from tests.store.helpers import bump, until
 
 
+pytestmark = pytest.mark.sqlite_only("SQLite's read-ahead threads")
+
 async def test_the_read_ahead_reads_each_task_s_row_and_audit_end_through_their_indexes(
         store: SQLiteStore, tmp_path: Path):
     await store.create("s", "a", {"n": 1}, actor="ann", request_id="r1")

@@ -1,0 +1,303 @@
+"""The PostgreSQL store: the contract of :mod:`gateway.store` on one PostgreSQL database,
+shared by any number of gateways on any number of hosts.
+
+:class:`PostgreSQLStore` opens the pool (:mod:`.connection`), migrates the schema
+(:mod:`.schema`), and answers the contract by delegating: task writes to :mod:`.writes`
+(one transaction a write, the row locked), reads to :mod:`.reads`, accounts to
+:mod:`.accounts`, leases to :mod:`.leases`, keyed fields and their indexes to :mod:`.keyed`.
+What is not implemented on PostgreSQL yet raises a StoreError that says so (webhooks, owners
+and quotas, snapshots); nothing is answered as if it had been done.
+
+It knows nothing of HTTP or of any vendor's rules, and holds no SQL beyond opening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+from gateway.clock import now_iso
+from gateway.model import (
+    Change,
+    Chunk,
+    Delivery,
+    Doc,
+    Expect,
+    Hook,
+    Mutate,
+    OAuthClient,
+    Step,
+    Task,
+    TokenInfo,
+    TokenRow,
+    User,
+)
+from gateway.query import Query
+from gateway.store.errors import StoreError
+from gateway.store.postgres import keyed, schema
+from gateway.store.postgres.accounts import Accounts
+from gateway.store.postgres.bulk import bulk_create
+from gateway.store.postgres.connection import Database, placeholders
+from gateway.store.postgres.leases import Leases
+from gateway.store.postgres.reads import TaskReads
+from gateway.store.postgres.writes import Write, Writes
+
+__all__ = ["PostgreSQLStore", "not_yet"]
+
+
+def not_yet(what: str) -> NoReturn:
+    """The refusal of a part of the contract this backend does not offer yet."""
+    raise StoreError(f"{what} is not available on PostgreSQL yet")
+
+
+class PostgreSQLStore:
+    """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
+
+    def __init__(self, db: Database, keyed_fields: dict[str, tuple[str, ...]], *,
+                 now: Callable[[], str] = now_iso) -> None:
+        self._db = db
+        self._keyed = keyed_fields
+        self._reads = TaskReads(db, keyed_fields)
+        self._writes = Writes(db, keyed_fields, now=now)
+        self._accounts = Accounts(db)
+        self._leases = Leases(db.url)
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    async def open(cls, url: str, *, min_connections: int = 1, max_connections: int = 10,
+                   now: Callable[[], str] = now_iso) -> PostgreSQLStore:
+        """Connect to the database at *url* (``postgresql://…``), creating or migrating its
+        tables. StoreError when it cannot be reached, or is not taskgate's."""
+        db = await Database.connect(url, min_size=min_connections, max_size=max_connections)
+        try:
+            async with db.pool.acquire() as conn:
+                await schema.migrate(conn)
+                found = await keyed.read_keyed(conn)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, found, now=now)
+
+    async def close(self) -> None:
+        """Finish the writes already submitted, then let every lease and connection go.
+        Closing twice is allowed."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._writes.close()
+        await self._leases.close()
+        await self._db.close()
+
+    @property
+    def url(self) -> str:
+        return self._db.url
+
+    def on_commit(self, listener: Callable[[Sequence[Change]], None]) -> None:
+        self._writes.on_commit(listener)
+
+    def on_batch(self, listener: Callable[[int, float], None]) -> None:
+        self._writes.on_batch(listener)
+
+    async def probe_write(self) -> None:
+        await self._writes.probe()
+
+    async def schema_version(self) -> int:
+        async with self._db.pool.acquire() as conn:
+            return await schema.schema_version(conn)
+
+    def hold(self, name: str) -> bool:
+        """The lease *name*, as an advisory lock on a session of its own (:mod:`.leases`)."""
+        return False if self._closed else self._leases.hold(name)
+
+    def lock_dispatcher(self) -> bool:
+        return self.hold("webhook-dispatcher")
+
+    # -- task writes ----------------------------------------------------------------------
+    async def write(self, style: str, task_id: str, steps: Sequence[Step], *, request_id: str,
+                    expect: Expect = Expect.PRESENT, if_match: frozenset[int] | None = None,
+                    unmodified_since: datetime | None = None, created: str | None = None) -> Task | None:
+        return await self._writes.submit(Write(style, task_id, steps, expect, request_id, if_match,
+                                                      unmodified_since, created))
+
+    async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
+        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ABSENT)
+
+    async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
+                              request_id: str, max_id: int = 2**63 - 1) -> Task:
+        task = await self._writes.submit(Write(style, None, [(actor, lambda _old: None)], Expect.ABSENT,
+                                                      request_id, build=build, max_id=max_id))
+        assert task is not None
+        return task
+
+    async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
+        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ANY)
+
+    async def _store_doc(self, style: str, task_id: str, doc: Doc, actor: str, request_id: str,
+                         expect: Expect) -> Task:
+        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id, expect=expect)
+        assert task is not None
+        return task
+
+    async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
+                     request_id: str, if_match: frozenset[int] | None = None,
+                     unmodified_since: datetime | None = None) -> Task:
+        task = await self.write(style, task_id, [(actor, mutate)], request_id=request_id, if_match=if_match,
+                                unmodified_since=unmodified_since)
+        assert task is not None
+        return task
+
+    async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
+                     if_match: frozenset[int] | None = None,
+                     unmodified_since: datetime | None = None) -> None:
+        await self.write(style, task_id, [(actor, lambda _old: None)], request_id=request_id, if_match=if_match,
+                         unmodified_since=unmodified_since)
+
+    async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
+                          request_id: str, chunk: int = 20_000) -> int:
+        self._writes.check_open()
+        return await bulk_create(self._db, self._keyed, style, tasks, actor=actor, request_id=request_id,
+                                 chunk=chunk)
+
+    # -- reads ----------------------------------------------------------------------------
+    async def get(self, style: str, task_id: str) -> Task | None:
+        return await self._reads.get(style, task_id)
+
+    async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
+        return await self._reads.find(style, query)
+
+    async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
+        return await self._reads.find_ids(style, query)
+
+    def read_chunks(self, style: str, ids: Sequence[str], *, chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:
+        return self._reads.read_chunks(style, ids, chunk_bytes=chunk_bytes)
+
+    def export(self, style: str | None = None, *, chunk: int = 500) -> AsyncIterator[Task]:
+        return self._reads.export(style, chunk=chunk)
+
+    def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
+        return self._reads.trails(chunk=chunk)
+
+    def read_snapshot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._db.read_snapshot()
+
+    async def audit(self, *, style: str | None = None, task_id: str | None = None,
+                    limit: int | None = None, newest_first: bool = True,
+                    after: int | None = None, before: int | None = None,
+                    action: str | None = None) -> list[Change]:
+        return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first,
+                                       after=after, before=before, action=action)
+
+    async def count_tasks(self, style: str | None = None) -> int:
+        return await self._reads.count_tasks(style)
+
+    async def count_by_style(self) -> dict[str, int]:
+        return await self._reads.count_by_style()
+
+    async def count_audited_tasks(self) -> int:
+        return await self._reads.count_audited_tasks()
+
+    async def ensure_indexes(self, style: str, fields: Sequence[str], *, then: str | None = None) -> None:
+        await keyed.ensure_indexes(self._db, self._keyed, style, fields, then)
+
+    async def ensure_owner(self, style: str, field: str) -> None:
+        not_yet("counting each owner's tasks (ensure_owner, the per-user quotas)")
+
+    async def usage(self, style: str, owner: str) -> tuple[int, int]:
+        not_yet("what an owner holds (usage, the per-user quotas)")
+
+    async def explain(self, style: str, query: Query) -> str:
+        return await self._reads.explain(style, query)
+
+    # -- users, tokens, OAuth clients -------------------------------------------------------
+    async def count_users(self) -> int:
+        return await self._accounts.count_users()
+
+    async def add_user(self, name: str, role: str, password_hash: str | None,
+                       token: tuple[str, bool, int | None, str] | None = None, *,
+                       associate_id: int | None = None) -> None:
+        await self._accounts.add_user(name, role, password_hash, token, associate_id=associate_id)
+
+    async def get_user(self, name: str) -> User | None:
+        return await self._accounts.get_user(name)
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        return await self._accounts.set_password(name, password_hash)
+
+    async def set_disabled(self, name: str, disabled: bool) -> bool:
+        return await self._accounts.set_disabled(name, disabled)
+
+    async def delete_user(self, name: str) -> bool:
+        return await self._accounts.delete_user(name)
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        return await self._accounts.list_tokens(user)
+
+    async def add_token(self, user: str, token_hash: str, *, read_only: bool, expires: int | None,
+                        source: str, purge_before: int | None = None) -> None:
+        await self._accounts.add_token(user, token_hash, read_only=read_only, expires=expires, source=source,
+                                       purge_before=purge_before)
+
+    async def find_token(self, token_hash: str) -> TokenRow | None:
+        return await self._accounts.find_token(token_hash)
+
+    async def delete_token(self, token_hash: str) -> None:
+        await self._accounts.delete_token(token_hash)
+
+    async def add_oauth_client(self, client_id: str, secret_hash: str, user: str) -> None:
+        await self._accounts.add_oauth_client(client_id, secret_hash, user)
+
+    async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        return await self._accounts.get_oauth_client(client_id)
+
+    async def list_oauth_clients(self) -> list[OAuthClient]:
+        return await self._accounts.list_oauth_clients()
+
+    async def delete_oauth_client(self, client_id: str) -> bool:
+        return await self._accounts.delete_oauth_client(client_id)
+
+    def forget_tokens(self) -> None:
+        self._accounts.forget_tokens()
+
+    # -- webhooks: not yet ------------------------------------------------------------------
+    async def create_hook(self, style: str, hook_id: str | None, build: Callable[[str], Doc], *,
+                          active: bool) -> Hook:
+        not_yet("webhooks")
+
+    async def list_hooks(self, style: str | None = None) -> list[Hook]:
+        not_yet("webhooks")
+
+    async def get_hook(self, style: str, hook_id: str) -> Hook | None:
+        not_yet("webhooks")
+
+    async def hook_by_num(self, num: int) -> Hook | None:
+        not_yet("webhooks")
+
+    async def replace_hook(self, style: str, hook_id: str, doc: Doc, *, active: bool) -> Hook | None:
+        not_yet("webhooks")
+
+    async def delete_hook(self, style: str, hook_id: str) -> bool:
+        not_yet("webhooks")
+
+    async def advance_hook(self, num: int, *, expected_cursor: int, cursor: int, failures: int,
+                           log: Sequence[Delivery], disable: Doc | None = None, keep_log: int = 10_000) -> bool:
+        not_yet("webhooks")
+
+    async def delivery_log(self, *, hook: int | None = None, limit: int = 100) -> list[Delivery]:
+        not_yet("webhooks")
+
+    async def last_seq(self) -> int:
+        found = await self._db.fetch("SELECT seq FROM audit_head")
+        return int(found[0][0])
+
+    # -- for tests and diagnostics, not part of the contract ----------------------------------
+    async def read_sql(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement (``?`` placeholders, as for SQLite), as tuples."""
+        return await self._db.fetch_plain(statement, params)
+
+    async def write_sql(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement on its own (autocommit), behind the store's back; its rows."""
+        async with self._db.pool.acquire() as conn:
+            return [tuple(r) for r in await conn.fetch(placeholders(statement), *params)]
