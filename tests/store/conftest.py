@@ -64,3 +64,11 @@ async def _store(open_store: Opener):
     store = await open_store()
     yield store
     await store.close()
+
+
+@pytest.fixture(name="store_pg")
+async def _store_pg(pg_url: str):
+    """A PostgreSQL store alone, for the tests of what only that backend does."""
+    store = await PostgreSQLStore.open(pg_url)
+    yield store
+    await store.close()
