@@ -18,11 +18,11 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from gateway import errors
+from gateway.config import redact_url as redact
 from gateway.store.errors import StoreError
 
 __all__ = ["Database", "placeholders", "redact", "unreachable", "RETRY_AFTER_SECONDS"]
@@ -48,15 +48,6 @@ def placeholders(statement: str) -> str:
         count += 1
         return f"${count}"
     return _QUOTED_OR_MARK.sub(number, statement)
-
-
-def redact(url: str) -> str:
-    """*url* without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
 
 
 def unreachable(exc: BaseException) -> errors.ServiceUnavailable | None:

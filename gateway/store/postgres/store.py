@@ -68,12 +68,18 @@ class PostgreSQLStore:
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
     async def open(cls, url: str, *, min_connections: int = 1, max_connections: int = 10,
-                   now: Callable[[], str] = now_iso) -> PostgreSQLStore:
+                   allow_new: bool | None = None, now: Callable[[], str] = now_iso) -> PostgreSQLStore:
         """Connect to the database at *url* (``postgresql://…``), creating or migrating its
-        tables. StoreError when it cannot be reached, or is not taskgate's."""
+        tables. The database itself must exist (its owner makes it); *allow_new* False
+        refuses one without taskgate's tables (a database that had them and lost them is
+        trouble, not a first start). StoreError when it cannot be reached, or is not
+        taskgate's."""
         db = await Database.connect(url, min_size=min_connections, max_size=max_connections)
         try:
             async with db.pool.acquire() as conn:
+                if allow_new is False and await schema.schema_version(conn) == 0:
+                    raise StoreError("the database has no taskgate tables; create them deliberately (taskgate "
+                                     "init, or serve --allow-new), or restore it from a backup")
                 await schema.migrate(conn)
                 found = await keyed.read_keyed(conn)
         except BaseException:
