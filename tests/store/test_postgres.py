@@ -1,7 +1,7 @@
 """What the PostgreSQL store promises beyond the contract tests both backends run: several
 stores (gateways, as far as the database can tell) on one database serialize on the row,
 hand out ids and audit seqs in commit order, and share leases; documents keep their text;
-what is not offered yet says so. Real PostgreSQL (the test cluster), real pools."""
+owners and webhooks follow every gateway's writes. Real PostgreSQL (the test cluster), real pools."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import asyncio
 import pytest
 
 from gateway import errors
+from gateway.model import QUOTA, Delivery, Quota
 from gateway.query import Compare, Query, Sort
 from gateway.store import StoreError
 from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
+from gateway.store.sqlite import SQLiteStore
 from tests.store.helpers import bump
 
 FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]
@@ -143,10 +145,75 @@ async def test_an_unreachable_database_is_a_store_error_naming_it_without_its_pa
         await PostgreSQLStore.open("postgresql://ann:secret@/x?host=/nonexistent")
 
 
-async def test_what_is_not_offered_yet_says_so(store_pg: PostgreSQLStore):
-    with pytest.raises(StoreError, match=r"webhooks is not available on PostgreSQL yet"):
-        await store_pg.list_hooks()
-    with pytest.raises(StoreError, match=r"\(ensure_owner, the per-user quotas\) is not available on PostgreSQL"):
-        await store_pg.ensure_owner("s", "$.owner")
-    with pytest.raises(errors.NotFound):  # the rest goes on
-        await store_pg.update("s", "nope", bump("n"), actor="t", request_id="r")
+async def test_owners_usage_and_quotas_follow_the_write_path_across_gateways(two):
+    first, second = two
+    await first.ensure_owner("s", "$.owner")
+    await second.ensure_owner("s", "$.owner")  # the second gateway's start: nothing to recount
+    await first.create("s", "a", {"owner": "ann", "n": 0}, actor="t", request_id="r")
+    await second.create("s", "b", {"owner": "ann", "n": 0}, actor="t", request_id="r")
+    await first.create("s", "c", {"owner": 627, "n": 0}, actor="t", request_id="r")
+    (size_a,), = await first.read_sql("SELECT size FROM tasks WHERE id = 'a'")
+    (doc_a, patch_a, undo_a), = await first.read_sql(
+        "SELECT octet_length(t.doc::text), octet_length(a.patch::text), octet_length(a.undo::text) "
+        "FROM tasks t JOIN audit a ON a.task_id = t.id WHERE t.id = 'a'")
+    assert size_a == doc_a + patch_a + undo_a
+    (size_c,), = await first.read_sql("SELECT size FROM tasks WHERE id = 'c'")
+    assert await second.usage("s", "ann") == (2, 2 * size_a) and await first.usage("s", "627") == (1, size_c)
+    token = QUOTA.set(Quota("ann", tasks=2, bytes=10_000))
+    try:
+        with pytest.raises(errors.PayloadTooLarge, match="ann holds 2 s tasks: the quota is 2 tasks per user"):
+            await second.create("s", "d", {"owner": "ann"}, actor="ann", request_id="r")
+        await first.update("s", "a", bump("n"), actor="ann", request_id="r")  # growing within the bytes is fine
+        await second.delete("s", "b", actor="ann", request_id="r")  # a delete gives its bytes back
+    finally:
+        QUOTA.reset(token)
+    tasks, held = await first.usage("s", "ann")
+    (size_now,), = await first.read_sql("SELECT size FROM tasks WHERE id = 'a'")
+    assert (tasks, held) == (1, size_now) and size_now > size_a
+    await first.write_sql("UPDATE tasks SET size = NULL")  # naming another field recounts from the rows
+    await first.ensure_owner("s", "$.n")
+    assert await first.usage("s", "ann") == (0, 0)
+
+
+async def test_webhook_rows_cursors_and_the_delivery_log(two):
+    first, second = two
+    await first.create("s", "a", {}, actor="t", request_id="r")
+    hook = await first.create_hook("s", None, lambda given: {"id": given, "url": "http://127.0.0.1:9/"}, active=True)
+    assert (hook.id, hook.doc, hook.cursor, hook.active) == (str(hook.num), {"id": str(hook.num),
+                                                                            "url": "http://127.0.0.1:9/"}, 1, True)
+    with pytest.raises(errors.Conflict, match="UNIQUE constraint failed: hooks.style, hooks.id"):
+        await second.create_hook("s", hook.id, lambda given: {}, active=True)
+    await second.create("s", "b", {}, actor="t", request_id="r")
+    log = [Delivery(0, hook.num, 2, "2026-12-06T00:00:00.000Z", 1, 200, "delivered", "", 1.5)]
+    assert await second.advance_hook(hook.num, expected_cursor=1, cursor=2, failures=0, log=log) is True
+    assert await first.advance_hook(hook.num, expected_cursor=1, cursor=3, failures=0, log=[]) is False  # moved
+    assert [(d.hook, d.event, d.outcome, d.ms) for d in await first.delivery_log()] == [(hook.num, 2, "delivered", 1.5)]
+    stopped = await first.replace_hook("s", hook.id, {"url": "x"}, active=False)
+    await first.create("s", "c", {}, actor="t", request_id="r")
+    again = await second.replace_hook("s", hook.id, {"url": "y"}, active=True)
+    assert (stopped.active, again.active, again.cursor, again.failures) == (False, True, 3, 0)
+    assert [h.id for h in await second.list_hooks("s")] == [hook.id] and await first.last_seq() == 3
+    assert await second.delete_hook("s", hook.id) is True and await first.get_hook("s", hook.id) is None
+    assert await first.delivery_log(hook=hook.num) == [] and await first.delete_hook("s", hook.id) is False
+
+
+async def test_the_same_writes_count_the_same_sizes_and_usage_on_both_backends(store_pg: PostgreSQLStore, tmp_path):
+    sqlite = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        for store in (sqlite, store_pg):
+            await store.ensure_owner("s", "$.owner")
+            await store.create("s", "a", {"owner": "ann", "n": 0, "ü": "ß"}, actor="t", request_id="r")
+            await store.update("s", "a", lambda old: {**old, "n": 1, "list": [1, 2]}, actor="t", request_id="r")
+            await store.create("s", "b", {"owner": "ann"}, actor="t", request_id="r")
+            await store.update("s", "b", lambda old: {**old, "owner": "bob"}, actor="t", request_id="r")
+            await store.delete("s", "a", actor="t", request_id="r")
+            await store.put("s", "a", {"owner": 7}, actor="t", request_id="r")
+            await store.bulk_create("s", [("c", {"owner": "bob", "pad": "x" * 50})], actor="t", request_id="r")
+        statement = "SELECT id, owner, size FROM tasks ORDER BY id"
+        assert await store_pg.read_sql(statement) == await sqlite.read_sql(statement)
+        statement = "SELECT style, owner, tasks, bytes FROM usage WHERE tasks > 0 OR bytes > 0 ORDER BY owner"
+        assert await store_pg.read_sql(statement) == await sqlite.read_sql(statement)
+        assert [(o, await store_pg.usage("s", o)) for o in ("ann", "bob", "7")] == \
+            [(o, await sqlite.usage("s", o)) for o in ("ann", "bob", "7")]
+    finally:
+        await sqlite.close()

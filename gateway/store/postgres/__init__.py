@@ -9,7 +9,9 @@
 ``writes``             the write path: one transaction a write, the row locked, seqs in commit order
 ``bulk``               loading many new tasks fast
 ``reads``              tasks and the audit trail
+``owned``              who owns each task and what each owner holds, behind the quotas
 ``accounts``           users, tokens, OAuth clients and the token cache
+``hooks``              webhook subscriptions, their cursors and the delivery log
 ``leases``             advisory locks for work that runs once per service
 =====================  ==================================================================
 

@@ -4,9 +4,8 @@ shared by any number of gateways on any number of hosts.
 :class:`PostgreSQLStore` opens the pool (:mod:`.connection`), migrates the schema
 (:mod:`.schema`), and answers the contract by delegating: task writes to :mod:`.writes`
 (one transaction a write, the row locked), reads to :mod:`.reads`, accounts to
-:mod:`.accounts`, leases to :mod:`.leases`, keyed fields and their indexes to :mod:`.keyed`.
-What is not implemented on PostgreSQL yet raises a StoreError that says so (webhooks, owners
-and quotas, snapshots); nothing is answered as if it had been done.
+:mod:`.accounts`, webhooks to :mod:`.hooks`, leases to :mod:`.leases`, keyed fields and
+their indexes to :mod:`.keyed`, owners and usage to :mod:`.owned`.
 
 It knows nothing of HTTP or of any vendor's rules, and holds no SQL beyond opening.
 """
@@ -16,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from gateway.clock import now_iso
 from gateway.model import (
@@ -36,32 +35,30 @@ from gateway.model import (
 )
 from gateway.query import Query
 from gateway.store.errors import StoreError
-from gateway.store.postgres import keyed, schema
+from gateway.store.postgres import keyed, owned, schema
 from gateway.store.postgres.accounts import Accounts
 from gateway.store.postgres.bulk import bulk_create
 from gateway.store.postgres.connection import Database, placeholders
+from gateway.store.postgres.hooks import Hooks
 from gateway.store.postgres.leases import Leases
 from gateway.store.postgres.reads import TaskReads
 from gateway.store.postgres.writes import Write, Writes
 
-__all__ = ["PostgreSQLStore", "not_yet"]
-
-
-def not_yet(what: str) -> NoReturn:
-    """The refusal of a part of the contract this backend does not offer yet."""
-    raise StoreError(f"{what} is not available on PostgreSQL yet")
+__all__ = ["PostgreSQLStore"]
 
 
 class PostgreSQLStore:
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
-    def __init__(self, db: Database, keyed_fields: dict[str, tuple[str, ...]], *,
+    def __init__(self, db: Database, keyed_fields: dict[str, tuple[str, ...]], owners: dict[str, str], *,
                  now: Callable[[], str] = now_iso) -> None:
         self._db = db
         self._keyed = keyed_fields
+        self._owners = owners
         self._reads = TaskReads(db, keyed_fields)
-        self._writes = Writes(db, keyed_fields, now=now)
+        self._writes = Writes(db, keyed_fields, owners, now=now)
         self._accounts = Accounts(db)
+        self._hooks = Hooks(db)
         self._leases = Leases(db.url)
         self._closed = False
 
@@ -82,10 +79,11 @@ class PostgreSQLStore:
                                      "init, or serve --allow-new), or restore it from a backup")
                 await schema.migrate(conn)
                 found = await keyed.read_keyed(conn)
+                owners = await owned.read_owners(conn)
         except BaseException:
             await db.close()
             raise
-        return cls(db, found, now=now)
+        return cls(db, found, owners, now=now)
 
     async def close(self) -> None:
         """Finish the writes already submitted, then let every lease and connection go.
@@ -164,7 +162,7 @@ class PostgreSQLStore:
     async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
                           request_id: str, chunk: int = 20_000) -> int:
         self._writes.check_open()
-        return await bulk_create(self._db, self._keyed, style, tasks, actor=actor, request_id=request_id,
+        return await bulk_create(self._db, self._keyed, self._owners, style, tasks, actor=actor, request_id=request_id,
                                  chunk=chunk)
 
     # -- reads ----------------------------------------------------------------------------
@@ -209,10 +207,11 @@ class PostgreSQLStore:
         await keyed.ensure_indexes(self._db, self._keyed, style, fields, then)
 
     async def ensure_owner(self, style: str, field: str) -> None:
-        not_yet("counting each owner's tasks (ensure_owner, the per-user quotas)")
+        await owned.ensure_owner(self._db, self._owners, style, field)
 
     async def usage(self, style: str, owner: str) -> tuple[int, int]:
-        not_yet("what an owner holds (usage, the per-user quotas)")
+        found = await self._db.fetch("SELECT tasks, bytes FROM usage WHERE style = $1 AND owner = $2", style, owner)
+        return (int(found[0][0]), int(found[0][1])) if found else (0, 0)
 
     async def explain(self, style: str, query: Query) -> str:
         return await self._reads.explain(style, query)
@@ -267,32 +266,33 @@ class PostgreSQLStore:
     def forget_tokens(self) -> None:
         self._accounts.forget_tokens()
 
-    # -- webhooks: not yet ------------------------------------------------------------------
+    # -- webhooks -------------------------------------------------------------------------
     async def create_hook(self, style: str, hook_id: str | None, build: Callable[[str], Doc], *,
                           active: bool) -> Hook:
-        not_yet("webhooks")
+        return await self._hooks.create(style, hook_id, build, active=active)
 
     async def list_hooks(self, style: str | None = None) -> list[Hook]:
-        not_yet("webhooks")
+        return await self._hooks.all(style)
 
     async def get_hook(self, style: str, hook_id: str) -> Hook | None:
-        not_yet("webhooks")
+        return await self._hooks.get(style, hook_id)
 
     async def hook_by_num(self, num: int) -> Hook | None:
-        not_yet("webhooks")
+        return await self._hooks.by_num(num)
 
     async def replace_hook(self, style: str, hook_id: str, doc: Doc, *, active: bool) -> Hook | None:
-        not_yet("webhooks")
+        return await self._hooks.replace(style, hook_id, doc, active=active)
 
     async def delete_hook(self, style: str, hook_id: str) -> bool:
-        not_yet("webhooks")
+        return await self._hooks.delete(style, hook_id)
 
     async def advance_hook(self, num: int, *, expected_cursor: int, cursor: int, failures: int,
                            log: Sequence[Delivery], disable: Doc | None = None, keep_log: int = 10_000) -> bool:
-        not_yet("webhooks")
+        return await self._hooks.advance(num, expected_cursor=expected_cursor, cursor=cursor, failures=failures,
+                                         log=log, disable=disable, keep_log=keep_log)
 
     async def delivery_log(self, *, hook: int | None = None, limit: int = 100) -> list[Delivery]:
-        not_yet("webhooks")
+        return await self._hooks.log(hook=hook, limit=limit)
 
     async def last_seq(self) -> int:
         found = await self._db.fetch("SELECT seq FROM audit_head")

@@ -36,9 +36,11 @@ import structlog
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
+from gateway.store.owners import check_quota, owner_of
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database, unreachable
-from gateway.store.rows import audit_row, is_counted, load_doc
+from gateway.store.postgres.owned import Usage, add_usage, held
+from gateway.store.rows import audit_row, is_counted, load_doc, text_bytes
 from gateway.store.write_step import apply_write
 
 __all__ = ["Write", "Writes"]
@@ -75,11 +77,14 @@ class Write:
 
 
 class Writes:
-    """The write path; *keyed* is the store's copy of each style's keyed fields."""
+    """The write path; *keyed* and *owners* are the store's copies of each style's keyed
+    fields and owner field."""
 
-    def __init__(self, db: Database, keyed: dict[str, tuple[str, ...]], *, now: Callable[[], str] = now_iso) -> None:
+    def __init__(self, db: Database, keyed: dict[str, tuple[str, ...]], owners: dict[str, str], *,
+                 now: Callable[[], str] = now_iso) -> None:
         self._db = db
         self._keyed = keyed
+        self._owners = owners
         self._now = now
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[Sequence[Change]], None]] = []
@@ -162,8 +167,8 @@ class Writes:
                 w.task_id, w.steps = str(number), [(w.given[0][0], lambda _old: build(number))]
             task_id = w.task_id
             assert task_id is not None
-            row = await conn.fetchrow("SELECT version, doc, created, modified FROM tasks "
-                                      "WHERE style = $1 AND id = $2 FOR UPDATE", style, task_id)
+            row = await conn.fetchrow("SELECT version, doc, created, modified, owner, size, octet_length(doc::text) "
+                                      "FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE", style, task_id)
             current = (row[0], load_doc(row[1]), row[2], row[3]) if row is not None else None
             at = self._now()
             try:
@@ -178,6 +183,12 @@ class Writes:
             # the seqs, in commit order: audit_head stays locked until this transaction commits
             head = int(await conn.fetchval("UPDATE audit_head SET seq = seq + $1 RETURNING seq", len(made)))
             made = [dataclasses.replace(c, seq=head - len(made) + 1 + n) for n, c in enumerate(made)]
+            audit = [audit_row(c) for c in made]
+            owner, size, usage = self._account(w, row, task, made, text, [n for _, n in audit])
+            if w.quota is not None and (style, w.quota.owner) in usage:
+                tasks, grows = usage[(style, w.quota.owner)]
+                check_quota(w.quota, style, await held(conn, style, w.quota.owner), tasks, grows)
+            await add_usage(conn, usage)
             recreated = any(c.action == "created" for c in made)
             created = current[2] if current is not None and not recreated else at
             if task is not None:
@@ -185,22 +196,46 @@ class Writes:
                     task = Task(task.style, task.id, task.version, task.doc, task.modified, created)
                 keys = sql.keys_value(self._keyed.get(style, ()), task.doc)
                 if current is None:  # no row to lock: a create racing this one meets the primary key
-                    await conn.execute("INSERT INTO tasks (style, id, version, created, modified, doc, keys) "
-                                       "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-                                       style, task_id, task.version, created, at, text, keys)
+                    await conn.execute("INSERT INTO tasks (style, id, version, created, modified, doc, keys, owner, "
+                                       "size) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
+                                       style, task_id, task.version, created, at, text, keys, owner, size)
                 else:
                     await conn.execute("UPDATE tasks SET version = $3, created = $4, modified = $5, doc = $6, "
-                                       "keys = $7::jsonb WHERE style = $1 AND id = $2",
-                                       style, task_id, task.version, created, at, text, keys)
+                                       "keys = $7::jsonb, owner = $8, size = $9 WHERE style = $1 AND id = $2",
+                                       style, task_id, task.version, created, at, text, keys, owner, size)
             elif current is not None:
                 await conn.execute("DELETE FROM tasks WHERE style = $1 AND id = $2", style, task_id)
             await conn.executemany(
                 "INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo, client, "
                 "impersonator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                [audit_row(c)[0] for c in made])
+                [values for values, _ in audit])
             if number is not None:
                 await conn.execute("UPDATE counters SET last = $2 WHERE style = $1", style, number)
             elif recreated and is_counted(task_id):
                 await conn.execute("INSERT INTO counters (style, last) VALUES ($1, $2) ON CONFLICT (style) "
                                    "DO UPDATE SET last = greatest(counters.last, excluded.last)", style, int(task_id))
             return task, made
+
+    def _account(self, w: Write, row: asyncpg.Record | None, task: Task | None, made: list[Change], text: str,
+                 audit_bytes: list[int]) -> tuple[str | None, int, Usage]:
+        """The task's owner and size after the write, and what each owner's holdings change
+        by, as the SQLite store's batch counts them: a task's size is its document's bytes
+        and its audit rows' (of this life of the task), given back when it is deleted."""
+        field = self._owners.get(w.style)
+        delta: Usage = {}
+        owner, size = None, 0
+        if row is not None and row[4] is not None:
+            _charge(delta, (w.style, row[4]), -1, -int(row[5] or 0))
+        if task is not None:
+            trail = int(row[5] or 0) - int(row[6]) if row is not None and made[0].action != "created" else 0
+            size = text_bytes(text) + max(trail, 0) + sum(audit_bytes)
+            owner = owner_of(field, task.doc)
+            if owner is not None:
+                _charge(delta, (w.style, owner), 1, size)
+        return owner, size, delta
+
+
+def _charge(usage: Usage, key: tuple[str, str], tasks: int, size: int) -> None:
+    held_now = usage.setdefault(key, [0, 0])
+    held_now[0] += tasks
+    held_now[1] += size
