@@ -47,22 +47,52 @@ def _pg_cluster() -> Iterator[Cluster]:
 
 PG_DATABASE = "tests"
 _schemas = itertools.count(1)
+_used_schemas: list[str] = []
 
 
 @pytest.fixture(name="pg_url")
 def _pg_url(pg_cluster: Cluster) -> Iterator[str]:
     """The URL of a new, empty schema of the cluster's test database, for this test alone
-    (its ``search_path``, so that every table the store makes is in it; dropped after the
-    test). A schema costs milliseconds where a new database costs a tenth of a second."""
+    (its ``search_path``, so that every table the store makes is in it). A schema costs
+    milliseconds where a new database costs a tenth of a second. The schemas of earlier
+    tests are dropped here rather than at their teardown, when the store that a test's app
+    opened may not be closed yet (pytest tears fixtures down in the reverse order of their
+    setup, and this one is often set up after the app's client)."""
+    if _used_schemas:
+        pg_cluster.sql("SET lock_timeout = '10s'; " + "; ".join(f"DROP SCHEMA {s} CASCADE" for s in _used_schemas),
+                       PG_DATABASE)
+        _used_schemas.clear()
     name = f"test_{next(_schemas)}"
     pg_cluster.sql(f"CREATE SCHEMA {name}", PG_DATABASE)
+    _used_schemas.append(name)
     yield f"{pg_cluster.dsn(PG_DATABASE)}&search_path={name}"
-    pg_cluster.sql(f"DROP SCHEMA {name} CASCADE", PG_DATABASE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_backends: the module's tests run on a SQLite file and on PostgreSQL "
+                                       "(the config fixture's storage, parametrised as backend)")
+    config.addinivalue_line("markers", "sqlite_only(why): a test of SQLite itself, with no PostgreSQL variant")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") is not None and "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", [pytest.param(b, id=b) for b in ("sqlite", "postgresql")
+                                         if not (only and b == "postgresql")])
+
+
+@pytest.fixture(name="backend")
+def _backend() -> str:
+    """The store backend of a test's config: SQLite, unless its module runs on both."""
+    return "sqlite"
 
 
 @pytest.fixture(name="config")
-def _config(tmp_path: Path) -> Config:
-    return Config(base_dir=str(tmp_path))
+def _config(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Config:
+    config = Config(base_dir=str(tmp_path))
+    if backend == "postgresql":
+        return config.replace("storage", path=request.getfixturevalue("pg_url"))
+    return config
 
 
 @dataclass

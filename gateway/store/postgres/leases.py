@@ -69,10 +69,13 @@ class Leases:
     async def close(self) -> None:
         """Let every lease go (the sessions end, and with them the locks)."""
         self._closed = True
-        for task in list(self._taking.values()):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        taking = list(self._taking.values())
+        if taking:  # a connection cancelled halfway may leave its socket open: let each finish (it lets go)
+            _done, late = await asyncio.wait(taking, timeout=5)
+            for task in late:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         for conn in self._held.values():
             with contextlib.suppress(Exception):
                 await conn.close()
