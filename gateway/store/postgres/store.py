@@ -50,6 +50,9 @@ __all__ = ["PostgreSQLStore"]
 class PostgreSQLStore:
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
+    #: the schema version this backend's migrations bring a database to (``/readyz`` compares)
+    SCHEMA_VERSION = schema.SCHEMA_VERSION
+
     def __init__(self, db: Database, keyed_fields: dict[str, tuple[str, ...]], owners: dict[str, str], *,
                  now: Callable[[], str] = now_iso) -> None:
         self._db = db
