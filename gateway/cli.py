@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from gateway import errors, serving, speedups
+from gateway import copying, errors, serving, speedups
 from gateway.app import STYLES
 from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_subparsers(dest="action", metavar="ACTION", help="verify instead of printing").add_parser(
         "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
     ).set_defaults(run=_audit_verify)
+    copying.add_parser(sub)  # taskgate copy SRC DST: gateway/copying.py
     p = sub.add_parser("events", help="follow the change feed").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do").add_parser(
         "tail", help="print each committed change as it happens, one line per event (from the database's audit "

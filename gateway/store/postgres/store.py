@@ -301,7 +301,18 @@ class PostgreSQLStore:
         found = await self._db.fetch("SELECT seq FROM audit_head")
         return int(found[0][0])
 
-    # -- for tests and diagnostics, not part of the contract ----------------------------------
+    # -- for taskgate copy, tests and diagnostics, not part of the contract -------------------
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Append *rows* to *table* with ``COPY``, in one transaction (``taskgate copy``)."""
+        async with self._db.transaction() as conn:
+            await conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
+    async def run_statements(self, statements: list[str]) -> None:
+        """Run *statements* in one transaction (``taskgate copy``: emptying, sequences)."""
+        async with self._db.transaction() as conn:
+            for statement in statements:
+                await conn.execute(statement)
+
     async def read_sql(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one statement (``?`` placeholders, as for SQLite), as tuples."""
         return await self._db.fetch_plain(statement, params)
