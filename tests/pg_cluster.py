@@ -112,15 +112,29 @@ class Cluster:
                 "-c listen_addresses=''", f"-c unix_socket_directories='{self.socket_dir}'",
                 "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
                 "-c max_connections=200", "-c shared_buffers=32MB"])
-            self._run(bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", self.folder / "server.log",
-                      "-o", options, timeout=90)
+            self._options = options
+            self._pg_ctl = bindir / "pg_ctl"
+            self._server_start()
         except BaseException:
             self._remove()
             raise
-        self._pg_ctl = bindir / "pg_ctl"
         self._psql = bindir / "psql"
         self.start_seconds = time.monotonic() - started
         return self
+
+    def _server_start(self) -> None:
+        assert self.folder is not None
+        self._run(self._pg_ctl, "start", "-w", "-t", "60", "-D", self.folder / "data", "-l", self.folder / "server.log",
+                  "-o", self._options, timeout=90)
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: sessions are ended), keeping its data."""
+        assert self.folder is not None
+        self._run(self._pg_ctl, "stop", "-w", "-m", "fast", "-D", self.folder / "data")
+
+    def resume(self) -> None:
+        """Start the server again on its data, after :meth:`pause`."""
+        self._server_start()
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement with ``psql`` (as the cluster's superuser, on its socket); its output."""
