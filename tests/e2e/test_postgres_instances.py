@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from gateway.store.sqlite import TOKEN_CACHE_SECONDS
+from gateway.store.postgres.accounts import TOKEN_CACHE_SECONDS
 from tests.e2e.server import Server
 
 pytestmark = pytest.mark.e2e
