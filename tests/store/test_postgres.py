@@ -14,6 +14,7 @@ from gateway.model import QUOTA, Delivery, Quota
 from gateway.query import Compare, Query, Sort
 from gateway.store import StoreError
 from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
+from gateway.store.postgres import accounts as pg_accounts
 from gateway.store.sqlite import SQLiteStore
 from tests.store.helpers import bump
 
@@ -217,3 +218,22 @@ async def test_the_same_writes_count_the_same_sizes_and_usage_on_both_backends(s
             [(o, await sqlite.usage("s", o)) for o in ("ann", "bob", "7")]
     finally:
         await sqlite.close()
+
+
+async def test_an_account_change_through_one_gateway_empties_the_other_s_token_cache_at_once(two, monkeypatch):
+    monkeypatch.setattr(pg_accounts, "TOKEN_CACHE_SECONDS", 3600.0)  # the cache's age cannot explain it
+    first, second = two
+    await first.add_user("u", "user", None, ("h1", False, None, "cli"))
+    assert (await second.find_token("h1")).user.disabled is False  # remembered by the second gateway
+    await first.set_disabled("u", True)
+    for _ in range(100):
+        if (await second.find_token("h1")).user.disabled:
+            break
+        await asyncio.sleep(0.01)
+    assert (await second.find_token("h1")).user.disabled is True
+    await first.delete_token("h1")
+    for _ in range(100):
+        if await second.find_token("h1") is None:
+            break
+        await asyncio.sleep(0.01)
+    assert await second.find_token("h1") is None

@@ -12,6 +12,7 @@
 ``owned``              who owns each task and what each owner holds, behind the quotas
 ``accounts``           users, tokens, OAuth clients and the token cache
 ``hooks``              webhook subscriptions, their cursors and the delivery log
+``notify``             LISTEN/NOTIFY of account changes, emptying every gateway's token cache
 ``leases``             advisory locks for work that runs once per service
 =====================  ==================================================================
 

@@ -5,7 +5,9 @@ each change is one transaction; a refused one is a Conflict worded as SQLite wor
 (``UNIQUE constraint failed: users.name``, ``FOREIGN KEY constraint failed``), so that
 every style answers the same on both backends. Found token rows are remembered for at
 most :data:`TOKEN_CACHE_SECONDS`; every change made through this store empties the cache,
-so a change shows in this process at once and in another gateway within that bound. It
+and notifies every other gateway's store (:mod:`.notify`), which empties its own: a change
+shows in this process at once, in another gateway as soon as the notification lands, and
+within that bound whatever happens to notifications. It
 stores hashes only, and must not hash, check passwords or decide who may do what.
 """
 
@@ -22,6 +24,7 @@ from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import OAuthClient, TokenInfo, TokenRow, User
 from gateway.store.postgres.connection import Database
+from gateway.store.postgres.notify import NOTIFY_SQL
 
 __all__ = ["Accounts", "TOKEN_CACHE_SECONDS", "TOKEN_CACHE_SIZE", "conflict"]
 
@@ -68,6 +71,7 @@ class Accounts:
         try:
             async with self._db.transaction() as conn:
                 done = [await conn.execute(statement, *params) for statement, params in statements]
+                await conn.execute(NOTIFY_SQL)  # every gateway's token cache empties at the commit
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise conflict(exc) from None
         finally:

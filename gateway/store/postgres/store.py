@@ -41,6 +41,7 @@ from gateway.store.postgres.bulk import bulk_create
 from gateway.store.postgres.connection import Database, placeholders
 from gateway.store.postgres.hooks import Hooks
 from gateway.store.postgres.leases import Leases
+from gateway.store.postgres.notify import Listener
 from gateway.store.postgres.reads import TaskReads
 from gateway.store.postgres.writes import Write, Writes
 
@@ -63,6 +64,7 @@ class PostgreSQLStore:
         self._accounts = Accounts(db)
         self._hooks = Hooks(db)
         self._leases = Leases(db.url)
+        self._listener: Listener | None = None
         self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -86,7 +88,13 @@ class PostgreSQLStore:
         except BaseException:
             await db.close()
             raise
-        return cls(db, found, owners, now=now)
+        store = cls(db, found, owners, now=now)
+        try:
+            store._listener = await Listener.start(url, store._accounts.forget_tokens)
+        except BaseException:
+            await db.close()
+            raise
+        return store
 
     async def close(self) -> None:
         """Finish the writes already submitted, then let every lease and connection go.
@@ -96,6 +104,8 @@ class PostgreSQLStore:
         self._closed = True
         await self._writes.close()
         await self._leases.close()
+        if self._listener is not None:
+            await self._listener.close()
         await self._db.close()
 
     @property
