@@ -33,11 +33,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from gateway import errors, serving, speedups
+from gateway import copying, errors, serving, speedups
 from gateway.app import STYLES
 from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, is_database_url, load_config, redact_url
 from gateway.data_tools import import_lines, progress
 from gateway.events.tail import tail
 from gateway.events.webhooks import log_rows as webhook_log_rows
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     ``adjust``, what its own flags change in the configuration."""
     parser = argparse.ArgumentParser(prog="taskgate", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TASKGATE_CONFIG or ./config.toml)")
-    parser.add_argument("--db", metavar="PATH", help="database file (overrides storage.path)")
+    parser.add_argument("--db", metavar="PATH", help="database file or postgresql:// URL (overrides storage.path)")
     # only init and serve --allow-new make a database: a missing or empty file is refused
     # elsewhere, so that a deleted database or a mistyped --db is never quietly a new one
     parser.set_defaults(adjust=_unchanged, allow_new=False)
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_subparsers(dest="action", metavar="ACTION", help="verify instead of printing").add_parser(
         "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
     ).set_defaults(run=_audit_verify)
+    copying.add_parser(sub)  # taskgate copy SRC DST: gateway/copying.py
     p = sub.add_parser("events", help="follow the change feed").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do").add_parser(
         "tail", help="print each committed change as it happens, one line per event (from the database's audit "
@@ -241,7 +242,8 @@ async def _export(args: argparse.Namespace, config: Config, store: Store) -> int
 @_with_store
 async def _init(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate init``: opening the store creates or migrates the database."""
-    print(f"database {config.db_path} is at schema version {await store.schema_version()}")
+    where = redact_url(config.storage_url) if config.storage_url else config.db_path
+    print(f"database {where} is at schema version {await store.schema_version()}")
     return 0
 
 
@@ -542,7 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.db:
-            config = config.replace("storage", path=str(Path(args.db).resolve()))
+            db = args.db if is_database_url(args.db) else str(Path(args.db).resolve())
+            config = config.replace("storage", path=db)
         config = args.adjust(config, args)
         configure_logging(config.log)
     except ConfigError as exc:
@@ -555,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"taskgate: database {str(config.db_path)!r} (storage.path): {exc}", file=sys.stderr)
+        where = redact_url(config.storage_url) if config.storage_url else str(config.db_path)
+        print(f"taskgate: database {where!r} (storage.path): {exc}", file=sys.stderr)
         return 2
     except errors.Conflict as exc:
         print(f"taskgate: already exists: {exc.message}", file=sys.stderr)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["Config", "ConfigError", "load_config", "ENV_ALIASES"]
 
@@ -62,9 +63,25 @@ class ServerConfig:
                             "one that dies (1: one process, no supervisor; auto: one per core)")
 
 
+def is_database_url(path: str) -> bool:
+    """Whether *path* (``storage.path``) is a PostgreSQL URL rather than a SQLite file."""
+    return path.startswith(("postgresql://", "postgres://"))
+
+
+def redact_url(url: str) -> str:
+    """*url* without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
+
+
 @dataclass(frozen=True)
 class StorageConfig:
-    path: str = _opt("taskgate.db", doc="SQLite file; relative paths are beside the config file")
+    path: str = _opt("taskgate.db", doc="SQLite file (relative paths are beside the config file), or the URL of a "
+                                        "PostgreSQL database, postgresql://user:password@host:port/database "
+                                        "(gateways on several hosts sharing one set of tasks; see scaling.md)")
     synchronous: str = _opt("FULL", choices=("FULL", "NORMAL", "EXTRA"), doc="PRAGMA synchronous")
     busy_timeout_ms: int = _opt(5000, lo=0, doc="PRAGMA busy_timeout")
     max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit)")
@@ -205,6 +222,11 @@ class Config:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     #: folder that relative paths in the file are resolved against
     base_dir: str = "."
+
+    @property
+    def storage_url(self) -> str | None:
+        """The PostgreSQL URL ``storage.path`` names, or None for a SQLite file."""
+        return self.storage.path if is_database_url(self.storage.path) else None
 
     @property
     def db_path(self) -> Path:
@@ -349,7 +371,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
         sections[name] = dataclasses.replace(loaded, **checked)
     base = cfg_path.resolve().parent if cfg_path.is_file() else Path.cwd()
     config = _validate(Config(**sections, base_dir=str(base)))
-    if "path" in overrides.get("storage", {}):  # paths from the environment are cwd-relative
+    if "path" in overrides.get("storage", {}) and config.storage_url is None:  # env paths are cwd-relative
         config = config.replace("storage", path=str(Path(config.storage.path).resolve()))
     if "unix_socket" in overrides.get("server", {}) and config.server.unix_socket:
         config = config.replace("server", unix_socket=str(Path(config.server.unix_socket).resolve()))

@@ -217,6 +217,12 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+def _schema_wanted(store: object) -> int:
+    """The schema version this taskgate's store of *store*'s backend migrates to (each
+    backend has its own migrations; SQLite's when the store does not say)."""
+    return int(getattr(store, "SCHEMA_VERSION", SCHEMA_VERSION))
+
+
 def low_space(folder: str, min_free_mib: int) -> str | None:
     """Why the file system holding *folder* has too little room for writes, or None (one
     ``statvfs``; *min_free_mib* 0 checks nothing). Space an unprivileged process may use
@@ -248,11 +254,12 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         if request.app[TRAFFIC].draining:
             summary = detail = "taskgate is shutting down"
-        elif (detail := low_space(str(config.db_path.parent), config.storage.min_free_mib)) is not None:
-            summary = "low disk space"
-        elif (version := await store.schema_version()) != SCHEMA_VERSION:
+        elif config.storage_url is None and \
+                (detail := low_space(str(config.db_path.parent), config.storage.min_free_mib)) is not None:
+            summary = "low disk space"  # a PostgreSQL server's disk is its own to watch
+        elif (version := await store.schema_version()) != (wanted := _schema_wanted(store)):
             summary = "database schema mismatch"
-            detail = f"database schema {version}, this taskgate needs {SCHEMA_VERSION}"
+            detail = f"database schema {version}, this taskgate needs {wanted}"
         else:
             await asyncio.wait_for(store.probe_write(), READY_TIMEOUT)
     except TimeoutError:
@@ -271,7 +278,7 @@ async def readyz(request: web.Request) -> web.Response:
     if summary is not None:
         return json_response({"status": "unavailable", "reason": summary}, status=503,
                              headers={"Cache-Control": "no-store"})
-    return json_response({"status": "ready", "schema": SCHEMA_VERSION}, headers={"Cache-Control": "no-store"})
+    return json_response({"status": "ready", "schema": _schema_wanted(store)}, headers={"Cache-Control": "no-store"})
 
 
 def _metrics_handler(config: MetricsConfig):

@@ -176,10 +176,10 @@ def test_help_texts_are_plain_text_and_every_argument_has_one():
         assert not _RST.search(text), f"{' '.join(words)} --help has reStructuredText markup:\n{text}"
         for action in parser._actions:
             assert action.help, f"{' '.join(words)}: {action.dest} has no help text"
-    # taskgate, its eleven commands, and under six of them: user add, passwd, disable, enable,
+    # taskgate, its twelve commands, and under six of them: user add, passwd, disable, enable,
     # delete; token create, list, revoke; oauth-client add, list, revoke; audit verify; events tail;
     # webhooks log
-    assert len(seen) == 1 + 11 + 14
+    assert len(seen) == 1 + 12 + 14
     assert build_parser().description == ("Serve the task APIs of SailPoint ISC, SuperOffice WebAPI and webMethods "
                                           "Task Engine over one SQLite file, and manage its users, tokens, tasks "
                                           "and backups.")
@@ -232,7 +232,7 @@ def test_freezing_the_startup_heap_takes_it_out_of_full_collections():
 #: the shortest command line of every command
 COMMANDS = [["serve"], ["init"], ["user", "add", "u"], ["token", "create", "u"],
             ["oauth-client", "add", "c", "--user", "u"], ["import", "-"], ["export"], ["audit"], ["audit", "verify"],
-            ["events", "tail"], ["webhooks", "log"], ["backup", "b.db"]]
+            ["copy", "a.db", "b.db"], ["events", "tail"], ["webhooks", "log"], ["backup", "b.db"]]
 
 
 def test_every_command_is_one_function_chosen_by_the_parser(capsys):

@@ -26,11 +26,17 @@ __all__ = ["Store", "open_store", "StoreError", "backup", "BackupInfo", "SCHEMA_
 
 
 async def open_store(config: Config, *, allow_new: bool | None = None) -> Store:
-    """The store *config* describes: the one way the server and the command line open it.
+    """The store *config* describes: the one way the server and the command line open it:
+    a PostgreSQL store when ``storage.path`` is a ``postgresql://`` URL, else a SQLite one.
     *allow_new*: whether a missing or zero-length file becomes a new database (True), is
     refused (False), or, by default, a missing one is made and a zero-length one refused
-    (see :meth:`SQLiteStore.open`). StoreError, with a message for the operator, when the
-    file cannot be used."""
+    (see :meth:`SQLiteStore.open`; on PostgreSQL, whether a database without taskgate's
+    tables gets them). StoreError, with a message for the operator, when the database
+    cannot be used."""
+    if (url := config.storage_url) is not None:
+        from gateway.store.postgres import PostgreSQLStore  # asyncpg is loaded only for PostgreSQL
+
+        return await PostgreSQLStore.open(url, allow_new=allow_new)
     return await SQLiteStore.open(config.db_path, synchronous=config.storage.synchronous,
                                   busy_timeout_ms=config.storage.busy_timeout_ms,
                                   max_batch=config.storage.max_batch, allow_new=allow_new,

@@ -17,6 +17,9 @@ from gateway.model import Task
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PATCH_JSON = "application/json-patch+json"
 
+# the same requests and answers on a SQLite file and on PostgreSQL
+pytestmark = pytest.mark.both_backends
+
 
 def error_body(detail: str, text: str, tracking_id: str) -> dict[str, Any]:
     return {"detailCode": detail, "trackingId": tracking_id,
@@ -181,6 +184,7 @@ async def test_list_filters_sorts_pages_and_counts(api):
     assert full == [docs["t0"]]
 
 
+@pytest.mark.sqlite_only("SQLite's query plans (tests/store/test_postgres.py checks PostgreSQL's indexes)")
 async def test_list_filters_use_indexes(api):
     from gateway.apis.sailpoint_filters import parse_filters
     from gateway.query import Query
@@ -190,6 +194,7 @@ async def test_list_filters_use_indexes(api):
         assert re.search(r"SEARCH tasks USING (COVERING )?INDEX", plan), (text, plan)
 
 
+@pytest.mark.sqlite_only("SQLite's query plans (tests/store/test_postgres.py checks PostgreSQL's indexes)")
 async def test_a_filtered_page_in_created_order_reads_the_page_not_every_match(api):
     """The list's default order rides the filter's index: no sort of every matching task."""
     from gateway.apis.sailpoint_filters import parse_filters

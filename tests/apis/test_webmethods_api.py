@@ -27,6 +27,9 @@ STATUSES = ("active", "completed", "cancelled", "expired", "error", "suspended",
 TYPE_ID = "26629648-BF99-D8E1-BDC6-AD91EC9AE268"
 FUTURE = "2024-06-01T00:00:00.000Z"
 
+# the same requests and answers on a SQLite file and on PostgreSQL
+pytestmark = pytest.mark.both_backends
+
 
 def info(task_id: str, **fields: Any) -> dict[str, Any]:
     """A stored TaskInfo as a create by root at START leaves it, with *fields* changed."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from gateway import errors
+from gateway.store.postgres import accounts as pg_accounts
 from gateway.store.sqlite import SQLiteStore, accounts
 
 
@@ -27,12 +25,10 @@ async def test_users_tokens_and_clients(store: SQLiteStore):
     assert await store.count_users() == 1
 
 
-async def test_token_rows_are_remembered_until_users_or_tokens_change_through_the_store(
-        store: SQLiteStore, tmp_path: Path):
+async def test_token_rows_are_remembered_until_users_or_tokens_change_through_the_store(store: SQLiteStore):
     await store.add_user("u", "user", None, ("h1", False, None, "cli"))
     assert (await store.find_token("h1")).user.name == "u"
-    with sqlite3.connect(tmp_path / "t.db") as conn:  # another process revokes the token
-        conn.execute("DELETE FROM tokens WHERE hash = 'h1'")
+    await store.write_sql("DELETE FROM tokens WHERE hash = 'h1'")  # another process revokes the token
     assert await store.find_token("h1") is not None  # seen within TOKEN_CACHE_SECONDS, not at once
     store.forget_tokens()
     assert await store.find_token("h1") is None
@@ -43,12 +39,11 @@ async def test_token_rows_are_remembered_until_users_or_tokens_change_through_th
 
 
 async def test_a_remembered_token_row_is_asked_for_again_after_token_cache_seconds(
-        store: SQLiteStore, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(accounts, "TOKEN_CACHE_SECONDS", 0.0)
+        store: SQLiteStore, backend: str, monkeypatch):
+    monkeypatch.setattr(pg_accounts if backend == "postgresql" else accounts, "TOKEN_CACHE_SECONDS", 0.0)
     await store.add_user("u", "user", None, ("h1", False, None, "cli"))
     assert await store.find_token("h1") is not None
-    with sqlite3.connect(tmp_path / "t.db") as conn:  # another process revokes the token
-        conn.execute("DELETE FROM tokens WHERE hash = 'h1'")
+    await store.write_sql("DELETE FROM tokens WHERE hash = 'h1'")  # another process revokes the token
     assert await store.find_token("h1") is None
 
 

@@ -12,6 +12,10 @@ from gateway.query import Compare, Query
 from gateway.store.sqlite import SQLiteStore, wal
 from tests.store.helpers import rows
 
+# SQLite's keys column, read from the file and through SQLite's plans; PostgreSQL's keys are
+# tested in tests/store/test_postgres.py
+pytestmark = pytest.mark.sqlite_only("SQLite's keys column, WAL frames and query plans")
+
 FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]
 
 

@@ -18,6 +18,7 @@ from gateway.store.sqlite import read_ahead as read_ahead_module
 from gateway.store.sqlite.read_ahead import ReadAhead, blocks_read
 from tests.store.helpers import bump, until
 
+pytestmark = pytest.mark.sqlite_only("SQLite's read-ahead threads")
 
 async def test_the_read_ahead_reads_each_task_s_row_and_audit_end_through_their_indexes(
         store: SQLiteStore, tmp_path: Path):

@@ -49,6 +49,7 @@ async def test_export_streams_in_order_across_chunks(store: SQLiteStore):
     assert [t.id async for t in store.export("b", chunk=2)] == ["t1", "t3", "t5"]
 
 
+@pytest.mark.sqlite_only("SQLite's point reader and its busy fallback")
 async def test_a_lookup_sqlite_refuses_as_busy_is_read_on_the_reader_instead(store: SQLiteStore, tmp_path: Path):
     """Lookups by key run on the loop's thread with no busy timeout; when SQLite answers
     SQLITE_BUSY there (rare in WAL mode, and hard to provoke on demand), the lookup is

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import jsonpatch
 import pytest
@@ -15,7 +14,10 @@ from gateway.clock import parse_iso
 from gateway.model import Task
 from gateway.query import Query, Sort
 from gateway.store.sqlite import SQLiteStore
-from tests.store.helpers import bump, rows
+from tests.store.helpers import bump
+
+GROUP_COMMIT = ("group commit (writes queued together in one transaction, heard as one commit) "
+                "is not available on PostgreSQL yet")
 
 
 async def test_numbered_creates_in_one_batch_get_consecutive_ids_above_explicit_ones(store: SQLiteStore):
@@ -62,7 +64,7 @@ async def test_unmodified_since_refuses_a_task_changed_after_that_second(store: 
     assert task.doc == {"n": 2}
 
 
-async def test_create_update_delete_write_versions_and_audit(store: SQLiteStore, tmp_path: Path):
+async def test_create_update_delete_write_versions_and_audit(store: SQLiteStore):
     await store.create("s", "a", {"n": 1, "l": [1]}, actor="ann", request_id="r1")
     task = await store.update("s", "a", bump("n"), actor="bob", request_id="r2")
     assert (task.version, task.doc) == (2, {"n": 2, "l": [1]})
@@ -129,6 +131,7 @@ async def test_an_unchanged_document_writes_nothing(store: SQLiteStore):
     assert len(await store.audit()) == 1
 
 
+@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_listeners_hear_each_commit_after_it(store: SQLiteStore):
     heard = []
     store.on_commit(lambda changes: heard.append([(c.task_id, c.action, c.version) for c in changes]))
@@ -138,23 +141,27 @@ async def test_listeners_hear_each_commit_after_it(store: SQLiteStore):
     assert heard == [[("a", "created", 1), ("b", "created", 1)], [("a", "deleted", 2)]]
 
 
-async def test_close_finishes_queued_writes(tmp_path: Path):
-    store = await SQLiteStore.open(tmp_path / "t.db")
+async def test_close_finishes_queued_writes(open_store):
+    store = await open_store()
     await store.create("s", "a", {"n": 0}, actor="t", request_id="r")
     pending = [asyncio.ensure_future(store.update("s", "a", bump("n"), actor="t", request_id=str(i)))
                for i in range(50)]
     await asyncio.sleep(0)
     await store.close()
     assert all(p.done() and not p.exception() for p in pending)
-    assert rows(tmp_path / "t.db", "SELECT version, doc FROM tasks") == [(51, '{"n":50}')]
     with pytest.raises(errors.InternalError):
         await store.update("s", "a", bump("n"), actor="t", request_id="late")
+    again = await open_store()
+    try:
+        assert await again.read_sql("SELECT version, doc FROM tasks") == [(51, '{"n":50}')]
+    finally:
+        await again.close()
 
 
-async def test_documents_are_stored_as_compact_json(store: SQLiteStore, tmp_path: Path):
+async def test_documents_are_stored_as_compact_json(store: SQLiteStore):
     await store.create("s", "a", {"ü": "ß", "n": [1, {"x": None}]}, actor="t", request_id="r")
-    assert rows(tmp_path / "t.db", "SELECT doc FROM tasks") == [('{"ü":"ß","n":[1,{"x":null}]}',)]
-    assert json.loads(rows(tmp_path / "t.db", "SELECT patch FROM audit")[0][0])[0]["op"] == "add"
+    assert await store.read_sql("SELECT doc FROM tasks") == [('{"ü":"ß","n":[1,{"x":null}]}',)]
+    assert json.loads((await store.read_sql("SELECT patch FROM audit"))[0][0])[0]["op"] == "add"
 
 
 async def test_an_unstorable_document_fails_alone_in_its_batch(store: SQLiteStore):
@@ -206,6 +213,7 @@ async def test_the_writer_survives_a_broken_log_sink(store: SQLiteStore):
     assert (task.version, task.doc) == (2, {"n": 1})
 
 
+@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_batch_listeners_hear_each_commit_s_size_and_the_probe_writes_nothing(store: SQLiteStore):
     heard = []
     store.on_batch(lambda size, seconds: heard.append((size, seconds > 0)))
@@ -218,8 +226,9 @@ async def test_batch_listeners_hear_each_commit_s_size_and_the_probe_writes_noth
         await store.probe_write()
 
 
+@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_one_batch_is_one_commit_and_its_failing_mutation_changes_nothing(
-        store: SQLiteStore, tmp_path: Path):
+        store: SQLiteStore):
     """Group commit: writes queued together commit in one transaction, in queue order;
     a write whose mutation raises is left out alone and the others are stored."""
     await asyncio.gather(store.create("s", "a", {"n": 0}, actor="t", request_id="r"),
@@ -244,9 +253,9 @@ async def test_one_batch_is_one_commit_and_its_failing_mutation_changes_nothing(
     assert [r.doc if isinstance(r, Task) else type(r).__name__ for r in results] == [
         {"n": 0, "log": ["first"]}, {"n": 0, "log": ["other"]}, "Conflict", {"n": 0, "log": ["first", "second"]}]
     assert commits == [[("a", 2, "1"), ("b", 2, "2"), ("a", 3, "4")]]
-    assert rows(tmp_path / "t.db", "SELECT id, version, doc FROM tasks ORDER BY id") == [
+    assert await store.read_sql("SELECT id, version, doc FROM tasks ORDER BY id") == [
         ("a", 3, '{"n":0,"log":["first","second"]}'), ("b", 2, '{"n":0,"log":["other"]}')]
-    assert rows(tmp_path / "t.db",
+    assert await store.read_sql(
                 "SELECT task_id, version, request_id, patch FROM audit WHERE seq > 2 ORDER BY seq") == [
         ("a", 2, "1", '[{"op":"add","path":"/log","value":["first"]}]'),
         ("b", 2, "2", '[{"op":"add","path":"/log","value":["other"]}]'),
@@ -254,7 +263,7 @@ async def test_one_batch_is_one_commit_and_its_failing_mutation_changes_nothing(
 
 
 async def test_a_write_of_several_steps_commits_them_in_one_transaction_as_an_audit_row_each(
-        store: SQLiteStore, tmp_path: Path):
+        store: SQLiteStore):
     """Each step sees the document the step before left, and each change is its own audit
     row (and version) under its own actor; a step that changes nothing writes no row."""
     await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
@@ -265,13 +274,13 @@ async def test_a_write_of_several_steps_commits_them_in_one_transaction_as_an_au
                              request_id="r1", if_match=frozenset({1}))
     assert task == Task("s", "a", 3, {"n": 10, "by": "ann"}, task.modified, (await store.get("s", "a")).created)
     assert commits == [[(2, 2, "system"), (3, 3, "ann")]]  # one commit
-    assert rows(tmp_path / "t.db", "SELECT seq, version, actor, request_id, patch FROM audit WHERE seq > 1") == [
+    assert await store.read_sql("SELECT seq, version, actor, request_id, patch FROM audit WHERE seq > 1") == [
         (2, 2, "system", "r1", '[{"op":"replace","path":"/n","value":1}]'),
         (3, 3, "ann", "r1", '[{"op":"add","path":"/by","value":"ann"},{"op":"replace","path":"/n","value":10}]')]
-    assert rows(tmp_path / "t.db", "SELECT version, doc FROM tasks") == [(3, '{"n":10,"by":"ann"}')]
+    assert await store.read_sql("SELECT version, doc FROM tasks") == [(3, '{"n":10,"by":"ann"}')]
 
 
-async def test_a_write_whose_later_step_raises_stores_none_of_its_steps(store: SQLiteStore, tmp_path: Path):
+async def test_a_write_whose_later_step_raises_stores_none_of_its_steps(store: SQLiteStore):
     await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
 
     def refuse(old):
@@ -281,20 +290,20 @@ async def test_a_write_whose_later_step_raises_stores_none_of_its_steps(store: S
         await store.write("s", "a", [("system", bump("n")), ("ann", refuse)], request_id="r1")
     with pytest.raises(errors.PreconditionFailed):  # checked before the first step
         await store.write("s", "a", [("system", bump("n"))], request_id="r2", if_match=frozenset({7}))
-    assert rows(tmp_path / "t.db", "SELECT version, doc FROM tasks") == [(1, '{"n":0}')]
-    assert rows(tmp_path / "t.db", "SELECT count(*) FROM audit") == [(1,)]
+    assert await store.read_sql("SELECT version, doc FROM tasks") == [(1, '{"n":0}')]
+    assert await store.read_sql("SELECT count(*) FROM audit") == [(1,)]
     # a step may delete: the steps after it see no document
     seen = []
     assert await store.write("s", "a", [("system", bump("n")), ("ann", lambda old: None),
                                         ("cy", lambda old: seen.append(old))], request_id="r3") is None
     assert seen == [None]
-    assert rows(tmp_path / "t.db", "SELECT seq, version, action, actor FROM audit WHERE seq > 1") == [
+    assert await store.read_sql("SELECT seq, version, action, actor FROM audit WHERE seq > 1") == [
         (2, 2, "updated", "system"), (3, 3, "deleted", "ann")]
-    assert rows(tmp_path / "t.db", "SELECT count(*) FROM tasks") == [(0,)]
+    assert await store.read_sql("SELECT count(*) FROM tasks") == [(0,)]
 
 
 async def test_bulk_create_stores_tasks_with_created_audit_rows_and_counts_their_ids(
-        store: SQLiteStore, tmp_path: Path):
+        store: SQLiteStore):
     assert await store.bulk_create("s", ((str(i), {"n": i}) for i in range(1, 6)), actor="seed",
                                    request_id="bulk", chunk=2) == 5
     assert [(t.id, t.version, t.doc) for t in (await store.find("s", Query(order=(Sort("$.n"),))))[0]] == [
@@ -306,10 +315,10 @@ async def test_bulk_create_stores_tasks_with_created_audit_rows_and_counts_their
     assert numbered.id == "6"  # above every bulk-created integer id
     with pytest.raises(errors.Conflict):
         await store.bulk_create("s", [("7", {}), ("3", {})], actor="seed", request_id="bulk")
-    assert rows(tmp_path / "t.db", "SELECT count(*) FROM tasks") == [(6,)]  # the failing chunk left nothing
+    assert await store.read_sql("SELECT count(*) FROM tasks") == [(6,)]  # the failing chunk left nothing
 
 
-async def test_a_write_may_require_the_life_of_the_task_it_read(store: SQLiteStore, tmp_path: Path):
+async def test_a_write_may_require_the_life_of_the_task_it_read(store: SQLiteStore):
     """Task.created names the task's latest creation: a write holding it is refused once the
     task was deleted and created again under its id, even with the same document."""
     await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
@@ -324,20 +333,21 @@ async def test_a_write_may_require_the_life_of_the_task_it_read(store: SQLiteSto
     assert again.created != first.created
     with pytest.raises(errors.PreconditionFailed, match="deleted and created again"):
         await store.write("s", "a", [("t", bump("n"))], request_id="r4", created=first.created)
-    assert rows(tmp_path / "t.db", "SELECT version, doc, created FROM tasks") == [(1, '{"n":1}', again.created)]
+    assert await store.read_sql("SELECT version, doc, created FROM tasks") == [(1, '{"n":1}', again.created)]
 
 
+@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_a_task_deleted_and_created_again_in_one_batch_or_write_is_stored_as_created_anew(
-        store: SQLiteStore, tmp_path: Path):
+        store: SQLiteStore):
     await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")
     old = (await store.get("s", "a")).created
     await asyncio.sleep(0.002)
     await asyncio.gather(store.delete("s", "a", actor="t", request_id="r1"),
                          store.create("s", "a", {"n": 1}, actor="t", request_id="r2"))  # one batch
-    (version, created), = rows(tmp_path / "t.db", "SELECT version, created FROM tasks")
+    (version, created), = await store.read_sql("SELECT version, created FROM tasks")
     assert (version, created != old) == (3, True)
     assert (await store.get("s", "a")).created == created
     await asyncio.sleep(0.002)
     task = await store.write("s", "a", [("x", lambda old: None), ("y", lambda old: {"n": 2})], request_id="r3")
-    assert rows(tmp_path / "t.db", "SELECT version, doc, created FROM tasks") == [(5, '{"n":2}', task.created)]
+    assert await store.read_sql("SELECT version, doc, created FROM tasks") == [(5, '{"n":2}', task.created)]
     assert task.created not in (old, created)

@@ -14,7 +14,6 @@
 ``read_ahead``         threads reading ahead of the writer
 ``accounts``           users, tokens, OAuth clients and the token cache
 ``backup``             online backup of a file, without opening a store
-``rows``               documents and audit rows as SQLite values
 ``log``                faults the store survives, logged
 =====================  ==================================================================
 

@@ -2,10 +2,10 @@
 
 Owns :class:`QueuedWrite` (a write's preconditions and steps, waiting for its batch) and
 :func:`apply_batch`: each write checked against the row as the batch's earlier writes
-left it, each of its steps run, each change numbered and diffed into an audit
-:class:`~gateway.model.Change`. A write whose mutation raises is left out alone. It must
-not read or write the database: :mod:`.group_commit` reads the rows before and writes
-the outcome after, inside the batch's transaction.
+left it and run by :func:`gateway.store.write_step.apply_write` (the step every backend
+shares), each change numbered and diffed into an audit :class:`~gateway.model.Change`.
+A write whose mutation raises is left out alone. It must not read or write the database:
+:mod:`.group_commit` reads the rows before and writes the outcome after, inside the batch's transaction.
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from datetime import datetime
 from typing import Any
 
 from gateway import errors
-from gateway.clock import now_iso, parse_iso
+from gateway.clock import now_iso
 from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
-from gateway.patching import diff
+from gateway.store.rows import audit_row, is_counted, text_bytes
 from gateway.store.sqlite.keyed import KeyedFields, keys_text
 from gateway.store.sqlite.log import report
 from gateway.store.sqlite.owned import Usage, check_quota, owner_of
-from gateway.store.sqlite.rows import audit_row, is_counted, stored_text, text_bytes
+from gateway.store.write_step import Stored, apply_write
 
 __all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_write", "needs_counters"]
 
-#: a stored row as a batch reads it: version, document, created, modified
-Stored = tuple[int, Doc | None, str, str]
 #: a task's final row in a batch: version, created, document (None: deleted), its stored
 #: text, its keys column, its owner, its size in bytes
 Touched = tuple[int, str, Doc | None, str, str | None, str | None, int]
@@ -185,46 +183,3 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
                 counters[w.style] = max(counters.get(w.style, 0), int(task_id))
         out.results.append((w, (task, made)))
     return out
-
-
-def apply_write(w: QueuedWrite, current: Stored | None, seq: int, at: str) -> tuple[Task | None, list[Change], str]:
-    """The outcome of one write against the current row: the task after its last step,
-    the change of each step that changed the document (numbered from *seq*), and the
-    final document as stored text."""
-    version, old, created, modified = current if current else (0, None, "", "")
-    task_id = w.task_id
-    assert task_id is not None
-    if w.expect is Expect.PRESENT and old is None:
-        raise errors.NotFound(f"task {task_id!r} does not exist")
-    if w.expect is Expect.ABSENT and old is not None:
-        raise errors.Conflict(f"task {task_id!r} already exists")
-    if w.if_match is not None and old is not None and version not in w.if_match:
-        raise errors.PreconditionFailed(
-            f"task {task_id!r} is at version {version}, not {', '.join(map(str, sorted(w.if_match)))}")
-    if w.unmodified_since is not None and old is not None \
-            and parse_iso(modified).replace(microsecond=0) > w.unmodified_since:
-        raise errors.PreconditionFailed(f"task {task_id!r} was modified after {w.unmodified_since.isoformat()}")
-    if w.created is not None and old is not None and created != w.created:
-        raise errors.PreconditionFailed(f"task {task_id!r} was deleted and created again since it was read")
-    made: list[Change] = []
-    doc, text = old, ""
-    acting = w.impersonation
-    for actor, mutate in w.steps:
-        new = mutate(doc)
-        if new is doc:
-            continue
-        if new is not None:  # refuse what cannot be stored before diffing it, so it fails alone
-            text = stored_text(new)
-        # an empty diff between two documents is JSON equality (same_json): one walk, not two
-        patch, undo = diff(doc if doc is not None else {}, new if new is not None else {})
-        if not patch and new is not None and doc is not None:
-            continue
-        action = "created" if doc is None else "deleted" if new is None else "updated"
-        version += 1
-        made.append(Change(seq=seq + len(made), at=at, style=w.style, task_id=task_id, version=version,
-                           action=action, actor=actor, request_id=w.request_id, patch=patch, undo=undo,
-                           client=w.client, impersonator=acting[1] if acting and acting[0] == actor else ""))
-        doc = new
-    if not made:
-        return (Task(w.style, task_id, version, old, modified, created) if old is not None else None), made, ""
-    return (Task(w.style, task_id, version, doc, at, created) if doc is not None else None), made, text

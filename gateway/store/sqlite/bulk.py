@@ -19,9 +19,9 @@ from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.model import Doc
 from gateway.patching import diff
 from gateway.speedups import dumps_bytes
+from gateway.store.rows import is_counted
 from gateway.store.sqlite.keyed import KeyedFields, keys_text, read_keyed
 from gateway.store.sqlite.owned import Usage, add_usage, owner_of
-from gateway.store.sqlite.rows import is_counted
 from gateway.store.sqlite.write_connection import WriteConnection
 
 __all__ = ["bulk_create"]

@@ -31,13 +31,13 @@ import structlog
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import Change, Task
+from gateway.store.rows import AUDIT_COLUMNS, load_doc, text_bytes
 from gateway.store.sqlite.batch import Applied, Held, QueuedWrite, Stored, apply_batch, needs_counters
 from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.log import report
 from gateway.store.sqlite.owned import add_usage, read_usage
 from gateway.store.sqlite.read_ahead import ReadAhead
-from gateway.store.sqlite.rows import AUDIT_COLUMNS, load_doc, text_bytes
 from gateway.store.sqlite.sql import keys_table
 from gateway.store.sqlite.wal import Checkpoints
 from gateway.store.sqlite.write_connection import WriteConnection, is_busy

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from gateway import errors
-from gateway.model import Doc, Quota
 from gateway.store.errors import StoreError
+from gateway.store.owners import check_quota, owner_of
 from gateway.store.sqlite import sql
 from gateway.store.sqlite.write_connection import WriteConnection
 
@@ -34,42 +32,10 @@ __all__ = ["Usage", "owner_of", "owner_sql", "check_quota", "read_usage", "add_u
 Usage = dict[tuple[str, str], list[int]]
 
 
-def owner_of(field: str | None, doc: Doc | None) -> str | None:
-    """The owner of *doc* under its style's owner *field*: a text value, or an integer's
-    digits (a SuperOffice associate id); None when the style names no owner field or the
-    document holds no such value."""
-    if field is None or doc is None:
-        return None
-    value: Any = doc
-    for part in sql.key_parts(field)[1]:
-        value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 def owner_sql(field: str) -> str:
     """SQL computing :func:`owner_of` from ``doc``."""
     return (f"CASE json_type(doc, '{field}') WHEN 'text' THEN json_extract(doc, '{field}') "
             f"WHEN 'integer' THEN CAST(json_extract(doc, '{field}') AS TEXT) END")
-
-
-def check_quota(quota: Quota, style: str, held: list[int], tasks: int, size: int) -> None:
-    """PayloadTooLarge when a write adding *tasks* tasks and *size* bytes to what *quota*'s
-    owner holds (*held*: tasks, bytes before it) takes either past its limit. A write that
-    adds nothing (or frees space) passes whatever is held, so an owner over the limit can
-    still shrink or delete."""
-    if tasks > 0 and held[0] + tasks > quota.tasks:
-        raise errors.PayloadTooLarge(
-            f"{quota.owner} holds {held[0]} {style} tasks: the quota is {quota.tasks} tasks per user "
-            f"({quota.names[0]}); delete some, or ask an administrator")
-    if size > 0 and held[1] + size > quota.bytes:
-        raise errors.PayloadTooLarge(
-            f"{quota.owner}'s {style} tasks would take {held[1] + size} bytes with their audit trail: "
-            f"the quota is {quota.bytes} bytes per user ({quota.names[1]} = {quota.bytes // 2**20}); "
-            "make the task smaller, delete some, or ask an administrator")
 
 
 def read_usage(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> Usage:

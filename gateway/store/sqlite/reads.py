@@ -39,10 +39,10 @@ import aiosqlite
 
 from gateway.model import Change, Chunk, Task
 from gateway.query import Query
+from gateway.store.rows import AUDIT_COLUMNS, change_from_row, load_doc
 from gateway.store.sqlite import sql
 from gateway.store.sqlite.health import Health, is_damage
 from gateway.store.sqlite.keyed import KeyedFields
-from gateway.store.sqlite.rows import AUDIT_COLUMNS, change_from_row, load_doc
 from gateway.store.sqlite.write_connection import is_busy
 
 __all__ = ["Lookup", "TaskReads", "FIRST_CHUNK", "MAX_CHUNK", "THREAD_BYTES"]

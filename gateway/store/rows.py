@@ -1,9 +1,11 @@
-"""How tasks and audit rows are held as SQLite values, and read back as model types.
+"""How tasks and audit rows are held as column values, and read back as model types.
 
 Owns the stored form of a document (the compact JSON text :func:`gateway.limits.dumps`
 writes, at most :data:`gateway.limits.MAX_DOCUMENT_BYTES`), of an audit row's patches,
-and the column lists that read them. It must not run statements: callers do, on the
-connection they hold.
+and the column lists that read them. Every backend stores the same text (SQLite in a
+``TEXT`` column, PostgreSQL in a ``json`` one, which keeps the text as given), so this
+module is shared: it moved here from the SQLite store when the PostgreSQL one came. It
+must not run statements: callers do, on the connection they hold.
 """
 
 from __future__ import annotations

@@ -1,0 +1,98 @@
+"""``taskgate copy SRC DST``: every row of one database into another, across backends.
+
+SRC and DST are each a SQLite file or a ``postgresql://`` URL, for example a file into
+PostgreSQL when one machine is outgrown, and back (see docs/scaling.md). The target is made
+(or migrated) as ``taskgate init`` would; one that holds users, tasks, audit rows or
+webhooks is refused unless ``--replace`` says to empty it first. The rows stream table by
+table in chunks (:mod:`gateway.store.copy`) with a progress bar, and the target's every
+audit trail is then replayed as ``taskgate audit verify`` does: exit status 1 when a task
+disagrees with its trail, 0 when the copy is whole. Stop the gateways writing to SRC
+first: rows written meanwhile may or may not be copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+from gateway.config import Config, is_database_url, redact_url
+from gateway.data_tools import progress
+from gateway.model import Store
+from gateway.store import SQLiteStore, open_store
+from gateway.store.copy import TABLES, PostgreSQLTarget, SQLiteTarget, count_rows, is_empty, read_chunks
+from gateway.verify import verify_trail
+
+__all__ = ["copy_command", "add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("copy", help="copy every task, audit row, account and webhook from SRC to DST (a database "
+                                    "file or a postgresql:// URL each), then verify DST's audit trails")
+    p.add_argument("source", metavar="SRC", help="the database to copy from")
+    p.add_argument("target", metavar="DST", help="the database to copy into (made if missing)")
+    p.add_argument("--replace", action="store_true", help="empty DST first when it holds anything")
+    p.set_defaults(run=copy_command)
+
+
+def _config(config: Config, where: str) -> Config:
+    from pathlib import Path
+
+    return config.replace("storage", path=where if is_database_url(where) else str(Path(where).resolve()))
+
+
+def _name(where: str) -> str:
+    return redact_url(where) if is_database_url(where) else where
+
+
+@contextlib.asynccontextmanager
+async def _opened(config: Config, allow_new: bool) -> AsyncIterator[Store]:
+    store = await open_store(config, allow_new=allow_new)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def copy_command(args: argparse.Namespace, config: Config) -> int:
+    """Copy SRC into DST, then verify DST; 2 when DST is not empty (without --replace)."""
+    source_config, target_config = _config(config, args.source), _config(config, args.target)
+    async with _opened(source_config, allow_new=False) as source:
+        counts = {table: await count_rows(source, table) for table in TABLES}
+        target_store = await open_store(target_config, allow_new=True)
+        try:
+            if not args.replace and not await is_empty(target_store):
+                print(f"taskgate: {_name(args.target)} is not empty; --replace empties it first", file=sys.stderr)
+                return 2
+            if isinstance(target_store, SQLiteStore):
+                await target_store.close()  # its file is written through a connection of its own
+                target: SQLiteTarget | PostgreSQLTarget = SQLiteTarget(target_store.path)
+            else:
+                target = PostgreSQLTarget(target_store.copy_rows, target_store.run_statements)  # type: ignore[attr-defined]
+            try:
+                if args.replace:
+                    await target.clear()
+                async with source.read_snapshot():
+                    with progress(sum(counts.values()), " rows", desc="copy") as bar:
+                        for table in TABLES:
+                            async for rows in read_chunks(source, table):
+                                await target.write(table, rows)
+                                bar.update(len(rows))
+                await target.finish()
+            finally:
+                target.close()
+        finally:
+            await target_store.close()
+    print(f"copied {_name(args.source)} to {_name(args.target)}: {counts['tasks']} task(s), {counts['audit']} "
+          f"audit row(s), {counts['users']} user(s), {counts['tokens']} token(s), {counts['oauth_clients']} OAuth "
+          f"client(s), {counts['hooks']} webhook(s)")
+    async with _opened(target_config, allow_new=False) as copied:
+        checked = bad = 0
+        async with copied.read_snapshot():
+            async for style, task_id, stored, trail in copied.trails():
+                checked += 1
+                if verify_trail(style, task_id, stored, trail) is not None:
+                    bad += 1
+    print(f"verified {checked} task(s) in {_name(args.target)}: {bad} disagree with their audit trail")
+    return 1 if bad else 0

@@ -1,0 +1,104 @@
+"""``taskgate copy SRC DST``: a SQLite file into PostgreSQL and back gives the same tasks,
+audit trails, accounts and webhooks, row for row, and a clean audit verify (the test
+cluster; the command run in process, as tests/test_cli.py runs commands)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.model import Delivery
+from gateway.store.copy import BOOLEANS, TABLES
+from gateway.store.postgres import PostgreSQLStore
+from gateway.store.sqlite import SQLiteStore
+
+
+async def _fill(path: Path) -> None:
+    store = await SQLiteStore.open(path)
+    try:
+        await store.add_user("ann", "admin", "hash", ("tok", True, 123, "cli"), associate_id=627)
+        await store.add_user("bo", "user", None)
+        await store.set_disabled("bo", True)
+        await store.add_oauth_client("cid", "sec", "ann")
+        await store.ensure_owner("sailpoint", "$.launcher")
+        for n in range(30):
+            await store.create("sailpoint", f"t{n:02d}", {"id": f"t{n:02d}", "launcher": "ann", "ü": "ß", "n": n},
+                               actor="ann", request_id=f"r{n}")
+        for n in range(0, 30, 3):
+            await store.update("sailpoint", f"t{n:02d}", lambda old: {**old, "n": old["n"] + 100}, actor="bo",
+                               request_id="u")
+        await store.delete("sailpoint", "t05", actor="ann", request_id="d")
+        for _ in range(5):
+            await store.create_numbered("superoffice", lambda i: {"Id": i, "Name": "x"}, actor="ann", request_id="c")
+        hook = await store.create_hook("sailpoint", None, lambda given: {"id": given, "url": "http://127.0.0.1:9/"},
+                                       active=True)
+        await store.advance_hook(hook.num, expected_cursor=hook.cursor, cursor=hook.cursor, failures=1,
+                                 log=[Delivery(0, hook.num, 3, "2026-12-06T00:00:00.000Z", 1, None, "failed", "no", 2.0)])
+    finally:
+        await store.close()
+
+
+async def _tables(store) -> dict[str, list[tuple]]:
+    out = {}
+    for table, (columns, key) in TABLES.items():
+        rows = await store.read_sql(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns[:key])}")
+        flags = [(table, c) in BOOLEANS for c in columns]
+        out[table] = [tuple(int(v) if f and v is not None else v for v, f in zip(r, flags, strict=True)) for r in rows]
+    return out
+
+
+async def _read(opener) -> dict[str, list[tuple]]:
+    store = await opener()
+    try:
+        return await _tables(store)
+    finally:
+        await store.close()
+
+
+def test_a_file_copied_into_postgresql_and_back_is_the_same_row_for_row(pg_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGATE_DB", raising=False)
+    monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
+    asyncio.run(_fill(tmp_path / "src.db"))
+    assert main(["copy", "src.db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert out == (f"copied src.db to {pg_url}: 34 task(s), 46 audit row(s), 2 user(s), 1 token(s), "
+                   "1 OAuth client(s), 1 webhook(s)\n"
+                   f"verified 35 task(s) in {pg_url}: 0 disagree with their audit trail\n")
+    original = asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "src.db")))
+    copied = asyncio.run(_read(lambda: PostgreSQLStore.open(pg_url)))
+    assert copied == original and len(original["tasks"]) == 34 and len(original["hook_log"]) == 1
+    assert main(["copy", pg_url, "back.db"]) == 0  # and back, into a new file
+    assert capsys.readouterr().out.endswith("verified 35 task(s) in back.db: 0 disagree with their audit trail\n")
+    assert asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "back.db"))) == original
+    assert main(["--db", "back.db", "audit", "verify"]) == 0
+
+    async def write_after_the_copy() -> tuple[int, str, int]:
+        store = await PostgreSQLStore.open(pg_url)
+        try:
+            task = await store.create_numbered("superoffice", lambda i: {"Id": i}, actor="t", request_id="r")
+            hook = await store.create_hook("sailpoint", None, lambda given: {}, active=True)
+            return (await store.audit(limit=1))[0].seq, task.id, hook.num
+        finally:
+            await store.close()
+    assert asyncio.run(write_after_the_copy()) == (47, "6", 2)  # seqs, ids and hook numbers go on
+
+
+def test_a_target_that_holds_anything_is_refused_unless_replaced(pg_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGATE_DB", raising=False)
+    monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
+    asyncio.run(_fill(tmp_path / "src.db"))
+    assert main(["copy", "src.db", pg_url]) == 0
+    capsys.readouterr()
+    assert main(["copy", "src.db", pg_url]) == 2
+    assert capsys.readouterr().err == f"taskgate: {pg_url} is not empty; --replace empties it first\n"
+    assert main(["copy", "src.db", pg_url, "--replace"]) == 0
+    assert "0 disagree" in capsys.readouterr().out
+    assert asyncio.run(_read(lambda: PostgreSQLStore.open(pg_url))) == \
+        asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "src.db")))
+    with pytest.raises(SystemExit):
+        main(["copy", "src.db"])

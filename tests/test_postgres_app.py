@@ -1,0 +1,83 @@
+"""The server on PostgreSQL: readiness, and two apps (two gateways) on one database
+answering each other's writes, through real HTTP on loopback (aiohttp's test server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.app import create_app
+from gateway.auth import AUTHENTICATOR
+from gateway.config import Config
+from gateway.context import STORE
+from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
+from tests.pg_cluster import Cluster
+
+PATCH_JSON = "application/json-patch+json"
+
+
+async def test_readyz_on_postgresql_names_its_schema_and_checks_no_local_disk(aiohttp_client, tmp_path, pg_url):
+    client = await aiohttp_client(create_app(Config(base_dir=str(tmp_path)).replace("storage", path=pg_url)))
+    resp = await client.get("/readyz")
+    assert (resp.status, await resp.json()) == (200, {"status": "ready", "schema": SCHEMA_VERSION})
+    assert isinstance(client.app[STORE], PostgreSQLStore)
+
+
+async def test_two_gateways_on_one_database_serialize_a_burst_of_test_and_replace_patches(
+        aiohttp_client, tmp_path, pg_url):
+    """The issue's 200 concurrent test-and-replace PATCHes, split across two gateways on one
+    database: the 2xx count equals the final value equals the audit rows of the changes."""
+    config = Config(base_dir=str(tmp_path)).replace("storage", path=pg_url)
+    one = await aiohttp_client(create_app(config))
+    two = await aiohttp_client(create_app(config))
+    await one.app[STORE].add_user("root", "admin", None)
+    auth = {"Authorization": f"Bearer {await one.app[AUTHENTICATOR].create_token('root')}"}
+    resp = await one.post("/task-status/v1", headers=auth, json={"id": "t1", "type": "QUARTZ", "uniqueName": "u"})
+    assert resp.status == 201, await resp.text()
+
+    async def bump(client) -> int:
+        resp = await client.get("/task-status/v1/t1", headers=auth)
+        seen = (await resp.json())["percentComplete"]
+        resp = await client.patch("/task-status/v1/t1", headers={**auth, "Content-Type": PATCH_JSON}, json=[
+            {"op": "test", "path": "/percentComplete", "value": seen},
+            {"op": "replace", "path": "/percentComplete", "value": seen + 1}])
+        assert resp.status in (200, 409), await resp.text()  # a failed test op is a 409 there
+        return int(resp.status == 200)
+
+    results = await asyncio.gather(*(bump(client) for _ in range(100) for client in (one, two)))
+    final = (await two.app[STORE].get("sailpoint", "t1")).doc["percentComplete"]
+    changes = [c for c in await one.app[STORE].audit(style="sailpoint", task_id="t1") if c.action == "updated"]
+    assert sum(results) == final == len(changes) > 0
+
+
+async def test_a_database_restart_is_503s_while_it_is_down_and_service_resumes_without_a_restart(
+        aiohttp_client, tmp_path):
+    """A cluster of its own (the session's serves the other tests): the server stopped under
+    a running app, its requests answered 503 in the style's shape, then started again."""
+    cluster = Cluster().start()
+    try:
+        cluster.sql("CREATE DATABASE restart TEMPLATE template0")
+        config = Config(base_dir=str(tmp_path)).replace("storage", path=cluster.dsn("restart"))
+        client = await aiohttp_client(create_app(config))
+        await client.app[STORE].add_user("root", "admin", None)
+        auth = {"Authorization": f"Bearer {await client.app[AUTHENTICATOR].create_token('root')}"}
+        resp = await client.post("/task-status/v1", headers=auth, json={"id": "t1", "type": "QUARTZ",
+                                                                         "uniqueName": "u"})
+        assert resp.status == 201
+        cluster.pause()
+        down = [await client.get("/task-status/v1/t1", headers=auth),
+                await client.patch("/task-status/v1/t1", headers={**auth, "Content-Type": PATCH_JSON},
+                                   json=[{"op": "replace", "path": "/percentComplete", "value": 5}]),
+                await client.get("/readyz")]
+        assert [r.status for r in down] == [503, 503, 503]
+        assert (await down[1].json())["detailCode"] == "503 Service Unavailable"
+        cluster.resume()
+        for _ in range(100):  # the pool reconnects by itself
+            resp = await client.patch("/task-status/v1/t1", headers={**auth, "Content-Type": PATCH_JSON},
+                                      json=[{"op": "replace", "path": "/percentComplete", "value": 5}])
+            if resp.status != 503:
+                break
+            await asyncio.sleep(0.05)
+        assert (resp.status, (await resp.json())["percentComplete"]) == (200, 5)
+        assert (await client.get("/readyz")).status == 200
+    finally:
+        cluster.stop()
