@@ -25,7 +25,6 @@ from gateway.model import (
     Doc,
     Expect,
     Hook,
-    Mutate,
     OAuthClient,
     Step,
     Task,
@@ -44,11 +43,12 @@ from gateway.store.postgres.leases import Leases
 from gateway.store.postgres.notify import Listener
 from gateway.store.postgres.reads import TaskReads
 from gateway.store.postgres.writes import Write, Writes
+from gateway.store.shortcuts import WriteShortcuts
 
 __all__ = ["PostgreSQLStore"]
 
 
-class PostgreSQLStore:
+class PostgreSQLStore(WriteShortcuts):
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
     #: the schema version this backend's migrations bring a database to (``/readyz`` compares)
@@ -139,38 +139,12 @@ class PostgreSQLStore:
         return await self._writes.submit(Write(style, task_id, steps, expect, request_id, if_match,
                                                       unmodified_since, created))
 
-    async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ABSENT)
-
     async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
                               request_id: str, max_id: int = 2**63 - 1) -> Task:
         task = await self._writes.submit(Write(style, None, [(actor, lambda _old: None)], Expect.ABSENT,
                                                       request_id, build=build, max_id=max_id))
         assert task is not None
         return task
-
-    async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ANY)
-
-    async def _store_doc(self, style: str, task_id: str, doc: Doc, actor: str, request_id: str,
-                         expect: Expect) -> Task:
-        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id, expect=expect)
-        assert task is not None
-        return task
-
-    async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
-                     request_id: str, if_match: frozenset[int] | None = None,
-                     unmodified_since: datetime | None = None) -> Task:
-        task = await self.write(style, task_id, [(actor, mutate)], request_id=request_id, if_match=if_match,
-                                unmodified_since=unmodified_since)
-        assert task is not None
-        return task
-
-    async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
-                     if_match: frozenset[int] | None = None,
-                     unmodified_since: datetime | None = None) -> None:
-        await self.write(style, task_id, [(actor, lambda _old: None)], request_id=request_id, if_match=if_match,
-                         unmodified_since=unmodified_since)
 
     async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
                           request_id: str, chunk: int = 20_000) -> int:

@@ -48,7 +48,6 @@ from gateway.model import (
     Doc,
     Expect,
     Hook,
-    Mutate,
     OAuthClient,
     Step,
     Task,
@@ -58,6 +57,7 @@ from gateway.model import (
 )
 from gateway.query import Query
 from gateway.store.errors import StoreError
+from gateway.store.shortcuts import WriteShortcuts
 from gateway.store.sqlite import schema, snapshots
 from gateway.store.sqlite.accounts import Accounts
 from gateway.store.sqlite.batch import QueuedWrite
@@ -133,7 +133,7 @@ def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     return run
 
 
-class SQLiteStore:
+class SQLiteStore(WriteShortcuts):
     """Open with :meth:`open`, close with :meth:`close`; one instance per process."""
 
     def __init__(self, writer: WriteConnection, reader: aiosqlite.Connection, point: sqlite3.Connection,
@@ -377,9 +377,6 @@ class SQLiteStore:
                                                          unmodified_since, created=created))
         return task
 
-    async def create(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ABSENT)
-
     async def create_numbered(self, style: str, build: Callable[[int], Doc], *, actor: str,
                               request_id: str, max_id: int = 2**63 - 1) -> Task:
         write = QueuedWrite(style, None, [(actor, lambda _old: None)], Expect.ABSENT, request_id, None,
@@ -387,29 +384,6 @@ class SQLiteStore:
         task, _ = await self._commits.submit(write)
         assert task is not None
         return task
-
-    async def put(self, style: str, task_id: str, doc: Doc, *, actor: str, request_id: str) -> Task:
-        return await self._store_doc(style, task_id, doc, actor, request_id, Expect.ANY)
-
-    async def _store_doc(self, style: str, task_id: str, doc: Doc, actor: str, request_id: str,
-                         expect: Expect) -> Task:
-        task = await self.write(style, task_id, [(actor, lambda _old: doc)], request_id=request_id, expect=expect)
-        assert task is not None
-        return task
-
-    async def update(self, style: str, task_id: str, mutate: Mutate, *, actor: str,
-                     request_id: str, if_match: frozenset[int] | None = None,
-                     unmodified_since: datetime | None = None) -> Task:
-        task = await self.write(style, task_id, [(actor, mutate)], request_id=request_id, if_match=if_match,
-                                unmodified_since=unmodified_since)
-        assert task is not None
-        return task
-
-    async def delete(self, style: str, task_id: str, *, actor: str, request_id: str,
-                     if_match: frozenset[int] | None = None,
-                     unmodified_since: datetime | None = None) -> None:
-        await self.write(style, task_id, [(actor, lambda _old: None)], request_id=request_id, if_match=if_match,
-                         unmodified_since=unmodified_since)
 
     async def bulk_create(self, style: str, tasks: Iterable[tuple[str, Doc]], *, actor: str,
                           request_id: str, chunk: int = 20_000) -> int:
