@@ -155,6 +155,9 @@ class MetricsConfig:
 class UiConfig:
     max_live_streams: int = _opt(100, lo=0, hi=100_000, doc="most dashboard pages open at once with live updates "
                                                              "(GET /ui/live); one beyond is answered 503")
+    max_live_streams_per_user: int = _opt(10, lo=0, hi=100_000, doc="most of those one user may have open at once "
+                                          "(0: only the bound above); one beyond is answered 429, so that one "
+                                          "user cannot take every live page's place")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ it), renders its row once, and hands the event to each stream showing it whose u
 read the task by its style's rule. A change to a task no page shows costs one hash. A stream's queue is
 bounded (:data:`QUEUE`): a page that cannot keep up is closed, and its browser reconnects
 (one whose client stopped reading, its write waiting, has its connection aborted).
-The number of streams is bounded by ``ui.max_live_streams`` (503 beyond). Streams end
+The number of streams is bounded by ``ui.max_live_streams`` (503 beyond), and one user's
+by ``ui.max_live_streams_per_user`` (429 beyond). Streams end
 when the server starts its graceful stop.
 
 A list page's stream also says which list it shows (``?list=``: the list's query string).
@@ -125,10 +126,11 @@ class _Stream:
 class LiveHub:
     """Committed changes in, one event per changed task out to every stream that may read it."""
 
-    def __init__(self, store: Store, max_streams: int) -> None:
+    def __init__(self, store: Store, max_streams: int, max_per_user: int = 0) -> None:
         self._store = store
-        self._max = max_streams
+        self._max, self._max_per_user = max_streams, max_per_user
         self._streams: set[_Stream] = set()
+        self._per_user: dict[str, int] = {}  # a user's name → the streams it has open
         self._watched: dict[str, set[_Stream]] = {}  # a task's live key → the streams showing it
         self._pending: dict[tuple[str, str], int] = {}  # (style, id) → the last sequence number heard
         self._lists: set[_Stream] = set()  # the streams of list pages
@@ -144,8 +146,13 @@ class LiveHub:
     def join(self, who: Principal, keys: frozenset[str], listing: Listing | None = None) -> _Stream:
         if len(self._streams) >= self._max:
             raise errors.ServiceUnavailable(f"{self._max} live pages are open already; try again later")
+        mine = self._per_user.get(who.name, 0)
+        if self._max_per_user and mine >= self._max_per_user:
+            raise errors.TooManyRequests(f"you have {mine} live pages open already, the most one user may; "
+                                         "close one and try again")
         stream = _Stream(who, set(keys), listing)
         self._streams.add(stream)
+        self._per_user[who.name] = mine + 1
         if listing is not None:
             self._lists.add(stream)
         self._open.set()
@@ -158,6 +165,9 @@ class LiveHub:
             return
         self._streams.discard(stream)
         self._lists.discard(stream)
+        left = self._per_user.pop(stream.who.name, 1) - 1
+        if left:
+            self._per_user[stream.who.name] = left
         for key in stream.keys:
             watching = self._watched.get(key)
             if watching is not None:
@@ -357,7 +367,7 @@ async def _write(response: web.StreamResponse, stream: _Stream, data: bytes) -> 
 
 async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub of *app*, listening to its store from start-up to shutdown."""
-    hub = LiveHub(app[STORE], app[CONFIG].ui.max_live_streams)
+    hub = LiveHub(app[STORE], app[CONFIG].ui.max_live_streams, app[CONFIG].ui.max_live_streams_per_user)
     app[HUB] = hub
     app[TRAFFIC].on_drain(hub.close_all)  # pages end when the drain begins, not at its timeout
     tasks = [asyncio.create_task(hub.run(), name="taskgate-ui-live"),

@@ -48,7 +48,7 @@ async def test_a_page_that_never_reads_is_cut_off(aiohttp_client: Any, config: C
         while hub.streams and rounds < 40:  # every task changes once a round: 100 events a round
             rounds += 1
             for i in ids:
-                await store.update("sailpoint", i, lambda d: {**d, "percentComplete": rounds % 100}, actor="root",
+                await store.update("sailpoint", i, lambda d, r=rounds: {**d, "percentComplete": r % 100}, actor="root",
                                    request_id=f"u{rounds}")
             await asyncio.sleep(0.15)
         assert hub.streams == 0, "the hub never closed the page"

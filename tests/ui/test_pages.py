@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway import errors
 from gateway.app import create_app
-from gateway.auth import AUTHENTICATOR, hash_password
+from gateway.auth import AUTHENTICATOR, Principal, hash_password
 from gateway.config import Config
 from gateway.context import STORE
 from gateway.ui import pages, views
-from gateway.ui.live import HUB, sse_event
+from gateway.ui.live import HUB, LiveHub, sse_event
 from tests.conftest import Api
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -219,6 +220,48 @@ async def test_the_stream_sends_a_changed_row_to_whoever_may_read_it(aiohttp_cli
     assert client.app[HUB].streams == 2
     stream.close()
     second.close()
+
+
+async def test_one_user_cannot_take_every_live_page_s_place(aiohttp_client: Any, config: Config) -> None:
+    """Beyond ui.max_live_streams_per_user a user's next stream is a 429 in the dashboard's
+    error page, while another user still gets one; a closed stream frees its owner's place."""
+    client = await aiohttp_client(create_app(config.replace("ui", max_live_streams=5, max_live_streams_per_user=2)))
+    store = client.app[STORE]
+    await store.add_user("alice", "user", hash_password("alice-password"))
+    await store.add_user("bob", "user", hash_password("bob-password"))
+    await sign_in(client, "alice", "alice-password")
+    alice = [await client.get("/ui/live") for _ in range(2)]
+    assert [resp.status for resp in alice] == [200, 200]
+    third = await client.get("/ui/live")
+    assert third.status == 429
+    assert "you have 2 live pages open already, the most one user may; close one and try again" in await third.text()
+    assert client.app[HUB].streams == 2
+    client.session.cookie_jar.clear()  # another browser: bob's
+    await sign_in(client, "bob", "bob-password")
+    bob = await client.get("/ui/live")
+    assert bob.status == 200 and client.app[HUB].streams == 3
+    for resp in (*alice, third, bob):
+        resp.close()
+
+
+def test_a_stream_that_leaves_frees_its_user_s_place() -> None:
+    hub = LiveHub(None, 5, 2)  # type: ignore[arg-type]  # joining and leaving read no store
+    alice, bob = Principal("alice", "user"), Principal("bob", "user")
+    first, _second = hub.join(alice, frozenset()), hub.join(alice, frozenset())
+    with pytest.raises(errors.TooManyRequests):
+        hub.join(alice, frozenset())
+    hub.join(bob, frozenset())
+    hub.leave(first)
+    hub.leave(first)  # leaving twice frees one place, not two
+    hub.join(alice, frozenset())
+    with pytest.raises(errors.TooManyRequests):
+        hub.join(alice, frozenset())
+    assert hub.streams == 3
+    unbounded = LiveHub(None, 3, 0)  # type: ignore[arg-type]
+    for _ in range(3):
+        unbounded.join(alice, frozenset())
+    with pytest.raises(errors.ServiceUnavailable):
+        unbounded.join(bob, frozenset())
 
 
 def test_an_event_carries_each_line_of_its_data() -> None:
