@@ -186,8 +186,10 @@ def start_ceiling(workdir: Path) -> Server:
                   "ceiling", workdir / "ceiling.log")
 
 
-def start_taskgate(workdir: Path, db: Path, synchronous: str, workers: int = 1) -> Server:
-    env = _clean_env()
+def start_taskgate(workdir: Path, db: Path, synchronous: str, workers: int = 1,
+                   settings: dict[str, str] | None = None) -> Server:
+    """taskgate serve on *db*; *settings*: TASKGATE_* variables beyond the bench's own."""
+    env = _clean_env() | (settings or {})
     env["TASKGATE_STORAGE_SYNCHRONOUS"] = synchronous
     env["TASKGATE_LOG_FILE"] = str(workdir / "taskgate-requests.log")  # logging stays on, as in production
     return Server([sys.executable, "-m", "gateway", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", "0",
