@@ -164,9 +164,12 @@ def _fast_json_method(name: str, chain: list[Any], renderer: Any) -> Any:
     ``exc_info``, keys not seen before, a chain replaced since, as ``capture_logs`` does)
     takes structlog's own path."""
     level = structlog.processors.add_log_level(None, name, {})["level"]
+    steps = len(chain)
 
     def meth(self: Any, event: str, *args: Any, **kw: Any) -> Any:
-        if args or self._processors is not chain or "exc_info" in kw or not _SAFE_KEYS.issuperset(kw):
+        # capture_logs() replaces the chain's processors in place, keeping the list: check its end too
+        if args or self._processors is not chain or chain[-1] is not renderer or len(chain) != steps \
+                or "exc_info" in kw or not _SAFE_KEYS.issuperset(kw):
             return getattr(super(type(self), self), name)(event, *args, **kw)
         event_dict = self._context.copy()
         event_dict.update(kw)

@@ -125,3 +125,24 @@ def test_the_fast_json_lines_are_the_processor_chain_s(tmp_path: Path, monkeypat
     fast, chain = lines(True), lines(False)
     assert len(fast) == 10 and fast == chain
     assert json.loads(fast[1])["Authorization"] == "[redacted]" and json.loads(fast[2])["worker"] == 2
+
+
+def test_capture_logs_sees_the_json_logger_s_events(tmp_path: Path):
+    """structlog's capture_logs() swaps the chain's processors in place (the same list): the
+    JSON logger's one-call path must notice and hand every event to the capture, not the file."""
+    from structlog.testing import capture_logs
+
+    log = tmp_path / "t.log"
+    try:
+        configure_logging(LogConfig(format="json", file=str(log), level="info"))
+        logger = structlog.get_logger()
+        for _ in range(2):  # the second call of a key would take the one-call path
+            logger.info("request", method="GET", status=200)
+        with capture_logs() as logs:
+            for _ in range(2):
+                logger.info("request", method="PUT", status=201)
+        logger.info("request", method="POST", status=202)
+    finally:
+        configure_logging(LogConfig())
+    assert logs == [{"event": "request", "method": "PUT", "status": 201, "log_level": "info"}] * 2
+    assert [json.loads(line)["method"] for line in log.read_text().splitlines()] == ["GET", "GET", "POST"]
