@@ -30,10 +30,13 @@ __all__ = ["Database", "placeholders", "redact", "unreachable", "RETRY_AFTER_SEC
 #: seconds a client is told to wait when the database cannot be reached
 RETRY_AFTER_SECONDS = 1
 
-#: the failures of a database that is down, restarting or out of reach (not of a statement)
+#: the failures of a database that is down, restarting or out of reach (not of a statement);
+#: InternalClientError is a pooled connection whose protocol the shutdown left mid-operation
+#: ("cannot switch to state …"), seen on the first statement after the server went away
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError)
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError)
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
