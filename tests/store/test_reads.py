@@ -114,3 +114,18 @@ async def test_audit_keeps_one_action_when_asked(store: SQLiteStore):
     created = await store.audit(style="s", task_id="a", action="created")
     assert [(c.action, c.version) for c in created] == [("created", 1), ("created", 1)]
     assert created[0].seq > created[1].seq  # newest first
+
+
+async def test_trails_merge_tasks_and_audit_rows_in_key_order(store: SQLiteStore):
+    """Every key either table holds, in (style, id) order across chunks of one: a live task
+    with its rows, a deleted one with only rows, each row once and in its task's trail."""
+    await store.create("b", "t2", {"n": 1}, actor="t", request_id="r1")
+    await store.create("a", "t9", {"n": 2}, actor="t", request_id="r2")
+    await store.update("b", "t2", lambda d: {**d, "n": 3}, actor="t", request_id="r3")
+    await store.create("b", "t1", {"n": 4}, actor="t", request_id="r4")
+    await store.delete("b", "t1", actor="t", request_id="r5")
+    walked = [(style, task_id, stored.doc if stored else None, [(c.action, c.request_id) for c in trail])
+              async for style, task_id, stored, trail in store.trails(chunk=1)]
+    assert walked == [("a", "t9", {"n": 2}, [("created", "r2")]),
+                      ("b", "t1", None, [("created", "r4"), ("deleted", "r5")]),
+                      ("b", "t2", {"n": 3}, [("created", "r1"), ("updated", "r3")])]

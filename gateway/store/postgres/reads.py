@@ -19,6 +19,7 @@ from gateway.query import Query
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database
 from gateway.store.rows import AUDIT_COLUMNS, change_from_row, load_doc
+from gateway.store.trails import merge_trails
 
 __all__ = ["TaskReads", "FIRST_CHUNK", "MAX_CHUNK", "THREAD_BYTES"]
 
@@ -137,22 +138,8 @@ class TaskReads:
     async def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
         """Both tables read in chunks and merged, all in one snapshot (as on SQLite)."""
         async with self._db.snapshot() as conn:
-            tasks = aiter(self.export(chunk=chunk, conn=conn))
-            changes = aiter(self._audit_by_task(chunk, conn))
-            task = await anext(tasks, None)
-            row = await anext(changes, None)
-            while task is not None or row is not None:
-                keys = [k for k in ((task.style, task.id) if task else None,
-                                    (row.style, row.task_id) if row else None) if k is not None]
-                key = min(keys)
-                stored = None
-                if task is not None and (task.style, task.id) == key:
-                    stored, task = task, await anext(tasks, None)
-                trail: list[Change] = []
-                while row is not None and (row.style, row.task_id) == key:
-                    trail.append(row)
-                    row = await anext(changes, None)
-                yield key[0], key[1], stored, trail
+            async for trail in merge_trails(self.export(chunk=chunk, conn=conn), self._audit_by_task(chunk, conn)):
+                yield trail
 
     async def _audit_by_task(self, chunk: int, conn: Any) -> AsyncIterator[Change]:
         after: tuple[str, str, int] = ("", "", 0)

@@ -44,6 +44,7 @@ from gateway.store.sqlite import sql
 from gateway.store.sqlite.health import Health, is_damage
 from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.write_connection import is_busy
+from gateway.store.trails import merge_trails
 
 __all__ = ["Lookup", "TaskReads", "FIRST_CHUNK", "MAX_CHUNK", "THREAD_BYTES"]
 
@@ -212,22 +213,8 @@ class TaskReads:
         chunk of each plus one task's trail. The reader is held in that transaction until
         the walk ends."""
         async with self.read_snapshot():
-            tasks = aiter(self.export(chunk=chunk))
-            changes = aiter(self._audit_by_task(chunk))
-            task = await anext(tasks, None)
-            row = await anext(changes, None)
-            while task is not None or row is not None:
-                keys = [k for k in ((task.style, task.id) if task else None,
-                                    (row.style, row.task_id) if row else None) if k is not None]
-                key = min(keys)
-                stored = None
-                if task is not None and (task.style, task.id) == key:
-                    stored, task = task, await anext(tasks, None)
-                trail: list[Change] = []
-                while row is not None and (row.style, row.task_id) == key:
-                    trail.append(row)
-                    row = await anext(changes, None)
-                yield key[0], key[1], stored, trail
+            async for trail in merge_trails(self.export(chunk=chunk), self._audit_by_task(chunk)):
+                yield trail
 
     @contextlib.asynccontextmanager
     async def read_snapshot(self) -> AsyncIterator[None]:
