@@ -36,7 +36,8 @@ async def _fill(path: Path) -> None:
         hook = await store.create_hook("sailpoint", None, lambda given: {"id": given, "url": "http://127.0.0.1:9/"},
                                        active=True)
         await store.advance_hook(hook.num, expected_cursor=hook.cursor, cursor=hook.cursor, failures=1,
-                                 log=[Delivery(0, hook.num, 3, "2026-12-06T00:00:00.000Z", 1, None, "failed", "no", 2.0)])
+                                 log=[Delivery(0, hook.num, 3, "2026-12-06T00:00:00.000Z", 1, None, "failed",
+                                               "no", 2.0)])
     finally:
         await store.close()
 

@@ -151,7 +151,8 @@ async def test_metrics_count_requests_commits_audit_events_and_tasks(aiohttp_cli
     assert req("superoffice:put", "superoffice", "200") == 1
     assert req("webmethods:put", "webmethods", "200") == 1
     assert req("unmatched", "webmethods", "404") == 1
-    latency = ("taskgate_http_request_duration_seconds_count", (("route", "sailpoint:patch:v1"), ("style", "sailpoint")))
+    latency = ("taskgate_http_request_duration_seconds_count",
+               (("route", "sailpoint:patch:v1"), ("style", "sailpoint")))
     assert got[latency] == 1
     for style in ("sailpoint", "superoffice", "webmethods"):
         assert got[("taskgate_tasks", (("style", style),))] == 1
@@ -286,7 +287,8 @@ async def test_base_path_prefixes_every_route_and_errors_keep_their_style(aiohtt
     c = await start(aiohttp_client, tmp_path, server={"base_path": "/tg"})
     await c.one_update_per_style()
     status, body, headers = await c.call("POST", "/task-status/v1",
-                                         {"id": "11eebcf881994e419d72e757fd30dc0e", "type": "QUARTZ", "uniqueName": "u"})
+                                         {"id": "11eebcf881994e419d72e757fd30dc0e", "type": "QUARTZ",
+                                          "uniqueName": "u"})
     assert status == 201 and headers["Location"] == "/tg/task-status/v1/11eebcf881994e419d72e757fd30dc0e"
     assert (await c.call("GET", "/healthz", auth=False))[:2] == (200, {"status": "ok"})
     assert (await c.call("GET", "/readyz", auth=False))[0] == 200

@@ -119,8 +119,8 @@ SAILPOINT: list[Case] = [
                                          + nested(10_000, '{"a":', "}", "1") + "}]", "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 400, {"data": '[{"op": "add", "path": "/attributes/x", "value": '
                                          + nested(65) + "}]", "ctype": PATCH}),
-    Case("sailpoint", "PATCH", _T, 400, {"data": '[{"op": "add", "path": "/attributes/x", "value": 1' + "0" * 5000 + "}]",
-                                         "ctype": PATCH}),
+    Case("sailpoint", "PATCH", _T, 400, {"data": '[{"op": "add", "path": "/attributes/x", "value": 1'
+                                         + "0" * 5000 + "}]", "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 400, {"data": '[{"op": "add", "path": "/attributes/x", "value": 1e400}]',
                                          "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 400, {"body": [op("replace", "/percentComplete", value=10**30)], "ctype": PATCH}),
@@ -135,7 +135,8 @@ SAILPOINT: list[Case] = [
     Case("sailpoint", "PATCH", _T, 400, {"body": [op("test", "/id", value="t1")] * 1001, "ctype": PATCH}),
     Case("sailpoint", "PATCH", _T, 413, {"body": [op("add", "/attributes/a", value="x" * 400_000),
                                                   op("copy", "/attributes/b", **{"from": "/attributes/a"}),
-                                                  op("copy", "/attributes/c", **{"from": "/attributes/a"})], "ctype": PATCH}),
+                                                  op("copy", "/attributes/c", **{"from": "/attributes/a"})],
+                                         "ctype": PATCH}),
     # operations and pointers
     *[Case("sailpoint", "PATCH", _T, 400, {"body": ops, "ctype": PATCH})
       for ops in ([op("bogus", "/progress")], [{"path": "/progress", "value": 1}], [op("replace", 5, value=1)],
@@ -147,7 +148,8 @@ SAILPOINT: list[Case] = [
                   [op("replace", "/percentComplete", value=50.5)], [op("replace", "/percentComplete", value=True)],
                   [op("replace", "/percentComplete", value=101)], [op("replace", "/percentComplete", value=-1)],
                   [op("replace", "/completed", value="yesterday")], [op("replace", "/launched", value=12345)],
-                  [op("replace", "/completed", value="2024-02-30T00:00:00Z")], [op("add", "/messages/-", value={"x": 1})],
+                  [op("replace", "/completed", value="2024-02-30T00:00:00Z")],
+                  [op("add", "/messages/-", value={"x": 1})],
                   [op("replace", "/attributes", value=[])], [op("replace", "/progress", value=5)],
                   [op("replace", "/returns", value={"name": "x"})])],
     *[Case("sailpoint", "PATCH", _T, 409, {"body": ops, "ctype": PATCH})
@@ -198,7 +200,8 @@ SAILPOINT: list[Case] = [
     *[Case("sailpoint", "GET", f"{SP}?{query}", 400)
       for query in ("limit=-1", "limit=251", "limit=1e2", "offset=-1", "count=maybe",
                     "filters=id%20eq%20x%27%20OR%201%3D1", "filters=" + "(" * 2000 + "id%20eq%20%22x%22" + ")" * 2000,
-                    "filters=" + "not%20" * 40 + "id%20eq%20%22x%22", "filters=sourceId%20sw%20%22x%22", "filters=uniqueName%20eq%20%22x%22",
+                    "filters=" + "not%20" * 40 + "id%20eq%20%22x%22", "filters=sourceId%20sw%20%22x%22",
+                    "filters=uniqueName%20eq%20%22x%22",
                     "filters=id%20eq%20%22x%22%3B%20DROP%20TABLE%20tasks", "sorters=created%3B%20DROP%20TABLE%20tasks",
                     "sorters=-created,-created", "filters=id%20in%20(" + ",".join(['"x"'] * 251) + ")")],
 ]
@@ -213,8 +216,8 @@ SUPEROFFICE: list[Case] = [
     Case("superoffice", "PUT", SO + "/1", 400, {"body": {"Description": "x" * 900_000}}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": _BIG}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": chunks(_BIG)}),
-    Case("superoffice", "PUT", SO + "/1", 413, {"data": gzip_bomb(b"<BatchTaskInfo>", b"</BatchTaskInfo>"), "ctype": XML,
-                                                "headers": _GZIP}),
+    Case("superoffice", "PUT", SO + "/1", 413, {"data": gzip_bomb(b"<BatchTaskInfo>", b"</BatchTaskInfo>"),
+                                                "ctype": XML, "headers": _GZIP}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": chunks(b"<BatchTaskInfo>" + b" " * LIMIT + b"</BatchTaskInfo>"),
                                                 "ctype": XML}),
     Case("superoffice", "PUT", SO + "/1", 413, {"data": chunks(b"State=" + b"x" * LIMIT), "ctype": FORM}),
@@ -222,8 +225,8 @@ SUPEROFFICE: list[Case] = [
     Case("superoffice", "PUT", SO + "/1", 400, {"data": "State=New%00", "ctype": FORM}),
     Case("superoffice", "PUT", SO + "/1", 413, {"body": [op("test", "/State", value="Started")] * 100_000,
                                                 "ctype": PATCH}),
-    Case("superoffice", "PUT", SO + "/1", 400, {"data": json.dumps([op("test", "/Name")] * 30_000, separators=(",", ":")),
-                                                "ctype": PATCH}),
+    Case("superoffice", "PUT", SO + "/1", 400, {"data": json.dumps([op("test", "/Name")] * 30_000,
+                                                                   separators=(",", ":")), "ctype": PATCH}),
     Case("superoffice", "PUT", SO + "/1", 409, {"body": [op("replace", "/ParameterObject/a/b/c", value="x")],
                                                 "ctype": PATCH}),
     Case("superoffice", "PUT", SO + "/1", 409, {"body": [op("remove", "/ParameterObject/missing")], "ctype": PATCH}),
@@ -248,7 +251,8 @@ SUPEROFFICE: list[Case] = [
     Case("superoffice", "POST", "/login", 400, {"data": "&".join(f"f{i}=1" for i in range(100_000)), "ctype": FORM,
                                                 "token": None}),
     Case("superoffice", "POST", "/login", 413, {"data": chunks(b"user=" + b"x" * LIMIT), "ctype": FORM, "token": None}),
-    Case("superoffice", "POST", "/login", 401, {"data": "user=alice%27%20OR%20%271%27%3D%271&password=x%27%20OR%201%3D1",
+    Case("superoffice", "POST", "/login", 401, {"data": "user=alice%27%20OR%20%271%27%3D%271"
+                                                        "&password=x%27%20OR%201%3D1",
                                                 "ctype": FORM, "token": None}),
 ]
 
@@ -260,7 +264,8 @@ WEBMETHODS: list[Case] = [
     Case("webmethods", "PUT", WM + "/{wm}", 400, {"body": {"TaskInfo": {"name": "x" * 900_000}}}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": _BIG}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": chunks(_BIG)}),
-    Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": gzip_bomb(b'{"TaskData": {"a": "', b'"}}'), "headers": _GZIP}),
+    Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": gzip_bomb(b'{"TaskData": {"a": "', b'"}}'),
+                                                  "headers": _GZIP}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"data": chunks(b'{"TaskData": {"a": "' + b"x" * LIMIT + b'"}}')}),
     Case("webmethods", "PUT", WM + "/{wm}", 413, {"body": {"TaskData": {f"k{i}": i for i in range(100_000)}}}),
     Case("webmethods", "PUT", WM + "/{wm}", 400, {"data": b'{"TaskInfo": {"name": "\xed\xa0\x80"}}'}),
@@ -270,8 +275,10 @@ WEBMETHODS: list[Case] = [
     Case("webmethods", "PUT", WM + "/{wm}", 400, {"data": "<TaskInfo/>"}),
     Case("webmethods", "PUT", WM + "/{wm}", 415, {"data": _XXE, "ctype": XML}),
     Case("webmethods", "PUT", WM + "/{wm}", 412, {"body": {"TaskInfo": {"name": "x"}}, "headers": {"If-Match": '"9"'}}),
-    *[Case("webmethods", method, f"{WM}/{task_id}", 404, {"body": {"TaskInfo": {"name": "x"}}} if method == "PUT" else {})
-      for task_id in ("..%2F..%2Fetc%2Fpasswd", "{wm}%00", "{wm}%20OR%201%3D1", "{wm}%27%3B%20DROP%20TABLE%20tasks%3B--",
+    *[Case("webmethods", method, f"{WM}/{task_id}", 404,
+           {"body": {"TaskInfo": {"name": "x"}}} if method == "PUT" else {})
+      for task_id in ("..%2F..%2Fetc%2Fpasswd", "{wm}%00", "{wm}%20OR%201%3D1",
+                      "{wm}%27%3B%20DROP%20TABLE%20tasks%3B--",
                       "%EF%BC%91", "{wm}%E2%80%8B", "%E2%80%AE{wm}", "{wm}.0")
       for method in ("GET", "PUT", "DELETE")],
     Case("webmethods", "GET", WM + "?taskID=..%2F..%2Fetc%2Fpasswd", 404),
@@ -369,7 +376,8 @@ PARSER_CASES: list[tuple[str, int, Any]] = [
     ("a NUL byte in a header", 400, lambda m, p, t: (_head(m, p, t, "X-Request-ID: a\x00b"), b"")),
     ("a bare CR in a header", 400, lambda m, p, t: (_head(m, p, t, "X-Request-ID: a\rb"), b"")),
     ("Content-Length and chunked", 400, lambda m, p, t: (
-        _head(m, p, t, "Content-Type: application/json", "Content-Length: 2", "Transfer-Encoding: chunked"), b"2\r\n[]\r\n0\r\n\r\n")),
+        _head(m, p, t, "Content-Type: application/json", "Content-Length: 2",
+              "Transfer-Encoding: chunked"), b"2\r\n[]\r\n0\r\n\r\n")),
     ("a negative Content-Length", 400, lambda m, p, t: (_head(m, p, t, "Content-Length: -1"), b"")),
     ("a bad chunk size", 400, lambda m, p, t: (
         _head(m, p, t, "Content-Type: application/json", "Transfer-Encoding: chunked"), b"zz\r\n[]\r\n0\r\n\r\n")),

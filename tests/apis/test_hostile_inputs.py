@@ -198,7 +198,8 @@ SO_REFUSED: list[tuple[str, str, dict[str, Any]]] = [
                   [{"op": "add", "path": "/ParameterObject/~2", "value": "x"}],
                   [{"op": "add", "path": "/Name~2", "value": "x"}],
                   [{"op": "replace", "path": "/TableRight/Mask", "value": "x"}],
-                  [{"op": "test", "path": "/State", "value": "New"}, {"op": "replace", "path": "/State", "value": "New"}],
+                  [{"op": "test", "path": "/State", "value": "New"},
+                   {"op": "replace", "path": "/State", "value": "New"}],
                   [{"op": "replace", "path": "/State", "value": None}],
                   [{"op": "replace", "path": "/ParameterObject/a/b", "value": "x"}],
                   [{"op": "replace", "path": "/State", "value": "New"}] * 1001)],
@@ -1019,7 +1020,8 @@ WM_REFUSED: list[tuple[str, str, dict[str, Any]]] = [
     ("DELETE", WM + "/{other}", {"token": "user"}),  # not alice's
     # PUT bodies
     *[("PUT", WM + "/{wid}", {"body": body})
-      for body in ({"TaskInfo": {"name": 5}}, {"TaskInfo": {"name": "x" * 256}}, {"TaskInfo": {"assignedToList": [None]}},
+      for body in ({"TaskInfo": {"name": 5}}, {"TaskInfo": {"name": "x" * 256}},
+                   {"TaskInfo": {"assignedToList": [None]}},
                    {"TaskInfo": {"assignedToList": "alice"}}, {"TaskInfo": {"assignedToList": [""]}},
                    {"TaskInfo": {"assignedToList": ["a"] * 1001}}, {"TaskInfo": {"delegationMap": {"": ""}}},
                    {"TaskInfo": {"delegationMap": []}}, {"TaskInfo": {"status": "ACTIVE"}}, {"TaskInfo": {"status": 1}},
@@ -1029,7 +1031,8 @@ WM_REFUSED: list[tuple[str, str, dict[str, Any]]] = [
                    {"TaskInfo": {"expireDate": "Fri Feb 30 19:33:16 UTC 2024"}},
                    {"TaskInfo": {"expireDate": "Fri May 17 19:33:16 XYZ 2024"}},
                    {"TaskInfo": {"expireDate": "Fri May 17 19:33:16 GMT+99:99 2024"}},
-                   {"TaskInfo": {"expireDate": "2024-13-01"}}, {"TaskInfo": {"expireDate": "2024-05-17T19:33:16+25:00"}},
+                   {"TaskInfo": {"expireDate": "2024-13-01"}},
+                   {"TaskInfo": {"expireDate": "2024-05-17T19:33:16+25:00"}},
                    {"TaskInfo": {"expireDate": "2024-05-17T19:33:16+14:00" + "0" * 40}},
                    {"TaskInfo": {"expireDate": "9999-12-31T23:59:59-01:00"}}, {"TaskInfo": {"expireDate": "1.5e3"}},
                    {"TaskInfo": {"taskScheduleDate": "2099-01-01T00:00:00Z"}},

@@ -54,7 +54,8 @@ _sp_likely = st.one_of(
                            "value": st.one_of(st.none(), st.sampled_from(STATUSES))}),
     st.fixed_dictionaries({"op": st.sampled_from(["replace", "test"]), "path": st.just("/percentComplete"),
                            "value": st.integers(0, 100)}),
-    st.fixed_dictionaries({"op": st.just("add"), "path": st.sampled_from(["/attributes/a", "/attributes/n", "/attributes/~1"]),
+    st.fixed_dictionaries({"op": st.just("add"), "path": st.sampled_from(["/attributes/a", "/attributes/n",
+                                                                          "/attributes/~1"]),
                            "value": _scalar}),
     st.fixed_dictionaries({"op": st.just("replace"), "path": st.just("/progress"), "value": _small_text}),
     st.fixed_dictionaries({"op": st.just("copy"), "path": st.just("/progress"), "from": st.just("/id")}))
@@ -218,7 +219,8 @@ async def test_json_and_xml_bodies_of_one_batch_task_info_store_the_same_task(ap
     assert as_json == as_xml
     # and the same change to both by PUT leaves them equal, with the change as given
     change = {k: v for k, v in fields.items() if k in SO_UPDATABLE} or {"Description": "same"}
-    for (body, ctype), doc in zip(((change, "application/json"), (_as_xml(change), "application/xml")), created):
+    bodies = ((change, "application/json"), (_as_xml(change), "application/xml"))
+    for (body, ctype), doc in zip(bodies, created, strict=True):
         sent = await send(api, "PUT", f"/api/v1/BatchTask/{doc['Id']}", body=body if isinstance(body, dict) else None,
                           data=body if isinstance(body, str) else None, ctype=ctype)
         assert sent.status == 200, (ctype, sent.text[:300])

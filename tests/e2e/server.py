@@ -28,12 +28,15 @@ class Server:
 
     def __init__(self, workdir: Path, *, synchronous: str = "FULL", config: str = "",
                  env: dict[str, str] | None = None,
-                 command: tuple[str, ...] = (sys.executable, "-m", "gateway"), workers: int = 1) -> None:
+                 command: tuple[str, ...] = (sys.executable, "-m", "gateway"), workers: int = 1,
+                 start_timeout: float = 30) -> None:
         """*config*: the text of a config.toml to run with (written into *workdir*);
         *env*: extra ``TASKGATE_*`` settings; *command*: how to run taskgate
         (tests/e2e/test_pyz.py runs the single-file build); *workers*: ``serve --workers``
-        (above 1, a supervisor and that many worker processes)."""
+        (above 1, a supervisor and that many worker processes); *start_timeout*: seconds
+        until it must say it is listening."""
         self.command = command
+        self.start_timeout = start_timeout
         self.workers = workers
         self.workdir = workdir
         self.config = config
@@ -61,7 +64,7 @@ class Server:
                  *(["--allow-new"] if allow_new else []),
                  *(["--workers", str(self.workers)] if self.workers != 1 else [])],
                 cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -73,7 +76,7 @@ class Server:
             if match:
                 self.base_url = match.group(1)
                 return self
-        raise RuntimeError("taskgate did not start within 30 s")
+        raise RuntimeError(f"taskgate did not start within {self.start_timeout:g} s:\n{self.log.read_text()}")
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         """Run a ``taskgate`` command on the same database; returns its standard output."""

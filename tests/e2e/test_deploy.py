@@ -205,8 +205,10 @@ def test_each_style_through_the_proxy_on_a_unix_socket(tmp_path: Path, proxy):
             # a client's own X-Forwarded-For or Forwarded must not be believed: the proxy's view wins
             spoof = {"X-Forwarded-For": "198.51.100.1", "Forwarded": "for=198.51.100.2;proto=https"}
             steps = [
-                ("POST", "/task-status/v1", {"id": SP_ID, "type": "QUARTZ", "uniqueName": "u"}, "application/json", 201),
-                ("PATCH", f"/task-status/v1/{SP_ID}", [{"op": "replace", "path": "/completionStatus", "value": "Error"}],
+                ("POST", "/task-status/v1", {"id": SP_ID, "type": "QUARTZ", "uniqueName": "u"}, "application/json",
+                 201),
+                ("PATCH", f"/task-status/v1/{SP_ID}", [{"op": "replace", "path": "/completionStatus",
+                                                        "value": "Error"}],
                  "application/json-patch+json", 200),
                 ("POST", "/api/v1/BatchTask", {"Name": "n", "State": "Started"}, "application/json", 200),
                 ("PUT", "/api/v1/BatchTask/1", {"State": "Failed", "Response": "disk full"}, "application/json", 200),
@@ -231,7 +233,8 @@ def test_each_style_through_the_proxy_on_a_unix_socket(tmp_path: Path, proxy):
             assert status == 200 and headers["Content-Type"].startswith("text/plain; version=")
             # errors under the prefix keep their style through the proxy
             status, got, _ = call(port, "GET", f"{base}/task-status/v1/{SP_ID}/nothing", token)
-            assert status == 404 and got["messages"][0]["text"] == f"no resource at {base}/task-status/v1/{SP_ID}/nothing"
+            assert status == 404
+            assert got["messages"][0]["text"] == f"no resource at {base}/task-status/v1/{SP_ID}/nothing"
     finally:
         assert server.stop() == 0, server.log.read_text()
     assert not socket_path.exists()  # removed on exit

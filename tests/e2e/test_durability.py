@@ -129,7 +129,7 @@ async def test_200_concurrent_test_and_replace_patches(server: Server) -> None:
     assert not [s for s in statuses if s >= 500], statuses
     assert set(statuses) <= {200, 409}, statuses
     ok = [(i, v, body, headers) for i, (v, status, body, headers) in enumerate(answers) if status == 200]
-    for i, (v, status, body, _h) in enumerate(answers):
+    for i, (_v, status, body, _h) in enumerate(answers):
         if status == 409:
             _assert_conflict_body(body, f"cas-{i}")
     # every success is one step v → v+1 seen at version v+2, each value stepped exactly once

@@ -49,7 +49,8 @@ def test_the_pyz_serves_all_three_styles(pyz: Path, bare_python: Path, tmp_path:
     monkeypatch.setenv("SHIV_ROOT", str(tmp_path / "shiv"))  # where shiv unpacks its dependencies
     work = tmp_path / "run"
     work.mkdir()
-    server = Server(work, command=(str(bare_python), "-I", str(pyz))).start()
+    # the first start unpacks the bundled dependencies into SHIV_ROOT: slow on a busy machine
+    server = Server(work, command=(str(bare_python), "-I", str(pyz)), start_timeout=120).start()
     try:
         auth, base = f"Bearer {server.admin_token}", server.base_url
         r = http("GET", f"{base}/healthz")
@@ -62,7 +63,8 @@ def test_the_pyz_serves_all_three_styles(pyz: Path, bare_python: Path, tmp_path:
         created = r.json
         r = http("PATCH", f"{base}/task-status/v1/{sp}", auth, headers={"Content-Type": "application/json-patch+json"},
                  data=json.dumps([{"op": "replace", "path": "/completionStatus", "value": "Error"},
-                                  {"op": "replace", "path": "/completed", "value": "2024-05-17T19:33:16.470Z"}]).encode())
+                                  {"op": "replace", "path": "/completed",
+                                   "value": "2024-05-17T19:33:16.470Z"}]).encode())
         assert (r.status, r.headers["ETag"]) == (200, '"2"'), r.raw
         assert r.json == {**created, "completionStatus": "ERROR", "completed": "2024-05-17T19:33:16.470Z",
                           "modified": r.json["modified"]}
@@ -72,7 +74,8 @@ def test_the_pyz_serves_all_three_styles(pyz: Path, bare_python: Path, tmp_path:
         r = http("POST", f"{base}/api/v1/BatchTask", auth, {"Name": "Nightly export", "State": "Started"})
         assert (r.status, r.json) == (200, 1), r.raw
         before = http("GET", f"{base}/api/v1/BatchTask/1", auth).json
-        assert (before["Id"], before["Name"], before["State"], before["Response"]) == (1, "Nightly export", "Started", "")
+        assert (before["Id"], before["Name"], before["State"], before["Response"]) == (
+            1, "Nightly export", "Started", "")
         r = http("PUT", f"{base}/api/v1/BatchTask/1", auth, {"State": "Failed", "Response": "disk full"})
         assert (r.status, r.headers["ETag"]) == (200, '"2"'), r.raw
         assert r.json == {**before, "State": "Failed", "Response": "disk full"}

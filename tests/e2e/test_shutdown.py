@@ -31,7 +31,8 @@ MAX_PER_WORKER = 200
 def update(style: str, task_id: str, value: str) -> tuple[str, str, Any, str]:
     """(method, path, body, content type) of one update that stores *value*."""
     if style == "sailpoint":
-        return ("PATCH", f"/task-status/v1/{task_id}", [{"op": "replace", "path": "/attributes", "value": {"v": value}}],
+        return ("PATCH", f"/task-status/v1/{task_id}", [{"op": "replace", "path": "/attributes",
+                                                         "value": {"v": value}}],
                 "application/json-patch+json")
     if style == "superoffice":
         return "PUT", f"/api/v1/BatchTask/{task_id}", {"Description": value}, "application/json"

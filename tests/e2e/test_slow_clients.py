@@ -69,7 +69,8 @@ async def _slow_body(host: str, port: int, head: str, body: bytes) -> tuple[int,
         else:
             raise AssertionError("the whole slow body was read: the body timeout did not fire")
         status = int(head.split()[1])
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
         return status, json.loads(await reader.readexactly(length))
     finally:
         writer.close()
@@ -112,7 +113,8 @@ async def test_idle_and_slow_clients_do_not_starve_others_and_are_cut_off(tmp_pa
                 assert body["detailCode"] == "408 Request Timeout" and body["causes"] == []
                 assert body["messages"][0]["text"] == "the request body did not arrive in time"
             assert await asyncio.wait_for(slow_login, BOUND) == (408, {
-                "Error": True, "ErrorType": "RequestTimeoutException", "ErrorSource": "SuperOffice.Services.Implementation",
+                "Error": True, "ErrorType": "RequestTimeoutException",
+                "ErrorSource": "SuperOffice.Services.Implementation",
                 "ErrorMessage": "the request body did not arrive in time"})
             assert await asyncio.wait_for(slow_token, BOUND) == (408, {
                 "error": "invalid_request", "error_description": "the request body did not arrive in time"})
