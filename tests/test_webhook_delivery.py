@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
 from gateway.model import Delivery
 from gateway.store import SQLiteStore
 from tests.conftest import Api
+from tests.store.helpers import give_lease_back, take_lease_away
 
 
 class Receiver:
@@ -46,9 +48,12 @@ class Receiver:
 
 
 @pytest.fixture(name="config")
-def _config(tmp_path: Path) -> Config:
-    return Config(base_dir=str(tmp_path)).replace("webhooks", allow_targets="127.0.0.1", retry_base_seconds=0.01,
-                                                  retry_max_seconds=0.02, poll_seconds=0.05, max_failures=3)
+def _config(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Config:
+    config = Config(base_dir=str(tmp_path)).replace("webhooks", allow_targets="127.0.0.1", retry_base_seconds=0.01,
+                                                    retry_max_seconds=0.02, poll_seconds=0.05, max_failures=3)
+    if backend == "postgresql":
+        return config.replace("storage", path=request.getfixturevalue("pg_url"))
+    return config
 
 
 @pytest.fixture(name="receiver")
@@ -126,6 +131,31 @@ async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_wha
     await _until(lambda: len(receiver.got) == 4)
     assert (receiver.got[3]["body"]["PrimaryKey"], receiver.got[3]["status"]) == (after, 200)
     assert (await api.request("GET", url))[1]["State"] == "Active"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_dispatcher_whose_lock_session_ends_stops_delivering_until_it_holds_the_lock_again(
+        api: Api, receiver: Receiver, pg_url: str) -> None:
+    """A database restart ends the session that holds the dispatcher's lock while the gateway
+    lives on; another gateway may then take the lock. The workers of the one that lost it must
+    stop, or two gateways deliver each event, racing each other's cursor."""
+    status, _hook, _ = await api.request("POST", "/api/v1/Webhook", body={
+        "Name": "h", "Events": ["batchtask.created"], "TargetUrl": receiver.url})
+    assert status == 200
+    first = await _batch_task(api, "one")
+    await _until(lambda: [g["body"].get("PrimaryKey") for g in receiver.got][-1:] == [first])
+    blocker = await asyncpg.connect(pg_url)
+    try:  # end the lock's session, and hold the lock here before the gateway can take it again
+        await take_lease_away(blocker, "webhook-dispatcher")
+        got = len(receiver.got)
+        held_elsewhere = await _batch_task(api, "two")
+        await asyncio.sleep(0.5)  # ten of the dispatcher's polls: it must not send while another holds the lock
+        assert len(receiver.got) == got
+        await give_lease_back(blocker, "webhook-dispatcher")
+        await _until(lambda: len(receiver.got) == got + 1)  # it takes the lock again and goes on from the cursor
+        assert (receiver.got[-1]["body"]["PrimaryKey"], receiver.got[-1]["status"]) == (held_elsewhere, 200)
+    finally:
+        await blocker.close()
 
 
 async def test_the_default_guard_refuses_loopback_at_creation(tmp_path: Path, aiohttp_client,

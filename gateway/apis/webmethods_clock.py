@@ -92,7 +92,9 @@ SWEEP_LEASE = "webmethods-sweeper"
 class Sweeper:
     """The background task that applies the clock's changes every ``sweep_interval_seconds``,
     in one process of the service: the one that holds :data:`SWEEP_LEASE`. The others
-    ask for it on each interval, so that one takes over within an interval of the holder's end."""
+    ask for it on each interval, so that one takes over within an interval of the holder's end.
+    The holder asks too, before every pass: a lease can be lost while its process lives (on
+    PostgreSQL, its session ended by a database restart), and then another may hold it."""
 
     def __init__(self, store: Store, clock: Clock, interval: float,
                  on_start: Callable[[], None] | None = None) -> None:
@@ -117,11 +119,15 @@ class Sweeper:
 
     async def _run(self) -> None:
         while True:
-            if not self.sweeping and self.store.hold(SWEEP_LEASE):
+            held = self.store.hold(SWEEP_LEASE)
+            if held and not self.sweeping:
                 self.sweeping = True
                 _log.info("webmethods.sweeper_started", pid=os.getpid())
                 if self._on_start is not None:
                     self._on_start()
+            elif self.sweeping and not held:
+                self.sweeping = False
+                _log.warning("webmethods.sweeper_lost_lease", pid=os.getpid())
             if not self.sweeping:
                 await asyncio.sleep(self.interval)
                 continue

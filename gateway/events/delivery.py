@@ -3,8 +3,10 @@ delivered at least once and in order per hook.
 
 One dispatcher runs per database (:meth:`gateway.model.Store.lock_dispatcher`, a lock
 the process holds until it ends; the other processes keep asking, and one takes over
-within ``webhooks.poll_seconds`` of the holder's end). Each active hook has one worker. A
-worker reads the trail after the hook's cursor (``Store.audit(after=cursor,
+within ``webhooks.poll_seconds`` of the holder's end). The holder's workers ask again
+before each delivery and stop when the lock is gone (on PostgreSQL a database restart
+ends the session that held it, and another process may take it). Each active hook has
+one worker. A worker reads the trail after the hook's cursor (``Store.audit(after=cursor,
 newest_first=False)``), rebuilds the task's documents before and after each change
 (:class:`Documents`), lets the style's shape render the request, and sends it; the
 next event waits until this one is delivered. The cursor and the log rows are stored
@@ -263,6 +265,8 @@ class Dispatcher:
         """Deliver what is after the hook's cursor; False when the hook is gone or stopped."""
         docs = Documents(self._store)
         while True:
+            if not self._store.lock_dispatcher():  # lost: the new holder's workers go on from the cursor
+                return False
             hook = await self._store.hook_by_num(num)
             if hook is None or not hook.active:
                 return False
@@ -275,6 +279,9 @@ class Dispatcher:
             self.stats.lag[(hook.style, hook.id)] = max(0, await self._store.last_seq() - hook.cursor)
             progress = _Progress(hook)
             for change in changes:
+                if not self._store.lock_dispatcher():
+                    await self._flush(progress)
+                    return False
                 event = await docs.event(change)
                 if not await self._deliver(shape, progress, event):
                     return progress.hook.active and await self._still(progress)

@@ -1,4 +1,5 @@
-"""Helpers of the store's tests: reading a file behind the store's back, a mutation, a poll."""
+"""Helpers of the store's tests: reading a file behind the store's back, a mutation, a poll,
+a PostgreSQL lease taken away."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+
+import asyncpg
+
+from gateway.store.postgres.leases import lease_key
 
 
 def rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
@@ -27,3 +32,17 @@ async def until(condition: Callable[[], bool]) -> None:
         if condition():
             return
         await asyncio.sleep(0.01)
+
+
+async def take_lease_away(conn: asyncpg.Connection, name: str) -> None:
+    """End the PostgreSQL session that holds lease *name*, as a database restart would,
+    and hold the lease on *conn* before its gateway can ask again (unlock with
+    :func:`give_lease_back`)."""
+    ended = await conn.fetch("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                             "AND granted AND (classid::bigint << 32 | objid::bigint) = $1", lease_key(name))
+    assert [r[0] for r in ended] == [True], f"one session held {name}: {ended}"
+    await conn.execute("SELECT pg_advisory_lock($1)", lease_key(name))
+
+
+async def give_lease_back(conn: asyncpg.Connection, name: str) -> None:
+    assert await conn.fetchval("SELECT pg_advisory_unlock($1)", lease_key(name))

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from gateway import errors
+from gateway.apis.webmethods_clock import SWEEP_LEASE, Sweeper
+from gateway.clock import Clock
 from gateway.model import QUOTA, Delivery, Quota
 from gateway.query import Compare, Query, Sort
 from gateway.store import StoreError
 from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
 from gateway.store.postgres import accounts as pg_accounts
 from gateway.store.sqlite import SQLiteStore
-from tests.store.helpers import bump
+from tests.store.helpers import bump, give_lease_back, take_lease_away
 
 FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]
 
@@ -127,6 +130,42 @@ async def test_a_lease_is_held_by_one_gateway_and_taken_over_when_it_goes(two):
             break
         await asyncio.sleep(0.01)
     assert second.hold("sweeper") is True and first.hold("sweeper") is False
+
+
+async def _until(done, seconds: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, "not within the bound"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_sweeper_whose_lease_session_ends_stops_sweeping_and_one_takes_over(two, pg_url: str):
+    """A lease can be lost while its gateway lives: a database restart ends every session,
+    the lease's too. The sweeper that held it must stop, or two sweep once another takes it."""
+    sweepers = [Sweeper(store, Clock(), 0.02) for store in two]
+    for sweeper in sweepers:
+        sweeper.start()
+    blocker = await asyncpg.connect(pg_url)
+    try:
+        await _until(lambda: any(s.sweeping for s in sweepers))
+        holder = next(s for s in sweepers if s.sweeping)
+        assert sum(s.sweeping for s in sweepers) == 1
+        # end the holder's lease session, and take the lease here before either gateway can
+        await take_lease_away(blocker, SWEEP_LEASE)
+        await _until(lambda: not holder.sweeping)  # it noticed: nobody sweeps while the lease is elsewhere
+        passes = [s.passes for s in sweepers]
+        await asyncio.sleep(0.2)
+        assert [s.passes for s in sweepers] == passes and not any(s.sweeping for s in sweepers)
+        await give_lease_back(blocker, SWEEP_LEASE)
+        await _until(lambda: any(s.sweeping for s in sweepers))
+        for _ in range(40):  # and never two at once
+            assert sum(s.sweeping for s in sweepers) == 1
+            await asyncio.sleep(0.005)
+        await next(s for s in sweepers if s.sweeping).next_pass()
+    finally:
+        await blocker.close()
+        for sweeper in sweepers:
+            await sweeper.stop()
 
 
 async def test_migrations_run_once_and_a_database_of_other_tables_is_refused(pg_url: str, store_pg: PostgreSQLStore):
