@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,8 @@ _WM_NUL_ID = f"Task 1{NUL} not found or access denied"
 _BAD_LOGIN = "invalid user name or password"
 _HOOK = {"name": "n", "triggerId": "idn:account-aggregation-completed", "type": "HTTP",
          "httpConfig": {"url": "http://127.0.0.1:9/h", "httpDispatchMode": "SYNC"}}
+#: text no compression shortens much (as ids and names from another system may be)
+_RANDOM = "".join(random.Random(7).choice(string.ascii_letters + string.digits) for _ in range(5000))
 _STORED_ON_SQLITE = {"sqlite": 200, "postgresql": 400}
 
 CASES: list[Case] = [
@@ -102,6 +106,13 @@ CASES: list[Case] = [
     # a document holding U+0000: stored on SQLite; refused on PostgreSQL, whose jsonb cannot hold it
     Case("sp-create-keyed-nul", "sailpoint", "POST", SP, {"sqlite": 201, "postgresql": 400}, NUL_REFUSED,
          {"body": {"type": "QUARTZ", "uniqueName": "a" + NUL}}, ),
+    # a keyed value longer than PostgreSQL's B-tree entries hold: stored on SQLite, refused on PostgreSQL
+    *[Case(f"sp-create-long-{name}", "sailpoint", "POST", SP, {"sqlite": 201, "postgresql": 400},
+           f"{label} is {size + 2} bytes long; the PostgreSQL store indexes at most 2000 bytes of it",
+           {"body": {"type": "QUARTZ", "uniqueName": "ok", **body}})
+      for name, label, size, body in (("unique-name", "uniqueName", 3000, {"uniqueName": _RANDOM[:3000]}),
+                                      ("target-id", "target.id", 5000,
+                                       {"target": {"id": _RANDOM[:5000], "type": "APPLICATION", "name": "x"}}))],
     Case("sp-patch-attribute-nul", "sailpoint", "PATCH", f"{SP}/t1", _STORED_ON_SQLITE, NUL_REFUSED,
          {"body": [{"op": "add", "path": "/attributes/x", "value": "a" + NUL}], "ctype": PATCH},
          ),
@@ -212,7 +223,7 @@ def _expected_body(case: Case, answer: Any, t1: Any, sent: Any) -> None:
 async def test_hostile_input_gets_the_same_answer_on_both_backends(tasks: Api, backend: str, case: Case) -> None:
     api = tasks
     status, answer = case.on(backend)
-    if status < 300 and answer == NUL_REFUSED:
+    if status < 300 and (answer == NUL_REFUSED or "the PostgreSQL store" in str(answer)):
         answer = None  # stored on SQLite: only the status is the case's
     kwargs = dict(case.kwargs)
     if kwargs.get("token", "") is None:

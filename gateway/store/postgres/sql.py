@@ -32,15 +32,20 @@ import json
 import re
 from typing import Any
 
+from gateway import errors
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
 __all__ = ["NUL_REFUSED", "storable", "holds_nul", "Params", "column", "value", "where_clause", "page_sql",
            "count_sql", "compile_where", "keys_value", "index_name", "index_sql", "check_style", "key_label",
-           "TASK_COLUMNS"]
+           "TASK_COLUMNS", "MAX_KEYED_BYTES"]
 
 _JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
 _OPS = {"eq": "=", "ne": "IS DISTINCT FROM", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 TASK_COLUMNS = "id, version, doc, modified, created"
+#: the longest keyed value (its JSON, in UTF-8 bytes) a write may store: each keyed field has
+#: a B-tree index (with the style's second field and the id), whose entries PostgreSQL caps
+#: at 2704 bytes ("index row size exceeds btree maximum", a failed write) where SQLite has none
+MAX_KEYED_BYTES = 2000
 #: a write refused because its document holds U+0000 (BadRequest: the client's input)
 NUL_REFUSED = "a string holds U+0000 (NUL), which the PostgreSQL store cannot keep"
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -192,7 +197,8 @@ def count_sql(where: str) -> str:
 
 def keys_value(keyed: tuple[str, ...], doc: Any) -> str | None:
     """The ``keys`` column of *doc* (JSON text) for a style keying *keyed*: each field as
-    :func:`value` reads it from the document (an absent member is null)."""
+    :func:`value` reads it from the document (an absent member is null). BadRequest when a
+    field's value is longer than :data:`MAX_KEYED_BYTES`, more than its index can hold."""
     if not keyed:
         return None
     out: dict[str, Any] = {}
@@ -201,6 +207,11 @@ def keys_value(keyed: tuple[str, ...], doc: Any) -> str | None:
         for part in key_label(field).split("."):
             found = found.get(part) if isinstance(found, dict) else None
         out[key_label(field)] = found
+        if isinstance(found, (str, list, dict)):
+            size = len(json.dumps(found, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            if size > MAX_KEYED_BYTES:
+                raise errors.BadRequest(f"{key_label(field)} is {size} bytes long; the PostgreSQL store indexes "
+                                        f"at most {MAX_KEYED_BYTES} bytes of it")
     return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 

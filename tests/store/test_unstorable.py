@@ -1,15 +1,19 @@
-"""U+0000 in what a store is asked, on both backends: the same answers.
+"""What PostgreSQL cannot hold, asked of both backends: U+0000, and keyed values longer than
+a B-tree entry.
 
 PostgreSQL's ``text`` and ``jsonb`` cannot hold a NUL, so its store answers a lookup or a
 filter value holding one itself (nothing stored can equal it) instead of sending it to a
 database that fails on it, and refuses a document holding one (a documented difference:
 SQLite keeps it). The answers here are the SQLite store's, which compares such values
-byte for byte.
+byte for byte. A keyed value longer than ``MAX_KEYED_BYTES`` is refused on PostgreSQL
+(its index could not hold it) and kept on SQLite.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import string
 
 import pytest
 
@@ -92,3 +96,18 @@ def test_holds_nul_reads_json_escapes_as_json_does(text, holds):
     value = json.loads(text)
     assert (NUL in (value if isinstance(value, str) else "".join(value))) is holds
     assert sql.holds_nul(text) is holds
+
+
+@pytest.mark.parametrize("size", [sql.MAX_KEYED_BYTES, sql.MAX_KEYED_BYTES + 1, 100_000])
+async def test_a_keyed_value_longer_than_an_index_entry_is_refused_on_postgresql(filled, backend, size):
+    text = "".join(random.Random(size).choice(string.ascii_letters) for _ in range(size - 2))  # its JSON: size bytes
+    if backend == "sqlite" or size <= sql.MAX_KEYED_BYTES:
+        await filled.create("s", "n", {"name": text}, actor="t", request_id="r")
+        tasks, _ = await filled.find("s", Query(Compare("$.name", "eq", (text,))))
+        assert [t.id for t in tasks] == ["n"]
+        return
+    with pytest.raises(errors.BadRequest, match=f"^name is {size} bytes long; the PostgreSQL store indexes at most "):
+        await filled.create("s", "n", {"name": text}, actor="t", request_id="r")
+    with pytest.raises(errors.BadRequest):
+        await filled.bulk_create("s", [("n", {"name": text})], actor="t", request_id="r")
+    assert await filled.get("s", "n") is None and await filled.count_tasks("s") == 3
