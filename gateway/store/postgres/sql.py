@@ -92,8 +92,22 @@ def _check_field(field: str) -> None:
         raise ValueError(f"not a filterable field: {field!r}")
 
 
+#: a row's document as ``jsonb``, parsed once per row for every term that reads it: the
+#: cast parses the whole text, and a term such as a user's webMethods list (two ``has`` and
+#: an ``eq``) read it five times over (6.6 s instead of 1.3 s for 100 000 tasks); OFFSET 0
+#: keeps the planner from folding the subquery back into each term
+_PARSED = "parsed.j"
+_PARSED_JOIN = " CROSS JOIN LATERAL (SELECT tasks.doc::jsonb AS j OFFSET 0) AS parsed"
+
+
 def _document_path(field: str) -> str:
-    return "(doc::jsonb #> '{" + ",".join(key_label(field).split(".")) + "}')"
+    return f"({_PARSED} #> '{{" + ",".join(key_label(field).split(".")) + "}')"
+
+
+def _tasks(*sql_text: str) -> str:
+    """The FROM of a statement whose clauses are *sql_text*: ``tasks``, joined to each row's
+    parsed document when a clause reads one (a statement on keyed fields alone parses none)."""
+    return "tasks" + (_PARSED_JOIN if any(_PARSED in text for text in sql_text) else "")
 
 
 def value(field: str, keyed: tuple[str, ...] = ()) -> str:
@@ -188,11 +202,13 @@ def page_sql(where: str, params: Params, query: Query, keyed: tuple[str, ...],
     page = Params(params)
     limit = page.add(query.limit)
     offset = page.add(query.offset)
-    return f"SELECT {columns} FROM tasks WHERE {where} ORDER BY {', '.join(parts)} LIMIT {limit} OFFSET {offset}", page
+    order = ", ".join(parts)
+    return (f"SELECT {columns} FROM {_tasks(where, order)} WHERE {where} ORDER BY {order} LIMIT {limit} "
+            f"OFFSET {offset}", page)
 
 
 def count_sql(where: str) -> str:
-    return f"SELECT count(*) FROM tasks WHERE {where}"
+    return f"SELECT count(*) FROM {_tasks(where)} WHERE {where}"
 
 
 def keys_value(keyed: tuple[str, ...], doc: Any) -> str | None:
