@@ -276,3 +276,9 @@ async def test_a_document_one_user_sends_cannot_break_the_lists_of_everyone(task
                                         (api.admin, "POST", SEARCH, _term("assignedToList", "equals", "x"))):
         got = await send(api, method, path, token=token, **kwargs)
         assert (got.status, got.faults) == (200, []), (path, got.text[:300])
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_every_route_takes_random_requests_as_documented_on_postgresql(seeded, backend):
+    """test_hostile_corpus.py's 1500 seeded random requests over every route, on PostgreSQL."""
+    await corpus.test_every_route_takes_random_requests_as_documented(seeded)
