@@ -59,6 +59,8 @@ class Case:
     kwargs: dict[str, Any] = field(default_factory=dict)
     #: the known bug this case shows on PostgreSQL, until it is fixed (strict xfail)
     bug: str | None = None
+    #: the known bug this case shows on SQLite (gateway/store/sqlite/), until it is fixed (strict xfail)
+    sqlite_bug: str | None = None
 
     def on(self, backend: str) -> tuple[int, Any]:
         status = self.status[backend] if isinstance(self.status, dict) else self.status
@@ -86,26 +88,19 @@ _STORED_ON_SQLITE = {"sqlite": 200, "postgresql": 400}
 
 CASES: list[Case] = [
     # -- SailPoint: a NUL in an id or a filter value matches nothing -------------------------------
-    Case("sp-get-nul-id", "sailpoint", "GET", f"{SP}/t1%00", 404, "TaskStatus with id 't1\\x00' was not found",
-         ),
+    Case("sp-get-nul-id", "sailpoint", "GET", f"{SP}/t1%00", 404, "TaskStatus with id 't1\\x00' was not found"),
     Case("sp-patch-nul-id", "sailpoint", "PATCH", f"{SP}/t1%00", 404, "TaskStatus with id 't1\\x00' was not found",
-         {"body": [{"op": "replace", "path": "/progress", "value": "x"}], "ctype": PATCH}, ),
-    Case("sp-filter-id-eq", "sailpoint", "GET", f'{SP}?filters=id eq "t1%00"', 200, [], ),
-    Case("sp-filter-id-in", "sailpoint", "GET", f'{SP}?filters=id in ("t1%00", "x")', 200, [],
-         ),
-    Case("sp-filter-not-id-eq", "sailpoint", "GET", f'{SP}?filters=not id eq "t1%00"', 200, ["<t1>"],
-         ),
-    Case("sp-filter-launcher-eq", "sailpoint", "GET", f'{SP}?filters=launcher eq "root%00"', 200, [],
-         ),
-    Case("sp-filter-status-eq", "sailpoint", "GET", f'{SP}?filters=completionStatus eq "x%00"', 200, [],
-         ),
-    Case("sp-filter-not-launcher-eq", "sailpoint", "GET", f'{SP}?filters=not launcher eq "root%00"', 200, ["<t1>"],
-         ),
-    Case("sp-basic-nul-user", "sailpoint", "GET", SP, 401, _BAD_LOGIN, _basic("root\x00"),
-         ),
+         {"body": [{"op": "replace", "path": "/progress", "value": "x"}], "ctype": PATCH}),
+    Case("sp-filter-id-eq", "sailpoint", "GET", f'{SP}?filters=id eq "t1%00"', 200, []),
+    Case("sp-filter-id-in", "sailpoint", "GET", f'{SP}?filters=id in ("t1%00", "x")', 200, []),
+    Case("sp-filter-not-id-eq", "sailpoint", "GET", f'{SP}?filters=not id eq "t1%00"', 200, ["<t1>"]),
+    Case("sp-filter-launcher-eq", "sailpoint", "GET", f'{SP}?filters=launcher eq "root%00"', 200, []),
+    Case("sp-filter-status-eq", "sailpoint", "GET", f'{SP}?filters=completionStatus eq "x%00"', 200, []),
+    Case("sp-filter-not-launcher-eq", "sailpoint", "GET", f'{SP}?filters=not launcher eq "root%00"', 200, ["<t1>"]),
+    Case("sp-basic-nul-user", "sailpoint", "GET", SP, 401, _BAD_LOGIN, _basic("root\x00")),
     # a document holding U+0000: stored on SQLite; refused on PostgreSQL, whose jsonb cannot hold it
     Case("sp-create-keyed-nul", "sailpoint", "POST", SP, {"sqlite": 201, "postgresql": 400}, NUL_REFUSED,
-         {"body": {"type": "QUARTZ", "uniqueName": "a" + NUL}}, ),
+         {"body": {"type": "QUARTZ", "uniqueName": "a" + NUL}}),
     # a keyed value longer than PostgreSQL's B-tree entries hold: stored on SQLite, refused on PostgreSQL
     *[Case(f"sp-create-long-{name}", "sailpoint", "POST", SP, {"sqlite": 201, "postgresql": 400},
            f"{label} is {size + 2} bytes long; the PostgreSQL store indexes at most 2000 bytes of it",
@@ -114,64 +109,57 @@ CASES: list[Case] = [
                                       ("target-id", "target.id", 5000,
                                        {"target": {"id": _RANDOM[:5000], "type": "APPLICATION", "name": "x"}}))],
     Case("sp-patch-attribute-nul", "sailpoint", "PATCH", f"{SP}/t1", _STORED_ON_SQLITE, NUL_REFUSED,
-         {"body": [{"op": "add", "path": "/attributes/x", "value": "a" + NUL}], "ctype": PATCH},
-         ),
+         {"body": [{"op": "add", "path": "/attributes/x", "value": "a" + NUL}], "ctype": PATCH}),
     Case("sp-patch-member-name-nul", "sailpoint", "PATCH", f"{SP}/t1", _STORED_ON_SQLITE, NUL_REFUSED,
-         {"body": [{"op": "add", "path": "/attributes/x" + NUL, "value": 1}], "ctype": PATCH},
-         ),
+         {"body": [{"op": "add", "path": "/attributes/x" + NUL, "value": 1}], "ctype": PATCH}),
     # -- SuperOffice -------------------------------------------------------------------------------------
     Case("so-filter-name-eq", "superoffice", "GET", f"{SO}?$filter=Name%20eq%20'alpha%00'", 200,
-         {"odata.nextLink": None, "value": []}, ),
+         {"odata.nextLink": None, "value": []}),
     Case("so-login-nul-user", "superoffice", "POST", "/login", 401, _BAD_LOGIN,
-         {"data": "user=root%00&password=x", "ctype": FORM, "token": None}, ),
-    Case("so-basic-nul-user", "superoffice", "GET", SO, 401, _BAD_LOGIN, _basic("root\x00"),
-         ),
+         {"data": "user=root%00&password=x", "ctype": FORM, "token": None}),
+    Case("so-basic-nul-user", "superoffice", "GET", SO, 401, _BAD_LOGIN, _basic("root\x00")),
     Case("so-create-keyed-nul", "superoffice", "POST", SO, _STORED_ON_SQLITE, NUL_REFUSED,
-         {"body": {"Name": "n" + NUL}}, ),
+         {"body": {"Name": "n" + NUL}}),
     Case("so-put-description-nul", "superoffice", "PUT", f"{SO}/1", _STORED_ON_SQLITE, NUL_REFUSED,
-         {"body": {"Description": "d" + NUL}}, ),
+         {"body": {"Description": "d" + NUL}}),
     # -- webMethods --------------------------------------------------------------------------------------
     *[Case(f"wm-{method.lower()}-nul-id", "webmethods", method, f"{WM}/1%00", 404,
-           _WM_NUL_ID, {"body": {"TaskInfo": {"name": "x"}}} if method == "PUT" else {},
-           ) for method in ("GET", "PUT", "DELETE")],
-    Case("wm-get-taskid-nul", "webmethods", "GET", f"{WM}?taskID=1%00", 404, _WM_NUL_ID,
-         ),
-    Case("wm-audit-nul-id", "webmethods", "GET", f"{WM}/1%00/audit", 404, _WM_NUL_ID,
-         ),
+           _WM_NUL_ID, {"body": {"TaskInfo": {"name": "x"}}} if method == "PUT" else {})
+      for method in ("GET", "PUT", "DELETE")],
+    Case("wm-get-taskid-nul", "webmethods", "GET", f"{WM}?taskID=1%00", 404, _WM_NUL_ID),
+    Case("wm-audit-nul-id", "webmethods", "GET", f"{WM}/1%00/audit", 404, _WM_NUL_ID),
     Case("wm-audit-delete-nul-id", "webmethods", "DELETE", f"{WM}/1%00/audit/1", 404,
-         _WM_NUL_ID, ),
+         _WM_NUL_ID),
     *[Case(f"wm-search-{name}-{operator}", "webmethods", "POST", SEARCH, 200, _NO_TASKS,
-           _term(name, operator, "w" + NUL), )
+           _term(name, operator, "w" + NUL))
       for name, operator in (("name", "equals"), ("description", "equals"),
                              ("description", "contains"), ("taskID", "equals"), ("assignedToList", "equals"))],
-    # SQLite's LIKE reads its pattern as a C string, to the NUL: "w\0" is taken for "w" there
-    Case("wm-search-name-contains", "webmethods", "POST", SEARCH, 200,
-         {"sqlite": {"count": 1}, "postgresql": _NO_TASKS},
-         _term("name", "contains", "w" + NUL), ),
+    Case("wm-search-name-contains", "webmethods", "POST", SEARCH, 200, _NO_TASKS, _term("name", "contains", "w" + NUL),
+         sqlite_bug="SQLite's LIKE reads its pattern as a C string, up to the NUL: it finds the task named 'w'"),
+    Case("wm-search-name-contains-long", "webmethods", "POST", SEARCH, 200, _NO_TASKS,
+         _term("name", "contains", (_RANDOM * 12)[:60_000]),
+         sqlite_bug="SQLite refuses a LIKE pattern over 50,000 bytes ('LIKE or GLOB pattern too complex'): a 500"),
     Case("wm-search-taskid-ne", "webmethods", "POST", SEARCH, 200, {"count": 1},
-         _term("taskID", "not_equals", "1" + NUL),
-         ),
-    Case("wm-user-tasks-nul", "webmethods", "GET", f"{WM}?user=root%00&searchUserTasks=true", 200, _NO_TASKS,
-         ),
-    Case("wm-basic-nul-user", "webmethods", "GET", WM, 401, _BAD_LOGIN, _basic("root\x00"), ),
+         _term("taskID", "not_equals", "1" + NUL)),
+    Case("wm-user-tasks-nul", "webmethods", "GET", f"{WM}?user=root%00&searchUserTasks=true", 200, _NO_TASKS),
+    Case("wm-basic-nul-user", "webmethods", "GET", WM, 401, _BAD_LOGIN, _basic("root\x00")),
     Case("wm-put-keyed-nul", "webmethods", "PUT", f"{WM}/1", _STORED_ON_SQLITE, NUL_REFUSED,
-         {"body": {"TaskInfo": {"name": "x" + NUL}}}, ),
+         {"body": {"TaskInfo": {"name": "x" + NUL}}}),
     Case("wm-put-taskdata-nul", "webmethods", "PUT", f"{WM}/1", _STORED_ON_SQLITE, NUL_REFUSED,
-         {"body": {"TaskData": {"x": "x" + NUL}}}, ),
+         {"body": {"TaskData": {"x": "x" + NUL}}}),
     # -- tokens and webhooks ---------------------------------------------------------------------------
     Case("oauth-nul-client", "oauth", "POST", "/oauth/token", 401,
          {"error": "invalid_client", "error_description": "unknown client or wrong secret"},
-         {"data": "grant_type=client_credentials&client_id=c%00&client_secret=x", "ctype": FORM, "token": None},
-         ),
+         {"data": "grant_type=client_credentials&client_id=c%00&client_secret=x", "ctype": FORM, "token": None}),
     *[Case(f"sp-hook-{method.lower()}-nul-id", "sailpoint", method, f"{SUBS}/x%00", 404,
            "subscription 'x\\x00' was not found",
            {"body": _HOOK} if method == "PUT" else {} if method != "PATCH" else
-           {"body": [{"op": "replace", "path": "/description", "value": "x"}], "ctype": PATCH},
-           ) for method in ("GET", "PUT", "PATCH", "DELETE")],
+           {"body": [{"op": "replace", "path": "/description", "value": "x"}], "ctype": PATCH})
+      for method in ("GET", "PUT", "PATCH", "DELETE")],
     *[Case(f"wm-endpoint-{method.lower()}-nul-id", "webmethods", method, f"{ENDPOINTS}/x%00", 404,
-           "endpoint 'x\\x00' was not found", {"body": {"url": "http://127.0.0.1:9/h"}} if method == "PUT" else {},
-           ) for method in ("GET", "PUT", "DELETE")],
-    Case("ui-search-nul", "ui", "GET", "/ui/?q=x%00", 200, "html", ),
+           "endpoint 'x\\x00' was not found", {"body": {"url": "http://127.0.0.1:9/h"}} if method == "PUT" else {})
+      for method in ("GET", "PUT", "DELETE")],
+    Case("ui-search-nul", "ui", "GET", "/ui/?q=x%00", 200, "html"),
 ]
 
 
@@ -179,7 +167,8 @@ def _params() -> list[Any]:
     out = []
     for case in CASES:
         for backend in BACKENDS:
-            marks = [pytest.mark.xfail(strict=True, reason=case.bug)] if case.bug and backend == "postgresql" else []
+            bug = case.bug if backend == "postgresql" else case.sqlite_bug
+            marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
             out.append(pytest.param(backend, case, id=f"{backend}-{case.id}", marks=marks))
     return out
 
