@@ -103,3 +103,31 @@ def test_a_target_that_holds_anything_is_refused_unless_replaced(pg_url, tmp_pat
         asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "src.db")))
     with pytest.raises(SystemExit):
         main(["copy", "src.db"])
+
+
+@pytest.mark.parametrize("what, row", [("task", "a row of tasks ('sailpoint', 't1') holds U+0000"),
+                                       ("user", "a row of users ('a\\x00', 'admin') holds U+0000")])
+def test_a_row_postgresql_cannot_keep_is_refused_by_name(pg_url, tmp_path, monkeypatch, capsys, what, row):
+    """A SQLite file keeps U+0000 in a document or a name; PostgreSQL cannot. The copy of a
+    task holding one used to succeed and verify, and every gateway on the target then failed
+    to start ("cannot index the sailpoint tasks: unsupported Unicode escape sequence"); the
+    copy of a user so named died of the driver's traceback. Both are refused, the row named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGATE_DB", raising=False)
+    monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
+
+    async def fill() -> None:
+        store = await SQLiteStore.open(tmp_path / "src.db")
+        try:
+            if what == "task":
+                await store.create("sailpoint", "t1", {"id": "t1", "a": "x\u0000"}, actor="ann", request_id="r")
+            else:
+                await store.add_user("a\x00", "admin", None)
+        finally:
+            await store.close()
+    asyncio.run(fill())
+    assert main(["copy", "src.db", pg_url]) == 2
+    err = capsys.readouterr().err
+    assert row in err and err.endswith("which PostgreSQL cannot keep; change it in the source, then copy with "
+                                       "--replace\n"), err
+    assert asyncio.run(_read(lambda: PostgreSQLStore.open(pg_url)))[f"{what}s"] == []

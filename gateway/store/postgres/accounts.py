@@ -25,6 +25,7 @@ from gateway.clock import now_iso
 from gateway.model import OAuthClient, TokenInfo, TokenRow, User
 from gateway.store.postgres.connection import Database
 from gateway.store.postgres.notify import NOTIFY_SQL
+from gateway.store.postgres.sql import storable
 
 __all__ = ["Accounts", "TOKEN_CACHE_SECONDS", "TOKEN_CACHE_SIZE", "conflict"]
 
@@ -96,21 +97,29 @@ class Accounts:
         await self._write(statements)
 
     async def get_user(self, name: str) -> User | None:
+        if not storable(name):
+            return None
         found = await self._db.fetch(
             "SELECT name, role, password_hash, associate_id, disabled FROM users WHERE name = $1", name)
         return _user(found[0]) if found else None
 
     async def set_password(self, name: str, password_hash: str | None) -> bool:
+        if not storable(name):
+            return False
         changed = await self._write([
             ("UPDATE users SET password_hash = $1 WHERE name = $2", (password_hash, name)),
             ("DELETE FROM tokens WHERE \"user\" = $1 AND source = 'session'", (name,))])
         return changed[0] > 0
 
     async def set_disabled(self, name: str, disabled: bool) -> bool:
+        if not storable(name):
+            return False
         changed = await self._write([("UPDATE users SET disabled = $1 WHERE name = $2", (bool(disabled), name))])
         return changed[0] > 0
 
     async def delete_user(self, name: str) -> bool:
+        if not storable(name):
+            return False
         changed = await self._write([("DELETE FROM users WHERE name = $1", (name,))])
         return changed[0] > 0
 
@@ -123,6 +132,8 @@ class Accounts:
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
         """As the SQLite store's: found rows are remembered for at most :data:`TOKEN_CACHE_SECONDS`."""
+        if not storable(token_hash):
+            return None
         cached = self._tokens.get(token_hash)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -154,6 +165,8 @@ class Accounts:
                             "VALUES ($1, $2, $3, $4)", (client_id, secret_hash, user, now_iso()))])
 
     async def get_oauth_client(self, client_id: str) -> OAuthClient | None:
+        if not storable(client_id):
+            return None
         found = await self._db.fetch('SELECT client_id, secret_hash, "user" FROM oauth_clients WHERE client_id = $1',
                                      client_id)
         return OAuthClient(*found[0]) if found else None
@@ -163,5 +176,7 @@ class Accounts:
         return [OAuthClient(*row) for row in found]
 
     async def delete_oauth_client(self, client_id: str) -> bool:
+        if not storable(client_id):
+            return False
         changed = await self._write([("DELETE FROM oauth_clients WHERE client_id = $1", (client_id,))])
         return changed[0] > 0

@@ -56,6 +56,8 @@ async def _load_chunk(db: Database, fields: tuple[str, ...], owner_field: str | 
         size = len(text.encode("utf-8"))
         if size > MAX_DOCUMENT_BYTES:
             raise errors.PayloadTooLarge(f"task {task_id!r} is larger than {MAX_DOCUMENT_BYTES} bytes")
+        if sql.holds_nul(text) or not sql.storable(task_id):
+            raise errors.BadRequest(f"task {task_id!r}: {sql.NUL_REFUSED}")
         patch, undo = diff({}, doc)
         patch_bytes, undo_bytes = dumps_bytes(patch), dumps_bytes(undo)
         audit_rows.append((n, at, style, task_id, 1, "created", actor, request_id,

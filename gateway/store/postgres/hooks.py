@@ -19,6 +19,7 @@ from gateway.clock import now_iso
 from gateway.model import Delivery, Doc, Hook
 from gateway.store.postgres.accounts import conflict
 from gateway.store.postgres.connection import Database
+from gateway.store.postgres.sql import storable
 
 __all__ = ["Hooks"]
 
@@ -58,6 +59,8 @@ class Hooks:
         return [_hook(row) for row in found]
 
     async def get(self, style: str, hook_id: str) -> Hook | None:
+        if not storable(hook_id):
+            return None
         found = await self._db.fetch(f"SELECT {_COLUMNS} FROM hooks WHERE style = $1 AND id = $2", style, hook_id)
         return _hook(found[0]) if found else None
 
@@ -66,6 +69,8 @@ class Hooks:
         return _hook(found[0]) if found else None
 
     async def replace(self, style: str, hook_id: str, doc: Doc, *, active: bool) -> Hook | None:
+        if not storable(hook_id):
+            return None
         async with self._db.transaction() as conn:
             was = await conn.fetchval("SELECT active FROM hooks WHERE style = $1 AND id = $2 FOR UPDATE",
                                       style, hook_id)
@@ -80,6 +85,8 @@ class Hooks:
         return _hook(row)
 
     async def delete(self, style: str, hook_id: str) -> bool:
+        if not storable(hook_id):
+            return False
         async with self._db.transaction() as conn:
             num = await conn.fetchval("DELETE FROM hooks WHERE style = $1 AND id = $2 RETURNING num", style, hook_id)
             if num is None:

@@ -38,6 +38,8 @@ class TaskReads:
         self._keyed = keyed
 
     async def get(self, style: str, task_id: str) -> Task | None:
+        if not sql.storable(task_id):
+            return None
         found = await self._db.fetch("SELECT version, doc, modified, created FROM tasks WHERE style = $1 AND id = $2",
                                      style, task_id)
         if not found:
@@ -109,6 +111,8 @@ class TaskReads:
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
                     action: str | None = None) -> list[Change]:
+        if not sql.storable(task_id):
+            return []
         terms = (("action", "=", action), ("seq", ">", after), ("seq", "<", before), ("style", "=", style),
                  ("task_id", "=", task_id))
         params = sql.Params()

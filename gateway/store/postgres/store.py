@@ -34,7 +34,7 @@ from gateway.model import (
 )
 from gateway.query import Query
 from gateway.store.errors import StoreError
-from gateway.store.postgres import keyed, owned, schema
+from gateway.store.postgres import keyed, owned, schema, sql
 from gateway.store.postgres.accounts import Accounts
 from gateway.store.postgres.bulk import bulk_create
 from gateway.store.postgres.connection import Database, placeholders
@@ -287,7 +287,16 @@ class PostgreSQLStore(WriteShortcuts):
 
     # -- for taskgate copy, tests and diagnostics, not part of the contract -------------------
     async def copy_rows(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """Append *rows* to *table* with ``COPY``, in one transaction (``taskgate copy``)."""
+        """Append *rows* to *table* with ``COPY``, in one transaction (``taskgate copy``).
+        StoreError naming the row when one holds what PostgreSQL cannot keep (a SQLite file
+        can): U+0000 in a text column (COPY fails on it), or in a task document, which the
+        copy took and every gateway then failed to start on (its keys are ``jsonb``)."""
+        doc = list(columns).index("doc") if table == "tasks" else None
+        for row in rows:
+            if any(isinstance(v, str) and not sql.storable(v) for v in row) or \
+                    (doc is not None and sql.holds_nul(row[doc])):
+                raise StoreError(f"a row of {table} ({', '.join(map(repr, row[:2]))}) holds U+0000 (NUL), which "
+                                 "PostgreSQL cannot keep; change it in the source, then copy with --replace")
         async with self._db.transaction() as conn:
             await conn.copy_records_to_table(table, records=rows, columns=list(columns))
 

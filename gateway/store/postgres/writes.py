@@ -168,7 +168,8 @@ class Writes:
             task_id = w.task_id
             assert task_id is not None
             row = await conn.fetchrow("SELECT version, doc, created, modified, owner, size, octet_length(doc::text) "
-                                      "FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE", style, task_id)
+                                      "FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE",
+                                      style, task_id) if sql.storable(task_id) else None  # no row holds a NUL
             current = (row[0], load_doc(row[1]), row[2], row[3]) if row is not None else None
             at = self._now()
             try:
@@ -180,6 +181,8 @@ class Writes:
                 raise errors.InternalError("An internal fault occurred.") from None
             if not made:
                 return task, made
+            if task is not None and (sql.holds_nul(text) or not sql.storable(task_id)):
+                raise errors.BadRequest(sql.NUL_REFUSED)  # jsonb (keys, every filter) cannot hold it
             # the seqs, in commit order: audit_head stays locked until this transaction commits
             head = int(await conn.fetchval("UPDATE audit_head SET seq = seq + $1 RETURNING seq", len(made)))
             made = [dataclasses.replace(c, seq=head - len(made) + 1 + n) for n, c in enumerate(made)]
