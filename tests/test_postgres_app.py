@@ -7,9 +7,11 @@ import asyncio
 
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
+from gateway.auth.hashing import secret_hash
 from gateway.config import Config
 from gateway.context import STORE
 from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
+from gateway.store.postgres import accounts as pg_accounts
 from tests.pg_cluster import Cluster
 
 PATCH_JSON = "application/json-patch+json"
@@ -80,4 +82,48 @@ async def test_a_database_restart_is_503s_while_it_is_down_and_service_resumes_w
         assert (resp.status, (await resp.json())["percentComplete"]) == (200, 5)
         assert (await client.get("/readyz")).status == 200
     finally:
+        cluster.stop()
+
+
+async def test_a_gateway_listens_again_after_a_database_restart_and_hears_a_revocation_at_once(
+        aiohttp_client, tmp_path, monkeypatch):
+    """The listening session is lost with the restart; the store connects and listens again by
+    itself. A token revoked afterwards through another store is refused by the app at once,
+    with the cache's bound set to an hour: only the notification can explain the refusal."""
+    monkeypatch.setattr(pg_accounts, "TOKEN_CACHE_SECONDS", 3600.0)
+    cluster = Cluster().start()
+    other = None
+    try:
+        cluster.sql("CREATE DATABASE relisten TEMPLATE template0")
+        url = cluster.dsn("relisten")
+        client = await aiohttp_client(create_app(Config(base_dir=str(tmp_path)).replace("storage", path=url)))
+        store = client.app[STORE]
+        await store.add_user("root", "admin", None)
+        token = await client.app[AUTHENTICATOR].create_token("root")
+        auth = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/task-status/v1/none", headers=auth)).status == 404
+        cluster.pause()
+        cluster.resume()
+        for _ in range(200):  # the listener notices the lost session and listens again
+            if store._listener.sessions == 2 and store._listener.listening:
+                break
+            await asyncio.sleep(0.05)
+        assert (store._listener.sessions, store._listener.listening) == (2, True)
+        for _ in range(100):  # the pool reconnects too; the token is then remembered for an hour
+            resp = await client.get("/task-status/v1/none", headers=auth)
+            if resp.status != 503:
+                break
+            await asyncio.sleep(0.05)
+        assert resp.status == 404
+        other = await PostgreSQLStore.open(url)
+        await other.delete_token(secret_hash(token))
+        for _ in range(100):
+            resp = await client.get("/task-status/v1/none", headers=auth)
+            if resp.status == 401:
+                break
+            await asyncio.sleep(0.01)
+        assert resp.status == 401
+    finally:
+        if other is not None:
+            await other.close()
         cluster.stop()
