@@ -4,10 +4,12 @@ answering each other's writes, through real HTTP on loopback (aiohttp's test ser
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
-from gateway.auth.hashing import secret_hash
+from gateway.auth.hashing import hash_password, secret_hash
 from gateway.config import Config
 from gateway.context import STORE
 from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
@@ -127,3 +129,38 @@ async def test_a_gateway_listens_again_after_a_database_restart_and_hears_a_revo
         if other is not None:
             await other.close()
         cluster.stop()
+
+
+async def test_failed_sign_ins_through_two_gateways_add_up_and_both_refuse(aiohttp_client, tmp_path, pg_url):
+    """6 wrong passwords through one gateway and 4 through the other reach the limit of 10:
+    the second refuses the right password at once (its own count's answer from the database
+    says 10), the first as soon as the notifications land, and a gateway started afterwards
+    reads the open window when it starts."""
+    config = Config(base_dir=str(tmp_path)).replace("storage", path=pg_url).replace(
+        "auth", max_failures=10, failure_window_seconds=60)
+    one = await aiohttp_client(create_app(config))
+    two = await aiohttp_client(create_app(config))
+    await one.app[STORE].add_user("alice", "user", hash_password("alice-password"))
+
+    def basic(password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()}
+
+    for client, guesses in ((one, 6), (two, 4)):
+        for n in range(guesses):
+            assert (await client.get("/task-status/v1", headers=basic(f"guess{n}"))).status == 401
+
+    async def refused(client) -> tuple[int, object, bool]:
+        for _ in range(100):  # the database's answer or another gateway's notification is on its way
+            resp = await client.get("/task-status/v1", headers=basic("alice-password"))
+            if resp.status != 200:
+                break
+            await asyncio.sleep(0.01)
+        wait = int(resp.headers.get("Retry-After", "0"))
+        return resp.status, await resp.json(), 0 < wait <= 60  # the window's end, on the database's clock
+
+    assert await refused(two) == (429, {"message": " Rate Limit Exceeded "}, True)
+    assert await refused(one) == (429, {"message": " Rate Limit Exceeded "}, True)
+    three = await aiohttp_client(create_app(config))
+    assert await refused(three) == (429, {"message": " Rate Limit Exceeded "}, True)
+    rows = await one.app[STORE].read_sql("SELECT key_hash, failures FROM signin_failures")
+    assert rows == [(hashlib.sha256(b"127.0.0.1").hexdigest()[:32], 10)]  # the key's hash, never the address

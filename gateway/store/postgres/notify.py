@@ -1,18 +1,19 @@
-"""Cache invalidation across gateways on PostgreSQL: LISTEN/NOTIFY on one channel.
+"""What one gateway hears of the others on PostgreSQL: LISTEN/NOTIFY, one session a store.
 
 Every account change a store commits (a user added, disabled, deleted or re-passworded, a
 token added or revoked, an OAuth client changed) sends ``NOTIFY taskgate_accounts`` in its
 transaction, which PostgreSQL delivers to every listening session when it commits. Each
-store listens on a connection of its own and empties its token cache when one arrives, so
-a token revoked through one gateway is refused by every other as soon as the notification
-lands (milliseconds), not after :data:`.accounts.TOKEN_CACHE_SECONDS`.
+store listens on a connection of its own and empties its token cache when one arrives, so a
+token revoked through one gateway is refused by every other as soon as the notification
+lands (milliseconds), not after :data:`.accounts.TOKEN_CACHE_SECONDS`. The same session
+listens to the failed sign-ins every gateway counts (:mod:`.signins`).
 
 The listening session can be lost (the database restarted, a network cut): the listener
 notices (asyncpg's termination callback, and a look every :data:`CHECK_SECONDS` besides),
-connects and listens again with a growing pause between tries (:data:`BACKOFF_SECONDS`),
-and empties the cache once it listens again, since whatever was sent while it was away is
-lost. While it is away the cache's age is the bound that holds. It must not decide what
-is cached.
+connects and listens again with a growing pause between tries (:data:`BACKOFF_SECONDS`), and
+tells every channel's handler (with None) once it listens again, since whatever was sent
+while it was away is lost: the token cache is emptied, the open sign-in windows read. While
+it is away the cache's age is the bound that holds. It must not decide what is cached.
 """
 
 from __future__ import annotations
@@ -36,14 +37,19 @@ BACKOFF_SECONDS = (0.05, 2.0)
 CHECK_SECONDS = 1.0
 
 
-class Listener:
-    """A session of its own that calls *heard* on every notification of :data:`CHANNEL`, and
-    once more each time it listens again after losing its session."""
+#: what a channel's notifications are handed to: the payload, or None after a lost session
+Handler = Callable[[str | None], None]
 
-    def __init__(self, url: str, conn: asyncpg.Connection, heard: Callable[[], None]) -> None:
+
+class Listener:
+    """A session of its own that hands every notification of each channel of *handlers* to
+    that channel's handler, and None to every handler each time it listens again after
+    losing its session."""
+
+    def __init__(self, url: str, conn: asyncpg.Connection, handlers: dict[str, Handler]) -> None:
         self._url = url
         self._conn: asyncpg.Connection | None = conn
-        self._heard = heard
+        self._handlers = handlers
         self._lost = asyncio.Event()
         self._closed = False
         #: how many sessions have listened, the first included (tests and diagnostics)
@@ -52,15 +58,16 @@ class Listener:
         self._watch = asyncio.get_running_loop().create_task(self._keep_listening())
 
     @classmethod
-    async def start(cls, url: str, heard: Callable[[], None]) -> Listener:
+    async def start(cls, url: str, handlers: dict[str, Handler]) -> Listener:
         """Listen on a new session; raises what connecting raises (the store cannot open)."""
-        return cls(url, await cls._listen(url, heard), heard)
+        return cls(url, await cls._listen(url, handlers), handlers)
 
     @staticmethod
-    async def _listen(url: str, heard: Callable[[], None]) -> asyncpg.Connection:
+    async def _listen(url: str, handlers: dict[str, Handler]) -> asyncpg.Connection:
         conn = await asyncpg.connect(url)
         try:
-            await conn.add_listener(CHANNEL, lambda *_args: heard())
+            for channel, handler in handlers.items():
+                await conn.add_listener(channel, _deliver(handler))
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -85,7 +92,7 @@ class Listener:
             pause, longest = BACKOFF_SECONDS
             while not self._closed:
                 try:
-                    conn = await self._listen(self._url, self._heard)
+                    conn = await self._listen(self._url, self._handlers)
                 except Exception:  # refused, starting up, shutting down, timed out: try again later
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, longest)
@@ -98,7 +105,8 @@ class Listener:
                 conn.add_termination_listener(self._on_terminated)
                 self._conn = conn
                 self.sessions += 1
-                self._heard()  # what was sent while no session listened is lost
+                for handler in self._handlers.values():  # what was sent while no session listened is lost
+                    handler(None)
                 break
 
     async def close(self) -> None:
@@ -110,3 +118,10 @@ class Listener:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
+
+
+def _deliver(handler: Handler) -> Callable[[asyncpg.Connection, int, str, str], None]:
+    """asyncpg's listener callback (connection, pid, channel, payload) for *handler*."""
+    def deliver(_conn: asyncpg.Connection, _pid: int, _channel: str, payload: str) -> None:
+        handler(payload)
+    return deliver
