@@ -164,3 +164,33 @@ async def test_failed_sign_ins_through_two_gateways_add_up_and_both_refuse(aioht
     assert await refused(three) == (429, {"message": " Rate Limit Exceeded "}, True)
     rows = await one.app[STORE].read_sql("SELECT key_hash, failures FROM signin_failures")
     assert rows == [(hashlib.sha256(b"127.0.0.1").hexdigest()[:32], 10)]  # the key's hash, never the address
+
+
+async def test_a_burst_of_guesses_split_over_two_gateways_gets_at_most_twice_the_limit_checked(
+        aiohttp_client, tmp_path, pg_url):
+    """The bound docs/scaling.md states across N gateways: 30 wrong passwords sent to each of
+    two gateways at once get at least the limit and at most N x the limit checked (each
+    gateway counts its own at once, the other's when its notification lands); every checked
+    one is counted in the database."""
+    config = Config(base_dir=str(tmp_path)).replace("storage", path=pg_url).replace(
+        "auth", max_failures=10, failure_window_seconds=60)
+    apps = [await aiohttp_client(create_app(config)) for _ in range(2)]
+    await apps[0].app[STORE].add_user("alice", "user", hash_password("alice-password"))
+    for client in apps:
+        client.app[AUTHENTICATOR].limiter.busy_wait = 60.0  # queued checks wait their turn: they are counted here
+
+    async def guess(client, n: int) -> int:
+        auth = {"Authorization": "Basic " + base64.b64encode(f"alice:guess{n}".encode()).decode()}
+        resp = await client.get("/task-status/v1", headers=auth)
+        assert resp.status in (401, 429), await resp.text()
+        return resp.status
+
+    statuses = await asyncio.gather(*(guess(client, n) for n in range(30) for client in apps))
+    checked = statuses.count(401)
+    assert 10 <= checked <= 20 and statuses.count(429) == 60 - checked
+    for _ in range(100):  # the last counts' upserts run in the background
+        rows = await apps[0].app[STORE].read_sql("SELECT failures FROM signin_failures")
+        if rows == [(checked,)]:
+            break
+        await asyncio.sleep(0.02)
+    assert rows == [(checked,)]
