@@ -34,7 +34,7 @@ from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, authorize, oauth
-from gateway.auth.failure_table import SharedFailures
+from gateway.auth.failure_table import DatabaseFailures, FailureTable, SharedFailures
 from gateway.codecs import BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
@@ -227,6 +227,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # a worker of serve --workers never makes a database: its supervisor made it, or refused
     store = await open_store(config, allow_new=False if os.environ.get(ROLE_ENV) else None)
     feed: Feed | None = None
+    table: FailureTable | None = None
+    database_failures: DatabaseFailures | None = None
     try:
         store.on_commit(log_changes)
         store.on_commit(app[METRICS].count_changes)
@@ -242,7 +244,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[TRAFFIC].on_drain(feed.stop_streams)  # streams end when the drain begins, not at its timeout
         app_tokens = frozenset(t.strip() for t in config.superoffice.app_tokens.split(",") if t.strip())
         shared = os.environ.get(SHARED_DIR_ENV)  # serve --workers: failures add up across the workers
-        table = SharedFailures(os.path.join(shared, "signin"), config.auth.max_tracked_clients) if shared else None
+        signins = getattr(store, "signins", None)  # PostgreSQL: across every gateway on the database
+        if signins is not None:
+            table = database_failures = DatabaseFailures(signins, config.auth.max_tracked_clients)
+        elif shared:
+            table = SharedFailures(os.path.join(shared, "signin"), config.auth.max_tracked_clients)
         limiter = FailureLimiter(config.auth.max_failures, config.auth.failure_window_seconds,
                                  config.auth.max_tracked_clients, max_concurrent=config.auth.max_concurrent_checks,
                                  table=table)
@@ -252,6 +258,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         if feed is not None:
             await feed.close()
+        if database_failures is not None:
+            await database_failures.close()
         await store.close()
         structlog.contextvars.clear_contextvars()
 

@@ -1,6 +1,7 @@
 """Failed sign-ins per client key, kept where the limiter counts them: in this process's
-memory (:class:`MemoryFailures`), or in a file every worker of ``serve --workers`` maps
-(:class:`SharedFailures`), so that failures on any worker add up.
+memory (:class:`MemoryFailures`), in a file every worker of ``serve --workers`` maps
+(:class:`SharedFailures`), so that failures on any worker add up, or, on PostgreSQL, in the
+database every gateway shares (:class:`DatabaseFailures`).
 
 Both keep, per key, a window's end (``time.monotonic()``, one clock for every process of
 a machine) and the failures in it, forget a window that ended, and remember a bounded
@@ -9,20 +10,32 @@ found by a 128-bit hash of the key with a short linear probe; each change holds 
 ``flock`` on the file for the few microseconds of its read and write, so that two
 workers' failures never overwrite each other. When every slot of a probe is taken, the
 one whose window ends first is forgotten (the memory table forgets the least recently
-failed key). This module decides nothing: the limits are :mod:`.limiter`'s.
+failed key).
+
+The limiter asks synchronously, so the database table is this process's memory kept current:
+a failure counts here at once, and in the database in the background (an upsert), whose
+answer (the key's failures from every gateway) is merged in; other gateways' failures arrive
+with their notifications. Windows are named by their end on the database's clock, so a
+stale answer never overwrites a newer window; the time a window has left is the database's,
+counted from when it was heard. While the database is unreachable the count is this
+process's. This module decides nothing: the limits are :mod:`.limiter`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import hashlib
 import mmap
 import os
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["FailureTable", "MemoryFailures", "SharedFailures", "PROBE"]
+__all__ = ["DatabaseFailures", "FailureTable", "MemoryFailures", "SharedFailures", "SigninCounts", "PROBE"]
 
 #: slots a key may land in, from the one its hash names
 PROBE = 16
@@ -141,3 +154,81 @@ class SharedFailures:
     def close(self) -> None:
         self._map.close()
         os.close(self._fd)
+
+
+#: one window as the database has it: key hash, failures, seconds left, its end (its name)
+Window = tuple[str, int, float, int]
+
+
+class SigninCounts(Protocol):
+    """The store's shared failures (PostgreSQL's ``signins``)."""
+
+    async def failed(self, key_hash: str, window_seconds: float) -> Window: ...
+
+    def subscribe(self, heard: Callable[[str, int, float, int], None], limit: int) -> None: ...
+
+
+class DatabaseFailures:
+    """The table of every gateway on one database: this process's memory of the windows,
+    kept current by the answers to its own counts and by other gateways' notifications."""
+
+    def __init__(self, counts: SigninCounts, max_keys: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_keys = max_keys
+        self._counts = counts
+        self._clock = clock
+        # key hash -> (end on this process's clock, failures, the window's name or None while only counted here)
+        self._windows: dict[str, tuple[float, int, int | None]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        counts.subscribe(self._heard, max_keys)
+
+    @staticmethod
+    def _hash(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def window(self, key: str, now: float) -> tuple[float, int]:
+        found = self._windows.get(self._hash(key))
+        if found is None:
+            return 0.0, 0
+        if now >= found[0]:
+            del self._windows[self._hash(key)]
+            return 0.0, 0
+        return found[0], found[1]
+
+    def add(self, key: str, now: float, window: float) -> None:
+        digest = self._hash(key)
+        end, count, name = self._windows.pop(digest, (0.0, 0, None))
+        if now >= end:
+            end, count, name = now + window, 0, None
+        self._keep(digest, (end, count + 1, name))
+        task = asyncio.get_running_loop().create_task(self._count(digest, window))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _count(self, digest: str, window: float) -> None:
+        with contextlib.suppress(Exception):  # the database is away: this process's count stands
+            self._heard(*await self._counts.failed(digest, window))
+
+    def _heard(self, digest: str, failures: int, left: float, name: int) -> None:
+        """The window *name* of *digest* as the database has it (a count here, or elsewhere)."""
+        now = self._clock()
+        found = self._windows.get(digest)
+        if found is not None and now < found[0] and found[2] is not None and found[2] > name:
+            return  # an older window's news
+        if found is not None and now < found[0] and found[2] in (None, name):
+            failures = max(failures, found[1])  # counts here whose answers are still on their way
+        if left > 0:
+            self._windows.pop(digest, None)
+            self._keep(digest, (now + left, failures, name))
+
+    def _keep(self, digest: str, entry: tuple[float, int, int | None]) -> None:
+        self._windows[digest] = entry  # in order of last change; the oldest is forgotten first
+        while len(self._windows) > self.max_keys:
+            del self._windows[next(iter(self._windows))]
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    async def close(self) -> None:
+        """Let the counts under way finish (the store closes after)."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=5)

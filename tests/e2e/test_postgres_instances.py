@@ -1,11 +1,12 @@
 """Two real ``taskgate serve`` processes on two ports against one PostgreSQL database (the
 test cluster): a burst split across both serializes exactly, kill -9 of one mid-burst loses
-nothing it acknowledged while the other keeps serving, and a token revoked behind both is
-refused within the cache's bound."""
+nothing it acknowledged while the other keeps serving, a token revoked behind both is
+refused within the cache's bound, and failed sign-ins on both add up to one limit."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
@@ -111,3 +112,29 @@ async def test_kill_9_of_one_instance_mid_burst_loses_nothing_it_acknowledged(pa
     assert len([i for i in acked if i.endswith("-1")]) == 150  # every request to the survivor was acknowledged
     audited = await _rows(pg_url, "SELECT count(*) FROM audit")
     assert audited[0][0] == len(stored)  # each stored task has its created row, none without
+
+
+async def test_failed_sign_ins_on_two_instances_add_up_and_both_refuse(pair, pg_url):
+    """6 wrong passwords sent to one instance and 4 to the other reach the limit of 10 (the
+    default): both then refuse the right password, in SailPoint's shape, with the window's
+    Retry-After; the database holds one row, the count of the key's hash."""
+    first, second = pair
+    first.cli("user", "add", "alice", "--password-stdin", stdin="alice-password\n")
+
+    def basic(password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()}
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        for server, guesses in ((first, 6), (second, 4)):
+            for n in range(guesses):
+                resp = await http.get(f"{server.base_url}/task-status/v1", headers=basic(f"guess{n}"))
+                assert resp.status == 401, await resp.text()
+        for server in (second, first):
+            for _ in range(100):  # the database's answer or the other's notification is on its way
+                resp = await http.get(f"{server.base_url}/task-status/v1", headers=basic("alice-password"))
+                if resp.status != 200:
+                    break
+                await asyncio.sleep(0.02)
+            assert (resp.status, await resp.json()) == (429, {"message": " Rate Limit Exceeded "})
+            assert 0 < int(resp.headers["Retry-After"]) <= 60
+    assert await _rows(pg_url, "SELECT failures FROM signin_failures") == [(10,)]

@@ -297,3 +297,33 @@ async def test_a_row_s_document_is_parsed_once_whatever_number_of_terms_read_it(
         assert page.count("::jsonb AS j") == page.count("doc::jsonb") == (where is mine)
         tasks, total = await store_pg.find("s", query)
         assert (sorted(t.id for t in tasks), total) == (ids, 2)
+
+
+async def test_failed_sign_ins_counted_through_two_stores_add_up_and_each_hears_the_other(two):
+    """Each count answers the key's failures from every gateway and names its window; every
+    store's subscriber hears each count (its own too), and one subscribing late reads the
+    windows still open."""
+    first, second = two
+    heard: list[tuple[str, int, int]] = []
+    second.signins.subscribe(lambda key, failures, left, window: heard.append((key, failures, window)), 10)
+    answers = [await store.signins.failed("k1", 60) for store in (first, second, first)]
+    assert [(key, failures) for key, failures, _left, _window in answers] == [("k1", 1), ("k1", 2), ("k1", 3)]
+    assert len({window for *_rest, window in answers}) == 1 and all(0 < left <= 60 for _k, _f, left, _w in answers)
+    window = answers[0][3]
+    for _ in range(100):
+        if len(set(heard)) == 3:
+            break
+        await asyncio.sleep(0.01)
+    # the subscription's first read of the open windows may land among the notifications
+    assert set(heard) == {("k1", 1, window), ("k1", 2, window), ("k1", 3, window)}
+    late: list[tuple[str, int, int]] = []
+    first.signins.subscribe(lambda key, failures, left, found: late.append((key, failures, found)), 10)
+    for _ in range(100):
+        if ("k1", 3, window) in late:
+            break
+        await asyncio.sleep(0.01)
+    assert ("k1", 3, window) in late and set(late) <= set(heard)  # the first's notifications may land after
+    # a window that ended starts again at one, under a new name
+    await first.write_sql("UPDATE signin_failures SET window_end = clock_timestamp() - interval '1 second'")
+    key, failures, _left, again = await second.signins.failed("k1", 60)
+    assert (key, failures) == ("k1", 1) and again > window

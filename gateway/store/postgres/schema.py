@@ -133,6 +133,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX hook_log_by_hook ON hook_log (hook, seq);
     """,
+    # 2: failed sign-ins per client key's hash, shared by every gateway (:mod:`.signins`)
+    """
+    CREATE TABLE signin_failures (
+        key_hash   text COLLATE "C" PRIMARY KEY,
+        window_end timestamptz NOT NULL,
+        failures   integer NOT NULL CHECK (failures > 0)
+    );
+    CREATE INDEX signin_failures_by_end ON signin_failures (window_end);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

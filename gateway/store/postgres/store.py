@@ -34,7 +34,7 @@ from gateway.model import (
 )
 from gateway.query import Query
 from gateway.store.errors import StoreError
-from gateway.store.postgres import keyed, owned, schema, sql
+from gateway.store.postgres import keyed, notify, owned, schema, signins, sql
 from gateway.store.postgres.accounts import Accounts
 from gateway.store.postgres.bulk import bulk_create
 from gateway.store.postgres.connection import Database, placeholders
@@ -42,6 +42,7 @@ from gateway.store.postgres.hooks import Hooks
 from gateway.store.postgres.leases import Leases
 from gateway.store.postgres.notify import Listener
 from gateway.store.postgres.reads import TaskReads
+from gateway.store.postgres.signins import Signins
 from gateway.store.postgres.writes import Write, Writes
 from gateway.store.shortcuts import WriteShortcuts
 
@@ -64,6 +65,7 @@ class PostgreSQLStore(WriteShortcuts):
         self._accounts = Accounts(db)
         self._hooks = Hooks(db)
         self._leases = Leases(db.url)
+        self._signins = Signins(db)
         self._listener: Listener | None = None
         self._closed = False
 
@@ -90,7 +92,8 @@ class PostgreSQLStore(WriteShortcuts):
             raise
         store = cls(db, found, owners, now=now)
         try:
-            store._listener = await Listener.start(url, store._accounts.forget_tokens)
+            store._listener = await Listener.start(url, {notify.CHANNEL: lambda _: store._accounts.forget_tokens(),
+                                                          signins.CHANNEL: store._signins.heard})
         except BaseException:
             await db.close()
             raise
@@ -106,6 +109,7 @@ class PostgreSQLStore(WriteShortcuts):
         await self._leases.close()
         if self._listener is not None:
             await self._listener.close()
+        await self._signins.close()
         await self._db.close()
 
     @property
@@ -128,6 +132,11 @@ class PostgreSQLStore(WriteShortcuts):
     def hold(self, name: str) -> bool:
         """The lease *name*, as an advisory lock on a session of its own (:mod:`.leases`)."""
         return False if self._closed else self._leases.hold(name)
+
+    @property
+    def signins(self) -> Signins:
+        """Failed sign-ins shared by every gateway on the database (:mod:`.signins`)."""
+        return self._signins
 
     def lock_dispatcher(self) -> bool:
         return self.hold("webhook-dispatcher")
