@@ -14,13 +14,18 @@ steps, diffs, audit changes), inside one READ COMMITTED transaction:
 3. ``SELECT … FOR UPDATE`` reads the task's row as the batch's earlier writes left it, and
    the steps run in Python against it; concurrent changes to one task, from any gateway,
    serialize on the row, and each runs against the version the last one committed;
-4. a write held to a quota locks its owner's ``usage`` row (once a batch) and is checked
-   against what the owner holds with the batch's earlier writes counted;
+4. a write held to a quota is checked against what its owner holds (the ``usage`` row as
+   last committed, read once a batch, unlocked) with the batch's earlier writes counted;
 5. the row and the counter are written; the write's savepoint is released;
-6. last, ``audit_head`` is locked and advanced by the batch's changes, which get their
-   seqs in commit order, and their audit rows and the owners' counts are written; COMMIT.
-   Holding ``audit_head`` only from there to the commit is what lets other gateways'
-   batches run beside this one until then.
+6. at the end the owners' ``usage`` rows are locked and updated, in key order, and every
+   quota check of the batch is made again against the locked counts: when one comes out
+   otherwise (another gateway's commit moved its owner across the limit meanwhile), the
+   transaction is rolled back and the batch runs again with each owner's row locked as
+   it is first read, so quotas hold exactly across gateways;
+7. last, ``audit_head`` is locked and advanced by the batch's changes, which get their
+   seqs in commit order, and their audit rows are written; COMMIT.
+   Taking the rows every write shares (an owner's counts, ``audit_head``) only from there
+   to the commit is what lets other gateways' batches run beside this one until then.
 
 A create racing another gateway's create of the same id (no row to lock yet) meets the
 primary key: its savepoint is rolled back and the write runs again, now against the row
@@ -45,11 +50,11 @@ import structlog
 
 from gateway import errors
 from gateway.clock import now_iso
-from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
+from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Quota, Step, Task
 from gateway.store.owners import check_quota, owner_of
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database, unreachable
-from gateway.store.postgres.owned import Usage, add_usage, held
+from gateway.store.postgres.owned import Usage, held
 from gateway.store.rows import audit_row, is_counted, load_doc, text_bytes
 from gateway.store.write_step import Stored, apply_write
 
@@ -65,8 +70,15 @@ MAX_BATCH = 64
 _RETRIED = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _AUDIT = ("INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, undo, client, "
           "impersonator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-_LOCK_ROWS = ("SELECT 1 FROM tasks AS t JOIN unnest($1::text[], $2::text[]) AS k(style, id) "
-              "ON t.style = k.style AND t.id = k.id ORDER BY t.style, t.id FOR UPDATE OF t")
+_COLUMNS = "version, doc, created, modified, owner, size, octet_length(doc::text)"
+_LOCK_ROWS = (f"SELECT style, id, {_COLUMNS} FROM tasks WHERE (style, id) IN "
+              "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY style, id FOR UPDATE")
+_ADD_USAGE = ("INSERT INTO usage (style, owner, tasks, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT (style, owner) "
+              "DO UPDATE SET tasks = usage.tasks + excluded.tasks, bytes = usage.bytes + excluded.bytes "
+              "RETURNING tasks, bytes")
+_LOCK_ROW = f"SELECT {_COLUMNS} FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE"
+#: a task's row as the batch holds it: version, document, created, modified, owner, size, document bytes
+_Row = tuple[int, Doc, str, str, "str | None", int, int]
 
 
 def _report(event: str, **fields: object) -> None:
@@ -97,17 +109,29 @@ class Write:
         self.probe = False  # the probe: takes audit_head with its batch and writes nothing
 
 
+#: one quota check of a batch: the owner's key, the quota, the tasks and bytes the write
+#: adds, what the batch's earlier writes added, and whether it passed
+_Check = tuple[tuple[str, str], Quota, int, int, list[int], bool]
+
+
+class _Recheck(Exception):
+    """A quota check came out otherwise against the locked counts: run the batch again, strictly."""
+
+
 class _Batch:
     """What one transaction of writes comes to before its commit: each write's outcome,
     the changes (seqs still to come) and audit rows, and the owners' counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict  # each quota owner's row locked when first read, not only at the end
+        self.checks: list[_Check] = []  # the quota checks made on unlocked counts, made again at the end
         self.results: list[tuple[Write, Task | None | BaseException]] = []
         self.changes: list[Change] = []
         self.audit: list[tuple[Any, ...]] = []
         self.usage: Usage = {}
-        self.held: dict[tuple[str, str], list[int]] = {}  # each quota owner's row, read (and locked) once
+        self.held: dict[tuple[str, str], list[int]] = {}  # each quota owner's row, read once
         self.gone: dict[tuple[str, str], tuple[int, str, str]] = {}  # deleted in the batch: version, created, modified
+        self.rows: dict[tuple[str, str], _Row] = {}  # locked, as the batch's earlier writes left them
 
 
 class Writes:
@@ -219,28 +243,33 @@ class Writes:
                 _report("store.listener_failed")
 
     async def _run_batch(self, live: list[Write]) -> _Batch:
-        """The batch in one transaction, run again whole when the database undid it (a deadlock)."""
-        for attempt in range(_ATTEMPTS):
+        """The batch in one transaction, run again whole when the database undid it (a
+        deadlock), or strictly when a quota check came out otherwise at the end."""
+        strict = False
+        for _attempt in range(_ATTEMPTS):
             try:
-                return await self._transaction(live)
+                return await self._transaction(live, strict)
+            except _Recheck:
+                strict = True
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                if attempt == _ATTEMPTS - 1:
-                    raise errors.Conflict("the tasks were changed by another writer meanwhile; try again") from None
-        raise AssertionError("unreachable")
+                pass
+        raise errors.Conflict("the tasks were changed by another writer meanwhile; try again")
 
-    async def _transaction(self, live: list[Write]) -> _Batch:
-        out = _Batch()
+    async def _transaction(self, live: list[Write], strict: bool) -> _Batch:
+        out = _Batch(strict)
         async with self._db.transaction() as conn:
             writes = [w for w in live if not w.probe]
-            keys = sorted({(w.style, w.task_id) for w in writes if w.task_id is not None})
-            if len(keys) > 1:  # in key order: two batches never hold each other's rows
-                await conn.execute(_LOCK_ROWS, [k[0] for k in keys], [k[1] for k in keys])
+            keys = sorted({(w.style, w.task_id) for w in writes if w.task_id is not None and not w.numbered})
+            if keys:  # in key order: two batches never hold each other's rows
+                for r in await conn.fetch(_LOCK_ROWS, [k[0] for k in keys], [k[1] for k in keys]):
+                    out.rows[(r[0], r[1])] = _row(r[2:])
             for n, w in enumerate(writes):
                 await conn.execute("SAVEPOINT w" if n == 0 else "RELEASE SAVEPOINT w; SAVEPOINT w")
                 out.results.append((w, await self._one(conn, w, out)))
             out.results.extend((w, None) for w in live if w.probe)
             if not out.changes and len(writes) < len(live):  # the probe: the lock, and nothing written
                 await conn.fetchval("SELECT seq FROM audit_head FOR UPDATE")
+            await self._count(conn, out)
             if out.changes:
                 # the seqs, in commit order: audit_head stays locked until this transaction commits
                 total = len(out.changes)
@@ -248,32 +277,50 @@ class Writes:
                 first = head - total + 1
                 out.changes = [dataclasses.replace(c, seq=first + n) for n, c in enumerate(out.changes)]
                 await conn.executemany(_AUDIT, [(first + n, *values[1:]) for n, values in enumerate(out.audit)])
-            await add_usage(conn, out.usage)
         return out
+
+    @staticmethod
+    async def _count(conn: asyncpg.Connection, out: _Batch) -> None:
+        """The owners' counts updated (their rows locked in key order), and the batch's
+        quota checks made again against them; _Recheck when one comes out otherwise."""
+        checked = {check[0] for check in out.checks}
+        before: dict[tuple[str, str], list[int]] = {}
+        for key in sorted(set(out.usage) | checked):
+            tasks, size = out.usage.get(key, (0, 0))
+            if not (tasks or size or key in checked):
+                continue
+            now = await conn.fetchrow(_ADD_USAGE, key[0], key[1], tasks, size)
+            before[key] = [int(now[0]) - tasks, int(now[1]) - size]
+        for key, quota, tasks, size, pending, passed in out.checks:
+            if _passes(quota, key[0], [before[key][0] + pending[0], before[key][1] + pending[1]], tasks, size) \
+                    is not passed:
+                raise _Recheck()
 
     async def _one(self, conn: asyncpg.Connection, w: Write, out: _Batch) -> Task | None | BaseException:
         """One write of the batch inside its savepoint: its task, or the error it met (its
         savepoint then rolled back)."""
         for attempt in range(_ATTEMPTS):
-            locked = set(out.held)
+            locked, checks = set(out.held), len(out.checks)
             try:
                 return await self._run(conn, w, out)
             except errors.TaskgateError as exc:
-                await self._undo(conn, out, locked)
+                await self._undo(conn, out, locked, checks)
                 return exc
             except _RETRIED:
-                await self._undo(conn, out, locked)
+                await self._undo(conn, out, locked, checks)
                 if attempt == _ATTEMPTS - 1:
                     return errors.Conflict(f"task {w.task_id!r} was changed by another writer meanwhile; try again")
         raise AssertionError("unreachable")
 
     @staticmethod
-    async def _undo(conn: asyncpg.Connection, out: _Batch, locked: set[tuple[str, str]]) -> None:
+    async def _undo(conn: asyncpg.Connection, out: _Batch, locked: set[tuple[str, str]], checks: int) -> None:
         """Roll the write's savepoint back; the usage rows it locked are let go with it, so
-        the batch reads them again (locked) when a later write needs them."""
+        the batch reads them again (locked) when a later write needs them. A quota check
+        it failed stands; one it passed is void with it."""
         await conn.execute("ROLLBACK TO SAVEPOINT w")
         for key in set(out.held) - locked:
             del out.held[key]
+        out.checks[checks:] = [check for check in out.checks[checks:] if not check[-1]]
 
     async def _run(self, conn: asyncpg.Connection, w: Write, out: _Batch) -> Task | None:
         style = w.style
@@ -290,9 +337,11 @@ class Writes:
             w.task_id, w.steps = str(number), [(w.given[0][0], lambda _old: build(number))]
         task_id = w.task_id
         assert task_id is not None
-        row = await conn.fetchrow("SELECT version, doc, created, modified, owner, size, octet_length(doc::text) "
-                                  "FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE", style, task_id)
-        current: Stored | None = (row[0], load_doc(row[1]), row[2], row[3]) if row is not None else None
+        row = out.rows.get((style, task_id))
+        if row is None:  # not there when the batch began (a create), or a numbered create's new id
+            found = await conn.fetchrow(_LOCK_ROW, style, task_id)
+            row = _row(found) if found is not None else None
+        current: Stored | None = (row[0], row[1], row[2], row[3]) if row is not None else None
         if current is None and (style, task_id) in out.gone:  # deleted earlier in the batch: versions go on
             version, was_created, modified = out.gone[(style, task_id)]
             current = (version, None, was_created, modified)
@@ -311,10 +360,13 @@ class Writes:
         if w.quota is not None and (style, w.quota.owner) in usage:
             key = (style, w.quota.owner)
             if key not in out.held:
-                out.held[key] = await held(conn, style, w.quota.owner)
-            pending = out.usage.get(key, [0, 0])
+                out.held[key] = await (held(conn, style, w.quota.owner) if out.strict else _peek(conn, key))
+            pending = list(out.usage.get(key, [0, 0]))
             tasks, grows = usage[key]
-            check_quota(w.quota, style, [out.held[key][0] + pending[0], out.held[key][1] + pending[1]], tasks, grows)
+            counts = [out.held[key][0] + pending[0], out.held[key][1] + pending[1]]
+            if not out.strict:
+                out.checks.append((key, w.quota, tasks, grows, pending, _passes(w.quota, style, counts, tasks, grows)))
+            check_quota(w.quota, style, counts, tasks, grows)
         recreated = any(c.action == "created" for c in made)
         created = current[2] if current is not None and not recreated else at
         if task is not None:
@@ -340,12 +392,15 @@ class Writes:
         out.changes.extend(made)
         if task is None:
             out.gone[(style, task_id)] = (made[-1].version, created, at)
+            out.rows.pop((style, task_id), None)
+        else:
+            out.rows[(style, task_id)] = (task.version, task.doc, created, at, owner, size, text_bytes(text))
         out.audit.extend(values for values, _ in audit)
         for key, (tasks, size_delta) in usage.items():
             _charge(out.usage, key, tasks, size_delta)
         return task
 
-    def _account(self, w: Write, row: asyncpg.Record | None, task: Task | None, made: list[Change], text: str,
+    def _account(self, w: Write, row: _Row | None, task: Task | None, made: list[Change], text: str,
                  audit_bytes: list[int]) -> tuple[str | None, int, Usage]:
         """The task's owner and size after the write, and what each owner's holdings change
         by, as the SQLite store's batch counts them: a task's size is its document's bytes
@@ -362,6 +417,24 @@ class Writes:
             if owner is not None:
                 _charge(delta, (w.style, owner), 1, size)
         return owner, size, delta
+
+
+async def _peek(conn: asyncpg.Connection, key: tuple[str, str]) -> list[int]:
+    """What an owner holds as last committed, its row not locked."""
+    row = await conn.fetchrow("SELECT tasks, bytes FROM usage WHERE style = $1 AND owner = $2", *key)
+    return [int(row[0]), int(row[1])] if row is not None else [0, 0]
+
+
+def _passes(quota: Quota, style: str, counts: list[int], tasks: int, size: int) -> bool:
+    try:
+        check_quota(quota, style, counts, tasks, size)
+    except errors.PayloadTooLarge:
+        return False
+    return True
+
+
+def _row(found: Sequence[Any]) -> _Row:
+    return (found[0], load_doc(found[1]), found[2], found[3], found[4], int(found[5] or 0), int(found[6]))
 
 
 def _charge(usage: Usage, key: tuple[str, str], tasks: int, size: int) -> None:
