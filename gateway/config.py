@@ -84,7 +84,7 @@ class StorageConfig:
                                         "(gateways on several hosts sharing one set of tasks; see scaling.md)")
     synchronous: str = _opt("FULL", choices=("FULL", "NORMAL", "EXTRA"), doc="PRAGMA synchronous")
     busy_timeout_ms: int = _opt(5000, lo=0, doc="PRAGMA busy_timeout")
-    max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit)")
+    max_batch: int = _opt(256, lo=1, doc="most writes committed together (group commit; on PostgreSQL at most 64)")
     min_free_mib: int = _opt(64, lo=0, doc="free space on the database's file system below which /readyz "
                                            "reports not ready (0: not checked)")
     max_db_mib: int = _opt(0, lo=0, doc="largest the database file may grow, in MiB (SQLite's max_page_count): a "

@@ -7,6 +7,10 @@ copy of the template at each ``synchronous`` setting under the same scenarios.
 One server process runs at a time, on 127.0.0.1; wrk drives it with the Lua scripts in
 scripts/. It prints medians per scenario and writes every measurement as JSON.
 
+With ``--backend postgresql`` each round also runs taskgate on a throwaway PostgreSQL cluster
+(scripts/bench_postgres.py), with one and with several instances against one database,
+after taskgate on SQLite, and prints the two side by side.
+
 With ``--peers`` each round also runs the servers taskgate's users would pick instead
 (scripts/bench_peers/: a minimal aiohttp + aiosqlite handler, FastAPI + SQLModel, Datasette,
 json-server) on the same PATCH workload, after taskgate, and prints them side by side.
@@ -36,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_peers  # noqa: E402
+import bench_postgres  # noqa: E402
 from bench_peers import report as peers_report  # noqa: E402
 from bench_server import Server, _clean_env  # noqa: E402
 
@@ -381,12 +386,18 @@ def print_plan(sizes: list[int], labels: list[str], args: argparse.Namespace, ro
     """What a run with these arguments would do, in order, without doing any of it (--dry-run)."""
     print(f"{rounds} interleaved rounds of {args.duration:g} s per scenario (after {args.warmup:g} s of warm-up), "
           f"wrk -t{args.threads} -c{args.connections}, in {args.workdir.name}/")
+    if args.backend == "postgresql":
+        print("a throwaway PostgreSQL cluster, " + ", ".join(f"{name}={value}" for name, value in
+                                                             bench_postgres.DURABLE_SETTINGS.items())
+              + "; each N's template copied in with taskgate copy; one wrk per instance, the connections split")
     for n in sizes:
         print(f"N={n}, each round in this order:")
         print(f"  ceiling: {', '.join(scenarios)}")
         for label in labels:
             for workers in args.workers:
                 print(f"  taskgate synchronous={label} workers={workers}: {', '.join(scenarios)}")
+        if args.backend == "postgresql":
+            print("\n".join(bench_postgres.plan(args.instances, scenarios)))
         for peer in peers:
             print(f"  peer {peer.name} ({peer.label}): {peer.method} {peer.path % 1}, body {peer.body % (42, 42)}")
     for line in bench_peers.install_plan(args.workdir, peers):
@@ -433,6 +444,12 @@ def main(argv: list[str] | None = None) -> int:
                              "still reaching the feed; empty: every change the scenario makes)")
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1],
                         help="taskgate worker counts to run, e.g. 1,2 (default 1): serve --workers N")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: also run taskgate on a throwaway PostgreSQL cluster (fsync and "
+                             "synchronous_commit on) in each round, beside SQLite (default then: N=10000)")
+    parser.add_argument("--instances", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2],
+                        help="with --backend postgresql: taskgate serve instance counts against the one "
+                             "database, each instance on its own port (default 1,2)")
     parser.add_argument("--peers", nargs="?", const="all", metavar="NAMES",
                         help="also run, in each round after taskgate, the peers on the same PATCH workload: "
                              f"all, or some of {','.join(bench_peers.NAMES)}; installs them on first use into "
@@ -445,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         peers = bench_peers.parse(args.peers) if args.peers is not None else []
     except ValueError as e:
         parser.error(str(e))
-    sizes = args.sizes or ([2000] if quick else [10_000] if peers else [10_000, 1_000_000])
-    syncs = args.sync or (["FULL"] if quick or peers else ["FULL", "NORMAL"])
+    pg = args.backend == "postgresql"
+    sizes = args.sizes or ([2000] if quick else [10_000] if peers or pg else [10_000, 1_000_000])
+    syncs = args.sync or (["FULL"] if quick or peers or pg else ["FULL", "NORMAL"])
     names = args.scenarios or (list(QUICK_SCENARIOS) if quick else ["sailpoint_patch"] if peers
                                else [s.name for s in SCENARIOS])
     unknown = set(names) - {s.name for s in SCENARIOS}
@@ -468,6 +486,20 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     bench_peers.install(args.workdir, peers)
     info = machine()
+    postgres = bench_postgres.Postgres() if pg else None
+    if postgres is not None:
+        info["postgresql"] = postgres.start()
+        print(bench_postgres.settings_line(info["postgresql"]) + " (SQLite: synchronous as listed)", flush=True)
+    try:
+        return _run(args, info, quick, peers, sizes, syncs, scenarios, rounds, labels, argv, postgres)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+def _run(args: argparse.Namespace, info: dict[str, Any], quick: bool, peers: list[bench_peers.Peer],
+         sizes: list[int], syncs: list[str], scenarios: list[Scenario], rounds: int, labels: list[str],
+         argv: list[str] | None, postgres: bench_postgres.Postgres | None) -> int:
     if peers:
         info["peers"] = bench_peers.versions(args.workdir, peers)
         print("peers: " + "; ".join(info["peers"].values()))
@@ -480,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     copies: dict[str, Path] = {}
     for n in sizes:
         db, auth = template(args.workdir, n, args.reseed)
+        pg_url = postgres.database(n, db, args.workdir) if postgres is not None else ""
         for rnd in range(1, rounds + 1):
             run: dict[str, Any] = {"n": n, "round": rnd, "taskgate": {}}
             print(f"N={n} round {rnd}/{rounds}: ceiling", flush=True)
@@ -506,6 +539,17 @@ def main(argv: list[str] | None = None) -> int:
                     finally:
                         server.stop()
                     print(f"    peak RSS {run['taskgate'][key]['peak_rss_mib']:.0f} MiB", flush=True)
+            for count in args.instances if postgres is not None else []:
+                print(f"N={n} round {rnd}/{rounds}: taskgate postgresql instances={count}", flush=True)
+                assert postgres is not None
+                servers = bench_postgres.start_instances(args.workdir, pg_url, count)
+                try:
+                    results = bench_postgres.measure(servers, postgres, scenarios, n, auth, args)
+                    rss = sum(server.peak_rss_mib() for server in servers)
+                    run["taskgate"][bench_postgres.key(count)] = {"results": results, "peak_rss_mib": rss}
+                finally:
+                    for server in servers:
+                        server.stop()
             if peers:
                 if rnd == 1:
                     copies = bench_peers.fresh_copies(args.workdir, n, peers)
@@ -516,9 +560,17 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    peak RSS {run['peers'][peer.name]['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(run)
     settings = [_setting(label, w) for label in labels for w in args.workers]
-    rows = summarize(runs, sizes, settings, scenarios)
+    pg_settings = [bench_postgres.key(count) for count in args.instances] if postgres is not None else []
+    rows = summarize(runs, sizes, settings + pg_settings, scenarios)
     print_table(rows)
     print_scaling(runs, sizes, syncs, args.workers, scenarios)
+    if postgres is not None:
+        beside = [(f"SQLite {sync}" + (f" {w} workers" if w > 1 else ""), _setting(sync, w))
+                  for sync in syncs for w in args.workers]
+        beside += [(f"PostgreSQL {c} instance" + ("s" if c > 1 else ""), bench_postgres.key(c))
+                   for c in args.instances]
+        bench_postgres.print_beside(runs, sizes, beside, scenarios)
+        print(bench_postgres.settings_line(info["postgresql"]))
     if args.streams:
         print_streams_effect(rows, args.streams)
     peer_rows = {f"{n} {setting}": peers_report.summarize(runs, n, setting, peers)
@@ -529,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({"machine": info, "command": " ".join(["scripts/bench", *(argv or sys.argv[1:])]),
                                "settings": {"sizes": sizes, "synchronous": syncs, "streams": args.streams,
                                             "stream_query": args.stream_query, "rounds": rounds,
-                                            "workers": args.workers,
+                                            "workers": args.workers, "backend": args.backend,
+                                            "instances": args.instances if postgres is not None else [],
                                             "duration_s": args.duration, "warmup_s": args.warmup,
                                             "threads": args.threads, "connections": args.connections},
                                "summary": rows, "peers": peer_rows, "runs": runs}, indent=1))

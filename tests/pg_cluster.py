@@ -4,9 +4,11 @@ at the end.
 
 PostgreSQL refuses to run as root, and the suite runs as root on CI: then the folder (under
 the system's temporary folder, mode 0700) is given to the unprivileged user ``nobody`` and
-``initdb``, ``pg_ctl`` and the server run as that user (``runuser``). The server is made for
-speed, not durability (``fsync``, ``synchronous_commit`` and ``full_page_writes`` off), in
-UTF-8 with the C collation, so that text orders by bytes as SQLite's BINARY does.
+``initdb``, ``pg_ctl`` and the server run as that user (``runuser``). For the tests the server
+is made for speed, not durability (:data:`TEST_SETTINGS`: ``fsync``, ``synchronous_commit``
+and ``full_page_writes`` off); ``scripts/bench --backend postgresql`` starts it with
+:data:`DURABLE_SETTINGS` instead, as a real deployment runs. Either way it is in UTF-8 with
+the C collation, so that text orders by bytes as SQLite's BINARY does.
 
 Nothing is assumed to be running already, and nothing is skipped: when PostgreSQL cannot
 be found or started, :meth:`Cluster.start` raises :class:`ClusterError` with the command
@@ -25,12 +27,19 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["Cluster", "ClusterError", "find_bindir", "SUPERUSER"]
+__all__ = ["Cluster", "ClusterError", "find_bindir", "SUPERUSER", "TEST_SETTINGS", "DURABLE_SETTINGS"]
 
 #: the cluster's superuser (``initdb -U``); every test database is made by it
 SUPERUSER = "taskgate"
 #: the unprivileged user that runs the cluster when the tests run as root
 RUN_AS = "nobody"
+#: the tests' server: fast, and nothing survives a crash of the machine (none is needed)
+TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                 "max_connections": "200", "shared_buffers": "32MB"}
+#: the bench's server: every commit on disk before it is acknowledged (PostgreSQL's defaults
+#: for durability, as SQLite's synchronous=FULL is for the SQLite store)
+DURABLE_SETTINGS = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on",
+                    "max_connections": "200", "shared_buffers": "128MB"}
 
 
 class ClusterError(RuntimeError):
@@ -57,8 +66,9 @@ def find_bindir() -> Path:
 class Cluster:
     """One cluster in a folder of its own; :meth:`start`, then :meth:`dsn`, then :meth:`stop`."""
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, settings: dict[str, str] | None = None) -> None:
         self._bindir = bindir
+        self.settings = dict(TEST_SETTINGS if settings is None else settings)
         self.folder: Path | None = None
         self.start_seconds = 0.0  # how long initdb and the start took
 
@@ -85,6 +95,11 @@ class Cluster:
                                + self._server_log())
         return done
 
+    def server_pid(self) -> int:
+        """The postmaster's process id (the first line of its pid file)."""
+        assert self.folder is not None
+        return int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+
     def _server_log(self) -> str:
         log = self.folder / "server.log" if self.folder is not None else None
         if log is None or not log.exists():
@@ -110,8 +125,7 @@ class Cluster:
                       "--auth=trust", "--no-sync")
             options = " ".join([
                 "-c listen_addresses=''", f"-c unix_socket_directories='{self.socket_dir}'",
-                "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-                "-c max_connections=200", "-c shared_buffers=32MB"])
+                *(f"-c {name}={value}" for name, value in self.settings.items())])
             self._options = options
             self._pg_ctl = bindir / "pg_ctl"
             self._server_start()

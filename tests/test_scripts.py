@@ -61,6 +61,35 @@ def test_bench_peers_refuses_an_unknown_peer_and_a_run_without_the_patch():
         assert (done.returncode, done.stdout, done.stderr.splitlines()[-1]) == (2, "", f"scripts/bench: error: {error}")
 
 
+def test_bench_postgresql_dry_run_says_its_cluster_settings_and_each_instance_count_of_a_round(tmp_path):
+    """--backend postgresql runs taskgate on a durable throwaway cluster beside SQLite, with
+    one and two instances by default; the dry run starts no cluster and makes nothing."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_run.py"), "--backend", "postgresql",
+                           "--scenarios", "sailpoint_patch,sailpoint_get", "--rounds", "2", "--dry-run",
+                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        f"2 interleaved rounds of 5 s per scenario (after 1 s of warm-up), wrk -t2 -c32, in {tmp_path.name}/\n"
+        "a throwaway PostgreSQL cluster, fsync=on, synchronous_commit=on, full_page_writes=on, "
+        "max_connections=200, shared_buffers=128MB; each N's template copied in with taskgate copy; "
+        "one wrk per instance, the connections split\n"
+        "N=10000, each round in this order:\n"
+        "  ceiling: sailpoint_patch, sailpoint_get\n"
+        "  taskgate synchronous=FULL workers=1: sailpoint_patch, sailpoint_get\n"
+        "  taskgate postgresql instances=1: sailpoint_patch, sailpoint_get\n"
+        "  taskgate postgresql instances=2: sailpoint_patch, sailpoint_get\n")
+    assert list(tmp_path.iterdir()) == []  # nothing seeded, no cluster started
+
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_run.py"), "--backend", "postgresql", "--instances",
+                           "1,2,3", "--sizes", "2000", "--scenarios", "sailpoint_patch", "--dry-run",
+                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[3:] == [
+        "  ceiling: sailpoint_patch", "  taskgate synchronous=FULL workers=1: sailpoint_patch",
+        "  taskgate postgresql instances=1: sailpoint_patch", "  taskgate postgresql instances=2: sailpoint_patch",
+        "  taskgate postgresql instances=3: sailpoint_patch"]
+
+
 def test_the_minimal_peer_answers_a_patch_with_the_changed_record_and_stores_it(tmp_path):
     sys.path.insert(0, str(SCRIPTS))
     import bench_peers

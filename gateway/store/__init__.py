@@ -36,7 +36,7 @@ async def open_store(config: Config, *, allow_new: bool | None = None) -> Store:
     if (url := config.storage_url) is not None:
         from gateway.store.postgres import PostgreSQLStore  # asyncpg is loaded only for PostgreSQL
 
-        return await PostgreSQLStore.open(url, allow_new=allow_new)
+        return await PostgreSQLStore.open(url, allow_new=allow_new, max_batch=config.storage.max_batch)
     return await SQLiteStore.open(config.db_path, synchronous=config.storage.synchronous,
                                   busy_timeout_ms=config.storage.busy_timeout_ms,
                                   max_batch=config.storage.max_batch, allow_new=allow_new,

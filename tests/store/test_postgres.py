@@ -13,7 +13,7 @@ import pytest
 from gateway import errors
 from gateway.apis.webmethods_clock import SWEEP_LEASE, Sweeper
 from gateway.clock import Clock
-from gateway.model import QUOTA, Delivery, Quota
+from gateway.model import QUOTA, Delivery, Quota, Task
 from gateway.query import Compare, Query, Sort
 from gateway.store import StoreError
 from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
@@ -213,6 +213,62 @@ async def test_owners_usage_and_quotas_follow_the_write_path_across_gateways(two
     await first.write_sql("UPDATE tasks SET size = NULL")  # naming another field recounts from the rows
     await first.ensure_owner("s", "$.n")
     assert await first.usage("s", "ann") == (0, 0)
+
+
+async def test_a_quota_holds_exactly_when_two_gateways_batches_check_it_at_once(two):
+    """Each batch checks quotas on the counts as last committed, unlocked, and again at its
+    end on the locked row: the batch that commits second sees the first one's tasks and
+    runs again with the row locked, so the owner ends with exactly the quota's tasks."""
+    first, second = two
+    for store in two:
+        await store.ensure_owner("s", "$.owner")
+    token = QUOTA.set(Quota("ann", tasks=5, bytes=10_000_000))
+    try:
+        results = await asyncio.gather(*(store.create("s", f"{name}{n}", {"owner": "ann", "n": n}, actor="ann",
+                                                      request_id="r")
+                                         for name, store in (("a", first), ("b", second)) for n in range(10)),
+                                       return_exceptions=True)
+    finally:
+        QUOTA.reset(token)
+    made = [r.id for r in results if not isinstance(r, BaseException)]
+    refused = {f"{type(r).__name__}: {r.message}" for r in results if isinstance(r, BaseException)}
+    assert len(made) == 5 and refused == {
+        "PayloadTooLarge: ann holds 5 s tasks: the quota is 5 tasks per user (quota.tasks_per_user); "
+        "delete some, or ask an administrator"}
+    sizes = await first.read_sql("SELECT id, size FROM tasks ORDER BY id")
+    assert [row[0] for row in sizes] == sorted(made)
+    assert await second.usage("s", "ann") == (5, sum(row[1] for row in sizes))
+    assert sorted((c.task_id, c.action) for c in await first.audit()) == [(i, "created") for i in sorted(made)]
+
+
+async def test_a_create_that_loses_a_race_with_another_gateway_fails_alone_in_its_batch(two, pg_url):
+    """The other gateway's insert of the same id commits while this batch waits on it: the
+    write meets the primary key, its savepoint is rolled back and it runs again against the
+    row that won (a Conflict); the rest of its batch commits."""
+    import asyncpg
+
+    first, _second = two
+    await first.create("s", "before", {}, actor="t", request_id="r")
+    other = await asyncpg.connect(pg_url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("INSERT INTO tasks (style, id, version, created, modified, doc) VALUES "
+                            "('s', 'x', 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', '{\"w\":1}')")
+        batch = asyncio.gather(first.update("s", "before", lambda old: {"n": 1}, actor="t", request_id="1"),
+                               first.create("s", "x", {"w": 2}, actor="t", request_id="2"),
+                               first.create("s", "y", {}, actor="t", request_id="3"), return_exceptions=True)
+        await asyncio.sleep(0.5)  # the batch waits on the uncommitted row of x
+        await tx.commit()
+        results = await asyncio.wait_for(batch, 30)
+    finally:
+        await other.close()
+    assert [r.version if isinstance(r, Task) else f"{type(r).__name__}: {r.message}" for r in results] == [
+        2, "Conflict: task 'x' already exists", 1]
+    assert await first.read_sql("SELECT id, version, doc FROM tasks ORDER BY id") == [
+        ("before", 2, '{"n":1}'), ("x", 1, '{"w":1}'), ("y", 1, "{}")]
+    assert [(c.seq, c.task_id, c.version) for c in await first.audit(newest_first=False)] == [
+        (1, "before", 1), (2, "before", 2), (3, "y", 1)]
 
 
 async def test_webhook_rows_cursors_and_the_delivery_log(two):

@@ -16,9 +16,6 @@ from gateway.query import Query, Sort
 from gateway.store.sqlite import SQLiteStore
 from tests.store.helpers import bump
 
-GROUP_COMMIT = ("group commit (writes queued together in one transaction, heard as one commit) "
-                "is not available on PostgreSQL yet")
-
 
 async def test_numbered_creates_in_one_batch_get_consecutive_ids_above_explicit_ones(store: SQLiteStore):
     await store.create("so", "41", {"Id": 41}, actor="t", request_id="r")
@@ -131,7 +128,6 @@ async def test_an_unchanged_document_writes_nothing(store: SQLiteStore):
     assert len(await store.audit()) == 1
 
 
-@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_listeners_hear_each_commit_after_it(store: SQLiteStore):
     heard = []
     store.on_commit(lambda changes: heard.append([(c.task_id, c.action, c.version) for c in changes]))
@@ -213,7 +209,6 @@ async def test_the_writer_survives_a_broken_log_sink(store: SQLiteStore):
     assert (task.version, task.doc) == (2, {"n": 1})
 
 
-@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_batch_listeners_hear_each_commit_s_size_and_the_probe_writes_nothing(store: SQLiteStore):
     heard = []
     store.on_batch(lambda size, seconds: heard.append((size, seconds > 0)))
@@ -226,7 +221,6 @@ async def test_batch_listeners_hear_each_commit_s_size_and_the_probe_writes_noth
         await store.probe_write()
 
 
-@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_one_batch_is_one_commit_and_its_failing_mutation_changes_nothing(
         store: SQLiteStore):
     """Group commit: writes queued together commit in one transaction, in queue order;
@@ -336,7 +330,6 @@ async def test_a_write_may_require_the_life_of_the_task_it_read(store: SQLiteSto
     assert await store.read_sql("SELECT version, doc, created FROM tasks") == [(1, '{"n":1}', again.created)]
 
 
-@pytest.mark.pg_not_yet(GROUP_COMMIT)
 async def test_a_task_deleted_and_created_again_in_one_batch_or_write_is_stored_as_created_anew(
         store: SQLiteStore):
     await store.create("s", "a", {"n": 0}, actor="t", request_id="r0")

@@ -6,7 +6,7 @@
 ``schema``             tables (SQLite's, column for column) and ordered migrations
 ``sql``                SQL built from :mod:`gateway.query` nodes: the one place of the dialect
 ``keyed``              the keys column, the ``keyed`` table, the indexes built on them
-``writes``             the write path: one transaction a write, the row locked, seqs in commit order
+``writes``             the write path: group commit, each write in a savepoint, rows locked, seqs in commit order
 ``bulk``               loading many new tasks fast
 ``reads``              tasks and the audit trail
 ``owned``              who owns each task and what each owner holds, behind the quotas

@@ -3,7 +3,7 @@ shared by any number of gateways on any number of hosts.
 
 :class:`PostgreSQLStore` opens the pool (:mod:`.connection`), migrates the schema
 (:mod:`.schema`), and answers the contract by delegating: task writes to :mod:`.writes`
-(one transaction a write, the row locked), reads to :mod:`.reads`, accounts to
+(group commit: one transaction a batch, each write in a savepoint), reads to :mod:`.reads`, accounts to
 :mod:`.accounts`, webhooks to :mod:`.hooks`, leases to :mod:`.leases`, keyed fields and
 their indexes to :mod:`.keyed`, owners and usage to :mod:`.owned`.
 
@@ -43,7 +43,7 @@ from gateway.store.postgres.leases import Leases
 from gateway.store.postgres.notify import Listener
 from gateway.store.postgres.reads import TaskReads
 from gateway.store.postgres.signins import Signins
-from gateway.store.postgres.writes import Write, Writes
+from gateway.store.postgres.writes import MAX_BATCH, Write, Writes
 from gateway.store.shortcuts import WriteShortcuts
 
 __all__ = ["PostgreSQLStore"]
@@ -56,12 +56,12 @@ class PostgreSQLStore(WriteShortcuts):
     SCHEMA_VERSION = schema.SCHEMA_VERSION
 
     def __init__(self, db: Database, keyed_fields: dict[str, tuple[str, ...]], owners: dict[str, str], *,
-                 now: Callable[[], str] = now_iso) -> None:
+                 now: Callable[[], str] = now_iso, max_batch: int = MAX_BATCH) -> None:
         self._db = db
         self._keyed = keyed_fields
         self._owners = owners
         self._reads = TaskReads(db, keyed_fields)
-        self._writes = Writes(db, keyed_fields, owners, now=now)
+        self._writes = Writes(db, keyed_fields, owners, now=now, max_batch=max_batch)
         self._accounts = Accounts(db)
         self._hooks = Hooks(db)
         self._leases = Leases(db.url)
@@ -72,12 +72,14 @@ class PostgreSQLStore(WriteShortcuts):
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
     async def open(cls, url: str, *, min_connections: int = 1, max_connections: int = 10,
-                   allow_new: bool | None = None, now: Callable[[], str] = now_iso) -> PostgreSQLStore:
+                   allow_new: bool | None = None, now: Callable[[], str] = now_iso,
+                   max_batch: int = MAX_BATCH) -> PostgreSQLStore:
         """Connect to the database at *url* (``postgresql://…``), creating or migrating its
         tables. The database itself must exist (its owner makes it); *allow_new* False
         refuses one without taskgate's tables (a database that had them and lost them is
         trouble, not a first start). StoreError when it cannot be reached, or is not
-        taskgate's."""
+        taskgate's. *max_batch*: most writes committed together (group commit; at most
+        :data:`.writes.MAX_BATCH`)."""
         db = await Database.connect(url, min_size=min_connections, max_size=max_connections)
         try:
             async with db.pool.acquire() as conn:
@@ -90,7 +92,7 @@ class PostgreSQLStore(WriteShortcuts):
         except BaseException:
             await db.close()
             raise
-        store = cls(db, found, owners, now=now)
+        store = cls(db, found, owners, now=now, max_batch=max_batch)
         try:
             store._listener = await Listener.start(url, {notify.CHANNEL: lambda _: store._accounts.forget_tokens(),
                                                           signins.CHANNEL: store._signins.heard})
