@@ -444,6 +444,13 @@ class Store(Protocol):
         """Call *listener(writes, seconds)* after every committed batch of task writes."""
         ...
 
+    def on_other_commit(self, listener: Callable[[], None]) -> None:
+        """Call *listener* when another gateway may have committed task writes, as soon as
+        the store hears of it, so that a follower of the trail reads it at once rather than
+        at its next poll. PostgreSQL hears every batch (a notification at its commit);
+        SQLite hears nothing (a file tells no one), and its followers poll."""
+        ...
+
     async def probe_write(self) -> None:
         """A write through the task write path that changes nothing: it proves the writer
         runs and can take the database's write lock."""

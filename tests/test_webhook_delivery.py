@@ -158,6 +158,27 @@ async def test_a_dispatcher_whose_lock_session_ends_stops_delivering_until_it_ho
         await blocker.close()
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_on_postgresql_a_change_made_through_another_gateway_is_delivered_at_once(
+        aiohttp_client, config: Config, receiver: Receiver) -> None:
+    """The dispatching gateway polls the trail once a minute here: only the commit's
+    notification can bring it the other gateway's change within the test's bound."""
+    here = await aiohttp_client(create_app(config.replace("webhooks", poll_seconds=60)))
+    there = await aiohttp_client(create_app(config.replace("webhooks", dispatch=False)))
+    await here.app[STORE].add_user("root", "admin", None)
+    headers = {"Authorization": f"Bearer {await here.app[AUTHENTICATOR].create_token('root')}"}
+    made = await here.post("/api/v1/Webhook", headers=headers, json={
+        "Name": "h", "Events": ["batchtask.created"], "TargetUrl": receiver.url})
+    assert made.status == 200
+    await _until(lambda: len(receiver.got) == 1)  # the test event, and the worker then waits
+    await asyncio.sleep(0.2)
+    created = await there.post("/api/v1/BatchTask", headers=headers, json={"Name": "elsewhere", "State": "Started"})
+    assert created.status == 200
+    await _until(lambda: len(receiver.got) == 2, seconds=10)
+    assert (receiver.got[1]["body"]["PrimaryKey"], receiver.got[1]["body"]["Event"]) == (
+        int(await created.text()), "batchtask.created")
+
+
 async def test_the_default_guard_refuses_loopback_at_creation(tmp_path: Path, aiohttp_client,
                                                               receiver: Receiver) -> None:
     client = await aiohttp_client(create_app(Config(base_dir=str(tmp_path))))

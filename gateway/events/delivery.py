@@ -17,7 +17,8 @@ A failed delivery (no answer within ``webhooks.timeout_seconds``, or a status ou
 2xx) is retried after an exponential backoff with jitter; ``webhooks.max_failures``
 consecutive failures disable the hook in its style's way (SuperOffice: TooManyErrors).
 
-Workers wake on the store's commits in this process and poll for the others'. Outbound
+Workers wake on the store's commits in this process, on those the store hears another
+gateway made (PostgreSQL), and poll for the rest. Outbound
 calls go through one aiohttp session with a connection limit, a timeout, no redirects
 and the SSRF guard's resolver. It holds no SQL and knows no vendor's fields.
 """
@@ -192,6 +193,7 @@ class Dispatcher:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._store.on_commit(self._committed)
+        self._store.on_other_commit(lambda: self._committed(()))
         self._main = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def stop(self) -> None:

@@ -9,11 +9,13 @@ version) knows every later state of the task from the events alone; nothing larg
 the change itself is sent.
 
 One :class:`Feed` per process follows the audit table: it reads the rows after the last
-one it published, every ``events.poll_seconds`` and at once when this process's store
-commits (:meth:`~gateway.model.Store.on_commit`). A commit of this process that follows the
-last published row directly is published from the listener without a read; rows that
-another process (a second ``taskgate serve`` on the file, a worker) committed are found by
-the read, in sequence order. Sequence numbers are allocated inside the write transaction
+one it published, every ``events.poll_seconds``, at once when this process's store
+commits (:meth:`~gateway.model.Store.on_commit`), and at once when the store hears that
+another gateway did (:meth:`~gateway.model.Store.on_other_commit`: PostgreSQL's
+notification). A commit of this process that follows the last published row directly is
+published from the listener without a read; rows that another process (a second
+``taskgate serve`` on the file, a worker, another gateway) committed are found by the
+read, in sequence order. Sequence numbers are allocated inside the write transaction
 and SQLite lets one writer commit at a time, so a row with a lower number never commits
 after one with a higher number: following ``seq > last`` misses nothing, and a change
 that did not commit has no row and no event.
@@ -326,6 +328,7 @@ class Feed:
         newest = await self.store.audit(limit=1)
         self.last = newest[0].seq if newest else 0
         self.store.on_commit(self._heard)
+        self.store.on_other_commit(self._wake.set)
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="taskgate-events-feed")
 
     def stop_streams(self) -> None:

@@ -1,6 +1,7 @@
 """The change feed on a real SQLite file: the window and the subscriber that falls behind
 it, catching up from before the window, the feed following commits of another store on
-the same file, the end on shutdown, and the styles' read rules it applies."""
+the same file (and of another gateway on PostgreSQL, heard through its notification), the
+end on shutdown, and the styles' read rules it applies."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from gateway.events.feed import (
     event_json,
     frame,
 )
+from gateway.store.postgres import PostgreSQLStore
 from gateway.store.sqlite import SQLiteStore
 
 EVERYTHING = Selection(access=access_for(Principal("root", "admin"), STYLE_NAMES))
@@ -125,6 +127,36 @@ async def test_the_feed_follows_commits_of_another_store_on_the_same_file(store:
                                                                   (3, "c", "here")]
     assert got == [event_json(c) for c in await store.audit(newest_first=False)]
     await feed.close()
+
+
+async def test_on_postgresql_another_gateway_s_commit_is_read_at_once_not_at_the_next_poll(pg_url: str):
+    """Each batch's commit notifies every gateway: with a poll of a minute, only the
+    notification can bring another store's change to this feed within the test's bound."""
+    here, there = await PostgreSQLStore.open(pg_url), await PostgreSQLStore.open(pg_url)
+    feed = await started(here, poll_seconds=60, buffer_events=100)
+    try:
+        sub = feed.subscribe(None, EVERYTHING)
+        await there.create("sailpoint", "b", {"n": 2}, actor="there", request_id="r1")
+        await there.create("sailpoint", "c", {"n": 3}, actor="there", request_id="r2")
+        got = await take(sub, 2)
+        assert got == [event_json(c) for c in await there.audit(newest_first=False)]
+        assert [(e["id"], e["task_id"], e["actor"]) for e in got] == [(1, "b", "there"), (2, "c", "there")]
+        # its own commits are published from the commit itself, not read again
+        reads = []
+        original = here.audit
+
+        async def counted(**kw):
+            reads.append(kw)
+            return await original(**kw)
+        here.audit = counted  # type: ignore[method-assign]
+        await here.create("sailpoint", "d", {"n": 4}, actor="here", request_id="r3")
+        assert [e["task_id"] for e in await take(sub, 1)] == ["d"]
+        await asyncio.sleep(0.2)
+        assert reads == []
+    finally:
+        await feed.close()
+        await here.close()
+        await there.close()
 
 
 async def test_stopping_ends_every_subscription_and_refuses_new_ones(store: SQLiteStore):

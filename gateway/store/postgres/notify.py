@@ -6,7 +6,10 @@ transaction, which PostgreSQL delivers to every listening session when it commit
 store listens on a connection of its own and empties its token cache when one arrives, so a
 token revoked through one gateway is refused by every other as soon as the notification
 lands (milliseconds), not after :data:`.accounts.TOKEN_CACHE_SECONDS`. The same session
-listens to the failed sign-ins every gateway counts (:mod:`.signins`).
+listens to the failed sign-ins every gateway counts (:mod:`.signins`), and to every batch of
+task writes any gateway commits (:data:`CHANGES`, sent by :mod:`.writes` with the sending
+store's name, so that a store passes on only the others'): the event feed and the webhook
+workers read the trail at once instead of at their next poll.
 
 The listening session can be lost (the database restarted, a network cut): the listener
 notices (asyncpg's termination callback, and a look every :data:`CHECK_SECONDS` besides),
@@ -25,10 +28,12 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["BACKOFF_SECONDS", "CHANNEL", "CHECK_SECONDS", "Listener", "NOTIFY_SQL"]
+__all__ = ["BACKOFF_SECONDS", "CHANGES", "CHANNEL", "CHECK_SECONDS", "Listener", "NOTIFY_SQL"]
 
 #: the channel of account changes
 CHANNEL = "taskgate_accounts"
+#: the channel of committed task writes (the payload: the committing store's name)
+CHANGES = "taskgate_changes"
 #: what a transaction that changes accounts runs (delivered at its commit, once per transaction)
 NOTIFY_SQL = f"SELECT pg_notify('{CHANNEL}', '')"
 #: the pause after the first failed try to listen again, and the longest pause between tries

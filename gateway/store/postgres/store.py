@@ -13,9 +13,12 @@ It knows nothing of HTTP or of any vendor's rules, and holds no SQL beyond openi
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
+
+import structlog
 
 from gateway.clock import now_iso
 from gateway.model import (
@@ -61,7 +64,9 @@ class PostgreSQLStore(WriteShortcuts):
         self._keyed = keyed_fields
         self._owners = owners
         self._reads = TaskReads(db, keyed_fields)
-        self._writes = Writes(db, keyed_fields, owners, now=now, max_batch=max_batch)
+        self._name = secrets.token_hex(8)  # what this store's commit notifications carry
+        self._writes = Writes(db, keyed_fields, owners, now=now, max_batch=max_batch, sender=self._name)
+        self._others: list[Callable[[], None]] = []
         self._accounts = Accounts(db)
         self._hooks = Hooks(db)
         self._leases = Leases(db.url)
@@ -95,7 +100,8 @@ class PostgreSQLStore(WriteShortcuts):
         store = cls(db, found, owners, now=now, max_batch=max_batch)
         try:
             store._listener = await Listener.start(url, {notify.CHANNEL: lambda _: store._accounts.forget_tokens(),
-                                                          signins.CHANNEL: store._signins.heard})
+                                                          signins.CHANNEL: store._signins.heard,
+                                                          notify.CHANGES: store._committed_elsewhere})
         except BaseException:
             await db.close()
             raise
@@ -123,6 +129,20 @@ class PostgreSQLStore(WriteShortcuts):
 
     def on_batch(self, listener: Callable[[int, float], None]) -> None:
         self._writes.on_batch(listener)
+
+    def on_other_commit(self, listener: Callable[[], None]) -> None:
+        self._others.append(listener)
+
+    def _committed_elsewhere(self, sender: str | None) -> None:
+        """A batch another gateway committed (None: the listening session was lost, and
+        what was sent meanwhile with it): the followers of the trail read it now."""
+        if sender == self._name:
+            return
+        for listener in self._others:
+            try:
+                listener()
+            except Exception:
+                structlog.get_logger("taskgate.store").warning("store.listener_failed", exc_info=True)
 
     async def probe_write(self) -> None:
         await self._writes.probe()

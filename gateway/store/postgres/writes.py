@@ -23,7 +23,9 @@ steps, diffs, audit changes), inside one READ COMMITTED transaction:
    transaction is rolled back and the batch runs again with each owner's row locked as
    it is first read, so quotas hold exactly across gateways;
 7. last, ``audit_head`` is locked and advanced by the batch's changes, which get their
-   seqs in commit order, and their audit rows are written; COMMIT.
+   seqs in commit order, and their audit rows are written; in the same statement the batch
+   announces itself on :data:`.notify.CHANGES` (delivered to every gateway at the commit,
+   so that their event feeds and webhook workers read it at once); COMMIT.
    Taking the rows every write shares (an owner's counts, ``audit_head``) only from there
    to the commit is what lets other gateways' batches run beside this one until then.
 
@@ -54,6 +56,7 @@ from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Quo
 from gateway.store.owners import check_quota, owner_of
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database, unreachable
+from gateway.store.postgres.notify import CHANGES
 from gateway.store.postgres.owned import Usage, held
 from gateway.store.rows import audit_row, is_counted, load_doc, text_bytes
 from gateway.store.write_step import Stored, apply_write
@@ -77,6 +80,9 @@ _ADD_USAGE = ("INSERT INTO usage (style, owner, tasks, bytes) VALUES ($1, $2, $3
               "DO UPDATE SET tasks = usage.tasks + excluded.tasks, bytes = usage.bytes + excluded.bytes "
               "RETURNING tasks, bytes")
 _LOCK_ROW = f"SELECT {_COLUMNS} FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE"
+#: the batch's seqs, and its notification to every gateway, in one round trip
+_ADVANCE_HEAD = ("WITH head AS (UPDATE audit_head SET seq = seq + $1 RETURNING seq) "
+                 f"SELECT seq FROM head, pg_notify('{CHANGES}', $2)")
 #: a task's row as the batch holds it: version, document, created, modified, owner, size, document bytes
 _Row = tuple[int, Doc, str, str, "str | None", int, int]
 
@@ -139,8 +145,9 @@ class Writes:
     fields and owner field."""
 
     def __init__(self, db: Database, keyed: dict[str, tuple[str, ...]], owners: dict[str, str], *,
-                 now: Callable[[], str] = now_iso, max_batch: int = MAX_BATCH) -> None:
+                 now: Callable[[], str] = now_iso, max_batch: int = MAX_BATCH, sender: str = "") -> None:
         self._db = db
+        self._sender = sender  # the payload of the batch's notification: lets this store ignore its own
         self._keyed = keyed
         self._owners = owners
         self._now = now
@@ -274,7 +281,7 @@ class Writes:
             if out.changes:
                 # the seqs, in commit order: audit_head stays locked until this transaction commits
                 total = len(out.changes)
-                head = int(await conn.fetchval("UPDATE audit_head SET seq = seq + $1 RETURNING seq", total))
+                head = int(await conn.fetchval(_ADVANCE_HEAD, total, self._sender))
                 first = head - total + 1
                 out.changes = [dataclasses.replace(c, seq=first + n) for n, c in enumerate(out.changes)]
                 await conn.executemany(_AUDIT, [(first + n, *values[1:]) for n, values in enumerate(out.audit)])

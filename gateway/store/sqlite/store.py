@@ -328,6 +328,9 @@ class SQLiteStore(WriteShortcuts):
     def on_batch(self, listener: Callable[[int, float], None]) -> None:
         self._commits.on_batch(listener)
 
+    def on_other_commit(self, listener: Callable[[], None]) -> None:
+        """Never called: other processes' commits to the file are found by polling."""
+
     async def probe_write(self) -> None:
         """What readiness asks: unavailable (503) with the reason when the file is gone or
         damaged, or the last commit failed; then a write through the write path."""
