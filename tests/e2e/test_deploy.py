@@ -113,10 +113,13 @@ def process(args: list[str], log: Path, port: int, env: dict[str, str] | None = 
 
 
 @contextmanager
-def nginx(workdir: Path, socket_path: Path, port: int) -> Iterator[None]:
-    """Debian's nginx with its own prefix, pid and logs, running docs/deploy/nginx.conf."""
+def nginx(workdir: Path, socket_path: Path | list[Path], port: int, *, connections: int = 64) -> Iterator[None]:
+    """Debian's nginx with its own prefix, pid and logs, running docs/deploy/nginx.conf; more
+    than one socket: one upstream ``server`` line each, as docs/scaling.md says to."""
     site = (DEPLOY / "nginx.conf").read_text()
-    for old, new in (("unix:/run/taskgate/taskgate.sock", f"unix:{socket_path}"),
+    sockets = socket_path if isinstance(socket_path, list) else [socket_path]
+    upstream = "".join(f"    server unix:{s};\n" for s in sockets)
+    for old, new in (("    server unix:/run/taskgate/taskgate.sock;\n", upstream),
                      ("listen 80;", f"listen 127.0.0.1:{port};")):
         assert old in site
         site = site.replace(old, new)
@@ -126,7 +129,7 @@ def nginx(workdir: Path, socket_path: Path, port: int) -> Iterator[None]:
                                                                               "uwsgi", "scgi"))
     (prefix / "nginx.conf").write_text(
         f"daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
-        "events { worker_connections 64; }\n"
+        f"events {{ worker_connections {connections}; }}\n"
         f"http {{\n    access_log {prefix}/access.log;\n{temp}{site}\n}}\n")
     with process([tool("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")], prefix / "out.log", port):
         yield

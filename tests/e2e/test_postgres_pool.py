@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from tests.e2e.server import Server
-from tests.e2e.test_deploy import DEPLOY, PortTaken, deploy_config, free_port, process, tool
+from tests.e2e.test_deploy import PortTaken, deploy_config, free_port, nginx
 
 pytestmark = pytest.mark.e2e
 PATCH_JSON = "application/json-patch+json"
@@ -51,27 +51,6 @@ def _pair(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
 
 
 @contextmanager
-def _nginx(workdir: Path, sockets: list[Path], port: int) -> Iterator[None]:
-    """Debian's nginx running docs/deploy/nginx.conf with one upstream ``server`` line per
-    instance, as docs/scaling.md says to."""
-    site = (DEPLOY / "nginx.conf").read_text()
-    one = "    server unix:/run/taskgate/taskgate.sock;\n"
-    assert one in site and "listen 80;" in site
-    site = site.replace(one, "".join(f"    server unix:{s};\n" for s in sockets))
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    prefix = workdir / "nginx"
-    prefix.mkdir()
-    temp = "".join(f"    {kind}_temp_path {prefix}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
-                                                                              "uwsgi", "scgi"))
-    (prefix / "nginx.conf").write_text(
-        f"daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
-        "events { worker_connections 1024; }\n"
-        f"http {{\n    access_log {prefix}/access.log;\n{temp}{site}\n}}\n")
-    with process([tool("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")], prefix / "out.log", port):
-        yield
-
-
-@contextmanager
 def _pool(workdir: Path, servers: list[Server]) -> Iterator[str]:
     """nginx on a free port in front of *servers*; yields its base URL (under /taskgate)."""
     sockets = [s.workdir / "tg.sock" for s in servers]
@@ -81,7 +60,7 @@ def _pool(workdir: Path, servers: list[Server]) -> Iterator[str]:
             port = free_port()
             (workdir / f"proxy-{attempt}").mkdir()
             try:
-                stack.enter_context(_nginx(workdir / f"proxy-{attempt}", sockets, port))
+                stack.enter_context(nginx(workdir / f"proxy-{attempt}", sockets, port, connections=1024))
             except PortTaken:
                 continue
             yield f"http://127.0.0.1:{port}/taskgate"
