@@ -211,8 +211,14 @@ class Writes:
                     break
                 batch.append(item)
             live = [w for w in batch if w.future is not None and not w.future.cancelled()]
-            if live:
-                await self._commit(live)
+            try:
+                if live:
+                    await self._commit(live)
+            except Exception:  # a bug here must not stop the writer: the batch's callers hear a 500
+                _report("store.writer_failed", batch=len(live))
+                for w in live:
+                    if w.future is not None and not w.future.done():
+                        w.future.set_exception(errors.InternalError("the store could not commit the change"))
 
     async def _commit(self, live: list[Write]) -> None:
         started = time.monotonic()
