@@ -1,22 +1,27 @@
-"""The task write path on PostgreSQL: group commit, each write in a savepoint, rows locked.
+"""The task write path on PostgreSQL: group commit, rows locked, savepoints where a write may be refused.
 
 Writes are queued, and one writer task per process drains the queue: the writes queued
 while a transaction runs go into the next one together (up to ``max_batch``, and at most
-:data:`MAX_BATCH`), in queue order, each in a ``SAVEPOINT`` of its own so that a write the
-database refuses rolls back alone, and the batch commits once. Each write runs as the
-SQLite store's does (the same :func:`gateway.store.write_step.apply_write`: preconditions,
-steps, diffs, audit changes), inside one READ COMMITTED transaction:
+:data:`MAX_BATCH`), in queue order, and the batch commits once. A write the database may
+refuse (a create, which can meet another gateway's insert of the same id) runs in a
+``SAVEPOINT`` of its own and rolls back alone; a change of a row the batch locked at its
+start runs no statement until the batch's end (each changed row is written once, as the
+batch left it, in one pipelined statement), so a refused one has nothing to undo. Each
+write runs as the SQLite store's does (the same :func:`gateway.store.write_step.apply_write`:
+preconditions, steps, diffs, audit changes), inside one READ COMMITTED transaction:
 
-1. the rows of every task the batch names are locked first, in one statement, in key
-   order: two gateways' batches wait for each other on them but never deadlock;
+1. the rows of every task the batch names are locked and read first, in one statement, in
+   key order: two gateways' batches wait for each other on them but never deadlock;
 2. a numbered create takes the style's next id from ``counters`` (the row locked, so ids
    are allocated by the database, in order, never reused, across gateways);
-3. ``SELECT … FOR UPDATE`` reads the task's row as the batch's earlier writes left it, and
-   the steps run in Python against it; concurrent changes to one task, from any gateway,
-   serialize on the row, and each runs against the version the last one committed;
+3. the steps run in Python against the task's row as the batch's earlier writes left it
+   (a row the batch did not lock at its start is locked with ``SELECT … FOR UPDATE``);
+   concurrent changes to one task, from any gateway, serialize on the row, and each runs
+   against the version the last one committed;
 4. a write held to a quota is checked against what its owner holds (the ``usage`` row as
    last committed, read once a batch, unlocked) with the batch's earlier writes counted;
-5. the row and the counter are written; the write's savepoint is released;
+5. a created or deleted row and the counter are written at once; a changed row is kept
+   in the batch, and every changed row is written at the end;
 6. at the end the owners' ``usage`` rows are locked and updated, in key order, and every
    quota check of the batch is made again against the locked counts: when one comes out
    otherwise (another gateway's commit moved its owner across the limit meanwhile), the
@@ -79,6 +84,8 @@ _LOCK_ROWS = (f"SELECT style, id, {_COLUMNS} FROM tasks WHERE (style, id) IN "
 _ADD_USAGE = ("INSERT INTO usage (style, owner, tasks, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT (style, owner) "
               "DO UPDATE SET tasks = usage.tasks + excluded.tasks, bytes = usage.bytes + excluded.bytes "
               "RETURNING tasks, bytes")
+_UPDATE = ("UPDATE tasks SET version = $3, created = $4, modified = $5, doc = $6, keys = $7::jsonb, owner = $8, "
+           "size = $9 WHERE style = $1 AND id = $2")
 _LOCK_ROW = f"SELECT {_COLUMNS} FROM tasks WHERE style = $1 AND id = $2 FOR UPDATE"
 #: the batch's seqs, and its notification to every gateway, in one round trip
 _ADVANCE_HEAD = ("WITH head AS (UPDATE audit_head SET seq = seq + $1 RETURNING seq) "
@@ -138,6 +145,8 @@ class _Batch:
         self.held: dict[tuple[str, str], list[int]] = {}  # each quota owner's row, read once
         self.gone: dict[tuple[str, str], tuple[int, str, str]] = {}  # deleted in the batch: version, created, modified
         self.rows: dict[tuple[str, str], _Row] = {}  # locked, as the batch's earlier writes left them
+        self.dirty: dict[tuple[str, str], tuple[Any, ...]] = {}  # each updated row's last values, written at the end
+        self.savepoint = False  # whether savepoint w is open
 
 
 class Writes:
@@ -209,8 +218,14 @@ class Writes:
                     break
                 batch.append(item)
             live = [w for w in batch if w.future is not None and not w.future.cancelled()]
-            if live:
-                await self._commit(live)
+            try:
+                if live:
+                    await self._commit(live)
+            except Exception:  # a bug here must not stop the writer: the batch's callers hear a 500
+                _report("store.writer_failed", batch=len(live))
+                for w in live:
+                    if w.future is not None and not w.future.done():
+                        w.future.set_exception(errors.InternalError("the store could not commit the change"))
 
     async def _commit(self, live: list[Write]) -> None:
         started = time.monotonic()
@@ -271,9 +286,10 @@ class Writes:
             if keys:  # in key order: two batches never hold each other's rows
                 for r in await conn.fetch(_LOCK_ROWS, [k[0] for k in keys], [k[1] for k in keys]):
                     out.rows[(r[0], r[1])] = _row(r[2:])
-            for n, w in enumerate(writes):
-                await conn.execute("SAVEPOINT w" if n == 0 else "RELEASE SAVEPOINT w; SAVEPOINT w")
+            for w in writes:
                 out.results.append((w, await self._one(conn, w, out)))
+            if out.dirty:  # each updated row once, as the batch left it, in one pipelined statement
+                await conn.executemany(_UPDATE, list(out.dirty.values()))
             out.results.extend((w, None) for w in live if w.probe)
             if not out.changes and len(writes) < len(live):  # the probe: the lock, and nothing written
                 await conn.fetchval("SELECT seq FROM audit_head FOR UPDATE")
@@ -305,16 +321,28 @@ class Writes:
                 raise _Recheck()
 
     async def _one(self, conn: asyncpg.Connection, w: Write, out: _Batch) -> Task | None | BaseException:
-        """One write of the batch inside its savepoint: its task, or the error it met (its
-        savepoint then rolled back)."""
+        """One write of the batch: its task, or the error it met. A write that may meet the
+        database's refusal (a create, a numbered create, a row the batch did not lock at
+        its start) runs in a savepoint, rolled back when it fails. A change of a row the
+        batch holds needs none: it runs no statement that can fail (its row is written at
+        the batch's end), so a refused one has nothing to undo."""
         for attempt in range(_ATTEMPTS):
             locked, checks = set(out.held), len(out.checks)
+            guarded = w.numbered or (w.style, w.task_id) not in out.rows
+            if guarded:
+                await conn.execute("RELEASE SAVEPOINT w; SAVEPOINT w" if out.savepoint else "SAVEPOINT w")
+                out.savepoint = True
             try:
                 return await self._run(conn, w, out)
             except errors.TaskgateError as exc:
-                await self._undo(conn, out, locked, checks)
+                if guarded:
+                    await self._undo(conn, out, locked, checks)
+                else:
+                    out.checks[checks:] = [check for check in out.checks[checks:] if not check[-1]]
                 return exc
             except _RETRIED:
+                if not guarded:  # the transaction is lost (a deadlock): the batch runs again
+                    raise
                 await self._undo(conn, out, locked, checks)
                 if attempt == _ATTEMPTS - 1:
                     return errors.Conflict(f"task {w.task_id!r} was changed by another writer meanwhile; try again")
@@ -378,6 +406,7 @@ class Writes:
                 out.checks.append((key, w.quota, tasks, grows, pending, _passes(w.quota, style, counts, tasks, grows)))
             check_quota(w.quota, style, counts, tasks, grows)
         recreated = any(c.action == "created" for c in made)
+        deferred: tuple[Any, ...] | None = None
         created = current[2] if current is not None and not recreated else at
         if task is not None:
             if task.created != created:
@@ -388,9 +417,7 @@ class Writes:
                                    "size) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
                                    style, task_id, task.version, created, at, text, keys, owner, size)
             else:
-                await conn.execute("UPDATE tasks SET version = $3, created = $4, modified = $5, doc = $6, "
-                                   "keys = $7::jsonb, owner = $8, size = $9 WHERE style = $1 AND id = $2",
-                                   style, task_id, task.version, created, at, text, keys, owner, size)
+                deferred = (style, task_id, task.version, created, at, text, keys, owner, size)
         elif row is not None:
             await conn.execute("DELETE FROM tasks WHERE style = $1 AND id = $2", style, task_id)
         if number is not None:
@@ -400,9 +427,12 @@ class Writes:
                                "DO UPDATE SET last = greatest(counters.last, excluded.last)", style, int(task_id))
         # the write stands (its savepoint is released with the next one's, or at the commit)
         out.changes.extend(made)
+        if deferred is not None:
+            out.dirty[(style, task_id)] = deferred
         if task is None:
             out.gone[(style, task_id)] = (made[-1].version, created, at)
             out.rows.pop((style, task_id), None)
+            out.dirty.pop((style, task_id), None)
         else:
             out.rows[(style, task_id)] = (task.version, task.doc, created, at, owner, size, text_bytes(text))
         out.audit.extend(values for values, _ in audit)
