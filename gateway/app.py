@@ -32,7 +32,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway import errors, landing, openapi, ui
 from gateway import metrics as ops
 from gateway.apis import sailpoint, superoffice, webmethods
-from gateway.audit import log_changes, logger
+from gateway.audit import hot_logger, log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, authorize, oauth
 from gateway.auth.failure_table import DatabaseFailures, FailureTable, SharedFailures
 from gateway.codecs import BODY_TIMEOUT, json_response
@@ -113,7 +113,7 @@ def _finish(request: web.Request, response: web.StreamResponse, rid: str, elapse
         response.force_close()  # shutting down: no further request on this connection
     response.headers["X-Request-ID"] = rid
     who = request.get(PRINCIPAL)
-    logger.info("request", method=request.method, path=request.path, status=response.status,
+    hot_logger.info("request", method=request.method, path=request.path, status=response.status,
                 ms=round(elapsed * 1000, 2), request_id=rid,
                 actor=who.name if who else None, remote=request.remote)
     request.app[METRICS].observe_request(*_metric_labels(request), response.status, elapsed)

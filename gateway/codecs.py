@@ -27,7 +27,7 @@ from gateway.limits import dumps, may_hold_surrogates, scan_value
 from gateway.speedups import DuplicateKey, dumps_bytes, loads, refuse_duplicates
 
 __all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate",
-           "parse_if_match", "parse_http_date", "etag", "json_response", "xml_response"]
+           "parse_if_match", "parse_http_date", "etag", "json_response", "stored_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
 #: seconds a client has to send a body once its headers are in (``server.body_timeout``)
@@ -49,6 +49,14 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
         body = dumps(data).encode("utf-8", errors="backslashreplace")
     return web.Response(body=body, status=status, headers=headers, content_type=content_type,
                         charset="utf-8")
+
+
+def stored_response(text: str, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A stored document's text (:attr:`gateway.model.Task.text`) as the JSON answer: the
+    bytes :func:`json_response` would write for the document, without writing it again
+    (the store keeps the form :func:`gateway.limits.dumps` writes, which holds no surrogate)."""
+    return web.Response(body=text.encode("utf-8"), status=status, headers=headers,
+                        content_type="application/json", charset="utf-8")
 
 
 def xml_response(root: Element, *, status: int = 200, headers: dict[str, str] | None = None,

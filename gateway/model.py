@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
@@ -75,6 +75,10 @@ class Task:
     #: when this life of the task began (its latest creation): a task deleted and created
     #: again under its id has a new one (empty where a read does not say, as in exports)
     created: str = ""
+    #: *doc* as the store holds it (the compact JSON text of :func:`gateway.limits.dumps`)
+    #: when the store had it at hand, as after a write that stored it; empty when not. An
+    #: answer that is the stored document sends these bytes instead of writing *doc* again
+    text: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +250,12 @@ class Store(Protocol):
 
     # -- task reads -------------------------------------------------------------------
     async def get(self, style: str, task_id: str) -> Task | None:
+        ...
+
+    async def get_text(self, style: str, task_id: str) -> tuple[int, str] | None:
+        """The version and the stored text of a task (what :attr:`Task.text` holds), None
+        when there is none: for an answer that is the stored document as it is, which
+        then needs neither reading the text into values nor writing them out again."""
         ...
 
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:

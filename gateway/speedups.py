@@ -168,6 +168,8 @@ _ODD_DECIMAL = b"0.0000"
 _EXPONENT = b"e-"
 _SMALL_EXPONENT_DIGITS = frozenset(b"56789")
 _DIGIT_BYTES = frozenset(b"0123456789")
+#: the most "e-" in a text that :func:`_spelled_as_json` looks at one by one
+_SCAN_EXPONENTS = 16
 
 
 def _spelled_as_json(out: bytes) -> bool:
@@ -198,8 +200,11 @@ def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> byte
         except TypeError:
             pass  # integers beyond 64 bits, surrogates: json decides
         else:
-            # a value without floats is spelled alike (what *default* makes is not walked)
-            if (default is None and not _has_float(value)) or _spelled_as_json(out):
+            # a text without the spellings that differ is json's (a scan of the bytes, when
+            # few "e-" make it short); else a value without floats is spelled alike (what
+            # *default* makes is not walked)
+            if (out.count(_EXPONENT) <= _SCAN_EXPONENTS and _spelled_as_json(out)) \
+                    or (default is None and not _has_float(value)):
                 return out
     if default is None:
         return _ENCODER.encode(value).encode("utf-8")

@@ -146,3 +146,34 @@ def test_capture_logs_sees_the_json_logger_s_events(tmp_path: Path):
         configure_logging(LogConfig())
     assert logs == [{"event": "request", "method": "PUT", "status": 201, "log_level": "info"}] * 2
     assert [json.loads(line)["method"] for line in log.read_text().splitlines()] == ["GET", "GET", "POST"]
+
+
+def test_the_logger_bound_once_writes_the_proxy_s_lines_and_follows_each_configuration(tmp_path: Path):
+    """audit.hot_logger (the request and change lines) binds one logger per configuration:
+    the same lines as the lazy proxy's, to the file configured now, and to capture_logs."""
+    from structlog.testing import capture_logs
+
+    from gateway.audit import hot_logger, logger
+
+    first, second = tmp_path / "1.log", tmp_path / "2.log"
+    try:
+        configure_logging(LogConfig(format="json", file=str(first), level="info"))
+        for _ in range(2):
+            logger.info("request", method="GET", status=200)
+            hot_logger.info("request", method="GET", status=200)
+        configure_logging(LogConfig(format="json", file=str(second), level="warning"))
+        hot_logger.info("request", method="PUT", status=201)  # below the level now: not written
+        configure_logging(LogConfig(format="json", file=str(second), level="info"))
+        hot_logger.info("request", method="POST", status=202)
+        with capture_logs() as logs:
+            hot_logger.info("request", method="PATCH", status=204)
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(20))  # structlog's own, same chain
+        hot_logger.info("request", method="DELETE", status=200)
+    finally:
+        configure_logging(LogConfig())
+    lines = first.read_text().splitlines()
+    assert len(lines) == 4 and [json.loads(line)["method"] for line in lines] == ["GET"] * 4
+    strip = [{k: v for k, v in json.loads(line).items() if k != "timestamp"} for line in lines]
+    assert strip[0] == strip[1] == strip[2] == strip[3]
+    assert [json.loads(line)["method"] for line in second.read_text().splitlines()] == ["POST", "DELETE"]
+    assert logs == [{"event": "request", "method": "PATCH", "status": 204, "log_level": "info"}]

@@ -113,3 +113,12 @@ def test_dumps_agree_on_every_float_spelling(path):
         expected = json.dumps([value, {"v": value}], separators=(",", ":"))
         assert speedups.dumps_text([value, {"v": value}]) == expected, value
         assert speedups.dumps_bytes([value, {"v": value}]) == expected.encode(), value
+
+
+@pytest.mark.parametrize("value", [
+    [1e-07, *["e-"] * 20],  # too many "e-" to look at one by one: the value is walked for floats
+    [1e-05, "1e-7"], ["1e-7", "0.00001", 1.5], ["e-" * 40], [{"v": 1e-06}, "e-" * 16],
+])
+def test_dumps_bytes_keeps_json_s_spelling_beside_strings_that_look_like_floats(path, value):
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert speedups.dumps_bytes(value) == expected

@@ -28,7 +28,7 @@ from aiohttp import web
 from gateway import errors
 from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
 from gateway.apis.sailpoint_rules import OWNER, Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
-from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body
+from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body, stored_response
 from gateway.context import CONFIG, clock_of, principal, request_id, store_of
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
@@ -84,7 +84,12 @@ def _not_found(task_id: str) -> errors.NotFound:
 
 
 def _task_response(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response(task.doc, status=status, headers={"ETag": etag(task.version), **(headers or {})})
+    """The task's TaskStatus, which is its stored document as it is: the stored text when
+    the write had it at hand."""
+    headers = {"ETag": etag(task.version), **(headers or {})}
+    if task.text:
+        return stored_response(task.text, status=status, headers=headers)
+    return json_response(task.doc, status=status, headers=headers)
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int | None) -> int:
@@ -125,10 +130,12 @@ async def _list_response(request: web.Request, query: Query) -> web.StreamRespon
 
 async def get_task(request: web.Request) -> web.Response:
     negotiate(request, ("application/json",))
-    task = await store_of(request).get(STYLE, request.match_info["id"])
-    if task is None:
+    # the answer is the stored document as it is: its text, never read into values
+    found = await store_of(request).get_text(STYLE, request.match_info["id"])
+    if found is None:
         raise _not_found(request.match_info["id"])
-    return _task_response(task)
+    version, text = found
+    return stored_response(text, headers={"ETag": etag(version)})
 
 
 async def list_tasks(request: web.Request) -> web.StreamResponse:

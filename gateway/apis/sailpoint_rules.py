@@ -28,7 +28,12 @@ from gateway.limits import MAX_OPERATIONS, check_value
 from gateway.model import Doc, Mutate
 from gateway.patching import apply_json_patch, pointer_parts, same_json
 from schemas.common import load_or_400
-from schemas.sailpoint import JsonPatchOperationSchema, TaskStatusCreateSchema, TaskStatusInputSchema
+from schemas.sailpoint import (
+    COMPLETION_STATUSES,
+    JsonPatchOperationSchema,
+    TaskStatusCreateSchema,
+    TaskStatusInputSchema,
+)
 
 __all__ = ["UPDATABLE", "OWNER", "Caller", "may_update", "may_read", "reads_everything", "owned_mutation",
            "validate_task_status", "parse_patch",
@@ -140,9 +145,32 @@ def _replace_members(old: dict[str, Any], ops: Sequence[dict[str, Any]]) -> dict
         new[op["path"][1:]] = op["value"]
     replaced = {name: new[name] for name in dict.fromkeys(op["path"][1:] for op in ops)}
     check_value(list(replaced.values()))  # each at the depth it has in the task
-    # nested documents load whole, defaults and all; the other members are as stored
-    new.update(load_or_400(_members_schema(frozenset(replaced)), replaced, "TaskStatus"))
+    # a value the schema would load as itself needs no schema; the others (nested documents
+    # load whole, defaults and all; refusals) go through it; the other members are as stored
+    if not all(_loads_as_itself(name, value) for name, value in replaced.items()):
+        new.update(load_or_400(_members_schema(frozenset(replaced)), replaced, "TaskStatus"))
     return new
+
+
+_STATUSES = frozenset(COMPLETION_STATUSES)
+
+
+def _loads_as_itself(name: str, value: Any) -> bool:
+    """Whether the TaskStatus schema loads *value* as member *name* unchanged, by its own
+    rules (:mod:`schemas.sailpoint`): an integer from 0 to 100 as ``percentComplete``,
+    a string or null as ``progress``, a status as spelled there or null as
+    ``completionStatus``, null as ``completed`` or ``launched``. False says only "ask the
+    schema", which also words every refusal."""
+    kind = type(value)
+    if name == "percentComplete":
+        return kind is int and 0 <= value <= 100
+    if name == "progress":
+        return kind is str or value is None
+    if name == "completionStatus":
+        return value is None or (kind is str and value in _STATUSES)
+    if name == "completed" or name == "launched":
+        return value is None
+    return False
 
 
 @functools.lru_cache(maxsize=64)

@@ -45,7 +45,7 @@ class PendingWrite(Protocol):
 def apply_write(w: PendingWrite, current: Stored | None, seq: int, at: str) -> tuple[Task | None, list[Change], str]:
     """The outcome of one write against the current row: the task after its last step,
     the change of each step that changed the document (numbered from *seq*), and the
-    final document as stored text."""
+    final document as stored text (also the task's :attr:`~gateway.model.Task.text`)."""
     version, old, created, modified = current if current else (0, None, "", "")
     task_id = w.task_id
     assert task_id is not None
@@ -68,8 +68,8 @@ def apply_write(w: PendingWrite, current: Stored | None, seq: int, at: str) -> t
         new = mutate(doc)
         if new is doc:
             continue
-        if new is not None:  # refuse what cannot be stored before diffing it, so it fails alone
-            text = stored_text(new)
+        # refuse what cannot be stored before diffing it, so it fails alone
+        new_text = stored_text(new) if new is not None else ""
         # an empty diff between two documents is JSON equality (same_json): one walk, not two
         patch, undo = diff(doc if doc is not None else {}, new if new is not None else {})
         if not patch and new is not None and doc is not None:
@@ -79,7 +79,7 @@ def apply_write(w: PendingWrite, current: Stored | None, seq: int, at: str) -> t
         made.append(Change(seq=seq + len(made), at=at, style=w.style, task_id=task_id, version=version,
                            action=action, actor=actor, request_id=w.request_id, patch=patch, undo=undo,
                            client=w.client, impersonator=acting[1] if acting and acting[0] == actor else ""))
-        doc = new
+        doc, text = new, new_text  # the text stays that of the document returned
     if not made:
         return (Task(w.style, task_id, version, old, modified, created) if old is not None else None), made, ""
-    return (Task(w.style, task_id, version, doc, at, created) if doc is not None else None), made, text
+    return (Task(w.style, task_id, version, doc, at, created, text) if doc is not None else None), made, text

@@ -242,3 +242,31 @@ def test_a_task_definition_summary_and_messages_always_carry_their_nullable_memb
     assert new["messages"] == [{"type": "ERROR", "localizedText": None, "key": "k", "parameters": None}]
     replaced = patched([{"op": "replace", "path": "/messages", "value": [{"type": "warn", "key": "w"}]}], new)
     assert replaced["messages"] == [{"type": "WARN", "localizedText": None, "key": "w", "parameters": None}]
+
+
+#: values a replace may send to the members that skip the schema when it would load them
+#: unchanged: the edges of what it accepts as they are, and what it changes or refuses
+AS_ITSELF = {
+    "percentComplete": [0, 1, 99, 100, -1, 101, 2**64, True, False, 50.0, "50", None, [50], {"n": 50}],
+    "progress": ["", "half", "ü \u2028", None, 0, True, ["half"], {"x": "half"}],
+    "completionStatus": [None, "SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR", "success", "Error",
+                         "Completed", "", 1, ["ERROR"]],
+    "completed": [None, "2024-05-17T19:33:16.470Z", "2024-05-17T19:33:16Z", "2024-05-17T21:33:16.470+02:00",
+                  "tomorrow", "", 0, True],
+    "launched": [None, "2024-05-17T19:33:16.470Z", "2024-05-17 19:33:16", 1.5],
+}
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, values in AS_ITSELF.items() for v in values])
+def test_a_replace_that_skips_the_schema_answers_as_the_whole_document_s_validation(name, value):
+    old = task(progress="p", percentComplete=7, completionStatus="WARNING", completed=CREATED, launched=CREATED)
+    replace = {"op": "replace", "path": f"/{name}", "value": value}
+    # a test operation first takes the patch through JSON Patch and the whole TaskStatus schema
+    whole = patched([{"op": "test", "path": "/id", "value": "t1"}, replace], old)
+    assert patched([replace], old) == whole
+    assert patched([replace, {"op": "replace", "path": "/percentComplete", "value": 8}], old) == patched(
+        [{"op": "test", "path": "/id", "value": "t1"}, replace, {"op": "replace", "path": "/percentComplete",
+                                                                  "value": 8}], old)
+    if rules._loads_as_itself(name, value):  # the schema, asked, loads it as it is
+        loaded = rules._members_schema(frozenset({name})).load({name: value})
+        assert loaded == {name: value} and type(loaded[name]) is type(value)

@@ -129,3 +129,26 @@ async def test_trails_merge_tasks_and_audit_rows_in_key_order(store: SQLiteStore
     assert walked == [("a", "t9", {"n": 2}, [("created", "r2")]),
                       ("b", "t1", None, [("created", "r4"), ("deleted", "r5")]),
                       ("b", "t2", {"n": 3}, [("created", "r1"), ("updated", "r3")])]
+
+
+async def test_get_text_and_a_written_task_s_text_are_the_stored_text_of_its_document(store: SQLiteStore,
+                                                                                      backend: str):
+    doc = {"ü": "ß \u2028", "n": [1, 1.0, 1e-05, -0.0, 2**70, {"x": None}], "b": True}
+    created = await store.create("s", "a", doc, actor="t", request_id="r")
+    # PostgreSQL's write path makes a created task anew with its creation time, without it
+    assert created.text == (dumps(doc) if backend == "sqlite" else "")
+    assert await store.get_text("s", "a") == (1, dumps(doc))
+    assert await store.get_text("s", "missing") is None
+
+    def reorder_then_change(old):  # a first step that changes nothing but the order of the members
+        return dict(reversed(old.items()))
+
+    updated = await store.write("s", "a", [("t", reorder_then_change), ("t", lambda old: {**old, "b": False})],
+                                request_id="r")
+    assert updated is not None and updated.text == dumps(updated.doc) == dumps({**doc, "b": False})
+    stored = await store.get("s", "a")
+    assert stored is not None and stored.text == "" and stored == updated
+    assert await store.get_text("s", "a") == (2, dumps(updated.doc))
+    unchanged = await store.update("s", "a", reorder_then_change, actor="t", request_id="r")
+    assert unchanged.text == "" and unchanged.version == 2
+    assert await store.get_text("s", "a") == (2, dumps(updated.doc))

@@ -47,6 +47,10 @@ class TaskReads:
         version, doc, modified, created = found[0]
         return Task(style, task_id, version, load_doc(doc), modified, created)
 
+    async def get_text(self, style: str, task_id: str) -> tuple[int, str] | None:
+        found = await self._db.fetch("SELECT version, doc FROM tasks WHERE style = $1 AND id = $2", style, task_id)
+        return (found[0][0], found[0][1]) if found else None
+
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         keyed = self._keyed.get(style, ())
         where, params = sql.where_clause(style, query, keyed)

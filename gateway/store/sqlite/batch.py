@@ -174,7 +174,7 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
             recreated = any(c.action == "created" for c in made)
             created = current[key][2] if key in current and not recreated else at
             if task is not None and task.created != created:
-                task = Task(task.style, task.id, task.version, task.doc, task.modified, created)
+                task = Task(task.style, task.id, task.version, task.doc, task.modified, created, task.text)
             current[key] = ((task.version, task.doc, created, at) if task
                             else (last.version, None, created, at))
             out.touched[key] = (last.version, created, task.doc, text, keys_text(keyed.of(w.style), task.doc),

@@ -179,12 +179,14 @@ class GroupCommit:
                     # they join this transaction rather than wait for the next one
                     self._top_up(batch)
                     keys = list(dict.fromkeys((w.style, w.task_id) for w in batch if w.task_id is not None))
+                watch = self._read_ahead.watch()  # did the pages of this batch have to come from the device?
                 current, stored_keys, held_rows, seq, counters = self._read_batch(keys, needs_counters(batch))
                 quotas = {(w.style, w.quota.owner) for w in batch if w.quota is not None}
                 held = read_usage(writer.conn, quotas) if quotas else {}
                 stored_created = {key: row[2] for key, row in current.items()}
                 applied = apply_batch(batch, current, seq, counters, self._keyed, held_rows, held, self._now)
                 self._write_rows(applied, stored_keys, stored_created, counters)
+                self._read_ahead.watched(watch)
                 await writer.commit()
             except BaseException:
                 await writer.rollback()

@@ -7,7 +7,7 @@ after another, while the loop and every queued write wait. So each queued write'
 also goes to :class:`ReadAhead`, whose threads read the same pages on connections of
 their own, several keys at once, while the writer is busy with the batch before; the
 writer then finds them in the operating system's cache. While the read-ahead finds every
-page there it reads only a sample.
+page there it rests, and the writer's own reads tell it when that changes.
 
 Owns those threads and their read-only connections. It is only a hint: a failed or late
 read costs nothing but the wait it would have saved, and it must never write, nor hold
@@ -34,14 +34,11 @@ try:
 except (ImportError, AttributeError):
     _RUSAGE_THREAD = None
 
-__all__ = ["WARM_THREADS", "WARM_CHUNK", "WARM_SAMPLE", "WARM_WAIT", "ReadAhead", "blocks_read"]
+__all__ = ["WARM_THREADS", "WARM_CHUNK", "WARM_WAIT", "ReadAhead", "blocks_read"]
 
 #: threads (each with a connection) reading ahead of the writer, and keys each reads at once
 WARM_THREADS = 4
 WARM_CHUNK = 8
-#: while the read-ahead finds every page in memory, only one queued write in this many is
-#: read ahead: enough to notice when that changes
-WARM_SAMPLE = 16
 #: the longest a batch waits for the read-ahead of its tasks before reading them itself
 WARM_WAIT = 0.05
 
@@ -61,8 +58,11 @@ class ReadAhead:
     nothing and costs the GIL. So each thread asks the kernel whether its last chunk read
     anything from the device (``getrusage(RUSAGE_THREAD).ru_inblock``: exact, and blind to
     how long the thread waited for the GIL, which a timing is not). While none did
-    (:attr:`cold` is False), only one write in :data:`WARM_SAMPLE` is read ahead; the first
-    chunk that reads from the device turns the read-ahead back on for every write.
+    (:attr:`cold` is False), no write is read ahead: the writer asks the kernel the same of
+    its own reads in each batch (:meth:`watch`, :meth:`watched`), and the first batch that
+    reads from the device turns the read-ahead back on for every write. (It used to read
+    one write in 16 ahead to notice that: a hand-over to a thread, and the GIL taken back,
+    each time.)
     """
 
     def __init__(self, path: str, threads: int = WARM_THREADS, *, uri: bool = False) -> None:
@@ -70,7 +70,6 @@ class ReadAhead:
         self._pending: list[QueuedWrite] = []
         self.cold = True  # whether the last chunk read from the device; set by the threads
         self._waiter: asyncio.Future[None] | None = None  # the writer's, while it waits (settled)
-        self._skipped = 0
         self._conns: list[sqlite3.Connection] = []
         try:
             for _ in range(threads):
@@ -89,13 +88,9 @@ class ReadAhead:
 
     def warm(self, write: QueuedWrite) -> None:
         """Read the pages of the write's task soon (on the event loop: the keys go out at the
-        end of its turn), unless the file is in memory and this write is not one of the
-        sample."""
+        end of its turn), unless the file is in memory."""
         if not self.cold:
-            self._skipped += 1
-            if self._skipped < WARM_SAMPLE:
-                return
-            self._skipped = 0
+            return
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
         write.warmed = False
@@ -105,6 +100,17 @@ class ReadAhead:
         writes, self._pending = self._pending, []
         for start in range(0, len(writes), WARM_CHUNK):
             self._chunks.put(writes[start:start + WARM_CHUNK])
+
+    def watch(self) -> int | None:
+        """Before the writer's reads of a batch, on its thread: what :meth:`watched` compares
+        with after them (None while the read-ahead reads every write anyway)."""
+        return None if self.cold else blocks_read()
+
+    def watched(self, before: int | None) -> None:
+        """After the writer's reads of a batch: read ahead of every write again if they
+        reached the device (*before*: what :meth:`watch` gave)."""
+        if before is not None and blocks_read() != before:
+            self.cold = True
 
     async def settled(self, writes: Sequence[QueuedWrite]) -> None:
         """Once every one of *writes* that went to the threads has been read ahead, or

@@ -397,6 +397,9 @@ class SQLiteStore(WriteShortcuts):
     async def get(self, style: str, task_id: str) -> Task | None:
         return await self._reads.get(style, task_id)
 
+    async def get_text(self, style: str, task_id: str) -> tuple[int, str] | None:
+        return await self._reads.get_text(style, task_id)
+
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
         return await self._reads.find(style, query)
 
