@@ -48,6 +48,8 @@ class TaskReads:
         return Task(style, task_id, version, load_doc(doc), modified, created)
 
     async def get_text(self, style: str, task_id: str) -> tuple[int, str] | None:
+        if not sql.storable(task_id):  # no row holds a NUL, and no parameter can
+            return None
         found = await self._db.fetch("SELECT version, doc FROM tasks WHERE style = $1 AND id = $2", style, task_id)
         return (found[0][0], found[0][1]) if found else None
 
