@@ -144,9 +144,9 @@ async def test_a_dispatcher_whose_lock_session_ends_stops_delivering_until_it_ho
     assert status == 200
     first = await _batch_task(api, "one")
     await _until(lambda: [g["body"].get("PrimaryKey") for g in receiver.got][-1:] == [first])
-    blocker = await asyncpg.connect(pg_url)
+    blocker: asyncpg.Connection | None = None
     try:  # end the lock's session, and hold the lock here before the gateway can take it again
-        await take_lease_away(blocker, "webhook-dispatcher")
+        blocker = await take_lease_away(pg_url, "webhook-dispatcher")
         got = len(receiver.got)
         held_elsewhere = await _batch_task(api, "two")
         await asyncio.sleep(0.5)  # ten of the dispatcher's polls: it must not send while another holds the lock
@@ -155,7 +155,8 @@ async def test_a_dispatcher_whose_lock_session_ends_stops_delivering_until_it_ho
         await _until(lambda: len(receiver.got) == got + 1)  # it takes the lock again and goes on from the cursor
         assert (receiver.got[-1]["body"]["PrimaryKey"], receiver.got[-1]["status"]) == (held_elsewhere, 200)
     finally:
-        await blocker.close()
+        if blocker is not None:
+            await blocker.close()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])

@@ -76,6 +76,8 @@ class Server:
             if match:
                 self.base_url = match.group(1)
                 return self
+        self.proc.kill()  # not left running for the rest of the session
+        self.proc.wait()
         raise RuntimeError(f"taskgate did not start within {self.start_timeout:g} s:\n{self.log.read_text()}")
 
     def cli(self, *args: str, stdin: str | None = None) -> str:

@@ -145,13 +145,13 @@ async def test_a_sweeper_whose_lease_session_ends_stops_sweeping_and_one_takes_o
     sweepers = [Sweeper(store, Clock(), 0.02) for store in two]
     for sweeper in sweepers:
         sweeper.start()
-    blocker = await asyncpg.connect(pg_url)
+    blocker: asyncpg.Connection | None = None
     try:
         await _until(lambda: any(s.sweeping for s in sweepers))
         holder = next(s for s in sweepers if s.sweeping)
         assert sum(s.sweeping for s in sweepers) == 1
         # end the holder's lease session, and take the lease here before either gateway can
-        await take_lease_away(blocker, SWEEP_LEASE)
+        blocker = await take_lease_away(pg_url, SWEEP_LEASE)
         await _until(lambda: not holder.sweeping)  # it noticed: nobody sweeps while the lease is elsewhere
         passes = [s.passes for s in sweepers]
         await asyncio.sleep(0.2)
@@ -163,7 +163,8 @@ async def test_a_sweeper_whose_lease_session_ends_stops_sweeping_and_one_takes_o
             await asyncio.sleep(0.005)
         await next(s for s in sweepers if s.sweeping).next_pass()
     finally:
-        await blocker.close()
+        if blocker is not None:
+            await blocker.close()
         for sweeper in sweepers:
             await sweeper.stop()
 
