@@ -187,18 +187,34 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifetime ---------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._main is not None
+
     def start(self) -> None:
+        """Dispatch, until :meth:`halt` or :meth:`stop` (started again after a halt, it
+        reads every hook afresh from the store)."""
+        if self._main is not None:
+            return
+        if self._loop is None:  # the commit listener, once
+            self._store.on_commit(self._committed)
         self._loop = asyncio.get_running_loop()
-        self._store.on_commit(self._committed)
         self._main = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
-    async def stop(self) -> None:
+    async def halt(self) -> None:
+        """Stop the supervisor and every worker (unsaved progress is sent again after the
+        next :meth:`start`, as after a kill)."""
         tasks = [t for t in (self._main, *self._workers.values()) if t is not None]
+        self._main = None
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._workers.clear()
+
+    async def stop(self) -> None:
+        await self.halt()
         await self.sender.close()
 
     def _committed(self, _changes: Sequence[Change]) -> None:

@@ -57,7 +57,8 @@ from gateway.patching import apply_json_patch
 from gateway.speedups import dumps_bytes
 
 __all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "Key", "Push", "event_json", "frame", "CATCH_UP_PAGE",
-           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "CUT_GRACE_SECONDS"]
+           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "END_RESET", "END_DELETED",
+           "CUT_GRACE_SECONDS"]
 
 _log = structlog.get_logger("taskgate.events")
 
@@ -82,6 +83,10 @@ _DOCUMENTS = 256
 CUT_GRACE_SECONDS = 2.0
 END_BEHIND = "behind"
 END_SHUTDOWN = "shutdown"
+#: a test namespace's feed restarted (reset, restore) or went (deleted): its ids begin again,
+#: so such an end says to resume from 0 (:meth:`Feed.restart`)
+END_RESET = "reset"
+END_DELETED = "deleted"
 
 
 def event_json(c: Change) -> dict[str, Any]:
@@ -185,6 +190,7 @@ class Subscription:
         self.cursor = since
         self._wake = asyncio.Event()
         self._ended: str | None = None
+        self._end_id: int | None = None  # where to resume, when not the cursor (a restarted feed)
         self._abort = abort
         self._catching_up = not feed.covers(since)  # reads the trail until it reaches the window
         #: set by the stream while it writes: an end then gives it CUT_GRACE_SECONDS, then aborts
@@ -199,12 +205,14 @@ class Subscription:
     def _notify(self) -> None:
         self._wake.set()
 
-    def end(self, reason: str) -> None:
-        """End the subscription: the next :meth:`next` raises :class:`Ended`. A client that
-        is not taking what was written to it has its connection aborted after a grace."""
+    def end(self, reason: str, resume_at: int | None = None) -> None:
+        """End the subscription: the next :meth:`next` raises :class:`Ended`, with
+        *resume_at* (else the cursor) as the id to resume from. A client that is not taking
+        what was written to it has its connection aborted after a grace."""
         if self._ended is not None:
             return
         self._ended = reason
+        self._end_id = resume_at
         self._wake.set()
         if self.writing and self._abort is not None:
             asyncio.get_running_loop().call_later(CUT_GRACE_SECONDS, self._abort_if_stuck)
@@ -220,7 +228,7 @@ class Subscription:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self._ended is not None:
-                raise Ended(self._ended, self.cursor)
+                raise Ended(self._ended, self.cursor if self._end_id is None else self._end_id)
             frames = await (self._catch_up() if self._catching_up else self._take())
             if frames:
                 return frames
@@ -334,7 +342,32 @@ class Feed:
         for sub in list(self._subscribers):
             sub.end(END_SHUTDOWN)
 
-    async def close(self) -> None:
+    async def restart(self, reason: str = END_RESET) -> None:
+        """The trail was replaced under the feed (a test namespace's reset or restore: its
+        ids begin again): every subscription ends with *reason* and 0 as the id to resume
+        from, the window and the documents are dropped, and the feed follows the new trail
+        from its newest row."""
+        for sub in list(self._subscribers):
+            sub.end(reason, resume_at=0)
+        if self._waking is not None:
+            self._waking.cancel()
+            self._waking = None
+        self._to_wake.clear()
+        self._window.clear()
+        self._bytes = 0
+        self._documents.clear()
+        self.last = 0  # a stream opened meanwhile starts at 0 and catches up
+        head = await self.store.last_seq()
+        self._window.clear()  # a commit published during the read is read again, after head
+        self._bytes = 0
+        self.last = head
+
+    async def close(self, reason: str = END_SHUTDOWN) -> None:
+        """Stop following; every subscription ends (*reason*: :data:`END_DELETED` ends
+        them with 0 as the id to resume from, like :meth:`restart`)."""
+        if reason != END_SHUTDOWN:
+            for sub in list(self._subscribers):
+                sub.end(reason, resume_at=0)
         self.stop_streams()
         if self._waking is not None:
             self._waking.cancel()

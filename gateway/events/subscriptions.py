@@ -20,11 +20,11 @@ from typing import Protocol
 from aiohttp import web
 
 from gateway import errors
-from gateway.context import SCOPE, principal
+from gateway.context import principal
 from gateway.events.targets import TargetPolicy, TargetRefused
 from gateway.model import Change, Doc, Hook
 
-__all__ = ["Event", "Outgoing", "Shape", "SHAPES", "POLICY", "require_admin", "outside_namespaces", "check_target",
+__all__ = ["Event", "Outgoing", "Shape", "SHAPES", "POLICY", "require_admin", "check_target",
            "event_uuid", "IDEMPOTENCY_HEADER", "check_headers"]
 
 #: the header every delivery carries: the event id (the audit seq), the same on every retry
@@ -71,20 +71,9 @@ def event_uuid(seq: int, hook: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"taskgate:event:{seq}:hook:{hook}"))
 
 
-def outside_namespaces(request: web.Request, what: str) -> None:
-    """NotFound in a test namespace (:mod:`gateway.testing.namespaces`): the change feed,
-    the subscriptions and their delivery log are the server's, and a namespace's changes
-    are neither streamed nor delivered, so under a namespace *what* would silently be the
-    server's."""
-    scope = request.get(SCOPE)
-    if scope is not None:
-        raise errors.NotFound(f"{what} are not served in a test namespace ({scope.name!r}): they follow the "
-                              "server's own tasks; use them without the namespace")
-
-
 def require_admin(request: web.Request) -> None:
-    """An admin, outside any test namespace, may manage subscriptions; else NotFound or Forbidden."""
-    outside_namespaces(request, "webhook subscriptions and their delivery log")
+    """An admin may manage subscriptions (in a test namespace, the namespace's own:
+    :mod:`gateway.events.scoped`); else Forbidden."""
     if not principal(request).is_admin:
         raise errors.Forbidden("only an admin may manage webhook subscriptions")
 
