@@ -66,7 +66,7 @@ def payload(hook: Hook, event: Event) -> dict[str, Any] | None:
     else:
         changed = sorted((event.new or event.old or {}).keys())
     key = int(change.task_id) if change.task_id.isdigit() else 0
-    body: dict[str, Any] = {"EventId": event_uuid(change.seq, hook.num), "Timestamp": change.at,
+    body: dict[str, Any] = {"EventId": event_uuid(change.seq, hook.num, event.scope), "Timestamp": change.at,
                             "Changes": changed, "Event": name, "PrimaryKey": key,
                             "Entity": ENTITY, "ContextIdentifier": hook.doc.get("_tenant") or "",
                             "ChangedByAssociateId": 0, "WebhookName": hook.doc["Name"]}

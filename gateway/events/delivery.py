@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from gateway.clock import now_iso
 from gateway.config import WebhooksConfig
-from gateway.events.subscriptions import IDEMPOTENCY_HEADER, Event, Outgoing, Shape
+from gateway.events.subscriptions import IDEMPOTENCY_HEADER, Event, Outgoing, Shape, idempotency_key
 from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
 from gateway.model import Change, Delivery, Doc, Hook, Store
 from gateway.patching import apply_json_patch
@@ -185,6 +185,8 @@ class Dispatcher:
         self._commit_wakeups: set[asyncio.Event] = set()  # the hooks' workers: a commit may be news to them
         self._main: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: qualifies event ids in what is delivered (a test namespace's: :attr:`Event.scope`)
+        self.scope = ""
 
     # -- lifetime ---------------------------------------------------------------------------
     @property
@@ -292,6 +294,8 @@ class Dispatcher:
             progress = _Progress(hook)
             for change in changes:
                 event = await docs.event(change)
+                if self.scope:
+                    event = replace(event, scope=self.scope)
                 if not await self._deliver(shape, progress, event):
                     return progress.hook.active and await self._still(progress)
                 if len(progress.log) >= FLUSH_EVERY and not await self._flush(progress):
@@ -308,7 +312,7 @@ class Dispatcher:
             if out is None:
                 progress.cursor = seq
                 return True
-            out = replace(out, headers={**out.headers, IDEMPOTENCY_HEADER: str(seq)})
+            out = replace(out, headers={**out.headers, IDEMPOTENCY_HEADER: idempotency_key(seq, event.scope)})
             status, error, ms = await self.sender.send(out)
             attempt = progress.failures + 1
             style = progress.hook.style

@@ -13,7 +13,11 @@ A reset or a restore replaces the namespace's trail, and its ids begin again: be
 the dispatcher halts (:meth:`ScopedEvents.pause`), after it the feed restarts, ending
 every stream with the reason ``reset`` and 0 as the id to resume from, and the
 dispatcher starts over from the hooks and cursors the restored store holds
-(:meth:`ScopedEvents.resume`). Deleting the namespace ends its streams (``deleted``) and
+(:meth:`ScopedEvents.resume`). Since the ids begin again, and every namespace's begin at 1,
+what a namespace's hooks receive qualifies them: the ``Idempotency-Key`` is
+``{namespace}.{epoch}:{id}`` and SuperOffice's ``EventId`` is derived from it, with a new
+random epoch at each reset and restore, so a receiver that drops repeats never drops a
+namespace's new event for an old one's key. Deleting the namespace ends its streams (``deleted``) and
 stops its dispatcher (:meth:`ScopedEvents.close`). It holds no SQL and no HTTP beyond
 finding a request's feed and dispatcher.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 
 from aiohttp import web
 
@@ -41,9 +46,11 @@ POLL_SECONDS = 5.0
 class ScopedEvents:
     """One namespace's feed and dispatcher, each made on first use."""
 
-    def __init__(self, scopes: EventScopes, store: Store) -> None:
+    def __init__(self, scopes: EventScopes, name: str, store: Store) -> None:
         self._scopes = scopes
+        self.name = name
         self._store = store
+        self.scope = _scope(name)
         self._feed: Feed | None = None
         self._dispatcher: Dispatcher | None = None
         self._lock = asyncio.Lock()
@@ -68,6 +75,7 @@ class ScopedEvents:
             config = dataclasses.replace(config, poll_seconds=max(config.poll_seconds, POLL_SECONDS))
             self._dispatcher = Dispatcher(self._store, self._scopes.shapes, config,
                                           Sender(config, self._scopes.policy), HookStats())
+            self._dispatcher.scope = self.scope
             if config.dispatch and not self._closed:
                 self._dispatcher.start()
         return self._dispatcher
@@ -79,8 +87,11 @@ class ScopedEvents:
 
     async def resume(self) -> None:
         """After the store was restored: the feed restarts, the dispatcher starts over."""
+        self.scope = _scope(self.name)
         if self._feed is not None:
             await self._feed.restart(END_RESET)
+        if self._dispatcher is not None:
+            self._dispatcher.scope = self.scope
         if self._dispatcher is not None and self._scopes.config.webhooks.dispatch and not self._closed:
             self._dispatcher.start()
 
@@ -113,14 +124,19 @@ class EventScopes:
         self.policy = app[POLICY]
         self.live: set[ScopedEvents] = set()
 
-    def attach(self, store: Store) -> ScopedEvents:
-        scoped = ScopedEvents(self, store)
+    def attach(self, name: str, store: Store) -> ScopedEvents:
+        scoped = ScopedEvents(self, name, store)
         self.live.add(scoped)
         return scoped
 
     def stop_streams(self) -> None:
         for scoped in list(self.live):
             scoped.stop_streams()
+
+
+def _scope(name: str) -> str:
+    """What qualifies the event ids a namespace's hooks receive until its next reset."""
+    return f"{name}.{secrets.token_hex(4)}"
 
 
 def _scoped(request: web.Request) -> ScopedEvents | None:

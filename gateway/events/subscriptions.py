@@ -25,7 +25,7 @@ from gateway.events.targets import TargetPolicy, TargetRefused
 from gateway.model import Change, Doc, Hook
 
 __all__ = ["Event", "Outgoing", "Shape", "SHAPES", "POLICY", "require_admin", "check_target",
-           "event_uuid", "IDEMPOTENCY_HEADER", "check_headers"]
+           "event_uuid", "idempotency_key", "IDEMPOTENCY_HEADER", "check_headers"]
 
 #: the header every delivery carries: the event id (the audit seq), the same on every retry
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -41,6 +41,9 @@ class Event:
     change: Change
     old: Doc | None  # the task before the change (None: it did not exist)
     new: Doc | None  # after it (None: deleted)
+    #: where the event's id is unique, when not on the server: a test namespace's ids begin
+    #: again at each reset (:mod:`gateway.events.scoped`), so its ids are qualified by this
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +68,18 @@ SHAPES = web.AppKey("webhook_shapes", dict)
 POLICY = web.AppKey("webhook_target_policy", TargetPolicy)
 
 
-def event_uuid(seq: int, hook: int) -> str:
+def event_uuid(seq: int, hook: int, scope: str = "") -> str:
     """A GUID for a vendor's event id field: the same for every redelivery of one event to
-    one hook, different across hooks and events."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"taskgate:event:{seq}:hook:{hook}"))
+    one hook, different across hooks and events (and, with *scope*, across test namespaces
+    and their resets: :attr:`Event.scope`)."""
+    where = f"{scope}:" if scope else ""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"taskgate:{where}event:{seq}:hook:{hook}"))
+
+
+def idempotency_key(seq: int, scope: str = "") -> str:
+    """The ``Idempotency-Key`` of a delivery: the event id, qualified by *scope* in a test
+    namespace (``{namespace}.{epoch}:{seq}``)."""
+    return f"{scope}:{seq}" if scope else str(seq)
 
 
 def require_admin(request: web.Request) -> None:

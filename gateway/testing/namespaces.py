@@ -147,7 +147,7 @@ class Namespaces:
 
     def __init__(self, folder: Path, *, limit: int, journal_entries: int, journal_bytes: int,
                  prepare: Callable[[Store], Awaitable[None]],
-                 attach: Callable[[Store], Attachment] | None = None) -> None:
+                 attach: Callable[[str, Store], Attachment] | None = None) -> None:
         self.folder = folder
         self.limit = limit
         self._journal = (journal_entries, journal_bytes)
@@ -197,7 +197,7 @@ class Namespaces:
                 await store.close()
                 raise
             namespace = Namespace(name, store, clock, Journal(*self._journal), empty,
-                                  self._attach(store) if self._attach is not None else None)
+                                  self._attach(name, store) if self._attach is not None else None)
             self._open[name] = namespace
             return namespace
 
