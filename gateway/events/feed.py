@@ -45,16 +45,12 @@ import asyncio
 import bisect
 import collections
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
-from gateway import errors
+from gateway.events.published import Ended, Event, Key, Push, Selection, deleted_document, event_json, frame
 from gateway.model import Change, Doc, Store
-from gateway.patching import apply_json_patch
-from gateway.speedups import dumps_bytes
 
 __all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "Key", "Push", "event_json", "frame", "CATCH_UP_PAGE",
            "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "END_RESET", "END_DELETED",
@@ -87,91 +83,6 @@ END_SHUTDOWN = "shutdown"
 #: so such an end says to resume from 0 (:meth:`Feed.restart`)
 END_RESET = "reset"
 END_DELETED = "deleted"
-
-
-def event_json(c: Change) -> dict[str, Any]:
-    """The event of the committed change *c*, as JSON values (what ``data:`` of a stream
-    event and a line of ``taskgate events tail --json`` hold)."""
-    return {"id": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id, "version": c.version,
-            "action": c.action, "actor": c.actor, "request_id": c.request_id, "patch": c.patch}
-
-
-def frame(c: Change) -> bytes:
-    """*c* as one Server-Sent Events frame: its id, and its event as one ``data:`` line
-    (compact JSON escapes line breaks, so one line always suffices)."""
-    return b"id: %d\ndata: %s\n\n" % (c.seq, dumps_bytes(event_json(c)))
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One published change: what subscribers filter on, and its encoded frame."""
-
-    seq: int
-    style: str
-    task_id: str
-    action: str
-    frame: bytes
-
-    @classmethod
-    def of(cls, c: Change) -> Event:
-        return cls(c.seq, c.style, c.task_id, c.action, frame(c))
-
-
-def _deleted_document(c: Change) -> Doc | None:
-    """The document a ``deleted`` change removed: its undo, applied to nothing, puts it back."""
-    if c.action != "deleted":
-        return None
-    try:
-        return apply_json_patch({}, c.undo)
-    except errors.TaskgateError:  # not a trail taskgate wrote: no document to judge by
-        return None
-
-
-class Ended(Exception):
-    """The subscription is over: *reason* (``behind``, ``shutdown``) and the id of the last
-    event it took (:attr:`Subscription.cursor`), from which its client resumes."""
-
-    def __init__(self, reason: str, last_id: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.last_id = last_id
-
-
-#: a read rule for one style: whether the subscriber may read the task whose document this is
-Check = Callable[[Doc | None], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """What a subscriber asked for and may see. *styles* and *actions* (empty: all) and
-    *task_id* (None: all) filter; *access* maps each style to None (every task of the style
-    is readable) or to the read rule to apply to the task's document; a style missing from
-    it is not readable at all."""
-
-    styles: frozenset[str] = frozenset()
-    actions: frozenset[str] = frozenset()
-    task_id: str | None = None
-    access: Mapping[str, Check | None] = field(default_factory=dict)
-
-    def wants(self, ev: Event) -> bool:
-        return ((not self.styles or ev.style in self.styles) and (not self.actions or ev.action in self.actions)
-                and (self.task_id is None or ev.task_id == self.task_id) and ev.style in self.access)
-
-    def key(self) -> Key:
-        """What decides which events this subscriber gets, as a value subscribers share:
-        the styles it wants and may read whole, those it wants that are readable by a rule
-        on the task's document, its actions (empty: all) and its task id (None: all)."""
-        wanted = [s for s in self.access if not self.styles or s in self.styles]
-        return (frozenset(s for s in wanted if self.access[s] is None),
-                frozenset(s for s in wanted if self.access[s] is not None), self.actions, self.task_id)
-
-
-#: :meth:`Selection.key`: (styles wanted and readable whole, styles wanted and readable by a
-#: rule on the document, actions or empty for all, task id or None)
-Key = tuple[frozenset[str], frozenset[str], frozenset[str], str | None]
-#: writes a chunk of frames to a subscriber's connection at once, without waiting; False when
-#: its connection is closing or holds too much unsent already (the stream's own write then waits)
-Push = Callable[[bytes], bool]
 
 
 class Subscription:
@@ -253,6 +164,7 @@ class Subscription:
         feed = self._feed
         if feed.covers(self.cursor):
             self._catching_up = False
+            feed.following(self)
             return await self._take()
         sel = self.selection
         style = next(iter(sel.styles)) if len(sel.styles) == 1 else None
@@ -267,7 +179,7 @@ class Subscription:
                     return out
                 self.cursor = c.seq
                 ev = Event(c.seq, c.style, c.task_id, c.action, b"")
-                if sel.wants(ev) and await feed.readable(ev, sel, _deleted_document(c)):
+                if sel.wants(ev) and await feed.readable(ev, sel, deleted_document(c)):
                     out.append(frame(c))
                     size += len(out[-1])
         if len(rows) < CATCH_UP_PAGE:
@@ -276,6 +188,9 @@ class Subscription:
 
     async def _take(self) -> list[bytes] | None:
         feed = self._feed
+        if not feed.covers(self.cursor):  # the window passed it before its wake-up did
+            feed.cut_behind(self)
+            return []
         events = feed.after(self.cursor)
         if not events:
             return None
@@ -314,6 +229,8 @@ class Feed:
         self.last = 0  # the id of the last event published
         self._subscribers: set[Subscription] = set()
         self._to_wake: set[Subscription] = set()
+        #: no subscriber that takes from the window has a cursor below this (see _sweep)
+        self._floor = 0
         #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
         self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
@@ -356,6 +273,7 @@ class Feed:
         self._window.clear()
         self._bytes = 0
         self._documents.clear()
+        self._floor = 0
         self.last = 0  # a stream opened meanwhile starts at 0 and catches up
         head = await self.store.last_seq()
         self._window.clear()  # a commit published during the read is read again, after head
@@ -391,6 +309,8 @@ class Feed:
         if self._closed:
             sub.end(END_SHUTDOWN)
         self._subscribers.add(sub)
+        if not sub._catching_up:
+            self.following(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -442,22 +362,29 @@ class Feed:
             self._bytes += len(ev.frame)
             self.last = c.seq
             self._documents.pop((c.style, c.task_id), None)  # cached for an older version
-            gone = _deleted_document(c)
+            gone = deleted_document(c)
             if gone is not None:
                 self._remember(c.style, c.task_id, gone)
         while len(window) > 1 and (len(window) > self._max_events or self._bytes > self._max_bytes):
             self._bytes -= len(window.popleft().frame)
-        oldest = window[0].seq
-        for sub in list(self._subscribers):
-            if not sub._catching_up and sub.cursor < oldest - 1 and sub.ended is None:
-                self.cut_off += 1
-                _log.info("events.client_behind", last_id=sub.cursor, oldest=oldest)
-                sub.end(END_BEHIND)
-            elif sub.idle and sub.cursor == before and not any(sub.selection.wants(ev) for ev in fresh):
-                sub.cursor = self.last  # none of these is for it: passed by without a wake-up
-            else:
-                self._to_wake.add(sub)
-        if self._to_wake and self._waking is None:
+        if window[0].seq - 1 > self._floor:  # the window may have passed a subscriber
+            self._sweep(window[0].seq - 1)
+        to_wake = self._to_wake
+        if len(to_wake) < len(self._subscribers):  # else each is to be woken already: nothing to decide
+            wanted: dict[Key, bool] = {}  # whether a fresh event is for a selection: once per selection
+            for sub in self._subscribers:
+                if sub in to_wake:
+                    continue
+                if sub.idle and sub.cursor == before:
+                    key = sub.key
+                    wants = wanted.get(key)
+                    if wants is None:
+                        wants = wanted[key] = any(sub.selection.wants(ev) for ev in fresh)
+                    if not wants:
+                        sub.cursor = self.last  # none of these is for it: passed by without a wake-up
+                        continue
+                to_wake.add(sub)
+        if to_wake and self._waking is None:
             # woken a moment later, together: commits that follow meanwhile go out in the same write;
             # and no sooner than _WAKE_INTERVAL after the last wake-up, so that under a steady flow
             # of commits each stream gets a write per interval, not one per commit
@@ -477,7 +404,11 @@ class Feed:
         self._woken_at = asyncio.get_running_loop().time()
         woken, self._to_wake = self._to_wake, set()
         chunks: dict[tuple[int, Key], tuple[bytes, int, int]] = {}
+        passed = self._window[0].seq - 1 if self._window else self.last  # before this, events are missed
         for sub in woken:
+            if sub.cursor < passed and not sub._catching_up and sub.ended is None:
+                self.cut_behind(sub)
+                continue
             if sub.push is not None and sub.idle and sub.ended is None:
                 shared = (sub.cursor, sub.key)
                 chunk = chunks.get(shared)
@@ -491,6 +422,33 @@ class Feed:
                         sub._notify()
                     continue
             sub._notify()
+
+    def _sweep(self, passed: int) -> None:
+        """End the subscribers whose cursor is before *passed* (they missed events), and
+        note the lowest cursor of the others: until the window passes that, no subscriber
+        needs looking at (cursors only move on), so a commit costs no walk of them."""
+        floor = self.last
+        for sub in self._subscribers:
+            if sub.ended is not None or sub._catching_up:
+                continue
+            if sub.cursor < passed:
+                self.cut_behind(sub)
+            elif sub.cursor < floor:
+                floor = sub.cursor
+        self._floor = floor
+
+    def following(self, sub: Subscription) -> None:
+        """*sub* takes from the window from here on (made so, or done catching up)."""
+        if sub.cursor < self._floor:
+            self._floor = sub.cursor
+
+    def cut_behind(self, sub: Subscription) -> None:
+        """End *sub*, which the window has passed (its client stopped taking events), with
+        the id it last took. Found when it is woken (every subscriber that is not passed
+        by is woken after the commits that move the window) or when it takes."""
+        self.cut_off += 1
+        _log.info("events.client_behind", last_id=sub.cursor, oldest=self._window[0].seq if self._window else 0)
+        sub.end(END_BEHIND)
 
     def _chunk(self, cursor: int, key: Key) -> tuple[bytes, int, int]:
         """The frames after *cursor* that a subscriber with *key* gets, joined (at most
@@ -560,7 +518,7 @@ class Feed:
         if task is not None:
             return task.doc
         last = await self.store.audit(style=style, task_id=task_id, limit=1)
-        return _deleted_document(last[0]) if last else None
+        return deleted_document(last[0]) if last else None
 
     def _remember(self, style: str, task_id: str, doc: Doc) -> None:
         done = asyncio.get_running_loop().create_future()

@@ -166,7 +166,8 @@ def test_a_namespace_has_its_own_hooks_log_and_deliveries(tmp_path: Path, receiv
         wm_body = json.loads(got["/ns-webmethods"][0]["body"])
         assert got["/ns-webmethods"][0]["headers"]["X-Taskgate-Signature"] == taskgate_signature(
             WM_SECRET, got["/ns-webmethods"][0]["body"].encode())
-        assert (wm_body["operation"], wm_body["operationText"], wm_body["taskURL"]) == (1, "created", f"/rest/pub/opentask/{wm_task}")
+        assert (wm_body["operation"], wm_body["operationText"], wm_body["taskURL"]) == (
+            1, "created", f"/rest/pub/opentask/{wm_task}")
 
         # each delivery log is its own, stored in its own file
         log = http("GET", f"{ns}/webhooks/log", auth).json["deliveries"]
