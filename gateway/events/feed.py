@@ -28,9 +28,10 @@ the reason ``behind`` and the id it last took, so that it can resume from there.
 
 Pushing an event costs little per subscriber: its frame is encoded once, when it is
 published; subscribers are woken together a moment after a commit (so a burst goes out in
-one write each); and one that is waiting with every event taken is not woken at all for
-events of the styles its caller reads whole (every task of them): the feed joins the
-frames once per position and selection and writes the same bytes to each such connection
+one write each; under a steady flow, at most every 100 ms); and one that is waiting with
+every event taken is not woken at all for events of the styles its caller reads whole
+(every task of them): the feed joins the frames once per position and selection and
+writes the same bytes to each such connection
 (:data:`Push`), as long as the connection holds little unsent. Events of a style the
 caller reads by a rule on the task's document (webMethods for a non-admin) still wake the
 stream, which applies the rule.
@@ -70,8 +71,14 @@ _CATCHING_UP = 4
 #: how long subscribers are left to sleep after an event, so that a burst of commits reaches
 #: each of them in one write rather than one write per commit
 _LINGER_SECONDS = 0.01
-#: the shortest time between two wake-ups of the subscribers
+#: the shortest time between two wake-ups of the subscribers; under a steady flow of events
+#: (at least _BUSY_EVENTS between two wake-ups), the longer one: each wake-up writes to every
+#: stream, and fewer, larger writes cost the server and the clients less per event
 _WAKE_INTERVAL = 0.025
+_BUSY_WAKE_INTERVAL = 0.1
+_BUSY_EVENTS = 32
+#: most events one wake-up writes to a stream itself (and at most about TAKE_BYTES)
+_PUSH_EVENTS = 1024
 #: documents kept for the read rules that need one (webMethods' access lists)
 _DOCUMENTS = 256
 #: seconds a subscription ended while its client is not reading gets to take its last
@@ -235,6 +242,8 @@ class Feed:
         self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
         self._woken_at = 0.0  # the loop's time of the last wake-up
+        self._published = 0  # events published since the last wake-up
+        self._interval = _WAKE_INTERVAL  # the shortest time until the next one
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -357,6 +366,7 @@ class Feed:
         fresh = []
         for c in changes:
             ev = Event.of(c)
+            self._published += 1
             fresh.append(ev)
             window.append(ev)
             self._bytes += len(ev.frame)
@@ -389,7 +399,7 @@ class Feed:
             # and no sooner than _WAKE_INTERVAL after the last wake-up, so that under a steady flow
             # of commits each stream gets a write per interval, not one per commit
             loop = asyncio.get_running_loop()
-            at = max(loop.time() + _LINGER_SECONDS, self._woken_at + _WAKE_INTERVAL)
+            at = max(loop.time() + _LINGER_SECONDS, self._woken_at + self._interval)
             self._waking = loop.call_at(at, self._wake_subscribers)
 
     def _wake_subscribers(self) -> None:
@@ -402,6 +412,8 @@ class Feed:
         unsent, are woken."""
         self._waking = None
         self._woken_at = asyncio.get_running_loop().time()
+        self._interval = _BUSY_WAKE_INTERVAL if self._published >= _BUSY_EVENTS else _WAKE_INTERVAL
+        self._published = 0
         woken, self._to_wake = self._to_wake, set()
         chunks: dict[tuple[int, Key], tuple[bytes, int, int]] = {}
         passed = self._window[0].seq - 1 if self._window else self.last  # before this, events are missed
@@ -452,15 +464,15 @@ class Feed:
 
     def _chunk(self, cursor: int, key: Key) -> tuple[bytes, int, int]:
         """The frames after *cursor* that a subscriber with *key* gets, joined (at most
-        :data:`TAKE_EVENTS` events and about :data:`TAKE_BYTES`), the id of the last event
+        :data:`_PUSH_EVENTS` events and about :data:`TAKE_BYTES`), the id of the last event
         taken, and how many frames there are. It stops before an event it wants whose style
         it reads by a rule on the task's document: its stream reads the document for that."""
         whole, checked, actions, task_id = key
         frames: list[bytes] = []
         size = 0
         last = cursor
-        for ev in self.after(cursor):
-            if len(frames) >= TAKE_EVENTS or size >= TAKE_BYTES:
+        for ev in self.after(cursor, _PUSH_EVENTS):
+            if len(frames) >= _PUSH_EVENTS or size >= TAKE_BYTES:
                 break
             if (not actions or ev.action in actions) and (task_id is None or ev.task_id == task_id):
                 if ev.style in checked:
@@ -478,11 +490,11 @@ class Feed:
             return cursor >= self.last
         return cursor >= self._window[0].seq - 1
 
-    def after(self, cursor: int) -> list[Event]:
-        """The window's events after *cursor*, at most :data:`TAKE_EVENTS`."""
+    def after(self, cursor: int, limit: int = TAKE_EVENTS) -> list[Event]:
+        """The window's events after *cursor*, at most *limit*."""
         window = self._window
         start = bisect.bisect_right(window, cursor, key=lambda e: e.seq)
-        return [window[i] for i in range(start, min(len(window), start + TAKE_EVENTS))]
+        return [window[i] for i in range(start, min(len(window), start + limit))]
 
     async def readable(self, ev: Event, selection: Selection, gone: Doc | None) -> bool:
         """Whether *selection*'s subscriber may read *ev*'s task: by the style's read rule,
