@@ -35,8 +35,8 @@ from gateway import errors
 from gateway.apis.sailpoint import STYLE
 from gateway.codecs import decode_json, json_response, negotiate, read_body
 from gateway.config import WebhooksConfig
-from gateway.context import CONFIG, STORE
-from gateway.events.delivery import DISPATCHER
+from gateway.context import CONFIG, store_of
+from gateway.events.scoped import dispatcher_of
 from gateway.events.subscriptions import SHAPES, Event, Outgoing, check_target, require_admin
 from gateway.limits import dumps
 from gateway.model import Doc, Hook
@@ -272,7 +272,7 @@ async def _checked(request: web.Request, doc: Doc) -> Doc:
 
 
 def _poke(request: web.Request) -> None:
-    request.app[DISPATCHER].poke()
+    dispatcher_of(request).poke()
 
 
 async def create_subscription(request: web.Request) -> web.Response:
@@ -280,7 +280,7 @@ async def create_subscription(request: web.Request) -> web.Response:
     body = await _body(request)
     doc = await _checked(request, subscription(body, "validated"))
     config: WebhooksConfig = request.app[CONFIG].webhooks
-    store = request.app[STORE]
+    store = store_of(request)
     if len(await store.list_hooks(HOOK_STYLE)) >= config.max_hooks:
         raise errors.BadRequest(f"this tenant has {config.max_hooks} subscriptions, the most allowed "
                                 "(webhooks.max_hooks)")
@@ -296,7 +296,7 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     limit = _int(request, "limit", MAX_LIMIT, MAX_LIMIT)
     offset = _int(request, "offset", 0, None)
     terms = _list_filter(request.query.get("filters", ""))
-    docs = [h.doc for h in await request.app[STORE].list_hooks(HOOK_STYLE)]
+    docs = [h.doc for h in await store_of(request).list_hooks(HOOK_STYLE)]
     docs = [d for d in docs if all(d.get(k) == v for k, v in terms)]
     sorters = request.query.get("sorters", "")
     for key in reversed([s.strip() for s in sorters.split(",") if s.strip()]):
@@ -327,7 +327,7 @@ def _int(request: web.Request, name: str, default: int, hi: int | None) -> int:
 async def get_subscription(request: web.Request) -> web.Response:
     require_admin(request)
     negotiate(request, ("application/json",))
-    hook = await request.app[STORE].get_hook(HOOK_STYLE, request.match_info["id"])
+    hook = await store_of(request).get_hook(HOOK_STYLE, request.match_info["id"])
     if hook is None:
         raise _not_found(request.match_info["id"])
     return json_response(public(hook.doc))
@@ -336,7 +336,7 @@ async def get_subscription(request: web.Request) -> web.Response:
 async def _replace(request: web.Request, hook: Hook, doc: Doc) -> web.Response:
     if doc["httpConfig"]["url"] != hook.doc["httpConfig"]["url"]:
         await _checked(request, doc)
-    stored = await request.app[STORE].replace_hook(HOOK_STYLE, hook.id, doc, active=doc["enabled"])
+    stored = await store_of(request).replace_hook(HOOK_STYLE, hook.id, doc, active=doc["enabled"])
     if stored is None:
         raise _not_found(hook.id)
     _poke(request)
@@ -344,7 +344,7 @@ async def _replace(request: web.Request, hook: Hook, doc: Doc) -> web.Response:
 
 
 async def _existing(request: web.Request) -> Hook:
-    hook = await request.app[STORE].get_hook(HOOK_STYLE, request.match_info["id"])
+    hook = await store_of(request).get_hook(HOOK_STYLE, request.match_info["id"])
     if hook is None:
         raise _not_found(request.match_info["id"])
     return hook
@@ -389,7 +389,7 @@ async def patch_subscription(request: web.Request) -> web.Response:
 
 async def delete_subscription(request: web.Request) -> web.Response:
     require_admin(request)
-    if not await request.app[STORE].delete_hook(HOOK_STYLE, request.match_info["id"]):
+    if not await store_of(request).delete_hook(HOOK_STYLE, request.match_info["id"]):
         raise _not_found(request.match_info["id"])
     return web.Response(status=204)
 
@@ -413,10 +413,10 @@ async def test_invocation(request: web.Request) -> web.Response:
     if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 100):
         raise errors.BadRequest("subscriptionIds must be a list of at most 100 subscription ids")
     sent = dumps(payload if payload is not None else EXAMPLES[trigger]).encode()
-    for hook in await request.app[STORE].list_hooks(HOOK_STYLE):
+    for hook in await store_of(request).list_hooks(HOOK_STYLE):
         if hook.doc["triggerId"] == trigger and (ids is None or hook.id in ids):
             headers = {**_headers(hook.doc), "X-Taskgate-Test": "true"}
-            await request.app[DISPATCHER].sender.send(Outgoing(hook.doc["httpConfig"]["url"], sent, headers))
+            await dispatcher_of(request).sender.send(Outgoing(hook.doc["httpConfig"]["url"], sent, headers))
     return web.Response(status=204)
 
 

@@ -31,8 +31,8 @@ from gateway.apis.superoffice_service import STYLE
 from gateway.clock import now_iso
 from gateway.codecs import decode_json, json_response, negotiate, read_body
 from gateway.config import WebhooksConfig
-from gateway.context import CONFIG, STORE, principal
-from gateway.events.delivery import DISPATCHER
+from gateway.context import CONFIG, principal, store_of
+from gateway.events.scoped import dispatcher_of
 from gateway.events.signing import hmac_sha256_base64
 from gateway.events.subscriptions import SHAPES, Event, Outgoing, check_headers, check_target, event_uuid, require_admin
 from gateway.limits import dumps
@@ -66,7 +66,7 @@ def payload(hook: Hook, event: Event) -> dict[str, Any] | None:
     else:
         changed = sorted((event.new or event.old or {}).keys())
     key = int(change.task_id) if change.task_id.isdigit() else 0
-    body: dict[str, Any] = {"EventId": event_uuid(change.seq, hook.num), "Timestamp": change.at,
+    body: dict[str, Any] = {"EventId": event_uuid(change.seq, hook.num, event.scope), "Timestamp": change.at,
                             "Changes": changed, "Event": name, "PrimaryKey": key,
                             "Entity": ENTITY, "ContextIdentifier": hook.doc.get("_tenant") or "",
                             "ChangedByAssociateId": 0, "WebhookName": hook.doc["Name"]}
@@ -178,7 +178,7 @@ def _id(request: web.Request) -> str:
 
 
 async def _existing(request: web.Request) -> Hook:
-    hook = await request.app[STORE].get_hook(HOOK_STYLE, _id(request))
+    hook = await store_of(request).get_hook(HOOK_STYLE, _id(request))
     if hook is None:
         raise errors.NotFound(f"Webhook {request.match_info['id'][:40]} was not found")
     return hook
@@ -188,14 +188,14 @@ async def _test(request: web.Request, doc: Doc) -> tuple[bool, str]:
     """Post the ``test`` event to the webhook's target: (answered 2xx, what it answered)."""
     await check_target(request, doc["TargetUrl"])
     body, event_id = _test_event(doc)
-    status, error, _ms = await request.app[DISPATCHER].sender.send(_outgoing(doc, body, event_id, test=True))
+    status, error, _ms = await dispatcher_of(request).sender.send(_outgoing(doc, body, event_id, test=True))
     return not error, f"HTTP {status}" if status is not None and not error else error
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
     require_admin(request)
     negotiate(request, ("application/json",))
-    return json_response([public(h.doc) for h in await request.app[STORE].list_hooks(HOOK_STYLE)])
+    return json_response([public(h.doc) for h in await store_of(request).list_hooks(HOOK_STYLE)])
 
 
 async def get_default(request: web.Request) -> web.Response:
@@ -216,7 +216,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     now = now_iso()
     doc = webhook(body, webhook_id=0, registered=now, registered_by=_associate(request), now=now)
     config: WebhooksConfig = request.app[CONFIG].webhooks
-    store = request.app[STORE]
+    store = store_of(request)
     if len(await store.list_hooks(HOOK_STYLE)) >= config.max_hooks:
         raise errors.BadRequest(f"there are {config.max_hooks} webhooks, the most allowed (webhooks.max_hooks)")
     doc["_tenant"] = request.match_info.get("tenant", "")
@@ -225,7 +225,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         raise errors.BadRequest(f"the TargetUrl did not answer the test event with 200 OK: {message}")
     hook = await store.create_hook(HOOK_STYLE, None, lambda given: {**doc, "WebhookId": int(given)},
                                    active=doc["State"] == "Active")
-    request.app[DISPATCHER].poke()
+    dispatcher_of(request).poke()
     return json_response(public(hook.doc))
 
 
@@ -236,10 +236,10 @@ async def _replace(request: web.Request, hook: Hook, body: Any) -> web.Response:
     doc["_tenant"] = hook.doc.get("_tenant", "")
     if doc["TargetUrl"] != hook.doc["TargetUrl"]:
         await check_target(request, doc["TargetUrl"])
-    stored = await request.app[STORE].replace_hook(HOOK_STYLE, hook.id, doc, active=doc["State"] == "Active")
+    stored = await store_of(request).replace_hook(HOOK_STYLE, hook.id, doc, active=doc["State"] == "Active")
     if stored is None:
         raise errors.NotFound(f"Webhook {hook.id} was not found")
-    request.app[DISPATCHER].poke()
+    dispatcher_of(request).poke()
     return json_response(public(stored.doc))
 
 
@@ -269,7 +269,7 @@ async def patch_webhook(request: web.Request) -> web.Response:
 
 async def delete_webhook(request: web.Request) -> web.Response:
     require_admin(request)
-    if not await request.app[STORE].delete_hook(HOOK_STYLE, _id(request)):
+    if not await store_of(request).delete_hook(HOOK_STYLE, _id(request)):
         raise errors.NotFound(f"Webhook {request.match_info['id'][:40]} was not found")
     return web.Response(status=204)
 

@@ -26,8 +26,8 @@ from gateway.apis.webmethods_rules import STYLE
 from gateway.clock import now_iso
 from gateway.codecs import decode_json, json_response, negotiate, read_body
 from gateway.config import WebhooksConfig
-from gateway.context import CONFIG, STORE
-from gateway.events.delivery import DISPATCHER
+from gateway.context import CONFIG, store_of
+from gateway.events.scoped import dispatcher_of
 from gateway.events.signing import taskgate_signature
 from gateway.events.subscriptions import SHAPES, Event, Outgoing, check_target, require_admin
 from gateway.limits import dumps
@@ -95,7 +95,7 @@ async def _body(request: web.Request) -> Any:
 
 
 async def _existing(request: web.Request) -> Hook:
-    hook = await request.app[STORE].get_hook(HOOK_STYLE, request.match_info["id"])
+    hook = await store_of(request).get_hook(HOOK_STYLE, request.match_info["id"])
     if hook is None:
         raise errors.NotFound(f"endpoint {request.match_info['id'][:40]!r} was not found")
     return hook
@@ -104,7 +104,7 @@ async def _existing(request: web.Request) -> Hook:
 async def list_endpoints(request: web.Request) -> web.Response:
     require_admin(request)
     negotiate(request, ("application/json",))
-    return json_response({"endpoints": [public(h.doc) for h in await request.app[STORE].list_hooks(HOOK_STYLE)]})
+    return json_response({"endpoints": [public(h.doc) for h in await store_of(request).list_hooks(HOOK_STYLE)]})
 
 
 async def create_endpoint(request: web.Request) -> web.Response:
@@ -112,11 +112,11 @@ async def create_endpoint(request: web.Request) -> web.Response:
     doc = endpoint(await _body(request), "", now_iso())
     await check_target(request, doc["url"])
     config: WebhooksConfig = request.app[CONFIG].webhooks
-    store = request.app[STORE]
+    store = store_of(request)
     if len(await store.list_hooks(HOOK_STYLE)) >= config.max_hooks:
         raise errors.BadRequest(f"there are {config.max_hooks} endpoints, the most allowed (webhooks.max_hooks)")
     hook = await store.create_hook(HOOK_STYLE, None, lambda given: {**doc, "id": given}, active=doc["enabled"])
-    request.app[DISPATCHER].poke()
+    dispatcher_of(request).poke()
     return json_response(public(hook.doc), status=201)
 
 
@@ -135,16 +135,16 @@ async def put_endpoint(request: web.Request) -> web.Response:
     doc = endpoint(body, hook.id, hook.doc["created"])
     if doc["url"] != hook.doc["url"]:
         await check_target(request, doc["url"])
-    stored = await request.app[STORE].replace_hook(HOOK_STYLE, hook.id, doc, active=doc["enabled"])
+    stored = await store_of(request).replace_hook(HOOK_STYLE, hook.id, doc, active=doc["enabled"])
     if stored is None:
         raise errors.NotFound(f"endpoint {hook.id!r} was not found")
-    request.app[DISPATCHER].poke()
+    dispatcher_of(request).poke()
     return json_response(public(stored.doc))
 
 
 async def delete_endpoint(request: web.Request) -> web.Response:
     require_admin(request)
-    if not await request.app[STORE].delete_hook(HOOK_STYLE, request.match_info["id"]):
+    if not await store_of(request).delete_hook(HOOK_STYLE, request.match_info["id"]):
         raise errors.NotFound(f"endpoint {request.match_info['id'][:40]!r} was not found")
     return web.Response(status=204)
 

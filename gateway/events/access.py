@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from gateway.apis import sailpoint_rules, superoffice_rules, webmethods_rules
 from gateway.auth import Principal
-from gateway.events.feed import Check
+from gateway.events.published import Check
 from gateway.model import Doc
 
 __all__ = ["access_for", "STYLE_NAMES"]

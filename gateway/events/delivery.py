@@ -40,7 +40,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from gateway.clock import now_iso
 from gateway.config import WebhooksConfig
-from gateway.events.subscriptions import IDEMPOTENCY_HEADER, Event, Outgoing, Shape
+from gateway.events.subscriptions import IDEMPOTENCY_HEADER, Event, Outgoing, Shape, idempotency_key
 from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
 from gateway.model import Change, Delivery, Doc, Hook, Store
 from gateway.patching import apply_json_patch
@@ -188,21 +188,39 @@ class Dispatcher:
         self._commit_wakeups: set[asyncio.Event] = set()  # the hooks' workers: a commit may be news to them
         self._main: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: qualifies event ids in what is delivered (a test namespace's: :attr:`Event.scope`)
+        self.scope = ""
 
     # -- lifetime ---------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._main is not None
+
     def start(self) -> None:
+        """Dispatch, until :meth:`halt` or :meth:`stop` (started again after a halt, it
+        reads every hook afresh from the store)."""
+        if self._main is not None:
+            return
+        if self._loop is None:  # the commit listeners, once
+            self._store.on_commit(self._committed)
+            self._store.on_other_commit(lambda: self._committed(()))
         self._loop = asyncio.get_running_loop()
-        self._store.on_commit(self._committed)
-        self._store.on_other_commit(lambda: self._committed(()))
         self._main = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
-    async def stop(self) -> None:
+    async def halt(self) -> None:
+        """Stop the supervisor and every worker (unsaved progress is sent again after the
+        next :meth:`start`, as after a kill)."""
         tasks = [t for t in (self._main, *self._workers.values()) if t is not None]
+        self._main = None
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._workers.clear()
+
+    async def stop(self) -> None:
+        await self.halt()
         await self.sender.close()
 
     def _committed(self, _changes: Sequence[Change]) -> None:
@@ -285,6 +303,8 @@ class Dispatcher:
                     await self._flush(progress)
                     return False
                 event = await docs.event(change)
+                if self.scope:
+                    event = replace(event, scope=self.scope)
                 if not await self._deliver(shape, progress, event):
                     return progress.hook.active and await self._still(progress)
                 if len(progress.log) >= FLUSH_EVERY and not await self._flush(progress):
@@ -301,7 +321,7 @@ class Dispatcher:
             if out is None:
                 progress.cursor = seq
                 return True
-            out = replace(out, headers={**out.headers, IDEMPOTENCY_HEADER: str(seq)})
+            out = replace(out, headers={**out.headers, IDEMPOTENCY_HEADER: idempotency_key(seq, event.scope)})
             status, error, ms = await self.sender.send(out)
             attempt = progress.failures + 1
             style = progress.hook.style

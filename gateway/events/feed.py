@@ -30,9 +30,10 @@ the reason ``behind`` and the id it last took, so that it can resume from there.
 
 Pushing an event costs little per subscriber: its frame is encoded once, when it is
 published; subscribers are woken together a moment after a commit (so a burst goes out in
-one write each); and one that is waiting with every event taken is not woken at all for
-events of the styles its caller reads whole (every task of them): the feed joins the
-frames once per position and selection and writes the same bytes to each such connection
+one write each; under a steady flow, at most every 100 ms); and one that is waiting with
+every event taken is not woken at all for events of the styles its caller reads whole
+(every task of them): the feed joins the frames once per position and selection and
+writes the same bytes to each such connection
 (:data:`Push`), as long as the connection holds little unsent. Events of a style the
 caller reads by a rule on the task's document (webMethods for a non-admin) still wake the
 stream, which applies the rule.
@@ -47,19 +48,16 @@ import asyncio
 import bisect
 import collections
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
-from gateway import errors
+from gateway.events.published import Ended, Event, Key, Push, Selection, deleted_document, event_json, frame
 from gateway.model import Change, Doc, Store
-from gateway.patching import apply_json_patch
-from gateway.speedups import dumps_bytes
 
 __all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "Key", "Push", "event_json", "frame", "CATCH_UP_PAGE",
-           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "CUT_GRACE_SECONDS"]
+           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "END_RESET", "END_DELETED",
+           "CUT_GRACE_SECONDS"]
 
 _log = structlog.get_logger("taskgate.events")
 
@@ -75,8 +73,14 @@ _CATCHING_UP = 4
 #: how long subscribers are left to sleep after an event, so that a burst of commits reaches
 #: each of them in one write rather than one write per commit
 _LINGER_SECONDS = 0.01
-#: the shortest time between two wake-ups of the subscribers
+#: the shortest time between two wake-ups of the subscribers; under a steady flow of events
+#: (at least _BUSY_EVENTS between two wake-ups), the longer one: each wake-up writes to every
+#: stream, and fewer, larger writes cost the server and the clients less per event
 _WAKE_INTERVAL = 0.025
+_BUSY_WAKE_INTERVAL = 0.1
+_BUSY_EVENTS = 32
+#: most events one wake-up writes to a stream itself (and at most about TAKE_BYTES)
+_PUSH_EVENTS = 1024
 #: documents kept for the read rules that need one (webMethods' access lists)
 _DOCUMENTS = 256
 #: seconds a subscription ended while its client is not reading gets to take its last
@@ -84,91 +88,10 @@ _DOCUMENTS = 256
 CUT_GRACE_SECONDS = 2.0
 END_BEHIND = "behind"
 END_SHUTDOWN = "shutdown"
-
-
-def event_json(c: Change) -> dict[str, Any]:
-    """The event of the committed change *c*, as JSON values (what ``data:`` of a stream
-    event and a line of ``taskgate events tail --json`` hold)."""
-    return {"id": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id, "version": c.version,
-            "action": c.action, "actor": c.actor, "request_id": c.request_id, "patch": c.patch}
-
-
-def frame(c: Change) -> bytes:
-    """*c* as one Server-Sent Events frame: its id, and its event as one ``data:`` line
-    (compact JSON escapes line breaks, so one line always suffices)."""
-    return b"id: %d\ndata: %s\n\n" % (c.seq, dumps_bytes(event_json(c)))
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One published change: what subscribers filter on, and its encoded frame."""
-
-    seq: int
-    style: str
-    task_id: str
-    action: str
-    frame: bytes
-
-    @classmethod
-    def of(cls, c: Change) -> Event:
-        return cls(c.seq, c.style, c.task_id, c.action, frame(c))
-
-
-def _deleted_document(c: Change) -> Doc | None:
-    """The document a ``deleted`` change removed: its undo, applied to nothing, puts it back."""
-    if c.action != "deleted":
-        return None
-    try:
-        return apply_json_patch({}, c.undo)
-    except errors.TaskgateError:  # not a trail taskgate wrote: no document to judge by
-        return None
-
-
-class Ended(Exception):
-    """The subscription is over: *reason* (``behind``, ``shutdown``) and the id of the last
-    event it took (:attr:`Subscription.cursor`), from which its client resumes."""
-
-    def __init__(self, reason: str, last_id: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.last_id = last_id
-
-
-#: a read rule for one style: whether the subscriber may read the task whose document this is
-Check = Callable[[Doc | None], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """What a subscriber asked for and may see. *styles* and *actions* (empty: all) and
-    *task_id* (None: all) filter; *access* maps each style to None (every task of the style
-    is readable) or to the read rule to apply to the task's document; a style missing from
-    it is not readable at all."""
-
-    styles: frozenset[str] = frozenset()
-    actions: frozenset[str] = frozenset()
-    task_id: str | None = None
-    access: Mapping[str, Check | None] = field(default_factory=dict)
-
-    def wants(self, ev: Event) -> bool:
-        return ((not self.styles or ev.style in self.styles) and (not self.actions or ev.action in self.actions)
-                and (self.task_id is None or ev.task_id == self.task_id) and ev.style in self.access)
-
-    def key(self) -> Key:
-        """What decides which events this subscriber gets, as a value subscribers share:
-        the styles it wants and may read whole, those it wants that are readable by a rule
-        on the task's document, its actions (empty: all) and its task id (None: all)."""
-        wanted = [s for s in self.access if not self.styles or s in self.styles]
-        return (frozenset(s for s in wanted if self.access[s] is None),
-                frozenset(s for s in wanted if self.access[s] is not None), self.actions, self.task_id)
-
-
-#: :meth:`Selection.key`: (styles wanted and readable whole, styles wanted and readable by a
-#: rule on the document, actions or empty for all, task id or None)
-Key = tuple[frozenset[str], frozenset[str], frozenset[str], str | None]
-#: writes a chunk of frames to a subscriber's connection at once, without waiting; False when
-#: its connection is closing or holds too much unsent already (the stream's own write then waits)
-Push = Callable[[bytes], bool]
+#: a test namespace's feed restarted (reset, restore) or went (deleted): its ids begin again,
+#: so such an end says to resume from 0 (:meth:`Feed.restart`)
+END_RESET = "reset"
+END_DELETED = "deleted"
 
 
 class Subscription:
@@ -187,6 +110,7 @@ class Subscription:
         self.cursor = since
         self._wake = asyncio.Event()
         self._ended: str | None = None
+        self._end_id: int | None = None  # where to resume, when not the cursor (a restarted feed)
         self._abort = abort
         self._catching_up = not feed.covers(since)  # reads the trail until it reaches the window
         #: set by the stream while it writes: an end then gives it CUT_GRACE_SECONDS, then aborts
@@ -201,12 +125,14 @@ class Subscription:
     def _notify(self) -> None:
         self._wake.set()
 
-    def end(self, reason: str) -> None:
-        """End the subscription: the next :meth:`next` raises :class:`Ended`. A client that
-        is not taking what was written to it has its connection aborted after a grace."""
+    def end(self, reason: str, resume_at: int | None = None) -> None:
+        """End the subscription: the next :meth:`next` raises :class:`Ended`, with
+        *resume_at* (else the cursor) as the id to resume from. A client that is not taking
+        what was written to it has its connection aborted after a grace."""
         if self._ended is not None:
             return
         self._ended = reason
+        self._end_id = resume_at
         self._wake.set()
         if self.writing and self._abort is not None:
             asyncio.get_running_loop().call_later(CUT_GRACE_SECONDS, self._abort_if_stuck)
@@ -222,7 +148,7 @@ class Subscription:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self._ended is not None:
-                raise Ended(self._ended, self.cursor)
+                raise Ended(self._ended, self.cursor if self._end_id is None else self._end_id)
             frames = await (self._catch_up() if self._catching_up else self._take())
             if frames:
                 return frames
@@ -247,6 +173,7 @@ class Subscription:
         feed = self._feed
         if feed.covers(self.cursor):
             self._catching_up = False
+            feed.following(self)
             return await self._take()
         sel = self.selection
         style = next(iter(sel.styles)) if len(sel.styles) == 1 else None
@@ -261,7 +188,7 @@ class Subscription:
                     return out
                 self.cursor = c.seq
                 ev = Event(c.seq, c.style, c.task_id, c.action, b"")
-                if sel.wants(ev) and await feed.readable(ev, sel, _deleted_document(c)):
+                if sel.wants(ev) and await feed.readable(ev, sel, deleted_document(c)):
                     out.append(frame(c))
                     size += len(out[-1])
         if len(rows) < CATCH_UP_PAGE:
@@ -270,6 +197,9 @@ class Subscription:
 
     async def _take(self) -> list[bytes] | None:
         feed = self._feed
+        if not feed.covers(self.cursor):  # the window passed it before its wake-up did
+            feed.cut_behind(self)
+            return []
         events = feed.after(self.cursor)
         if not events:
             return None
@@ -308,10 +238,14 @@ class Feed:
         self.last = 0  # the id of the last event published
         self._subscribers: set[Subscription] = set()
         self._to_wake: set[Subscription] = set()
+        #: no subscriber that takes from the window has a cursor below this (see _sweep)
+        self._floor = 0
         #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
         self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
         self._woken_at = 0.0  # the loop's time of the last wake-up
+        self._published = 0  # events published since the last wake-up
+        self._interval = _WAKE_INTERVAL  # the shortest time until the next one
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -337,7 +271,33 @@ class Feed:
         for sub in list(self._subscribers):
             sub.end(END_SHUTDOWN)
 
-    async def close(self) -> None:
+    async def restart(self, reason: str = END_RESET) -> None:
+        """The trail was replaced under the feed (a test namespace's reset or restore: its
+        ids begin again): every subscription ends with *reason* and 0 as the id to resume
+        from, the window and the documents are dropped, and the feed follows the new trail
+        from its newest row."""
+        for sub in list(self._subscribers):
+            sub.end(reason, resume_at=0)
+        if self._waking is not None:
+            self._waking.cancel()
+            self._waking = None
+        self._to_wake.clear()
+        self._window.clear()
+        self._bytes = 0
+        self._documents.clear()
+        self._floor = 0
+        self.last = 0  # a stream opened meanwhile starts at 0 and catches up
+        head = await self.store.last_seq()
+        self._window.clear()  # a commit published during the read is read again, after head
+        self._bytes = 0
+        self.last = head
+
+    async def close(self, reason: str = END_SHUTDOWN) -> None:
+        """Stop following; every subscription ends (*reason*: :data:`END_DELETED` ends
+        them with 0 as the id to resume from, like :meth:`restart`)."""
+        if reason != END_SHUTDOWN:
+            for sub in list(self._subscribers):
+                sub.end(reason, resume_at=0)
         self.stop_streams()
         if self._waking is not None:
             self._waking.cancel()
@@ -361,6 +321,8 @@ class Feed:
         if self._closed:
             sub.end(END_SHUTDOWN)
         self._subscribers.add(sub)
+        if not sub._catching_up:
+            self.following(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -407,32 +369,40 @@ class Feed:
         fresh = []
         for c in changes:
             ev = Event.of(c)
+            self._published += 1
             fresh.append(ev)
             window.append(ev)
             self._bytes += len(ev.frame)
             self.last = c.seq
             self._documents.pop((c.style, c.task_id), None)  # cached for an older version
-            gone = _deleted_document(c)
+            gone = deleted_document(c)
             if gone is not None:
                 self._remember(c.style, c.task_id, gone)
         while len(window) > 1 and (len(window) > self._max_events or self._bytes > self._max_bytes):
             self._bytes -= len(window.popleft().frame)
-        oldest = window[0].seq
-        for sub in list(self._subscribers):
-            if not sub._catching_up and sub.cursor < oldest - 1 and sub.ended is None:
-                self.cut_off += 1
-                _log.info("events.client_behind", last_id=sub.cursor, oldest=oldest)
-                sub.end(END_BEHIND)
-            elif sub.idle and sub.cursor == before and not any(sub.selection.wants(ev) for ev in fresh):
-                sub.cursor = self.last  # none of these is for it: passed by without a wake-up
-            else:
-                self._to_wake.add(sub)
-        if self._to_wake and self._waking is None:
+        if window[0].seq - 1 > self._floor:  # the window may have passed a subscriber
+            self._sweep(window[0].seq - 1)
+        to_wake = self._to_wake
+        if len(to_wake) < len(self._subscribers):  # else each is to be woken already: nothing to decide
+            wanted: dict[Key, bool] = {}  # whether a fresh event is for a selection: once per selection
+            for sub in self._subscribers:
+                if sub in to_wake:
+                    continue
+                if sub.idle and sub.cursor == before:
+                    key = sub.key
+                    wants = wanted.get(key)
+                    if wants is None:
+                        wants = wanted[key] = any(sub.selection.wants(ev) for ev in fresh)
+                    if not wants:
+                        sub.cursor = self.last  # none of these is for it: passed by without a wake-up
+                        continue
+                to_wake.add(sub)
+        if to_wake and self._waking is None:
             # woken a moment later, together: commits that follow meanwhile go out in the same write;
             # and no sooner than _WAKE_INTERVAL after the last wake-up, so that under a steady flow
             # of commits each stream gets a write per interval, not one per commit
             loop = asyncio.get_running_loop()
-            at = max(loop.time() + _LINGER_SECONDS, self._woken_at + _WAKE_INTERVAL)
+            at = max(loop.time() + _LINGER_SECONDS, self._woken_at + self._interval)
             self._waking = loop.call_at(at, self._wake_subscribers)
 
     def _wake_subscribers(self) -> None:
@@ -445,9 +415,15 @@ class Feed:
         unsent, are woken."""
         self._waking = None
         self._woken_at = asyncio.get_running_loop().time()
+        self._interval = _BUSY_WAKE_INTERVAL if self._published >= _BUSY_EVENTS else _WAKE_INTERVAL
+        self._published = 0
         woken, self._to_wake = self._to_wake, set()
         chunks: dict[tuple[int, Key], tuple[bytes, int, int]] = {}
+        passed = self._window[0].seq - 1 if self._window else self.last  # before this, events are missed
         for sub in woken:
+            if sub.cursor < passed and not sub._catching_up and sub.ended is None:
+                self.cut_behind(sub)
+                continue
             if sub.push is not None and sub.idle and sub.ended is None:
                 shared = (sub.cursor, sub.key)
                 chunk = chunks.get(shared)
@@ -462,17 +438,44 @@ class Feed:
                     continue
             sub._notify()
 
+    def _sweep(self, passed: int) -> None:
+        """End the subscribers whose cursor is before *passed* (they missed events), and
+        note the lowest cursor of the others: until the window passes that, no subscriber
+        needs looking at (cursors only move on), so a commit costs no walk of them."""
+        floor = self.last
+        for sub in self._subscribers:
+            if sub.ended is not None or sub._catching_up:
+                continue
+            if sub.cursor < passed:
+                self.cut_behind(sub)
+            elif sub.cursor < floor:
+                floor = sub.cursor
+        self._floor = floor
+
+    def following(self, sub: Subscription) -> None:
+        """*sub* takes from the window from here on (made so, or done catching up)."""
+        if sub.cursor < self._floor:
+            self._floor = sub.cursor
+
+    def cut_behind(self, sub: Subscription) -> None:
+        """End *sub*, which the window has passed (its client stopped taking events), with
+        the id it last took. Found when it is woken (every subscriber that is not passed
+        by is woken after the commits that move the window) or when it takes."""
+        self.cut_off += 1
+        _log.info("events.client_behind", last_id=sub.cursor, oldest=self._window[0].seq if self._window else 0)
+        sub.end(END_BEHIND)
+
     def _chunk(self, cursor: int, key: Key) -> tuple[bytes, int, int]:
         """The frames after *cursor* that a subscriber with *key* gets, joined (at most
-        :data:`TAKE_EVENTS` events and about :data:`TAKE_BYTES`), the id of the last event
+        :data:`_PUSH_EVENTS` events and about :data:`TAKE_BYTES`), the id of the last event
         taken, and how many frames there are. It stops before an event it wants whose style
         it reads by a rule on the task's document: its stream reads the document for that."""
         whole, checked, actions, task_id = key
         frames: list[bytes] = []
         size = 0
         last = cursor
-        for ev in self.after(cursor):
-            if len(frames) >= TAKE_EVENTS or size >= TAKE_BYTES:
+        for ev in self.after(cursor, _PUSH_EVENTS):
+            if len(frames) >= _PUSH_EVENTS or size >= TAKE_BYTES:
                 break
             if (not actions or ev.action in actions) and (task_id is None or ev.task_id == task_id):
                 if ev.style in checked:
@@ -490,11 +493,11 @@ class Feed:
             return cursor >= self.last
         return cursor >= self._window[0].seq - 1
 
-    def after(self, cursor: int) -> list[Event]:
-        """The window's events after *cursor*, at most :data:`TAKE_EVENTS`."""
+    def after(self, cursor: int, limit: int = TAKE_EVENTS) -> list[Event]:
+        """The window's events after *cursor*, at most *limit*."""
         window = self._window
         start = bisect.bisect_right(window, cursor, key=lambda e: e.seq)
-        return [window[i] for i in range(start, min(len(window), start + TAKE_EVENTS))]
+        return [window[i] for i in range(start, min(len(window), start + limit))]
 
     async def readable(self, ev: Event, selection: Selection, gone: Doc | None) -> bool:
         """Whether *selection*'s subscriber may read *ev*'s task: by the style's read rule,
@@ -530,7 +533,7 @@ class Feed:
         if task is not None:
             return task.doc
         last = await self.store.audit(style=style, task_id=task_id, limit=1)
-        return _deleted_document(last[0]) if last else None
+        return deleted_document(last[0]) if last else None
 
     def _remember(self, style: str, task_id: str, doc: Doc) -> None:
         done = asyncio.get_running_loop().create_future()

@@ -31,10 +31,20 @@ from aiohttp import HttpVersion11, web
 
 from gateway import errors
 from gateway.codecs import negotiate
-from gateway.context import CONFIG, FEED, REQUEST_ID, principal
+from gateway.context import CONFIG, REQUEST_ID, SCOPE, principal
 from gateway.events.access import STYLE_NAMES, access_for
-from gateway.events.feed import CUT_GRACE_SECONDS, TAKE_BYTES, Ended, Push, Selection, Subscription
-from gateway.events.subscriptions import outside_namespaces
+from gateway.events.feed import (
+    CUT_GRACE_SECONDS,
+    END_DELETED,
+    END_RESET,
+    TAKE_BYTES,
+    Ended,
+    Feed,
+    Push,
+    Selection,
+    Subscription,
+)
+from gateway.events.scoped import feed_of
 from gateway.openapi import param
 from gateway.speedups import dumps_bytes
 from schemas.common import PlainErrorSchema
@@ -86,12 +96,25 @@ def _selection(request: web.Request) -> Selection:
                      task_id=tasks[0] if tasks else None, access=access_for(principal(request), STYLE_NAMES))
 
 
+async def _past_head(request: web.Request, feed: Feed, since: int | None) -> None:
+    """Conflict for a position past a test namespace's newest event: the id is from before
+    the namespace was reset, restored or deleted (its ids began again), so no resume from
+    it would be right. (On the server, a process's feed may trail another's commit by a
+    poll: a position past its head is waited for.)"""
+    scope = request.get(SCOPE)
+    if scope is None or since is None or since <= feed.last or since <= await feed.store.last_seq():
+        return
+    raise errors.Conflict(f"event {since} is past the newest event ({feed.last}) of test namespace "
+                          f"{scope.name!r}: the namespace was reset, restored or deleted after that id was sent, "
+                          "and its ids began again; resume from 0 (Last-Event-ID: 0 or since=0)")
+
+
 async def events(request: web.Request) -> web.StreamResponse:
-    outside_namespaces(request, "GET /events streams")
     negotiate(request, (_MEDIA,))
     since = _position(request)
     selection = _selection(request)
-    feed = request.app[FEED]
+    feed = await feed_of(request)
+    await _past_head(request, feed, since)
     heartbeat = request.config_dict[CONFIG].events.heartbeat_seconds
     response = web.StreamResponse(headers={
         "Content-Type": f"{_MEDIA}; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
@@ -115,8 +138,11 @@ async def events(request: web.Request) -> web.StreamResponse:
                 frames = await sub.next(heartbeat)
             except Ended as end:
                 data = dumps_bytes({"reason": end.reason, "last_id": end.last_id})
+                # a restarted feed's ids begin again: an EventSource is told so by the frame's
+                # id, which it sends back as Last-Event-ID when it reconnects
+                restart = b"id: 0\n" if end.reason in (END_RESET, END_DELETED) else b""
                 async with asyncio.timeout(CUT_GRACE_SECONDS):  # a client that does not read is not waited for
-                    await _write(response, sub, b"event: end\ndata: %s\n\n" % data)
+                    await _write(response, sub, b"event: end\n%sdata: %s\n\n" % (restart, data))
                     await response.write_eof()
                 break
             await _write(response, sub, b"".join(frames) if frames else b": heartbeat\n\n")
@@ -191,8 +217,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                     "content": {_MEDIA: {"schema": {"type": "string"}}}},
             "400": {"description": "a bad parameter", "content": _ERROR},
             "401": {"description": "no valid credentials", "content": _ERROR},
-            "404": {"description": "under a test namespace (testing on): the feed is the server's, a namespace "
-                                   "has none of its own", "content": _ERROR},
+            "409": {"description": "in a test namespace (testing on): a position past the namespace's newest "
+                                   "event, from before it was reset, restored or deleted", "content": _ERROR},
             "406": {"description": "the Accept header admits no text/event-stream", "content": _ERROR},
         },
     },

@@ -20,12 +20,12 @@ from typing import Protocol
 from aiohttp import web
 
 from gateway import errors
-from gateway.context import SCOPE, principal
+from gateway.context import principal
 from gateway.events.targets import TargetPolicy, TargetRefused
 from gateway.model import Change, Doc, Hook
 
-__all__ = ["Event", "Outgoing", "Shape", "SHAPES", "POLICY", "require_admin", "outside_namespaces", "check_target",
-           "event_uuid", "IDEMPOTENCY_HEADER", "check_headers"]
+__all__ = ["Event", "Outgoing", "Shape", "SHAPES", "POLICY", "require_admin", "check_target",
+           "event_uuid", "idempotency_key", "IDEMPOTENCY_HEADER", "check_headers"]
 
 #: the header every delivery carries: the event id (the audit seq), the same on every retry
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -41,6 +41,9 @@ class Event:
     change: Change
     old: Doc | None  # the task before the change (None: it did not exist)
     new: Doc | None  # after it (None: deleted)
+    #: where the event's id is unique, when not on the server: a test namespace's ids begin
+    #: again at each reset (:mod:`gateway.events.scoped`), so its ids are qualified by this
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,26 +68,23 @@ SHAPES = web.AppKey("webhook_shapes", dict)
 POLICY = web.AppKey("webhook_target_policy", TargetPolicy)
 
 
-def event_uuid(seq: int, hook: int) -> str:
+def event_uuid(seq: int, hook: int, scope: str = "") -> str:
     """A GUID for a vendor's event id field: the same for every redelivery of one event to
-    one hook, different across hooks and events."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"taskgate:event:{seq}:hook:{hook}"))
+    one hook, different across hooks and events (and, with *scope*, across test namespaces
+    and their resets: :attr:`Event.scope`)."""
+    where = f"{scope}:" if scope else ""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"taskgate:{where}event:{seq}:hook:{hook}"))
 
 
-def outside_namespaces(request: web.Request, what: str) -> None:
-    """NotFound in a test namespace (:mod:`gateway.testing.namespaces`): the change feed,
-    the subscriptions and their delivery log are the server's, and a namespace's changes
-    are neither streamed nor delivered, so under a namespace *what* would silently be the
-    server's."""
-    scope = request.get(SCOPE)
-    if scope is not None:
-        raise errors.NotFound(f"{what} are not served in a test namespace ({scope.name!r}): they follow the "
-                              "server's own tasks; use them without the namespace")
+def idempotency_key(seq: int, scope: str = "") -> str:
+    """The ``Idempotency-Key`` of a delivery: the event id, qualified by *scope* in a test
+    namespace (``{namespace}.{epoch}:{seq}``)."""
+    return f"{scope}:{seq}" if scope else str(seq)
 
 
 def require_admin(request: web.Request) -> None:
-    """An admin, outside any test namespace, may manage subscriptions; else NotFound or Forbidden."""
-    outside_namespaces(request, "webhook subscriptions and their delivery log")
+    """An admin may manage subscriptions (in a test namespace, the namespace's own:
+    :mod:`gateway.events.scoped`); else Forbidden."""
     if not principal(request).is_admin:
         raise errors.Forbidden("only an admin may manage webhook subscriptions")
 

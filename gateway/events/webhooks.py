@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway import errors
 from gateway.apis import sailpoint_hooks, superoffice_hooks, webmethods_hooks
 from gateway.codecs import json_response, negotiate
-from gateway.context import CONFIG, STORE
+from gateway.context import CONFIG, STORE, store_of
 from gateway.events.delivery import DISPATCHER, Dispatcher, HookStats, Sender
 from gateway.events.subscriptions import POLICY, SHAPES, require_admin
 from gateway.events.targets import TargetPolicy
@@ -57,7 +57,7 @@ async def delivery_log(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not re.fullmatch(r"[0-9]{1,4}", raw) or not 0 < int(raw) <= MAX_LOG:
         raise errors.BadRequest(f"limit must be an integer between 1 and {MAX_LOG}")
-    rows = await log_rows(request.app[STORE], hook=request.query.get("hook"), limit=int(raw))
+    rows = await log_rows(store_of(request), hook=request.query.get("hook"), limit=int(raw))
     return json_response({"deliveries": rows})
 
 

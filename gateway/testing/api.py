@@ -34,7 +34,8 @@ from gateway.apis import webmethods_clock
 from gateway.auth import AUTHENTICATOR, REQUEST_CLOCK, Authenticator
 from gateway.clock import parse_iso
 from gateway.codecs import json_response
-from gateway.context import REQUEST_ID, SCOPE, principal, request_id
+from gateway.context import REQUEST_ID, SCOPE, TRAFFIC, principal, request_id
+from gateway.events.scoped import EventScopes
 from gateway.model import Store
 from gateway.patching import apply_json_patch
 from gateway.testing.faults import FaultRule
@@ -402,8 +403,11 @@ def setup(app: web.Application, styles: tuple[ModuleType, ...], db_path: Path, *
             await style.prepare(store)
 
     async def lifetime(app: web.Application):
+        scopes = EventScopes(app)  # each namespace's own change feed and webhooks
+        app[TRAFFIC].on_drain(scopes.stop_streams)
         namespaces = Namespaces(db_path.with_name(db_path.name + ".namespaces"), limit=max_namespaces,
-                                journal_entries=journal_entries, journal_bytes=journal_bytes, prepare=prepare)
+                                journal_entries=journal_entries, journal_bytes=journal_bytes, prepare=prepare,
+                                attach=scopes.attach)
         namespaces.start()
         app[NAMESPACES] = namespaces
         yield

@@ -22,7 +22,7 @@ import itertools
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractMatchInfo
@@ -39,7 +39,7 @@ from gateway.testing.journal import Journal
 from gateway.testing.progress import Progress
 
 __all__ = ["NAME", "NAME_PATTERN", "PREFIX", "Namespace", "Namespaces", "NamespacePrefix", "NAMESPACE_NAME",
-           "MAX_CHECKPOINTS"]
+           "MAX_CHECKPOINTS", "Attachment"]
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 NAME = re.compile(NAME_PATTERN)
@@ -50,12 +50,26 @@ NAMESPACE_NAME = web.RequestKey("namespace_name", str)
 MAX_CHECKPOINTS = 16
 
 
+class Attachment(Protocol):
+    """What follows a namespace's store besides the namespace (its change feed and
+    webhooks, :class:`gateway.events.scoped.ScopedEvents`): told before and after the
+    store is restored (reset, restore), and closed before the store is."""
+
+    async def pause(self) -> None: ...
+
+    async def resume(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Namespace:
-    """One namespace: its store, clock, journal, faults, progress and checkpoints."""
+    """One namespace: its store, clock, journal, faults, progress and checkpoints, and
+    its :attr:`events` (an :class:`Attachment`, or None)."""
 
     def __init__(self, name: str, store: SQLiteStore, clock: NamespaceClock, journal: Journal,
-                 empty: Snapshot) -> None:
+                 empty: Snapshot, events: Attachment | None = None) -> None:
         self.name = name
+        self.events = events
         self.store: Store = store
         self._sqlite = store
         self.clock = clock
@@ -68,8 +82,8 @@ class Namespace:
 
     async def reset(self) -> None:
         """Back to new: no tasks or audit, an empty journal, no faults, scripts or
-        checkpoints, the system's clock."""
-        await self._sqlite.restore(self._empty)
+        checkpoints, the system's clock; its feed restarts (:attr:`events`)."""
+        await self._restore(self._empty)
         self.journal.clear()
         self.faults.clear()
         self.progress.scripts.clear()
@@ -88,7 +102,16 @@ class Namespace:
         if snapshot is None:
             raise errors.NotFound(f"namespace {self.name!r} has no checkpoint {number}")
         self.progress.scripts.clear()  # they would write over the restored state
-        await self._sqlite.restore(snapshot)
+        await self._restore(snapshot)
+
+    async def _restore(self, snapshot: Snapshot) -> None:
+        if self.events is not None:
+            await self.events.pause()
+        try:
+            await self._sqlite.restore(snapshot)
+        finally:
+            if self.events is not None:
+                await self.events.resume()
 
     def drop_checkpoint(self, number: int) -> bool:
         snapshot = self.checkpoints.pop(number, None)
@@ -102,6 +125,8 @@ class Namespace:
         self.checkpoints.clear()
 
     async def close(self) -> None:
+        if self.events is not None:
+            await self.events.close()
         self._drop_checkpoints()
         self._empty.close()
         await self._sqlite.close()
@@ -121,11 +146,13 @@ class Namespaces:
     """The open namespaces of one server, at most *limit*."""
 
     def __init__(self, folder: Path, *, limit: int, journal_entries: int, journal_bytes: int,
-                 prepare: Callable[[Store], Awaitable[None]]) -> None:
+                 prepare: Callable[[Store], Awaitable[None]],
+                 attach: Callable[[str, Store], Attachment] | None = None) -> None:
         self.folder = folder
         self.limit = limit
         self._journal = (journal_entries, journal_bytes)
         self._prepare = prepare
+        self._attach = attach
         self._open: dict[str, Namespace] = {}
         self._lock = asyncio.Lock()
 
@@ -169,7 +196,8 @@ class Namespaces:
             except BaseException:
                 await store.close()
                 raise
-            namespace = Namespace(name, store, clock, Journal(*self._journal), empty)
+            namespace = Namespace(name, store, clock, Journal(*self._journal), empty,
+                                  self._attach(name, store) if self._attach is not None else None)
             self._open[name] = namespace
             return namespace
 
@@ -179,7 +207,7 @@ class Namespaces:
             if namespace is None:
                 return False
             await namespace.close()
-            for path in _files(self.folder, name):
+            for path in [*_files(self.folder, name), *self.folder.glob(f"{name}.db-*.lock")]:  # and its leases
                 path.unlink(missing_ok=True)
             return True
 

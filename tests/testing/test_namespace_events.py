@@ -1,92 +1,155 @@
-"""Webhooks and the change feed with testing on: they are the server's, not a namespace's.
-A namespace has no subscriptions, delivery log or feed of its own, so under a namespace
-(the ``/_ns/{name}`` prefix, the header, a SuperOffice tenant) each of their routes is a
-404 that says so, rather than silently managing or streaming the server's; a namespace's
-task changes reach no hook, and the server's still do, with a real receiver on loopback."""
+"""A test namespace's own change feed: ``GET /_ns/{name}/events`` (and the namespace
+header) streams the namespace store's audit trail, not the server's, and the server's
+stream carries none of the namespace's changes. A reset or a restore restarts the feed:
+open streams end with ``reset`` and id 0, a resume from an id past the new head is a 409
+that says why, and a resume from 0 gets the new trail exactly; deleting the namespace
+ends its streams with ``deleted``. Webhooks under a namespace: tests/e2e/test_namespace_hooks.py."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
+import aiohttp
 
-from gateway.config import Config
+from gateway.events.feed import event_json
+from gateway.model import Store
+from gateway.testing.api import NAMESPACES
 from tests.conftest import Api
+from tests.events.sse_client import Frame, SseReader
 
-SO_HOOK = {"Name": "h", "Events": ["batchtask.created"], "State": "Active", "Type": "webhook"}
-
-
-@pytest.fixture(name="config")
-def _config(tmp_path: Path) -> Config:
-    return Config(base_dir=str(tmp_path)).replace("webhooks", allow_targets="127.0.0.1", poll_seconds=0.05)
+SO = "/api/v1/BatchTask"
+NS = "/_taskgate/namespaces"
 
 
-@pytest.fixture(name="receiver")
-async def _receiver(aiohttp_server) -> tuple[str, list[dict[str, Any]]]:
-    got: list[dict[str, Any]] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        got.append(json.loads(await request.read()))
-        return web.Response(text="ok")
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    return str((await aiohttp_server(app)).make_url("/hook")), got
+def _store(tapi: Api, name: str) -> Store:
+    namespace = tapi.client.app[NAMESPACES].find(name)
+    assert namespace is not None
+    return namespace.store
 
 
-def _message(style: str, body: Any) -> str:
-    if style == "superoffice":
-        return body["ErrorMessage"]
-    if style == "sailpoint":
-        return body["messages"][0]["text"]
-    if style == "webmethods":
-        return body["$errorInfo"]["$error"]
-    return body["error"]
+async def _trail(store: Store, after: int = 0) -> list[dict[str, Any]]:
+    return [event_json(c) for c in await store.audit(after=after, newest_first=False)]
 
 
-async def test_webhooks_and_the_feed_are_the_servers_not_a_namespaces(tapi: Api, receiver) -> None:
-    url, got = receiver
-    hook = {**SO_HOOK, "TargetUrl": url}
-    sp_sub = {"name": "n", "triggerId": "taskgate:task-status-changed", "type": "HTTP",
-              "httpConfig": {"url": url, "httpDispatchMode": "ASYNC"}}
-    routes = [("superoffice", "POST", "/api/v1/Webhook", hook), ("superoffice", "GET", "/api/v1/Webhook", None),
-              ("sailpoint", "POST", "/trigger-subscriptions/v1", sp_sub),
-              ("sailpoint", "GET", "/v2025/trigger-subscriptions", None),
-              ("webmethods", "POST", "/rest/pub/taskevents/endpoints", {"url": url}),
-              ("taskgate", "GET", "/webhooks/log", None)]
-    for style, method, path, body in routes:
-        for prefix, headers in (("/_ns/a", {}), ("", {"X-Taskgate-Namespace": "a"})):
-            status, answer, _ = await tapi.request(method, prefix + path, body=body, headers=headers)
-            assert status == 404, (method, prefix + path, answer)
-            assert _message(style, answer) == (
-                "webhook subscriptions and their delivery log are not served in a test namespace ('a'): they "
-                "follow the server's own tasks; use them without the namespace"), (method, path)
-    status, answer, _ = await tapi.request("POST", "/Cust12345/api/v1/Webhook", body=hook)  # a tenant is one too
-    assert (status, answer["ErrorMessage"]) == (404, "webhook subscriptions and their delivery log are not served "
-                                                     "in a test namespace ('Cust12345'): they follow the server's "
-                                                     "own tasks; use them without the namespace")
-    resp = await tapi.client.get("/_ns/a/events?since=0", headers=tapi.auth(None))
-    assert (resp.status, await resp.json()) == (404, {"error": "GET /events streams are not served in a test "
-                                                               "namespace ('a'): they follow the server's own "
-                                                               "tasks; use them without the namespace"})
-    assert await tapi.db_rows("SELECT * FROM hooks") == []
+async def _open(tapi: Api, path: str, headers: dict[str, str] | None = None) -> tuple[aiohttp.ClientResponse,
+                                                                                        SseReader]:
+    resp = await tapi.client.get(path, headers={**tapi.auth(None), **(headers or {})})
+    assert resp.status == 200, await resp.text()
+    stream = SseReader(resp)
+    assert (await stream.frame()).retry == "2000"
+    return resp, stream
 
-    # the server's hook: a namespace's change reaches it not, the server's does
-    status, made, _ = await tapi.request("POST", "/api/v1/Webhook", body=hook)
+
+def _data(frames: list[Frame]) -> list[dict[str, Any]]:
+    for f in frames:
+        assert f.id == str(f.json["id"]) and f.event == "message", f
+    return [f.json for f in frames]
+
+
+async def _batch_task(tapi: Api, prefix: str, name: str) -> None:
+    status, body, _ = await tapi.request("POST", f"{prefix}{SO}", body={"Name": name})
+    assert status == 200, body
+
+
+async def _ended(stream: SseReader, reason: str) -> None:
+    end = await stream.frame()
+    assert end == Frame(event="end", id="0", data=[f'{{"reason":"{reason}","last_id":0}}']), end
+    assert await stream.frame() is None  # and the body ends
+
+
+async def test_a_namespace_streams_its_own_trail_and_the_server_none_of_it(tapi: Api) -> None:
+    await _batch_task(tapi, "", "server")
+    await _batch_task(tapi, "/_ns/a", "ns one")
+    await _batch_task(tapi, "/_ns/a", "ns two")
+    ns = _store(tapi, "a")
+    ns_trail, server_trail = await _trail(ns), await _trail(tapi.store)
+    assert [(e["id"], e["style"], e["action"], e["patch"][1:2]) for e in ns_trail] == [
+        (1, "superoffice", "created", [{"op": "add", "path": "/Name", "value": "ns one"}]),
+        (2, "superoffice", "created", [{"op": "add", "path": "/Name", "value": "ns two"}])]
+    assert [e["id"] for e in server_trail] == [1]
+
+    by_path, by_path_stream = await _open(tapi, "/_ns/a/events?since=0")
+    by_header, by_header_stream = await _open(tapi, "/events?since=0", {"X-Taskgate-Namespace": "a"})
+    server, server_stream = await _open(tapi, "/events?since=0")
+    assert _data(await by_path_stream.events(2)) == ns_trail
+    assert _data(await by_header_stream.events(2)) == ns_trail
+    assert _data(await server_stream.events(1)) == server_trail
+
+    # a change in the namespace goes to its streams; the server's next change is the server's next event
+    await _batch_task(tapi, "/_ns/a", "ns three")
+    await _batch_task(tapi, "", "server two")
+    assert _data(await by_path_stream.events(1)) == await _trail(ns, after=2)
+    assert _data(await by_header_stream.events(1)) == await _trail(ns, after=2)
+    assert _data(await server_stream.events(1)) == await _trail(tapi.store, after=1)
+    for resp in (by_path, by_header, server):
+        resp.close()
+    # another namespace has a feed of its own, empty
+    other, other_stream = await _open(tapi, "/_ns/b/events?since=0")
+    await _batch_task(tapi, "/_ns/b", "b's")
+    assert _data(await other_stream.events(1)) == await _trail(_store(tapi, "b"))
+    assert [e["id"] for e in await _trail(_store(tapi, "b"))] == [1]
+    other.close()
+
+
+async def test_a_reset_or_restore_restarts_the_feed_and_an_old_id_is_refused(tapi: Api) -> None:
+    for n in range(3):
+        await _batch_task(tapi, "/_ns/r", f"before {n}")
+    ns = _store(tapi, "r")
+    resp, stream = await _open(tapi, "/_ns/r/events?since=0")
+    assert [e["id"] for e in _data(await stream.events(3))] == [1, 2, 3]
+
+    status, _, _ = await tapi.request("POST", f"{NS}/r/reset")
     assert status == 200
-    got.clear()  # the test event
-    status, in_namespace, _ = await tapi.request("POST", "/_ns/a/api/v1/BatchTask", body={"Name": "ns"})
-    assert status == 200
-    status, on_server, _ = await tapi.request("POST", "/api/v1/BatchTask", body={"Name": "server"})
-    assert status == 200
-    deadline = time.monotonic() + 60
-    while not got and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    log = (await tapi.request("GET", "/webhooks/log"))[1]["deliveries"]
-    assert [(g["Event"], g["PrimaryKey"], g["WebhookName"]) for g in got] == [("batchtask.created", on_server, "h")]
-    assert [(d["hook"], d["outcome"]) for d in log] == [(f"superoffice:webhook/{made['WebhookId']}", "delivered")]
-    assert (await tapi.request("GET", "/_ns/a/api/v1/BatchTask/1"))[1]["Name"] == "ns"  # the namespace has its task
+    await _ended(stream, "reset")
+    resp.close()
+    assert await ns.audit() == []
+
+    # the client resumes with the id it had: past the new head, so refused, saying why
+    answer = await tapi.client.get("/_ns/r/events", headers={**tapi.auth(None), "Last-Event-ID": "3"})
+    assert (answer.status, await answer.json()) == (409, {"error": (
+        "event 3 is past the newest event (0) of test namespace 'r': the namespace was reset, restored or deleted "
+        "after that id was sent, and its ids began again; resume from 0 (Last-Event-ID: 0 or since=0)")})
+    # from 0 (what the end said), the new trail, whose ids begin again
+    await _batch_task(tapi, "/_ns/r", "after")
+    resp, stream = await _open(tapi, "/_ns/r/events", {"Last-Event-ID": "0"})
+    after_reset = await _trail(ns)
+    assert [e["id"] for e in after_reset] == [1]
+    assert _data(await stream.events(1)) == after_reset
+
+    # a restore: back to the checkpoint's trail, which a resume from 0 gets whole
+    status, body, _ = await tapi.request("POST", f"{NS}/r/checkpoints")
+    assert (status, body) == (201, {"checkpoint": 1})
+    for n in range(2):
+        await _batch_task(tapi, "/_ns/r", f"later {n}")
+    assert [e["id"] for e in _data(await stream.events(2))] == [2, 3]
+    status, body, _ = await tapi.request("POST", f"{NS}/r/checkpoints/1/restore")
+    assert (status, body) == (200, {"restored": 1})
+    await _ended(stream, "reset")
+    resp.close()
+    assert await _trail(ns) == after_reset
+    answer = await tapi.client.get("/_ns/r/events?since=2", headers=tapi.auth(None))
+    assert answer.status == 409
+    assert (await answer.json())["error"].startswith("event 2 is past the newest event (1) of test namespace 'r'")
+    resp, stream = await _open(tapi, "/_ns/r/events?since=0")
+    await _batch_task(tapi, "/_ns/r", "after restore")
+    got = _data(await stream.events(2))
+    assert got == await _trail(ns)
+    assert [(e["id"], e["patch"][1]["value"]) for e in got] == [(1, "after"), (2, "after restore")]
+    resp.close()
+
+
+async def test_deleting_a_namespace_ends_its_streams(tapi: Api) -> None:
+    await _batch_task(tapi, "/_ns/d", "doomed")
+    resp, stream = await _open(tapi, "/_ns/d/events?since=0")
+    server, server_stream = await _open(tapi, "/events")
+    assert [e["id"] for e in _data(await stream.events(1))] == [1]
+    assert tapi.client.app[NAMESPACES].names() == ["d"]
+    status, _, _ = await tapi.request("DELETE", f"{NS}/d")
+    assert status == 204
+    await _ended(stream, "deleted")
+    resp.close()
+    assert tapi.client.app[NAMESPACES].names() == []
+    # the server's stream goes on
+    await _batch_task(tapi, "", "server")
+    assert _data(await server_stream.events(1)) == await _trail(tapi.store)
+    server.close()
