@@ -384,3 +384,26 @@ async def test_failed_sign_ins_counted_through_two_stores_add_up_and_each_hears_
     await first.write_sql("UPDATE signin_failures SET window_end = clock_timestamp() - interval '1 second'")
     key, failures, _left, again = await second.signins.failed("k1", 60)
     assert (key, failures) == ("k1", 1) and again > window
+
+
+@pytest.mark.parametrize("options, says", [
+    ("ENCODING 'LATIN1' LOCALE 'C'", "in LATIN1 with the C locale (libc)"),
+    ("ENCODING 'UTF8' LOCALE 'C.utf8'", "in UTF8 with the C.utf8 locale (libc)"),
+    ("ENCODING 'UTF8' LOCALE 'C' LC_CTYPE 'C.utf8'", "in UTF8 with the C, ctype C.utf8 locale (libc)"),
+    ("ENCODING 'UTF8' LOCALE 'C.utf8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'", "in UTF8 with the en-US locale (icu)"),
+])
+async def test_a_database_whose_text_would_answer_otherwise_than_sqlite_is_refused_at_open(pg_cluster, options, says):
+    """In LATIN1 an emoji failed the write (a 500); under ICU's en-US a sort by name put 'a'
+    before 'B', and under C.utf8 a 'contains É' found 'é', where SQLite answers by bytes.
+    The store refuses such a database when it opens, saying how to make one it takes."""
+    import uuid
+    name = f"refused_{uuid.uuid4().hex[:12]}"
+    pg_cluster.sql(f"CREATE DATABASE {name} TEMPLATE template0 {options}")
+    try:
+        with pytest.raises(StoreError) as caught:
+            await PostgreSQLStore.open(pg_cluster.dsn(name))
+        assert str(caught.value) == (
+            f"the database holds text {says}; taskgate needs UTF8 and the C locale, by which text orders and folds "
+            "case as on SQLite: make it with CREATE DATABASE name TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+    finally:
+        pg_cluster.sql(f"DROP DATABASE {name}")

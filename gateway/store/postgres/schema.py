@@ -14,6 +14,9 @@ answers the same on both. Where PostgreSQL differs:
   it commits, so audit seqs are handed out in commit order (a sequence would hand them out
   in the order transactions asked, and a reader following the trail could step past a
   row that commits later with a smaller seq);
+* the database itself must hold text in UTF-8 with the C locale (:func:`check_database`):
+  ``jsonb`` compares strings by the database's collation, which no column's ``COLLATE``
+  reaches, and ``ILIKE`` folds case by its ctype;
 * the schema version is the one row of ``taskgate_schema``; migrations run under an
   advisory lock, so that gateways starting together migrate once.
 
@@ -22,11 +25,13 @@ Owns :data:`MIGRATIONS` and :func:`migrate`. It runs SQL only on the connection 
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from gateway.store.errors import StoreError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version", "check_database"]
 
 #: the advisory lock key migrations run under (any constant: it names taskgate's migrations)
 _MIGRATION_LOCK = 0x7A5C6A7E
@@ -151,6 +156,26 @@ async def schema_version(conn: asyncpg.Connection) -> int:
     if await conn.fetchval("SELECT to_regclass('taskgate_schema')") is None:
         return 0
     return int(await conn.fetchval("SELECT version FROM taskgate_schema"))
+
+
+async def check_database(conn: asyncpg.Connection) -> None:
+    """StoreError unless the database holds text as taskgate's answers need: in UTF-8 (in
+    another encoding a character it lacks is an error: an emoji in a LATIN1 database failed
+    the write with a 500), with the C locale of the libc provider (another orders keyed
+    fields and folds case otherwise than SQLite: ICU's en-US sorts 'a' before 'B', and even
+    C.UTF-8 folds 'É' with 'é'). Read from ``pg_database`` as JSON: PostgreSQL 15 added the
+    provider's column, 17 the builtin provider's locale."""
+    row = json.loads(await conn.fetchval(
+        "SELECT to_jsonb(d) FROM pg_database AS d WHERE datname = current_database()"))
+    encoding = await conn.fetchval("SELECT pg_encoding_to_char($1::int)", row["encoding"])
+    provider = {"c": "libc", "i": "icu", "b": "builtin"}.get(row.get("datlocprovider") or "c", "?")
+    locale = row.get("daticulocale") or row.get("datlocale") if provider != "libc" else None
+    locale = locale or (row["datcollate"] if row["datcollate"] == row["datctype"]
+                        else f"{row['datcollate']}, ctype {row['datctype']}")
+    if encoding != "UTF8" or locale not in ("C", "POSIX") or provider not in ("libc", "builtin"):
+        raise StoreError(f"the database holds text in {encoding} with the {locale} locale ({provider}); taskgate "
+                         "needs UTF8 and the C locale, by which text orders and folds case as on SQLite: make it "
+                         "with CREATE DATABASE name TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
 
 
 async def migrate(conn: asyncpg.Connection) -> None:

@@ -8,10 +8,11 @@ The same AST, compiled so that each filter and sort answers as it does on SQLite
   read as SQL NULL, as SQLite's ``json_extract`` reads it: ``isnull`` matches an absent
   member and a null one alike, and ``not`` keeps rows whose value is null (``IS NOT TRUE``);
 * values go into parameters as JSON text cast to ``jsonb``, so a number compares as a
-  number and a string as a string (ordered by the database collation's bytes: the
-  columns and the test cluster use ``C``); ids compare as text, as SQLite's ``TEXT`` column;
+  number and a string as a string (by the database's collation, which the store only opens
+  when it is ``C``: bytes, as SQLite; :func:`.schema.check_database`); ids compare as text,
+  as SQLite's ``TEXT`` column;
 * ``sw``/``co`` are ``ILIKE`` on the value's text, escaped: SQLite's ``LIKE`` ignores the
-  case of ASCII letters, and so does ``ILIKE`` under the C collation;
+  case of ASCII letters, and so does ``ILIKE`` under the C ctype;
 * ascending sorts put NULL first and descending ones last, as SQLite orders NULL lowest.
 
 PostgreSQL's ``text`` and ``jsonb`` cannot hold U+0000, so nothing stored holds it (the

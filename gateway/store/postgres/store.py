@@ -88,6 +88,7 @@ class PostgreSQLStore(WriteShortcuts):
         db = await Database.connect(url, min_size=min_connections, max_size=max_connections)
         try:
             async with db.pool.acquire() as conn:
+                await schema.check_database(conn)
                 if allow_new is False and await schema.schema_version(conn) == 0:
                     raise StoreError("the database has no taskgate tables; create them deliberately (taskgate "
                                      "init, or serve --allow-new), or restore it from a backup")
