@@ -18,7 +18,10 @@ published from the listener without a read; rows that another process (a second
 read, in sequence order. Sequence numbers are allocated inside the write transaction
 and SQLite lets one writer commit at a time, so a row with a lower number never commits
 after one with a higher number: following ``seq > last`` misses nothing, and a change
-that did not commit has no row and no event.
+that did not commit has no row and no event. While nobody subscribes (no stream, no open
+dashboard page) the feed encodes nothing and reads no row: its position moves on with each
+commit of this process and, at each poll, to the newest seq; the window is emptied, so a
+stream that resumes from before it reads the trail.
 
 Published events are kept in one window shared by every subscriber (at most
 ``events.buffer_events`` events and ``events.buffer_bytes`` bytes of encoded frames), so
@@ -262,7 +265,7 @@ class Feed:
         newest = await self.store.audit(limit=1)
         self.last = newest[0].seq if newest else 0
         self.store.on_commit(self._heard)
-        self.store.on_other_commit(self._wake.set)
+        self.store.on_other_commit(self._heard_elsewhere)
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="taskgate-events-feed")
 
     def stop_streams(self) -> None:
@@ -335,7 +338,9 @@ class Feed:
         fresh = [c for c in changes if c.seq > self.last]
         if not fresh:
             return
-        if fresh[0].seq == self.last + 1:
+        if not self._subscribers:
+            self._pass(fresh[-1].seq)
+        elif fresh[0].seq == self.last + 1:
             self._publish(fresh)
         else:  # another process committed in between: read the rows in order
             self._wake.set()
@@ -353,8 +358,26 @@ class Feed:
             except Exception:  # a database that fails now may answer at the next poll
                 _log.warning("events.read_failed", exc_info=True)
 
+    def _heard_elsewhere(self) -> None:
+        if self._subscribers:  # else the poll moves the position on
+            self._wake.set()
+
+    def _pass(self, seq: int) -> None:
+        """With nobody subscribed, move on to *seq* without reading or encoding an event: the
+        window is emptied, so that a subscriber resuming from before it reads the trail."""
+        self.last = seq
+        self._window.clear()
+        self._bytes = 0
+        self._documents.clear()
+
     async def read(self) -> None:
-        """Publish the rows committed after the last published one, in order."""
+        """Publish the rows committed after the last published one, in order (with nobody
+        subscribed, only move on to the newest)."""
+        if not self._subscribers:
+            newest = await self.store.last_seq()
+            if newest > self.last and not self._subscribers:  # one may have come meanwhile
+                self._pass(newest)
+            return
         while True:
             rows = await self.store.audit(after=self.last, newest_first=False, limit=READ_PAGE)
             fresh = [c for c in rows if c.seq > self.last]  # the listener may have published some meanwhile

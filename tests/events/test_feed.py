@@ -159,6 +159,32 @@ async def test_on_postgresql_another_gateway_s_commit_is_read_at_once_not_at_the
         await there.close()
 
 
+async def test_with_nobody_subscribed_nothing_is_read_or_kept_and_a_resume_reads_the_trail(store: SQLiteStore,
+                                                                                           tmp_path: Path):
+    feed = await started(store, buffer_events=100)
+    reads: list[dict[str, Any]] = []
+    original = store.audit
+
+    async def counted(**kw: Any):
+        reads.append(kw)
+        return await original(**kw)
+    store.audit = counted  # type: ignore[method-assign]
+    other = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        await store.create("sailpoint", "a", {"n": 1}, actor="here", request_id="r1")
+        await other.create("sailpoint", "b", {"n": 2}, actor="there", request_id="r2")
+        await store.create("sailpoint", "c", {"n": 3}, actor="here", request_id="r3")
+        await asyncio.sleep(0.3)  # six polls
+        assert (reads, feed.after(0), feed.last) == ([], [], 3)  # the position moved on: nothing read or kept
+        later, resumed = feed.subscribe(None, EVERYTHING), feed.subscribe(1, EVERYTHING)
+        await other.create("sailpoint", "d", {"n": 4}, actor="there", request_id="r4")
+        assert [e["task_id"] for e in await take(resumed, 3)] == ["b", "c", "d"]  # from the trail, then the feed
+        assert await take(later, 1) == [event_json(c) for c in await original(after=3)]
+    finally:
+        await other.close()
+        await feed.close()
+
+
 async def test_stopping_ends_every_subscription_and_refuses_new_ones(store: SQLiteStore):
     await store.create("sailpoint", "a", {"n": 1}, actor="a", request_id="r")
     feed = await started(store)
