@@ -31,6 +31,7 @@ from gateway.model import Delivery
 from gateway.store import SQLiteStore
 from tests.conftest import Api
 from tests.store.helpers import give_lease_back, take_lease_away
+from tests.waiting import until_true
 
 
 class Receiver:
@@ -65,15 +66,6 @@ async def _receiver(aiohttp_server) -> Receiver:
     return receiver
 
 
-async def _until(predicate: Any, seconds: float = 60.0) -> None:
-    """Wait for *predicate* to come true: polled, for up to *seconds* (generous, for a busy machine)."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.02)
-
-
 async def _log(api: Api, count: int) -> list[dict[str, Any]]:
     """GET /webhooks/log, once it holds *count* rows: a worker stores its log rows after the
     answers it logs (when it is caught up or failing), so the receiver can be ahead of it."""
@@ -99,7 +91,7 @@ async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_wha
     receiver.got.clear()  # the test event
     receiver.fail = 2  # the first event fails twice, then goes through: the second waits for it
     first, second = await _batch_task(api, "one"), await _batch_task(api, "two")
-    await _until(lambda: len(receiver.got) == 4)
+    await until_true(lambda: len(receiver.got) == 4)
     assert [(g["body"]["PrimaryKey"], g["status"]) for g in receiver.got] == [
         (first, 500), (first, 500), (first, 200), (second, 200)]
     assert len({g["key"] for g in receiver.got[:3]}) == 1  # one event, one idempotency key
@@ -113,7 +105,7 @@ async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_wha
     receiver.got.clear()
     receiver.fail = 3
     await _batch_task(api, "three")
-    await _until(lambda: len(receiver.got) == 3)
+    await until_true(lambda: len(receiver.got) == 3)
     url = f"/api/v1/Webhook/{hook['WebhookId']}"
     deadline = time.monotonic() + 60  # the disabling is stored after the third answer: polled for it
     while (await api.request("GET", url))[1]["State"] != "TooManyErrors" and time.monotonic() < deadline:
@@ -128,7 +120,7 @@ async def test_failures_retry_in_order_then_disable_and_a_restart_sends_only_wha
     current = (await api.request("GET", url))[1]
     assert (await api.request("PUT", url, body={**current, "State": "Active"}))[0] == 200
     after = await _batch_task(api, "after")
-    await _until(lambda: len(receiver.got) == 4)
+    await until_true(lambda: len(receiver.got) == 4)
     assert (receiver.got[3]["body"]["PrimaryKey"], receiver.got[3]["status"]) == (after, 200)
     assert (await api.request("GET", url))[1]["State"] == "Active"
 
@@ -143,7 +135,7 @@ async def test_a_dispatcher_whose_lock_session_ends_stops_delivering_until_it_ho
         "Name": "h", "Events": ["batchtask.created"], "TargetUrl": receiver.url})
     assert status == 200
     first = await _batch_task(api, "one")
-    await _until(lambda: [g["body"].get("PrimaryKey") for g in receiver.got][-1:] == [first])
+    await until_true(lambda: [g["body"].get("PrimaryKey") for g in receiver.got][-1:] == [first])
     blocker: asyncpg.Connection | None = None
     try:  # end the lock's session, and hold the lock here before the gateway can take it again
         blocker = await take_lease_away(pg_url, "webhook-dispatcher")
@@ -152,7 +144,7 @@ async def test_a_dispatcher_whose_lock_session_ends_stops_delivering_until_it_ho
         await asyncio.sleep(0.5)  # ten of the dispatcher's polls: it must not send while another holds the lock
         assert len(receiver.got) == got
         await give_lease_back(blocker, "webhook-dispatcher")
-        await _until(lambda: len(receiver.got) == got + 1)  # it takes the lock again and goes on from the cursor
+        await until_true(lambda: len(receiver.got) == got + 1)  # it takes the lock again and goes on from the cursor
         assert (receiver.got[-1]["body"]["PrimaryKey"], receiver.got[-1]["status"]) == (held_elsewhere, 200)
     finally:
         if blocker is not None:
@@ -171,11 +163,11 @@ async def test_on_postgresql_a_change_made_through_another_gateway_is_delivered_
     made = await here.post("/api/v1/Webhook", headers=headers, json={
         "Name": "h", "Events": ["batchtask.created"], "TargetUrl": receiver.url})
     assert made.status == 200
-    await _until(lambda: len(receiver.got) == 1)  # the test event, and the worker then waits
+    await until_true(lambda: len(receiver.got) == 1)  # the test event, and the worker then waits
     await asyncio.sleep(0.2)
     created = await there.post("/api/v1/BatchTask", headers=headers, json={"Name": "elsewhere", "State": "Started"})
     assert created.status == 200
-    await _until(lambda: len(receiver.got) == 2, seconds=10)
+    await until_true(lambda: len(receiver.got) == 2, seconds=10)
     assert (receiver.got[1]["body"]["PrimaryKey"], receiver.got[1]["body"]["Event"]) == (
         int(await created.text()), "batchtask.created")
 

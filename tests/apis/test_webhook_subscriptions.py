@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from gateway.config import Config
 from gateway.events.signing import hmac_sha256_base64
 from tests.conftest import Api
 from tests.openapi_check import Answer, Document, answer
+from tests.waiting import until_true
 
 TAG = "Webhooks"
 SUBS = "/trigger-subscriptions/v1"
@@ -60,15 +60,6 @@ async def _document(api: Api) -> Document:
 def _sp_error(text: str, status_code: str, tracking: str) -> dict[str, Any]:
     return {"detailCode": status_code, "trackingId": tracking,
             "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": text}], "causes": []}
-
-
-async def _until(predicate: Any, seconds: float = 60.0) -> None:
-    """Wait for *predicate* to come true: polled, for up to *seconds* (generous, for a busy machine)."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_sailpoint_trigger_subscriptions(api: Api, receiver: Receiver, document: Document) -> None:
@@ -130,7 +121,7 @@ async def test_sailpoint_trigger_subscriptions(api: Api, receiver: Receiver, doc
         await api.request("PATCH", f"/task-status/v1/{created[1]['id']}", content_type="application/json-patch+json",
                           body=[{"op": "replace", "path": "/completionStatus", "value": status},
                                 {"op": "replace", "path": "/completed", "value": "2024-05-17T19:33:16.470Z"}])
-    await _until(lambda: len(receiver.got) == 1)
+    await until_true(lambda: len(receiver.got) == 1)
     await asyncio.sleep(0.2)  # and no second one
     path, headers, raw = receiver.got[0]
     assert headers["Authorization"] == "Basic aG9vazpwdw=="
@@ -197,7 +188,7 @@ async def _superoffice_and_webmethods(api: Api, receiver: Receiver, send: Any) -
     receiver.got.clear()
     task = (await api.request("POST", "/api/v1/BatchTask", body={"Name": "export", "State": "Started"}))[1]
     await api.request("PUT", f"/api/v1/BatchTask/{task}", body={"Response": "half way"})
-    await _until(lambda: len(receiver.got) == 1)
+    await until_true(lambda: len(receiver.got) == 1)
     _path, headers, raw = receiver.got[0]
     sent = json.loads(raw)
     assert sent == {"EventId": sent["EventId"], "Timestamp": sent["Timestamp"], "Changes": ["Response"],

@@ -20,6 +20,7 @@ from gateway.store.postgres import SCHEMA_VERSION, PostgreSQLStore
 from gateway.store.postgres import accounts as pg_accounts
 from gateway.store.sqlite import SQLiteStore
 from tests.store.helpers import bump, give_lease_back, take_lease_away
+from tests.waiting import until_true
 
 FIELDS = ["$.status", "$.owner", "$.info.created", "$.rank"]
 
@@ -132,13 +133,6 @@ async def test_a_lease_is_held_by_one_gateway_and_taken_over_when_it_goes(two):
     assert second.hold("sweeper") is True and first.hold("sweeper") is False
 
 
-async def _until(done, seconds: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not done():
-        assert asyncio.get_running_loop().time() < deadline, "not within the bound"
-        await asyncio.sleep(0.005)
-
-
 async def test_a_sweeper_whose_lease_session_ends_stops_sweeping_and_one_takes_over(two, pg_url: str):
     """A lease can be lost while its gateway lives: a database restart ends every session,
     the lease's too. The sweeper that held it must stop, or two sweep once another takes it."""
@@ -147,17 +141,17 @@ async def test_a_sweeper_whose_lease_session_ends_stops_sweeping_and_one_takes_o
         sweeper.start()
     blocker: asyncpg.Connection | None = None
     try:
-        await _until(lambda: any(s.sweeping for s in sweepers))
+        await until_true(lambda: any(s.sweeping for s in sweepers))
         holder = next(s for s in sweepers if s.sweeping)
         assert sum(s.sweeping for s in sweepers) == 1
         # end the holder's lease session, and take the lease here before either gateway can
         blocker = await take_lease_away(pg_url, SWEEP_LEASE)
-        await _until(lambda: not holder.sweeping)  # it noticed: nobody sweeps while the lease is elsewhere
+        await until_true(lambda: not holder.sweeping)  # it noticed: nobody sweeps while the lease is elsewhere
         passes = [s.passes for s in sweepers]
         await asyncio.sleep(0.2)
         assert [s.passes for s in sweepers] == passes and not any(s.sweeping for s in sweepers)
         await give_lease_back(blocker, SWEEP_LEASE)
-        await _until(lambda: any(s.sweeping for s in sweepers))
+        await until_true(lambda: any(s.sweeping for s in sweepers))
         for _ in range(40):  # and never two at once
             assert sum(s.sweeping for s in sweepers) == 1
             await asyncio.sleep(0.005)
