@@ -51,7 +51,7 @@ import asyncio
 import bisect
 import collections
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import structlog
 
@@ -82,6 +82,10 @@ _LINGER_SECONDS = 0.01
 _WAKE_INTERVAL = 0.025
 _BUSY_WAKE_INTERVAL = 0.1
 _BUSY_EVENTS = 32
+#: bytes of frames one turn of the event loop writes to the streams: a wake-up that writes
+#: to many streams goes on in the turns after, so that a burst of writes (a 100 ms flow of
+#: events times a hundred streams is megabytes) does not hold every request up behind it
+_WAKE_SLICE_BYTES = 512 * 1024
 #: most events one wake-up writes to a stream itself (and at most about TAKE_BYTES)
 _PUSH_EVENTS = 1024
 #: documents kept for the read rules that need one (webMethods' access lists)
@@ -246,6 +250,7 @@ class Feed:
         #: held by a subscriber while it reads a page of the trail (see Subscription._catch_up)
         self.catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._waking: asyncio.TimerHandle | None = None
+        self._continuing: asyncio.Handle | None = None  # the rest of a wake-up (_wake_some)
         self._woken_at = 0.0  # the loop's time of the last wake-up
         self._published = 0  # events published since the last wake-up
         self._interval = _WAKE_INTERVAL  # the shortest time until the next one
@@ -284,6 +289,9 @@ class Feed:
         if self._waking is not None:
             self._waking.cancel()
             self._waking = None
+        if self._continuing is not None:
+            self._continuing.cancel()
+            self._continuing = None
         self._to_wake.clear()
         self._window.clear()
         self._bytes = 0
@@ -305,6 +313,9 @@ class Feed:
         if self._waking is not None:
             self._waking.cancel()
             self._waking = None
+        if self._continuing is not None:
+            self._continuing.cancel()
+            self._continuing = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -408,6 +419,7 @@ class Feed:
         to_wake = self._to_wake
         if len(to_wake) < len(self._subscribers):  # else each is to be woken already: nothing to decide
             wanted: dict[Key, bool] = {}  # whether a fresh event is for a selection: once per selection
+            fresh_ids: set[str] | None = None  # the fresh events' task ids, for selections of one task
             for sub in self._subscribers:
                 if sub in to_wake:
                     continue
@@ -415,7 +427,13 @@ class Feed:
                     key = sub.key
                     wants = wanted.get(key)
                     if wants is None:
-                        wants = wanted[key] = any(sub.selection.wants(ev) for ev in fresh)
+                        if key[3] is not None:  # one task: most commits are of others, found at a glance
+                            if fresh_ids is None:
+                                fresh_ids = {ev.task_id for ev in fresh}
+                            wants = key[3] in fresh_ids and any(sub.selection.wants(ev) for ev in fresh)
+                        else:
+                            wants = any(sub.selection.wants(ev) for ev in fresh)
+                        wanted[key] = wants
                     if not wants:
                         sub.cursor = self.last  # none of these is for it: passed by without a wake-up
                         continue
@@ -441,13 +459,23 @@ class Feed:
         self._interval = _BUSY_WAKE_INTERVAL if self._published >= _BUSY_EVENTS else _WAKE_INTERVAL
         self._published = 0
         woken, self._to_wake = self._to_wake, set()
+        self._wake_some(iter(list(woken)))
+
+    def _wake_some(self, woken: Iterator[Subscription]) -> None:
+        """The part of a wake-up that writes about :data:`_WAKE_SLICE_BYTES` (each
+        subscriber's frames are joined again here, from its cursor); the rest of *woken*
+        follows in a later turn of the event loop, so that requests are answered between."""
+        self._continuing = None
         chunks: dict[tuple[int, Key], tuple[bytes, int, int]] = {}
         passed = self._window[0].seq - 1 if self._window else self.last  # before this, events are missed
+        budget = _WAKE_SLICE_BYTES
         for sub in woken:
-            if sub.cursor < passed and not sub._catching_up and sub.ended is None:
+            if sub.ended is not None:
+                continue
+            if sub.cursor < passed and not sub._catching_up:
                 self.cut_behind(sub)
                 continue
-            if sub.push is not None and sub.idle and sub.ended is None:
+            if sub.push is not None and sub.idle:
                 shared = (sub.cursor, sub.key)
                 chunk = chunks.get(shared)
                 if chunk is None:
@@ -458,6 +486,10 @@ class Feed:
                     self.sent += count
                     if cursor < self.last:  # more than one chunk's worth: its stream takes the rest
                         sub._notify()
+                    budget -= len(data)
+                    if budget <= 0:
+                        self._continuing = asyncio.get_running_loop().call_soon(self._wake_some, woken)
+                        return
                     continue
             sub._notify()
 

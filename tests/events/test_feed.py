@@ -14,6 +14,7 @@ import pytest
 
 from gateway.apis import sailpoint_rules, superoffice_rules, webmethods_rules
 from gateway.auth import Principal
+from gateway.events import feed as feed_module
 from gateway.events.access import STYLE_NAMES, access_for
 from gateway.events.feed import (
     END_BEHIND,
@@ -297,3 +298,77 @@ def test_webmethods_reads_by_assignment_acceptance_or_creation():
                            ({"createdBy": "alice"}, True), ({"assignedToList": ["bob"], "createdBy": "bob"}, False)):
         assert webmethods_rules.may_read(alice, {"TaskInfo": info, "TaskData": {}}) is readable
     assert webmethods_rules.may_read(alice, None) is False
+
+
+async def test_a_wake_up_that_writes_much_goes_on_in_later_turns_of_the_loop(store: SQLiteStore, monkeypatch):
+    """Writing to many streams at once is spread over turns of the event loop (about
+    _WAKE_SLICE_BYTES a turn, here one subscriber a turn), so that whatever else the loop
+    runs (requests) goes on between; every subscriber still gets every frame once."""
+    monkeypatch.setattr(feed_module, "_WAKE_SLICE_BYTES", 1)
+    feed = await started(store, buffer_events=1000)
+    turns = 0
+    running = True
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while running:
+            turns += 1
+            await asyncio.sleep(0)
+    pushed: dict[int, list[bytes]] = {i: [] for i in range(6)}
+    seen_at: list[int] = []
+
+    def push_to(i: int):
+        def push(data: bytes) -> bool:
+            pushed[i].append(data)
+            seen_at.append(turns)
+            return True
+        return push
+    subs = [feed.subscribe(None, EVERYTHING, push=push_to(i)) for i in range(6)]
+    waiting = [asyncio.ensure_future(sub.next(30)) for sub in subs]
+    await asyncio.sleep(0.01)  # each is waiting now
+    counter = asyncio.ensure_future(count_turns())
+    for i in range(3):
+        await store.create("sailpoint", f"s{i}", {"n": i}, actor="a", request_id="r")
+    async with asyncio.timeout(10):
+        while min(sub.cursor for sub in subs) < 3:
+            await asyncio.sleep(0.005)
+    running = False
+    await counter
+    everything = b"".join(frame(c) for c in await store.audit(newest_first=False))
+    assert [b"".join(pushed[i]) for i in range(6)] == [everything] * 6
+    assert len(seen_at) == len(set(seen_at))  # no two pushes in one turn of the loop
+    assert not any(w.done() for w in waiting)  # written to, never woken
+    for w in waiting:
+        w.cancel()
+    await feed.close()
+
+
+async def test_subscribers_of_one_task_each_get_that_task_s_events_and_pass_the_others(store: SQLiteStore):
+    feed = await started(store, buffer_events=1000)
+    pushed: dict[str, list[bytes]] = {f"t{i}": [] for i in range(4)}
+
+    def push_to(name: str):
+        def push(data: bytes) -> bool:
+            pushed[name].append(data)
+            return True
+        return push
+    subs = {name: feed.subscribe(None, Selection(task_id=name, access=EVERYTHING.access), push=push_to(name))
+            for name in pushed}
+    waiting = [asyncio.ensure_future(sub.next(30)) for sub in subs.values()]
+    await asyncio.sleep(0.01)
+    for i in range(20):  # t0 and t2 are made, others' tasks before, between and after
+        await store.create("sailpoint", f"o{i}", {"n": i}, actor="a", request_id="r")
+        if i in (4, 11):
+            await store.create("sailpoint", "t0" if i == 4 else "t2", {"n": i}, actor="a", request_id="r")
+    trail = await store.audit(newest_first=False)
+    last = trail[-1].seq
+    async with asyncio.timeout(10):
+        while min(sub.cursor for sub in subs.values()) < last:
+            await asyncio.sleep(0.005)
+    for name in pushed:
+        assert b"".join(pushed[name]) == b"".join(frame(c) for c in trail if c.task_id == name)
+    assert [len(pushed[name]) > 0 for name in pushed] == [True, False, True, False]
+    assert not any(w.done() for w in waiting)
+    for w in waiting:
+        w.cancel()
+    await feed.close()
