@@ -23,6 +23,7 @@ import base64
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -230,12 +231,16 @@ def _setting(sync: str, workers: int) -> str:
 def wrk(url: str, scenario: Scenario, n: int, auth: str, seconds: int, args: argparse.Namespace) -> dict[str, Any]:
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
            "-s", f"scripts/{scenario.script}", url, "--", str(n), auth, *scenario.extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # no other child ends meanwhile: this is wrk's
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     result = json.loads(line[6:])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["client_cpu_us_per_request"] = wrk_cpu * 1e6 / max(result["requests"], 1)
     return result
 
 
@@ -248,6 +253,11 @@ class Streams:
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "READY":
             raise RuntimeError("the stream clients did not start")
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the stream clients so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> dict[str, Any]:
         self.proc.send_signal(signal.SIGTERM)
@@ -266,8 +276,12 @@ def measure(server: Server, scenarios: list[Scenario], n: int, auth: dict[str, s
         try:
             wrk(server.url, scenario, n, auth[scenario.style], args.warmup, args)  # caches, connections, pages
             cpu = server.cpu_seconds()
+            clients_cpu = clients.cpu_seconds() if clients is not None else 0.0
             result = wrk(server.url, scenario, n, auth[scenario.style], args.duration, args)
             result["server_cpu_us_per_request"] = (server.cpu_seconds() - cpu) * 1e6 / max(result["requests"], 1)
+            if clients is not None:
+                result["streams_cpu_us_per_request"] = \
+                    (clients.cpu_seconds() - clients_cpu) * 1e6 / max(result["requests"], 1)
         finally:
             totals = clients.stop() if clients is not None else None
         if totals is not None:
@@ -278,7 +292,8 @@ def measure(server: Server, scenarios: list[Scenario], n: int, auth: dict[str, s
               f"  p99 {result['latency_us']['p99'] / 1000:6.1f} ms"
               f"  server CPU {result['server_cpu_us_per_request']:5.0f} us/req"
               + (f"  ERRORS {result['errors']}" if bad else "")
-              + (f"  streams {result['streams']}" if "streams" in result else ""),
+              + (f"  stream clients' CPU {result['streams_cpu_us_per_request']:.0f} us/req  streams {result['streams']}"
+                 if "streams" in result else ""),
               flush=True)
     return out
 
@@ -291,7 +306,7 @@ def summarize(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str],
         for sync in syncs:
             for sc in scenarios:
                 ratios, rps, p50, p99, ceil, errs, cpu = [], [], [], [], [], 0, []
-                rss = []
+                rss, clients = [], []
                 for run in runs:
                     if run["n"] != n:
                         continue
@@ -307,6 +322,8 @@ def summarize(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str],
                     cpu.append((tg["server_cpu_us_per_request"], cl["server_cpu_us_per_request"]))
                     errs += sum(tg["errors"].values()) + sum(cl["errors"].values())
                     rss.append(run["taskgate"][sync]["peak_rss_mib"])
+                    if "streams_cpu_us_per_request" in tg:
+                        clients.append(tg["streams_cpu_us_per_request"])
                 if not ratios:
                     continue
                 rows.append({"n": n, "synchronous": sync, "scenario": sc.name, "rounds": len(ratios),
@@ -314,7 +331,8 @@ def summarize(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str],
                              "ceiling_rps": statistics.median(ceil), "p50_ms": statistics.median(p50),
                              "p99_ms": statistics.median(p99), "peak_rss_mib": max(rss), "errors": errs,
                              "cpu_us_per_request": statistics.median(c[0] for c in cpu),
-                             "ceiling_cpu_us_per_request": statistics.median(c[1] for c in cpu)})
+                             "ceiling_cpu_us_per_request": statistics.median(c[1] for c in cpu),
+                             **({"streams_cpu_us_per_request": statistics.median(clients)} if clients else {})})
     return rows
 
 
@@ -345,7 +363,9 @@ def print_streams_effect(rows: list[dict[str, Any]], streams: int) -> None:
         base = by.get((n, sync, scenario))
         if with_streams and base is not None:
             print(f"{n:>9} {sync:6} {scenario:22} p99 {r['p99_ms']:6.1f} / {base['p99_ms']:6.1f} ms = "
-                  f"{r['p99_ms'] / base['p99_ms']:.2f}   req/s {r['taskgate_rps'] / base['taskgate_rps']:.2f}")
+                  f"{r['p99_ms'] / base['p99_ms']:.2f}   req/s {r['taskgate_rps'] / base['taskgate_rps']:.2f}   "
+                  f"server CPU {r['cpu_us_per_request']:.0f} / {base['cpu_us_per_request']:.0f} us/req   "
+                  f"stream clients' CPU {r.get('streams_cpu_us_per_request', 0):.0f} us/req")
 
 
 def print_scaling(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str], workers: list[int],
@@ -354,14 +374,15 @@ def print_scaling(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str]
     if len(workers) < 2 or workers[0] != 1:
         return
     print("\nscaling with workers (medians; x1 = throughput / one worker's in the same round; "
-          "ceiling = taskgate / ceiling)")
+          "ceiling = taskgate / ceiling;\nwrk us/req = the load generator's own CPU; "
+          f"cores busy = req/s x (server + wrk) CPU, of the {os.cpu_count()} the machine has)")
     print(f"{'N':>9} {'sync':6} {'scenario':22} {'workers':>7} {'req/s':>8} {'p99 ms':>7} {'x1':>6} {'ceiling':>8} "
-          f"{'CPU us/req':>10}")
+          f"{'CPU us/req':>10} {'wrk us/req':>10} {'cores busy':>10}")
     for n in sizes:
         for sync in syncs:
             for sc in scenarios:
                 for w in workers:
-                    rps, p99, x1, ceil, cpu = [], [], [], [], []
+                    rps, p99, x1, ceil, cpu, client, busy = [], [], [], [], [], [], []
                     for run in runs:
                         if run["n"] != n:
                             continue
@@ -375,10 +396,13 @@ def print_scaling(runs: list[dict[str, Any]], sizes: list[int], syncs: list[str]
                         x1.append(this["rps"] / one["rps"])
                         ceil.append(this["rps"] / cl["rps"])
                         cpu.append(this["server_cpu_us_per_request"])
+                        client.append(this.get("client_cpu_us_per_request", 0.0))
+                        busy.append(this["rps"] * (cpu[-1] + client[-1]) / 1e6)
                     if rps:
                         print(f"{n:>9} {sync:6} {sc.name:22} {w:>7} {statistics.median(rps):8.0f} "
                               f"{statistics.median(p99):7.1f} {statistics.median(x1):6.2f} "
-                              f"{statistics.median(ceil):8.2f} {statistics.median(cpu):10.0f}")
+                              f"{statistics.median(ceil):8.2f} {statistics.median(cpu):10.0f} "
+                              f"{statistics.median(client):10.0f} {statistics.median(busy):10.2f}")
 
 
 def print_plan(sizes: list[int], labels: list[str], args: argparse.Namespace, rounds: int, scenarios: list[str],
@@ -439,9 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=0, metavar="N",
                         help="also measure taskgate with N GET /events clients open during each scenario "
                              "(shown as SYNC+Nev beside the run without them)")
-    parser.add_argument("--stream-query", default="task=none", metavar="QUERY",
-                        help="the streams' query (default task=none: idle but for heartbeats, every commit "
-                             "still reaching the feed; empty: every change the scenario makes)")
+    parser.add_argument("--stream-query", default="task={task}", metavar="QUERY",
+                        help="the reading streams' query (default task={task}: each follows one task of its "
+                             "own, which the scenario changes now and then; task=none: heartbeats only, every "
+                             "commit still reaching the feed; empty: every change the scenario makes); the "
+                             "never-reading stream always asks for every change")
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1],
                         help="taskgate worker counts to run, e.g. 1,2 (default 1): serve --workers N")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",

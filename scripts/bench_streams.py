@@ -2,11 +2,14 @@
 
 Run by scripts/bench_run.py beside a taskgate server while a scenario is measured, in a
 process of its own: ``bench_streams.py URL AUTHORIZATION N QUERY``. N - 1 streams read
-whatever the server sends (with QUERY ``task=none``, heartbeats only; with an empty QUERY,
-every change the scenario makes): plain sockets under one selector, large reads, events
-counted by their ``id:`` lines, so that the clients take as little of the shared machine
-as they can; the last one sends its request and never reads (a small receive buffer), as
-the issue's acceptance has it. On SIGTERM it closes them and prints one line,
+whatever the server sends (with QUERY ``task={task}``, each client follows a task of its
+own, ``{task}`` being the SailPoint id of the client's number, 1 to N - 1: the changes the
+scenario makes to that task; ``task=none``, heartbeats only; an empty QUERY, every change
+the scenario makes): plain sockets under one selector, large reads, events counted by
+their ``id:`` lines, so that the clients take as little of the shared machine as they can.
+The last one asks for every event, sends its request and never reads (a small receive
+buffer), as the issue's acceptance has it: whatever the others follow, it falls behind.
+On SIGTERM it closes them and prints one line,
 ``STREAMS {"opened": …, "events": …, "bytes": …, "ended": …, "stalled": {"bytes": …,
 "end": …, "closed": …}}``, the never-reading client's part read after the run: ``end`` is
 the ``event: end`` frame's data it was sent (``{"reason": "behind", "last_id": …}`` once
@@ -68,12 +71,12 @@ def main(url: str, auth: str, count: int, query: str) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     totals: dict[str, Any] = {"opened": 0, "events": 0, "bytes": 0, "ended": 0}
-    stalled = _open(url, auth, query, receive_buffer=4096) if count > 0 else None
+    stalled = _open(url, auth, "", receive_buffer=4096) if count > 0 else None
     selector = selectors.DefaultSelector()
     tails: dict[socket.socket, bytes] = {}
     heads: dict[socket.socket, bytes] = {}
-    for _ in range(count - 1):
-        sock = _open(url, auth, query)
+    for number in range(1, count):
+        sock = _open(url, auth, query.replace("{task}", f"{number:032x}"))
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ)
         heads[sock] = b""
