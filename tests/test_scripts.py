@@ -125,3 +125,27 @@ def test_the_minimal_peer_answers_a_patch_with_the_changed_record_and_stores_it(
     with closing(sqlite3.connect(db)) as stored:
         rows = stored.execute("SELECT id, progress, percent_complete FROM task ORDER BY id").fetchall()
     assert rows == [(1, "step 0", 0), (2, "step 42", 42), (3, "step 0", 0)]
+
+
+def test_the_peers_table_counts_a_round_a_peer_answered_nothing_in_as_zero_not_as_a_crash():
+    """FastAPI + SQLModel answered no request at all in one 5 s round on this machine (every
+    request waiting on SQLite's lock): that round is 0 req/s and an infinite ratio, its
+    latency and CPU are left out, and the table says so."""
+    sys.path.insert(0, str(SCRIPTS))
+    from bench_peers import PEERS, report
+
+    def result(rps: float, requests: int, cpu: float) -> dict:
+        return {"rps": rps, "requests": requests, "server_cpu_us_per_request": cpu, "errors": {"timeout": 0},
+                "latency_us": {"p50": 70_000, "p99": 600_000} if requests else {"p50": 0, "p99": 0}}
+    taskgate = [result(4000, 20000, 240), result(4100, 20500, 245), result(3900, 19500, 250)]
+    fastapi = [result(350, 1750, 3200), result(0, 0, 60000), result(400, 2000, 2800)]
+    runs = [{"n": 10, "taskgate": {"FULL": {"results": {"sailpoint_patch": t}, "peak_rss_mib": 80}},
+             "ceiling": {"results": {"sailpoint_patch": result(20000, 100000, 45)}, "peak_rss_mib": 30},
+             "peers": {"fastapi": {"results": {"peer_fastapi": f}, "peak_rss_mib": 90}}}
+            for t, f in zip(taskgate, fastapi, strict=True)]
+    peer = next(p for p in PEERS if p.name == "fastapi")
+    rows = {r["server"]: r for r in report.summarize(runs, 10, "FULL", [peer])}
+    row = rows["fastapi"]
+    assert (row["rps"], row["silent_rounds"], row["cpu_us_per_request"], row["p99_ms"]) == (350, 1, 3000, 600)
+    assert row["taskgate_over_it"] == 4000 / 350  # the median of 11.43, inf and 10.25
+    assert "(1 of 3 rounds answered nothing)" in report.markdown(list(rows.values()))

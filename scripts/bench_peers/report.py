@@ -7,6 +7,7 @@ both sides alike. The issue 19 targets are printed beside the ratios they are ab
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -19,16 +20,20 @@ TARGETS = {"minimal": 1.5, "fastapi": 10.0, "datasette": 10.0}
 
 def _stats(results: list[tuple[dict[str, Any], float]], base: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over rounds of one server's (result, peak RSS), and of taskgate's rate over its
-    own in the same round (*base*, taskgate's result of each round, or empty)."""
+    own in the same round (*base*, taskgate's result of each round, or empty). A round in
+    which the server answered nothing within the run (a peer whose requests all wait on a
+    lock) counts as 0 req/s and an infinite ratio; its latency and CPU are not counted."""
+    answered = [r for r, _ in results if r["requests"] > 0] or [r for r, _ in results]
     out: dict[str, Any] = {
-        "rounds": len(results), "rps": statistics.median(r["rps"] for r, _ in results),
-        "p50_ms": statistics.median(r["latency_us"]["p50"] / 1000 for r, _ in results),
-        "p99_ms": statistics.median(r["latency_us"]["p99"] / 1000 for r, _ in results),
-        "cpu_us_per_request": statistics.median(r["server_cpu_us_per_request"] for r, _ in results),
+        "rounds": len(results), "silent_rounds": sum(1 for r, _ in results if r["requests"] == 0),
+        "rps": statistics.median(r["rps"] for r, _ in results),
+        "p50_ms": statistics.median(r["latency_us"]["p50"] / 1000 for r in answered),
+        "p99_ms": statistics.median(r["latency_us"]["p99"] / 1000 for r in answered),
+        "cpu_us_per_request": statistics.median(r["server_cpu_us_per_request"] for r in answered),
         "peak_rss_mib": max(rss for _, rss in results),
         "errors": sum(sum(r["errors"].values()) for r, _ in results)}
     if base:
-        out["taskgate_over_it"] = statistics.median(t["rps"] / r["rps"]
+        out["taskgate_over_it"] = statistics.median(t["rps"] / r["rps"] if r["rps"] > 0 else math.inf
                                                     for (r, _), t in zip(results, base, strict=True))
     return out
 
@@ -68,7 +73,8 @@ def print_table(rows: list[dict[str, Any]], n: int) -> None:
     for r in rows:
         print(f"{r['server']:{width}} {r['rps']:8.0f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} "
               f"{r['cpu_us_per_request']:10.0f} {r['peak_rss_mib']:12.0f} {r['taskgate_over_it']:13.2f}  {r['label']}"
-              + (f"  ({r['errors']} errors)" if r["errors"] else ""))
+              + (f"  ({r['errors']} errors)" if r["errors"] else "")
+              + (f"  ({r['silent_rounds']} of {r['rounds']} rounds answered nothing)" if r["silent_rounds"] else ""))
     by = {r["server"]: r for r in rows}
     for name, target in TARGETS.items():
         if name in by:
@@ -82,8 +88,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| server | PATCH req/s | p50 / p99 ms | server CPU µs per request | peak RSS | taskgate ÷ it |",
              "|---|---|---|---|---|---|"]
     for r in rows:
+        silent = f" ({r['silent_rounds']} of {r['rounds']} rounds answered nothing)" if r["silent_rounds"] else ""
         lines.append(f"| {r['label']} | {r['rps']:,.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | "
-                     f"{r['cpu_us_per_request']:,.0f} | {r['peak_rss_mib']:.0f} MiB | {r['taskgate_over_it']:.2f} |")
+                     f"{r['cpu_us_per_request']:,.0f} | {r['peak_rss_mib']:.0f} MiB | "
+                     f"{r['taskgate_over_it']:.2f}{silent} |")
     return "\n".join(lines)
 
 
