@@ -152,3 +152,28 @@ async def test_get_text_and_a_written_task_s_text_are_the_stored_text_of_its_doc
     unchanged = await store.update("s", "a", reorder_then_change, actor="t", request_id="r")
     assert unchanged.text == "" and unchanged.version == 2
     assert await store.get_text("s", "a") == (2, dumps(updated.doc))
+
+
+@pytest.mark.sqlite_only
+async def test_starts_with_and_contains_take_needles_holding_nul_and_long_needles(store: SQLiteStore):
+    """SQLite's LIKE reads its pattern as a C string, so that a needle "w<NUL>" was the
+    needle "w", and it refuses patterns over 50,000 bytes (a 500): such needles are matched
+    by taskgate_like, exactly, against the field as SQLite reads it. (SQLite 3.40's JSON
+    functions end a string at an escaped U+0000, so a stored "w<NUL>x" reads as "w": no
+    needle holding NUL finds it, as none finds anything on PostgreSQL, which keeps no NUL.)"""
+    long_name = "q" * 30_000 + "needle" + "q" * 30_000
+    for task_id, name in (("w", "w"), ("wnul", "w\x00x"), ("long", long_name), ("other", "Wx")):
+        await store.create("s", task_id, {"name": name}, actor="t", request_id="r")
+
+    async def ids(op: str, needle: str) -> list[str]:
+        tasks, _ = await store.find("s", Query(Compare("$.name", op, (needle,))))
+        return sorted(t.id for t in tasks)
+
+    assert await ids("co", "w\x00") == []
+    assert await ids("sw", "W\x00X") == []
+    assert await ids("co", "\x00") == []
+    assert await ids("co", "q" * 20_000 + "needle") == ["long"]
+    assert await ids("co", "Q" * 30_000) == ["long"]
+    assert await ids("sw", "q" * 30_000 + "NEEDLE") == ["long"]
+    assert await ids("co", "q" * 30_001 + "needle") == []
+    assert await ids("co", "w") == ["other", "w", "wnul"]

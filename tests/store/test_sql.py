@@ -144,3 +144,32 @@ def test_an_index_holds_one_style_s_rows_and_its_name_says_its_field():
     for style in ("s'; DROP TABLE tasks; --", "Sailpoint", "1sp", "", "x" * 33):
         with pytest.raises(ValueError, match="not an indexable style"):
             sql.index_sql("tasks_by_status", style, "$.status", keyed)
+
+
+@pytest.mark.parametrize("op, prefix", [("sw", 1), ("co", 0)])
+def test_a_needle_like_cannot_take_is_matched_by_the_registered_function(op, prefix):
+    """A value holding U+0000 (LIKE would stop at it) or longer than 4096 bytes (SQLite
+    refuses LIKE patterns over 50,000) is passed as it is to taskgate_like."""
+    for needle in ("w\x00", "x" * 4097):
+        assert where(Compare("$.s", op, (needle,))) == (
+            f"taskgate_like(CAST(json_extract(doc, '$.s') AS TEXT), ?, {prefix})", [needle])
+    assert where(Compare("$.s", op, ("x" * 4096,)))[0] == "json_extract(doc, '$.s') LIKE ? ESCAPE '\\'"
+
+
+def test_the_registered_function_answers_as_like_does_for_the_needles_like_takes():
+    """Case ignored for ASCII letters only, wildcards taken literally, NULL for NULL, numbers
+    compared as their text: the same answers as SQLite's LIKE with the escaped pattern."""
+    import sqlite3
+    conn = sqlite3.connect(":memory:")
+    conn.create_function(sql.LIKE_FUNCTION, 3, sql.like, deterministic=True)
+    values = ["Abc", "aBC def", "ÄBC", "äbc", "x_y", "50%", "a\\b", "", None, 42, 1.5]
+    needles = ["ab", "AB", "b", "c d", "Ä", "ä", "_", "%", "", "bc d", "\\", "4", "1.5"]
+    for value in values:
+        for needle in needles:
+            for prefix in (1, 0):
+                escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                pattern = ("" if prefix else "%") + escaped + "%"
+                (by_like, by_function), = conn.execute(
+                    f"SELECT CAST(? AS TEXT) LIKE ? ESCAPE '\\', {sql.LIKE_FUNCTION}(CAST(? AS TEXT), ?, ?)",
+                    (value, pattern, value, needle, prefix)).fetchall()
+                assert by_function == by_like, (value, needle, prefix)

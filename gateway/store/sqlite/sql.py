@@ -14,18 +14,39 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 from collections.abc import Sequence
 from typing import Any
 
 from gateway.query import And, Compare, Expr, Not, Or, Query, Sort
 
 __all__ = ["column", "key_parts", "keys_sql", "sort_key", "where_clause", "page_sql", "count_sql",
-           "compile_where", "keys_table", "tasks_by_key_sql", "TASK_COLUMNS", "index_name", "index_sql", "check_style"]
+           "compile_where", "keys_table", "tasks_by_key_sql", "TASK_COLUMNS", "index_name", "index_sql", "check_style",
+           "LIKE_FUNCTION", "like"]
 
 # JSON paths are spliced into SQL (an expression index only serves a query that spells
 # the same expression), so only plain member paths are allowed.
 _JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
 _SQL_OPS = {"eq": "=", "ne": "IS NOT", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+#: the SQL function that every connection reading tasks registers as :func:`like`
+LIKE_FUNCTION = "taskgate_like"
+#: a ``sw``/``co`` value of more UTF-8 bytes goes to :func:`like`: SQLite refuses a LIKE
+#: pattern over 50,000 bytes, and its matching of a long pattern can take time quadratic
+#: in the lengths, where Python's substring search does not
+_LIKE_BYTES = 4096
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def like(value: str | None, needle: str, prefix: int) -> int | None:
+    """What ``value LIKE 'needle%'`` (*prefix*) or ``LIKE '%needle%'`` answers, needle taken
+    literally, for a needle SQLite's LIKE cannot take as it is: one holding U+0000 (LIKE
+    reads its pattern, and the value, as C strings, up to the first NUL) or a long one.
+    The case of ASCII letters is ignored, as LIKE ignores it; NULL for NULL. *value* is the
+    field as text (the SQL casts it, as LIKE would)."""
+    if value is None:
+        return None
+    text, sought = value.translate(_ASCII_LOWER), needle.translate(_ASCII_LOWER)
+    return int(text.startswith(sought) if prefix else sought in text)
 
 
 def column(field: str, keyed: tuple[str, ...] = ()) -> str:
@@ -113,7 +134,11 @@ def compile_where(expr: Expr, params: list[Any], keyed: tuple[str, ...] = ()) ->
             return (f"EXISTS (SELECT 1 FROM json_each(tasks.doc, '{expr.field}') AS e "
                     f"WHERE e.type = 'text' AND e.value IN ({', '.join('?' * len(expr.values))}))")
         if expr.op in ("sw", "co"):
-            literal = str(expr.values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            needle = str(expr.values[0])
+            if "\x00" in needle or len(needle.encode("utf-8", "surrogatepass")) > _LIKE_BYTES:
+                params.append(needle)
+                return f"{LIKE_FUNCTION}(CAST({col} AS TEXT), ?, {int(expr.op == 'sw')})"
+            literal = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params.append(("%" if expr.op == "co" else "") + literal + "%")
             return f"{col} LIKE ? ESCAPE '\\'"
         params.append(expr.values[0])

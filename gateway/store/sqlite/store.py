@@ -58,7 +58,7 @@ from gateway.model import (
 from gateway.query import Query
 from gateway.store.errors import StoreError
 from gateway.store.shortcuts import WriteShortcuts
-from gateway.store.sqlite import schema, snapshots
+from gateway.store.sqlite import schema, snapshots, sql
 from gateway.store.sqlite.accounts import Accounts
 from gateway.store.sqlite.batch import QueuedWrite
 from gateway.store.sqlite.bulk import bulk_create
@@ -230,9 +230,11 @@ class SQLiteStore(WriteShortcuts):
                 rows = await reader.execute_fetchall(pragma)
                 if pragma == schema.JOURNAL_MODE:
                     schema.check_journal_mode(rows)
+            await reader.create_function(sql.LIKE_FUNCTION, 3, sql.like, deterministic=True)
             point = sqlite3.connect(target, isolation_level=None, uri=uri)
             for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
                 point.execute(f"PRAGMA {pragma}")
+            point.create_function(sql.LIKE_FUNCTION, 3, sql.like, deterministic=True)
             checkpoints = Checkpoints.connect(target, synchronous, uri=uri)
             read_ahead = ReadAhead(target, uri=uri)
         except BaseException as exc:
