@@ -100,21 +100,23 @@ class _SignInStats:
         self.limiter: FailureLimiter | None = None  # set on each scrape: it is made at start-up
 
     def collect(self) -> Iterator[Metric]:
+        # "is not None", never truth: a limiter's truth is its len(), which is 0 once no
+        # window is held, and across workers a walk of the whole shared table
         limiter = self.limiter
         refused = CounterMetricFamily("taskgate_signin_refused",
                                       "Sign-ins refused with 429: locked (the address's failures plus its checks "
                                       "under way reached auth.max_failures) or busy (no check slot freed in time)",
                                       labels=("reason",))
         for reason in REFUSAL_REASONS:
-            refused.add_metric((reason,), limiter.refused[reason] if limiter else 0)
+            refused.add_metric((reason,), limiter.refused[reason] if limiter is not None else 0)
         yield refused
         yield CounterMetricFamily("taskgate_signin_checks", "Password and client-secret checks admitted",
-                                  value=limiter.checks if limiter else 0)
+                                  value=limiter.checks if limiter is not None else 0)
         checks = GaugeMetricFamily("taskgate_signin_checks_in_flight",
                                    "Password and client-secret checks when scraped: running, or waiting for one "
                                    "of the auth.max_concurrent_checks slots", labels=("state",))
-        checks.add_metric(("running",), limiter.in_flight if limiter else 0)
-        checks.add_metric(("waiting",), limiter.waiting if limiter else 0)
+        checks.add_metric(("running",), limiter.in_flight if limiter is not None else 0)
+        checks.add_metric(("waiting",), limiter.waiting if limiter is not None else 0)
         yield checks
 
 

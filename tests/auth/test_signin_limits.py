@@ -229,6 +229,19 @@ async def test_metrics_show_the_lock_outs(aiohttp_client, config):
     assert await _signin_metrics(client) == {"locked": 8, "busy": 1, "checks": LIMIT, "running": 0, "waiting": 0}
 
 
+async def test_the_counts_outlast_the_windows_they_came_from(aiohttp_client, config):
+    """A counter never goes back: once the lock-out's window has ended and been forgotten
+    (the limiter holds no address at all), the refusals and checks are still counted."""
+    client = await _app(aiohttp_client, config)
+    limiter = client.app[AUTHENTICATOR].limiter
+    for i in range(LIMIT + 3):
+        await client.get("/task-status/v1", headers=_basic("alice", f"guess{i}"))
+    limiter._clock.now += 61  # the window has ended
+    resp = await client.get("/task-status/v1", headers=_basic("alice", "alice-password"))
+    assert resp.status == 200 and len(limiter) == 0  # its end was noticed, and the address forgotten
+    assert await _signin_metrics(client) == {"locked": 3, "busy": 0, "checks": LIMIT + 1, "running": 0, "waiting": 0}
+
+
 async def test_the_ceiling_is_the_configured_one(aiohttp_client, config):
     client = await aiohttp_client(create_app(config.replace("auth", max_concurrent_checks=2)))
     assert client.app[AUTHENTICATOR].limiter.max_concurrent == 2
