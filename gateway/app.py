@@ -40,6 +40,7 @@ from gateway.config import Config
 from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.events import sse, webhooks
 from gateway.events.feed import Feed
+from gateway.list_turns import LIST_TURNS, ListTurns
 from gateway.metrics import METRICS, Metrics
 from gateway.model import CLIENT, IMPERSONATION, QUOTA
 from gateway.proxy import TrustedProxies, forwarded_middleware
@@ -289,6 +290,7 @@ def create_app(config: Config) -> web.Application:
     app[TRAFFIC] = traffic
     app[BODY_TIMEOUT] = config.server.body_timeout
     app[WRITE_RATE] = WriteRate(config.quota.writes_per_second, config.quota.write_burst)
+    app[LIST_TURNS] = ListTurns(server.max_lists_per_user)
     oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)

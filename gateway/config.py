@@ -58,6 +58,9 @@ class ServerConfig:
     max_connections: int = _opt(1000, lo=0, doc="most connections open at once; one beyond it is answered 503 and "
                                                 "closed unread (0: no limit). Keep it below the process's file "
                                                 "descriptor limit (LimitNOFILE in the systemd unit)")
+    max_lists_per_user: int = _opt(2, lo=0, hi=10_000, doc="lists and searches one user may have running at once in "
+                                   "a worker process; the user's further ones wait their turn, first come first "
+                                   "served, and cost the others nothing (0: no limit)")
     workers: str = _opt("1", pattern=r"auto|[1-9][0-9]{0,2}",
                         doc="HTTP worker processes on the one listening socket, under a supervisor that restarts "
                             "one that dies (1: one process, no supervisor; auto: one per core)")

@@ -30,6 +30,7 @@ from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
 from gateway.apis.sailpoint_rules import OWNER, Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body, stored_response
 from gateway.context import CONFIG, clock_of, principal, request_id, store_of
+from gateway.list_turns import takes_turns
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
 from gateway.quotas import charge
@@ -138,6 +139,7 @@ async def get_task(request: web.Request) -> web.Response:
     return stored_response(text, headers={"ETag": etag(version)})
 
 
+@takes_turns
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     negotiate(request, ("application/json",))
     limit, offset, count = _page(request)
@@ -146,6 +148,7 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
     return await _list_response(request, Query(where, order, limit, offset, count))
 
 
+@takes_turns
 async def pending_tasks(request: web.Request) -> web.StreamResponse:
     """Deprecated by SailPoint in favour of ``filters=completionStatus isnull``; kept for
     SDK 1.x. An empty page is ``200 []`` rather than the documented-but-vague 204."""

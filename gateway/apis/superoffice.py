@@ -39,6 +39,7 @@ from gateway.auth import sessions
 from gateway.codecs import decode_form, decode_json, decode_xml, etag, json_response, read_body
 from gateway.config import ConfigError
 from gateway.context import CONFIG, store_of
+from gateway.list_turns import caller_turn, takes_turns
 from gateway.model import Task
 from gateway.query import Query
 
@@ -104,6 +105,7 @@ async def _read_change(request: web.Request, ctx: Ctx) -> tuple[str, Any]:
 
 
 # -- REST handlers -------------------------------------------------------------------------
+@takes_turns
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     options = parse_list_options(request.query, carrier.state_name)
     ctx = service.context(request, body_format=options.format)
@@ -142,9 +144,10 @@ async def get_task_or_state(request: web.Request) -> web.StreamResponse:
     ctx = service.context(request)
     if not key.isdigit():  # /BatchTask/{state}: the user tasks in that state
         state = _state_path(key)
-        ids = await service.find(request, state=state, system=False)
-        return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t),
-                                          root="ArrayOfBatchTaskInfo")
+        async with caller_turn(request):
+            ids = await service.find(request, state=state, system=False)
+            return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t),
+                                              root="ArrayOfBatchTaskInfo")
     task = await store_of(request).get(STYLE, _task_id(key))
     if task is None:
         raise service.not_found(key)

@@ -24,6 +24,7 @@ from gateway.apis.superoffice_service import MAX_ID, STYLE, Ctx
 from gateway.auth import reads_by_post
 from gateway.codecs import decode_json, json_response, read_body
 from gateway.context import request_id, store_of
+from gateway.list_turns import caller_turn
 
 __all__ = ["AGENTS", "MAX_IDS", "call_agent", "describe_agent", "add_routes"]
 
@@ -133,10 +134,11 @@ def _finder(*, system: bool | None = None, **named: tuple[str, Kind]) -> AgentCa
     to the argument that gives it, as ``(name, kind)``."""
     async def call(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
         values = {key: _arg(args, name, kind) for key, (name, kind) in named.items()}
-        ids = await service.find(request, system=system, **values)
-        members = service.select(request)
-        return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t, members),
-                                          root="Result")
+        async with caller_turn(request):
+            ids = await service.find(request, system=system, **values)
+            members = service.select(request)
+            return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t, members),
+                                              root="Result")
     return call
 
 

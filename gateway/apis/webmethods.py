@@ -43,6 +43,7 @@ from gateway.codecs import decode_json, etag, json_response, parse_if_match, rea
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, clock_of, principal, request_id, store_of
 from gateway.limits import dumps
+from gateway.list_turns import takes_turns
 from gateway.model import IMPERSONATION, Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
 from gateway.quotas import charge
@@ -365,6 +366,7 @@ async def _tasks_answer(request: web.Request, call: Call, search: webmethods_sea
     return await answer_list(request, task_parts(call.store.read_chunks(STYLE, ids)), shape, _TASKS)
 
 
+@takes_turns
 @_service
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     """``GET /rest/pub/opentask``: every task the user may see (one task with ``?taskID=``)."""
@@ -375,6 +377,7 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
 
 
 @reads_by_post  # a search is a read whether it comes as GET or POST; it changes nothing of the caller's
+@takes_turns
 @_service
 async def search_tasks(request: web.Request) -> web.StreamResponse:
     """``GET|POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery."""

@@ -41,6 +41,7 @@ from gateway.auth.sessions import end_session, open_session, set_session_cookies
 from gateway.clock import now_iso
 from gateway.codecs import decode_form, read_body
 from gateway.context import CONFIG, STORE, request_id
+from gateway.list_turns import caller_turn
 from gateway.model import Task
 from gateway.ui import views
 from gateway.undo import UNDO_MARK, check_undo, undo_mutation
@@ -268,7 +269,8 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request)
     if who is None:
         return to_login(request)
-    tasks, has_next = await find_rows(request, who, filters)
+    async with caller_turn(request, who.name):  # a page's queries may scan a style, as a list does
+        tasks, has_next = await find_rows(request, who, filters)
     offset = filters.offset()
     more = ""
     if has_next and not filters.style and offset + views.PAGE_SIZE >= views.MAX_MERGED_OFFSET:

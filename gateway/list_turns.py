@@ -1,0 +1,112 @@
+"""Turns at the expensive reads: lists and searches, at most a few per user at a time.
+
+A list or search may scan every task of a style and send megabytes, on the event loop's
+thread, the store's reader and the encoding threads that every client shares. One user
+asking for fifty at once made another user's page of 250 wait 3.9 s instead of 7 ms.
+So each user runs at most ``server.max_lists_per_user`` of them at a time in a process;
+the user's others wait their turn, first come first served, costing nobody else anything
+but their connection. Waiting is the answer rather than a 429: the vendors' clients list
+in parallel in their users' tests, and none of them retries on its own.
+
+Owns one semaphore per user with a list running or waiting, and nothing once the user has
+none (the memory follows the requests in flight, not the users ever seen). It knows
+nothing of routes or styles: handlers take a turn with :func:`takes_turns` or
+:func:`caller_turn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.context import principal
+
+__all__ = ["ListTurns", "LIST_TURNS", "caller_turn", "takes_turns"]
+
+
+class _User:
+    __slots__ = ("slots", "holders", "running")
+
+    def __init__(self, per_user: int) -> None:
+        self.slots = asyncio.Semaphore(per_user)  # first come, first served
+        self.holders = 0  # requests running or waiting: the entry goes when none is left
+        self.running = 0
+
+
+class ListTurns:
+    """*per_user* lists or searches at once per user name (0: no limit)."""
+
+    def __init__(self, per_user: int) -> None:
+        self.per_user = per_user
+        self._users: dict[str, _User] = {}
+        #: lists running and waiting, over all users
+        self.running = 0
+        self.waiting = 0
+
+    def users(self) -> int:
+        """Users with a list running or waiting."""
+        return len(self._users)
+
+    def waiting_for(self, user: str) -> int:
+        """How many of *user*'s lists wait for a turn."""
+        entry = self._users.get(user)
+        return 0 if entry is None else entry.holders - entry.running
+
+    @contextlib.asynccontextmanager
+    async def turn(self, user: str) -> AsyncIterator[None]:
+        """Hold one of *user*'s turns while the body runs (waiting for it first, in order)."""
+        if self.per_user <= 0:
+            yield
+            return
+        entry = self._users.get(user)
+        if entry is None:
+            entry = self._users[user] = _User(self.per_user)
+        entry.holders += 1
+        try:
+            self.waiting += 1
+            try:
+                await entry.slots.acquire()
+            finally:
+                self.waiting -= 1
+            self.running += 1
+            entry.running += 1
+            try:
+                yield
+            finally:
+                self.running -= 1
+                entry.running -= 1
+                entry.slots.release()
+        finally:
+            entry.holders -= 1
+            if entry.holders == 0:
+                del self._users[user]
+
+
+LIST_TURNS = web.AppKey("list_turns", ListTurns)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def caller_turn(request: web.Request, user: str | None = None) -> AsyncIterator[None]:
+    """One of the turns of *user* (default: the signed-in caller's name, whoever it acts
+    for) held while the body runs."""
+    turns = request.config_dict.get(LIST_TURNS)
+    if turns is None:
+        yield
+        return
+    async with turns.turn(principal(request).name if user is None else user):
+        yield
+
+
+def takes_turns(handler: Handler) -> Handler:
+    """*handler* run in one of its caller's turns, the streaming of its answer included."""
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.StreamResponse:
+        async with caller_turn(request):
+            return await handler(request)
+    return run
