@@ -17,10 +17,11 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 
+from gateway.app import STYLES
 from gateway.config import Config, is_database_url, redact_url
 from gateway.data_tools import progress
 from gateway.model import Store
-from gateway.store import SQLiteStore, open_store
+from gateway.store import SQLiteStore, StoreError, open_store
 from gateway.store.copy import TABLES, PostgreSQLTarget, SQLiteTarget, count_rows, is_empty, read_chunks
 from gateway.verify import verify_trail
 
@@ -69,7 +70,8 @@ async def copy_command(args: argparse.Namespace, config: Config) -> int:
                 await target_store.close()  # its file is written through a connection of its own
                 target: SQLiteTarget | PostgreSQLTarget = SQLiteTarget(target_store.path)
             else:
-                target = PostgreSQLTarget(target_store.copy_rows, target_store.run_statements)  # type: ignore[attr-defined]
+                target = PostgreSQLTarget(target_store.copy_rows, target_store.run_statements,  # type: ignore[attr-defined]
+                                          keyed={style.STYLE: style.INDEXED_FIELDS for style in STYLES})
             try:
                 if args.replace:
                     await target.clear()
@@ -80,6 +82,9 @@ async def copy_command(args: argparse.Namespace, config: Config) -> int:
                                 await target.write(table, rows)
                                 bar.update(len(rows))
                 await target.finish()
+            except StoreError as exc:  # a row the target refused: named for the target, not storage.path
+                print(f"taskgate: copying into {_name(args.target)}: {exc}", file=sys.stderr)
+                return 2
             finally:
                 target.close()
         finally:

@@ -131,3 +131,45 @@ def test_a_row_postgresql_cannot_keep_is_refused_by_name(pg_url, tmp_path, monke
     assert row in err and err.endswith("which PostgreSQL cannot keep; change it in the source, then copy with "
                                        "--replace\n"), err
     assert asyncio.run(_read(lambda: PostgreSQLStore.open(pg_url)))[f"{what}s"] == []
+
+
+def test_a_keyed_value_longer_than_postgresql_indexes_is_refused_by_name(pg_url, tmp_path, monkeypatch, capsys):
+    """SQLite indexes a keyed field's value of any length; PostgreSQL's B-tree entries stop
+    at 2704 bytes, so its store refuses a write whose keyed value is over 2000. A SQLite
+    file holding one used to copy and verify; then every write of that task was refused
+    (400, for any change), and past the B-tree's limit every gateway on the target failed
+    to start ("index row size 3032 exceeds btree version 4 maximum 2704"). The copy refuses
+    it, the row and field named; a value of exactly 2000 bytes copies, and a gateway starts."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGATE_DB", raising=False)
+    monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
+
+    async def fill(path: Path, name: str) -> None:
+        store = await SQLiteStore.open(path)
+        try:
+            await store.create("sailpoint", "t1", {"id": "t1", "uniqueName": name}, actor="ann", request_id="r")
+        finally:
+            await store.close()
+    asyncio.run(fill(tmp_path / "long.db", "é" * 1000))  # 2,002 bytes of JSON: over by two
+    assert main(["copy", "long.db", pg_url]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"taskgate: copying into {pg_url}: a row of tasks ('sailpoint', 't1'): uniqueName is 2002 "
+                   "bytes long; the PostgreSQL store indexes at most 2000 bytes of it; change it in the source, "
+                   "then copy with --replace\n"), err
+    assert asyncio.run(_read(lambda: PostgreSQLStore.open(pg_url)))["tasks"] == []
+    asyncio.run(fill(tmp_path / "fits.db", "é" * 999))  # 2,000 bytes
+    assert main(["copy", "fits.db", pg_url, "--replace"]) == 0
+    capsys.readouterr()
+
+    async def start_and_read() -> str:
+        from gateway.apis import sailpoint
+
+        store = await PostgreSQLStore.open(pg_url)
+        try:
+            await sailpoint.prepare(store)  # what every gateway does as it starts
+            task = await store.get("sailpoint", "t1")
+            assert task is not None
+            return task.doc["uniqueName"]
+        finally:
+            await store.close()
+    assert asyncio.run(start_and_read()) == "é" * 999

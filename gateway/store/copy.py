@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +123,14 @@ class SQLiteTarget:
 
 
 class PostgreSQLTarget:
-    """Rows written into a PostgreSQL store's database with ``COPY``, one transaction a chunk."""
+    """Rows written into a PostgreSQL store's database with ``COPY``, one transaction a chunk.
+    *keyed*: the fields each style's gateway keys (indexes), whose values the store checks."""
 
-    def __init__(self, load: Callable[[str, Sequence[str], list[tuple[Any, ...]]], Any],
-                 statements: Callable[[list[str]], Any]) -> None:
+    def __init__(self, load: Callable[..., Any], statements: Callable[[list[str]], Any],
+                 keyed: Mapping[str, Sequence[str]] | None = None) -> None:
         self._load = load
         self._statements = statements
+        self._keyed = keyed
 
     async def clear(self) -> None:
         await self._statements([f"DELETE FROM {t}" for t in reversed(TABLES)] + ["DELETE FROM keyed",
@@ -136,7 +138,8 @@ class PostgreSQLTarget:
 
     async def write(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         columns, _ = TABLES[table]
-        await self._load(table, [c.strip('"') for c in columns], _convert(table, rows, to_bool=True))
+        await self._load(table, [c.strip('"') for c in columns], _convert(table, rows, to_bool=True),
+                         keyed=self._keyed)
 
     async def finish(self) -> None:
         """The newest audit seq and the serials where the copied rows left them."""

@@ -13,13 +13,15 @@ It knows nothing of HTTP or of any vendor's rules, and holds no SQL beyond openi
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import structlog
 
+from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import (
     Change,
@@ -321,17 +323,30 @@ class PostgreSQLStore(WriteShortcuts):
         return int(found[0][0])
 
     # -- for taskgate copy, tests and diagnostics, not part of the contract -------------------
-    async def copy_rows(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
+                        keyed: Mapping[str, Sequence[str]] | None = None) -> None:
         """Append *rows* to *table* with ``COPY``, in one transaction (``taskgate copy``).
         StoreError naming the row when one holds what PostgreSQL cannot keep (a SQLite file
         can): U+0000 in a text column (COPY fails on it), or in a task document, which the
-        copy took and every gateway then failed to start on (its keys are ``jsonb``)."""
-        doc = list(columns).index("doc") if table == "tasks" else None
+        copy took and every gateway then failed to start on (its keys are ``jsonb``); or a
+        task whose value of a field *keyed* (by style) is longer than a write may store
+        (:data:`~gateway.store.postgres.sql.MAX_KEYED_BYTES`): copied, every write of the
+        task was refused, and past the B-tree's limit no gateway could start on the copy."""
+        names = list(columns)
+        doc = names.index("doc") if table == "tasks" else None
         for row in rows:
+            named = ", ".join(map(repr, row[:2]))
             if any(isinstance(v, str) and not sql.storable(v) for v in row) or \
                     (doc is not None and sql.holds_nul(row[doc])):
-                raise StoreError(f"a row of {table} ({', '.join(map(repr, row[:2]))}) holds U+0000 (NUL), which "
+                raise StoreError(f"a row of {table} ({named}) holds U+0000 (NUL), which "
                                  "PostgreSQL cannot keep; change it in the source, then copy with --replace")
+            fields = keyed.get(row[names.index("style")]) if keyed and doc is not None else None
+            if fields and doc is not None:
+                try:
+                    sql.keys_value(tuple(fields), json.loads(row[doc]))
+                except errors.BadRequest as exc:
+                    raise StoreError(f"a row of {table} ({named}): {exc.message}; change it in the source, then "
+                                     "copy with --replace") from None
         async with self._db.transaction() as conn:
             await conn.copy_records_to_table(table, records=rows, columns=list(columns))
 
