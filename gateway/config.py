@@ -174,6 +174,10 @@ class EventsConfig:
                                               "feed than this is cut off with the id to resume from")
     buffer_bytes: int = _opt(8_388_608, lo=65_536, doc="bytes of recent events kept for the streams, the same "
                                                        "window bounded by size")
+    max_streams: int = _opt(1000, lo=0, hi=100_000, doc="most GET /events streams open at once in a worker process "
+                                                        "(503 beyond; 0: none)")
+    max_streams_per_user: int = _opt(20, lo=0, hi=100_000, doc="most of those one user may have open at once "
+                                                               "(429 beyond; 0: no limit per user)")
 
 
 @dataclass(frozen=True)

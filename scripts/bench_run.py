@@ -558,7 +558,9 @@ def _run(args: argparse.Namespace, info: dict[str, Any], quick: bool, peers: lis
                           flush=True)
                     if rnd == 1 and label == labels[0] and workers == args.workers[0]:
                         fresh_copy(db, copy)
-                    server = start_taskgate(args.workdir, copy, sync, workers)
+                    # the streams are one client's: a capacity test, not the limit per user under test
+                    server = start_taskgate(args.workdir, copy, sync, workers,
+                                            settings={"TASKGATE_EVENTS_MAX_STREAMS_PER_USER": "0"})
                     try:
                         results = measure(server, scenarios, n, auth, args, streams)
                         run["taskgate"][key] = {"results": results, "peak_rss_mib": server.peak_rss_mib()}

@@ -10,7 +10,9 @@ filter; the caller sees only events of tasks it may read, by each style's read r
 
 A stream ends with one ``event: end`` frame whose data is ``{"reason", "last_id"}``:
 ``behind`` when the client fell further behind the feed than its window
-(``events.buffer_events``), ``shutdown`` when the server stops. ``last_id`` is where to
+(``events.buffer_events``), ``shutdown`` when the server stops. A process holds at most
+``events.max_streams`` streams (503 beyond) and each user at most
+``events.max_streams_per_user`` (429 beyond): every commit costs something per stream. ``last_id`` is where to
 resume: every event the caller may see up to it was written before the end. A client
 that reads nothing is not waited for: its connection is aborted once the feed has passed
 it and a short grace has run out, so that neither memory nor the graceful stop depend on it.
@@ -46,6 +48,7 @@ from gateway.events.feed import (
 )
 from gateway.events.scoped import feed_of
 from gateway.openapi import param
+from gateway.seats import Seats
 from gateway.speedups import dumps_bytes
 from schemas.common import PlainErrorSchema
 
@@ -62,6 +65,8 @@ _ID = re.compile(r"[0-9]{1,18}")
 _PARAMETERS = frozenset({"since", "style", "task", "action"})
 _MEDIA = "text/event-stream"
 _log = structlog.get_logger("taskgate.events")
+#: the streams open in this process, in all and per user (``events.max_streams`` and ``…_per_user``)
+_SEATS = web.AppKey("events_seats", Seats)
 
 
 def _position(request: web.Request) -> int | None:
@@ -115,6 +120,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     selection = _selection(request)
     feed = await feed_of(request)
     await _past_head(request, feed, since)
+    if request.method == "HEAD":
+        return await _stream(request, feed, since, selection)
+    seats, user = request.config_dict[_SEATS], principal(request).name
+    seats.take(user)  # one user's streams are bounded: each costs something on every commit
+    try:
+        return await _stream(request, feed, since, selection)
+    finally:
+        seats.give_back(user)
+
+
+async def _stream(request: web.Request, feed: Feed, since: int | None, selection: Selection) -> web.StreamResponse:
     heartbeat = request.config_dict[CONFIG].events.heartbeat_seconds
     response = web.StreamResponse(headers={
         "Content-Type": f"{_MEDIA}; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
@@ -183,6 +199,8 @@ def _pusher(transport: asyncio.Transport) -> Push:
 def setup(app: web.Application) -> None:
     """The route, named ``events:stream``. The feed itself is made with the store
     (:func:`gateway.app.create_app`'s store context), as ``app[FEED]`` (:mod:`gateway.context`)."""
+    events_config = app[CONFIG].events
+    app[_SEATS] = Seats(events_config.max_streams, events_config.max_streams_per_user, "event streams")
     app.router.add_get("/events", events, name="events:stream")
 
 # -- the OpenAPI operation -----------------------------------------------------------------------
@@ -220,6 +238,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "409": {"description": "in a test namespace (testing on): a position past the namespace's newest "
                                    "event, from before it was reset, restored or deleted", "content": _ERROR},
             "406": {"description": "the Accept header admits no text/event-stream", "content": _ERROR},
+            "429": {"description": "the caller has events.max_streams_per_user streams open already",
+                    "content": _ERROR},
+            "503": {"description": "the process has events.max_streams streams open already", "content": _ERROR},
         },
     },
 }

@@ -50,6 +50,7 @@ from gateway.auth import Principal
 from gateway.context import CONFIG, FEED, STORE, TRAFFIC
 from gateway.events.feed import END_SHUTDOWN, Ended, Feed, Selection
 from gateway.model import Store, Task
+from gateway.seats import Seats
 from gateway.ui import pages, views
 
 __all__ = ["MAX_KEYS", "MAX_ADDED", "NEW_PER_ROUND", "Listing", "LiveHub", "HUB", "live", "live_ctx", "sse_event",
@@ -128,9 +129,8 @@ class LiveHub:
 
     def __init__(self, store: Store, max_streams: int, max_per_user: int = 0) -> None:
         self._store = store
-        self._max, self._max_per_user = max_streams, max_per_user
+        self._seats = Seats(max_streams, max_per_user, "live pages")
         self._streams: set[_Stream] = set()
-        self._per_user: dict[str, int] = {}  # a user's name → the streams it has open
         self._watched: dict[str, set[_Stream]] = {}  # a task's live key → the streams showing it
         self._pending: dict[tuple[str, str], int] = {}  # (style, id) → the last sequence number heard
         self._lists: set[_Stream] = set()  # the streams of list pages
@@ -144,15 +144,9 @@ class LiveHub:
         return len(self._streams)
 
     def join(self, who: Principal, keys: frozenset[str], listing: Listing | None = None) -> _Stream:
-        if len(self._streams) >= self._max:
-            raise errors.ServiceUnavailable(f"{self._max} live pages are open already; try again later")
-        mine = self._per_user.get(who.name, 0)
-        if self._max_per_user and mine >= self._max_per_user:
-            raise errors.TooManyRequests(f"you have {mine} live pages open already, the most one user may; "
-                                         "close one and try again")
+        self._seats.take(who.name)
         stream = _Stream(who, set(keys), listing)
         self._streams.add(stream)
-        self._per_user[who.name] = mine + 1
         if listing is not None:
             self._lists.add(stream)
         self._open.set()
@@ -165,9 +159,7 @@ class LiveHub:
             return
         self._streams.discard(stream)
         self._lists.discard(stream)
-        left = self._per_user.pop(stream.who.name, 1) - 1
-        if left:
-            self._per_user[stream.who.name] = left
+        self._seats.give_back(stream.who.name)
         for key in stream.keys:
             watching = self._watched.get(key)
             if watching is not None:

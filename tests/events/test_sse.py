@@ -278,3 +278,42 @@ async def test_a_stream_whose_trail_cannot_be_read_is_closed_and_logged(aiohttp_
     failed = [e for e in logs if e["event"] == "events.stream_failed"]
     assert len(failed) == 1 and failed[0]["log_level"] == "error" and 1 <= failed[0]["last_id"] < 60
     assert client.app[FEED].subscribers == 0
+
+
+async def test_streams_are_bounded_per_user_and_per_process(aiohttp_client, config: Config):
+    """Every commit costs something per open stream, so one user holds at most
+    events.max_streams_per_user of them (429 beyond) and the process events.max_streams
+    (503 beyond); a refused request opens none, and a stream that ends gives its seat back."""
+    client = await aiohttp_client(create_app(config.replace("events", max_streams=3, max_streams_per_user=2)))
+    store, auth = client.app[STORE], client.app[AUTHENTICATOR]
+    await store.add_user("root", "admin", None)
+    await store.add_user("alice", "user", None)
+    tokens = {name: await auth.create_token(name) for name in ("root", "alice")}
+    feed = client.app[FEED]
+
+    async def ask(who: str) -> tuple[int, Any, aiohttp.ClientResponse]:
+        resp = await client.get("/events", headers={"Authorization": f"Bearer {tokens[who]}"})
+        return resp.status, (await resp.json() if resp.status != 200 else None), resp
+
+    alice = [await ask("alice") for _ in range(2)]
+    assert [a[0] for a in alice] == [200, 200]
+    status, body, _ = await ask("alice")
+    assert (status, body) == (429, {"error": "you have 2 event streams open already, the most one user may; close "
+                                             "one and try again"})
+    status, _, root = await ask("root")  # another user's own seat
+    assert status == 200
+    status, body, _ = await ask("root")
+    assert (status, body) == (503, {"error": "3 event streams are open already; try again later"})
+    await until_subscribers(feed, 3)
+    alice[0][2].close()  # a stream that ends gives its seat back
+    await until_subscribers(feed, 2)
+    status, _, again = await ask("alice")
+    assert status == 200
+    for resp in (alice[1][2], root, again):
+        resp.close()
+    await until_subscribers(feed, 0)
+
+
+async def until_subscribers(feed, n: int) -> None:
+    from tests.waiting import until_true
+    await until_true(lambda: feed.subscribers == n)
