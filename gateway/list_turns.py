@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from gateway import errors
 from gateway.context import principal
 
 __all__ = ["ListTurns", "LIST_TURNS", "caller_turn", "takes_turns"]
@@ -57,8 +58,12 @@ class ListTurns:
         return 0 if entry is None else entry.holders - entry.running
 
     @contextlib.asynccontextmanager
-    async def turn(self, user: str) -> AsyncIterator[None]:
-        """Hold one of *user*'s turns while the body runs (waiting for it first, in order)."""
+    async def turn(self, user: str, gone: Callable[[], bool] | None = None) -> AsyncIterator[None]:
+        """Hold one of *user*'s turns while the body runs (waiting for it first, in order).
+        *gone*: whether the client has left, looked at every :data:`LOOK_SECONDS` while
+        waiting and once the turn is had: ClientClosedRequest then, and the turn is not
+        taken (a server does not cancel a request whose client left: without this, such a
+        request would keep its place, its connection, and run its list for nobody)."""
         if self.per_user <= 0:
             yield
             return
@@ -69,7 +74,7 @@ class ListTurns:
         try:
             self.waiting += 1
             try:
-                await entry.slots.acquire()
+                await _acquire(entry.slots, gone)
             finally:
                 self.waiting -= 1
             self.running += 1
@@ -86,7 +91,30 @@ class ListTurns:
                 del self._users[user]
 
 
+async def _acquire(slots: asyncio.Semaphore, gone: Callable[[], bool] | None) -> None:
+    """*slots* acquired, in its order; ClientClosedRequest, holding nothing, once *gone*."""
+    if gone is None or not slots.locked():
+        await slots.acquire()
+    else:
+        waiter = asyncio.ensure_future(slots.acquire())
+        try:
+            while not (await asyncio.wait({waiter}, timeout=LOOK_SECONDS))[0]:
+                if gone():
+                    raise errors.ClientClosedRequest("the client left while its list waited for a turn")
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                slots.release()  # had just been given the turn
+            else:
+                waiter.cancel()
+            raise
+    if gone is not None and gone():
+        slots.release()
+        raise errors.ClientClosedRequest("the client left while its list waited for a turn")
+
+
 LIST_TURNS = web.AppKey("list_turns", ListTurns)
+#: how often a waiting list looks whether its client is still there
+LOOK_SECONDS = 0.5
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,8 +127,13 @@ async def caller_turn(request: web.Request, user: str | None = None) -> AsyncIte
     if turns is None:
         yield
         return
-    async with turns.turn(principal(request).name if user is None else user):
+    async with turns.turn(principal(request).name if user is None else user, lambda: _left(request)):
         yield
+
+
+def _left(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def takes_turns(handler: Handler) -> Handler:

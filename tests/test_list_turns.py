@@ -156,3 +156,51 @@ async def test_the_dashboard_list_takes_the_signed_in_users_turn(seeded: Api) ->
     assert resp.status == 200 and "Approve 2" in await resp.text()
     release[1].set()
     await asyncio.gather(*holders)
+
+
+async def test_a_list_whose_client_left_while_it_waited_leaves_the_queue_unrun(tmp_path, unused_tcp_port) -> None:
+    """Served as `taskgate serve` serves (a request whose client left is not cancelled):
+    five lists whose clients give up while waiting leave the queue within a look or two,
+    free their connections and never run; a list that waits on does."""
+    import aiohttp
+
+    from gateway.app import create_app
+    from gateway.auth import AUTHENTICATOR
+    from gateway.config import Config
+    from gateway.context import STORE
+    from tests.served import served
+
+    app = create_app(Config(base_dir=str(tmp_path)))
+    async with served(app, unused_tcp_port, max_connections=20) as runner:
+        store, turns = app[STORE], app[LIST_TURNS]
+        await store.add_user("alice", "user", None)
+        token = await app[AUTHENTICATOR].create_token("alice")
+        runs: list[str] = []
+        find_ids = store.find_ids
+
+        async def counted(style, query):  # the real lookup, counted: did a list run?
+            runs.append(style)
+            return await find_ids(style, query)
+        store.find_ids = counted
+        release, held = [asyncio.Event(), asyncio.Event()], []
+        holders = [asyncio.create_task(_holder(turns, "alice", release[i], held, str(i))) for i in range(2)]
+        await until_true(lambda: len(held) == 2)
+        url = f"http://127.0.0.1:{unused_tcp_port}/task-status/v1"
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession() as http:
+            patient = asyncio.create_task(http.get(url, headers=headers))
+            await until_true(lambda: turns.waiting_for("alice") == 1)
+            async with aiohttp.ClientSession() as impatient:
+                for _ in range(5):  # as an SDK with a timeout would
+                    with pytest.raises(asyncio.TimeoutError):
+                        async with impatient.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=0.2)):
+                            pass
+            await until_true(lambda: turns.waiting_for("alice") == 1)  # only the patient one waits on
+            assert runner.limit is not None
+            await until_true(lambda: runner.limit.open == 1)
+            release[0].set()
+            resp = await patient
+            assert (resp.status, await resp.json()) == (200, [])
+        release[1].set()
+        await asyncio.gather(*holders)
+        assert runs.count("sailpoint") == 1 and turns.users() == 0  # (the webMethods sweeper looks up too)

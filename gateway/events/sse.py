@@ -61,6 +61,8 @@ ACTIONS = ("created", "updated", "deleted")
 RETRY_MS = 2000
 #: bytes a stream's connection may hold unsent before the feed stops writing to it directly
 PUSH_LIMIT = TAKE_BYTES
+#: how often an idle stream looks whether its client is still there
+LOOK_SECONDS = 1.0
 _ID = re.compile(r"[0-9]{1,18}")
 _PARAMETERS = frozenset({"since", "style", "task", "action"})
 _MEDIA = "text/event-stream"
@@ -149,9 +151,13 @@ async def _stream(request: web.Request, feed: Feed, since: int | None, selection
         if response.compression:  # never set on this route; pushes would bypass the encoder
             sub.push = None
         await _write(response, sub, b"retry: %d\n: taskgate events after %d\n\n" % (RETRY_MS, sub.cursor))
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             try:
-                frames = await sub.next(heartbeat)
+                # woken at least every LOOK_SECONDS: a client that left is noticed then, and
+                # its seat given back, rather than at the next heartbeat's failed write
+                frames = await sub.next(min(heartbeat, LOOK_SECONDS))
             except Ended as end:
                 data = dumps_bytes({"reason": end.reason, "last_id": end.last_id})
                 # a restarted feed's ids begin again: an EventSource is told so by the frame's
@@ -161,8 +167,16 @@ async def _stream(request: web.Request, feed: Feed, since: int | None, selection
                     await _write(response, sub, b"event: end\n%sdata: %s\n\n" % (restart, data))
                     await response.write_eof()
                 break
-            await _write(response, sub, b"".join(frames) if frames else b": heartbeat\n\n")
-            feed.sent += len(frames)
+            if transport is not None and transport.is_closing():
+                break  # the client left
+            if frames:
+                await _write(response, sub, b"".join(frames))
+                feed.sent += len(frames)
+            elif loop.time() - quiet_since < heartbeat:
+                continue
+            else:
+                await _write(response, sub, b": heartbeat\n\n")
+            quiet_since = loop.time()
     except (ConnectionError, TimeoutError):  # the client went away, or stopped reading at the end
         if transport is not None:
             transport.abort()

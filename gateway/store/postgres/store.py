@@ -341,7 +341,8 @@ class PostgreSQLStore(WriteShortcuts):
                 raise StoreError(f"a row of {table} ({named}) holds U+0000 (NUL), which "
                                  "PostgreSQL cannot keep; change it in the source, then copy with --replace")
             fields = keyed.get(row[names.index("style")]) if keyed and doc is not None else None
-            if fields and doc is not None:
+            # no value is longer than the compact document it is spelled in: most need no parse
+            if fields and doc is not None and len(row[doc].encode()) > sql.MAX_KEYED_BYTES:
                 try:
                     sql.keys_value(tuple(fields), json.loads(row[doc]))
                 except errors.BadRequest as exc:
