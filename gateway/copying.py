@@ -21,8 +21,9 @@ from gateway.app import STYLES
 from gateway.config import Config, is_database_url, redact_url
 from gateway.data_tools import progress
 from gateway.model import Store
-from gateway.store import SQLiteStore, StoreError, open_store
+from gateway.store import SQLiteStore, open_store
 from gateway.store.copy import TABLES, PostgreSQLTarget, SQLiteTarget, count_rows, is_empty, read_chunks
+from gateway.store.errors import RowRefused
 from gateway.verify import verify_trail
 
 __all__ = ["copy_command", "add_parser"]
@@ -82,7 +83,7 @@ async def copy_command(args: argparse.Namespace, config: Config) -> int:
                                 await target.write(table, rows)
                                 bar.update(len(rows))
                 await target.finish()
-            except StoreError as exc:  # a row the target refused: named for the target, not storage.path
+            except RowRefused as exc:  # named for the target, not storage.path
                 print(f"taskgate: copying into {_name(args.target)}: {exc}", file=sys.stderr)
                 return 2
             finally:

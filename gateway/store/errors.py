@@ -8,8 +8,12 @@ implementation. Domain errors of a write (NotFound, Conflict, …) are
 
 from __future__ import annotations
 
-__all__ = ["StoreError"]
+__all__ = ["StoreError", "RowRefused"]
 
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a taskgate file, …)."""
+
+
+class RowRefused(StoreError):
+    """A copied row that the target database cannot keep (``taskgate copy``), named."""

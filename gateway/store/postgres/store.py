@@ -38,7 +38,7 @@ from gateway.model import (
     User,
 )
 from gateway.query import Query
-from gateway.store.errors import StoreError
+from gateway.store.errors import RowRefused, StoreError
 from gateway.store.postgres import keyed, notify, owned, schema, signins, sql
 from gateway.store.postgres.accounts import Accounts
 from gateway.store.postgres.bulk import bulk_create
@@ -326,7 +326,7 @@ class PostgreSQLStore(WriteShortcuts):
     async def copy_rows(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
                         keyed: Mapping[str, Sequence[str]] | None = None) -> None:
         """Append *rows* to *table* with ``COPY``, in one transaction (``taskgate copy``).
-        StoreError naming the row when one holds what PostgreSQL cannot keep (a SQLite file
+        RowRefused naming the row when one holds what PostgreSQL cannot keep (a SQLite file
         can): U+0000 in a text column (COPY fails on it), or in a task document, which the
         copy took and every gateway then failed to start on (its keys are ``jsonb``); or a
         task whose value of a field *keyed* (by style) is longer than a write may store
@@ -338,7 +338,7 @@ class PostgreSQLStore(WriteShortcuts):
             named = ", ".join(map(repr, row[:2]))
             if any(isinstance(v, str) and not sql.storable(v) for v in row) or \
                     (doc is not None and sql.holds_nul(row[doc])):
-                raise StoreError(f"a row of {table} ({named}) holds U+0000 (NUL), which "
+                raise RowRefused(f"a row of {table} ({named}) holds U+0000 (NUL), which "
                                  "PostgreSQL cannot keep; change it in the source, then copy with --replace")
             fields = keyed.get(row[names.index("style")]) if keyed and doc is not None else None
             # no value is longer than the compact document it is spelled in: most need no parse
@@ -346,7 +346,7 @@ class PostgreSQLStore(WriteShortcuts):
                 try:
                     sql.keys_value(tuple(fields), json.loads(row[doc]))
                 except errors.BadRequest as exc:
-                    raise StoreError(f"a row of {table} ({named}): {exc.message}; change it in the source, then "
+                    raise RowRefused(f"a row of {table} ({named}): {exc.message}; change it in the source, then "
                                      "copy with --replace") from None
         async with self._db.transaction() as conn:
             await conn.copy_records_to_table(table, records=rows, columns=list(columns))
