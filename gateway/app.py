@@ -290,7 +290,7 @@ def create_app(config: Config) -> web.Application:
     app[TRAFFIC] = traffic
     app[BODY_TIMEOUT] = config.server.body_timeout
     app[WRITE_RATE] = WriteRate(config.quota.writes_per_second, config.quota.write_burst)
-    app[LIST_TURNS] = ListTurns(server.max_lists_per_user)
+    app[LIST_TURNS] = metrics.list_turns.turns = ListTurns(server.max_lists_per_user)
     oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)

@@ -33,6 +33,7 @@ from gateway.codecs import json_response
 from gateway.config import MetricsConfig
 from gateway.context import CONFIG, FEED, STORE, TRAFFIC
 from gateway.events.feed import Feed
+from gateway.list_turns import ListTurns
 from gateway.metrics_shared import PUBLISH_SECONDS, SharedMetrics
 from gateway.model import Change
 from gateway.store import SCHEMA_VERSION
@@ -137,6 +138,22 @@ class _EventStats:
                                   "further behind than events.buffer_events", value=feed.cut_off if feed else 0)
 
 
+class _TurnStats:
+    """The lists and searches running and waiting for their user's turn
+    (:class:`~gateway.list_turns.ListTurns` counts them), turned into a family on scrape."""
+
+    def __init__(self) -> None:
+        self.turns: ListTurns | None = None  # set as the application is made
+
+    def collect(self) -> Iterator[Metric]:
+        turns = self.turns
+        family = GaugeMetricFamily("taskgate_list_turns", "Lists and searches when scraped: running, or waiting "
+                                   "for one of their user's server.max_lists_per_user turns", labels=("state",))
+        family.add_metric(("running",), turns.running if turns is not None else 0)
+        family.add_metric(("waiting",), turns.waiting if turns is not None else 0)
+        yield family
+
+
 class Metrics:
     """The registry of one application and the updates the rest of taskgate makes."""
 
@@ -149,6 +166,9 @@ class Metrics:
         registry.register(self._signin)
         self._events = _EventStats()
         registry.register(self._events)
+        #: the lists' turns, once the application has them (see :mod:`gateway.list_turns`)
+        self.list_turns = _TurnStats()
+        registry.register(self.list_turns)
         #: ``observe_request(route, style, status, seconds)``: the request middleware's update
         self.observe_request = self._requests.observe
         self.commit_latency = Histogram("taskgate_store_commit_duration_seconds",

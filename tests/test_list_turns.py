@@ -132,6 +132,10 @@ async def test_a_users_list_waits_for_its_own_turn_and_nobody_elses(seeded: Api,
     status, root_answer = await _answer(api, method, path, body, api.admin)  # root's turn is its own
     assert status == 200 and root_answer
     assert not waiting.done() and turns.waiting_for("alice") == 1  # still waiting when root's came back
+    resp = await api.client.get("/metrics", headers=api.auth())
+    assert resp.status == 200
+    text = await resp.text()
+    assert 'taskgate_list_turns{state="running"} 2.0' in text and 'taskgate_list_turns{state="waiting"} 1.0' in text
     release[0].set()
     assert await waiting == (200, alone)
     release[1].set()
