@@ -43,7 +43,3 @@ class Seats:
         if left:
             self._mine[user] = left
         self.open -= 1
-
-    def users(self) -> int:
-        """Users with a stream open."""
-        return len(self._mine)

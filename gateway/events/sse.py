@@ -10,12 +10,12 @@ filter; the caller sees only events of tasks it may read, by each style's read r
 
 A stream ends with one ``event: end`` frame whose data is ``{"reason", "last_id"}``:
 ``behind`` when the client fell further behind the feed than its window
-(``events.buffer_events``), ``shutdown`` when the server stops. A process holds at most
-``events.max_streams`` streams (503 beyond) and each user at most
-``events.max_streams_per_user`` (429 beyond): every commit costs something per stream. ``last_id`` is where to
+(``events.buffer_events``), ``shutdown`` when the server stops. ``last_id`` is where to
 resume: every event the caller may see up to it was written before the end. A client
 that reads nothing is not waited for: its connection is aborted once the feed has passed
 it and a short grace has run out, so that neither memory nor the graceful stop depend on it.
+A process holds at most ``events.max_streams`` streams (503 beyond) and each user at most
+``events.max_streams_per_user`` (429 beyond): every commit costs something per stream.
 
 This module owns the route, its query, the stream's writing and its OpenAPI operation
 (named ``events:…``; :mod:`gateway.openapi` looks the prefix up). It must not hold SQL

@@ -334,13 +334,14 @@ class PostgreSQLStore(WriteShortcuts):
         task was refused, and past the B-tree's limit no gateway could start on the copy."""
         names = list(columns)
         doc = names.index("doc") if table == "tasks" else None
+        style = names.index("style") if doc is not None else None
         for row in rows:
             named = ", ".join(map(repr, row[:2]))
             if any(isinstance(v, str) and not sql.storable(v) for v in row) or \
                     (doc is not None and sql.holds_nul(row[doc])):
                 raise RowRefused(f"a row of {table} ({named}) holds U+0000 (NUL), which "
                                  "PostgreSQL cannot keep; change it in the source, then copy with --replace")
-            fields = keyed.get(row[names.index("style")]) if keyed and doc is not None else None
+            fields = keyed.get(row[style]) if keyed and style is not None else None
             # no value is longer than the compact document it is spelled in: most need no parse
             if fields and doc is not None and len(row[doc].encode()) > sql.MAX_KEYED_BYTES:
                 try:
