@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import axe_violations
 from tests.e2e.server import Server
 from tests.e2e.server import http as send
-from tests.e2e.test_dashboard import DOCS, PASSWORDS, _browser, _open_page, sign_in  # noqa: F401 (fixtures)
+from tests.e2e.test_dashboard import PASSWORDS, _browser, _open_page, docs_picture, sign_in  # noqa: F401 (fixtures)
 from tests.e2e.test_webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +121,7 @@ def test_the_subscriptions_and_their_delivery_log(server: Server, receiver: Rece
     expect(page.locator("table.deliveries tbody tr", has_text="delivered")).to_have_count(2)
     assert "so-secret-e2e-1234" not in page.content() and "wm-secret-e2e" not in page.content()
     assert axe_violations(page) == []
-    page.screenshot(path=str(DOCS / "dashboard-hooks.png"), full_page=False)
+    docs_picture(page, "dashboard-hooks.png")
     rows.nth(2).get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"webMethods event endpoint {made['webmethods']}")
     expect(page.locator("pre.doc")).to_contain_text('"secret": null')
