@@ -177,3 +177,5 @@ async def test_starts_with_and_contains_take_needles_holding_nul_and_long_needle
     assert await ids("sw", "q" * 30_000 + "NEEDLE") == ["long"]
     assert await ids("co", "q" * 30_001 + "needle") == []
     assert await ids("co", "w") == ["other", "w", "wnul"]
+    assert await ids("eq", "w") == ["w", "wnul"]  # as docs/scaling.md says
+    assert await ids("co", "x") == ["other"]
