@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import structlog.testing
 from aiohttp import web
 
 from gateway.apis.sailpoint_hooks import matches
@@ -271,3 +272,19 @@ def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
 def test_the_jsonpath_filter(expression: str | None, expected: bool) -> None:
     payload = {"status": "Failed", "source": {"name": "HR"}, "stats": {"scanned": 7}}
     assert matches(expression, payload) is expected
+
+
+def test_a_filter_s_regular_expressions_stop_within_their_time() -> None:
+    """A pattern that backtracks without end on the value a user gave the task (with re,
+    "(a|aa)+$" on 64 a's and a "!" would take about two months) matches
+    nothing, and is logged; the same filter on a value it can decide, and a regular
+    expression over every message of a task, still match."""
+    payload = {"taskStatus": {"progress": "a" * 64 + "!", "messages": [{"text": f"m{n}"} for n in range(500)]}}
+    with structlog.testing.capture_logs() as logs:
+        assert matches('$[?(@.taskStatus.progress =~ "(a|aa)+$")]', payload) is False
+    assert logs == [{"event": "webhook.filter_too_slow", "log_level": "warning",
+                     "filter": '$[?(@.taskStatus.progress =~ "(a|aa)+$")]', "seconds": 0.005}]
+    assert matches('$[?(@.taskStatus.progress =~ "(a|aa)+$")]', {"taskStatus": {"progress": "aaa"}}) is True
+    assert matches('$.taskStatus.messages[?(@.text =~ "^m49[0-9]$")]', payload) is True
+    assert matches('$.taskStatus.messages[?(@.text =~ "^x")]', payload) is False
+    assert matches('$[?(@.taskStatus.progress =~ "(")]', payload) is False  # does not compile: matches nothing

@@ -13,7 +13,8 @@ subscriptions; everyone else gets a 403 ErrorResponseDto.
 Only ``HTTP`` subscriptions are served, with the vendor's authentication types
 (``NO_AUTH``, ``BASIC_AUTH``, ``BEARER_TOKEN``); secrets are never answered (null, as the
 vendor documents). The JSONPath ``filter`` is evaluated on the trigger's payload with
-jsonpath-ng (an empty result: not sent). Two triggers: ``idn:account-aggregation-completed``
+jsonpath-ng (an empty result: not sent), within :data:`FILTER_SECONDS` for its regular
+expressions (``=~``), which a task's values would otherwise drive. Two triggers: ``idn:account-aggregation-completed``
 when an account aggregation task (``uniqueName`` naming an account aggregation) gets a
 ``completionStatus``, in the vendor's payload, and taskgate's own
 ``taskgate:task-status-changed`` for every change of a TaskStatus.
@@ -24,11 +25,15 @@ from __future__ import annotations
 import base64
 import functools
 import re
+import time
 import uuid
 from typing import Any
 
+import regex
+import structlog
 from aiohttp import web
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.ext import filter as jsonpath_filter
 from jsonpath_ng.ext import parse as jsonpath
 
 from gateway import errors
@@ -102,14 +107,50 @@ def _compiled(expression: str) -> Any:
     return jsonpath(expression)
 
 
+#: the most time the regular expressions (``=~``) of one filter may take on one payload,
+#: together: ``@.progress =~ "(a+)+$"`` backtracks for seconds on a value of some thirty
+#: characters, and whoever may change a task chooses its values
+FILTER_SECONDS = 0.005
+_left = 0.0  # while matches() runs: what its filter's regular expressions have left
+
+
+def _search(value: Any, pattern: Any) -> bool:
+    """jsonpath-ng's ``=~`` (``re.search``, looked up in its ``OPERATOR_MAP`` at each
+    comparison), with the ``regex`` module's time bound: TimeoutError once the filter's
+    time is spent. A pattern that does not compile matches nothing, as before."""
+    global _left
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return False
+    if _left <= 0:
+        raise TimeoutError("the filter's time is spent")
+    started = time.perf_counter()
+    try:
+        return regex.search(pattern, value, timeout=_left) is not None
+    except regex.error:
+        return False
+    finally:
+        _left -= time.perf_counter() - started
+
+
+jsonpath_filter.OPERATOR_MAP["=~"] = _search
+
+
 def matches(expression: str | None, payload: Any) -> bool:
     """Whether the JSONPath *expression* finds anything in *payload* (no filter: True).
-    A filter on the root (``$[?(…)]``) is applied to the payload itself, as Jayway does."""
+    A filter on the root (``$[?(…)]``) is applied to the payload itself, as Jayway does.
+    One whose regular expressions take longer than :data:`FILTER_SECONDS` matches nothing,
+    and is logged."""
+    global _left
     if not expression:
         return True
     target = [payload] if expression.replace(" ", "").startswith("$[?") else payload
+    _left = FILTER_SECONDS
     try:
         return bool(_compiled(expression).find(target))
+    except TimeoutError:
+        structlog.get_logger("taskgate.webhooks").warning(
+            "webhook.filter_too_slow", filter=expression, seconds=FILTER_SECONDS)
+        return False
     except Exception:  # a filter that fails on this payload (a comparison of mismatched types) matches nothing
         return False
 
