@@ -26,11 +26,11 @@ from gateway.auth.authenticator import (
     Accounts,
     Authenticator,
     Principal,
+    TokenClock,
     auth_middleware,
     authorize,
     public,
     reads_by_post,
-    request_now,
     xsrf_token,
 )
 from gateway.auth.hashing import hash_password, new_secret, secret_hash, verify_password
@@ -42,4 +42,4 @@ __all__ = ["Principal", "PRINCIPAL", "Accounts", "Authenticator", "AUTHENTICATOR
            "public",
            "reads_by_post", "hash_password", "verify_password", "new_secret", "secret_hash", "FailureLimiter",
            "client_address", "oauth_token", "login", "logout", "SESSION_COOKIE", "XSRF_COOKIE", "XSRF_HEADER",
-           "xsrf_token", "REQUEST_CLOCK", "request_now"]
+           "xsrf_token", "REQUEST_CLOCK", "TokenClock"]

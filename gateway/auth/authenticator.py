@@ -32,10 +32,9 @@ from aiohttp.typedefs import Handler
 from gateway import errors
 from gateway.auth.hashing import hash_password, new_secret, secret_hash, verify_password
 from gateway.auth.limiter import FailureLimiter, client_address
-from gateway.clock import Clock
 from gateway.model import OAuthClient, TokenRow, User
 
-__all__ = ["Principal", "PRINCIPAL", "REQUEST_CLOCK", "request_now", "Accounts", "Authenticator", "AUTHENTICATOR",
+__all__ = ["Principal", "PRINCIPAL", "REQUEST_CLOCK", "TokenClock", "Accounts", "Authenticator", "AUTHENTICATOR",
            "Handler", "public", "reads_by_post", "auth_middleware", "authorize", "SESSION_COOKIE", "XSRF_COOKIE",
            "XSRF_HEADER", "xsrf_token"]
 
@@ -111,7 +110,7 @@ class Authenticator:
                 if not any(hmac.compare_digest(app_token.encode("utf-8", "surrogatepass"), t.encode())
                            for t in self.app_tokens):
                     raise errors.Unauthorized("SOTicket needs a known SO-AppToken header")
-            return await self.authenticate(header, client_address(request), now=request_now(request))
+            return await self.authenticate(header, client_address(request), clock=request.get(REQUEST_CLOCK))
         session = request.cookies.get(SESSION_COOKIE)
         if session:
             expected = xsrf_token(session)
@@ -120,16 +119,17 @@ class Authenticator:
             if not (hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
                     and hmac.compare_digest(cookie.encode("utf-8", "surrogatepass"), expected.encode())):
                 raise errors.Unauthorized(f"a session needs an {XSRF_HEADER} header equal to the {XSRF_COOKIE} cookie")
-            return await self.by_token(session, now=request_now(request))
+            return await self.by_token(session, clock=request.get(REQUEST_CLOCK))
         raise errors.Unauthorized("no authorization header")
 
-    async def authenticate(self, header: str | None, address: str = "", *, now: float | None = None) -> Principal:
+    async def authenticate(self, header: str | None, address: str = "", *,
+                           clock: TokenClock | None = None) -> Principal:
         if not header:
             raise errors.Unauthorized("no authorization header")
         scheme, _, value = header.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme in ("bearer", "soticket") and value:
-            return await self.by_token(value, now=now)
+            return await self.by_token(value, clock=clock)
         if scheme == "basic" and value:
             try:
                 name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
@@ -142,14 +142,16 @@ class Authenticator:
             return await self.by_password(name, password, address)
         raise errors.Unauthorized("unsupported authorization scheme")
 
-    async def by_token(self, token: str, *, now: float | None = None) -> Principal:
-        """The token's user; expired when its expiry is not after *now* (unix seconds, by
-        default the system's time: a test namespace's clock gives its own)."""
+    async def by_token(self, token: str, *, clock: TokenClock | None = None) -> Principal:
+        """The token's user; expired once the system's time reaches its expiry, or, with a
+        test namespace's *clock*, once that clock's time for it does, whichever comes
+        first: a namespace's clock can bring a token's end forward, never put it off."""
         key = secret_hash(token)
         row = await self.store.find_token(key)
         if row is None:
             raise errors.Unauthorized("invalid token")
-        if row.expires is not None and row.expires <= (time.time() if now is None else now):
+        if row.expires is not None and (row.expires <= time.time()
+                                        or (clock is not None and row.expires <= clock.token_time(key))):
             raise errors.Unauthorized("token expired")
         if row.user.disabled:
             raise errors.Unauthorized("user disabled")
@@ -216,15 +218,19 @@ class Authenticator:
         return principal
 
     async def create_token(self, user: User | str, *, read_only: bool = False,
-                           expires_in: int | None = None, source: str = "cli", now: float | None = None) -> str:
+                           expires_in: int | None = None, source: str = "cli", clock: TokenClock | None = None) -> str:
         """A new token for *user*; only its hash is stored. Returns the token, once. Its
-        expiry counts from *now* (unix seconds; by default the system's time)."""
+        expiry counts from the system's time, which also purges the tokens that expired
+        (a test namespace's *clock*, which any test may move, decides neither: it is told
+        of the token, so that it counts the token's life on its own time too)."""
         name = user.name if isinstance(user, User) else user
         token = new_secret()
-        now = int(time.time() if now is None else now)
+        now = int(time.time())
         await self.store.add_token(name, secret_hash(token), read_only=read_only,
                                    expires=None if expires_in is None else now + expires_in,
                                    source=source, purge_before=now if expires_in is not None else None)
+        if clock is not None:
+            clock.minted(secret_hash(token))
         return token
 
 
@@ -244,15 +250,18 @@ def reads_by_post(handler: Handler) -> Handler:
     return handler
 
 
+class TokenClock(Protocol):
+    """A test namespace's clock as token expiry reads it
+    (:class:`gateway.testing.clock.NamespaceClock`)."""
+
+    def minted(self, token_hash: str) -> None: ...
+
+    def token_time(self, token_hash: str) -> float: ...
+
+
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 #: the clock of a request in a test namespace (:mod:`gateway.testing`): token expiry reads it
-REQUEST_CLOCK = web.RequestKey("request_clock", Clock)
-
-
-def request_now(request: web.Request) -> float | None:
-    """The unix time of the request's test-namespace clock; None: the system's."""
-    clock = request.get(REQUEST_CLOCK)
-    return None if clock is None else clock.now().timestamp()
+REQUEST_CLOCK = web.RequestKey("request_clock", TokenClock)
 
 
 async def authorize(request: web.Request) -> None:

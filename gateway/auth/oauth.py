@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import errors
-from gateway.auth.authenticator import AUTHENTICATOR, public, request_now
+from gateway.auth.authenticator import AUTHENTICATOR, REQUEST_CLOCK, public
 from gateway.auth.limiter import client_address
 from gateway.codecs import body_timeout
 
@@ -78,7 +78,7 @@ async def oauth_token(request: web.Request) -> web.Response:
     ttl = authenticator.token_ttl_seconds
     try:
         token = await authenticator.create_token(client.user, expires_in=ttl, source="oauth",
-                                                   now=request_now(request))
+                                                   clock=request.get(REQUEST_CLOCK))
     except errors.ServiceUnavailable as exc:  # the token could not be stored now (a held write lock, the disk)
         return _oauth_error(503, "temporarily_unavailable", exc.message, exc.headers)
     return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl,

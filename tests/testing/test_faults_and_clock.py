@@ -153,6 +153,58 @@ async def test_a_token_from_a_namespace_expires_by_its_clock(tapi: Api) -> None:
     assert (await tapi.request("GET", "/task-status/v1", token=token))[0] == 200  # the system's clock: still valid
 
 
+async def _namespace_token(tapi: Api, namespace: str) -> str:
+    resp = await tapi.client.post(f"/_ns/{namespace}/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": "c", "client_secret": "s"})
+    assert resp.status == 200
+    return str((await resp.json())["access_token"])
+
+
+async def test_a_namespace_s_clock_moves_no_token_of_the_server(tapi: Api) -> None:
+    """A clock set forward and a token minted by it: the server's purge of expired tokens
+    and the new token's stored expiry count in the system's time, so no other token goes
+    (the purge once ran on the namespace's time, and deleted every token of the server)
+    and the new one lasts auth.token_ttl_seconds everywhere but where its clock moves."""
+    import time
+
+    from gateway.auth import secret_hash
+    await tapi.store.add_oauth_client("c", secret_hash("s"), "root")
+    before = await tapi.store.list_tokens()
+    assert (await tapi.request("PUT", f"{NS}/f"))[0] == 201
+    await tapi.request("PUT", f"{NS}/f/clock", body={"advance_seconds": 1_000_000_000})
+    minted = int(time.time())
+    token = await _namespace_token(tapi, "f")
+    after = await tapi.store.list_tokens()
+    assert [t.hash for t in after] == [t.hash for t in before] + [secret_hash(token)]
+    for other in (tapi.admin, tapi.user, tapi.read_only):
+        assert (await tapi.request("GET", "/task-status/v1", token=other))[0] == 200
+    expires = after[-1].expires
+    assert expires is not None and minted + 3600 <= expires <= int(time.time()) + 3600
+    assert (await tapi.request("GET", "/_ns/f/task-status/v1", token=token))[0] == 200
+    await tapi.request("PUT", f"{NS}/f/clock", body={"advance_seconds": 3600})
+    status, body, _ = await tapi.request("GET", "/_ns/f/task-status/v1", token=token)
+    assert (status, body) == (401, {"error": "token expired"})
+    assert (await tapi.request("GET", "/task-status/v1", token=token))[0] == 200
+
+
+async def test_a_namespace_s_clock_brings_a_token_s_end_forward_never_puts_it_off(tapi: Api) -> None:
+    from gateway.auth import secret_hash
+    await tapi.store.add_oauth_client("c", secret_hash("s"), "root")
+    await tapi.request("PUT", f"{NS}/b/clock", body={"frozen": True, "now": "2020-01-01T00:00:00Z"})
+    token = await _namespace_token(tapi, "b")  # minted by a clock years behind the system's
+    assert (await tapi.request("GET", "/_ns/b/task-status/v1", token=token))[0] == 200
+    await tapi.request("PUT", f"{NS}/b/clock", body={"advance_seconds": 3600})
+    status, body, _ = await tapi.request("GET", "/_ns/b/task-status/v1", token=token)
+    assert (status, body) == (401, {"error": "token expired"})
+    import time
+    # expired by the system's time a moment ago, years after the namespace's time: expired everywhere
+    await tapi.store.add_token("root", secret_hash("old"), read_only=False, expires=int(time.time()) - 10,
+                               source="oauth")
+    for path in ("/_ns/b/task-status/v1", "/task-status/v1"):
+        status, body, _ = await tapi.request("GET", path, token="old")
+        assert (status, body) == (401, {"error": "token expired"})
+
+
 async def test_a_scheduled_webmethods_task_starts_when_the_clock_reaches_it(tapi: Api) -> None:
     await tapi.request("PUT", f"{NS}/w/clock", body={"frozen": True, "now": "2030-01-01T00:00:00Z"})
     status, created, _ = await tapi.request("POST", "/_ns/w/rest/pub/opentask", body={
