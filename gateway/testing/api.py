@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,7 +33,7 @@ from gateway import errors
 from gateway.apis import webmethods_clock
 from gateway.auth import AUTHENTICATOR, REQUEST_CLOCK, Authenticator
 from gateway.clock import parse_iso
-from gateway.codecs import json_response
+from gateway.codecs import decode_json, json_response, read_body
 from gateway.context import REQUEST_ID, SCOPE, TRAFFIC, principal, request_id
 from gateway.events.scoped import EventScopes
 from gateway.model import Store
@@ -157,14 +157,13 @@ def _admin(request: web.Request) -> None:
 
 
 async def _json(request: web.Request) -> Any:
+    """The JSON body (none: ``{}``), read and refused as the styles' routes do
+    (:func:`gateway.codecs.read_body`, :func:`gateway.codecs.decode_json`): utf-8 only,
+    within the body limits, no duplicate members, at most 64 levels deep."""
     if not request.body_exists:
         return {}
-    if request.content_type != "application/json":
-        raise errors.UnsupportedMediaType("send application/json")
-    try:
-        return await request.json()
-    except ValueError:
-        raise errors.BadRequest("the body is not JSON") from None
+    _, body = await read_body(request, ("application/json",))
+    return decode_json(body)
 
 
 async def _namespace(request: web.Request) -> Namespace:
@@ -307,28 +306,44 @@ async def get_clock(request: web.Request) -> web.Response:
     return json_response((await _namespace(request)).clock.describe())
 
 
+#: where a namespace's clock may be set or advanced to: far from the ends of Python's
+#: dates, so that a clock left running for centuries still tells the time
+CLOCK_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+
+
 async def put_clock(request: web.Request) -> web.Response:
     """``{"frozen": bool, "now": date-time, "advance_seconds": n}``, each optional, in that
-    order; then the clock's changes are applied (webMethods' rules, scripted progress)."""
+    order; then the clock's changes are applied (webMethods' rules, scripted progress).
+    Every member is checked before any is applied, and the time it comes to must lie in
+    :data:`CLOCK_RANGE`: a refused body leaves the clock as it was."""
     namespace = await _namespace(request)
     body = await _json(request)
     if not isinstance(body, dict) or set(body) - {"frozen", "now", "advance_seconds"}:
         raise errors.BadRequest('the clock takes {"frozen": bool, "now": date-time, "advance_seconds": number}')
     clock = namespace.clock
-    if "frozen" in body:
-        if not isinstance(body["frozen"], bool):
-            raise errors.BadRequest("frozen: true or false")
-        clock.freeze() if body["frozen"] else clock.unfreeze()
+    if "frozen" in body and not isinstance(body["frozen"], bool):
+        raise errors.BadRequest("frozen: true or false")
+    moment: datetime | None = None
     if "now" in body:
         try:
-            moment: datetime = parse_iso(body["now"])
+            moment = parse_iso(body["now"])
         except (ValueError, TypeError):
             raise errors.BadRequest("now: an RFC 3339 date-time") from None
+    step = body.get("advance_seconds", 0)
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 <= step <= 10**9:
+        raise errors.BadRequest("advance_seconds: a number from 0 to 1e9")
+    try:
+        at = (clock.now() if moment is None else moment) + timedelta(seconds=step)
+        inside = CLOCK_RANGE[0] <= at < CLOCK_RANGE[1]
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise errors.BadRequest(f"the clock would stand outside {CLOCK_RANGE[0].year} to {CLOCK_RANGE[1].year}")
+    if "frozen" in body:
+        clock.freeze() if body["frozen"] else clock.unfreeze()
+    if moment is not None:
         clock.set(moment)
-    if "advance_seconds" in body:
-        step = body["advance_seconds"]
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 <= step <= 10**9:
-            raise errors.BadRequest("advance_seconds: a number from 0 to 1e9")
+    if step:
         clock.advance(step)
     return json_response({**clock.describe(), **await _caught_up(namespace, request_id(request))})
 

@@ -153,6 +153,29 @@ async def test_a_token_from_a_namespace_expires_by_its_clock(tapi: Api) -> None:
     assert (await tapi.request("GET", "/task-status/v1", token=token))[0] == 200  # the system's clock: still valid
 
 
+OUTSIDE = {"error": "the clock would stand outside 1900 to 9000"}
+
+
+@pytest.mark.parametrize(("start", "body", "error"), [
+    ("2030-06-01T00:00:00Z", {"now": "9999-12-31T23:59:59.999Z"}, OUTSIDE),
+    ("8999-12-31T23:59:59Z", {"advance_seconds": 10}, OUTSIDE),
+    ("2030-06-01T00:00:00Z", {"now": "0001-01-01T00:00:00+01:00"}, OUTSIDE),
+    ("2030-06-01T00:00:00Z", {"now": "1899-12-31T23:59:59Z"}, OUTSIDE),
+    ("2030-06-01T00:00:00Z", {"frozen": False, "now": "2031-01-01T00:00:00Z", "advance_seconds": "x"},
+     {"error": "advance_seconds: a number from 0 to 1e9"}),
+    ("2030-06-01T00:00:00Z", {"now": "2031-01-01T00:00:00Z", "frozen": "yes"}, {"error": "frozen: true or false"}),
+])
+async def test_a_clock_body_refused_in_any_member_leaves_the_clock_as_it_was(
+        tapi: Api, start: str, body: dict[str, Any], error: dict[str, str]) -> None:
+    """Each was applied before: a clock past 9999 (or before year 1) then failed every
+    request of the namespace with a 500, and a body with one bad member kept the others."""
+    await tapi.request("PUT", f"{NS}/c/clock", body={"frozen": True, "now": start})
+    assert (await tapi.request("PUT", f"{NS}/c/clock", body=body))[:2] == (400, error)
+    status, clock, _ = await tapi.request("GET", f"{NS}/c/clock")
+    assert (status, clock) == (200, {"now": start.replace("Z", ".000Z"), "frozen": True})
+    assert (await tapi.request("GET", "/_ns/c/task-status/v1"))[0] == 200
+
+
 async def _namespace_token(tapi: Api, namespace: str) -> str:
     resp = await tapi.client.post(f"/_ns/{namespace}/oauth/token", data={
         "grant_type": "client_credentials", "client_id": "c", "client_secret": "s"})

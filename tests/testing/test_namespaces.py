@@ -3,6 +3,8 @@ tenants), reset, checkpoints, a task as of an audit row, seeding, and the 404s w
 
 from __future__ import annotations
 
+import pytest
+
 from typing import Any
 
 from gateway.app import create_app
@@ -207,6 +209,29 @@ async def test_seed_loads_each_vendors_documents_and_reports_them(tapi: Api) -> 
                                                                        {"type": "QUARTZ"}]})
     assert (status, body) == (400, {"error": "seed sailpoint[1]: a TaskStatus needs a string id"})
     assert await _export(tapi, "seeded") == before  # nothing of a refused seed is stored
+
+
+@pytest.mark.parametrize(("method", "route"), [("POST", "faults"), ("POST", "journal/count"), ("POST", "seed"),
+                                             ("POST", "progress"), ("PUT", "clock")])
+async def test_the_toolkit_reads_bodies_as_the_styles_do(tapi: Api, method: str, route: str) -> None:
+    """Nesting past 64 levels, duplicate members and a charset other than utf-8 are 400 and
+    415 with the reason, as on the styles' routes (they were 500s, and a seed stored such
+    documents), and leave the namespace as it was."""
+    assert (await tapi.request("PUT", f"{NS}/bodies"))[0] == 201
+    before = await _export(tapi, "bodies")
+    deep = "[" * 100_000 + "]" * 100_000
+    status, body, _ = await tapi.request(method, f"{NS}/bodies/{route}", data=deep)
+    assert (status, body) == (400, {"error": "malformed JSON: nested too deeply"})
+    nested = '{"sailpoint": [{"id": "d", "type": "QUARTZ", "uniqueName": "u", "attributes": ' + \
+        '{"a": ' * 80 + "1" + "}" * 80 + "}]}"
+    status, body, _ = await tapi.request(method, f"{NS}/bodies/{route}", data=nested)
+    assert (status, body) == (400, {"error": "nested deeper than 64 levels"})
+    status, body, _ = await tapi.request(method, f"{NS}/bodies/{route}", data='{"sailpoint": [], "sailpoint": []}')
+    assert (status, body) == (400, {"error": "malformed JSON: the key 'sailpoint' appears twice in one object"})
+    status, body, _ = await tapi.request(method, f"{NS}/bodies/{route}", data="{}",
+                                         content_type="application/json; charset=x-bogus")
+    assert (status, body) == (415, {"error": "charset 'x-bogus' is not supported; use utf-8"})
+    assert await _export(tapi, "bodies") == before
 
 
 async def test_namespaces_work_under_a_base_path(aiohttp_client, config: Config) -> None:
