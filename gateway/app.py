@@ -299,7 +299,8 @@ def create_app(config: Config) -> web.Application:
     sse.setup(app)
     if config.testing.enabled:
         testing.setup(app, STYLES, config.db_path, max_namespaces=config.testing.max_namespaces,
-                      journal_entries=config.testing.journal_entries, journal_bytes=config.testing.journal_bytes)
+                      journal_entries=config.testing.journal_entries, journal_bytes=config.testing.journal_bytes,
+                      max_namespaces_per_user=config.testing.max_namespaces_per_user)
     landing.setup(app)
     ui.setup(app)
     openapi.setup(app)  # last: its document describes every route registered before start-up

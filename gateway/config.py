@@ -187,6 +187,9 @@ class TestingConfig:
                                     "never in production (`serve --testing` also turns it on)")
     max_namespaces: int = _opt(32, lo=1, hi=1024, doc="most namespaces open at once; each is a SQLite file in "
                                                       "a folder beside the database (<db>.namespaces)")
+    max_namespaces_per_user: int = _opt(4, lo=0, hi=1024, doc="most of those a user who is not an admin may have "
+                                                              "made by first use and still open (429 beyond; "
+                                                              "0: no limit per user)")
     journal_entries: int = _opt(1000, lo=0, hi=1_000_000, doc="most requests each namespace's journal keeps "
                                                               "(the oldest are dropped)")
     journal_bytes: int = _opt(1_048_576, lo=0, doc="most bytes of entries each namespace's journal keeps")

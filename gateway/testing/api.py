@@ -79,9 +79,10 @@ def testing_middleware(render_error: Callable[[web.Request, errors.TaskgateError
         try:
             namespace = namespaces.find(name)
             if namespace is None:
-                # only a caller who signs in may make one: the bound is everyone's
-                await _authenticator(request).authenticate_request(request)
-                namespace = await namespaces.get(name)
+                # only a caller who signs in may make one: the bound is everyone's, and a
+                # user who is not an admin makes at most testing.max_namespaces_per_user
+                caller = await _authenticator(request).authenticate_request(request)
+                namespace = await namespaces.get(name, None if caller.is_admin else caller.name)
         except errors.TaskgateError as err:
             return render_error(request, err)
         request[SCOPE] = namespace
@@ -410,7 +411,7 @@ def seed_handler(styles: tuple[ModuleType, ...]) -> Handler:
 
 # -- wiring ------------------------------------------------------------------------------------
 def setup(app: web.Application, styles: tuple[ModuleType, ...], db_path: Path, *, max_namespaces: int,
-          journal_entries: int, journal_bytes: int) -> None:
+          journal_entries: int, journal_bytes: int, max_namespaces_per_user: int = 0) -> None:
     """The ``/_taskgate/`` routes, the ``/_ns/`` prefix, and the namespaces' lifetime."""
 
     async def prepare(store: Store) -> None:
@@ -422,7 +423,7 @@ def setup(app: web.Application, styles: tuple[ModuleType, ...], db_path: Path, *
         app[TRAFFIC].on_drain(scopes.stop_streams)
         namespaces = Namespaces(db_path.with_name(db_path.name + ".namespaces"), limit=max_namespaces,
                                 journal_entries=journal_entries, journal_bytes=journal_bytes, prepare=prepare,
-                                attach=scopes.attach)
+                                attach=scopes.attach, per_user=max_namespaces_per_user)
         namespaces.start()
         app[NAMESPACES] = namespaces
         yield

@@ -147,9 +147,11 @@ class Namespaces:
 
     def __init__(self, folder: Path, *, limit: int, journal_entries: int, journal_bytes: int,
                  prepare: Callable[[Store], Awaitable[None]],
-                 attach: Callable[[str, Store], Attachment] | None = None) -> None:
+                 attach: Callable[[str, Store], Attachment] | None = None, per_user: int = 0) -> None:
         self.folder = folder
         self.limit = limit
+        self.per_user = per_user
+        self._makers: dict[str, str] = {}  # namespace -> the user (not an admin) who made it by using it
         self._journal = (journal_entries, journal_bytes)
         self._prepare = prepare
         self._attach = attach
@@ -168,9 +170,10 @@ class Namespaces:
     def find(self, name: str) -> Namespace | None:
         return self._open.get(name)
 
-    async def get(self, name: str) -> Namespace:
+    async def get(self, name: str, maker: str | None = None) -> Namespace:
         """The namespace *name*, created on first use; BadRequest for a bad name,
-        ServiceUnavailable when *limit* are open."""
+        ServiceUnavailable when *limit* are open, TooManyRequests when *maker* (a user
+        who is not an admin, making it by using it) has made *per_user* that are open."""
         found = self._open.get(name)
         if found is not None:
             return found
@@ -180,6 +183,11 @@ class Namespaces:
             found = self._open.get(name)
             if found is not None:
                 return found
+            if maker is not None and self.per_user and \
+                    sum(1 for made_by in self._makers.values() if made_by == maker) >= self.per_user:
+                raise errors.TooManyRequests(
+                    f"you have made {self.per_user} namespaces that are open, the most one user may "
+                    "(testing.max_namespaces_per_user); use one of them, or ask an admin to delete one")
             if len(self._open) >= self.limit:
                 err = errors.ServiceUnavailable(f"{self.limit} namespaces are open (testing.max_namespaces); "
                                                 "delete one first")
@@ -199,11 +207,14 @@ class Namespaces:
             namespace = Namespace(name, store, clock, Journal(*self._journal), empty,
                                   self._attach(name, store) if self._attach is not None else None)
             self._open[name] = namespace
+            if maker is not None:
+                self._makers[name] = maker
             return namespace
 
     async def delete(self, name: str) -> bool:
         async with self._lock:
             namespace = self._open.pop(name, None)
+            self._makers.pop(name, None)
             if namespace is None:
                 return False
             await namespace.close()

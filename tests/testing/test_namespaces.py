@@ -3,10 +3,11 @@ tenants), reset, checkpoints, a task as of an audit row, seeding, and the 404s w
 
 from __future__ import annotations
 
-import pytest
-
 from typing import Any
 
+import pytest
+
+from gateway.apis.superoffice import ERROR_SOURCE
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.context import STORE
@@ -188,6 +189,26 @@ async def test_more_namespaces_than_the_bound_get_503_in_the_vendor_shape(aiohtt
     assert resp.status == 503
     assert (await client.delete(f"{NS}/n1", headers=headers)).status == 204
     assert (await client.put(f"{NS}/n3", headers=headers)).status == 201
+
+
+async def test_a_user_who_is_not_an_admin_makes_at_most_four_namespaces(tapi: Api) -> None:
+    """By using them: namespaces never expire, and only an admin may delete one, so one
+    user filled all 32 and the admin's own PUT got 503. The fifth is a 429 in the route's
+    vendor shape; the user's four still answer, an admin makes more, and a deleted one
+    gives its place back."""
+    for n in range(4):
+        assert (await tapi.request("GET", f"/_ns/u{n}/api/v1/BatchTask", token=tapi.user))[0] == 200
+    status, body, _ = await tapi.request("GET", "/_ns/u4/api/v1/BatchTask", token=tapi.user)
+    assert status == 429
+    assert body == {"Error": True, "ErrorType": "TooManyRequestsException", "ErrorSource": ERROR_SOURCE,
+                    "ErrorMessage": "you have made 4 namespaces that are open, the most one user may "
+                    "(testing.max_namespaces_per_user); use one of them, or ask an admin to delete one"}
+    assert [n["name"] for n in (await tapi.request("GET", NS))[1]["namespaces"]] == ["u0", "u1", "u2", "u3"]
+    assert (await tapi.request("GET", "/_ns/u3/api/v1/BatchTask", token=tapi.user))[0] == 200
+    assert (await tapi.request("GET", "/_ns/a4/api/v1/BatchTask"))[0] == 200  # the admin's, by use
+    assert (await tapi.request("PUT", f"{NS}/suite"))[0] == 201
+    assert (await tapi.request("DELETE", f"{NS}/u0"))[0] == 204
+    assert (await tapi.request("GET", "/_ns/u4/api/v1/BatchTask", token=tapi.user))[0] == 200
 
 
 async def test_seed_loads_each_vendors_documents_and_reports_them(tapi: Api) -> None:
