@@ -30,11 +30,12 @@ from gateway import speedups
 from gateway.app import create_app
 from gateway.audit import log_changes, logger
 from gateway.auth import new_secret, secret_hash
+from gateway.balance import SHARES_FILE, BalancedSite, Shares
 from gateway.config import Config, ConfigError
 from gateway.connections import LimitedRunner
 from gateway.context import TRAFFIC
 from gateway.store import Store, open_store
-from gateway.workers import WorkerRole, supervise, worker_count, worker_role
+from gateway.workers import SHARED_DIR_ENV, WorkerRole, supervise, worker_count, worker_role
 
 __all__ = ["serve", "command_store", "bootstrap_admin", "freeze_startup_heap"]
 
@@ -135,16 +136,15 @@ async def _supervise(config: Config, argv: list[str], count: int) -> int:
                 path.unlink()
 
 
-async def _listen_worker(runner: web.AppRunner, config: Config, role: WorkerRole) -> None:
-    """A worker's site: the supervisor's unix socket, or its own socket on the supervisor's port."""
-    if role.listen_fd is not None:
-        await web.SockSite(runner, socket.socket(fileno=role.listen_fd)).start()
-    else:
-        try:
-            await web.TCPSite(runner, config.server.host, role.port, reuse_port=True).start()
-        except OSError as exc:
-            raise ConfigError(f"server.host/server.port: cannot listen on "
-                              f"{config.server.host}:{role.port}: {exc.strerror or exc}") from None
+async def _listen_worker(runner: web.AppRunner, role: WorkerRole) -> None:
+    """A worker's sites: the supervisor's listening sockets, shared with the other workers
+    (:mod:`gateway.balance`)."""
+    shared = os.environ.get(SHARED_DIR_ENV)
+    if not shared:
+        raise ConfigError(f"a worker needs {SHARED_DIR_ENV} (its supervisor sets it)")
+    shares = Shares(Path(shared) / SHARES_FILE, role.index)
+    for fd in role.listen_fds:
+        await BalancedSite(runner, socket.socket(fileno=fd), shares).start()
     logger.info("listening", worker=role.index, pid=os.getpid(), port=role.port, speedups=speedups.describe())
 
 
@@ -220,7 +220,7 @@ async def serve(args: argparse.Namespace, config: Config) -> int:
     try:
         if role is not None:
             socket_path = None  # the supervisor's to remove
-            await _listen_worker(runner, config, role)
+            await _listen_worker(runner, role)
             role.ready()
         elif socket_path is not None:
             await _listen_unix(runner, socket_path, int(server.unix_socket_mode, 8))

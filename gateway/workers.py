@@ -5,13 +5,12 @@ migrated) the database and created the first admin, once, before any worker runs
 holds the address and starts N workers, each ``taskgate`` again with the same arguments
 and :data:`ROLE_ENV` saying which worker it is:
 
-* on TCP, the supervisor binds the address with ``SO_REUSEPORT`` and never listens on it
-  (so the port, also a free one picked by port 0, is held for the workers); each worker
-  binds its own listening socket to it with ``SO_REUSEPORT``, and the kernel spreads new
-  connections over the workers that listen. A worker that dies takes only its own
-  connections with it.
-* on a unix socket (``SO_REUSEPORT`` does not spread those), the supervisor binds and
-  listens, and every worker accepts on the inherited socket.
+* the supervisor binds and listens on the address (a TCP one, every address of
+  ``server.host``, also a free port picked by port 0, or ``server.unix_socket``), and
+  every worker accepts on the inherited sockets: a connection waits in one queue until a
+  worker takes it, and the worker with the fewest open connections takes the next one
+  (:mod:`gateway.balance`). A worker that dies takes only its own connections with it;
+  those still queued go to the others.
 
 Each worker tells it is serving by writing one byte to a pipe; until all have, nothing is
 printed, and a worker that exits first makes the supervisor stop the others and exit with
@@ -44,15 +43,18 @@ from pathlib import Path
 
 import gateway
 from gateway.audit import logger
+from gateway.balance import SHARES_FILE, Shares
 from gateway.config import Config, ConfigError
 
 __all__ = ["ROLE_ENV", "SHARED_DIR_ENV", "WorkerRole", "worker_count", "worker_role", "supervise",
            "RESTART_FIRST_SECONDS", "RESTART_MAX_SECONDS", "STABLE_SECONDS", "START_TIMEOUT_SECONDS"]
 
-#: set in a worker's environment: "<index> <supervisor pid> <ready fd> <listening fd or -> <port>"
+#: set in a worker's environment: "<index> <supervisor pid> <ready fd> <listening fds, comma-separated> <port>"
 ROLE_ENV = "_TASKGATE_WORKER"
 #: a folder the workers of one supervisor share (their metrics), removed when it stops
 SHARED_DIR_ENV = "_TASKGATE_SHARED_DIR"
+#: the listening sockets' queue of connections no worker has taken yet (aiohttp's default)
+_BACKLOG = 128
 #: the first pause before a worker that died is started again; it doubles up to the most
 RESTART_FIRST_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
@@ -82,7 +84,7 @@ class WorkerRole:
     index: int
     supervisor: int
     ready_fd: int
-    listen_fd: int | None  # the inherited unix socket, or None: bind ``port`` with SO_REUSEPORT
+    listen_fds: tuple[int, ...]  # the inherited listening sockets
     port: int
 
     def enter(self) -> None:
@@ -105,14 +107,14 @@ def worker_role() -> WorkerRole | None:
     value = os.environ.get(ROLE_ENV)
     if not value:
         return None
-    index, supervisor, ready_fd, listen_fd, port = value.split()
-    return WorkerRole(int(index), int(supervisor), int(ready_fd), None if listen_fd == "-" else int(listen_fd),
+    index, supervisor, ready_fd, listen_fds, port = value.split()
+    return WorkerRole(int(index), int(supervisor), int(ready_fd), tuple(int(fd) for fd in listen_fds.split(",")),
                       int(port))
 
 
-def _reserve_tcp(host: str, port: int) -> list[socket.socket]:
-    """Sockets bound with SO_REUSEPORT to every address of *host*, none listening: the port
-    is held for the workers, whose own sockets join it."""
+def _listen_tcp(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Sockets listening on every address of *host* (with port 0, the one port the first
+    was given), which the workers accept on."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -123,12 +125,12 @@ def _reserve_tcp(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             held.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(held) > 1:  # the port the first address was given, on every address
                 address = (address[0], held[0].getsockname()[1], *address[2:])
             sock.bind(address)
+            sock.listen(backlog)
             port = sock.getsockname()[1]
     except OSError as exc:
         for sock in held:
@@ -149,17 +151,16 @@ class _Worker:
 class Supervisor:
     """N worker processes kept running until :meth:`stop`."""
 
-    def __init__(self, config: Config, argv: list[str], count: int, port: int, listen_fd: int | None,
+    def __init__(self, config: Config, argv: list[str], count: int, port: int, listen_fds: tuple[int, ...],
                  shared_dir: str) -> None:
         self.config, self.argv, self.count = config, argv, count
-        self.port, self.listen_fd, self.shared_dir = port, listen_fd, shared_dir
+        self.port, self.listen_fds, self.shared_dir = port, listen_fds, shared_dir
         self.workers = [_Worker(i) for i in range(count)]
         self.stopping = asyncio.Event()
 
     def _env(self, index: int, ready_fd: int) -> dict[str, str]:
         env = dict(os.environ)
-        env[ROLE_ENV] = (f"{index} {os.getpid()} {ready_fd} {'-' if self.listen_fd is None else self.listen_fd} "
-                         f"{self.port}")
+        env[ROLE_ENV] = f"{index} {os.getpid()} {ready_fd} {','.join(map(str, self.listen_fds))} {self.port}"
         env[SHARED_DIR_ENV] = self.shared_dir
         # the package this supervisor runs, also from a zip (the single-file build)
         root = str(Path(gateway.__file__).resolve().parent.parent)
@@ -173,7 +174,7 @@ class Supervisor:
             worker.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway", *self.argv, env=self._env(worker.index, write_fd),
                 stdin=asyncio.subprocess.DEVNULL,
-                pass_fds=(write_fd,) if self.listen_fd is None else (write_fd, self.listen_fd))
+                pass_fds=(write_fd, *self.listen_fds))
         except BaseException:
             os.close(read_fd)
             raise
@@ -252,14 +253,15 @@ async def supervise(config: Config, argv: list[str], count: int, unix: socket.so
     server = config.server
     held: list[socket.socket] = []
     if unix is None:
-        held = _reserve_tcp(server.host, server.port)
+        held = _listen_tcp(server.host, server.port, _BACKLOG)
         port = held[0].getsockname()[1]
-        listen_fd = None
+        listen_fds = tuple(s.fileno() for s in held)
     else:
         port = 0
-        listen_fd = unix.fileno()
+        listen_fds = (unix.fileno(),)
     shared_dir = tempfile.mkdtemp(prefix="taskgate-shared-")
-    supervisor = Supervisor(config, argv, count, port, listen_fd, shared_dir)
+    Shares.make(Path(shared_dir) / SHARES_FILE, count)
+    supervisor = Supervisor(config, argv, count, port, listen_fds, shared_dir)
     loop = asyncio.get_running_loop()
     signalled = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,9 +1,10 @@
 """``taskgate serve --workers 2``: a real supervisor and its two worker processes on one port.
 
 Which worker answered is told by the answer's generated ``X-Request-ID``: its first 16
-hex digits are random per process. Requests are sent each on a new connection, which the
-kernel gives to either worker (``SO_REUSEPORT``), until both have answered; every wait is
-bounded. Covered: both workers serve and stop cleanly; a worker killed mid-burst loses no
+hex digits are random per process. Requests are sent each on a new connection, which
+either worker may take (both hold none open between them), until both have answered; every
+wait is bounded. Covered: both workers serve and stop cleanly; connections kept open are
+spread evenly over the workers; a worker killed mid-burst loses no
 acknowledged write and is replaced while the other serves; a worker that cannot start
 stops the service with its exit status; and the cross-process rules: revocation, the
 sign-in limiter, one scrape for the whole service, exactly one webMethods sweeper, whole
@@ -104,6 +105,36 @@ def test_two_workers_serve_one_port_and_stop_cleanly(tmp_path: Path) -> None:
     assert created == []
     listening = [e for e in server.events() if e.get("event") == "listening" and "workers" in e]
     assert [e["workers"] for e in listening] == [2]
+
+
+def test_connections_kept_open_are_spread_evenly_over_the_workers(pair: Server) -> None:
+    """24 keep-alive connections opened one after another: the worker holding fewer takes
+    each, so they end 12 and 12 (11 and 13 at worst, should a worker be slow to look).
+    Before, the kernel hashed each to a worker (SO_REUSEPORT), and 32 came to 12 and 20 or
+    21 and 11 as often as not: a client with a few long-lived connections, such as a
+    reverse proxy's keep-alive pool, could leave a worker idle while the other ran out of
+    core. Of 24 so spread, 11 to 13 on each come out less than half the time."""
+    host, port = pair.base_url.removeprefix("http://").split(":")
+    held: list[http.client.HTTPConnection] = []
+    by_worker: dict[str, int] = {}
+    try:
+        for _ in range(24):
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            held.append(conn)
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200 and resp.getheader("Connection", "") != "close"
+            worker = resp.getheader("X-Request-ID", "")[:16]
+            by_worker[worker] = by_worker.get(worker, 0) + 1
+        for conn in held:  # each connection stays with the worker that took it
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            resp.read()
+        assert len(by_worker) == 2 and sorted(by_worker.values()) in ([12, 12], [11, 13]), by_worker
+    finally:
+        for conn in held:
+            conn.close()
 
 
 async def test_a_worker_killed_mid_burst_loses_no_acknowledged_write_and_is_replaced(pair: Server) -> None:
