@@ -392,6 +392,11 @@ PARSER_CASES: list[tuple[str, int, Any]] = [
         _head(m, p, t, "Content-Type: application/json", "Transfer-Encoding: chunked"), b"zz\r\n[]\r\n0\r\n\r\n")),
     ("two Content-Lengths", 400, lambda m, p, t: (
         _head(m, p, t, "Content-Type: application/json", "Content-Length: 2", "Content-Length: 3"), b"[]")),
+    ("two Content-Types", 400, lambda m, p, t: (
+        _head(m, p, t, "Content-Type: application/json", "Content-Type: application/json", "Content-Length: 2"),
+        b"[]")),
+    ("a control character in a header value", 400, lambda m, p, t: (
+        _head(m, p, t, "Content-Type: application/json\x0b", "Content-Length: 2"), b"[]")),
 ]
 _TARGETS = [("PATCH", _T), ("PUT", SO + "/1"), ("PUT", WM + "/{wm}")]
 
