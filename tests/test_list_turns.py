@@ -143,6 +143,34 @@ async def test_a_users_list_waits_for_its_own_turn_and_nobody_elses(seeded: Api,
     assert (turns.running, turns.waiting, turns.users()) == (0, 0, 0)
 
 
+async def test_a_search_holds_no_turn_while_its_body_arrives(seeded: Api) -> None:
+    """webMethods' POST search reads its TaskSearchQuery before it takes its caller's turn:
+    a client that sends the body slowly (or never) holds none of alice's two."""
+    from gateway.context import TRAFFIC
+
+    api = seeded
+    turns = api.client.app[LIST_TURNS]
+    path, body = "/rest/pub/opentasksearch", {"taskSearchQuery": {"terms": []}}
+    status, alone = await _answer(api, "POST", path, body, api.user)
+    assert status == 200
+    rest = asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield b'{"taskSearchQuery": '
+        await rest.wait()
+        yield b'{"terms": []}}'
+    headers = {**api.auth(api.user), "Content-Type": "application/json"}
+    searching = asyncio.create_task(api.client.post(path, data=slowly(), headers=headers))
+    await until_true(lambda: api.client.app[TRAFFIC].active == 1)  # in the handler, waiting for the body
+    await asyncio.sleep(0.05)
+    assert (turns.running, turns.waiting) == (0, 0)
+    assert [await _answer(api, "POST", path, body, api.user) for _ in range(2)] == [(200, alone)] * 2
+    rest.set()
+    resp = await searching
+    assert (resp.status, await resp.read()) == (200, alone)
+    assert (turns.running, turns.waiting, turns.users()) == (0, 0, 0)
+
+
 async def test_the_dashboard_list_takes_the_signed_in_users_turn(seeded: Api) -> None:
     from tests.ui.test_pages import sign_in
 

@@ -43,7 +43,7 @@ from gateway.codecs import decode_json, etag, json_response, parse_if_match, rea
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, clock_of, principal, request_id, store_of
 from gateway.limits import dumps
-from gateway.list_turns import takes_turns
+from gateway.list_turns import caller_turn, takes_turns
 from gateway.model import IMPERSONATION, Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
 from gateway.quotas import charge
@@ -377,16 +377,18 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
 
 
 @reads_by_post  # a search is a read whether it comes as GET or POST; it changes nothing of the caller's
-@takes_turns
 @_service
 async def search_tasks(request: web.Request) -> web.StreamResponse:
-    """``GET|POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery."""
+    """``GET|POST /rest/pub/opentasksearch``: the simple search, or a TaskSearchQuery. The
+    body is read before the search takes one of its caller's turns, so that a slow upload
+    holds none."""
     allowed = webmethods_search.SEARCH_INPUTS
     body = await _read_object(request, allowed) if request.method == "POST" else {}
     params = {k: v for k, v in request.query.items() if k in allowed}
     params.update(body)
-    call = await _call(request, params)
-    return await _tasks_answer(request, call, webmethods_search.search(params, call.actor.name))
+    async with caller_turn(request):
+        call = await _call(request, params)
+        return await _tasks_answer(request, call, webmethods_search.search(params, call.actor.name))
 
 
 # -- audit and rollback ---------------------------------------------------------------------------------
