@@ -67,7 +67,7 @@ MAX_ADDED = 50
 #: new tasks the hub reads in one round; beyond them list pages are told that more may match
 NEW_PER_ROUND = 100
 _KEY = re.compile(r"t[0-9a-f]{20}")
-_TICK = 1.0  # how often a waiting stream looks whether the server is stopping
+_TICK = 1.0  # how often a waiting stream looks whether the server is stopping or its client left
 #: how long the hub lets changes gather after one arrives: a task changed many times in that
 #: while is read, rendered and sent once (pages still see a change well within a second)
 LINGER_SECONDS = 0.1
@@ -333,6 +333,8 @@ async def live(request: web.Request) -> web.StreamResponse:
             try:
                 event = await asyncio.wait_for(stream.queue.get(), _TICK)
             except TimeoutError:
+                if transport is not None and transport.is_closing():
+                    break  # the tab was closed: its place comes back now, not at the next keep-alive
                 idle += _TICK
                 if idle >= KEEPALIVE_SECONDS:
                     idle = 0.0
