@@ -10,7 +10,8 @@ other idled. A client with a few long-lived connections (a reverse proxy's keep-
 pool) could land them all on one worker.
 
 Each worker writes how many connections it holds into its slot of :class:`Shares` (a
-small file of N counters the supervisor makes, mapped by every worker) and, when a
+small file of N counters the supervisor makes, mapped by every worker; the supervisor
+marks a worker that exited :data:`GONE` until its successor publishes) and, when a
 connection waits, takes it only if no other worker holds fewer; otherwise it looks again
 :data:`PAUSE_SECONDS` later, and takes it anyway once it has waited
 :data:`MOST_DEFERRED_SECONDS`, so that a worker that is busy, stalled or gone delays a
@@ -25,6 +26,7 @@ connection's protocol).
 from __future__ import annotations
 
 import asyncio
+import errno
 import mmap
 import os
 import socket
@@ -36,7 +38,8 @@ from aiohttp import web
 
 from gateway.audit import logger
 
-__all__ = ["Shares", "BalancedSite", "SHARES_FILE", "PAUSE_SECONDS", "MOST_DEFERRED_SECONDS", "PUBLISH_SECONDS"]
+__all__ = ["Shares", "BalancedSite", "SHARES_FILE", "GONE", "PAUSE_SECONDS", "MOST_DEFERRED_SECONDS",
+           "PUBLISH_SECONDS"]
 
 #: the file of counters in the supervisor's shared folder
 SHARES_FILE = "connections"
@@ -48,7 +51,13 @@ MOST_DEFERRED_SECONDS = 0.01
 PUBLISH_SECONDS = 0.1
 #: how long a worker stops accepting after the process ran out of file descriptors
 _EMFILE_PAUSE_SECONDS = 1.0
+#: accept errors that pause accepting, as asyncio's own accept does: the process or the
+#: system is out of descriptors or memory
+_OUT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _SLOT = struct.Struct("<q")
+#: the count of a slot whose worker is not serving (not started yet, or dead and not yet
+#: replaced): no worker leaves a connection to it
+GONE = 2 ** 62
 
 
 class Shares:
@@ -70,9 +79,20 @@ class Shares:
 
     @staticmethod
     def make(path: Path, count: int) -> None:
-        """The supervisor's file: *count* slots, all 0."""
+        """The supervisor's file: *count* slots, each :data:`GONE` until its worker serves."""
         with open(path, "wb") as f:
-            f.write(bytes(_SLOT.size * count))
+            f.write(_SLOT.pack(GONE) * count)
+
+    @staticmethod
+    def gone(path: Path, index: int) -> None:
+        """The supervisor's word that worker *index* exited: its slot is :data:`GONE` until
+        the worker started in its place publishes (its last count would make the others
+        leave every new connection to nobody, for :data:`MOST_DEFERRED_SECONDS` each)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, _SLOT.pack(GONE), index * _SLOT.size)
+        finally:
+            os.close(fd)
 
     def publish(self, held: int) -> None:
         _SLOT.pack_into(self._map, self.index * _SLOT.size, held)
@@ -125,13 +145,15 @@ class BalancedSite(web.BaseSite):
         self._publish()
 
     async def stop(self) -> None:
-        """Stop accepting (the socket stays open: it is the supervisor's and the other
-        workers'); connections already taken are the runner's to drain."""
+        """Stop accepting and close this process's copy of the socket (once the supervisor
+        and every worker closed theirs, a new connection is refused at once rather than
+        left waiting in the queue); connections already taken are the runner's to drain."""
         self._stopped = True
         self._pause()
         for handle in (self._timer, self._publisher):
             if handle is not None:
                 handle.cancel()
+        self._sock.close()
         self._runner._check_site(self)
         self._runner._unreg_site(self)
 
@@ -159,19 +181,24 @@ class BalancedSite(web.BaseSite):
         fewest = self._shares.fewest_of_others()
         now = time.monotonic()
         if fewest is not None and held > fewest:
-            if self._deferred_since is None:
-                self._deferred_since = now
-            if now - self._deferred_since < MOST_DEFERRED_SECONDS:
+            since = self._deferred_since
+            if since is None or now - since > 2 * MOST_DEFERRED_SECONDS:
+                # a new connection: the one deferred before went to another worker meanwhile
+                self._deferred_since = since = now
+            if now - since < MOST_DEFERRED_SECONDS:
                 self._pause(PAUSE_SECONDS)  # a worker with fewer may take it meanwhile
                 return
         try:
             conn, _ = self._sock.accept()
-        except (BlockingIOError, InterruptedError):  # another worker took it
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):  # taken by another, or gone
             self._deferred_since = None
             return
-        except OSError as exc:  # out of file descriptors, most often: as asyncio's own accept does
-            logger.warning("accept failed", reason=str(exc), pause_seconds=_EMFILE_PAUSE_SECONDS)
-            self._pause(_EMFILE_PAUSE_SECONDS)
+        except OSError as exc:
+            if exc.errno in _OUT_OF:  # as asyncio's own accept does: try again later
+                logger.warning("accept failed", reason=str(exc), pause_seconds=_EMFILE_PAUSE_SECONDS)
+                self._pause(_EMFILE_PAUSE_SECONDS)
+            else:  # this connection's trouble (a protocol error, a firewall's refusal): the next one's not
+                logger.info("accept failed", reason=str(exc))
             return
         self._deferred_since = None
         conn.setblocking(False)

@@ -213,6 +213,7 @@ class Supervisor:
                 waiting.cancel()
                 return
             code = waiting.result()
+            Shares.gone(Path(self.shared_dir) / SHARES_FILE, worker.index)  # the others leave it nothing
             worker.failures = 0 if time.monotonic() - began >= STABLE_SECONDS else worker.failures + 1
             while not self.stopping.is_set():
                 pause = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** max(0, worker.failures - 1))
@@ -284,6 +285,12 @@ async def supervise(config: Config, argv: list[str], count: int, unix: socket.so
         logger.info("listening", workers=count, at=where, db=str(config.db_path))
         keepers = [asyncio.ensure_future(supervisor.keep(w)) for w in supervisor.workers]
         await signalled.wait()
+        # the supervisor's copies of the listening sockets go first (no worker is started
+        # again from here on): once the workers close theirs as they begin to drain, a new
+        # connection is refused, not left in the queue
+        supervisor.stopping.set()
+        for sock in (*held, *((unix,) if unix is not None else ())):
+            sock.close()
         logger.info("stopping", workers=count, shutdown_timeout=server.shutdown_timeout)
         started = time.monotonic()
         status = await supervisor.stop()

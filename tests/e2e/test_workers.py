@@ -137,6 +137,52 @@ def test_connections_kept_open_are_spread_evenly_over_the_workers(pair: Server) 
             conn.close()
 
 
+def test_a_connection_made_while_the_workers_drain_is_refused_at_once(tmp_path: Path) -> None:
+    """The supervisor closes its copy of the listening socket on SIGTERM and each worker
+    closes its own as its drain begins, so a client that connects meanwhile is refused,
+    not left in the socket's queue until the drain ends and then reset. An upload that
+    has not finished keeps the drain going meanwhile."""
+    server = Server(tmp_path, workers=2, env={"TASKGATE_SERVER_SHUTDOWN_TIMEOUT": "10"}).start()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    upload = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        upload.sendall(f"PATCH /task-status/v1/x HTTP/1.1\r\nHost: {host}\r\n"
+                       f"Authorization: Bearer {server.admin_token}\r\n"
+                       "Content-Type: application/json-patch+json\r\nContent-Length: 100\r\n\r\n[".encode())
+        deadline = time.monotonic() + 30
+        while "taskgate_http_requests_in_progress 2.0" not in _metrics(server) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the upload and the scrape itself: the upload is in its handler
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        refused = None
+        while time.monotonic() < deadline and server.proc.poll() is None:
+            refused = _accepts(host, int(port))
+            if refused is False:
+                break
+            time.sleep(0.05)
+        assert refused is False and server.proc.poll() is None  # refused while the drain still runs
+    finally:
+        upload.close()
+        server.stop()
+
+
+def _metrics(server: Server) -> str:
+    status, _worker, body = _send(server, "GET", "/metrics", f"Bearer {server.admin_token}")
+    assert status == 200
+    return body.decode()
+
+
+def _accepts(host: str, port: int) -> bool | None:
+    """Whether a new connection is taken: False when refused, True when connected."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return False
+    except TimeoutError:  # left in the queue: as good as taken, for the client
+        return True
+    return True
+
+
 async def test_a_worker_killed_mid_burst_loses_no_acknowledged_write_and_is_replaced(pair: Server) -> None:
     server = pair
     first = server.worker_pids()
