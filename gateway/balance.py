@@ -211,6 +211,9 @@ class BalancedSite(web.BaseSite):
         task.add_done_callback(lambda done: self._connected(done, conn))
 
     def _connected(self, task: asyncio.Task[object], conn: socket.socket) -> None:
+        """A connection handed to the runner's protocol, or not: then it is closed here
+        (cancelled by the loop's end, or refused by the transport), not left to the
+        garbage collector."""
         self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled() or task.exception() is not None:
             conn.close()
