@@ -491,6 +491,12 @@ async def _backup(args: argparse.Namespace, config: Config) -> int:
     """``taskgate backup DEST``: reads the file directly, so it never migrates or
     checkpoints a live database."""
     dest = Path(args.dest)
+    if (dest.exists() or dest.is_symlink()) and not dest.is_file():
+        # --force or not: replacing /dev/null, a socket or a folder with a database file
+        # breaks whatever uses it (as root, the system's /dev/null)
+        print(f"taskgate: {str(dest)!r} exists and is not a regular file; the backup replaces only files",
+              file=sys.stderr)
+        return 1
     if dest.exists() and not args.force:
         print(f"taskgate: {str(dest)!r} exists (--force replaces it)", file=sys.stderr)
         return 1

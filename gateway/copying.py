@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from gateway.app import STYLES
 from gateway.config import Config, is_database_url, redact_url
@@ -39,8 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(config: Config, where: str) -> Config:
-    from pathlib import Path
-
     return config.replace("storage", path=where if is_database_url(where) else str(Path(where).resolve()))
 
 
@@ -57,8 +57,27 @@ async def _opened(config: Config, allow_new: bool) -> AsyncIterator[Store]:
         await store.close()
 
 
+def _refusal(source: str, target: str) -> str | None:
+    """Why DST may not be copied into, before anything is opened: it is SRC itself (by
+    any path: --replace would empty the database being copied, and the copy then verify
+    nothing), or a file that is not a regular one (a device such as /dev/null, a socket)."""
+    if is_database_url(target):
+        return "the copy cannot go into its own source" if target == source else None
+    dest = Path(target)
+    if dest.exists() and not dest.is_file():
+        return f"{target!r} exists and is not a regular file"
+    if not is_database_url(source) and dest.exists() and Path(source).exists() \
+            and os.path.samefile(source, target):
+        return "the copy cannot go into its own source"
+    return None
+
+
 async def copy_command(args: argparse.Namespace, config: Config) -> int:
     """Copy SRC into DST, then verify DST; 2 when DST is not empty (without --replace)."""
+    refused = _refusal(args.source, args.target)
+    if refused is not None:
+        print(f"taskgate: {refused}", file=sys.stderr)
+        return 2
     source_config, target_config = _config(config, args.source), _config(config, args.target)
     async with _opened(source_config, allow_new=False) as source:
         counts = {table: await count_rows(source, table) for table in TABLES}

@@ -173,3 +173,29 @@ def test_a_keyed_value_longer_than_postgresql_indexes_is_refused_by_name(pg_url,
         finally:
             await store.close()
     assert asyncio.run(start_and_read()) == "é" * 999
+
+
+def test_a_copy_into_its_own_source_or_onto_a_non_file_is_refused_and_changes_nothing(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """`copy s.db s.db --replace` (or through a symlink) emptied the database it copied
+    and then verified nothing, exit status 0; a FIFO or a device (as root, /dev/null) as
+    DST, or as a backup's DEST with --force, was replaced by a database file."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    asyncio.run(_fill(tmp_path / "src.db"))
+    before = asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "src.db")))
+    (tmp_path / "link.db").symlink_to(tmp_path / "src.db")
+    os.mkfifo(tmp_path / "fifo")
+    for target in ("src.db", "./src.db", str(tmp_path / "src.db"), "link.db"):
+        assert main(["copy", "src.db", target, "--replace"]) == 2
+        assert capsys.readouterr().err == "taskgate: the copy cannot go into its own source\n"
+    assert main(["copy", "link.db", "src.db", "--replace"]) == 2
+    assert capsys.readouterr().err == "taskgate: the copy cannot go into its own source\n"
+    assert main(["copy", "src.db", "fifo", "--replace"]) == 2
+    assert capsys.readouterr().err == "taskgate: 'fifo' exists and is not a regular file\n"
+    assert main(["--db", "src.db", "backup", "fifo", "--force"]) == 1
+    assert capsys.readouterr().err == \
+        "taskgate: 'fifo' exists and is not a regular file; the backup replaces only files\n"
+    assert (tmp_path / "fifo").is_fifo()
+    assert asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "src.db"))) == before
