@@ -26,8 +26,8 @@ from gateway import errors
 from gateway.limits import dumps, may_hold_surrogates, scan_value
 from gateway.speedups import DuplicateKey, dumps_bytes, loads, refuse_duplicates
 
-__all__ = ["BODY_TIMEOUT", "body_timeout", "read_body", "decode_json", "decode_xml", "decode_form", "negotiate",
-           "parse_if_match", "parse_http_date", "etag", "json_response", "stored_response", "xml_response"]
+__all__ = ["BODY_TIMEOUT", "body_timeout", "is_number", "read_body", "decode_json", "decode_xml", "decode_form",
+           "negotiate", "parse_if_match", "parse_http_date", "etag", "json_response", "stored_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
 #: seconds a client has to send a body once its headers are in (``server.body_timeout``)
@@ -63,6 +63,13 @@ def xml_response(root: Element, *, status: int = 200, headers: dict[str, str] | 
                  content_type: str = "application/xml") -> web.Response:
     body = tostring(root, encoding="utf-8", xml_declaration=True)
     return web.Response(body=body, status=status, headers=headers, content_type=content_type, charset="utf-8")
+
+
+def is_number(text: str) -> bool:
+    """Whether *text* is ASCII decimal digits only: ``str.isdigit`` also takes "²", which
+    ``int`` refuses (a 500 where a 400 was due), and "١٢" or "５", which ``int`` reads as
+    numbers no client meant."""
+    return text.isascii() and text.isdigit()
 
 
 async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str, bytes]:

@@ -222,6 +222,15 @@ def test_allow_private_and_allow_targets() -> None:
             listed.split(url)
 
 
+@pytest.mark.parametrize("url", ["http://a..b/", "http://.../", f"https://{'a' * 64}.com/"])
+async def test_a_host_name_with_an_empty_or_overlong_label_is_refused(url: str) -> None:
+    """The IDNA codec refuses such names with UnicodeError, which was a 500 at creation."""
+    host = url.split("/")[2]
+    with pytest.raises(TargetRefused) as refused:
+        await TargetPolicy(WebhooksConfig()).check(url)
+    assert str(refused.value) == f"the target host {host!r} is not a valid host name"
+
+
 async def test_a_name_is_checked_again_at_delivery(receiver: Receiver) -> None:
     """The outbound client resolves through the guard: a name that resolves to a refused
     address (as after DNS rebinding) is not called, whatever it resolved to before."""

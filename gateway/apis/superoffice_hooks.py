@@ -29,7 +29,7 @@ from aiohttp import web
 from gateway import errors
 from gateway.apis.superoffice_service import STYLE
 from gateway.clock import now_iso
-from gateway.codecs import decode_json, json_response, negotiate, read_body
+from gateway.codecs import decode_json, is_number, json_response, negotiate, read_body
 from gateway.config import WebhooksConfig
 from gateway.context import CONFIG, principal, store_of
 from gateway.events.scoped import dispatcher_of
@@ -65,7 +65,7 @@ def payload(hook: Hook, event: Event) -> dict[str, Any] | None:
         changed = sorted({op["path"].split("/")[1] for op in change.patch if op.get("path", "").startswith("/")})
     else:
         changed = sorted((event.new or event.old or {}).keys())
-    key = int(change.task_id) if change.task_id.isdigit() else 0
+    key = int(change.task_id) if is_number(change.task_id) else 0
     body: dict[str, Any] = {"EventId": event_uuid(change.seq, hook.num, event.scope), "Timestamp": change.at,
                             "Changes": changed, "Event": name, "PrimaryKey": key,
                             "Entity": ENTITY, "ContextIdentifier": hook.doc.get("_tenant") or "",

@@ -107,6 +107,8 @@ class TargetPolicy:
             infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), 10)
         except (OSError, TimeoutError) as exc:
             raise TargetRefused(f"the target host {host!r} does not resolve: {exc}") from None
+        except UnicodeError:  # the IDNA codec: an empty label ("a..b") or one over 63 characters
+            raise TargetRefused(f"the target host {host!r} is not a valid host name") from None
         for *_, sockaddr in infos:
             self.check_address(host, str(sockaddr[0]))
 

@@ -33,7 +33,7 @@ from gateway import errors
 from gateway.apis import webmethods_clock
 from gateway.auth import AUTHENTICATOR, REQUEST_CLOCK, Authenticator
 from gateway.clock import parse_iso
-from gateway.codecs import decode_json, json_response, read_body
+from gateway.codecs import decode_json, is_number, json_response, read_body
 from gateway.context import REQUEST_ID, SCOPE, TRAFFIC, principal, request_id
 from gateway.events.scoped import EventScopes
 from gateway.model import Store
@@ -180,7 +180,7 @@ async def _namespace(request: web.Request) -> Namespace:
 
 
 def _number(text: str, what: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not is_number(text) or len(text) > 18:
         raise errors.BadRequest(f"{what}: a non-negative integer")
     return int(text)
 

@@ -39,7 +39,7 @@ from gateway import errors
 from gateway.auth import AUTHENTICATOR, SESSION_COOKIE, Principal, public, xsrf_token
 from gateway.auth.sessions import end_session, open_session, set_session_cookies
 from gateway.clock import now_iso
-from gateway.codecs import decode_form, read_body
+from gateway.codecs import decode_form, is_number, read_body
 from gateway.context import CONFIG, STORE, request_id
 from gateway.list_turns import caller_turn
 from gateway.model import Task
@@ -233,7 +233,7 @@ async def owner_associate(request: web.Request, filters: views.Filters) -> int |
     user = await request.app[STORE].get_user(filters.owner)
     if user is not None:
         return user.associate_id
-    return int(filters.owner) if filters.owner.isdigit() and int(filters.owner) < 2**31 else None
+    return int(filters.owner) if is_number(filters.owner) and int(filters.owner) < 2**31 else None
 
 
 async def find_rows(request: web.Request, who: Principal, filters: views.Filters) -> tuple[list[Task], bool]:
@@ -302,7 +302,7 @@ async def _readable_task(request: web.Request, who: Principal, style: str, task_
 
 
 def _int(raw: str, name: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not is_number(raw) or len(raw) > 18:
         raise errors.BadRequest(f"{name} must be a positive integer; got {raw!r}")
     return int(raw)
 
@@ -352,7 +352,8 @@ async def task_page(request: web.Request) -> web.StreamResponse:
         return to_login(request)
     task = await _readable_task(request, who, style, task_id)
     undone = request.query.get("undone", "")
-    return await _task_page(request, who, task, message=f"Change {undone} was undone." if undone.isdigit() else "")
+    message = f"Change {undone} was undone." if is_number(undone) and len(undone) <= 18 else ""
+    return await _task_page(request, who, task, message=message)
 
 
 @page_handler

@@ -148,8 +148,9 @@ async def test_a_task_as_of_an_audit_sequence_number(tapi: Api) -> None:
     assert body["doc"]["modified"] == created["modified"]
     status, body, _ = await tapi.request("GET", f"{NS}/h/tasks/sailpoint/t?seq=0")
     assert (status, body) == (404, {"error": "no sailpoint task 't' at that point"})
-    status, body, _ = await tapi.request("GET", f"{NS}/h/tasks/sailpoint/t?seq=x")
-    assert (status, body) == (400, {"error": "seq: a non-negative integer"})
+    for seq in ("x", "%C2%B2", "%EF%BC%95"):  # "²" was a 500; a fullwidth "５" was read as 5
+        status, body, _ = await tapi.request("GET", f"{NS}/h/tasks/sailpoint/t?seq={seq}")
+        assert (status, body) == (400, {"error": "seq: a non-negative integer"})
 
 
 async def test_namespaces_are_listed_created_deleted_and_bounded(tapi: Api, aiohttp_client, config: Config) -> None:

@@ -106,6 +106,23 @@ async def test_the_first_page_reads_one_index_range_per_style(ui: Api) -> None:
         assert "USING INDEX" in plan and "USE TEMP B-TREE FOR ORDER BY" not in plan, (style, plan)
 
 
+async def test_digits_that_are_not_ascii_are_no_numbers(ui: Api) -> None:
+    """str.isdigit takes "²", which int() refuses: each of these was a 500 in JSON, not the
+    dashboard's page. "²" and "١٢" (Arabic-Indic digits, which int() reads as 12) are no
+    owner's associate id and no position."""
+    await create_sailpoint(ui, "s3")
+    await sign_in(ui.client, "alice", "alice-password")
+    unknown = await ui.client.get("/ui/?owner=nobody")
+    assert unknown.status == 200
+    for owner in ("%C2%B2", "%D9%A1%D9%A2"):
+        resp = await ui.client.get(f"/ui/?owner={owner}")
+        assert resp.status == 200
+        assert (await resp.text()).count("<tr") == (await unknown.text()).count("<tr")
+    for path in ("/ui/task?style=sailpoint&id=s3&before=%C2%B2", "/ui/task-parts?style=sailpoint&id=s3&before=%C2%B2"):
+        resp = await ui.client.get(path)
+        assert resp.status == 400 and "before must be a positive integer; got &#39;²&#39;" in await resp.text()
+
+
 async def test_a_tasks_page_shows_every_change_old_and_new(ui: Api) -> None:
     await create_sailpoint(ui, "s2", percentComplete=10)
     status, _, _ = await ui.request("PATCH", "/task-status/v1/s2", headers={**SP, "X-Request-ID": "rid-1"},
