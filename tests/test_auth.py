@@ -263,3 +263,40 @@ async def test_concurrent_basic_logins_share_one_password_check(api, monkeypatch
     assert sorted(checked) == ["pw", "wrong"]
     await authenticator.by_password("bob", "pw")  # remembered now
     assert sorted(checked) == ["pw", "wrong"]
+
+
+FORBIDDEN_CROSS_SITE = "a browser's request from another site may not change anything with Basic credentials"
+
+
+@pytest.mark.parametrize("browser", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                                     {"Origin": "https://evil.example"}, {"Origin": "null"}])
+async def test_a_cross_site_browser_request_may_not_change_anything_with_basic_credentials(api, browser):
+    """A browser re-sends Basic credentials it was given at a 401's prompt with any site's
+    form (a second hostile-input hunt created a BatchTask and undid a change from another
+    origin so). Such a request is a 403 in the style's shape and stores nothing; the same
+    request from this host's pages, from an API client (no such headers), a read, or one
+    with a token (which no browser adds by itself) is served as before."""
+    await api.store.add_user("ada", "admin", hash_password("ada-password"))
+    basic = _basic("ada", "ada-password")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    before = await api.snapshot()
+    resp = await api.client.post("/api/v1/BatchTask", data="Name=csrf", headers={**basic, **form, **browser})
+    assert resp.status == 403
+    assert await resp.json() == {"Error": True, "ErrorType": "SoAccessDeniedException",
+                                 "ErrorMessage": FORBIDDEN_CROSS_SITE,
+                                 "ErrorSource": "SuperOffice.Services.Implementation"}
+    resp = await api.client.patch("/task-status/v1/x", data="[]", headers={
+        **basic, "Content-Type": "application/json-patch+json", **browser})
+    assert resp.status == 403
+    resp = await api.client.post("/ui/undo", data="style=sailpoint&id=x&seq=1&version=1",
+                                 headers={**basic, **form, **browser}, allow_redirects=False)
+    assert resp.status == 403 and FORBIDDEN_CROSS_SITE.replace("'", "&#39;") in await resp.text()  # its page
+    assert await api.snapshot() == before
+    host = api.client.server.host + ":" + str(api.client.server.port)
+    for allowed in ({}, {"Sec-Fetch-Site": "same-origin"}, {"Origin": f"http://{host}"}):
+        resp = await api.client.post("/api/v1/BatchTask", data="Name=ours", headers={**basic, **form, **allowed})
+        assert resp.status == 200, await resp.text()
+    assert (await api.client.get("/api/v1/BatchTask", headers={**basic, **browser})).status == 200
+    resp = await api.client.post("/api/v1/BatchTask", data="Name=token",
+                                 headers={**api.auth(api.admin), **form, **browser})
+    assert resp.status == 200

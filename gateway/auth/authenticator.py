@@ -110,6 +110,13 @@ class Authenticator:
                 if not any(hmac.compare_digest(app_token.encode("utf-8", "surrogatepass"), t.encode())
                            for t in self.app_tokens):
                     raise errors.Unauthorized("SOTicket needs a known SO-AppToken header")
+            if header.lstrip()[:6].lower() == "basic " and request.method not in _SAFE_METHODS \
+                    and _cross_site(request):
+                # a browser sends the Basic credentials it was given at a 401's prompt with
+                # any site's form too: only cookies and Basic ride along so, and the
+                # cookie's requests carry the XSRF token; no API client sends these headers
+                raise errors.Forbidden("a browser's request from another site may not change anything with "
+                                       "Basic credentials")
             return await self.authenticate(header, client_address(request), clock=request.get(REQUEST_CLOCK))
         session = request.cookies.get(SESSION_COOKIE)
         if session:
@@ -248,6 +255,21 @@ def reads_by_post(handler: Handler) -> Handler:
     writes itself (SuperOffice's Agents calls are all POST, most of them reads)."""
     handler.taskgate_reads_by_post = True  # type: ignore[attr-defined]
     return handler
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _cross_site(request: web.Request) -> bool:
+    """Whether a browser says the request comes from another site: ``Sec-Fetch-Site``
+    (every current browser sends it), else an ``Origin`` that is not this host's."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in ("cross-site", "same-site")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    return origin.strip().lower() == "null" or origin.partition("://")[2].lower() != request.host.lower()
 
 
 class TokenClock(Protocol):
