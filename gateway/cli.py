@@ -223,7 +223,13 @@ async def _import(args: argparse.Namespace, config: Config, store: Store) -> int
     """``taskgate import FILE``: JSON Lines from FILE (``-``: standard input); 1 if a line failed."""
     if args.file == "-":
         return await import_lines(store, sys.stdin)
-    with open(args.file, encoding="utf-8") as source:
+    try:
+        # invalid UTF-8 is kept as surrogates: the line holding it fails alone, by its number
+        source = open(args.file, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        print(f"taskgate: cannot read {args.file!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    with source:
         return await import_lines(store, source)
 
 

@@ -62,7 +62,8 @@ async def import_lines(store: Store, source: TextIO) -> int:
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict) or record.get("style") not in by_style or "task" not in record:
+            if not isinstance(record, dict) or not isinstance(record.get("style"), str) \
+                    or record["style"] not in by_style or "task" not in record:
                 raise errors.BadRequest(f'expected {{"style": one of {", ".join(by_style)}, "task": {{…}}}}')
             task_id, doc = by_style[record["style"]].import_task(record["task"], now_iso())
         except (ValueError, RecursionError, errors.TaskgateError) as exc:

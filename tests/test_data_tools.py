@@ -313,3 +313,34 @@ async def test_export_and_trails_read_one_snapshot_while_another_process_writes(
     finally:
         await theirs.close()
         await ours.close()
+
+
+def test_a_hostile_import_file_fails_line_by_line_or_is_refused_whole(tmp_path: Path, monkeypatch, capsys):
+    """A second hostile-input hunt: a style that is not a string was a TypeError traceback
+    that lost the lines queued before it; a file that is not UTF-8 a UnicodeDecodeError; a
+    missing file or a folder a traceback; and a task id holding a lone surrogate failed
+    its whole batch of writes (the good lines around it too) and killed a read-ahead
+    thread. Each bad line now fails alone, by its number, and the others are imported."""
+    monkeypatch.delenv("TASKGATE_CONFIG", raising=False)
+    db = tmp_path / "i.db"
+    assert main(["--db", str(db), "init"]) == 0
+    capsys.readouterr()
+
+    def task(task_id: str) -> str:
+        return json.dumps({"style": "webmethods", "task": {"TaskInfo": {"taskID": task_id, "taskTypeID": "T"}}})
+    lines = [b'{"style": ["x"], "task": {}}', task("w1").encode(), b'{"style": "sailpoint", "task": {"id": "\xff"}}',
+             task("w2").encode(), task("\ud800").encode(), task("w3").encode()]
+    (tmp_path / "hostile.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["--db", str(db), "import", str(tmp_path / "hostile.ndjson")]) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith(("line ", "imported"))] == [
+        'line 1: expected {"style": one of sailpoint, superoffice, webmethods, "task": {…}}',
+        "line 3: invalid TaskStatus: id: String does not match expected pattern.; type: Missing data for "
+        "required field.; uniqueName: Missing data for required field.",
+        "line 5: the task id is not text that can be stored (it holds a lone surrogate)",
+        "imported 3 task(s), 3 failed"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT id FROM tasks ORDER BY id").fetchall() == [("w1",), ("w2",), ("w3",)]
+    for missing, why in ((tmp_path / "nowhere.ndjson", "No such file or directory"), (tmp_path, "Is a directory")):
+        assert main(["--db", str(db), "import", str(missing)]) == 2
+        assert capsys.readouterr().err.endswith(f"taskgate: cannot read {str(missing)!r}: {why}\n")

@@ -19,7 +19,8 @@ from gateway.limits import MAX_DOCUMENT_BYTES, dumps
 from gateway.model import Change, Doc
 from gateway.speedups import dumps_bytes, loads
 
-__all__ = ["AUDIT_COLUMNS", "load_doc", "stored_text", "change_from_row", "audit_row", "text_bytes", "is_counted"]
+__all__ = ["AUDIT_COLUMNS", "load_doc", "stored_text", "change_from_row", "audit_row", "text_bytes", "is_counted",
+           "check_id"]
 
 #: the columns of an audit row, in the order :func:`change_from_row` reads them
 AUDIT_COLUMNS = "seq, at, style, task_id, version, action, actor, request_id, patch, undo, client, impersonator"
@@ -66,3 +67,15 @@ def text_bytes(text: str) -> int:
 def is_counted(task_id: str) -> bool:
     """Whether *task_id* is an integer id that the per-style counter must stay above."""
     return 0 < len(task_id) <= 18 and task_id.isascii() and task_id.isdigit()
+
+
+def check_id(task_id: str | None) -> None:
+    """BadRequest unless *task_id* is text every backend can bind (no lone surrogate, which
+    only a file can carry: ``taskgate import``). Checked before a write is queued, so that
+    it fails alone: in a batch, the driver's refusal of the id failed everyone's writes."""
+    if task_id is None or task_id.isascii():
+        return
+    try:
+        task_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.BadRequest("the task id is not text that can be stored (it holds a lone surrogate)") from None

@@ -63,7 +63,7 @@ from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database, unreachable
 from gateway.store.postgres.notify import CHANGES
 from gateway.store.postgres.owned import Usage, held
-from gateway.store.rows import audit_row, is_counted, load_doc, text_bytes
+from gateway.store.rows import audit_row, check_id, is_counted, load_doc, text_bytes
 from gateway.store.write_step import Stored, apply_write
 
 __all__ = ["Write", "Writes", "MAX_BATCH"]
@@ -198,6 +198,7 @@ class Writes:
         """Queue *w*; once its batch committed, its task after the last step (None when
         deleted or absent), or the error it met."""
         self.check_open()
+        check_id(w.task_id)
         self._start()
         w.future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(w)

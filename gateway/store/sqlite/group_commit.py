@@ -31,7 +31,7 @@ import structlog
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import Change, Task
-from gateway.store.rows import AUDIT_COLUMNS, load_doc, text_bytes
+from gateway.store.rows import AUDIT_COLUMNS, check_id, load_doc, text_bytes
 from gateway.store.sqlite.batch import Applied, Held, QueuedWrite, Stored, apply_batch, needs_counters
 from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.keyed import KeyedFields
@@ -102,6 +102,7 @@ class GroupCommit:
         the domain error it raised). InternalError once the store is closing."""
         if self._closed:
             raise errors.InternalError("the store is closed")
+        check_id(write.task_id)
         if write.task_id:
             self._read_ahead.warm(write)
         self._queue.put_nowait(write)
