@@ -324,24 +324,10 @@ async def test_a_stream_whose_client_left_gives_its_seat_back_without_waiting_fo
     """Served as `taskgate serve` serves (a handler is not cancelled when its client leaves),
     with a heartbeat an hour away: a closed stream's seat comes back within a look (1 s), so a
     reload is not refused 429 until the stream's next write would have failed."""
-    from tests.served import served
-    from tests.waiting import until_true
+    from tests.served import assert_a_closed_stream_gives_its_seat_back, served
 
     app = create_app(Config(base_dir=str(tmp_path)).replace("events", max_streams_per_user=1,
                                                             heartbeat_seconds=3600))
     async with served(app, unused_tcp_port):
-        await app[STORE].add_user("alice", "user", None)
-        headers = {"Authorization": f"Bearer {await app[AUTHENTICATOR].create_token('alice')}"}
-        url = f"http://127.0.0.1:{unused_tcp_port}/events"
-        async with aiohttp.ClientSession() as http:
-            first = await http.get(url, headers=headers)
-            assert first.status == 200
-            await first.content.readline()
-            refused = await http.get(url, headers=headers)
-            assert refused.status == 429  # its one seat is taken
-            refused.close()
-            first.close()  # the tab is closed
-            await until_true(lambda: app[FEED].subscribers == 0)
-            again = await http.get(url, headers=headers)
-            assert again.status == 200
-            again.close()
+        await assert_a_closed_stream_gives_its_seat_back(app, unused_tcp_port, "/events",
+                                                         lambda: app[FEED].subscribers)

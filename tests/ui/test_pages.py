@@ -269,29 +269,12 @@ async def test_a_live_page_whose_tab_closed_gives_its_place_back_within_a_tick(
     have failed."""
     import importlib
 
-    import aiohttp
-
-    from tests.served import served
-    from tests.waiting import until_true
+    from tests.served import assert_a_closed_stream_gives_its_seat_back, served
 
     monkeypatch.setattr(importlib.import_module("gateway.ui.live"), "KEEPALIVE_SECONDS", 3600.0)
     app = create_app(Config(base_dir=str(tmp_path)).replace("ui", max_live_streams_per_user=1))
     async with served(app, unused_tcp_port):
-        await app[STORE].add_user("alice", "user", None)
-        headers = {"Authorization": f"Bearer {await app[AUTHENTICATOR].create_token('alice')}"}
-        url = f"http://127.0.0.1:{unused_tcp_port}/ui/live"
-        async with aiohttp.ClientSession() as http:
-            first = await http.get(url, headers=headers)
-            assert first.status == 200
-            await first.content.readline()
-            refused = await http.get(url, headers=headers)
-            assert refused.status == 429
-            refused.close()
-            first.close()  # the tab is closed
-            await until_true(lambda: app[HUB].streams == 0)
-            again = await http.get(url, headers=headers)
-            assert again.status == 200
-            again.close()
+        await assert_a_closed_stream_gives_its_seat_back(app, unused_tcp_port, "/ui/live", lambda: app[HUB].streams)
 
 
 def test_a_stream_that_leaves_frees_its_user_s_place() -> None:
