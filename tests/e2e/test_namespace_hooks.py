@@ -63,6 +63,15 @@ def _wait(receiver: Receiver, path: str, count: int) -> list[dict[str, Any]]:
     return found
 
 
+def _logged(url: str, auth: str, count: int) -> list[dict[str, Any]]:
+    """The delivery log at *url* once it holds *count* deliveries (or after WAIT_SECONDS):
+    the dispatcher records a delivery just after its receiver has answered it."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(found := http("GET", url, auth).json["deliveries"]) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def _keys(deliveries: list[dict[str, Any]]) -> list[tuple[str, int]]:
     """(scope, seq) of each delivery's Idempotency-Key."""
     out = []
@@ -170,7 +179,7 @@ def test_a_namespace_has_its_own_hooks_log_and_deliveries(tmp_path: Path, receiv
             1, "created", f"/rest/pub/opentask/{wm_task}")
 
         # each delivery log is its own, stored in its own file
-        log = http("GET", f"{ns}/webhooks/log", auth).json["deliveries"]
+        log = _logged(f"{ns}/webhooks/log", auth, 5)
         assert sorted((d["hook"], d["event"], d["attempt"], d["status"], d["outcome"], d["error"]) for d in log) == [
             (f"sailpoint:trigger/{sp.id}", 1, 1, 200, "delivered", ""),
             (f"sailpoint:trigger/{sp.id}", 2, 1, 200, "delivered", ""),
@@ -179,7 +188,7 @@ def test_a_namespace_has_its_own_hooks_log_and_deliveries(tmp_path: Path, receiv
             (f"webmethods:endpoint/{wm['id']}", 5, 1, 200, "delivered", "")]
         assert sorted(_rows(folder / "a.db", "SELECT event, outcome FROM hook_log")) == [
             (1, "delivered"), (2, "delivered"), (3, "delivered"), (4, "delivered"), (5, "delivered")]
-        server_log = http("GET", f"{base}/webhooks/log", auth).json["deliveries"]
+        server_log = _logged(f"{base}/webhooks/log", auth, 1)
         assert [(d["hook"], d["event"], d["outcome"]) for d in server_log] == [
             (f"superoffice:webhook/{made['server']['WebhookId']}", server_seq, "delivered")]
 
