@@ -23,7 +23,7 @@ from gateway.events.feed import Feed
 from gateway.model import Store
 
 __all__ = ["STORE", "CONFIG", "REQUEST_ID", "TRAFFIC", "FEED", "SCOPE", "Scope", "Traffic", "principal",
-           "request_id", "store_of", "clock_of"]
+           "request_id", "store_of", "clock_of", "client_left"]
 
 STORE = web.AppKey("store", Store)
 CONFIG = web.AppKey("config", Config)
@@ -68,6 +68,14 @@ def principal(request: web.Request) -> Principal:
 
 def request_id(request: web.Request) -> str:
     return request.get(REQUEST_ID, "")
+
+
+def client_left(request: web.Request) -> bool:
+    """Whether the client of *request* has gone: ``taskgate serve`` does not cancel a
+    handler whose client left, so a handler that waits (a list for its turn, an idle
+    stream) looks now and then, and lets go of what it holds."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 class Traffic:

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from gateway import errors
-from gateway.context import principal
+from gateway.context import client_left, principal
 
 __all__ = ["ListTurns", "LIST_TURNS", "caller_turn", "takes_turns"]
 
@@ -127,13 +127,8 @@ async def caller_turn(request: web.Request, user: str | None = None) -> AsyncIte
     if turns is None:
         yield
         return
-    async with turns.turn(principal(request).name if user is None else user, lambda: _left(request)):
+    async with turns.turn(principal(request).name if user is None else user, lambda: client_left(request)):
         yield
-
-
-def _left(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
 
 
 def takes_turns(handler: Handler) -> Handler:

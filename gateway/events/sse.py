@@ -33,7 +33,7 @@ from aiohttp import HttpVersion11, web
 
 from gateway import errors
 from gateway.codecs import negotiate
-from gateway.context import CONFIG, REQUEST_ID, SCOPE, principal
+from gateway.context import CONFIG, REQUEST_ID, SCOPE, client_left, principal
 from gateway.events.access import STYLE_NAMES, access_for
 from gateway.events.feed import (
     CUT_GRACE_SECONDS,
@@ -167,8 +167,8 @@ async def _stream(request: web.Request, feed: Feed, since: int | None, selection
                     await _write(response, sub, b"event: end\n%sdata: %s\n\n" % (restart, data))
                     await response.write_eof()
                 break
-            if transport is not None and transport.is_closing():
-                break  # the client left
+            if client_left(request):
+                break
             if frames:
                 await _write(response, sub, b"".join(frames))
                 feed.sent += len(frames)

@@ -47,7 +47,7 @@ from aiohttp import web
 from gateway import errors
 from gateway.audit import logger
 from gateway.auth import Principal
-from gateway.context import CONFIG, FEED, STORE, TRAFFIC
+from gateway.context import CONFIG, FEED, STORE, TRAFFIC, client_left
 from gateway.events.feed import END_SHUTDOWN, Ended, Feed, Selection
 from gateway.model import Store, Task
 from gateway.seats import Seats
@@ -333,7 +333,7 @@ async def live(request: web.Request) -> web.StreamResponse:
             try:
                 event = await asyncio.wait_for(stream.queue.get(), _TICK)
             except TimeoutError:
-                if transport is not None and transport.is_closing():
+                if client_left(request):
                     break  # the tab was closed: its place comes back now, not at the next keep-alive
                 idle += _TICK
                 if idle >= KEEPALIVE_SECONDS:
