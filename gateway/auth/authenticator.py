@@ -232,12 +232,13 @@ class Authenticator:
         of the token, so that it counts the token's life on its own time too)."""
         name = user.name if isinstance(user, User) else user
         token = new_secret()
+        key = secret_hash(token)
         now = int(time.time())
-        await self.store.add_token(name, secret_hash(token), read_only=read_only,
+        await self.store.add_token(name, key, read_only=read_only,
                                    expires=None if expires_in is None else now + expires_in,
                                    source=source, purge_before=now if expires_in is not None else None)
         if clock is not None:
-            clock.minted(secret_hash(token))
+            clock.minted(key)
         return token
 
 
