@@ -38,7 +38,7 @@ from gateway.app import STYLES
 from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
 from gateway.config import Config, ConfigError, is_database_url, load_config, redact_url
-from gateway.data_tools import import_lines, progress
+from gateway.data_tools import import_lines, not_a_file, progress
 from gateway.events.tail import tail
 from gateway.events.webhooks import log_rows as webhook_log_rows
 from gateway.limits import dumps
@@ -497,7 +497,7 @@ async def _backup(args: argparse.Namespace, config: Config) -> int:
     """``taskgate backup DEST``: reads the file directly, so it never migrates or
     checkpoints a live database."""
     dest = Path(args.dest)
-    if (dest.exists() or dest.is_symlink()) and not dest.is_file():
+    if not_a_file(dest):
         # --force or not: replacing /dev/null, a socket or a folder with a database file
         # breaks whatever uses it (as root, the system's /dev/null)
         print(f"taskgate: {str(dest)!r} exists and is not a regular file; the backup replaces only files",

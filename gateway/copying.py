@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gateway.app import STYLES
 from gateway.config import Config, is_database_url, redact_url
-from gateway.data_tools import progress
+from gateway.data_tools import not_a_file, progress
 from gateway.model import Store
 from gateway.store import SQLiteStore, open_store
 from gateway.store.copy import TABLES, PostgreSQLTarget, SQLiteTarget, count_rows, is_empty, read_chunks
@@ -64,7 +64,7 @@ def _refusal(source: str, target: str) -> str | None:
     if is_database_url(target):
         return "the copy cannot go into its own source" if target == source else None
     dest = Path(target)
-    if dest.exists() and not dest.is_file():
+    if not_a_file(dest):
         return f"{target!r} exists and is not a regular file"
     if not is_database_url(source) and dest.exists() and Path(source).exists() \
             and os.path.samefile(source, target):

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from gateway import errors
@@ -17,7 +18,7 @@ from gateway.app import STYLES
 from gateway.clock import now_iso
 from gateway.model import Store, Task
 
-__all__ = ["import_lines", "progress"]
+__all__ = ["import_lines", "progress", "not_a_file"]
 
 
 def progress(total: int | None, unit: str, **options: Any) -> Any:
@@ -33,6 +34,13 @@ def _size_of(source: TextIO) -> int | None:
         return os.fstat(source.fileno()).st_size or None
     except (OSError, ValueError, AttributeError):  # no file descriptor behind it (a test's StringIO)
         return None
+
+
+def not_a_file(path: Path) -> bool:
+    """Whether a command that writes a database file at *path* would replace something that
+    is not a regular file (a device such as /dev/null, a socket, a folder, a dangling
+    symlink): backup and copy refuse it, whatever they are told."""
+    return (path.exists() or path.is_symlink()) and not path.is_file()
 
 
 async def import_lines(store: Store, source: TextIO) -> int:
