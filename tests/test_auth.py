@@ -300,3 +300,6 @@ async def test_a_cross_site_browser_request_may_not_change_anything_with_basic_c
     resp = await api.client.post("/api/v1/BatchTask", data="Name=token",
                                  headers={**api.auth(api.admin), **form, **browser})
     assert resp.status == 200
+    stored = await api.db_rows("SELECT json_extract(doc, '$.Name') FROM tasks WHERE style = 'superoffice' "
+                               "ORDER BY CAST(id AS INTEGER)")
+    assert stored == [("ours",), ("ours",), ("ours",), ("token",)]  # what was served, and nothing else

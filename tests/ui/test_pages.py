@@ -114,10 +114,13 @@ async def test_digits_that_are_not_ascii_are_no_numbers(ui: Api) -> None:
     await sign_in(ui.client, "alice", "alice-password")
     unknown = await ui.client.get("/ui/?owner=nobody")
     assert unknown.status == 200
-    for owner in ("%C2%B2", "%D9%A1%D9%A2"):
+    unknown_page = await unknown.text()
+    for owner, shown in (("%C2%B2", "²"), ("%D9%A1%D9%A2", "١٢")):
         resp = await ui.client.get(f"/ui/?owner={owner}")
         assert resp.status == 200
-        assert (await resp.text()).count("<tr") == (await unknown.text()).count("<tr")
+        # the page of an owner nobody is, the value shown as given
+        page = (await resp.text()).replace(owner.replace("%", "%25"), "nobody")
+        assert page.replace(owner, "nobody").replace(shown, "nobody") == unknown_page
     for path in ("/ui/task?style=sailpoint&id=s3&before=%C2%B2", "/ui/task-parts?style=sailpoint&id=s3&before=%C2%B2"):
         resp = await ui.client.get(path)
         assert resp.status == 400 and "before must be a positive integer; got &#39;²&#39;" in await resp.text()
