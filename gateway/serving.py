@@ -182,6 +182,12 @@ async def serve(args: argparse.Namespace, config: Config) -> int:
     if role is not None:
         role.enter()
     app = create_app(config)  # refuses settings the styles check before the database is touched
+    count = worker_count(config.server.workers)
+    if count > 1 and config.testing.enabled:
+        # each namespace (its store, journal, faults, clock and scripts) lives in the process
+        # that made it: another worker would answer 404 for it, or make a second one
+        raise ConfigError(f"testing.enabled: namespaces live in one process; serve the testing "
+                          f"toolkit with server.workers = 1 (it is {count})")
     if role is None:
         # the one open that may create the database: the app's own open below finds it
         # there, and so do the workers, which a supervisor starts only after it
@@ -192,7 +198,6 @@ async def serve(args: argparse.Namespace, config: Config) -> int:
         if config.testing.enabled:
             logger.warning("testing is on: the admin-only /_taskgate/ API and the /_ns/ namespaces are served; "
                            "never expose this server in production", max_namespaces=config.testing.max_namespaces)
-        count = worker_count(config.server.workers)
         if count > 1:
             return await _supervise(config, args.argv, count)
     server = config.server

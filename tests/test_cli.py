@@ -218,6 +218,16 @@ def test_serve_refuses_an_unknown_superoffice_zone_before_touching_the_database(
     assert not (tmp_path / "t.db").exists()
 
 
+def test_serve_refuses_the_testing_toolkit_with_several_workers_before_touching_the_database(
+        tmp_path: Path, monkeypatch, capsys):
+    """A namespace lives in the worker that made it: another worker would answer 404 for it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--db", "t.db", "serve", "--allow-new", "--testing", "--workers", "2", "--port", "0"]) == 2
+    assert capsys.readouterr() == ("", "taskgate: invalid configuration: testing.enabled: namespaces live in one "
+                                       "process; serve the testing toolkit with server.workers = 1 (it is 2)\n")
+    assert not (tmp_path / "t.db").exists()
+
+
 def test_freezing_the_startup_heap_takes_it_out_of_full_collections():
     kept = [{"n": n} for n in range(1000)]  # long-lived objects, as start-up leaves them
     walked_before = len(gc.get_objects())
