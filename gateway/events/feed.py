@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import structlog
 
+from gateway.events.lives import Lives
 from gateway.events.published import Ended, Event, Key, Push, Selection, deleted_document, event_json, frame
 from gateway.model import Change, Doc, Store
 
@@ -220,7 +221,7 @@ class Subscription:
             if not sel.wants(ev):
                 continue
             check = sel.access[ev.style]
-            if check is None or check(await feed.document(ev.style, ev.task_id)):
+            if check is None or check(await feed.judged(ev)):
                 out.append(ev.frame)
                 size += len(ev.frame)
             if self._ended is not None:  # cut off while a document was read
@@ -259,6 +260,7 @@ class Feed:
         self._closed = False
         self._documents: collections.OrderedDict[tuple[str, str], asyncio.Future[Doc | None]] = \
             collections.OrderedDict()
+        self._lives = Lives(store)
         #: counts the metrics read: subscriptions ended because they fell behind
         self.cut_off = 0
         #: events handed to subscribers
@@ -296,6 +298,7 @@ class Feed:
         self._window.clear()
         self._bytes = 0
         self._documents.clear()
+        self._lives.forget()
         self._floor = 0
         self.last = 0  # a stream opened meanwhile starts at 0 and catches up
         head = await self.store.last_seq()
@@ -380,6 +383,7 @@ class Feed:
         self._window.clear()
         self._bytes = 0
         self._documents.clear()
+        self._lives.forget()
 
     async def read(self) -> None:
         """Publish the rows committed after the last published one, in order (with nobody
@@ -412,6 +416,7 @@ class Feed:
             gone = deleted_document(c)
             if gone is not None:
                 self._remember(c.style, c.task_id, gone)
+                self._lives.deleted(c.style, c.task_id)
         while len(window) > 1 and (len(window) > self._max_events or self._bytes > self._max_bytes):
             self._bytes -= len(window.popleft().frame)
         if window[0].seq - 1 > self._floor:  # the window may have passed a subscriber
@@ -556,12 +561,20 @@ class Feed:
 
     async def readable(self, ev: Event, selection: Selection, gone: Doc | None) -> bool:
         """Whether *selection*'s subscriber may read *ev*'s task: by the style's read rule,
-        applied to the task as it is now (the document a delete removed, for a deleted task)."""
+        applied to the document *ev* is judged by (:meth:`judged`; *gone*, for a delete)."""
         check = selection.access.get(ev.style)
         if check is None:
             return ev.style in selection.access
-        doc = gone if gone is not None else await self.document(ev.style, ev.task_id)
-        return check(doc)
+        return check(gone if gone is not None else await self.judged(ev))
+
+    async def judged(self, ev: Event) -> Doc | None:
+        """The document a read rule judges *ev* by: the task as it is now (or the document
+        its delete removed), or, for an event of a task that was deleted after it (and whose
+        id may now be another task's), the document that delete removed."""
+        life = await self._lives.of(ev.style, ev.task_id, ev.seq)
+        if life.ended is None:
+            return await self.document(ev.style, ev.task_id)
+        return life.removed
 
     async def document(self, style: str, task_id: str) -> Doc | None:
         """The task's document as stored now, or the one its delete removed; None when

@@ -19,6 +19,7 @@ from gateway.auth import AUTHENTICATOR
 from gateway.config import Config
 from gateway.context import FEED, STORE, TRAFFIC
 from gateway.events.feed import event_json
+from gateway.events.published import deleted_document
 from tests.conftest import Api
 from tests.events.sse_client import Frame, SseReader
 from tests.openapi_check import Document, answer
@@ -145,6 +146,46 @@ async def test_each_caller_sees_only_events_of_tasks_it_may_read(api: Api):
     assert data(await alice.events(4)) == [e for e in everything if e["task_id"] != hidden]
     resp_alice.close()
     resp_root.close()
+
+
+async def test_events_of_a_deleted_task_are_judged_by_that_task_not_by_the_one_holding_its_id_now(api: Api):
+    """An import puts another task under a deleted task's id: alice, who could read the task
+    that was, still gets its events from a resumed stream, and none of the new task's; bob,
+    who may read only the new one ("reader", its assignee), gets none of the old one's."""
+    mine = await webmethods_task(api, ["alice"])
+    status, _, _ = await api.request("PUT", f"{WM}/{mine}", token=api.user, body={"TaskInfo": {"name": "alice's"}})
+    assert status == 200
+    status, _, _ = await api.request("DELETE", f"{WM}/{mine}")
+    assert status == 200
+    status, found, _ = await api.request("GET", f"{WM}/{mine}")
+    assert status == 404, found
+    removed = deleted_document((await api.store.audit(style="webmethods", task_id=mine, limit=1))[0])
+    assert removed is not None and removed["TaskInfo"]["assignedToList"] == ["alice"]
+    bobs = {**removed, "TaskInfo": {**removed["TaskInfo"], "name": "reader's", "assignedToList": ["reader"]}}
+    await api.store.put("webmethods", mine, bobs, actor="cli:import", request_id="import:1")
+    everything = await audit_events(api)
+    assert [(e["task_id"], e["action"]) for e in everything] == [
+        (mine, "created"), (mine, "updated"), (mine, "deleted"), (mine, "created")]
+    for token, seen in ((api.user, everything[:3]), (api.read_only, everything[3:])):
+        for _ in range(2):  # the second read finds each life already known
+            resp, stream = await open_stream(api, "?since=0", token=token)
+            assert data(await stream.events(len(seen))) == seen
+            resp.close()
+    # followed live: the events of a life already known come from the window, judged alike
+    resp_alice, alice = await open_stream(api, "?since=0", token=api.user)
+    assert data(await alice.events(3)) == everything[:3]
+    status, _, _ = await api.request("PUT", f"{WM}/{mine}", body={"TaskInfo": {"name": "reader's, renamed"}})
+    assert status == 200
+    resp_bob, bob = await open_stream(api, "?since=3", token=api.read_only)
+    assert data(await bob.events(2)) == (await audit_events(api))[3:]
+    status, _, _ = await api.request("PUT", f"{WM}/{mine}", body={"TaskInfo": {"name": "reader's, again"}})
+    assert status == 200
+    assert data(await bob.events(1)) == (await audit_events(api))[5:]
+    hers = await webmethods_task(api, ["alice"])  # her next event: none of the two changes before it
+    assert data(await alice.events(1)) == (await audit_events(api))[6:]
+    assert (await audit_events(api))[6]["task_id"] == hers
+    resp_alice.close()
+    resp_bob.close()
 
 
 async def test_filters_by_style_task_and_action(api: Api):
