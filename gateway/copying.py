@@ -25,7 +25,7 @@ from gateway.data_tools import not_a_file, progress
 from gateway.model import Store
 from gateway.store import SQLiteStore, open_store
 from gateway.store.copy import TABLES, PostgreSQLTarget, SQLiteTarget, count_rows, is_empty, read_chunks
-from gateway.store.errors import RowRefused
+from gateway.store.errors import RowRefused, StoreError
 from gateway.verify import verify_trail
 
 __all__ = ["copy_command", "add_parser"]
@@ -48,9 +48,20 @@ def _name(where: str) -> str:
     return redact_url(where) if is_database_url(where) else where
 
 
+class _Unopened(Exception):
+    """SRC or DST could not be opened: the message names which, not storage.path."""
+
+
+async def _open(config: Config, where: str, role: str, allow_new: bool) -> Store:
+    try:
+        return await open_store(_config(config, where), allow_new=allow_new)
+    except StoreError as exc:
+        raise _Unopened(f"taskgate: database {_name(where)!r} ({role}): {exc}") from None
+
+
 @contextlib.asynccontextmanager
-async def _opened(config: Config, allow_new: bool) -> AsyncIterator[Store]:
-    store = await open_store(config, allow_new=allow_new)
+async def _opened(config: Config, where: str, role: str, allow_new: bool) -> AsyncIterator[Store]:
+    store = await _open(config, where, role, allow_new)
     try:
         yield store
     finally:
@@ -73,15 +84,23 @@ def _refusal(source: str, target: str) -> str | None:
 
 
 async def copy_command(args: argparse.Namespace, config: Config) -> int:
-    """Copy SRC into DST, then verify DST; 2 when DST is not empty (without --replace)."""
+    """Copy SRC into DST, then verify DST; 2 when DST is not empty (without --replace) or
+    when either cannot be opened."""
     refused = _refusal(args.source, args.target)
     if refused is not None:
         print(f"taskgate: {refused}", file=sys.stderr)
         return 2
-    source_config, target_config = _config(config, args.source), _config(config, args.target)
-    async with _opened(source_config, allow_new=False) as source:
+    try:
+        return await _copy(args, config)
+    except _Unopened as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+async def _copy(args: argparse.Namespace, config: Config) -> int:
+    async with _opened(config, args.source, "SRC", allow_new=False) as source:
         counts = {table: await count_rows(source, table) for table in TABLES}
-        target_store = await open_store(target_config, allow_new=True)
+        target_store = await _open(config, args.target, "DST", allow_new=True)
         try:
             if not args.replace and not await is_empty(target_store):
                 print(f"taskgate: {_name(args.target)} is not empty; --replace empties it first", file=sys.stderr)
@@ -112,7 +131,7 @@ async def copy_command(args: argparse.Namespace, config: Config) -> int:
     print(f"copied {_name(args.source)} to {_name(args.target)}: {counts['tasks']} task(s), {counts['audit']} "
           f"audit row(s), {counts['users']} user(s), {counts['tokens']} token(s), {counts['oauth_clients']} OAuth "
           f"client(s), {counts['hooks']} webhook(s)")
-    async with _opened(target_config, allow_new=False) as copied:
+    async with _opened(config, args.target, "DST", allow_new=False) as copied:
         checked = bad = 0
         async with copied.read_snapshot():
             async for style, task_id, stored, trail in copied.trails():

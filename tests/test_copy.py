@@ -199,3 +199,27 @@ def test_a_copy_into_its_own_source_or_onto_a_non_file_is_refused_and_changes_no
         "taskgate: 'fifo' exists and is not a regular file; the backup replaces only files\n"
     assert (tmp_path / "fifo").is_fifo()
     assert asyncio.run(_read(lambda: SQLiteStore.open(tmp_path / "src.db"))) == before
+
+
+def test_a_source_or_target_that_cannot_be_opened_is_named_as_such(tmp_path, monkeypatch, capsys):
+    """The refusal names SRC or DST, not the configured storage.path (taskgate.db), and
+    nothing is made."""
+    monkeypatch.chdir(tmp_path)
+    asyncio.run(_fill(tmp_path / "src.db"))
+    (tmp_path / "dir.db").mkdir()
+    (tmp_path / "junk.db").write_bytes(b"not a database\n" * 100)
+    damaged = ("the database file is damaged or not a database (file is not a database); restore it from a "
+               "backup, or start over with a new database deliberately")
+    for argv, err in [
+        (["copy", "missing.db", "out.db"], "taskgate: database 'missing.db' (SRC): there is no database file; "
+                                           "create a new one deliberately (taskgate init, or serve --allow-new), "
+                                           "or restore it from a backup\n"),
+        (["copy", "dir.db", "out.db"], "taskgate: database 'dir.db' (SRC): cannot open it: unable to open "
+                                       "database file\n"),
+        (["copy", "junk.db", "out.db"], f"taskgate: database 'junk.db' (SRC): {damaged}\n"),
+        (["copy", "src.db", "junk.db"], f"taskgate: database 'junk.db' (DST): {damaged}\n"),
+    ]:
+        assert main(argv) == 2
+        assert capsys.readouterr() == ("", err)
+    assert not (tmp_path / "out.db").exists() and not (tmp_path / "taskgate.db").exists()
+    assert (tmp_path / "junk.db").read_bytes() == b"not a database\n" * 100
