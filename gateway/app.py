@@ -35,7 +35,7 @@ from gateway.apis import sailpoint, superoffice, webmethods
 from gateway.audit import hot_logger, log_changes, logger
 from gateway.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, FailureLimiter, auth_middleware, authorize, oauth
 from gateway.auth.failure_table import DatabaseFailures, FailureTable, SharedFailures
-from gateway.codecs import BODY_TIMEOUT, json_response
+from gateway.codecs import BODY_ABANDONED, BODY_TIMEOUT, json_response
 from gateway.config import Config
 from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.events import sse, webhooks
@@ -188,6 +188,19 @@ def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     return render_error(request, err)
 
 
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send *response* with ``Connection: close``, then close its connection at once: for a
+    body it could not read whole (:data:`~gateway.codecs.BODY_ABANDONED`), aiohttp would
+    read on through the rest of it (a broken Content-Encoding raises again there, logged as
+    an unhandled exception and the connection dropped under the client's next request; a
+    slow body holds the connection for the lingering time). When aiohttp then sends the
+    answer, it finds it sent: nothing more is written."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the route style's error body; nothing escapes as a bare 500."""
@@ -218,6 +231,8 @@ def _edge(max_headers: int, max_bytes: int) -> Middleware:
         finally:
             traffic.finished()
         _finish(request, response, rid, time.perf_counter() - started)
+        if BODY_ABANDONED in request and not response.prepared:
+            await _answer_and_close(request, response)
         return response
 
     return edge

@@ -34,6 +34,11 @@ MAX_FORM_FIELDS = 1000
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
 
+#: set when a request's body could not be read whole (too slow, or not decoding as its
+#: Content-Encoding says): its answer then closes the connection (see gateway.app._edge)
+BODY_ABANDONED = web.RequestKey("body_abandoned", bool)
+
+
 def body_timeout(request: web.Request) -> asyncio.Timeout:
     """A timeout for reading *request*'s body: aiohttp waits for a slow sender forever."""
     return asyncio.timeout(request.app.get(BODY_TIMEOUT))
@@ -94,11 +99,13 @@ async def read_body(request: web.Request, accepted: Iterable[str]) -> tuple[str,
             async with body_timeout(request):
                 body = await request.read()
     except TimeoutError:
+        request[BODY_ABANDONED] = True
         raise errors.RequestTimeout("the request body did not arrive in time") from None
     except web.HTTPRequestEntityTooLarge:
         raise errors.PayloadTooLarge(
             f"the request body is larger than {request.client_max_size} bytes") from None
     except (HttpProcessingError, RequestPayloadError):  # e.g. a Content-Encoding the body does not match
+        request[BODY_ABANDONED] = True
         raise errors.BadRequest("the request body cannot be read (broken transfer or content encoding)") from None
     return ctype, body
 

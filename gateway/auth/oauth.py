@@ -21,7 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from gateway import errors
 from gateway.auth.authenticator import AUTHENTICATOR, REQUEST_CLOCK, public
 from gateway.auth.limiter import client_address
-from gateway.codecs import body_timeout
+from gateway.codecs import BODY_ABANDONED, body_timeout
 
 __all__ = ["oauth_token", "add_routes"]
 
@@ -47,10 +47,14 @@ async def oauth_token(request: web.Request) -> web.Response:
             async with body_timeout(request):
                 form = await request.post()
         except TimeoutError:
+            request[BODY_ABANDONED] = True
             return _oauth_error(408, "invalid_request", "the request body did not arrive in time")
         except web.HTTPRequestEntityTooLarge:
             return _oauth_error(413, "invalid_request", "the form is too large")
-        except (ValueError, LookupError, HttpProcessingError, web.RequestPayloadError):  # encoding, charset, multipart
+        except (HttpProcessingError, web.RequestPayloadError):  # a Content-Encoding the body does not match
+            request[BODY_ABANDONED] = True
+            return _oauth_error(400, "invalid_request", "malformed form body")
+        except (ValueError, LookupError):  # encoding, charset, multipart
             return _oauth_error(400, "invalid_request", "malformed form body")
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
     header = request.headers.get("Authorization", "")
