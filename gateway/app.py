@@ -188,6 +188,13 @@ def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     return render_error(request, err)
 
 
+def _compressed_and_unread(request: web.Request) -> bool:
+    """A compressed body the route did not read to its end (a 401, a route that takes no
+    body): aiohttp would decompress the rest on the loop to keep the connection, and a
+    megabyte of gzip can hold a gigabyte of spaces, seconds of every client's time."""
+    return request.headers.get("Content-Encoding") is not None and not request.content.is_eof()
+
+
 async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
     """Send *response* with ``Connection: close``, then close its connection at once: for a
     body it could not read whole (:data:`~gateway.codecs.BODY_ABANDONED`), aiohttp would
@@ -231,7 +238,7 @@ def _edge(max_headers: int, max_bytes: int) -> Middleware:
         finally:
             traffic.finished()
         _finish(request, response, rid, time.perf_counter() - started)
-        if BODY_ABANDONED in request and not response.prepared:
+        if not response.prepared and (BODY_ABANDONED in request or _compressed_and_unread(request)):
             await _answer_and_close(request, response)
         return response
 

@@ -14,8 +14,10 @@ RFC 9110 found so far are strict xfails.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.utils
+import functools
 import json
 import logging
 import re
@@ -35,6 +37,7 @@ from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.context import STORE
 from tests.apis.hostile import (
+    BOUND,
     SO_MEMBERS,
     SO_STATES,
     SO_UPDATABLE,
@@ -1601,3 +1604,34 @@ async def test_dates_before_year_1000_are_stored_and_read_back(wms, date, stored
                 if t["TaskID"] == seed.wid] == [(shown, "expired")]
     assert await api.db_rows("SELECT actor FROM audit WHERE style = 'webmethods' AND task_id = ? ORDER BY seq",
                              seed.wid) == [("root",), ("root",), ("root",), ("system",)]
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    import zlib
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return b"".join(packer.compress(b" " * 2**20) for _ in range(256)) + packer.flush()
+
+
+@pytest.mark.parametrize("method,path,token", [("GET", "/healthz", False), ("PATCH", "/task-status/v1/t1", False),
+                                               ("POST", "/login", False), ("GET", _T1, True)])
+async def test_a_compressed_body_the_route_does_not_read_is_not_decompressed_after_the_answer(
+        so: Api, method: str, path: str, token: bool):
+    """A quarter of a MiB of gzip holding 256 MiB of spaces, to a route that answers without
+    reading it (no credentials, or no body taken): aiohttp would go on decompressing all of
+    it on the event loop to keep the connection (a 1 MiB body holds a GiB: seconds of every
+    client's time). The answer closes the connection instead, before the rest is even sent."""
+    bomb = _gzip_bomb()
+    reader, writer = await asyncio.open_connection(so.client.host, so.client.port)
+    try:
+        auth = f"Authorization: Bearer {so.admin}\r\n" if token else ""
+        writer.write((f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n"
+                      f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n").encode() + bomb[:65536])
+        await writer.drain()
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND)).lower()
+        assert b"\r\nconnection: close\r\n" in head, head
+        length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        assert await asyncio.wait_for(reader.read(), BOUND) == b""  # closed, not read on
+    finally:
+        writer.close()
