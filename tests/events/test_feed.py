@@ -19,6 +19,7 @@ from gateway.events.access import STYLE_NAMES, access_for
 from gateway.events.feed import (
     END_BEHIND,
     END_SHUTDOWN,
+    READ_PAGE,
     TAKE_BYTES,
     Ended,
     Feed,
@@ -372,3 +373,42 @@ async def test_subscribers_of_one_task_each_get_that_task_s_events_and_pass_the_
     for w in waiting:
         w.cancel()
     await feed.close()
+
+
+class _CountedStore(SQLiteStore):
+    """The real store, noting how many audit rows each of its catch-up reads asked for."""
+
+    limits: list[int | None]
+
+    async def audit(self, **kwargs: Any):  # type: ignore[override]
+        if kwargs.get("newest_first") is False and kwargs.get("action") is None and kwargs.get("limit") != READ_PAGE:
+            self.limits.append(kwargs.get("limit"))  # not the feed's own reads, nor its read rules' lookups
+        return await super().audit(**kwargs)
+
+
+async def test_catching_up_through_rows_of_many_operations_reads_them_a_few_at_a_time(tmp_path: Path):
+    """A hundred rows whose patches replace thousands of members each, parsed at once, held
+    gigabytes for one resuming stream: reads start at one row, and shrink again where the
+    rows hold more than CATCH_UP_OPS operations; they grow while the rows are small."""
+    store = await _CountedStore.open(tmp_path / "t.db")
+    store.limits = []
+    try:
+        wide = {f"k{n}": 0 for n in range(3000)}
+        await store.create("sailpoint", "wide", {"a": wide}, actor="a", request_id="r")
+        for version in range(1, 8):
+            await store.put("sailpoint", "wide", {"a": {k: version for k in wide}}, actor="a", request_id="r")
+        for n in range(60):
+            await store.create("sailpoint", f"small{n}", {"n": n}, actor="a", request_id="r")
+        feed = await started(store, buffer_events=1)
+        store.limits.clear()
+        sub = feed.subscribe(0, EVERYTHING)
+        got = await take(sub, 68)
+        limits, store.limits = store.limits, []
+        assert got == [event_json(c) for c in await store.audit(newest_first=False)]
+        store.limits = limits
+        # the created row; two rows of 3000 replaces each, then one at a time; the small rows
+        # 1, 2, 4, … at a time (a page of 64 would reach past the trail's end)
+        assert store.limits == [1, 2, 1, 1, 1, 1, 1, 1, 2, 4, 8, 16, 32]
+        await feed.close()
+    finally:
+        await store.close()
