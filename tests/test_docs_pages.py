@@ -171,6 +171,14 @@ def test_the_webmethods_page_states_the_audit_page_size():
             f"{webmethods.MAX_AUDIT_PAGE}.") in text
 
 
+def test_the_dashboard_page_states_the_timeline_bounds():
+    from gateway.ui import pages, views
+    text = " ".join(_text(DOCS / "dashboard.md").split())
+    assert (f"A page holds at most {pages.TIMELINE_PAGE} changes and {pages.TIMELINE_LINES} members in all, "
+            f"{pages.TIMELINE_LINES_PER_CHANGE} of each change") in text
+    assert f"shows at most {views.VALUE_CHARS:,} characters of a value" in text
+
+
 def _guarantees() -> str:
     text = _text(DOCS / "operations.md")
     return text.split("\n## Guarantees\n", 1)[1].split("\n## ", 1)[0]

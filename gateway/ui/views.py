@@ -330,14 +330,26 @@ class DiffLine:
     new: str | None
 
 
-def diff_lines(change: Change) -> list[DiffLine]:
+#: characters of one old or new value a diff line shows; the rest is cut
+VALUE_CHARS = 1_000
+
+
+def _shown(value: Any) -> str:
+    text = dumps(value)
+    if len(text) <= VALUE_CHARS:
+        return text
+    return f"{text[:VALUE_CHARS]}… ({len(text):,} characters in all)"
+
+
+def diff_lines(change: Change, most: int | None = None) -> list[DiffLine]:
     """The change as a readable diff, old → new, one line per member it touched (its patch
-    and inverse touch the same paths: :func:`gateway.patching.diff`)."""
+    and inverse touch the same paths: :func:`gateway.patching.diff`): the first *most* of
+    them (None: all), each value cut at :data:`VALUE_CHARS`."""
     before = {op["path"]: op for op in change.undo}
     lines = []
-    for op in change.patch:
+    for op in change.patch[:most]:
         old_op = before.get(op["path"])
-        old = dumps(old_op["value"]) if old_op is not None and old_op["op"] in ("add", "replace") else None
-        new = dumps(op["value"]) if op["op"] in ("add", "replace") else None
+        old = _shown(old_op["value"]) if old_op is not None and old_op["op"] in ("add", "replace") else None
+        new = _shown(op["value"]) if op["op"] in ("add", "replace") else None
         lines.append(DiffLine(op["path"] or "(the whole task)", old, new))
     return lines

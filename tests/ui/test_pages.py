@@ -302,3 +302,26 @@ def test_a_stream_that_leaves_frees_its_user_s_place() -> None:
 
 def test_an_event_carries_each_line_of_its_data() -> None:
     assert sse_event("t1", "<td>a</td>\n<td>b</td>", 7) == b"id: 7\nevent: t1\ndata: <td>a</td>\ndata: <td>b</td>\n\n"
+
+
+async def test_a_timeline_page_shows_a_bounded_number_of_members_and_cuts_long_values(ui: Api) -> None:
+    """Changes that replace 120 members each: a page shows 50 members of each, and 500 in
+    all, says how many more each change touched, and links the older changes; a long value
+    is cut. (A change of 40,000 members made a 65 MB page, built while every client waited.)"""
+    created = await create_sailpoint(ui, "wide")
+    doc = {**created, "attributes": {f"k{n:03}": 0 for n in range(120)}}
+    for version in range(1, 13):  # changes 2 to 13 of the task (1 is its creation)
+        doc = {**doc, "attributes": {k: version for k in doc["attributes"]}, "progress": "x" * 5_000 + f"{version:02}"}
+        await ui.store.put("sailpoint", "wide", doc, actor="root", request_id=f"r{version}")
+    await sign_in(ui.client, "ada", "ada-password")
+    page = await (await ui.client.get("/ui/task?style=sailpoint&id=wide")).text()
+    shown = re.findall(r'<li id="change-(\d+)">', page)
+    assert shown == [str(seq) for seq in range(13, 3, -1)]  # 10 changes of 50 members: the page is full
+    assert page.count('<tr><th scope="row">') == 500
+    assert page.count("and 71 more members: the whole change is in") == 10  # 120 attributes and progress
+    assert page.count("… (5,004 characters in all)") == 10 + 10  # each change's old and new progress
+    older = re.search(r'<a href="\./task\?([^"]+)">Older changes</a>', page)
+    assert older is not None and older.group(1) == "style=sailpoint&amp;id=wide&amp;before=4"
+    page = await (await ui.client.get("/ui/task?style=sailpoint&id=wide&before=4")).text()
+    assert re.findall(r'<li id="change-(\d+)">', page) == ["3", "2", "1"]
+    assert "Older changes" not in page
