@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import structlog
 
-from gateway.events.lives import Lives
+from gateway.events.judging import Judging
 from gateway.events.published import Ended, Event, Key, Push, Selection, deleted_document, event_json, frame
 from gateway.model import Change, Doc, Store
 
@@ -92,8 +92,6 @@ _BUSY_EVENTS = 32
 _WAKE_SLICE_BYTES = 512 * 1024
 #: most events one wake-up writes to a stream itself (and at most about TAKE_BYTES)
 _PUSH_EVENTS = 1024
-#: documents kept for the read rules that need one (webMethods' access lists)
-_DOCUMENTS = 256
 #: seconds a subscription ended while its client is not reading gets to take its last
 #: event, before its connection is aborted
 CUT_GRACE_SECONDS = 2.0
@@ -234,7 +232,7 @@ class Subscription:
             if not sel.wants(ev):
                 continue
             check = sel.access[ev.style]
-            if check is None or check(await feed.judged(ev)):
+            if check is None or check(await feed.judging.document_of(ev)):
                 out.append(ev.frame)
                 size += len(ev.frame)
             if self._ended is not None:  # cut off while a document was read
@@ -271,9 +269,8 @@ class Feed:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._documents: collections.OrderedDict[tuple[str, str], asyncio.Future[Doc | None]] = \
-            collections.OrderedDict()
-        self._lives = Lives(store)
+        #: the documents the subscribers' read rules judge events by
+        self.judging = Judging(store)
         #: counts the metrics read: subscriptions ended because they fell behind
         self.cut_off = 0
         #: events handed to subscribers
@@ -310,8 +307,7 @@ class Feed:
         self._to_wake.clear()
         self._window.clear()
         self._bytes = 0
-        self._documents.clear()
-        self._lives.forget()
+        self.judging.forget()
         self._floor = 0
         self.last = 0  # a stream opened meanwhile starts at 0 and catches up
         head = await self.store.last_seq()
@@ -395,8 +391,7 @@ class Feed:
         self.last = seq
         self._window.clear()
         self._bytes = 0
-        self._documents.clear()
-        self._lives.forget()
+        self.judging.forget()
 
     async def read(self) -> None:
         """Publish the rows committed after the last published one, in order (with nobody
@@ -425,11 +420,7 @@ class Feed:
             window.append(ev)
             self._bytes += len(ev.frame)
             self.last = c.seq
-            self._documents.pop((c.style, c.task_id), None)  # cached for an older version
-            gone = deleted_document(c)
-            if gone is not None:
-                self._remember(c.style, c.task_id, gone)
-                self._lives.deleted(c.style, c.task_id)
+            self.judging.published(c)
         while len(window) > 1 and (len(window) > self._max_events or self._bytes > self._max_bytes):
             self._bytes -= len(window.popleft().frame)
         if window[0].seq - 1 > self._floor:  # the window may have passed a subscriber
@@ -574,51 +565,9 @@ class Feed:
 
     async def readable(self, ev: Event, selection: Selection, gone: Doc | None) -> bool:
         """Whether *selection*'s subscriber may read *ev*'s task: by the style's read rule,
-        applied to the document *ev* is judged by (:meth:`judged`; *gone*, for a delete)."""
+        applied to the document *ev* is judged by (:mod:`gateway.events.judging`; *gone*,
+        for a delete)."""
         check = selection.access.get(ev.style)
         if check is None:
             return ev.style in selection.access
-        return check(gone if gone is not None else await self.judged(ev))
-
-    async def judged(self, ev: Event) -> Doc | None:
-        """The document a read rule judges *ev* by: the task as it is now (or the document
-        its delete removed), or, for an event of a task that was deleted after it (and whose
-        id may now be another task's), the document that delete removed."""
-        life = await self._lives.of(ev.style, ev.task_id, ev.seq)
-        if life.ended is None:
-            return await self.document(ev.style, ev.task_id)
-        return life.removed
-
-    async def document(self, style: str, task_id: str) -> Doc | None:
-        """The task's document as stored now, or the one its delete removed; None when
-        neither is known. Shared by every subscriber until the task's next event."""
-        key = (style, task_id)
-        pending = self._documents.get(key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._documents[key] = pending
-            while len(self._documents) > _DOCUMENTS:
-                self._documents.popitem(last=False)
-            try:
-                pending.set_result(await self._load(style, task_id))
-            except BaseException as exc:
-                if self._documents.get(key) is pending:
-                    del self._documents[key]
-                pending.set_exception(exc)
-                pending.exception()  # retrieved here: the waiters below see it raised
-                raise
-        return await asyncio.shield(pending)
-
-    async def _load(self, style: str, task_id: str) -> Doc | None:
-        task = await self.store.get(style, task_id)
-        if task is not None:
-            return task.doc
-        last = await self.store.audit(style=style, task_id=task_id, limit=1)
-        return deleted_document(last[0]) if last else None
-
-    def _remember(self, style: str, task_id: str, doc: Doc) -> None:
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(doc)
-        self._documents[(style, task_id)] = done
-        while len(self._documents) > _DOCUMENTS:
-            self._documents.popitem(last=False)
+        return check(gone if gone is not None else await self.judging.document_of(ev))
