@@ -64,10 +64,10 @@ class Judging:
         """The document a read rule judges *ev* by (see the module's docstring)."""
         life = await self._life(ev.style, ev.task_id, ev.seq)
         if life.ended is None:
-            return await self.document(ev.style, ev.task_id)
+            return await self._current(ev.style, ev.task_id)
         return life.removed
 
-    async def document(self, style: str, task_id: str) -> Doc | None:
+    async def _current(self, style: str, task_id: str) -> Doc | None:
         """The task's document as stored now, or the one its delete removed; None when
         neither is known. Shared by every subscriber until the task's next event."""
         key = (style, task_id)
