@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import sys
@@ -33,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from gateway import copying, errors, serving, speedups
+from gateway import copying, errors, serving, speedups, trail_commands
 from gateway.app import STYLES
 from gateway.audit import configure_logging, flush_logs
 from gateway.auth import Authenticator, hash_password, new_secret, secret_hash
@@ -42,9 +41,8 @@ from gateway.data_tools import import_lines, not_a_file, progress
 from gateway.events.tail import tail
 from gateway.events.webhooks import log_rows as webhook_log_rows
 from gateway.limits import dumps
-from gateway.serving import command_store
+from gateway.serving import with_store
 from gateway.store import Store, StoreError, backup
-from gateway.verify import verify_trail
 
 __all__ = ["main", "build_parser"]
 
@@ -64,8 +62,6 @@ EPILOG = "Run taskgate COMMAND --help for the options of a command."
 
 #: a command: the parsed arguments and the configuration in, the exit status out
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
-#: a command that runs with the store open (see :func:`_with_store`)
-StoreCommand = Callable[[argparse.Namespace, Config, Store], Awaitable[int]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,14 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export tasks as JSON Lines")
     p.add_argument("--style", choices=_STYLE_NAMES, help="only the tasks of this API style (default: all)")
     p.set_defaults(run=_export)
-    p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines; or verify it")
-    p.add_argument("--style", choices=_STYLE_NAMES, help="only the changes of this API style's tasks")
-    p.add_argument("--task", metavar="ID", help="only the changes of the task with this id")
-    p.add_argument("--limit", type=int, default=100, help="print at most this many changes")
-    p.set_defaults(run=_audit)
-    p.add_subparsers(dest="action", metavar="ACTION", help="verify instead of printing").add_parser(
-        "verify", help="replay every task's audit trail; print each task that disagrees (JSON Lines), exit 1 if any"
-    ).set_defaults(run=_audit_verify)
+    trail_commands.add_parser(sub, _STYLE_NAMES)  # taskgate audit [verify|purge]: gateway/trail_commands.py
     copying.add_parser(sub)  # taskgate copy SRC DST: gateway/copying.py
     p = sub.add_parser("events", help="follow the change feed").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do").add_parser(
@@ -207,18 +196,7 @@ def _serve_settings(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
-def _with_store(command: StoreCommand) -> Command:
-    """*command* run with the store open, and closed after it however it ends."""
-
-    @functools.wraps(command)
-    async def run(args: argparse.Namespace, config: Config) -> int:
-        async with command_store(config, allow_new=args.allow_new) as store:
-            return await command(args, config, store)
-
-    return run
-
-
-@_with_store
+@with_store
 async def _import(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate import FILE``: JSON Lines from FILE (``-``: standard input); 1 if a line failed."""
     if args.file == "-":
@@ -233,7 +211,7 @@ async def _import(args: argparse.Namespace, config: Config, store: Store) -> int
         return await import_lines(store, source)
 
 
-@_with_store
+@with_store
 async def _export(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate export``: every task (of one style) as JSON Lines on standard output."""
     # one snapshot: a server writing meanwhile cannot make the export a mix of two moments
@@ -245,7 +223,7 @@ async def _export(args: argparse.Namespace, config: Config, store: Store) -> int
     return 0
 
 
-@_with_store
+@with_store
 async def _init(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate init``: opening the store creates or migrates the database."""
     where = redact_url(config.storage_url) if config.storage_url else config.db_path
@@ -253,7 +231,7 @@ async def _init(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0
 
 
-@_with_store
+@with_store
 async def _user_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate user add NAME``: a user, with a password read from standard input if asked."""
     password = None
@@ -279,7 +257,7 @@ async def _user_exists(store: Store, name: str) -> bool:
     return True
 
 
-@_with_store
+@with_store
 async def _token_create(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate token create USER``: a new token for USER, printed once."""
     if not await _user_exists(store, args.user):
@@ -307,7 +285,7 @@ def _when(unix: int | None) -> str:
     return f"{text} (expired)" if unix <= time.time() else text
 
 
-@_with_store
+@with_store
 async def _token_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate token list [USER]``: one line per token; never a secret, only its ID."""
     if args.user is not None and not await _user_exists(store, args.user):
@@ -325,7 +303,7 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-@_with_store
+@with_store
 async def _token_revoke(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate token revoke ID``: delete the one token whose hash starts with ID."""
     wanted = args.id.strip().lower()
@@ -365,7 +343,7 @@ def _read_new_password(args: argparse.Namespace) -> str | None:
     return password
 
 
-@_with_store
+@with_store
 async def _user_passwd(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate user passwd NAME``: a new password hash; browser sessions and remembered
     Basic successes end with the old one."""
@@ -381,7 +359,7 @@ async def _user_passwd(args: argparse.Namespace, config: Config, store: Store) -
     return 0
 
 
-@_with_store
+@with_store
 async def _user_disable(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate user disable|enable NAME``."""
     if not await store.set_disabled(args.name, args.disabled):
@@ -394,7 +372,7 @@ async def _user_disable(args: argparse.Namespace, config: Config, store: Store) 
     return 0
 
 
-@_with_store
+@with_store
 async def _user_delete(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate user delete NAME``: the user, its tokens and OAuth clients."""
     if not await _user_exists(store, args.name):
@@ -409,7 +387,7 @@ async def _user_delete(args: argparse.Namespace, config: Config, store: Store) -
     return 0
 
 
-@_with_store
+@with_store
 async def _oauth_client_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate oauth-client add ID --user USER``: a client acting as USER; its secret printed once."""
     if not await _user_exists(store, args.user):
@@ -420,14 +398,14 @@ async def _oauth_client_add(args: argparse.Namespace, config: Config, store: Sto
     return 0
 
 
-@_with_store
+@with_store
 async def _oauth_client_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate oauth-client list``: one line per client (never its secret)."""
     _print_table([("CLIENT_ID", "USER"), *((c.client_id, c.user) for c in await store.list_oauth_clients())])
     return 0
 
 
-@_with_store
+@with_store
 async def _oauth_client_revoke(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate oauth-client revoke CLIENT_ID``: the client gets no new access tokens."""
     client = await store.get_oauth_client(args.client_id)
@@ -439,19 +417,7 @@ async def _oauth_client_revoke(args: argparse.Namespace, config: Config, store: 
     return 0
 
 
-@_with_store
-async def _audit(args: argparse.Namespace, config: Config, store: Store) -> int:
-    """``taskgate audit``: the audit trail, newest first, as JSON Lines."""
-    for c in await store.audit(style=args.style, task_id=args.task, limit=args.limit):
-        sys.stdout.write(dumps({"seq": c.seq, "at": c.at, "style": c.style, "task_id": c.task_id,
-                                "version": c.version, "action": c.action, "actor": c.actor,
-                                "impersonator": c.impersonator, "request_id": c.request_id, "client": c.client,
-                                "patch": c.patch,
-                                "undo": c.undo}) + "\n")
-    return 0
-
-
-@_with_store
+@with_store
 async def _webhooks_log(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate webhooks log``: delivery attempts as JSON Lines; 1 for an unknown hook."""
     try:
@@ -464,28 +430,7 @@ async def _webhooks_log(args: argparse.Namespace, config: Config, store: Store) 
     return 0
 
 
-@_with_store
-async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
-    """``taskgate audit verify``: replay every trail; 1 if a task disagrees with its own."""
-    if args.style or args.task or args.limit != 100:
-        print("taskgate: audit verify checks every task; --style, --task and --limit are for listing",
-              file=sys.stderr)
-        return 2
-    checked = bad = 0
-    async with store.read_snapshot():
-        with progress(await store.count_audited_tasks(), " tasks", desc="verify") as bar:
-            async for style, task_id, stored, trail in store.trails():
-                checked += 1
-                bar.update()
-                finding = verify_trail(style, task_id, stored, trail)
-                if finding is not None:
-                    bad += 1
-                    sys.stdout.write(dumps(finding.as_json()) + "\n")
-    print(f"verified {checked} task(s): {bad} disagree with their audit trail", file=sys.stderr)
-    return 1 if bad else 0
-
-
-@_with_store
+@with_store
 async def _events_tail(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate events tail``: runs until interrupted (exit status 130)."""
     await tail(store, sys.stdout, since=args.since, poll_seconds=config.events.poll_seconds,

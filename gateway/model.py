@@ -322,6 +322,14 @@ class Store(Protocol):
         changes nothing. ValueError for a style or field that is not a plain name."""
         ...
 
+    async def purge_deleted(self, before: str) -> tuple[int, int]:
+        """Drop the audit rows of every life of a task deleted before *before* (an audit
+        time, as :func:`gateway.clock.now_iso` writes them), with its grave, giving its bytes
+        back to its owner: how many lives and rows went. A life no active webhook has been
+        given yet stays (its events are still owed), and a live task keeps its present
+        life. A few hundred lives per transaction, so that writers wait little."""
+        ...
+
     async def ensure_owner(self, style: str, field: str) -> None:
         """Name the field of *style*'s documents that holds a task's owner (a member path
         such as ``$.launcher``; a text value, or an integer taken as its digits): what

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import signal
@@ -19,7 +20,7 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TextIO
@@ -50,6 +51,19 @@ async def command_store(config: Config, *, allow_new: bool) -> AsyncIterator[Sto
         yield store
     finally:
         await store.close()
+
+
+def with_store(command: Callable[[argparse.Namespace, Config, Store], Awaitable[int]]) \
+        -> Callable[[argparse.Namespace, Config], Awaitable[int]]:
+    """A command of the command line run with the store open (:func:`command_store`), and
+    closed after it however it ends."""
+
+    @functools.wraps(command)
+    async def run(args: argparse.Namespace, config: Config) -> int:
+        async with command_store(config, allow_new=args.allow_new) as store:
+            return await command(args, config, store)
+
+    return run
 
 
 async def bootstrap_admin(store: Store, config: Config, out: TextIO) -> None:

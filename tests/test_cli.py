@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import io
 import json
@@ -17,7 +18,7 @@ from gateway.app import STYLES
 from gateway.auth import secret_hash
 from gateway.cli import build_parser, main
 from gateway.serving import freeze_startup_heap
-from gateway.store import SCHEMA_VERSION
+from gateway.store import SCHEMA_VERSION, SQLiteStore
 
 
 @pytest.fixture(name="run")
@@ -177,9 +178,9 @@ def test_help_texts_are_plain_text_and_every_argument_has_one():
         for action in parser._actions:
             assert action.help, f"{' '.join(words)}: {action.dest} has no help text"
     # taskgate, its twelve commands, and under six of them: user add, passwd, disable, enable,
-    # delete; token create, list, revoke; oauth-client add, list, revoke; audit verify; events tail;
-    # webhooks log
-    assert len(seen) == 1 + 12 + 14
+    # delete; token create, list, revoke; oauth-client add, list, revoke; audit verify, purge; events
+    # tail; webhooks log
+    assert len(seen) == 1 + 12 + 15
     assert build_parser().description == ("Serve the task APIs of SailPoint ISC, SuperOffice WebAPI and webMethods "
                                           "Task Engine over one SQLite file, and manage its users, tokens, tasks "
                                           "and backups.")
@@ -242,7 +243,8 @@ def test_freezing_the_startup_heap_takes_it_out_of_full_collections():
 #: the shortest command line of every command
 COMMANDS = [["serve"], ["init"], ["user", "add", "u"], ["token", "create", "u"],
             ["oauth-client", "add", "c", "--user", "u"], ["import", "-"], ["export"], ["audit"], ["audit", "verify"],
-            ["copy", "a.db", "b.db"], ["events", "tail"], ["webhooks", "log"], ["backup", "b.db"]]
+            ["audit", "purge", "--deleted-before", "2026-01-01T00:00:00Z"], ["copy", "a.db", "b.db"],
+            ["events", "tail"], ["webhooks", "log"], ["backup", "b.db"]]
 
 
 def test_every_command_is_one_function_chosen_by_the_parser(capsys):
@@ -259,6 +261,43 @@ def test_every_command_is_one_function_chosen_by_the_parser(capsys):
 def test_audit_verify_takes_the_listing_options_only_to_refuse_them(run):
     assert run("audit", "--limit", "5", "verify") == (
         2, "", "taskgate: audit verify checks every task; --style, --task and --limit are for listing\n")
+
+
+async def _lives(path: Path, hook_at: int | None = None) -> None:
+    """Two lives of task a and one of b, deleted, and a live c; with *hook_at*, an active
+    webhook whose cursor stands after that many of these changes."""
+    store = await SQLiteStore.open(path)
+    try:
+        for task_id in ("a", "a", "b"):
+            await store.create("s", task_id, {"n": 1}, actor="t", request_id="r")
+            await store.delete("s", task_id, actor="t", request_id="r")
+        await store.create("s", "c", {"n": 1}, actor="t", request_id="r")
+        if hook_at is not None:
+            hook = await store.create_hook("s", "h", lambda hook_id: {"id": hook_id}, active=True)
+            assert await store.advance_hook(hook.num, expected_cursor=hook.cursor, cursor=hook_at, failures=0, log=[])
+    finally:
+        await store.close()
+
+
+def test_audit_purge_drops_the_trails_of_lives_deleted_before_a_time_and_not_those_a_webhook_still_owes(
+        run, tmp_path: Path, capsys):
+    asyncio.run(_lives(tmp_path / "t.db", hook_at=4))
+    assert run("audit", "purge", "--deleted-before", "2000-01-01T00:00:00+02:00") == (
+        0, "purged the trails of 0 task lives deleted before 1999-12-31T22:00:00.000Z: 0 audit rows\n", "")
+    # the webhook has been sent the first four changes: both lives of a, not b's
+    assert run("audit", "purge", "--deleted-before", "9999-01-01T00:00:00Z") == (
+        0, "purged the trails of 2 task lives deleted before 9999-01-01T00:00:00.000Z: 4 audit rows\n", "")
+    code, out, _ = run("audit", "--limit", "10")
+    assert (code, [(c["seq"], c["task_id"], c["action"]) for c in map(json.loads, out.splitlines())]) == (
+        0, [(7, "c", "created"), (6, "b", "deleted"), (5, "b", "created")])
+    with pytest.raises(SystemExit) as exited:
+        run("audit", "purge", "--deleted-before", "yesterday")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith("error: argument --deleted-before: not an RFC 3339 date-time: "
+                                            "'yesterday'\n")
+    assert run("audit", "--task", "c", "purge", "--deleted-before", "2026-01-01T00:00:00Z") == (
+        2, "", "taskgate: audit purge drops every style's deleted lives; --style, --task and --limit are for "
+               "listing\n")
 
 
 def _token_id(token: str) -> str:

@@ -38,13 +38,18 @@ async def wm_create(api: Api, token: str, data: dict[str, Any] | None = None) ->
 
 
 async def held(api: Api, style: str, owner: str) -> tuple[int, int]:
-    """What the tasks rows and audit rows of *owner*'s live tasks hold, counted from the rows."""
+    """What *owner*'s live tasks and the trails of its deleted ones hold, counted from the
+    rows: an audit row is the owner's whose task it deleted at or after it (the grave of its
+    life), or, for a present life, whose live task it is."""
     (tasks, docs), = await api.db_rows(
         "SELECT count(*), coalesce(sum(length(CAST(doc AS BLOB))), 0) FROM tasks WHERE style = ? AND owner = ?",
         style, owner)
     (trail,), = await api.db_rows(
         "SELECT coalesce(sum(length(CAST(a.patch AS BLOB)) + length(CAST(a.undo AS BLOB))), 0) FROM audit AS a "
-        "JOIN tasks AS t ON t.style = a.style AND t.id = a.task_id WHERE t.style = ? AND t.owner = ?", style, owner)
+        "WHERE a.style = ? AND coalesce((SELECT g.owner FROM graves AS g WHERE g.style = a.style "
+        "AND g.task_id = a.task_id AND g.seq >= a.seq ORDER BY g.seq LIMIT 1), (SELECT t.owner FROM tasks AS t "
+        "WHERE t.style = a.style AND t.id = a.task_id AND NOT EXISTS (SELECT 1 FROM graves AS g "
+        "WHERE g.style = a.style AND g.task_id = a.task_id AND g.seq >= a.seq))) = ?", style, owner)
     return tasks, docs + trail
 
 
@@ -55,7 +60,8 @@ def tasks_refusal(owner: str, count: int, style: str = "webmethods") -> str:
 
 def bytes_refusal(owner: str, total: int, style: str) -> str:
     return (f"{owner}'s {style} tasks would take {total} bytes with their audit trail: the quota is {MIB} bytes "
-            "per user (quota.mib_per_user = 1); make the task smaller, delete some, or ask an administrator")
+            "per user (quota.mib_per_user = 1); make the task smaller, or ask an administrator (deleted tasks' "
+            "audit rows count until they are purged)")
 
 
 async def test_an_ordinary_user_s_creates_stop_at_the_task_quota_and_store_nothing(api: Api):
@@ -74,7 +80,7 @@ async def test_an_ordinary_user_s_creates_stop_at_the_task_quota_and_store_nothi
     assert (await api.store.usage("webmethods", "root"))[0] == 5
 
 
-async def test_the_byte_quota_counts_documents_and_audit_rows_and_a_delete_gives_them_back(api: Api):
+async def test_the_byte_quota_counts_documents_and_audit_rows_and_a_delete_keeps_the_trail_until_purged(api: Api):
     big = {"blob": "x" * 300_000}
     status, body = await wm_create(api, api.user, big)
     assert status == 200
@@ -94,12 +100,26 @@ async def test_the_byte_quota_counts_documents_and_audit_rows_and_a_delete_gives
     status, _, _ = await api.request("PUT", f"{BASE}/{first}", token=api.user, body={"TaskData": {"small": 1}})
     assert status == 200
     assert await api.store.usage("webmethods", "alice") == await held(api, "webmethods", "alice")
-    # deleting gives the task's bytes back (its audit rows stay in the file, for nobody)
+    # deleting gives the task back, not its trail: its audit rows stay in the file, and
+    # counted (the update's undo and the create's patch each hold the 300,000 characters)
     status, _, _ = await api.request("DELETE", f"{BASE}/{first}", token=api.user)
     assert status == 200
-    assert await api.store.usage("webmethods", "alice") == (0, 0)
+    trail = await held(api, "webmethods", "alice")
+    assert await api.store.usage("webmethods", "alice") == trail and trail[0] == 0 and trail[1] > 600_000
+    assert await api.db_rows("SELECT seq, task_id, owner, bytes FROM graves") == [(3, first, "alice", trail[1])]
     assert size > 0
+    before = await api.snapshot()
+    status, body = await wm_create(api, api.user, big)
+    total = trail[1] + used[1]
+    assert (status, body["$error"]) == (413, bytes_refusal("alice", total, "webmethods"))
+    assert await api.snapshot() == before
+    # a purge of the lives deleted before now drops the trail and gives its bytes back
+    assert await api.store.purge_deleted("9999-12-31T23:59:59Z") == (1, 3)
+    assert await api.db_rows("SELECT count(*) FROM audit") + await api.db_rows("SELECT count(*) FROM graves") \
+        == [(0,), (0,)]
+    assert await api.store.usage("webmethods", "alice") == (0, 0)
     assert (await wm_create(api, api.user, big))[0] == 200
+    assert await api.store.usage("webmethods", "alice") == await held(api, "webmethods", "alice") == used
 
 
 async def test_naming_the_owner_field_again_recounts_what_the_write_path_counted(api: Api):

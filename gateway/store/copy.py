@@ -37,6 +37,7 @@ TABLES: dict[str, tuple[tuple[str, ...], int]] = {
     "counters": (("style", "last"), 1),
     "owners": (("style", "field"), 1),
     "usage": (("style", "owner", "tasks", "bytes"), 2),
+    "graves": (("seq", "style", "task_id", "at", "owner", "bytes"), 1),
     "hooks": (("num", "style", "id", "doc", "active", "cursor", "failures", "created", "updated"), 1),
     "hook_log": (("seq", "hook", "event", "at", "attempt", "status", "outcome", "error", "ms"), 1),
 }

@@ -199,15 +199,21 @@ async def test_owners_usage_and_quotas_follow_the_write_path_across_gateways(two
         with pytest.raises(errors.PayloadTooLarge, match="ann holds 2 s tasks: the quota is 2 tasks per user"):
             await second.create("s", "d", {"owner": "ann"}, actor="ann", request_id="r")
         await first.update("s", "a", bump("n"), actor="ann", request_id="r")  # growing within the bytes is fine
-        await second.delete("s", "b", actor="ann", request_id="r")  # a delete gives its bytes back
+        await second.delete("s", "b", actor="ann", request_id="r")  # a delete gives back the task, not its trail
     finally:
         QUOTA.reset(token)
     tasks, held = await first.usage("s", "ann")
     (size_now,), = await first.read_sql("SELECT size FROM tasks WHERE id = 'a'")
-    assert (tasks, held) == (1, size_now) and size_now > size_a
+    (trail_b,), = await first.read_sql("SELECT sum(octet_length(patch::text) + octet_length(undo::text)) "
+                                       "FROM audit WHERE task_id = 'b'")
+    assert await second.read_sql("SELECT task_id, owner, bytes FROM graves") == [("b", "ann", trail_b)]
+    assert (tasks, held) == (1, size_now + trail_b) and size_now > size_a
     await first.write_sql("UPDATE tasks SET size = NULL")  # naming another field recounts from the rows
     await first.ensure_owner("s", "$.n")
-    assert await first.usage("s", "ann") == (0, 0)
+    assert await first.usage("s", "ann") == (0, trail_b)  # the grave keeps the owner it was counted for
+    assert await second.purge_deleted("9999-12-31T23:59:59Z") == (1, 2)
+    assert await first.usage("s", "ann") == (0, 0) and await first.read_sql("SELECT * FROM graves") == []
+    assert [r[0] for r in await first.read_sql("SELECT task_id FROM audit ORDER BY seq")] == ["a", "c", "a"]
 
 
 async def test_a_quota_holds_exactly_when_two_gateways_batches_check_it_at_once(two):
@@ -303,6 +309,14 @@ async def test_the_same_writes_count_the_same_sizes_and_usage_on_both_backends(s
         statement = "SELECT id, owner, size FROM tasks ORDER BY id"
         assert await store_pg.read_sql(statement) == await sqlite.read_sql(statement)
         statement = "SELECT style, owner, tasks, bytes FROM usage WHERE tasks > 0 OR bytes > 0 ORDER BY owner"
+        assert await store_pg.read_sql(statement) == await sqlite.read_sql(statement)
+        assert [(o, await store_pg.usage("s", o)) for o in ("ann", "bob", "7")] == \
+            [(o, await sqlite.usage("s", o)) for o in ("ann", "bob", "7")]
+        statement = "SELECT seq, style, task_id, owner, bytes FROM graves ORDER BY seq"
+        assert await store_pg.read_sql(statement) == await sqlite.read_sql(statement) != []
+        assert await store_pg.purge_deleted("9999-12-31T23:59:59Z") == await sqlite.purge_deleted(
+            "9999-12-31T23:59:59Z") == (1, 3)
+        statement = "SELECT seq, task_id FROM audit ORDER BY seq"
         assert await store_pg.read_sql(statement) == await sqlite.read_sql(statement)
         assert [(o, await store_pg.usage("s", o)) for o in ("ann", "bob", "7")] == \
             [(o, await sqlite.usage("s", o)) for o in ("ann", "bob", "7")]

@@ -31,7 +31,7 @@ async def test_new_database_is_migrated_and_configured(tmp_path: Path):
     assert rows(tmp_path / "new.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert {r[0] for r in rows(tmp_path / "new.db", "SELECT name FROM sqlite_master WHERE type='table'")} == {
         "tasks", "audit", "users", "tokens", "oauth_clients", "counters", "keyed", "owners", "usage", "hooks",
-        "hook_log", "sqlite_sequence"}  # hooks' AUTOINCREMENT keeps its counter there
+        "hook_log", "graves", "sqlite_sequence"}  # hooks' AUTOINCREMENT keeps its counter there
 
 
 def test_every_connection_starts_in_wal_mode_without_automatic_checkpoints():
@@ -154,5 +154,37 @@ async def test_the_owner_migration_counts_existing_tasks_once_their_style_names_
         await store.create("s", "e", {"who": "ann"}, actor="ann", request_id="r")
         (size,), = await store.read_sql("SELECT size FROM tasks WHERE id = 'e'")
         assert await store.usage("s", "ann") == (3, counted["ann"][1] + size)
+    finally:
+        await store.close()
+
+
+async def test_migration_8_gives_lives_deleted_before_it_graves_counted_for_nobody_and_purgeable(tmp_path: Path):
+    """A file from before graves: its deleted lives get graves owned by nobody (they were
+    counted for nobody), a recount gives a task the rows of its present life only, and a
+    purge drops the old life's rows."""
+    before = next(i for i, script in enumerate(MIGRATIONS) if "CREATE TABLE graves" in script)
+    path = tmp_path / "v7.db"
+    rows_of = [(1, "created", '[{"op": "add", "path": "/who", "value": "ann"}]', '[{"op": "remove", "path": "/who"}]'),
+               (2, "deleted", '[{"op": "remove", "path": "/who"}]', '[{"op": "add", "path": "/who", "value": "ann"}]'),
+               (3, "created", '[{"op": "add", "path": "/who", "value": "bob"}]', '[{"op": "remove", "path": "/who"}]')]
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:before]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {before}")
+        conn.execute("INSERT INTO tasks (style, id, version, created, modified, doc) VALUES "
+                     "('s', 'a', 3, 't', 't', '{\"who\":\"bob\"}')")
+        for seq, action, patch, undo in rows_of:
+            conn.execute("INSERT INTO audit (seq, at, style, task_id, version, action, actor, request_id, patch, "
+                         "undo) VALUES (?, '2020-01-01T00:00:00Z', 's', 'a', ?, ?, 'x', 'r', ?, ?)",
+                         (seq, seq, action, patch, undo))
+    store = await SQLiteStore.open(path)
+    try:
+        assert await store.read_sql("SELECT seq, style, task_id, owner, bytes FROM graves") == [(2, "s", "a", None, 0)]
+        await store.ensure_owner("s", "$.who")
+        present = len(rows_of[2][2].encode()) + len(rows_of[2][3].encode()) + len('{"who":"bob"}')
+        assert (await store.usage("s", "bob"), await store.usage("s", "ann")) == ((1, present), (0, 0))
+        assert await store.purge_deleted("2021-01-01T00:00:00Z") == (1, 2)
+        assert [c.seq for c in await store.audit()] == [3] and await store.read_sql("SELECT * FROM graves") == []
+        assert await store.usage("s", "bob") == (1, present)
     finally:
         await store.close()

@@ -2,13 +2,15 @@
 
 As on SQLite (:mod:`gateway.store.sqlite.owned`): every task keeps its owner (the value of
 its style's owner field, which the ``owners`` table names for every gateway) and its size,
-the bytes of its document and of the audit rows of its changes; ``usage`` sums them per
-style and owner, in the same transaction as each write, by the shared rules of
+the bytes of its document and of the audit rows of its present life; each deleted life
+leaves a grave in ``graves``, counted until it is purged; ``usage`` sums them per style and
+owner, in the same transaction as each write, by the shared rules of
 :mod:`gateway.store.owners`. A write held to a quota locks its owner's ``usage`` row
 (``FOR UPDATE``), so two gateways cannot both let one owner past a limit.
 
 Owns the owner computed in SQL (:func:`owner_sql`, the twin of :func:`owner_of`), the
-reading, locking and adding of ``usage`` rows, and the recount of a style.
+reading, locking and adding of ``usage`` rows, the recount of a style, and the purge of
+deleted lives.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ from collections.abc import Mapping
 import asyncpg
 
 from gateway.store.errors import StoreError
+from gateway.store.owners import Usage
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database
 
-__all__ = ["Usage", "owner_sql", "read_owners", "held", "add_usage", "ensure_owner"]
+__all__ = ["Usage", "owner_sql", "read_owners", "held", "add_usage", "ensure_owner", "purge_deleted"]
 
-#: (style, owner) → [tasks, bytes]
-Usage = dict[tuple[str, str], list[int]]
 
 #: the advisory lock key recounts run under
 _RECOUNT_LOCK = 0x7A5C6A80
@@ -77,17 +78,42 @@ async def ensure_owner(db: Database, owners: dict[str, str], style: str, field: 
         async with db.transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _RECOUNT_LOCK)
             if await conn.fetchval("SELECT field FROM owners WHERE style = $1", style) != field:
+                # a task gets the audit rows of its present life; graves keep their owners
                 await conn.execute(
                     f"UPDATE tasks AS t SET owner = {owner_sql(field)}, size = coalesce(size, "
                     "octet_length(doc::text) + coalesce((SELECT sum(octet_length(a.patch::text) "
-                    "+ octet_length(a.undo::text)) FROM audit AS a WHERE a.style = t.style AND a.task_id = t.id), 0)) "
-                    "WHERE style = $1", style)
+                    "+ octet_length(a.undo::text)) FROM audit AS a WHERE a.style = t.style AND a.task_id = t.id "
+                    "AND a.seq > coalesce((SELECT max(g.seq) FROM graves AS g WHERE g.style = t.style "
+                    "AND g.task_id = t.id), 0)), 0)) WHERE style = $1", style)
                 await conn.execute("DELETE FROM usage WHERE style = $1", style)
-                await conn.execute("INSERT INTO usage (style, owner, tasks, bytes) SELECT style, owner, count(*), "
-                                   "sum(size) FROM tasks WHERE style = $1 AND owner IS NOT NULL GROUP BY style, owner",
-                                   style)
+                await conn.execute("INSERT INTO usage (style, owner, tasks, bytes) SELECT $1, owner, sum(n), sum(b) "
+                                   "FROM (SELECT owner, 1 AS n, size AS b FROM tasks WHERE style = $1 AND owner IS "
+                                   "NOT NULL UNION ALL SELECT owner, 0, bytes FROM graves WHERE style = $1 AND owner "
+                                   "IS NOT NULL) AS held GROUP BY owner", style)
                 await conn.execute("INSERT INTO owners (style, field) VALUES ($1, $2) ON CONFLICT (style) "
                                    "DO UPDATE SET field = excluded.field", style, field)
     except asyncpg.PostgresError as exc:
         raise StoreError(f"cannot count the {style} tasks' owners: {exc}") from exc
     owners[style] = field
+
+
+async def purge_deleted(conn: asyncpg.Connection, before: str, lives: int) -> tuple[int, int]:
+    """Inside the caller's transaction: what :func:`gateway.store.sqlite.owned.purge_deleted`
+    does, on PostgreSQL (up to *lives* graves, the oldest first, none past the cursor of an
+    active webhook)."""
+    graves = await conn.fetch("SELECT seq, style, task_id FROM graves WHERE at < $1 AND seq <= coalesce("
+                              "(SELECT min(cursor) FROM hooks WHERE active), 9223372036854775807) "
+                              "ORDER BY seq LIMIT $2", before, lives)
+    gone = rows = 0
+    back: Usage = {}
+    for seq, style, task_id in graves:
+        done = await conn.execute("DELETE FROM audit WHERE style = $1 AND task_id = $2 AND seq <= $3",
+                                  style, task_id, seq)
+        rows += int(done.split()[-1])
+        for owner, size in await conn.fetch("DELETE FROM graves WHERE style = $1 AND task_id = $2 AND seq <= $3 "
+                                            "RETURNING owner, bytes", style, task_id, seq):
+            gone += 1
+            if owner is not None and size:
+                back.setdefault((style, owner), [0, 0])[1] -= int(size)
+    await add_usage(conn, back)
+    return gone, rows

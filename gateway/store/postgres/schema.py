@@ -147,6 +147,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signin_failures_by_end ON signin_failures (window_end);
     """,
+    # 3: the trail of each deleted life stays counted against its owner until it is purged
+    # (the SQLite schema's 8; gateway/store/owners.py)
+    """
+    CREATE TABLE graves (
+        seq     bigint PRIMARY KEY,
+        style   text COLLATE "C" NOT NULL,
+        task_id text COLLATE "C" NOT NULL,
+        at      text NOT NULL,
+        owner   text COLLATE "C",
+        bytes   bigint NOT NULL
+    );
+    CREATE INDEX graves_by_task ON graves (style, task_id, seq);
+    INSERT INTO graves (seq, style, task_id, at, owner, bytes)
+        SELECT seq, style, task_id, at, NULL, 0 FROM audit WHERE action = 'deleted';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -39,6 +39,7 @@ from gateway.model import (
 )
 from gateway.query import Query
 from gateway.store.errors import RowRefused, StoreError
+from gateway.store.owners import PURGE_LIVES
 from gateway.store.postgres import keyed, notify, owned, schema, signins, sql
 from gateway.store.postgres.accounts import Accounts
 from gateway.store.postgres.bulk import bulk_create
@@ -232,6 +233,15 @@ class PostgreSQLStore(WriteShortcuts):
 
     async def ensure_owner(self, style: str, field: str) -> None:
         await owned.ensure_owner(self._db, self._owners, style, field)
+
+    async def purge_deleted(self, before: str) -> tuple[int, int]:
+        lives = rows = 0
+        while True:  # a few hundred lives per transaction
+            async with self._db.transaction() as conn:
+                done = await owned.purge_deleted(conn, before, PURGE_LIVES)
+            if not done[0]:
+                return lives, rows
+            lives, rows = lives + done[0], rows + done[1]
 
     async def usage(self, style: str, owner: str) -> tuple[int, int]:
         found = await self._db.fetch("SELECT tasks, bytes FROM usage WHERE style = $1 AND owner = $2", style, owner)

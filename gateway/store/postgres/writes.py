@@ -58,7 +58,7 @@ import structlog
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Quota, Step, Task
-from gateway.store.owners import check_quota, owner_of
+from gateway.store.owners import account, charge, check_quota
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database, unreachable
 from gateway.store.postgres.notify import CHANGES
@@ -142,6 +142,7 @@ class _Batch:
         self.changes: list[Change] = []
         self.audit: list[tuple[Any, ...]] = []
         self.usage: Usage = {}
+        self.graves: list[tuple[int, str, str, str, str | None, int]] = []  # place of the delete, style, id, …
         self.held: dict[tuple[str, str], list[int]] = {}  # each quota owner's row, read once
         self.gone: dict[tuple[str, str], tuple[int, str, str]] = {}  # deleted in the batch: version, created, modified
         self.rows: dict[tuple[str, str], _Row] = {}  # locked, as the batch's earlier writes left them
@@ -302,6 +303,10 @@ class Writes:
                 first = head - total + 1
                 out.changes = [dataclasses.replace(c, seq=first + n) for n, c in enumerate(out.changes)]
                 await conn.executemany(_AUDIT, [(first + n, *values[1:]) for n, values in enumerate(out.audit)])
+                if out.graves:
+                    await conn.executemany("INSERT INTO graves (seq, style, task_id, at, owner, bytes) "
+                                           "VALUES ($1, $2, $3, $4, $5, $6)",
+                                           [(first + n, *values) for n, *values in out.graves])
         return out
 
     @staticmethod
@@ -395,13 +400,16 @@ class Writes:
         if task is not None and (sql.holds_nul(text) or not sql.storable(task_id)):
             raise errors.BadRequest(sql.NUL_REFUSED)  # jsonb (keys, every filter) cannot hold it
         audit = [audit_row(c) for c in made]
-        owner, size, usage = self._account(w, row, task, made, text, [n for _, n in audit])
+        counted = account(style, self._owners.get(style), None if row is None else (row[4], row[5], row[6]), made,
+                          [n for _, n in audit], task.doc if task is not None else None,
+                          text_bytes(text) if task is not None else 0)
+        owner, size, usage = counted.owner, counted.size, counted.delta
         if w.quota is not None and (style, w.quota.owner) in usage:
             key = (style, w.quota.owner)
             if key not in out.held:
                 out.held[key] = await (held(conn, style, w.quota.owner) if out.strict else _peek(conn, key))
             pending = list(out.usage.get(key, [0, 0]))
-            tasks, grows = usage[key]
+            tasks, grows = counted.held_against(key)
             counts = [out.held[key][0] + pending[0], out.held[key][1] + pending[1]]
             if not out.strict:
                 out.checks.append((key, w.quota, tasks, grows, pending, _passes(w.quota, style, counts, tasks, grows)))
@@ -426,7 +434,10 @@ class Writes:
         elif recreated and is_counted(task_id):
             await conn.execute("INSERT INTO counters (style, last) VALUES ($1, $2) ON CONFLICT (style) "
                                "DO UPDATE SET last = greatest(counters.last, excluded.last)", style, int(task_id))
-        # the write stands (its savepoint is released with the next one's, or at the commit)
+        # the write stands (its savepoint is released with the next one's, or at the commit);
+        # a grave names its delete by its place among the batch's changes (seqs come at the end)
+        out.graves.extend((len(out.changes) + seq - 1, style, task_id, at, grave_owner, grave_bytes)
+                          for seq, grave_owner, grave_bytes in counted.graves)
         out.changes.extend(made)
         if deferred is not None:
             out.dirty[(style, task_id)] = deferred
@@ -438,26 +449,8 @@ class Writes:
             out.rows[(style, task_id)] = (task.version, task.doc, created, at, owner, size, text_bytes(text))
         out.audit.extend(values for values, _ in audit)
         for key, (tasks, size_delta) in usage.items():
-            _charge(out.usage, key, tasks, size_delta)
+            charge(out.usage, key, tasks, size_delta)
         return task
-
-    def _account(self, w: Write, row: _Row | None, task: Task | None, made: list[Change], text: str,
-                 audit_bytes: list[int]) -> tuple[str | None, int, Usage]:
-        """The task's owner and size after the write, and what each owner's holdings change
-        by, as the SQLite store's batch counts them: a task's size is its document's bytes
-        and its audit rows' (of this life of the task), given back when it is deleted."""
-        field = self._owners.get(w.style)
-        delta: Usage = {}
-        owner, size = None, 0
-        if row is not None and row[4] is not None:
-            _charge(delta, (w.style, row[4]), -1, -int(row[5] or 0))
-        if task is not None:
-            trail = int(row[5] or 0) - int(row[6]) if row is not None and made[0].action != "created" else 0
-            size = text_bytes(text) + max(trail, 0) + sum(audit_bytes)
-            owner = owner_of(field, task.doc)
-            if owner is not None:
-                _charge(delta, (w.style, owner), 1, size)
-        return owner, size, delta
 
 
 async def _peek(conn: asyncpg.Connection, key: tuple[str, str]) -> list[int]:
@@ -478,7 +471,3 @@ def _row(found: Sequence[Any]) -> _Row:
     return (found[0], load_doc(found[1]), found[2], found[3], found[4], int(found[5] or 0), int(found[6]))
 
 
-def _charge(usage: Usage, key: tuple[str, str], tasks: int, size: int) -> None:
-    held_now = usage.setdefault(key, [0, 0])
-    held_now[0] += tasks
-    held_now[1] += size

@@ -19,10 +19,11 @@ from typing import Any
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
+from gateway.store.owners import Held, account, charge
 from gateway.store.rows import audit_row, is_counted, text_bytes
 from gateway.store.sqlite.keyed import KeyedFields, keys_text
 from gateway.store.sqlite.log import report
-from gateway.store.sqlite.owned import Usage, check_quota, owner_of
+from gateway.store.sqlite.owned import Usage, check_quota
 from gateway.store.write_step import Stored, apply_write
 
 __all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_write", "needs_counters"]
@@ -30,9 +31,6 @@ __all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch",
 #: a task's final row in a batch: version, created, document (None: deleted), its stored
 #: text, its keys column, its owner, its size in bytes
 Touched = tuple[int, str, Doc | None, str, str | None, str | None, int]
-#: a stored row's owner, size (its document's bytes and its audit rows') and its document's
-#: bytes, as a batch reads them (and leaves them)
-Held = tuple[str | None, int, int]
 
 
 class QueuedWrite:
@@ -61,7 +59,8 @@ class QueuedWrite:
 class Applied:
     """What a batch comes to: each write's outcome (its task and changes, or the error it
     raised), every change in order with its audit row, each touched task's final row, what
-    each owner's holdings changed by, and the batch's time."""
+    each owner's holdings changed by, the graves of the lives it deleted (style, id, the
+    delete's sequence number and time, owner, bytes), and the batch's time."""
 
     at: str
     results: list[tuple[QueuedWrite, Any]] = field(default_factory=list)
@@ -69,29 +68,9 @@ class Applied:
     audit_rows: list[tuple[Any, ...]] = field(default_factory=list)
     touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
     usage: Usage = field(default_factory=dict)
+    graves: list[tuple[str, str, int, str, str | None, int]] = field(default_factory=list)
 
 
-def _charge(usage: Usage, key: tuple[str, str], tasks: int, size: int) -> None:
-    held = usage.setdefault(key, [0, 0])
-    held[0] += tasks
-    held[1] += size
-
-
-def _account(w: QueuedWrite, style: str, old: Held | None, new: Held | None, held: Usage) -> Usage:
-    """What one write changes of each owner's holdings (the old row's owner gives back its
-    size, the new row's owner takes the new size); PayloadTooLarge when it takes the owner
-    of its quota past a limit (*held*: what each owner of the batch's quotas holds, as the
-    batch's earlier writes left it)."""
-    delta: Usage = {}
-    if old is not None and old[0] is not None:
-        _charge(delta, (style, old[0]), -1, -old[1])
-    if new is not None and new[0] is not None:
-        _charge(delta, (style, new[0]), 1, new[1])
-    quota = w.quota
-    if quota is not None and (style, quota.owner) in delta:
-        tasks, size = delta[(style, quota.owner)]
-        check_quota(quota, style, held.get((style, quota.owner), [0, 0]), tasks, size)
-    return delta
 
 
 def needs_counters(batch: Sequence[QueuedWrite]) -> bool:
@@ -140,16 +119,13 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
             task, made, text = apply_write(w, current.get(key), seq + 1, at)
             if made:
                 audit = [audit_row(c) for c in made]
-                old = rows.get(key)
-                new: Held | None = None
-                if task is not None:
-                    # a task keeps the bytes of its audit rows until it is deleted: its size
-                    # is its document's bytes and its trail's, of this life of the task
-                    trail = (old[1] - old[2] if old is not None and made[0].action != "created" else 0) \
-                        + sum(n for _, n in audit)
-                    doc_bytes = text_bytes(text)
-                    new = (owner_of(owners.get(w.style), task.doc), doc_bytes + trail, doc_bytes)
-                delta = _account(w, w.style, old, new, usage)
+                doc_bytes = text_bytes(text) if task is not None else 0
+                counted = account(w.style, owners.get(w.style), rows.get(key), made, [n for _, n in audit],
+                                  task.doc if task is not None else None, doc_bytes)
+                quota = w.quota
+                if quota is not None and (w.style, quota.owner) in counted.delta:
+                    check_quota(quota, w.style, usage.get((w.style, quota.owner), [0, 0]),
+                                *counted.held_against((w.style, quota.owner)))
         except errors.TaskgateError as exc:
             out.results.append((w, exc))
             continue
@@ -161,14 +137,15 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
             seq += len(made)
             out.changes.extend(made)
             out.audit_rows.extend(row for row, _ in audit)
-            for owner_key, (tasks, size) in delta.items():
-                _charge(out.usage, owner_key, tasks, size)
+            for owner_key, (tasks, size) in counted.delta.items():
+                charge(out.usage, owner_key, tasks, size)
                 if owner_key in usage:
-                    _charge(usage, owner_key, tasks, size)
-            if new is None:
+                    charge(usage, owner_key, tasks, size)
+            out.graves.extend((w.style, task_id, seq_, at, owner, size) for seq_, owner, size in counted.graves)
+            if task is None:
                 rows.pop(key, None)
             else:
-                rows[key] = new
+                rows[key] = (counted.owner, counted.size, doc_bytes)
             last = made[-1]
             # a task deleted and created again in one batch is as new as one created now
             recreated = any(c.action == "created" for c in made)
@@ -178,7 +155,8 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
             current[key] = ((task.version, task.doc, created, at) if task
                             else (last.version, None, created, at))
             out.touched[key] = (last.version, created, task.doc, text, keys_text(keyed.of(w.style), task.doc),
-                                *new[:2]) if task and new else (last.version, created, None, text, None, None, 0)
+                                counted.owner, counted.size) if task else (last.version, created, None, text, None,
+                                                                           None, 0)
             if counters is not None and recreated and is_counted(task_id):
                 counters[w.style] = max(counters.get(w.style, 0), int(task_id))
         out.results.append((w, (task, made)))

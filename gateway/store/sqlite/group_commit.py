@@ -247,9 +247,10 @@ class GroupCommit:
     def _write_rows(self, applied: Applied, stored_keys: dict[tuple[str, str], str | None],
                     stored_created: dict[tuple[str, str], str], counters: dict[str, int] | None) -> None:
         """Inside the batch's transaction, on the loop's thread: each touched task's final
-        row, the audit rows and the id counters. A row whose keys column stays as stored is
-        written without it, so SQLite leaves the style's indexes alone (see :mod:`.keyed`);
-        a task deleted and created again in the batch gets its new ``created`` too."""
+        row, the audit rows, the graves of deleted lives, the owners' usage and the id
+        counters. A row whose keys column stays as stored is written without it, so SQLite
+        leaves the style's indexes alone (see :mod:`.keyed`); a task deleted and created
+        again in the batch gets its new ``created`` too."""
         conn = self._writer.conn
         deletes: list[tuple[str, str]] = []
         updates: list[tuple[int, str, str, str | None, int, str, str]] = []
@@ -276,6 +277,9 @@ class GroupCommit:
         if applied.audit_rows:
             conn.executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              applied.audit_rows)
+        if applied.graves:
+            conn.executemany("INSERT INTO graves (style, task_id, seq, at, owner, bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                             applied.graves)
         add_usage(conn, applied.usage)
         if counters:
             conn.executemany(

@@ -1,19 +1,20 @@
-"""What each owner holds: the ``usage`` table behind the per-user quotas.
+"""What each owner holds: the ``usage`` table behind the per-user quotas, and the graves.
 
 Every task keeps its owner (the value of its style's owner field, which the style names
 once with :meth:`gateway.store.Store.ensure_owner` and the ``owners`` table keeps for
 every process) and its size: the bytes of its document and of the audit rows of its
-changes. ``usage`` sums, per style and owner, the tasks and their sizes. A deleted task
-gives its size back to its owner, though its audit rows stay in the file (the trail is
-kept for good; the write rate bounds how fast it grows). The write path keeps ``usage``
-in the same transaction as the rows (:mod:`.group_commit`, :mod:`.bulk`), so a quota is
-checked against exact counts; rows written around the store are not counted until the
-style's owner field is named again differently, which recounts it.
+present life. A deleted life leaves a grave (``graves``: the delete's sequence number,
+the owner, the bytes of the life's audit rows), still counted against its owner until
+:func:`purge_deleted` drops its rows (the rule is :func:`gateway.store.owners.account`).
+``usage`` sums, per style and owner, the tasks and their sizes and the graves. The write
+path keeps ``usage`` and ``graves`` in the same transaction as the rows
+(:mod:`.group_commit`, :mod:`.bulk`), so a quota is checked against exact counts; rows
+written around the store are not counted until the style's owner field is named again
+differently, which recounts it.
 
-Owns the owner of a document (:func:`owner_of`, the twin of :func:`owner_sql`), the
-quota check of one write (:func:`check_quota`, pure), and the statements that read, add
-to and recount ``usage``. It must not decide who owns a task: each style's rules do, by
-the field they name.
+Owns the SQL twin of :func:`owner_of` (:func:`owner_sql`), the statements that read, add
+to and recount ``usage``, and the purge of deleted lives. It must not decide who owns a
+task: each style's rules do, by the field they name.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 
 from gateway.store.errors import StoreError
-from gateway.store.owners import check_quota, owner_of
+from gateway.store.owners import PURGE_LIVES, Usage, check_quota, owner_of
 from gateway.store.sqlite import sql
 from gateway.store.sqlite.write_connection import WriteConnection
 
-__all__ = ["Usage", "owner_of", "owner_sql", "check_quota", "read_usage", "add_usage", "ensure_owner"]
+__all__ = ["Usage", "owner_of", "owner_sql", "check_quota", "read_usage", "add_usage", "ensure_owner",
+           "purge_deleted"]
 
-#: (style, owner) → [tasks, bytes]
-Usage = dict[tuple[str, str], list[int]]
 
 
 def owner_sql(field: str) -> str:
@@ -69,14 +69,18 @@ async def ensure_owner(writer: WriteConnection, owners: dict[str, str], style: s
         return False
 
     def recount(conn: sqlite3.Connection) -> None:
-        # a recount gives a task every audit row of its id (of earlier lives too)
+        # a recount gives a task the audit rows of its present life (after its last grave);
+        # the graves keep the owners they were counted for
         conn.execute(f"UPDATE tasks AS t SET owner = {owner_sql(field)}, size = coalesce(size, "
                      "length(CAST(doc AS BLOB)) + coalesce((SELECT sum(length(CAST(a.patch AS BLOB)) "
                      "+ length(CAST(a.undo AS BLOB))) FROM audit AS a WHERE a.style = t.style "
-                     "AND a.task_id = t.id), 0)) WHERE style = ?", (style,))
+                     "AND a.task_id = t.id AND a.seq > coalesce((SELECT max(g.seq) FROM graves AS g "
+                     "WHERE g.style = t.style AND g.task_id = t.id), 0)), 0)) WHERE style = ?", (style,))
         conn.execute("DELETE FROM usage WHERE style = ?", (style,))
-        conn.execute("INSERT INTO usage (style, owner, tasks, bytes) SELECT style, owner, count(*), sum(size) "
-                     "FROM tasks WHERE style = ? AND owner IS NOT NULL GROUP BY owner", (style,))
+        conn.execute("INSERT INTO usage (style, owner, tasks, bytes) SELECT ?, owner, sum(n), sum(b) FROM "
+                     "(SELECT owner, 1 AS n, size AS b FROM tasks WHERE style = ? AND owner IS NOT NULL "
+                     "UNION ALL SELECT owner, 0, bytes FROM graves WHERE style = ? AND owner IS NOT NULL) "
+                     "GROUP BY owner", (style, style, style))
         conn.execute("INSERT INTO owners (style, field) VALUES (?, ?) "
                      "ON CONFLICT (style) DO UPDATE SET field = excluded.field", (style, field))
     try:
@@ -85,3 +89,27 @@ async def ensure_owner(writer: WriteConnection, owners: dict[str, str], style: s
         raise StoreError(f"cannot count the {style} tasks' owners: {exc}") from exc
     owners[style] = field
     return True
+
+
+def purge_deleted(conn: sqlite3.Connection, before: str, up_to: int | None) -> tuple[int, int]:
+    """Inside the caller's transaction: drop the audit rows of up to :data:`PURGE_LIVES`
+    lives deleted before *before* (an audit time) and at or below sequence number *up_to*
+    (None: any), the oldest first, with their graves, and give their bytes back to their
+    owners; how many lives and audit rows went (none: nothing is left to purge). A live
+    task keeps its present life."""
+    graves = conn.execute("SELECT seq, style, task_id, owner, bytes FROM graves WHERE at < ? AND seq <= ? "
+                          "ORDER BY seq LIMIT ?", (before, 2**63 - 1 if up_to is None else up_to,
+                                                   PURGE_LIVES)).fetchall()
+    lives = rows = 0
+    back: Usage = {}
+    for seq, style, task_id, _, _ in graves:
+        rows += conn.execute("DELETE FROM audit WHERE style = ? AND task_id = ? AND seq <= ?",
+                             (style, task_id, seq)).rowcount
+        # the id's earlier lives go with it, their graves too (whenever they were deleted)
+        for owner, size in conn.execute("DELETE FROM graves WHERE style = ? AND task_id = ? AND seq <= ? "
+                                        "RETURNING owner, bytes", (style, task_id, seq)).fetchall():
+            lives += 1
+            if owner is not None and size:
+                back.setdefault((style, owner), [0, 0])[1] -= size
+    add_usage(conn, back)
+    return lives, rows

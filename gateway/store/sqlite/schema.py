@@ -146,6 +146,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX hook_log_by_hook ON hook_log (hook, seq);
     """,
+    # 8: the trail of each deleted life of a task stays counted against the owner it had
+    # (gateway/store/owners.py) until `taskgate audit purge` drops its audit rows: a grave per
+    # delete names the owner (NULL: nobody) and the bytes to give back then. Lives deleted
+    # before this migration get graves counted for nobody, as they were
+    """
+    CREATE TABLE graves (
+        seq     INTEGER PRIMARY KEY,
+        style   TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        at      TEXT NOT NULL,
+        owner   TEXT,
+        bytes   INTEGER NOT NULL
+    );
+    CREATE INDEX graves_by_task ON graves (style, task_id, seq);
+    INSERT INTO graves (seq, style, task_id, at, owner, bytes)
+        SELECT seq, style, task_id, at, NULL, 0 FROM audit WHERE action = 'deleted';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -66,7 +66,7 @@ from gateway.store.sqlite.group_commit import GroupCommit
 from gateway.store.sqlite.health import RETRY_AFTER_SECONDS, Health, is_damage, is_disk_trouble, unavailable
 from gateway.store.sqlite.hooks import Hooks
 from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
-from gateway.store.sqlite.owned import ensure_owner
+from gateway.store.sqlite.owned import ensure_owner, purge_deleted
 from gateway.store.sqlite.read_ahead import ReadAhead
 from gateway.store.sqlite.reads import Lookup, TaskReads
 from gateway.store.sqlite.wal import Checkpoints
@@ -368,6 +368,18 @@ class SQLiteStore(WriteShortcuts):
     async def ensure_owner(self, style: str, field: str) -> None:
         stored = await self._reads.rows("SELECT field FROM owners WHERE style = ?", (style,))
         if await ensure_owner(self._writer, self._keyed.owners, style, field, stored[0][0] if stored else None):
+            self._checkpoints.after_commit()
+
+    async def purge_deleted(self, before: str) -> tuple[int, int]:
+        def step(conn: sqlite3.Connection) -> tuple[int, int]:
+            (owed,), = conn.execute("SELECT min(cursor) FROM hooks WHERE active = 1").fetchall()
+            return purge_deleted(conn, before, owed)
+        lives = rows = 0
+        while True:  # one transaction per few hundred lives, refused like an account write
+            done = await self._account_write(self._writer.transaction(step))
+            if not done[0]:
+                return lives, rows
+            lives, rows = lives + done[0], rows + done[1]
             self._checkpoints.after_commit()
 
     async def usage(self, style: str, owner: str) -> tuple[int, int]:
