@@ -255,10 +255,22 @@ def configure_logging(config: LogConfig) -> None:
     )
 
 
+#: the largest patch an audit event carries (its compact JSON's bytes); a larger one is
+#: named by its size and operations, and read from the audit trail (``taskgate audit``)
+LOG_PATCH_BYTES = 16 * 1024
+
+
 def log_changes(changes: Sequence[Change]) -> None:
-    """The store's commit listener: one audit event per committed change."""
+    """The store's commit listener: one audit event per committed change. An event holds
+    the patch up to :data:`LOG_PATCH_BYTES`: one user's changes of megabyte documents made
+    megabyte lines, a log no quota counts."""
     for c in changes:
         # an admin's change made as another user names both: the actor it was made as and who made it
-        extra = {"impersonator": c.impersonator} if c.impersonator else {}
+        extra: dict[str, Any] = {"impersonator": c.impersonator} if c.impersonator else {}
+        size = len(dumps_bytes(c.patch))
+        if size <= LOG_PATCH_BYTES:
+            extra["patch"] = c.patch
+        else:
+            extra["patch_bytes"], extra["patch_ops"] = size, len(c.patch)
         hot_logger.info(f"task.{c.action}", style=c.style, task_id=c.task_id, version=c.version,
-                    actor=c.actor, request_id=c.request_id, seq=c.seq, patch=c.patch, client=c.client, **extra)
+                        actor=c.actor, request_id=c.request_id, seq=c.seq, client=c.client, **extra)

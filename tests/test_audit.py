@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
 import structlog
 
-from gateway.audit import configure_logging, flush_logs, log_changes
+from gateway.audit import LOG_PATCH_BYTES, configure_logging, flush_logs, log_changes
 from gateway.config import LogConfig
 from gateway.model import Change
 
@@ -32,6 +33,24 @@ def test_json_lines_to_a_file_without_secrets(tmp_path: Path):
                      "seq": 7, "patch": CHANGE.patch, "client": "203.0.113.7", "event": "task.updated",
                      "level": "info"}
     assert second == {"authorization": "[redacted]", "password": "[redacted]", "event": "request", "level": "info"}
+
+
+def test_an_audit_event_names_a_large_patch_by_its_size_instead_of_carrying_it(tmp_path: Path):
+    log = tmp_path / "audit.log"
+    patch = [{"op": "add", "path": f"/m{n}", "value": "x" * 1000} for n in range(20)]
+    small = dataclasses.replace(CHANGE, seq=8, patch=patch[:15])
+    try:
+        configure_logging(LogConfig(format="json", file=str(log)))
+        log_changes([dataclasses.replace(CHANGE, patch=patch), small])
+    finally:
+        configure_logging(LogConfig())
+    large, kept = [json.loads(line) for line in log.read_text().splitlines()]
+    assert large.pop("timestamp") and kept.pop("timestamp")
+    assert large == {"style": "sailpoint", "task_id": "t1", "version": 3, "actor": "ann", "request_id": "r-1",
+                     "seq": 7, "client": "203.0.113.7", "patch_bytes": len(json.dumps(patch, separators=(",", ":"))),
+                     "patch_ops": 20, "event": "task.updated", "level": "info"}
+    assert kept["patch"] == patch[:15] and len(json.dumps(patch[:15], separators=(",", ":"))) <= LOG_PATCH_BYTES
+    assert 16 * 1024 == LOG_PATCH_BYTES < large["patch_bytes"]
 
 
 def test_console_format_and_level(tmp_path: Path):
