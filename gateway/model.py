@@ -297,11 +297,14 @@ class Store(Protocol):
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
-                    action: str | None = None) -> list[Change]:
+                    action: str | None = None, max_bytes: int | None = None) -> list[Change]:
         """Audit rows, optionally of one style and task, by sequence number; *after* and
         *before* bound the sequence numbers (exclusive), for reading the trail in pages
         and for following it from a known point (the event feed); *action* keeps only
-        rows of that action (``created``: where each life of a task began)."""
+        rows of that action (``created``: where each life of a task began). With
+        *max_bytes*, the rows stop before the first whose patch and undo would take those
+        of the rows before it to *max_bytes* bytes (the first row always comes): a page
+        that ends early is not the end of the trail, only an empty one is."""
         ...
 
     async def count_tasks(self, style: str | None = None) -> int:

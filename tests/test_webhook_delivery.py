@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.config import Config, WebhooksConfig
 from gateway.context import STORE
+from gateway.events import delivery
 from gateway.events.delivery import Sender, backoff
 from gateway.events.subscriptions import Outgoing
 from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
@@ -319,3 +320,25 @@ def test_a_filter_s_time_is_its_own_not_another_thread_s() -> None:
         stop.set()
         spinner.join()
     assert found == [True] * 10
+
+
+async def test_a_worker_remembers_documents_up_to_a_byte_bound_and_rebuilds_the_others_from_the_trail(
+        tmp_path: Path, monkeypatch):
+    """A worker remembered 1,024 tasks' documents whatever they weighed: one user's megabyte
+    tasks made each hook's worker hold a gigabyte. Past the bound the oldest are let go, and
+    an event of a task let go is built from its trail, the same event."""
+    monkeypatch.setattr(delivery, "_CACHE_BYTES", 250_000)
+    store = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        for n in range(5):
+            await store.create("sailpoint", f"t{n}", {"pad": "x" * 100_000}, actor="a", request_id="r")
+        for n in range(5):
+            await store.update("sailpoint", f"t{n}", lambda old: {**old, "n": 1}, actor="a", request_id="r")
+        docs = delivery.Documents(store)
+        events = [await docs.event(c) for c in await store.audit(newest_first=False)]
+        assert [(e.old, e.new) for e in events[5:]] == [
+            ({"pad": "x" * 100_000}, {"pad": "x" * 100_000, "n": 1}) for _ in range(5)]
+        assert list(docs._docs) == [("sailpoint", "t3"), ("sailpoint", "t4")]  # two of 100,012 bytes fit
+        assert docs._bytes == 2 * len(json.dumps({"pad": "x" * 100_000, "n": 1}, separators=(",", ":")))
+    finally:
+        await store.close()

@@ -44,13 +44,16 @@ from gateway.events.subscriptions import IDEMPOTENCY_HEADER, Event, Outgoing, Sh
 from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
 from gateway.model import Change, Delivery, Doc, Hook, Store
 from gateway.patching import apply_json_patch
+from gateway.speedups import dumps_bytes
 
 __all__ = ["Dispatcher", "DISPATCHER", "Sender", "Documents", "backoff", "FLUSH_EVERY", "HookStats"]
 
 _log = structlog.get_logger("taskgate.webhooks")
 FLUSH_EVERY = 64  # deliveries between two stores of the cursor while a backlog drains
 _PAGE = 256  # audit rows read at a time
+_PAGE_BYTES = 4 * 2**20  # and their most bytes (patch and undo; one row may pass them)
 _CACHE = 1024  # tasks whose latest document a worker remembers
+_CACHE_BYTES = 32 * 2**20  # and the most bytes of those documents (as compact JSON)
 
 
 def backoff(failures: int, base: float, cap: float, rand: random.Random | None = None) -> float:
@@ -114,7 +117,8 @@ class Documents:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._docs: OrderedDict[tuple[str, str], tuple[int, Doc]] = OrderedDict()
+        self._docs: OrderedDict[tuple[str, str], tuple[int, Doc, int]] = OrderedDict()  # version, document, bytes
+        self._bytes = 0
 
     async def event(self, change: Change) -> Event:
         key = (change.style, change.task_id)
@@ -127,11 +131,15 @@ class Documents:
             old = await self._replay(change)
         new = None if change.action == "deleted" else apply_json_patch(
             {} if change.action == "created" or old is None else old, change.patch, max_bytes=2**31)
-        self._docs.pop(key, None)
+        if (gone := self._docs.pop(key, None)) is not None:
+            self._bytes -= gone[2]
         if new is not None:
-            self._docs[key] = (change.version, new)
-            while len(self._docs) > _CACHE:
-                self._docs.popitem(last=False)
+            # one user's megabyte tasks made a worker hold a gigabyte of them: bytes bound it too
+            size = len(dumps_bytes(new))
+            self._docs[key] = (change.version, new, size)
+            self._bytes += size
+            while len(self._docs) > _CACHE or self._bytes > _CACHE_BYTES:
+                self._bytes -= self._docs.popitem(last=False)[1][2]
         return Event(change, old, new)
 
     async def _replay(self, change: Change) -> Doc | None:
@@ -139,11 +147,11 @@ class Documents:
         after = 0
         while True:
             rows = await self._store.audit(style=change.style, task_id=change.task_id, after=after,
-                                           before=change.seq, newest_first=False, limit=1000)
+                                           before=change.seq, newest_first=False, limit=1000, max_bytes=_PAGE_BYTES)
             for row in rows:
                 doc = None if row.action == "deleted" else apply_json_patch(
                     {} if row.action == "created" or doc is None else doc, row.patch, max_bytes=2**31)
-            if len(rows) < 1000:
+            if not rows:  # a page cut short by its bytes is not the end
                 return doc
             after = rows[-1].seq
 
@@ -291,7 +299,8 @@ class Dispatcher:
             if hook is None or not hook.active:
                 return False
             shape = self._shapes[hook.style]
-            changes = await self._store.audit(after=hook.cursor, newest_first=False, limit=_PAGE)
+            changes = await self._store.audit(after=hook.cursor, newest_first=False, limit=_PAGE,
+                                              max_bytes=_PAGE_BYTES)
             if not changes:
                 self.stats.lag[(hook.style, hook.id)] = 0
                 await self._nap(self._config.poll_seconds)

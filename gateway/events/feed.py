@@ -60,21 +60,20 @@ from gateway.events.published import Ended, Event, Key, Push, Selection, deleted
 from gateway.model import Change, Doc, Store
 
 __all__ = ["Event", "Feed", "Subscription", "Ended", "Selection", "Key", "Push", "event_json", "frame", "CATCH_UP_PAGE",
-           "CATCH_UP_OPS",
-           "READ_PAGE", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "END_RESET", "END_DELETED",
-           "CUT_GRACE_SECONDS"]
+           "READ_PAGE", "READ_BYTES", "TAKE_EVENTS", "TAKE_BYTES", "END_BEHIND", "END_SHUTDOWN", "END_RESET",
+           "END_DELETED", "CUT_GRACE_SECONDS"]
 
 _log = structlog.get_logger("taskgate.events")
 
 #: most audit rows one subscription reads per query while it catches up from before the window
 CATCH_UP_PAGE = 100
-#: audit rows the feed reads per query while it follows the trail
+#: audit rows the feed reads per query while it follows the trail, and their most bytes
+#: (patch and undo; the row that passes them is left to the next query)
 READ_PAGE = 500
+READ_BYTES = 4 * 2**20
 #: most events and bytes of frames one :meth:`Subscription.next` hands over at once
 TAKE_EVENTS = 256
 TAKE_BYTES = 256 * 1024
-#: patch and undo operations of one catch-up read above which the next reads fewer rows
-CATCH_UP_OPS = 4096
 #: subscribers of one process reading the trail at once (the others wait their turn)
 _CATCHING_UP = 4
 #: how long subscribers are left to sleep after an event, so that a burst of commits reaches
@@ -122,7 +121,6 @@ class Subscription:
         self._end_id: int | None = None  # where to resume, when not the cursor (a restarted feed)
         self._abort = abort
         self._catching_up = not feed.covers(since)  # reads the trail until it reaches the window
-        self._page = 1  # audit rows its next catch-up read asks for (see _catch_up)
         #: set by the stream while it writes: an end then gives it CUT_GRACE_SECONDS, then aborts
         self.writing = False
         #: waiting for the feed with every event taken: events it does not want pass it by unwoken
@@ -191,26 +189,19 @@ class Subscription:
         size = 0
         async with feed.catching_up:
             head = feed.last  # the trail holds at least this much at the query below
-            limit = self._page
-            rows = await feed.store.audit(after=self.cursor, newest_first=False, limit=limit, style=style,
-                                          task_id=sel.task_id)
-            # pages grow from one row while the rows are small, and shrink again where they
-            # are not: a hundred rows of megabyte patches, parsed, held gigabytes
-            many = sum(len(c.patch) + len(c.undo) for c in rows) > CATCH_UP_OPS
-            for taken, c in enumerate(rows):
+            # rows of at most TAKE_BYTES in all (and one more): a hundred rows of megabyte
+            # patches, parsed, held gigabytes, and rows the stream does not want fill no write
+            rows = await feed.store.audit(after=self.cursor, newest_first=False, limit=CATCH_UP_PAGE, style=style,
+                                          task_id=sel.task_id, max_bytes=TAKE_BYTES)
+            for c in rows:
                 if size >= TAKE_BYTES:  # the rest is read again next time
-                    self._page = max(1, taken // 2 if many else taken)
                     return out
                 self.cursor = c.seq
                 ev = Event(c.seq, c.style, c.task_id, c.action, b"")
                 if sel.wants(ev) and await feed.readable(ev, sel, deleted_document(c)):
                     out.append(frame(c))
                     size += len(out[-1])
-            if many:
-                self._page = max(1, limit // 2)
-            elif len(rows) == limit and size < TAKE_BYTES // 2:
-                self._page = min(CATCH_UP_PAGE, 2 * limit)
-        if len(rows) < limit:
+        if not rows:  # a page cut short by its bytes is not the end: only an empty one is
             self.cursor = max(self.cursor, head)  # no row it wants lies between
         return out
 
@@ -402,11 +393,11 @@ class Feed:
                 self._pass(newest)
             return
         while True:
-            rows = await self.store.audit(after=self.last, newest_first=False, limit=READ_PAGE)
+            rows = await self.store.audit(after=self.last, newest_first=False, limit=READ_PAGE, max_bytes=READ_BYTES)
             fresh = [c for c in rows if c.seq > self.last]  # the listener may have published some meanwhile
             if fresh:
                 self._publish(fresh)
-            if len(rows) < READ_PAGE:
+            if not rows:  # a page cut short by its bytes is not the end
                 return
 
     def _publish(self, changes: Iterable[Change]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.config import EventsConfig
-from gateway.events.feed import CATCH_UP_OPS, CATCH_UP_PAGE, CUT_GRACE_SECONDS, END_BEHIND, END_SHUTDOWN, TAKE_BYTES
+from gateway.events.feed import CATCH_UP_PAGE, CUT_GRACE_SECONDS, END_BEHIND, END_SHUTDOWN, TAKE_BYTES
 from gateway.events.sse import ACTIONS, OPERATIONS, RETRY_MS, TAG
 from gateway.events.tail import SUMMARY_CHARS
 
@@ -18,7 +18,7 @@ def test_the_page_states_the_defaults_and_bounds():
                    f"`events.heartbeat_seconds` ({defaults.heartbeat_seconds:g} s)",
                    f"`events.buffer_events` ({defaults.buffer_events})",
                    f"`events.buffer_bytes` ({defaults.buffer_bytes // (1 << 20)} MiB)",
-                   f"at most {CATCH_UP_PAGE} rows per query", f"at most {CATCH_UP_OPS} patch and undo",
+                   f"at most {CATCH_UP_PAGE} rows per query", f"and {TAKE_BYTES // 1024} KiB of patches",
                    f"at most {TAKE_BYTES // 1024} KiB of events per write",
                    f"at most {CUT_GRACE_SECONDS:g} s later",
                    f"after `retry` ({RETRY_MS // 1000} s)", f"retry: {RETRY_MS}", f"cut at {SUMMARY_CHARS} characters",

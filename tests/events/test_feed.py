@@ -376,39 +376,40 @@ async def test_subscribers_of_one_task_each_get_that_task_s_events_and_pass_the_
 
 
 class _CountedStore(SQLiteStore):
-    """The real store, noting how many audit rows each of its catch-up reads asked for."""
+    """The real store, noting the bytes of the patches each catch-up read handed over."""
 
-    limits: list[int | None]
+    reads: list[int]
 
     async def audit(self, **kwargs: Any):  # type: ignore[override]
+        rows = await super().audit(**kwargs)
         if kwargs.get("newest_first") is False and kwargs.get("action") is None and kwargs.get("limit") != READ_PAGE:
-            self.limits.append(kwargs.get("limit"))  # not the feed's own reads, nor its read rules' lookups
-        return await super().audit(**kwargs)
+            # not the feed's own reads, nor its read rules' lookups
+            self.reads.append(sum(len(json.dumps(c.patch)) + len(json.dumps(c.undo)) for c in rows))
+        return rows
 
 
-async def test_catching_up_through_rows_of_many_operations_reads_them_a_few_at_a_time(tmp_path: Path):
-    """A hundred rows whose patches replace thousands of members each, parsed at once, held
-    gigabytes for one resuming stream: reads start at one row, and shrink again where the
-    rows hold more than CATCH_UP_OPS operations; they grow while the rows are small."""
+async def test_catching_up_through_rows_it_does_not_want_reads_a_bounded_number_of_bytes_at_a_time(tmp_path: Path):
+    """A hundred rows of megabyte patches, parsed at once, held gigabytes for one resuming
+    stream, and rows it does not want fill no write: each catch-up read hands over rows of
+    at most TAKE_BYTES of patches in all, and one more."""
     store = await _CountedStore.open(tmp_path / "t.db")
-    store.limits = []
+    store.reads = []
     try:
-        wide = {f"k{n}": 0 for n in range(3000)}
-        await store.create("sailpoint", "wide", {"a": wide}, actor="a", request_id="r")
-        for version in range(1, 8):
-            await store.put("sailpoint", "wide", {"a": {k: version for k in wide}}, actor="a", request_id="r")
+        await store.create("sailpoint", "big", {"a": ""}, actor="a", request_id="r")
+        for version in range(1, 31):  # 30 updates of 100,000 characters each way: 6 MB of rows
+            await store.put("sailpoint", "big", {"a": str(version % 10) * 100_000}, actor="a", request_id="r")
         for n in range(60):
             await store.create("sailpoint", f"small{n}", {"n": n}, actor="a", request_id="r")
         feed = await started(store, buffer_events=1)
-        store.limits.clear()
-        sub = feed.subscribe(0, EVERYTHING)
-        got = await take(sub, 68)
-        limits, store.limits = store.limits, []
-        assert got == [event_json(c) for c in await store.audit(newest_first=False)]
-        store.limits = limits
-        # the created row; two rows of 3000 replaces each, then one at a time; the small rows
-        # 1, 2, 4, … at a time (a page of 64 would reach past the trail's end)
-        assert store.limits == [1, 2, 1, 1, 1, 1, 1, 1, 2, 4, 8, 16, 32]
+        store.reads.clear()
+        created = Selection(actions=frozenset({"created"}), access=EVERYTHING.access)
+        sub = feed.subscribe(0, created)
+        got = await take(sub, 61)
+        reads, store.reads = store.reads, []
+        assert got == [event_json(c) for c in await store.audit(newest_first=False, action="created")]
+        # at most two rows of 200,000 bytes per read through the updates (the second starts below the
+        # bound), then the small rows
+        assert max(reads) <= TAKE_BYTES + 200_100 and sum(reads) >= 5_800_000 and len(reads) >= 16, reads
         await feed.close()
     finally:
         await store.close()

@@ -6,6 +6,8 @@ owners and webhooks follow every gateway's writes. Real PostgreSQL (the test clu
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import asyncpg
 import pytest
@@ -415,3 +417,29 @@ async def test_a_database_whose_text_would_answer_otherwise_than_sqlite_is_refus
             "case as on SQLite: make it with CREATE DATABASE name TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
     finally:
         pg_cluster.sql(f"DROP DATABASE {name}")
+
+
+async def test_an_audit_read_bounded_in_bytes_stops_before_the_row_that_passes_the_bound(store_pg: PostgreSQLStore,
+                                                                                         tmp_path):
+    sqlite = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        for store in (sqlite, store_pg):
+            for n, pad in enumerate((10, 3000, 10, 10, 5000, 10)):
+                await store.create("s", f"t{n}", {"pad": "x" * pad}, actor="t", request_id="r")
+            rows = await store.audit(newest_first=False)
+            sizes = [len(json.dumps(c.patch, separators=(",", ":"))) + len(json.dumps(c.undo, separators=(",", ":")))
+                     for c in rows]
+
+            async def seqs(**bounds: Any) -> list[int]:
+                return [c.seq for c in await store.audit(**bounds)]  # noqa: B023 (awaited at once)
+            # the first row always comes; the rows stop before the one that would reach the bound
+            assert await seqs(newest_first=False, max_bytes=1) == [1]
+            assert await seqs(newest_first=False, max_bytes=sizes[0] + 1) == [1, 2]
+            assert await seqs(newest_first=False, max_bytes=sum(sizes[:2]) + 1) == [1, 2, 3]
+            assert await seqs(newest_first=False, max_bytes=sum(sizes[:2])) == [1, 2]
+            assert await seqs(newest_first=False, after=2, max_bytes=sum(sizes[2:4]) + 1) == [3, 4, 5]
+            assert await seqs(newest_first=False, after=2, limit=2, max_bytes=10**9) == [3, 4]
+            assert await seqs(max_bytes=sizes[5] + 1) == [6, 5]  # newest first counts from the newest
+            assert await seqs(after=6, max_bytes=100) == []
+    finally:
+        await sqlite.close()

@@ -116,15 +116,23 @@ class TaskReads:
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
-                    action: str | None = None) -> list[Change]:
+                    action: str | None = None, max_bytes: int | None = None) -> list[Change]:
         if not sql.storable(task_id):
             return []
         terms = (("action", "=", action), ("seq", ">", after), ("seq", "<", before), ("style", "=", style),
                  ("task_id", "=", task_id))
         params = sql.Params()
         where = [f"{name} {op} {params.add(item)}" for name, op, item in terms if item is not None]
-        statement = (f"SELECT {AUDIT_COLUMNS} FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-                     + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT {params.add(limit)}")
+        order = f" ORDER BY seq {'DESC' if newest_first else 'ASC'}"
+        matching = " FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + order + \
+            f" LIMIT {params.add(limit)}"
+        if max_bytes is None:
+            statement = f"SELECT {AUDIT_COLUMNS}{matching}"
+        else:  # the rows' sizes first (no row leaves the server), then the rows that fit
+            statement = (f"WITH page AS (SELECT seq, octet_length(patch::text) + octet_length(undo::text) AS n"
+                         f"{matching}), kept AS (SELECT seq, sum(n) OVER ({order} ROWS UNBOUNDED PRECEDING) - n "
+                         f"AS ahead FROM page) SELECT {AUDIT_COLUMNS} FROM audit WHERE seq IN (SELECT seq FROM kept "
+                         f"WHERE ahead < {params.add(max_bytes)}){order}")
         rows = await self._db.fetch(statement, *params)
         if sum(len(r[8]) + len(r[9]) for r in rows) > THREAD_BYTES:  # megabyte patches: parsed off the loop
             return await asyncio.to_thread(_changes, rows)

@@ -215,9 +215,9 @@ class PostgreSQLStore(WriteShortcuts):
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
-                    action: str | None = None) -> list[Change]:
+                    action: str | None = None, max_bytes: int | None = None) -> list[Change]:
         return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first,
-                                       after=after, before=before, action=action)
+                                       after=after, before=before, action=action, max_bytes=max_bytes)
 
     async def count_tasks(self, style: str | None = None) -> int:
         return await self._reads.count_tasks(style)

@@ -55,6 +55,8 @@ FIRST_CHUNK = 4
 MAX_CHUNK = 500
 #: a chunk with more stored bytes than this is parsed in a worker thread
 THREAD_BYTES = 262_144
+#: what an audit row's patches take, in bytes (the measure of Store.audit's max_bytes)
+_ROW_BYTES = "length(CAST(patch AS BLOB)) + length(CAST(undo AS BLOB))"
 
 
 class Lookup:
@@ -178,15 +180,22 @@ class TaskReads:
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
-                    action: str | None = None) -> list[Change]:
+                    action: str | None = None, max_bytes: int | None = None) -> list[Change]:
         terms = (("action = ?", action), ("seq > ?", after), ("seq < ?", before), ("style = ?", style),
                  ("task_id = ?", task_id))
         where = [term for term, value in terms if value is not None]
         params: list[Any] = [value for _, value in terms if value is not None]
-        statement = (f"SELECT {AUDIT_COLUMNS} FROM audit"
-                     + (" WHERE " + " AND ".join(where) if where else "")
-                     + f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?")
-        rows = await self.rows(statement, [*params, -1 if limit is None else limit])
+        params.append(-1 if limit is None else limit)
+        order = f" ORDER BY seq {'DESC' if newest_first else 'ASC'}"
+        matching = " FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + order + " LIMIT ?"
+        if max_bytes is None:
+            statement = f"SELECT {AUDIT_COLUMNS}{matching}"
+        else:  # the rows' sizes first (no row leaves SQLite), then the rows that fit
+            statement = (f"WITH page AS (SELECT seq, {_ROW_BYTES} AS n{matching}), kept AS (SELECT seq, sum(n) "
+                         f"OVER ({order} ROWS UNBOUNDED PRECEDING) - n AS ahead FROM page) SELECT {AUDIT_COLUMNS} "
+                         f"FROM audit WHERE seq IN (SELECT seq FROM kept WHERE ahead < ?){order}")
+            params.append(max_bytes)
+        rows = await self.rows(statement, params)
         if sum(len(r[8]) + len(r[9]) for r in rows) > THREAD_BYTES:  # megabyte patches: parsed off the loop
             return await asyncio.to_thread(_changes, rows)
         return _changes(rows)

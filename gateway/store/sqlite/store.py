@@ -432,9 +432,9 @@ class SQLiteStore(WriteShortcuts):
     async def audit(self, *, style: str | None = None, task_id: str | None = None,
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
-                    action: str | None = None) -> list[Change]:
+                    action: str | None = None, max_bytes: int | None = None) -> list[Change]:
         return await self._reads.audit(style=style, task_id=task_id, limit=limit, newest_first=newest_first,
-                                       after=after, before=before, action=action)
+                                       after=after, before=before, action=action, max_bytes=max_bytes)
 
     def trails(self, *, chunk: int = 500) -> AsyncIterator[tuple[str, str, Task | None, list[Change]]]:
         return self._reads.trails(chunk=chunk)
