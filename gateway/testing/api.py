@@ -50,6 +50,9 @@ NAMESPACES = web.AppKey("namespaces", Namespaces)
 HEADER = "X-Taskgate-Namespace"
 BASE = "/_taskgate"
 _MAX_LIMIT = 10_000
+#: later changes a point-in-time read undoes per query, and their most bytes
+_UNDO_PAGE = 100
+_UNDO_BYTES = 4 * 2**20
 
 
 def strip_prefix(path: str) -> str:
@@ -276,19 +279,24 @@ async def task_at(request: web.Request) -> web.Response:
     namespace = await _namespace(request)
     style, task_id = request.match_info["style"], request.match_info["id"]
     store = namespace.store
+    undone = False
     async with store.read_snapshot():
         current = await store.get(style, task_id)
-        if "seq" not in request.query:
-            later, last = [], []
-        else:
+        doc: Any = current.doc if current is not None else None
+        version = current.version if current is not None else None
+        if "seq" in request.query:
             seq = _number(request.query["seq"], "seq")
-            later = await store.audit(style=style, task_id=task_id, newest_first=True, after=seq)
+            before = None
+            # the later changes undone a page at a time: all of them at once, a task changed a
+            # few hundred times with a megabyte document held gigabytes
+            while later := await store.audit(style=style, task_id=task_id, newest_first=True, after=seq,
+                                             before=before, limit=_UNDO_PAGE, max_bytes=_UNDO_BYTES):
+                for change in later:
+                    doc = None if change.action == "created" else apply_json_patch(doc or {}, change.undo,
+                                                                                   max_bytes=2**31)
+                before, undone = later[-1].seq, True
             last = await store.audit(style=style, task_id=task_id, newest_first=True, before=seq + 1, limit=1)
-    doc: Any = current.doc if current is not None else None
-    version = current.version if current is not None else None
-    for change in later:
-        doc = None if change.action == "created" else apply_json_patch(doc or {}, change.undo, max_bytes=2**31)
-    if later:
+    if undone:
         version = last[0].version if last and last[0].action != "deleted" else None
         doc = doc if version is not None else None
     if doc is None:

@@ -11,6 +11,7 @@ from gateway.apis.superoffice import ERROR_SOURCE
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.context import STORE
+from gateway.testing import api as testing_api
 from gateway.testing.namespaces import MAX_CHECKPOINTS
 from tests.conftest import Api
 
@@ -131,7 +132,9 @@ async def test_checkpoints_are_bounded(tapi: Api) -> None:
     assert (status, body) == (201, {"checkpoint": MAX_CHECKPOINTS + 1})
 
 
-async def test_a_task_as_of_an_audit_sequence_number(tapi: Api) -> None:
+@pytest.mark.parametrize("page", [100, 1])  # 1: each later change undone by a query of its own
+async def test_a_task_as_of_an_audit_sequence_number(tapi: Api, page: int, monkeypatch) -> None:
+    monkeypatch.setattr(testing_api, "_UNDO_PAGE", page)
     created = await _create(tapi, "/_ns/h", "t")
     for value in (10, 20, 30):
         status, _, _ = await tapi.request(
