@@ -66,8 +66,10 @@ TIMELINE_PAGE = 100
 #: 40,000 members made a page of 65 MB, built on the event loop while every client waited
 TIMELINE_LINES_PER_CHANGE = 50
 TIMELINE_LINES = 500
-#: changes read per query while a page of the timeline is put together
+#: changes read per query while a page of the timeline is put together, and their most
+#: bytes of patches (the first always comes: rows of 40,000 members are read one at a time)
 _TIMELINE_READ = 5
+_TIMELINE_READ_BYTES = 1 << 20
 #: later changes an undo checks for a conflict; beyond them it is refused
 MAX_LATER = 1_000
 _HOME = "./"  # every page is in /ui/, so this is the list from all of them
@@ -321,7 +323,7 @@ async def _parts(request: web.Request, who: Principal, task: Task) -> dict[str, 
     older = ""
     while True:  # a few changes at a time: a change's patch may hold a megabyte
         changes = await request.app[STORE].audit(style=task.style, task_id=task.id, limit=_TIMELINE_READ,
-                                                 before=before)
+                                                 before=before, max_bytes=_TIMELINE_READ_BYTES)
         for c in changes:
             if len(timeline) >= TIMELINE_PAGE or lines >= TIMELINE_LINES:
                 older = _task_query(task.style, task.id, before=timeline[-1]["seq"])
@@ -330,7 +332,7 @@ async def _parts(request: web.Request, who: Principal, task: Task) -> dict[str, 
             lines += len(shown)
             timeline.append({"seq": c.seq, "action": c.action, "version": c.version, "actor": c.actor, "at": c.at,
                              "request_id": c.request_id, "lines": shown, "hidden": len(c.patch) - len(shown)})
-        if older or len(changes) < _TIMELINE_READ:
+        if older or not changes:  # a read cut short by its bytes is not the end
             break
         before = changes[-1].seq
     return {"task": task, "row": views.row_of(task), "document": dumps_pretty(task.doc), "timeline": timeline,
