@@ -329,8 +329,9 @@ class Store(Protocol):
         """Drop the audit rows of every life of a task deleted before *before* (an audit
         time, as :func:`gateway.clock.now_iso` writes them), with its grave, giving its bytes
         back to its owner: how many lives and rows went. A life no active webhook has been
-        given yet stays (its events are still owed), and a live task keeps its present
-        life. A few hundred lives per transaction, so that writers wait little."""
+        given yet stays (its events are still owed), a live task keeps its present life,
+        and the trail keeps its newest row (the next change is numbered after it). A few
+        hundred lives per transaction, so that writers wait little."""
         ...
 
     async def ensure_owner(self, style: str, field: str) -> None:

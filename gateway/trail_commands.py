@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.clock import now_iso, parse_iso
+from gateway.clock import iso_utc, parse_iso
 from gateway.config import Config
 from gateway.data_tools import progress
 from gateway.limits import dumps
@@ -79,8 +79,8 @@ async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) 
 def _moment(text: str) -> str:
     """An RFC 3339 date-time as the audit trail writes its times; argparse's error otherwise."""
     try:
-        return now_iso(parse_iso(text).timestamp())
-    except (ValueError, OverflowError, OSError):
+        return iso_utc(parse_iso(text))  # the years before 1000 padded, the milliseconds exact
+    except ValueError:
         raise argparse.ArgumentTypeError(f"not an RFC 3339 date-time: {text!r}") from None
 
 

@@ -284,6 +284,9 @@ def test_audit_purge_drops_the_trails_of_lives_deleted_before_a_time_and_not_tho
     asyncio.run(_lives(tmp_path / "t.db", hook_at=4))
     assert run("audit", "purge", "--deleted-before", "2000-01-01T00:00:00+02:00") == (
         0, "purged the trails of 0 task lives deleted before 1999-12-31T22:00:00.000Z: 0 audit rows\n", "")
+    # a year before 1000 is written with four digits (unpadded, "999-…" came after every time)
+    assert run("audit", "purge", "--deleted-before", "0999-01-01T00:00:00.001Z") == (
+        0, "purged the trails of 0 task lives deleted before 0999-01-01T00:00:00.001Z: 0 audit rows\n", "")
     # the webhook has been sent the first four changes: both lives of a, not b's
     assert run("audit", "purge", "--deleted-before", "9999-01-01T00:00:00Z") == (
         0, "purged the trails of 2 task lives deleted before 9999-01-01T00:00:00.000Z: 4 audit rows\n", "")

@@ -213,9 +213,11 @@ async def test_owners_usage_and_quotas_follow_the_write_path_across_gateways(two
     await first.write_sql("UPDATE tasks SET size = NULL")  # naming another field recounts from the rows
     await first.ensure_owner("s", "$.n")
     assert await first.usage("s", "ann") == (0, trail_b)  # the grave keeps the owner it was counted for
+    assert await second.purge_deleted("9999-12-31T23:59:59Z") == (0, 0)  # the trail's newest row stays
+    await first.create("s", "e", {"owner": "bob"}, actor="t", request_id="r")
     assert await second.purge_deleted("9999-12-31T23:59:59Z") == (1, 2)
     assert await first.usage("s", "ann") == (0, 0) and await first.read_sql("SELECT * FROM graves") == []
-    assert [r[0] for r in await first.read_sql("SELECT task_id FROM audit ORDER BY seq")] == ["a", "c", "a"]
+    assert [r[0] for r in await first.read_sql("SELECT task_id FROM audit ORDER BY seq")] == ["a", "c", "a", "e"]
 
 
 async def test_a_quota_holds_exactly_when_two_gateways_batches_check_it_at_once(two):
@@ -441,5 +443,27 @@ async def test_an_audit_read_bounded_in_bytes_stops_before_the_row_that_passes_t
             assert await seqs(newest_first=False, after=2, limit=2, max_bytes=10**9) == [3, 4]
             assert await seqs(max_bytes=sizes[5] + 1) == [6, 5]  # newest first counts from the newest
             assert await seqs(after=6, max_bytes=100) == []
+    finally:
+        await sqlite.close()
+
+
+async def test_a_purge_leaves_the_trail_s_newest_row_so_no_change_gets_a_number_twice(store_pg: PostgreSQLStore,
+                                                                                     tmp_path):
+    """A purge that took the newest rows made SQLite number the next change as an old one:
+    a hook that had been sent it, and every stream past it, never heard of the new change
+    (and a copy of a PostgreSQL database into SQLite did the same)."""
+    sqlite = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        for store in (sqlite, store_pg):
+            hook = await store.create_hook("s", "h", lambda hook_id: {"id": hook_id}, active=True)
+            await store.create("s", "t1", {"n": 1}, actor="t", request_id="r")
+            await store.delete("s", "t1", actor="t", request_id="r")
+            assert await store.advance_hook(hook.num, expected_cursor=hook.cursor, cursor=2, failures=0, log=[])
+            assert await store.purge_deleted("9999-12-31T23:59:59Z") == (0, 0)
+            await store.create("s", "t2", {"n": 1}, actor="t", request_id="r")
+            assert [c.seq for c in await store.audit(after=2, newest_first=False)] == [3]
+            assert await store.purge_deleted("9999-12-31T23:59:59Z") == (1, 2)
+            await store.create("s", "t3", {"n": 1}, actor="t", request_id="r")
+            assert [(c.seq, c.task_id) for c in await store.audit(newest_first=False)] == [(3, "t2"), (4, "t3")]
     finally:
         await sqlite.close()

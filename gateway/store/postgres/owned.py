@@ -101,9 +101,12 @@ async def purge_deleted(conn: asyncpg.Connection, before: str, lives: int) -> tu
     """Inside the caller's transaction: what :func:`gateway.store.sqlite.owned.purge_deleted`
     does, on PostgreSQL (up to *lives* graves, the oldest first, none past the cursor of an
     active webhook)."""
+    # the newest audit row stays, as on SQLite: a copy of the database into SQLite numbers
+    # the next change after it (audit_head keeps the number here, not in a copy)
     graves = await conn.fetch("SELECT seq, style, task_id FROM graves WHERE at < $1 AND seq <= coalesce("
                               "(SELECT min(cursor) FROM hooks WHERE active), 9223372036854775807) "
-                              "ORDER BY seq LIMIT $2", before, lives)
+                              "AND seq < (SELECT coalesce(max(seq), 0) FROM audit) ORDER BY seq LIMIT $2",
+                              before, lives)
     gone = rows = 0
     back: Usage = {}
     for seq, style, task_id in graves:

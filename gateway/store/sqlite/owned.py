@@ -96,10 +96,14 @@ def purge_deleted(conn: sqlite3.Connection, before: str, up_to: int | None) -> t
     lives deleted before *before* (an audit time) and at or below sequence number *up_to*
     (None: any), the oldest first, with their graves, and give their bytes back to their
     owners; how many lives and audit rows went (none: nothing is left to purge). A live
-    task keeps its present life."""
+    task keeps its present life, and the trail its newest row: changes are numbered after
+    it, so a purge that took it would hand its number out again (to a change every hook
+    and stream past it would miss)."""
+    # the trail's newest row stays whatever it is: the next change is numbered after it
+    (newest,), = conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchall()
     graves = conn.execute("SELECT seq, style, task_id, owner, bytes FROM graves WHERE at < ? AND seq <= ? "
-                          "ORDER BY seq LIMIT ?", (before, 2**63 - 1 if up_to is None else up_to,
-                                                   PURGE_LIVES)).fetchall()
+                          "AND seq < ? ORDER BY seq LIMIT ?", (before, 2**63 - 1 if up_to is None else up_to,
+                                                               newest, PURGE_LIVES)).fetchall()
     lives = rows = 0
     back: Usage = {}
     for seq, style, task_id, _, _ in graves:
