@@ -23,13 +23,15 @@ from gateway.verify import verify_trail
 
 __all__ = ["add_parser"]
 
+_LIMIT = 100  # changes `taskgate audit` prints unless told otherwise
+
 
 def add_parser(sub: argparse._SubParsersAction, styles: Sequence[str]) -> None:
     """``taskgate audit`` and its actions, under *sub*; *styles*: the API styles' names."""
     p = sub.add_parser("audit", help="print the audit trail, newest first, as JSON Lines; or verify it")
     p.add_argument("--style", choices=styles, help="only the changes of this API style's tasks")
     p.add_argument("--task", metavar="ID", help="only the changes of the task with this id")
-    p.add_argument("--limit", type=int, default=100, help="print at most this many changes")
+    p.add_argument("--limit", type=int, default=_LIMIT, help="print at most this many changes")
     p.set_defaults(run=_audit)
     actions = p.add_subparsers(dest="action", metavar="ACTION", help="verify or purge instead of printing")
     actions.add_parser(
@@ -58,9 +60,7 @@ async def _audit(args: argparse.Namespace, config: Config, store: Store) -> int:
 @with_store
 async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate audit verify``: replay every trail; 1 if a task disagrees with its own."""
-    if args.style or args.task or args.limit != 100:
-        print("taskgate: audit verify checks every task; --style, --task and --limit are for listing",
-              file=sys.stderr)
+    if _listing_options(args, "audit verify checks every task"):
         return 2
     checked = bad = 0
     async with store.read_snapshot():
@@ -76,6 +76,15 @@ async def _audit_verify(args: argparse.Namespace, config: Config, store: Store) 
     return 1 if bad else 0
 
 
+def _listing_options(args: argparse.Namespace, what: str) -> bool:
+    """Whether an action of ``taskgate audit`` was given the listing's options (said on
+    standard error, beside *what* the action does instead)."""
+    if args.style or args.task or args.limit != _LIMIT:
+        print(f"taskgate: {what}; --style, --task and --limit are for listing", file=sys.stderr)
+        return True
+    return False
+
+
 def _moment(text: str) -> str:
     """An RFC 3339 date-time as the audit trail writes its times; argparse's error otherwise."""
     try:
@@ -87,9 +96,7 @@ def _moment(text: str) -> str:
 @with_store
 async def _audit_purge(args: argparse.Namespace, config: Config, store: Store) -> int:
     """``taskgate audit purge``: a few hundred lives per transaction, while serving too."""
-    if args.style or args.task or args.limit != 100:
-        print("taskgate: audit purge drops every style's deleted lives; --style, --task and --limit are for listing",
-              file=sys.stderr)
+    if _listing_options(args, "audit purge drops every style's deleted lives"):
         return 2
     lives, rows = await store.purge_deleted(args.deleted_before)
     print(f"purged the trails of {lives} task lives deleted before {args.deleted_before}: {rows} audit rows")

@@ -111,7 +111,8 @@ async def test_the_byte_quota_counts_documents_and_audit_rows_and_a_delete_keeps
     before = await api.snapshot()
     status, body = await wm_create(api, api.user, big)
     total = trail[1] + used[1]
-    assert (status, body["$error"]) == (413, bytes_refusal("alice", total, "webmethods"))
+    assert (status, body) == (413, envelope(bytes_refusal("alice", total, "webmethods"), user="alice",
+                                            time=body["$errorInfo"]["$time"]))
     assert await api.snapshot() == before
     # the trail's newest row stays (the next change is numbered after it) ...
     assert await api.store.purge_deleted("9999-12-31T23:59:59Z") == (0, 0)

@@ -42,8 +42,24 @@ def owner_of(field: str | None, doc: Doc | None) -> str | None:
     document holds no such value."""
     if field is None or doc is None:
         return None
-    value: Any = doc
-    for part in field[2:].split("."):
+    return _owner(doc, field[2:].split("."))
+
+
+def deleted_owner(field: str | None, undo: list[dict[str, Any]]) -> str | None:
+    """The owner of the document a delete removed, from the delete's *undo* (one ``add`` of
+    each top-level member: what :func:`gateway.patching.diff` makes from nothing)."""
+    if field is None:
+        return None
+    first, *rest = field[2:].split(".")
+    for op in undo:
+        if op.get("op") == "add" and op.get("path") == "/" + first:
+            return _owner(op.get("value"), rest)
+    return None
+
+
+def _owner(value: Any, parts: Sequence[str]) -> str | None:
+    """The owner found by following the members *parts* from *value*."""
+    for part in parts:
         value = value.get(part) if isinstance(value, dict) else None
     if isinstance(value, str):
         return value
@@ -52,26 +68,14 @@ def owner_of(field: str | None, doc: Doc | None) -> str | None:
     return None
 
 
-def deleted_owner(field: str | None, undo: list[dict[str, Any]]) -> str | None:
-    """The owner of the document a delete removed, from the delete's *undo* (one ``add`` of
-    each top-level member: what :func:`gateway.patching.diff` makes from nothing)."""
-    if field is None:
-        return None
-    first, _, rest = field[2:].partition(".")
-    for op in undo:
-        if op.get("op") == "add" and op.get("path") == "/" + first:
-            return owner_of("$." + (rest or "value"), op.get("value") if rest else op)
-    return None
-
-
 @dataclass
 class Accounted:
     """What one write comes to for the quotas: its task's owner and size after it (None, 0
-    when it ends deleted), what each owner's holdings change by, the graves it leaves
+    when it ends deleted), what each owner's holdings change by, and the graves it leaves
     (each delete's sequence number, its owner and its life's bytes; None and 0 when the
-    document named no owner), and the bytes to hold
-    against the quota of the write's owner (none for a write that ends in a delete, which
-    a quota never refuses: its row is about the size of the document it removes)."""
+    document named no owner). A write that ends in a delete is never refused by a quota
+    (:meth:`held_against`): its row holds the document it removes, one operation per
+    top-level member, so an owner may end up to about twice the quota."""
 
     owner: str | None
     size: int

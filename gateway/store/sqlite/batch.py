@@ -19,11 +19,10 @@ from typing import Any
 from gateway import errors
 from gateway.clock import now_iso
 from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
-from gateway.store.owners import Held, account, charge
+from gateway.store.owners import Held, Usage, account, charge, check_quota
 from gateway.store.rows import audit_row, is_counted, text_bytes
 from gateway.store.sqlite.keyed import KeyedFields, keys_text
 from gateway.store.sqlite.log import report
-from gateway.store.sqlite.owned import Usage, check_quota
 from gateway.store.write_step import Stored, apply_write
 
 __all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_write", "needs_counters"]
