@@ -151,7 +151,8 @@ def parse_list_options(query: Mapping[str, str], state_name: Any) -> ListOptions
         if name.casefold() not in sortable or direction not in ("", "asc", "desc"):
             raise errors.BadRequest(f"$orderBy: cannot sort by {part[:60]!r}; use a member name and asc or desc")
         member = sortable[name.casefold()]
-        order.append(Sort(f"$.{member}", direction == "desc", ENUM_ORDER.get(member, ())))
+        if not any(s.field == f"$.{member}" for s in order):  # sorting again by a member changes nothing
+            order.append(Sort(f"$.{member}", direction == "desc", ENUM_ORDER.get(member, ())))
     select = parse_select(options["$select"], tuple(FIELDS)) if "$select" in options else None
     fmt = options.get("$format")
     if fmt is not None and fmt.lower() not in ("json", "xml"):

@@ -94,8 +94,9 @@ def search(params: Mapping[str, Any], user: str) -> Search:
 
 
 def _term(index: int, term: Mapping[str, Any]) -> Expr:
-    """One TaskSearchQueryTerm as a query: the fields are OR-ed, as the Task Engine does."""
-    names = term.get("fields_") or term.get("Fields")
+    """One TaskSearchQueryTerm as a query: the fields are OR-ed, as the Task Engine does
+    (a field named twice is searched once)."""
+    names = list(dict.fromkeys(term.get("fields_") or term.get("Fields") or ()))
     operator = term.get("operator") or term.get("Operator") or "equals"
     value = term.get("value") if term.get("value") is not None else term.get("Value")
     where = f"terms[{index}]"

@@ -39,6 +39,15 @@ def test_a_task_search_query():
         ACTIVE, NOT_OTHERS), False, DEFAULT_MAX_RESULTS)
 
 
+
+def test_a_field_named_twice_in_a_term_is_searched_once():
+    """Nineteen "description"s in one term are one comparison, not nineteen of the same
+    (each a LIKE over every task the caller may see)."""
+    term = {"fields": ["description"] * 18 + ["name", "description"], "operator": "contains", "value": "x"}
+    assert search({"taskSearchQuery": {"terms": [term]}}, "alice") == Search((
+        Or((Compare("$.TaskInfo.description", "co", ("x",)), Compare("$.TaskInfo.name", "co", ("x",)))),),
+        False, DEFAULT_MAX_RESULTS)
+
 @pytest.mark.parametrize("params, message", [
     ({"taskSearchQuery": {"terms": [{"fields": ["taskData"], "value": "x"}]}},
      "terms[0].fields: 'taskData' is not searchable here"),

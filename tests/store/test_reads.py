@@ -179,3 +179,30 @@ async def test_starts_with_and_contains_take_needles_holding_nul_and_long_needle
     assert await ids("co", "w") == ["other", "w", "wnul"]
     assert await ids("eq", "w") == ["w", "wnul"]  # as docs/scaling.md says
     assert await ids("co", "x") == ["other"]
+
+
+async def test_a_search_past_the_time_limit_is_stopped_with_a_400_and_the_reader_goes_on(
+        open_store, monkeypatch: pytest.MonkeyPatch):
+    """A costly search (here fifty 16-letter needles that almost match everywhere in 100 KB
+    fields, OR-ed so that each is tried) is stopped once it has run QUERY_SECONDS, with the
+    400 that says so; the reads after it, cheap searches too, are answered. (The limit is
+    lowered so that the test takes a fraction of a second.)"""
+    import gateway.store.errors as store_errors
+    from gateway import errors
+
+    monkeypatch.setattr(store_errors, "QUERY_SECONDS", 0.2)
+    store = await open_store()
+    try:
+        await store.bulk_create("s", [(f"t{n:03}", {"name": "a" * 100_000, "n": n}) for n in range(60)],
+                                actor="t", request_id="r")
+        costly = Or(tuple(Compare("$.name", "co", ("a" * 15 + chr(98 + k % 20) + str(k),)) for k in range(50)))
+        for count in (False, True):
+            with pytest.raises(errors.BadRequest) as stopped:
+                await store.find_ids("s", Query(costly, limit=5, count=count))
+            assert stopped.value.message == ("this search took more than 0.2 s of the database's time and was "
+                                             "stopped; narrow it (fewer or shorter terms, a smaller page)")
+        tasks, total = await store.find("s", Query(Compare("$.n", "ge", (58,)), (Sort("$.n"),), count=True))
+        assert [(t.id, t.doc["n"]) for t in tasks] == [("t058", 58), ("t059", 59)] and total == 2
+        assert len(await store.audit(limit=100)) == 60
+    finally:
+        await store.close()

@@ -80,15 +80,19 @@ class Database:
             raise StoreError(f"cannot connect to {redact(url)}: {type(exc).__name__}: {exc}") from None
         return cls(pool, url)
 
-    async def fetch(self, statement: str, *args: Any, conn: asyncpg.Connection | None = None) -> list[asyncpg.Record]:
+    async def fetch(self, statement: str, *args: Any, conn: asyncpg.Connection | None = None,
+                    timeout: float | None = None) -> list[asyncpg.Record]:
         """The rows of one statement: on *conn* when given, else on the task's snapshot when
-        it holds one, else on a pooled connection."""
+        it holds one, else on a pooled connection. With *timeout*, a statement still running
+        after that many seconds is cancelled in the server and TimeoutError raised."""
         held = conn if conn is not None else self._snapshot.get()
         try:
             if held is not None:
-                return list(await held.fetch(statement, *args))
-            return list(await self.pool.fetch(statement, *args))
+                return list(await held.fetch(statement, *args, timeout=timeout))
+            return list(await self.pool.fetch(statement, *args, timeout=timeout))
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and timeout is not None:
+                raise  # the statement's own limit (a TimeoutError is also an OSError, as the network's are)
             if (refusal := unreachable(exc)) is not None:
                 raise refusal from None
             raise

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.model import Change, Chunk, Task
 from gateway.query import Query
+from gateway.store import errors as store_errors
 from gateway.store.postgres import sql
 from gateway.store.postgres.connection import Database
 from gateway.store.rows import AUDIT_COLUMNS, change_from_row, load_doc
@@ -54,23 +55,28 @@ class TaskReads:
         return (found[0][0], found[0][1]) if found else None
 
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
-        keyed = self._keyed.get(style, ())
-        where, params = sql.where_clause(style, query, keyed)
-        page, page_params = sql.page_sql(where, params, query, keyed)
-        found = await self._db.fetch(page, *page_params)
-        total = await self._total(where, params) if query.count else None
+        found, total = await self._find(style, query, sql.TASK_COLUMNS)
         return [Task(style, i, v, load_doc(d), m, c) for i, v, d, m, c in found], total
 
     async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
-        keyed = self._keyed.get(style, ())
-        where, params = sql.where_clause(style, query, keyed)
-        page, page_params = sql.page_sql(where, params, query, keyed, columns="id")
-        found = await self._db.fetch(page, *page_params)
-        total = await self._total(where, params) if query.count else None
+        found, total = await self._find(style, query, "id")
         return [row[0] for row in found], total
 
-    async def _total(self, where: str, params: Sequence[Any]) -> int:
-        return int((await self._db.fetch(sql.count_sql(where), *params))[0][0])
+    async def _find(self, style: str, query: Query, columns: str) -> tuple[list[Any], int | None]:
+        """The page's rows of *columns*, and the count when asked, each statement cancelled
+        after :data:`~gateway.store.errors.QUERY_SECONDS` as on SQLite (a 400)."""
+        keyed = self._keyed.get(style, ())
+        where, params = sql.where_clause(style, query, keyed)
+        page, page_params = sql.page_sql(where, params, query, keyed, columns=columns)
+        seconds = store_errors.QUERY_SECONDS
+        try:
+            found = await self._db.fetch(page, *page_params, timeout=seconds)
+            total = None
+            if query.count:
+                total = int((await self._db.fetch(sql.count_sql(where), *params, timeout=seconds))[0][0])
+        except TimeoutError:
+            raise store_errors.search_stopped() from None
+        return found, total
 
     async def read_chunks(self, style: str, ids: Sequence[str], *,
                           chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:

@@ -18,6 +18,11 @@ A list of large tasks is read in two steps (:meth:`TaskReads.find_ids`, then
 answer holds a whole page of megabyte documents; a chunk of many kilobytes is parsed in
 a worker thread, one document per call, so that the event loop gets its turn between them.
 
+A list or search (:meth:`TaskReads.find`, :meth:`TaskReads.find_ids`) that runs past
+:data:`~gateway.store.errors.QUERY_SECONDS` on the reader is stopped there (:class:`Budget`)
+and answered with a 400, so that one caller cannot hold the reader, and everyone's lists,
+for as long as its terms cost.
+
 A read that SQLite refuses because the file is damaged (``SQLITE_CORRUPT``,
 ``SQLITE_NOTADB``) is a 503 (:meth:`.health.Health.damaged`: logged once as an error, and
 the store turns unready), never a 500 or a task that seems not to exist.
@@ -32,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -39,6 +45,7 @@ import aiosqlite
 
 from gateway.model import Change, Chunk, Task
 from gateway.query import Query
+from gateway.store import errors as store_errors
 from gateway.store.rows import AUDIT_COLUMNS, change_from_row, load_doc
 from gateway.store.sqlite import sql
 from gateway.store.sqlite.health import Health, is_damage
@@ -46,7 +53,7 @@ from gateway.store.sqlite.keyed import KeyedFields
 from gateway.store.sqlite.write_connection import is_busy
 from gateway.store.trails import merge_trails
 
-__all__ = ["Lookup", "TaskReads", "FIRST_CHUNK", "MAX_CHUNK", "THREAD_BYTES"]
+__all__ = ["Budget", "Lookup", "TaskReads", "FIRST_CHUNK", "MAX_CHUNK", "THREAD_BYTES"]
 
 #: tasks in the first chunk of :meth:`TaskReads.read_chunks`, before their sizes are known
 #: (a few of the largest documents, parsed, stay well within the memory a request may hold)
@@ -57,6 +64,33 @@ MAX_CHUNK = 500
 THREAD_BYTES = 262_144
 #: what an audit row's patches take, in bytes (the measure of Store.audit's max_bytes)
 _ROW_BYTES = "length(CAST(patch AS BLOB)) + length(CAST(undo AS BLOB))"
+#: what begins a statement that :class:`Budget` stops at its deadline
+_BUDGETED = "/* budgeted */ "
+#: SQLite virtual-machine steps between two looks at the clock
+_CHECK_EVERY = 5000
+
+
+class Budget:
+    """The reader's time limit: a statement that begins with :data:`_BUDGETED` is
+    interrupted once it has run *seconds*. Both callbacks run on the reader's thread, which
+    runs one statement at a time: the trace callback, called as each statement starts,
+    arms or clears the deadline, and the progress handler, called every
+    :data:`_CHECK_EVERY` steps, interrupts a statement past it."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = store_errors.QUERY_SECONDS if seconds is None else seconds
+        self._deadline: float | None = None
+
+    async def install(self, reader: aiosqlite.Connection) -> None:
+        await reader.set_trace_callback(self._started)
+        await reader.set_progress_handler(self._late, _CHECK_EVERY)
+
+    def _started(self, statement: str) -> None:
+        self._deadline = time.monotonic() + self.seconds if statement.startswith(_BUDGETED) else None
+
+    def _late(self) -> int:
+        deadline = self._deadline
+        return int(deadline is not None and time.monotonic() > deadline)
 
 
 class Lookup:
@@ -115,24 +149,29 @@ class TaskReads:
         return (found[0][0], found[0][1]) if found else None
 
     async def find(self, style: str, query: Query) -> tuple[list[Task], int | None]:
-        keyed = self._keyed.of(style)
-        where, params = sql.where_clause(style, query, keyed)
-        page, page_params = sql.page_sql(where, params, query, keyed)
-        found = await self.rows(page, page_params)
-        total = None
-        if query.count:
-            (total,), = await self.rows(sql.count_sql(where), params)
+        found, total = await self._find(style, query, sql.TASK_COLUMNS)
         return [Task(style, i, v, load_doc(d), m, c) for i, v, d, m, c in found], total
 
     async def find_ids(self, style: str, query: Query) -> tuple[list[str], int | None]:
+        found, total = await self._find(style, query, "id")
+        return [i for i, in found], total
+
+    async def _find(self, style: str, query: Query, columns: str) -> tuple[list[Any], int | None]:
+        """The page's rows of *columns*, and the count when asked, each statement stopped
+        at the :class:`Budget`'s deadline."""
         keyed = self._keyed.of(style)
         where, params = sql.where_clause(style, query, keyed)
-        page, page_params = sql.page_sql(where, params, query, keyed, columns="id")
-        found = await self.rows(page, page_params)
-        total = None
-        if query.count:
-            (total,), = await self.rows(sql.count_sql(where), params)
-        return [i for i, in found], total
+        page, page_params = sql.page_sql(where, params, query, keyed, columns=columns)
+        try:
+            found = await self.rows(_BUDGETED + page, page_params)
+            total = None
+            if query.count:
+                (total,), = await self.rows(_BUDGETED + sql.count_sql(where), params)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_INTERRUPT:
+                raise
+            raise store_errors.search_stopped() from None
+        return found, total
 
     async def read_chunks(self, style: str, ids: Sequence[str], *,
                           chunk_bytes: int = 1_048_576) -> AsyncIterator[Chunk]:

@@ -68,7 +68,7 @@ from gateway.store.sqlite.hooks import Hooks
 from gateway.store.sqlite.keyed import KeyedFields, ensure_indexes, read_keyed
 from gateway.store.sqlite.owned import ensure_owner, purge_deleted
 from gateway.store.sqlite.read_ahead import ReadAhead
-from gateway.store.sqlite.reads import Lookup, TaskReads
+from gateway.store.sqlite.reads import Budget, Lookup, TaskReads
 from gateway.store.sqlite.wal import Checkpoints
 from gateway.store.sqlite.write_connection import WriteConnection, WriteLock, is_busy
 
@@ -231,6 +231,7 @@ class SQLiteStore(WriteShortcuts):
                 if pragma == schema.JOURNAL_MODE:
                     schema.check_journal_mode(rows)
             await reader.create_function(sql.LIKE_FUNCTION, 3, sql.like, deterministic=True)
+            await Budget().install(reader)
             point = sqlite3.connect(target, isolation_level=None, uri=uri)
             for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
                 point.execute(f"PRAGMA {pragma}")
