@@ -20,7 +20,7 @@ import pytest
 import structlog.testing
 from aiohttp import web
 
-from gateway.apis.sailpoint_hooks import matches
+from gateway.apis.sailpoint_hooks import FILTER_NODES, matches
 from gateway.app import create_app
 from gateway.auth import AUTHENTICATOR
 from gateway.config import Config, WebhooksConfig
@@ -205,6 +205,11 @@ async def test_the_default_guard_refuses_loopback_at_creation(tmp_path: Path, ai
     ("192.168.0.9", "a private address (webhooks.allow_private is off)"),
     ("100.64.1.1", "a private address (webhooks.allow_private is off)"),
     ("::ffff:127.0.0.1", "a loopback address"), ("0.0.0.0", "the unspecified address"),
+    # 6to4 and NAT64 addresses are judged as the IPv4 address they embed
+    ("2002:7f00:1::", "a loopback address"), ("2002:a01:203::1", "a private address (webhooks.allow_private is off)"),
+    ("2002:a9fe:a9fe::", "a link-local address (cloud metadata lives there)"),
+    ("64:ff9b::7f00:1", "a loopback address"), ("64:ff9b::a01:203", "a private address (webhooks.allow_private is off)"),
+    ("2002:5db8:d70e::1", None), ("64:ff9b::5db8:d70e", None),
     ("224.0.0.1", "a multicast address"), ("93.184.215.14", None)])
 def test_the_default_policy(address: str, why: str | None) -> None:
     assert TargetPolicy(WebhooksConfig()).refusal(ipaddress.ip_address(address)) == why
@@ -342,3 +347,21 @@ async def test_a_worker_remembers_documents_up_to_a_byte_bound_and_rebuilds_the_
         assert docs._bytes == 2 * len(json.dumps({"pad": "x" * 100_000, "n": 1}, separators=(",", ":")))
     finally:
         await store.close()
+
+
+def test_a_filter_that_walks_a_payload_of_too_many_nodes_matches_nothing() -> None:
+    """A descendant, wildcard or filter over a payload of more than FILTER_NODES members
+    and items (a task whose attributes a user made large) matches nothing, and is logged,
+    rather than holding up the loop that delivers every hook's events; a plain path on the
+    same payload is still decided, and the walks still match on a payload within the bound."""
+    status = {"completionStatus": "Success", "messages": [{"text": "m"}]}
+    big = {"taskStatus": {**status, "attributes": {f"k{n}": [n, "x"] for n in range(FILTER_NODES // 3)}}}
+    small = {"taskStatus": {**status, "attributes": {"k": [1, "x"]}}}
+    walks = ("$..completionStatus", "$.taskStatus.attributes.*", '$.taskStatus.messages[?(@.text == "m")]')
+    for expression in walks:
+        with structlog.testing.capture_logs() as logs:
+            assert matches(expression, big) is False
+        assert logs == [{"event": "webhook.filter_payload_too_large", "log_level": "warning",
+                         "filter": expression, "nodes": FILTER_NODES}]
+        assert matches(expression, small) is True
+    assert matches("$.taskStatus.completionStatus", big) is True

@@ -14,7 +14,8 @@ Only ``HTTP`` subscriptions are served, with the vendor's authentication types
 (``NO_AUTH``, ``BASIC_AUTH``, ``BEARER_TOKEN``); secrets are never answered (null, as the
 vendor documents). The JSONPath ``filter`` is evaluated on the trigger's payload with
 jsonpath-ng (an empty result: not sent), within :data:`FILTER_SECONDS` for its regular
-expressions (``=~``), which a task's values would otherwise drive. Two triggers: ``idn:account-aggregation-completed``
+expressions (``=~``) and :data:`FILTER_NODES` for what it walks, which a task's values
+would otherwise drive. Two triggers: ``idn:account-aggregation-completed``
 when an account aggregation task (``uniqueName`` naming an account aggregation) gets a
 ``completionStatus``, in the vendor's payload, and taskgate's own
 ``taskgate:task-status-changed`` for every change of a TaskStatus.
@@ -146,14 +147,40 @@ def _regex(pattern: str) -> Any:
 jsonpath_filter.OPERATOR_MAP["=~"] = _search
 
 
+#: the most members and items a filter that walks (``..``, ``*``, ``[?(…)]``) may walk:
+#: jsonpath-ng takes about 2 µs a node, on the loop that delivers every hook's events, and
+#: whoever may change a task chooses how large its ``attributes`` are
+FILTER_NODES = 20_000
+_WALKS = ("..", "*", "[?")
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether *value* holds more than *limit* nodes (counted until it is known)."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def matches(expression: str | None, payload: Any) -> bool:
     """Whether the JSONPath *expression* finds anything in *payload* (no filter: True).
     A filter on the root (``$[?(…)]``) is applied to the payload itself, as Jayway does.
     One whose regular expressions take longer than :data:`FILTER_SECONDS` matches nothing,
-    and is logged."""
+    and is logged; so does one that walks a payload of more than :data:`FILTER_NODES` nodes."""
     global _left
     if not expression:
         return True
+    if any(walk in expression for walk in _WALKS) and _larger_than(payload, FILTER_NODES):
+        structlog.get_logger("taskgate.webhooks").warning(
+            "webhook.filter_payload_too_large", filter=expression, nodes=FILTER_NODES)
+        return False
     target = [payload] if expression.replace(" ", "").startswith("$[?") else payload
     _left = FILTER_SECONDS
     try:

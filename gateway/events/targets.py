@@ -34,6 +34,21 @@ _METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.10
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: private in practice
 
 
+#: NAT64's well-known prefix: its last 32 bits are the IPv4 address a translator connects to
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded(address: Address) -> Address:
+    """The IPv4 address an IPv6 one stands for, and is judged as: IPv4-mapped
+    (``::ffff:127.0.0.1``), 6to4 (``2002:7f00:1::``) or NAT64 (``64:ff9b::7f00:1``); else
+    *address* itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        return address.ipv4_mapped or address.sixtofour or address
+    return address
+
+
 class TargetRefused(OSError):
     """A target the policy refuses; the message says which address and why."""
 
@@ -46,8 +61,7 @@ class TargetPolicy:
 
     def refusal(self, address: Address) -> str | None:
         """Why *address* may not be called, or None."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        address = _embedded(address)
         if any(address in net for net in self.allow if net.version == address.version):
             return None
         if address in _METADATA:
