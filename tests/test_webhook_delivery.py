@@ -208,7 +208,8 @@ async def test_the_default_guard_refuses_loopback_at_creation(tmp_path: Path, ai
     # 6to4 and NAT64 addresses are judged as the IPv4 address they embed
     ("2002:7f00:1::", "a loopback address"), ("2002:a01:203::1", "a private address (webhooks.allow_private is off)"),
     ("2002:a9fe:a9fe::", "a link-local address (cloud metadata lives there)"),
-    ("64:ff9b::7f00:1", "a loopback address"), ("64:ff9b::a01:203", "a private address (webhooks.allow_private is off)"),
+    ("64:ff9b::7f00:1", "a loopback address"),
+    ("64:ff9b::a01:203", "a private address (webhooks.allow_private is off)"),
     ("2002:5db8:d70e::1", None), ("64:ff9b::5db8:d70e", None),
     ("224.0.0.1", "a multicast address"), ("93.184.215.14", None)])
 def test_the_default_policy(address: str, why: str | None) -> None:

@@ -6,7 +6,9 @@ weighs: an entry is charged its length plus :data:`ENTRY_OVERHEAD` (the bytes ob
 its slot), and the oldest entries go when either bound is passed. Bodies are truncated
 to ``journal_body_bytes`` before they are kept. Secrets never reach it: credential
 headers, and the values of secret-looking members of query strings, forms and JSON
-bodies, are replaced by :data:`REDACTED`. It does no I/O and knows nothing of HTTP
+bodies, are replaced by :data:`REDACTED` (the whole body, when one naming such a member
+cannot be read as JSON). Text that UTF-8 cannot hold (a header byte that was not UTF-8)
+is kept as its escape. It does no I/O and knows nothing of HTTP
 beyond the plain values it is given.
 """
 
@@ -55,6 +57,17 @@ def _redact_json(value: Any) -> Any:
     return value
 
 
+def _escaped(value: Any) -> Any:
+    """*value* with each lone surrogate in its text written as its escape (``\\udcff``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def redact_body(body: bytes, content_type: str, limit: int) -> tuple[str, bool]:
     """The body as text for the journal, secret members redacted, cut at *limit* bytes;
     and whether it was cut."""
@@ -65,8 +78,8 @@ def redact_body(body: bytes, content_type: str, limit: int) -> tuple[str, bool]:
         elif content_type.endswith("json"):
             try:
                 text = json.dumps(_redact_json(json.loads(text)), separators=(",", ":"))
-            except ValueError:
-                pass
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to walk: kept out whole
+                text = REDACTED
     cut = len(text.encode()) > limit
     if cut:
         text = text.encode()[:limit].decode("utf-8", "ignore")
@@ -108,7 +121,10 @@ class Journal:
 
     def record(self, entry: Mapping[str, Any]) -> None:
         self.recorded += 1
-        blob = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            blob = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate: aiohttp keeps a header byte that is not UTF-8 as one
+            blob = json.dumps(_escaped(entry), separators=(",", ":"), ensure_ascii=False).encode()
         cost = len(blob) + ENTRY_OVERHEAD
         if not self.max_entries or cost > self.max_bytes:
             self.dropped += 1

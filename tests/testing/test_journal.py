@@ -3,6 +3,8 @@ entry keeps, redaction of secrets, and the filters the verify call counts by."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import tracemalloc
 
 from gateway.testing.journal import (
@@ -113,3 +115,39 @@ async def test_the_journal_of_a_namespace_records_each_request_and_the_verify_ca
     status, _, _ = await tapi.request("DELETE", "/_taskgate/namespaces/j/journal")
     status, body, _ = await tapi.request("POST", "/_taskgate/namespaces/j/journal/count")
     assert (status, body) == (200, {"count": 0})
+
+
+async def _raw(tapi: Api, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes as they are (a client library would refuse a header that is not UTF-8)."""
+    server = tapi.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(head.encode("utf-8", "surrogateescape") + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(1 << 20), 10)
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+async def test_a_header_byte_that_is_not_utf8_and_a_body_too_deep_to_redact_are_journaled(tapi: Api) -> None:
+    """A header holding a byte that is not UTF-8 was a 500 after the task was stored (the
+    journal could not encode it); it is kept as its escape. A JSON body naming a secret and
+    nested too deep to walk was a 500 too; it is kept out whole."""
+    created = json.dumps({"type": "QUARTZ", "uniqueName": "a"}).encode()
+    head = ("POST /_ns/j/task-status/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {tapi.admin}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(created)}\r\nX-Note: caf\udce9\r\nConnection: close\r\n\r\n")
+    status, body = await _raw(tapi, head, created)
+    assert status == 201, body
+    deep = b'{"password": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, answer, _ = await tapi.request("POST", "/_ns/j/task-status/v1", data=deep,
+                                           headers={"Content-Type": "application/json"})
+    assert (status, {**answer, "trackingId": "?"}) == (400, {
+        "detailCode": "400.1 Bad Request Content", "trackingId": "?", "causes": [],
+        "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": "malformed JSON: nested too deeply"}]})
+    status, journal, _ = await tapi.request("GET", "/_taskgate/namespaces/j/journal")
+    first, second = journal["entries"]
+    assert (first["status"], first["headers"]["X-Note"], first["body"]) == (201, "caf\\udce9", created.decode())
+    assert (second["status"], second["body"], second["body_truncated"]) == (400, REDACTED, False)
