@@ -17,6 +17,7 @@ from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.clock import now_iso_micro
 from gateway.config import ConfigError, LogConfig
@@ -222,8 +223,39 @@ def _json_wrapper(level: int, chain: list[Any], renderer: Any) -> type:
     return type("JsonBoundLogger", (base,), methods)
 
 
+class _AiohttpRecords(logging.Handler):
+    """aiohttp's own log records (its server's "Error handling request", its client's
+    warnings) as events in taskgate's log, so that the log stays one JSON line an event,
+    in the configured file. A request aiohttp's parser refused (a request line or header
+    over its limit, a malformed message) is one info line without a traceback: any client
+    may send as many as it likes, and each was some 800 bytes of plain text on standard
+    error."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            log = structlog.get_logger(record.name)
+            exc = record.exc_info[1] if record.exc_info else None
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            if isinstance(exc, HttpProcessingError):
+                log.info("http.request_refused", remote=remote, status=exc.code, reason=str(exc.message)[:200])
+            elif record.levelno >= logging.ERROR:
+                log.error("aiohttp.error", message=record.getMessage(), exc_info=record.exc_info)
+            else:
+                log.warning("aiohttp.warning", message=record.getMessage())
+        except Exception:  # a failing log sink must not end the request that logged
+            pass
+
+
+_aiohttp_records = _AiohttpRecords()
+
+
 def configure_logging(config: LogConfig) -> None:
-    """Point structlog at standard error or the configured file, as JSON or console lines."""
+    """Point structlog at standard error or the configured file, as JSON or console lines,
+    and aiohttp's own records (warnings and errors) at it too."""
+    source = logging.getLogger("aiohttp")
+    source.handlers[:] = [_aiohttp_records]
+    source.propagate = False
+    source.setLevel(logging.WARNING)
     _sink.flush()
     while _opened:
         _opened.pop().close()

@@ -341,6 +341,15 @@ def test_header_limits_past_twice_the_setting_get_aiohttp_s_plain_400(tmp_path: 
             assert body.startswith(says), body
     finally:
         assert server.stop() == 0, server.log.read_text()
+    # each refusal is one JSON line of taskgate's log, at info, without aiohttp's traceback
+    lines = server.log.read_text().splitlines()
+    assert all(line.startswith("{") for line in lines), lines
+    refused = [{k: v for k, v in e.items() if k != "timestamp"} for e in server.events()
+               if e["event"] == "http.request_refused"]
+    assert [e.pop("reason")[:36] for e in refused] == ["Too many headers received",
+                                                       "Got more than 512 bytes when reading",
+                                                       "Got more than 300 bytes when reading"]
+    assert refused == [{"event": "http.request_refused", "level": "info", "remote": "127.0.0.1", "status": 400}] * 3
 
 
 def read_until(response: http.client.HTTPResponse, marker: bytes, seconds: float) -> bytes:
