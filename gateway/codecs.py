@@ -150,12 +150,18 @@ def decode_xml(body: bytes) -> Element:
 
 
 def decode_form(body: bytes) -> list[tuple[str, str]]:
-    """The fields of an ``application/x-www-form-urlencoded`` body, in order."""
+    """The fields of an ``application/x-www-form-urlencoded`` body, in order. A %-escape
+    must spell UTF-8, as the body's own bytes must (``%E9`` alone is refused, not read
+    as U+FFFD)."""
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body.strip()),
-                         max_num_fields=MAX_FORM_FIELDS)
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(body.strip()),
+                         max_num_fields=MAX_FORM_FIELDS, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.BadRequest("malformed form body: a %-escape spells bytes that are not UTF-8") from None
     except ValueError as exc:
         raise errors.BadRequest(f"malformed form body: {exc}") from None
 

@@ -271,6 +271,8 @@ BAD_PUTS = [
      {}, 400, "ArgumentException", "BatchTaskInfo: State is given more than once"),
     ("a form field twice", "819", "application/x-www-form-urlencoded", "State=New&State=Failed", "tje0", {}, 400,
      "ArgumentException", "form field 'State' is given more than once"),
+    ("a %-escape that is not UTF-8 in a form", "819", "application/x-www-form-urlencoded", "Description=caf%E9",
+     "tje0", {}, 400, "ArgumentException", "malformed form body: a %-escape spells bytes that are not UTF-8"),
     ("failed JSON Patch test", "819", "application/json-patch+json",
      '[{"op": "test", "path": "/State", "value": "New"}, {"op": "replace", "path": "/State", "value": "Failed"}]',
      "tje0", {}, 409, "SoConflictException",
