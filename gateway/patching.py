@@ -87,7 +87,10 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _short(value: Any) -> str:
-    text = dumps(value)
+    try:
+        text = dumps(value)
+    except ValueError:  # what JSON cannot write (an infinity read from XML or a form): as Python shows it
+        text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -75,8 +76,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent as a float; ValueError past a double's
+    range (``1e400`` would read as infinity, which no JSON text can write back)."""
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"the number {text[:40]} is beyond the range of a 64-bit float")
+    return number
+
+
 def _stdlib_loads(data: bytes | str) -> Any:
-    return json.loads(data, parse_constant=_reject_constant)
+    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite)
 
 
 def loads(data: bytes) -> Any:
@@ -148,7 +158,8 @@ def refuse_duplicates(data: bytes, keys: int) -> None:
     that (a duplicate, or a string holding a quote and a colon) is it read again with
     :mod:`json`, which reports each key it meets."""
     if _key_ends(data) > keys:
-        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant)
+        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant,
+                   parse_float=_finite)
 
 
 def loads_unique(data: bytes) -> Any:
@@ -158,7 +169,8 @@ def loads_unique(data: bytes) -> Any:
     with :mod:`json`, which reports each key it meets."""
     value = loads(data)
     if isinstance(value, (dict, list)) and _key_ends(data) > _key_count(value):
-        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant)
+        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant,
+                   parse_float=_finite)
     return value
 
 

@@ -331,6 +331,9 @@ BAD_PATCHES = [
     ("NaN", b'[{"op":"replace","path":"/percentComplete","value":NaN}]', PATCH_JSON, 400,
      "malformed JSON: NaN is not valid JSON"),
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000, PATCH_JSON, 400, "malformed JSON: nested too deeply"),
+    # past a double's range: it read as infinity, and a test op's message then failed to write it (a 500)
+    ("a number past a double", b'[{"op":"test","path":"/percentComplete","value":1e400}]', PATCH_JSON, 400,
+     "malformed JSON: the number 1e400 is beyond the range of a 64-bit float"),
     ("object, not array", b'{"op":"replace","path":"/progress","value":"x"}', PATCH_JSON, 400,
      "the body must be a JSON array of JSON Patch operations"),
     ("empty array", b"[]", PATCH_JSON, 400, "the patch has no operations"),
