@@ -66,12 +66,14 @@ def _agent_id(value: int) -> str | None:
 
 # -- the calls ---------------------------------------------------------------------------
 async def _get(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
+    members = service.select(request)
     task_id = _agent_id(_arg(args, "Id", "int"))
     task = await store_of(request).get(STYLE, task_id) if task_id else None
-    return service.carrier_for(ctx, task, service.select(request)) if task else None
+    return service.carrier_for(ctx, task, members) if task else None
 
 
 async def _update(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
+    members = service.select(request)  # a bad $select is refused before anything is written
     fields = carrier.canonical(_arg(args, "BatchTaskInfo", "object"))
     if not isinstance(fields.get("Id"), int) or isinstance(fields.get("Id"), bool):
         raise errors.BadRequest("BatchTaskInfo.Id must be the integer id of the task to update")
@@ -82,7 +84,7 @@ async def _update(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
         task = await service.update(request, ctx, task_id, "fields", fields)
     except errors.NotFound:
         return None
-    return service.carrier_for(ctx, task, service.select(request))
+    return service.carrier_for(ctx, task, members)
 
 
 async def _start(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
@@ -134,9 +136,9 @@ def _finder(*, system: bool | None = None, **named: tuple[str, Kind]) -> AgentCa
     to the argument that gives it, as ``(name, kind)``."""
     async def call(request: web.Request, ctx: Ctx, args: dict[str, Any]) -> Any:
         values = {key: _arg(args, name, kind) for key, (name, kind) in named.items()}
+        members = service.select(request)
         async with caller_turn(request):
             ids = await service.find(request, system=system, **values)
-            members = service.select(request)
             return await service.respond_list(request, ctx, ids, lambda t: service.carrier_for(ctx, t, members),
                                               root="Result")
     return call

@@ -389,6 +389,18 @@ async def test_a_read_only_token_reads_through_the_agents_but_changes_nothing(so
     assert await so.snapshot() == before
 
 
+async def test_an_agents_call_with_a_bad_select_is_refused_before_it_writes(so):
+    """UpdateBatchTask wrote the change, then refused the $select it answers with: a 400
+    that had stored the change, its audit row, its event and its webhook delivery."""
+    before = await so.snapshot()
+    for call, body in (("UpdateBatchTask", {"BatchTaskInfo": {"Id": 819, "Response": "changed"}}),
+                       ("GetBatchTaskInfo", {"Id": 819}), ("GetBatchTaskInfosByState", {"State": "Started"})):
+        status, answer, _ = await so.request("POST", f"/api/v1/Agents/Batch/{call}?$select=NoSuchMember",
+                                             body=body)
+        assert (status, answer) == (400, so_error("ArgumentException", "$select: unknown member NoSuchMember")), call
+    assert await so.snapshot() == before
+
+
 async def test_app_tokens_are_checked_before_the_ticket_so_a_refusal_tells_nothing_of_it(
         aiohttp_client, config, tmp_path: Path):
     app = create_app(dataclasses.replace(config, base_dir=str(tmp_path / "apps")).replace(
