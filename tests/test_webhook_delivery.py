@@ -346,6 +346,11 @@ async def test_a_worker_remembers_documents_up_to_a_byte_bound_and_rebuilds_the_
             ({"pad": "x" * 100_000}, {"pad": "x" * 100_000, "n": 1}) for _ in range(5)]
         assert list(docs._docs) == [("sailpoint", "t3"), ("sailpoint", "t4")]  # two of 100,012 bytes fit
         assert docs._bytes == 2 * len(json.dumps({"pad": "x" * 100_000, "n": 1}, separators=(",", ":")))
+        # what an event hands out is its own: the remembered text is not changed through it
+        events[-1].new["n"] = "changed by a shape"
+        await store.update("sailpoint", "t4", lambda old: {**old, "n": 2}, actor="a", request_id="r")
+        latest = (await store.audit(limit=1))[0]
+        assert (await docs.event(latest)).old == {"pad": "x" * 100_000, "n": 1}
     finally:
         await store.close()
 

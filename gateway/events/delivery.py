@@ -43,8 +43,8 @@ from gateway.config import WebhooksConfig
 from gateway.events.subscriptions import IDEMPOTENCY_HEADER, Event, Outgoing, Shape, idempotency_key
 from gateway.events.targets import GuardedResolver, TargetPolicy, TargetRefused
 from gateway.model import Change, Delivery, Doc, Hook, Store
-from gateway.patching import apply_json_patch
-from gateway.speedups import dumps_bytes
+from gateway.patching import replay
+from gateway.speedups import dumps_bytes, loads
 
 __all__ = ["Dispatcher", "DISPATCHER", "Sender", "Documents", "backoff", "FLUSH_EVERY", "HookStats"]
 
@@ -111,49 +111,54 @@ class Sender:
 
 class Documents:
     """A task's document before and after each change, rebuilt from the trail: the
-    document after a task's previous change is remembered (for :data:`_CACHE` tasks), so
-    that following the trail in order costs one patch per change; otherwise the task's
-    trail before the change is replayed."""
+    document after a task's previous change is remembered, as its compact JSON text (for
+    :data:`_CACHE` tasks, at most :data:`_CACHE_BYTES` of text: what it holds is what it
+    weighs), so that following the trail in order costs one parse and one patch per
+    change; otherwise the task's trail before the change is replayed, in place."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._docs: OrderedDict[tuple[str, str], tuple[int, Doc, int]] = OrderedDict()  # version, document, bytes
+        self._docs: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()  # version, document's text
         self._bytes = 0
 
     async def event(self, change: Change) -> Event:
         key = (change.style, change.task_id)
-        old: Doc | None
+        text: bytes | None
         if change.action == "created":
-            old = None
+            text = None
         elif (hit := self._docs.get(key)) is not None and hit[0] == change.version - 1:
-            old = hit[1]
+            text = hit[1]
         else:
-            old = await self._replay(change)
-        new = None if change.action == "deleted" else apply_json_patch(
-            {} if change.action == "created" or old is None else old, change.patch, max_bytes=2**31)
+            text = await self._replay(change)
+        old = None if text is None else loads(text)
+        new: Doc | None = None
+        if change.action != "deleted":  # a private copy of the old document, patched in place
+            new = replay({} if change.action == "created" or text is None else loads(text), change.patch)
         if (gone := self._docs.pop(key, None)) is not None:
-            self._bytes -= gone[2]
+            self._bytes -= len(gone[1])
         if new is not None:
             # one user's megabyte tasks made a worker hold a gigabyte of them: bytes bound it too
-            size = len(dumps_bytes(new))
-            self._docs[key] = (change.version, new, size)
-            self._bytes += size
+            kept = dumps_bytes(new)
+            self._docs[key] = (change.version, kept)
+            self._bytes += len(kept)
             while len(self._docs) > _CACHE or self._bytes > _CACHE_BYTES:
-                self._bytes -= self._docs.popitem(last=False)[1][2]
+                self._bytes -= len(self._docs.popitem(last=False)[1][1])
         return Event(change, old, new)
 
-    async def _replay(self, change: Change) -> Doc | None:
+    async def _replay(self, change: Change) -> bytes | None:
+        """The text of the task's document before *change*, from its trail (None: none)."""
         doc: Doc | None = None
         after = 0
         while True:
             rows = await self._store.audit(style=change.style, task_id=change.task_id, after=after,
                                            before=change.seq, newest_first=False, limit=1000, max_bytes=_PAGE_BYTES)
             for row in rows:
-                doc = None if row.action == "deleted" else apply_json_patch(
-                    {} if row.action == "created" or doc is None else doc, row.patch, max_bytes=2**31)
+                doc = None if row.action == "deleted" else replay(
+                    {} if row.action == "created" or doc is None else doc, row.patch)
             if not rows:  # a page cut short by its bytes is not the end
-                return doc
+                return None if doc is None else dumps_bytes(doc)
             after = rows[-1].seq
+            await asyncio.sleep(0)  # a long trail: the loop's other work between its pages
 
 
 class HookStats:
@@ -307,10 +312,15 @@ class Dispatcher:
                 continue
             self.stats.lag[(hook.style, hook.id)] = max(0, await self._store.last_seq() - hook.cursor)
             progress = _Progress(hook)
+            tasks_style = hook.style.partition(":")[0]  # "superoffice:webhook" hears "superoffice"
             for change in changes:
                 if not self._store.lock_dispatcher():
                     await self._flush(progress)
                     return False
+                if change.style != tasks_style:  # a hook hears its own style's changes only:
+                    progress.cursor = change.seq  # no documents are built for the others
+                    continue
+                await asyncio.sleep(0)  # the loop's other work between two events' documents
                 event = await docs.event(change)
                 if self.scope:
                     event = replace(event, scope=self.scope)
