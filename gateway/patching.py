@@ -91,8 +91,11 @@ def replay(doc: dict[str, Any], operations: Sequence[dict[str, Any]]) -> dict[st
     is *doc* unless the patch replaces the root). None of :func:`apply_json_patch`'s copy
     and checks: the trail holds only patches that passed them, and rebuilding a document
     along its trail is one patch per change, not a copy of a megabyte document per change.
-    Errors are jsonpatch's."""
-    result: dict[str, Any] = jsonpatch.JsonPatch(list(operations)).apply(doc, in_place=True)
+    Conflict when the patch does not apply (then *doc* may be part-changed)."""
+    try:
+        result: dict[str, Any] = jsonpatch.JsonPatch(list(operations)).apply(doc, in_place=True)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, IndexError, KeyError) as exc:
+        raise errors.Conflict(f"the patch does not apply to the task: {exc}") from None
     return result
 
 
