@@ -210,3 +210,41 @@ async def test_writers_of_two_stores_take_turns_under_the_file_lock(tmp_path: Pa
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.sqlite_only("group commit's batches and the event loop's turns")
+async def test_a_batch_of_slow_writes_lets_the_loop_run_between_them(tmp_path: Path):
+    """Writes whose mutations take long (here 30 ms each, as a megabyte document's patch
+    can) share one batch, and the event loop gets a turn between two of them
+    (TURN_SECONDS): the other coroutine's ticks land between the mutations, not after
+    the last of them. All three commit."""
+    store = await SQLiteStore.open(tmp_path / "t.db")
+    try:
+        for n in range(3):
+            await store.create("s", f"t{n}", {"n": 0}, actor="a", request_id="r")
+        seen: list[str] = []
+
+        def slow(name: str):
+            def mutate(old):
+                seen.append(name)
+                time.sleep(0.03)
+                return {**old, "n": old["n"] + 1}
+            return mutate
+
+        async def ticks():
+            for _ in range(20):
+                seen.append("tick")
+                await asyncio.sleep(0)
+
+        writes = [asyncio.ensure_future(store.update("s", f"t{n}", slow(f"w{n}"), actor="a", request_id="r"))
+                  for n in range(3)]
+        await asyncio.sleep(0)  # the three are queued: one batch takes them
+        ticker = asyncio.ensure_future(ticks())
+        await asyncio.gather(*writes, ticker)
+        mutations = [i for i, name in enumerate(seen) if name.startswith("w")]
+        assert [seen[i] for i in mutations] == ["w0", "w1", "w2"]
+        assert "tick" in seen[mutations[0]:mutations[1]] and "tick" in seen[mutations[1]:mutations[2]], seen
+        assert [(await store.get("s", f"t{n}")).doc for n in range(3)] == [{"n": 1}] * 3
+        assert len({c.at for c in await store.audit(limit=3)}) == 1  # one batch: one time
+    finally:
+        await store.close()

@@ -11,7 +11,7 @@ A write whose mutation raises is left out alone. It must not read or write the d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,8 @@ from gateway.store.sqlite.keyed import KeyedFields, keys_text
 from gateway.store.sqlite.log import report
 from gateway.store.write_step import Stored, apply_write
 
-__all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_write", "needs_counters"]
+__all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_steps", "apply_write",
+           "needs_counters"]
 
 #: a task's final row in a batch: version, created, document (None: deleted), its stored
 #: text, its keys column, its owner, its size in bytes
@@ -103,6 +104,17 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
     owner and size; *held*: what the owners of the batch's quotas hold (both updated);
     *now*: the time the batch's rows are stamped with (a test namespace's clock)."""
     out = Applied(at=now())
+    for _ in apply_steps(out, batch, current, seq, counters, keyed, held_rows, held):
+        pass
+    return out
+
+
+def apply_steps(out: Applied, batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
+                counters: dict[str, int] | None, keyed: KeyedFields,
+                held_rows: dict[tuple[str, str], Held] | None = None,
+                held: Usage | None = None) -> Iterator[None]:
+    """:func:`apply_batch` into *out*, pausing after each write: whoever drives it can let
+    the event loop run between two writes (each may patch a megabyte document)."""
     at = out.at
     rows = held_rows if held_rows is not None else {}
     usage = held if held is not None else {}
@@ -126,11 +138,14 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
                     check_quota(quota, w.style, usage.get((w.style, quota.owner), [0, 0]),
                                 *counted.held_against((w.style, quota.owner)))
         except errors.TaskgateError as exc:
+            exc.__traceback__ = None  # its frames hold the mutation's copy of the document until the batch ends
             out.results.append((w, exc))
+            yield
             continue
         except Exception:  # a bug in a mutate function must not sink the batch
             report("store.mutation_failed", style=w.style, task_id=w.task_id)
             out.results.append((w, errors.InternalError("An internal fault occurred.")))
+            yield
             continue
         if made:
             seq += len(made)
@@ -159,4 +174,4 @@ def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Sto
             if counters is not None and recreated and is_counted(task_id):
                 counters[w.style] = max(counters.get(w.style, 0), int(task_id))
         out.results.append((w, (task, made)))
-    return out
+        yield
