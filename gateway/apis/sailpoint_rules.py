@@ -83,6 +83,11 @@ def may_read(caller: Caller, doc: Mapping[str, Any] | None) -> bool:
     return reads_everything(caller)
 
 
+def judged(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`may_read` reads of *doc*: nothing."""
+    return {}
+
+
 def owned_mutation(caller: Caller, task_id: str, mutate: Mutate) -> Mutate:
     """*mutate*, run only when :func:`may_update` allows *caller* the task as stored at the
     write (so a task whose owner changed meanwhile is judged as it is now); else Forbidden."""

@@ -69,6 +69,11 @@ def may_read(caller: Caller, doc: Mapping[str, Any] | None) -> bool:
     return reads_everything(caller)
 
 
+def judged(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`may_read` reads of *doc*: nothing."""
+    return {}
+
+
 def rights(caller: Caller, doc: Mapping[str, Any]) -> dict[str, Any]:
     """``TableRight`` and ``FieldProperties`` of *doc* for *caller*."""
     if caller.is_admin and not caller.read_only:

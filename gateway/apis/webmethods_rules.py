@@ -147,6 +147,17 @@ def may_read(actor: Actor, doc: Mapping[str, Any] | None) -> bool:
     return doc is not None and may_access(doc.get("TaskInfo") or {}, actor)
 
 
+#: the TaskInfo members :func:`may_access` reads
+_ACCESS_MEMBERS = ("assignedToList", "acceptedByList", "createdBy")
+
+
+def judged(doc: Mapping[str, Any]) -> Doc:
+    """What :func:`may_read` reads of *doc*, and it answers the same for it: the event
+    stream keeps this, not a task's megabyte TaskData, for every recent task."""
+    info = doc.get("TaskInfo") or {}
+    return {"TaskInfo": {key: info[key] for key in _ACCESS_MEMBERS if key in info}}
+
+
 def access_filter(user: str) -> Expr:
     """:func:`may_access` for a non-admin, as a query the store runs in SQL."""
     return Or((Compare("$.TaskInfo.assignedToList", "has", (user,)),

@@ -6,7 +6,8 @@ The rules themselves live with their styles (``may_read`` and ``reads_everything
 builds, from a :class:`~gateway.auth.Principal`, each style's caller as that style's
 handlers build it, and hands the feed one check per style: None where the caller reads
 every task of the style (no document is needed), or the rule to apply to the task's
-document. It must not hold a rule of its own, nor do I/O.
+document, and the part of a document each rule reads (:func:`judged`). It must not hold
+a rule of its own, nor do I/O.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gateway.auth import Principal
 from gateway.events.published import Check
 from gateway.model import Doc
 
-__all__ = ["access_for", "STYLE_NAMES"]
+__all__ = ["access_for", "judged", "STYLE_NAMES"]
 
 
 def _sailpoint(who: Principal) -> Check | None:
@@ -48,6 +49,17 @@ def _webmethods(who: Principal) -> Check | None:
 _RULES = {"sailpoint": _sailpoint, "superoffice": _superoffice, webmethods_rules.STYLE: _webmethods}
 #: the styles whose events the feed carries
 STYLE_NAMES = tuple(_RULES)
+_JUDGED = {"sailpoint": sailpoint_rules.judged, "superoffice": superoffice_rules.judged,
+           webmethods_rules.STYLE: webmethods_rules.judged}
+
+
+def judged(style: str, doc: Doc | None) -> Doc | None:
+    """What *style*'s read rule reads of *doc* (None: no document), on which every check
+    :func:`access_for` hands out answers as on the whole document."""
+    if doc is None:
+        return None
+    part = _JUDGED.get(style)
+    return doc if part is None else part(doc)
 
 
 def access_for(who: Principal, styles: tuple[str, ...]) -> Mapping[str, Check | None]:

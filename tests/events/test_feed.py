@@ -15,7 +15,7 @@ import pytest
 from gateway.apis import sailpoint_rules, superoffice_rules, webmethods_rules
 from gateway.auth import Principal
 from gateway.events import feed as feed_module
-from gateway.events.access import STYLE_NAMES, access_for
+from gateway.events.access import STYLE_NAMES, access_for, judged
 from gateway.events.feed import (
     END_BEHIND,
     END_SHUTDOWN,
@@ -289,6 +289,13 @@ def test_read_rules_reading_everything_means_reading_every_document(who: Princip
             check = access[style]
             assert check is not None
             assert [check(doc) for doc in docs] == [rules.may_read(caller, doc) for doc in docs]
+        # what the stream keeps of a document (what the rule reads) is judged as the document is
+        big = [{**doc, "TaskData": {"blob": "x" * 10_000}} for doc in docs if doc is not None]
+        kept = [judged(style, doc) for doc in big]
+        assert all(len(json.dumps(part)) < 200 for part in kept)
+        assert [rules.may_read(caller, part) for part in kept] == [rules.may_read(caller, doc) for doc in big]
+    assert judged("webmethods", None) is None
+    assert judged("webmethods", docs[3]) == {"TaskInfo": {"assignedToList": [who.name], "createdBy": "x"}}
 
 
 def test_webmethods_reads_by_assignment_acceptance_or_creation():
