@@ -87,11 +87,27 @@ class _Enum(fields.Field):
         return found
 
 
+#: what XML 1.0 cannot hold, even as a character reference: answers are XML too, and a
+#: task holding U+0007 made every XML answer that carried it one no parser reads
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(value: str) -> None:
+    found = _NOT_XML.search(value)
+    if found is not None:
+        raise ValidationError(f"holds U+{ord(found.group()):04X}, which XML cannot carry (answers may be XML).")
+
+
+def _text(length: int) -> list[Any]:
+    return [validate.Length(max=length), _xml_text]
+
+
 class _Text(fields.String):
-    """A string of at most the column's length; ``null`` is SuperOffice's empty string."""
+    """A string of at most the column's length, of characters XML can carry; ``null`` is
+    SuperOffice's empty string."""
 
     def __init__(self, length: int, **kwargs: Any) -> None:
-        super().__init__(allow_none=True, validate=validate.Length(max=length) if length else None, **kwargs)
+        super().__init__(allow_none=True, validate=_text(length) if length else _xml_text, **kwargs)
 
     def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any) -> Any:
         return super().deserialize("" if value is None else value, attr, data, **kwargs)
@@ -153,8 +169,8 @@ class BatchTaskInfoSchema(Schema):
     DetailsRecord = _Number(validate=_INT32)
     IsSystemTask = _Flag()
     IsInternalTask = _Flag()
-    ParameterObject = fields.Dict(keys=fields.String(validate=validate.Length(max=254)),
-                                  values=fields.String(validate=validate.Length(max=4000)), allow_none=True)
+    ParameterObject = fields.Dict(keys=fields.String(validate=_text(254)),
+                                  values=fields.String(validate=_text(4000)), allow_none=True)
     LastStarted = _LocalDateTime(allow_none=True)
     Created = _LocalDateTime(allow_none=True)
     StartCount = _Number(validate=_INT32)

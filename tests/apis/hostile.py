@@ -235,10 +235,14 @@ def so_state(value: Any) -> str:
     raise Refusal(400, _INVALID)
 
 
+#: the characters XML 1.0 cannot carry (docs/superoffice.md: refused, since answers may be XML)
+_SO_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def so_text(value: Any) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > SO_TEXT_LIMIT:
+    if not isinstance(value, str) or len(value) > SO_TEXT_LIMIT or _SO_NOT_XML.search(value):
         raise Refusal(400, _INVALID)
     return value
 

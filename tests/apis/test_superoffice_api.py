@@ -271,6 +271,12 @@ BAD_PUTS = [
      {}, 400, "ArgumentException", "BatchTaskInfo: State is given more than once"),
     ("a form field twice", "819", "application/x-www-form-urlencoded", "State=New&State=Failed", "tje0", {}, 400,
      "ArgumentException", "form field 'State' is given more than once"),
+    # XML 1.0 cannot carry it: every XML answer holding the task was one no parser reads
+    ("a character XML cannot carry", "819", "application/json", '{"Response": "bell\\u0007"}', "tje0", {}, 400,
+     "ArgumentException", "invalid BatchTaskInfo: Response: holds U+0007, which XML cannot carry (answers may be XML)."),
+    ("a patched member XML cannot carry", "819", "application/json-patch+json",
+     '[{"op": "replace", "path": "/Description", "value": "\\uffff"}]', "tje0", {}, 400, "ArgumentException",
+     "invalid BatchTaskInfo: Description: holds U+FFFF, which XML cannot carry (answers may be XML)."),
     ("a %-escape that is not UTF-8 in a form", "819", "application/x-www-form-urlencoded", "Description=caf%E9",
      "tje0", {}, 400, "ArgumentException", "malformed form body: a %-escape spells bytes that are not UTF-8"),
     ("failed JSON Patch test", "819", "application/json-patch+json",
