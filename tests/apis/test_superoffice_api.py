@@ -273,7 +273,8 @@ BAD_PUTS = [
      "ArgumentException", "form field 'State' is given more than once"),
     # XML 1.0 cannot carry it: every XML answer holding the task was one no parser reads
     ("a character XML cannot carry", "819", "application/json", '{"Response": "bell\\u0007"}', "tje0", {}, 400,
-     "ArgumentException", "invalid BatchTaskInfo: Response: holds U+0007, which XML cannot carry (answers may be XML)."),
+     "ArgumentException",
+     "invalid BatchTaskInfo: Response: holds U+0007, which XML cannot carry (answers may be XML)."),
     ("a patched member XML cannot carry", "819", "application/json-patch+json",
      '[{"op": "replace", "path": "/Description", "value": "\\uffff"}]', "tje0", {}, 400, "ArgumentException",
      "invalid BatchTaskInfo: Description: holds U+FFFF, which XML cannot carry (answers may be XML)."),
