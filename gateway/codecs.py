@@ -8,13 +8,14 @@ Vendor-specific document shapes are not this module's business.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.etree.ElementTree import Element, ParseError, tostring
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, tostring
 
 import defusedxml
 import defusedxml.ElementTree
@@ -26,7 +27,8 @@ from gateway import errors
 from gateway.limits import dumps, may_hold_surrogates, scan_value
 from gateway.speedups import DuplicateKey, dumps_bytes, loads, refuse_duplicates
 
-__all__ = ["BODY_TIMEOUT", "body_timeout", "is_number", "read_body", "decode_json", "decode_xml", "decode_form",
+__all__ = ["BODY_TIMEOUT", "body_timeout", "is_number", "read_body", "decode_json", "decode_xml",
+           "decode_xml_in_turns", "decode_form",
            "negotiate", "parse_if_match", "parse_http_date", "etag", "json_response", "stored_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
@@ -139,14 +141,43 @@ def decode_xml(body: bytes) -> Element:
     entity declarations or external references is refused before anything is expanded."""
     if not body.strip():
         raise errors.BadRequest("the request body is empty")
-    try:
+    with _xml_refusals():
         return defusedxml.ElementTree.fromstring(body, forbid_dtd=True)
+
+
+@contextlib.contextmanager
+def _xml_refusals() -> Iterator[None]:
+    """What parsing an XML body raises, as the 400 that says why."""
+    try:
+        yield
     except defusedxml.DefusedXmlException:
         raise errors.BadRequest("XML with a DTD, entity declarations or external references is refused") from None
     except ParseError as exc:
         raise errors.BadRequest(f"malformed XML: {exc}") from None
     except (ValueError, LookupError) as exc:  # a declared encoding expat cannot read
         raise errors.BadRequest(f"unsupported XML encoding: {str(exc)[:80]}; use UTF-8") from None
+
+
+#: an XML body is parsed this many bytes at a time, with the event loop's turn between
+_XML_CHUNK = 65_536
+
+
+async def decode_xml_in_turns(body: bytes) -> Element:
+    """:func:`decode_xml`, a large body fed to the parser :data:`_XML_CHUNK` bytes at a
+    time, with the loop's turn between: 1 MiB of nested elements took 250 to 330 ms to
+    parse, every other client waiting (expat calls Python for each element)."""
+    if len(body) <= _XML_CHUNK:
+        return decode_xml(body)
+    if not body.strip():
+        raise errors.BadRequest("the request body is empty")
+    parser = defusedxml.ElementTree.DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
+    for start in range(0, len(body), _XML_CHUNK):
+        with _xml_refusals():
+            parser.feed(body[start:start + _XML_CHUNK])
+        await asyncio.sleep(0)
+    with _xml_refusals():
+        root: Element = parser.close()
+    return root
 
 
 def decode_form(body: bytes) -> list[tuple[str, str]]:

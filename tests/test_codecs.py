@@ -84,3 +84,24 @@ def test_decode_json_refuses_surrogates_and_depth_in_one_walk(text: bytes, messa
 ])
 def test_decode_json_takes_paired_surrogates_and_64_levels(text: bytes, value: object):
     assert decode_json(text) == value
+
+
+async def test_a_large_xml_body_is_parsed_in_turns_to_the_same_tree_and_refused_alike():
+    """Past 64 KiB an XML body is fed to the parser in chunks, with the loop's turn between:
+    the same tree as a whole parse (a chunk boundary inside a character included), and the
+    same refusals."""
+    from xml.etree.ElementTree import tostring
+
+    from gateway.codecs import decode_xml, decode_xml_in_turns
+    body = ("<BatchTaskInfo>" + "".join(f"<Item{n}>é{'x' * 40}ü</Item{n}>" for n in range(3000))
+            + "</BatchTaskInfo>").encode()
+    assert len(body) > 2 * 65_536
+    assert tostring(await decode_xml_in_turns(body)) == tostring(decode_xml(body))
+    for bad, message in ((b"<a>" * 100_000, "malformed XML: no element found"),
+                         (b'<!DOCTYPE a [<!ENTITY e "x">]><a>' + b" " * 70_000 + b"&e;</a>",
+                          "XML with a DTD, entity declarations or external references is refused")):
+        with pytest.raises(errors.BadRequest) as whole:
+            decode_xml(bad)
+        with pytest.raises(errors.BadRequest) as in_turns:
+            await decode_xml_in_turns(bad)
+        assert in_turns.value.message.startswith(message) and in_turns.value.message == whole.value.message
