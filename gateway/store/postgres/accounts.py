@@ -14,6 +14,7 @@ stores hashes only, and must not hash, check passwords or decide who may do what
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -65,6 +66,15 @@ class Accounts:
         self._db = db
         self._tokens: dict[str, tuple[float, TokenRow]] = {}
         self._tokens_generation = 0
+        self.name = secrets.token_hex(8)  # what its notifications carry
+
+    def heard(self, sender: str | None) -> None:
+        """Another store's notification of an account change (None: the listening session
+        was lost, and notifications with it): the cache empties. Its own
+        (it forgot at the change) leaves what was read since then alone: its arrival, at
+        any moment after the commit, made a row just read seem revoked."""
+        if sender != self.name:
+            self.forget_tokens()
 
     async def _write(self, statements: Sequence[Statement]) -> list[int]:
         """One transaction of *statements*, and how many rows each changed."""
@@ -72,7 +82,7 @@ class Accounts:
         try:
             async with self._db.transaction() as conn:
                 done = [await conn.execute(statement, *params) for statement, params in statements]
-                await conn.execute(NOTIFY_SQL)  # every gateway's token cache empties at the commit
+                await conn.execute(NOTIFY_SQL, self.name)  # every gateway's token cache empties at the commit
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise conflict(exc) from None
         finally:

@@ -34,8 +34,9 @@ __all__ = ["BACKOFF_SECONDS", "CHANGES", "CHANNEL", "CHECK_SECONDS", "Listener",
 CHANNEL = "taskgate_accounts"
 #: the channel of committed task writes (the payload: the committing store's name)
 CHANGES = "taskgate_changes"
-#: what a transaction that changes accounts runs (delivered at its commit, once per transaction)
-NOTIFY_SQL = f"SELECT pg_notify('{CHANNEL}', '')"
+#: what a transaction that changes accounts runs, with the changing store's name (delivered
+#: at its commit, once per transaction; the store that made the change already forgot)
+NOTIFY_SQL = f"SELECT pg_notify('{CHANNEL}', $1)"
 #: the pause after the first failed try to listen again, and the longest pause between tries
 BACKOFF_SECONDS = (0.05, 2.0)
 #: how often the session is looked at when no termination was reported

@@ -103,7 +103,7 @@ class PostgreSQLStore(WriteShortcuts):
             raise
         store = cls(db, found, owners, now=now, max_batch=max_batch)
         try:
-            store._listener = await Listener.start(url, {notify.CHANNEL: lambda _: store._accounts.forget_tokens(),
+            store._listener = await Listener.start(url, {notify.CHANNEL: store._accounts.heard,
                                                           signins.CHANNEL: store._signins.heard,
                                                           notify.CHANGES: store._committed_elsewhere})
         except BaseException:
