@@ -9,20 +9,28 @@ implementation. Domain errors of a write (NotFound, Conflict, …) are
 
 from __future__ import annotations
 
+import contextlib
+
+import structlog
+
 from gateway import errors
 
 __all__ = ["StoreError", "RowRefused", "QUERY_SECONDS", "search_stopped"]
 
-#: a list or search (``Store.find``, ``Store.find_ids``) that runs longer than this in the
-#: database is stopped: SQLite has one reader connection, so one caller's costly search
-#: (many long ``contains`` terms over large fields) would hold up every other list
+#: a list or search statement (``Store.find``, ``Store.find_ids``: the page, and the count
+#: when asked, each) that runs longer than this in the database is stopped: SQLite has one
+#: reader connection, so one caller's costly search (many long ``contains`` terms over
+#: large fields) would hold up every other list
 QUERY_SECONDS = 3.0
 
 
-def search_stopped() -> errors.BadRequest:
-    """The 400 of a search stopped at :data:`QUERY_SECONDS`."""
-    return errors.BadRequest(f"this search took more than {QUERY_SECONDS:g} s of the database's time and was "
-                             "stopped; narrow it (fewer or shorter terms, a smaller page)")
+def search_stopped(style: str) -> errors.BadRequest:
+    """The 400 of a search of *style* stopped at :data:`QUERY_SECONDS`, logged (a warning:
+    the operator learns which style's searches meet the limit)."""
+    with contextlib.suppress(Exception):  # a failing log sink must not turn the 400 into a 500
+        structlog.get_logger("taskgate.store").warning("store.search_stopped", style=style, seconds=QUERY_SECONDS)
+    return errors.BadRequest(f"this search ran more than {QUERY_SECONDS:g} s in the database and was stopped; "
+                             "narrow it (fewer or shorter terms, a smaller page)")
 
 
 class StoreError(RuntimeError):

@@ -187,6 +187,8 @@ async def test_a_search_past_the_time_limit_is_stopped_with_a_400_and_the_reader
     fields, OR-ed so that each is tried) is stopped once it has run QUERY_SECONDS, with the
     400 that says so; the reads after it, cheap searches too, are answered. (The limit is
     lowered so that the test takes a fraction of a second.)"""
+    import structlog
+
     import gateway.store.errors as store_errors
     from gateway import errors
 
@@ -197,10 +199,11 @@ async def test_a_search_past_the_time_limit_is_stopped_with_a_400_and_the_reader
                                 actor="t", request_id="r")
         costly = Or(tuple(Compare("$.name", "co", ("a" * 15 + chr(98 + k % 20) + str(k),)) for k in range(50)))
         for count in (False, True):
-            with pytest.raises(errors.BadRequest) as stopped:
+            with pytest.raises(errors.BadRequest) as stopped, structlog.testing.capture_logs() as logs:
                 await store.find_ids("s", Query(costly, limit=5, count=count))
-            assert stopped.value.message == ("this search took more than 0.2 s of the database's time and was "
-                                             "stopped; narrow it (fewer or shorter terms, a smaller page)")
+            assert logs == [{"event": "store.search_stopped", "log_level": "warning", "style": "s", "seconds": 0.2}]
+            assert stopped.value.message == ("this search ran more than 0.2 s in the database and was stopped; "
+                                             "narrow it (fewer or shorter terms, a smaller page)")
         tasks, total = await store.find("s", Query(Compare("$.n", "ge", (58,)), (Sort("$.n"),), count=True))
         assert [(t.id, t.doc["n"]) for t in tasks] == [("t058", 58), ("t059", 59)] and total == 2
         assert len(await store.audit(limit=100)) == 60

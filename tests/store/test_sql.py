@@ -148,12 +148,12 @@ def test_an_index_holds_one_style_s_rows_and_its_name_says_its_field():
 
 @pytest.mark.parametrize("op, prefix", [("sw", 1), ("co", 0)])
 def test_a_needle_like_cannot_take_is_matched_by_the_registered_function(op, prefix):
-    """A value holding U+0000 (LIKE would stop at it) or longer than 16 bytes (LIKE's time
+    """A value holding U+0000 (LIKE would stop at it) or longer than 64 bytes (LIKE's time
     can grow with the product of the lengths) is passed as it is to taskgate_like."""
-    for needle in ("w\x00", "x" * 17, "é" * 9):
+    for needle in ("w\x00", "x" * 65, "é" * 33):
         assert where(Compare("$.s", op, (needle,))) == (
             f"taskgate_like(CAST(json_extract(doc, '$.s') AS TEXT), ?, {prefix})", [needle])
-    for needle in ("x" * 16, "é" * 8):
+    for needle in ("x" * 64, "é" * 32):
         assert where(Compare("$.s", op, (needle,)))[0] == "json_extract(doc, '$.s') LIKE ? ESCAPE '\\'"
 
 

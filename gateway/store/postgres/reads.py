@@ -75,7 +75,7 @@ class TaskReads:
             if query.count:
                 total = int((await self._db.fetch(sql.count_sql(where), *params, timeout=seconds))[0][0])
         except TimeoutError:
-            raise store_errors.search_stopped() from None
+            raise store_errors.search_stopped(style) from None
         return found, total
 
     async def read_chunks(self, style: str, ids: Sequence[str], *,

@@ -18,8 +18,8 @@ A list of large tasks is read in two steps (:meth:`TaskReads.find_ids`, then
 answer holds a whole page of megabyte documents; a chunk of many kilobytes is parsed in
 a worker thread, one document per call, so that the event loop gets its turn between them.
 
-A list or search (:meth:`TaskReads.find`, :meth:`TaskReads.find_ids`) that runs past
-:data:`~gateway.store.errors.QUERY_SECONDS` on the reader is stopped there (:class:`Budget`)
+A list or search statement (:meth:`TaskReads.find`, :meth:`TaskReads.find_ids`) still
+running after :data:`~gateway.store.errors.QUERY_SECONDS` on the reader is stopped (:class:`Budget`)
 and answered with a 400, so that one caller cannot hold the reader, and everyone's lists,
 for as long as its terms cost.
 
@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -64,33 +64,45 @@ MAX_CHUNK = 500
 THREAD_BYTES = 262_144
 #: what an audit row's patches take, in bytes (the measure of Store.audit's max_bytes)
 _ROW_BYTES = "length(CAST(patch AS BLOB)) + length(CAST(undo AS BLOB))"
-#: what begins a statement that :class:`Budget` stops at its deadline
-_BUDGETED = "/* budgeted */ "
-#: SQLite virtual-machine steps between two looks at the clock
-_CHECK_EVERY = 5000
-
-
 class Budget:
-    """The reader's time limit: a statement that begins with :data:`_BUDGETED` is
-    interrupted once it has run *seconds*. Both callbacks run on the reader's thread, which
-    runs one statement at a time: the trace callback, called as each statement starts,
-    arms or clears the deadline, and the progress handler, called every
-    :data:`_CHECK_EVERY` steps, interrupts a statement past it."""
+    """The reader's time limit: a statement marked by :meth:`armed` that still runs after
+    *seconds* is interrupted (``sqlite3_interrupt``, called from the event loop, which
+    SQLite allows from any thread). The trace callback, run on the reader's thread as each
+    statement starts, says which statement runs, so the timer of a mark stops only its own
+    statement: one that ended meanwhile has let another begin (not its mark: left alone)
+    or none (an interrupt then does nothing). No callback runs while a statement runs."""
+
+    _PREFIX = "/* budgeted "
 
     def __init__(self, seconds: float | None = None) -> None:
         self.seconds = store_errors.QUERY_SECONDS if seconds is None else seconds
-        self._deadline: float | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._running: str | None = None  # the mark of the statement running on the reader
+        self._marks = itertools.count()
 
     async def install(self, reader: aiosqlite.Connection) -> None:
+        self._reader = reader
         await reader.set_trace_callback(self._started)
-        await reader.set_progress_handler(self._late, _CHECK_EVERY)
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[str]:
+        """A mark to begin one statement with; its timer runs until the block ends."""
+        mark = f"{self._PREFIX}{next(self._marks)} */ "
+        timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, mark)
+        try:
+            yield mark
+        finally:
+            timer.cancel()
 
     def _started(self, statement: str) -> None:
-        self._deadline = time.monotonic() + self.seconds if statement.startswith(_BUDGETED) else None
+        self._running = statement[:statement.index("*/") + 3] if statement.startswith(self._PREFIX) else None
 
-    def _late(self) -> int:
-        deadline = self._deadline
-        return int(deadline is not None and time.monotonic() > deadline)
+    def _expire(self, mark: str) -> None:
+        asyncio.ensure_future(self._stop(mark))
+
+    async def _stop(self, mark: str) -> None:
+        if self._running == mark and self._reader is not None:
+            await self._reader.interrupt()  # checked and called in one step: nothing runs between
 
 
 class Lookup:
@@ -121,11 +133,12 @@ class TaskReads:
     """The reads of tasks and audit rows, on the reader and, by key, through :class:`Lookup`."""
 
     def __init__(self, reader: aiosqlite.Connection, lookup: Lookup, keyed: KeyedFields,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, budget: Budget | None = None) -> None:
         self._reader = reader
         self.lookup = lookup
         self._keyed = keyed
         self._health = health
+        self._budget = budget if budget is not None else Budget()  # installed on the reader by its opener
 
     async def rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one statement on the reader."""
@@ -163,14 +176,16 @@ class TaskReads:
         where, params = sql.where_clause(style, query, keyed)
         page, page_params = sql.page_sql(where, params, query, keyed, columns=columns)
         try:
-            found = await self.rows(_BUDGETED + page, page_params)
+            with self._budget.armed() as mark:
+                found = await self.rows(mark + page, page_params)
             total = None
             if query.count:
-                (total,), = await self.rows(_BUDGETED + sql.count_sql(where), params)
+                with self._budget.armed() as mark:
+                    (total,), = await self.rows(mark + sql.count_sql(where), params)
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_INTERRUPT:
                 raise
-            raise store_errors.search_stopped() from None
+            raise store_errors.search_stopped(style) from None
         return found, total
 
     async def read_chunks(self, style: str, ids: Sequence[str], *,

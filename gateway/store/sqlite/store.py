@@ -138,7 +138,8 @@ class SQLiteStore(WriteShortcuts):
 
     def __init__(self, writer: WriteConnection, reader: aiosqlite.Connection, point: sqlite3.Connection,
                  checkpoints: Checkpoints, read_ahead: ReadAhead, keyed: KeyedFields, *, max_batch: int,
-                 health: Health | None = None, now: Callable[[], str] = now_iso, path: str | Path = "") -> None:
+                 health: Health | None = None, now: Callable[[], str] = now_iso, path: str | Path = "",
+                 budget: Budget | None = None) -> None:
         self._writer = writer
         self._reader = reader
         self._point = point
@@ -146,7 +147,7 @@ class SQLiteStore(WriteShortcuts):
         self._read_ahead = read_ahead
         self._keyed = keyed
         self._health = health
-        self._reads = TaskReads(reader, Lookup(point, reader, health), keyed, health)
+        self._reads = TaskReads(reader, Lookup(point, reader, health), keyed, health, budget)
         self._commits = GroupCommit(writer, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health,
                                     now=now)
         self._accounts = Accounts(writer, self._reads.lookup, self._reads.rows, checkpoints.after_commit)
@@ -231,7 +232,8 @@ class SQLiteStore(WriteShortcuts):
                 if pragma == schema.JOURNAL_MODE:
                     schema.check_journal_mode(rows)
             await reader.create_function(sql.LIKE_FUNCTION, 3, sql.like, deterministic=True)
-            await Budget().install(reader)
+            budget = Budget()
+            await budget.install(reader)
             point = sqlite3.connect(target, isolation_level=None, uri=uri)
             for pragma in ("busy_timeout = 0", "query_only = ON", f"cache_size = {-1024 * int(cache_mib)}"):
                 point.execute(f"PRAGMA {pragma}")
@@ -253,7 +255,7 @@ class SQLiteStore(WriteShortcuts):
                 raise StoreError(f"cannot open it: {exc}") from exc
             raise
         return cls(writer, reader, point, checkpoints, read_ahead, keyed, max_batch=max_batch, health=health,
-                   now=now, path=path)
+                   now=now, path=path, budget=budget)
 
     async def close(self) -> None:
         """Finish every queued write, then checkpoint and close every connection. Never
