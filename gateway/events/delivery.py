@@ -199,6 +199,7 @@ class Dispatcher:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._wakeups: set[asyncio.Event] = set()
         self._commit_wakeups: set[asyncio.Event] = set()  # the hooks' workers: a commit may be news to them
+        self._commits = 0  # commits heard: a worker that read the trail before one naps not
         self._main: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: qualifies event ids in what is delivered (a test namespace's: :attr:`Event.scope`)
@@ -239,6 +240,7 @@ class Dispatcher:
     def _committed(self, _changes: Sequence[Change]) -> None:
         # only the hooks' workers deliver changes: with no hook, a commit wakes nothing
         # (before, every batch woke the supervisor, which read the hooks on the reader's thread)
+        self._commits += 1
         if self._loop is not None and self._commit_wakeups:
             self._loop.call_soon_threadsafe(self._wake_workers)
 
@@ -251,8 +253,12 @@ class Dispatcher:
         for event in self._wakeups:
             event.set()
 
-    async def _nap(self, seconds: float, *, on_commit: bool = True) -> None:
-        """Wait *seconds*, or until :meth:`poke`, or (*on_commit*) until this process commits."""
+    async def _nap(self, seconds: float, *, on_commit: bool = True, heard: int | None = None) -> None:
+        """Wait *seconds*, or until :meth:`poke`, or (*on_commit*) until this process commits
+        (or, on PostgreSQL, another gateway does); not at all when a commit came since the
+        count *heard* (the trail was read before it: it may hold more now)."""
+        if heard is not None and self._commits != heard:
+            return
         event = asyncio.Event()
         self._wakeups.add(event)
         if on_commit:
@@ -304,11 +310,12 @@ class Dispatcher:
             if hook is None or not hook.active:
                 return False
             shape = self._shapes[hook.style]
+            heard = self._commits  # a commit heard while the page is read was not in it
             changes = await self._store.audit(after=hook.cursor, newest_first=False, limit=_PAGE,
                                               max_bytes=_PAGE_BYTES)
             if not changes:
                 self.stats.lag[(hook.style, hook.id)] = 0
-                await self._nap(self._config.poll_seconds)
+                await self._nap(self._config.poll_seconds, heard=heard)
                 continue
             self.stats.lag[(hook.style, hook.id)] = max(0, await self._store.last_seq() - hook.cursor)
             progress = _Progress(hook)
