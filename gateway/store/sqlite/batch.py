@@ -1,7 +1,7 @@
 """One batch of queued task writes, applied in order to the rows it read: no SQL, no I/O.
 
 Owns :class:`QueuedWrite` (a write's preconditions and steps, waiting for its batch) and
-:func:`apply_batch`: each write checked against the row as the batch's earlier writes
+:func:`apply_steps`: each write checked against the row as the batch's earlier writes
 left it and run by :func:`gateway.store.write_step.apply_write` (the step every backend
 shares), each change numbered and diffed into an audit :class:`~gateway.model.Change`.
 A write whose mutation raises is left out alone. It must not read or write the database:
@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from gateway import errors
-from gateway.clock import now_iso
 from gateway.model import CLIENT, IMPERSONATION, QUOTA, Change, Doc, Expect, Step, Task
 from gateway.store.owners import Held, Usage, account, charge, check_quota
 from gateway.store.rows import audit_row, is_counted, text_bytes
@@ -25,8 +24,7 @@ from gateway.store.sqlite.keyed import KeyedFields, keys_text
 from gateway.store.sqlite.log import report
 from gateway.store.write_step import Stored, apply_write
 
-__all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_batch", "apply_steps", "apply_write",
-           "needs_counters"]
+__all__ = ["QueuedWrite", "Stored", "Touched", "Held", "Applied", "apply_steps", "apply_write", "needs_counters"]
 
 #: a task's final row in a batch: version, created, document (None: deleted), its stored
 #: text, its keys column, its owner, its size in bytes
@@ -93,28 +91,17 @@ def _number(w: QueuedWrite, counters: dict[str, int]) -> str:
     return w.task_id
 
 
-def apply_batch(batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
-                counters: dict[str, int] | None, keyed: KeyedFields,
-                held_rows: dict[tuple[str, str], Held] | None = None, held: Usage | None = None,
-                now: Callable[[], str] = now_iso) -> Applied:
-    """Each write in order against the rows as the earlier writes of the batch left
-    them (*current* is updated); a write whose mutation raises, or that would take its
-    owner past its quota, is left out alone. *seq*: the last audit sequence number;
-    *counters*: the id counters, when the batch needs them; *held_rows*: each stored row's
-    owner and size; *held*: what the owners of the batch's quotas hold (both updated);
-    *now*: the time the batch's rows are stamped with (a test namespace's clock)."""
-    out = Applied(at=now())
-    for _ in apply_steps(out, batch, current, seq, counters, keyed, held_rows, held):
-        pass
-    return out
-
-
 def apply_steps(out: Applied, batch: Sequence[QueuedWrite], current: dict[tuple[str, str], Stored], seq: int,
                 counters: dict[str, int] | None, keyed: KeyedFields,
                 held_rows: dict[tuple[str, str], Held] | None = None,
                 held: Usage | None = None) -> Iterator[None]:
-    """:func:`apply_batch` into *out*, pausing after each write: whoever drives it can let
-    the event loop run between two writes (each may patch a megabyte document)."""
+    """Each write in order, into *out*, against the rows as the earlier writes of the batch
+    left them (*current* is updated); a write whose mutation raises, or that would take its
+    owner past its quota, is left out alone. *seq*: the last audit sequence number;
+    *counters*: the id counters, when the batch needs them; *held_rows*: each stored row's
+    owner and size; *held*: what the owners of the batch's quotas hold (both updated). The
+    rows are stamped with ``out.at``. It pauses after each write, so that whoever drives
+    it can let the event loop run between two writes (each may patch a megabyte document)."""
     at = out.at
     rows = held_rows if held_rows is not None else {}
     usage = held if held is not None else {}
