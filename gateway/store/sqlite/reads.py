@@ -64,9 +64,11 @@ MAX_CHUNK = 500
 THREAD_BYTES = 262_144
 #: what an audit row's patches take, in bytes (the measure of Store.audit's max_bytes)
 _ROW_BYTES = "length(CAST(patch AS BLOB)) + length(CAST(undo AS BLOB))"
+
+
 class Budget:
     """The reader's time limit: a statement marked by :meth:`armed` that still runs after
-    *seconds* is interrupted (``sqlite3_interrupt``, called from the event loop, which
+    :data:`~gateway.store.errors.QUERY_SECONDS` is interrupted (``sqlite3_interrupt``, called from the event loop, which
     SQLite allows from any thread). The trace callback, run on the reader's thread as each
     statement starts, says which statement runs, so the timer of a mark stops only its own
     statement: one that ended meanwhile has let another begin (not its mark: left alone)
@@ -74,8 +76,8 @@ class Budget:
 
     _PREFIX = "/* budgeted "
 
-    def __init__(self, seconds: float | None = None) -> None:
-        self.seconds = store_errors.QUERY_SECONDS if seconds is None else seconds
+    def __init__(self) -> None:
+        self.seconds = store_errors.QUERY_SECONDS
         self._reader: aiosqlite.Connection | None = None
         self._running: str | None = None  # the mark of the statement running on the reader
         self._marks = itertools.count()
