@@ -8,10 +8,9 @@ Vendor-specific document shapes are not this module's business.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,8 +26,7 @@ from gateway import errors
 from gateway.limits import dumps, may_hold_surrogates, scan_value
 from gateway.speedups import DuplicateKey, dumps_bytes, loads, refuse_duplicates
 
-__all__ = ["BODY_TIMEOUT", "body_timeout", "is_number", "read_body", "decode_json", "decode_xml",
-           "decode_xml_in_turns", "decode_form",
+__all__ = ["BODY_TIMEOUT", "body_timeout", "is_number", "read_body", "decode_json", "decode_xml", "decode_form",
            "negotiate", "parse_if_match", "parse_http_date", "etag", "json_response", "stored_response", "xml_response"]
 
 MAX_FORM_FIELDS = 1000
@@ -136,47 +134,31 @@ def decode_json(body: bytes) -> Any:
     return value
 
 
-def decode_xml(body: bytes) -> Element:
+#: an XML body is fed to the parser this many bytes at a time, with the event loop's turn
+#: between: 1 MiB of nested elements took 250 to 330 ms to parse in one call, every other
+#: client waiting (expat calls Python for each element)
+_XML_CHUNK = 65_536
+
+
+async def decode_xml(body: bytes) -> Element:
     """The root element of an XML body, parsed only by defusedxml: a document with a DTD,
-    entity declarations or external references is refused before anything is expanded."""
+    entity declarations or external references is refused before anything is expanded.
+    A body over :data:`_XML_CHUNK` bytes is parsed in turns of that many."""
     if not body.strip():
         raise errors.BadRequest("the request body is empty")
-    with _xml_refusals():
-        return defusedxml.ElementTree.fromstring(body, forbid_dtd=True)
-
-
-@contextlib.contextmanager
-def _xml_refusals() -> Iterator[None]:
-    """What parsing an XML body raises, as the 400 that says why."""
+    parser = defusedxml.ElementTree.DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
     try:
-        yield
+        for start in range(0, len(body), _XML_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            parser.feed(body[start:start + _XML_CHUNK])
+        root: Element = parser.close()
     except defusedxml.DefusedXmlException:
         raise errors.BadRequest("XML with a DTD, entity declarations or external references is refused") from None
     except ParseError as exc:
         raise errors.BadRequest(f"malformed XML: {exc}") from None
     except (ValueError, LookupError) as exc:  # a declared encoding expat cannot read
         raise errors.BadRequest(f"unsupported XML encoding: {str(exc)[:80]}; use UTF-8") from None
-
-
-#: an XML body is parsed this many bytes at a time, with the event loop's turn between
-_XML_CHUNK = 65_536
-
-
-async def decode_xml_in_turns(body: bytes) -> Element:
-    """:func:`decode_xml`, a large body fed to the parser :data:`_XML_CHUNK` bytes at a
-    time, with the loop's turn between: 1 MiB of nested elements took 250 to 330 ms to
-    parse, every other client waiting (expat calls Python for each element)."""
-    if len(body) <= _XML_CHUNK:
-        return decode_xml(body)
-    if not body.strip():
-        raise errors.BadRequest("the request body is empty")
-    parser = defusedxml.ElementTree.DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
-    for start in range(0, len(body), _XML_CHUNK):
-        with _xml_refusals():
-            parser.feed(body[start:start + _XML_CHUNK])
-        await asyncio.sleep(0)
-    with _xml_refusals():
-        root: Element = parser.close()
     return root
 
 

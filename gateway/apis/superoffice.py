@@ -36,7 +36,7 @@ from gateway.apis.superoffice_carrier import Zone
 from gateway.apis.superoffice_odata import parse_list_options
 from gateway.apis.superoffice_service import BASE_ZONE, MAX_ID, STYLE, Ctx
 from gateway.auth import sessions
-from gateway.codecs import decode_form, decode_json, decode_xml_in_turns, etag, json_response, read_body
+from gateway.codecs import decode_form, decode_json, decode_xml, etag, json_response, read_body
 from gateway.config import ConfigError
 from gateway.context import CONFIG, store_of
 from gateway.list_turns import caller_turn, takes_turns
@@ -90,7 +90,7 @@ async def _read_change(request: web.Request, ctx: Ctx) -> tuple[str, Any]:
     """The body as ``(kind, payload)`` for :func:`~gateway.apis.superoffice_rules.put_mutation`."""
     ctype, body = await read_body(request, BODY_TYPES)
     if ctype in ("application/xml", "text/xml"):
-        return "fields", carrier.fields_from_xml(await decode_xml_in_turns(body))
+        return "fields", carrier.fields_from_xml(await decode_xml(body))
     if ctype == "application/x-www-form-urlencoded":
         return "fields", carrier.fields_from_form(decode_form(body))
     value = decode_json(body)
