@@ -40,13 +40,13 @@ from gateway.config import Config
 from gateway.context import CONFIG, FEED, REQUEST_ID, STORE, TRAFFIC, Traffic
 from gateway.events import sse, webhooks
 from gateway.events.feed import Feed
-from gateway.list_turns import LIST_TURNS, ListTurns
 from gateway.metrics import METRICS, Metrics
 from gateway.model import CLIENT, IMPERSONATION, QUOTA
 from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.quotas import WRITE_RATE, WriteRate
 from gateway.store import open_store
 from gateway.testing import api as testing
+from gateway.turns import LIST_TURNS, WRITE_TURNS, Turns, large_write_turn
 from gateway.workers import ROLE_ENV, SHARED_DIR_ENV
 
 __all__ = ["create_app", "STYLES"]
@@ -232,7 +232,12 @@ def _edge(max_headers: int, max_bytes: int) -> Middleware:
             try:
                 check_headers(request)
                 await authorize(request)
-                response = await handler(request)
+                turn = large_write_turn(request)
+                if turn is None:
+                    response = await handler(request)
+                else:  # a large body waits, unread, for its caller's turn
+                    async with turn:
+                        response = await handler(request)
             except Exception as exc:
                 response = _error_answer(request, exc)
         finally:
@@ -312,7 +317,8 @@ def create_app(config: Config) -> web.Application:
     app[TRAFFIC] = traffic
     app[BODY_TIMEOUT] = config.server.body_timeout
     app[WRITE_RATE] = WriteRate(config.quota.writes_per_second, config.quota.write_burst)
-    app[LIST_TURNS] = metrics.list_turns.turns = ListTurns(server.max_lists_per_user)
+    app[LIST_TURNS] = metrics.list_turns.turns = Turns(server.max_lists_per_user)
+    app[WRITE_TURNS] = metrics.write_turns.turns = Turns(server.max_large_writes_per_user)
     oauth.add_routes(app.router)
     for style in STYLES:
         style.setup(app)

@@ -61,6 +61,10 @@ class ServerConfig:
     max_lists_per_user: int = _opt(2, lo=0, hi=10_000, doc="lists and searches one user may have running at once in "
                                    "a worker process; the user's further ones wait their turn, first come first "
                                    "served, and cost the others nothing (0: no limit)")
+    max_large_writes_per_user: int = _opt(2, lo=0, hi=10_000, doc="writes with a body over 64 KiB (or of unknown "
+                                          "length) one user may have running at once in a worker process; the "
+                                          "user's further ones wait their turn, unread, first come first served "
+                                          "(0: no limit)")
     workers: str = _opt("1", pattern=r"auto|[1-9][0-9]{0,2}",
                         doc="HTTP worker processes on the one listening socket, under a supervisor that restarts "
                             "one that dies (1: one process, no supervisor; auto: one per core)")

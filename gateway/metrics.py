@@ -33,10 +33,10 @@ from gateway.codecs import json_response
 from gateway.config import MetricsConfig
 from gateway.context import CONFIG, FEED, STORE, TRAFFIC
 from gateway.events.feed import Feed
-from gateway.list_turns import ListTurns
 from gateway.metrics_shared import PUBLISH_SECONDS, SharedMetrics
 from gateway.model import Change
 from gateway.store import SCHEMA_VERSION
+from gateway.turns import Turns
 from gateway.workers import SHARED_DIR_ENV
 
 __all__ = ["Metrics", "METRICS", "setup", "READY_TIMEOUT", "READY_REASONS"]
@@ -139,16 +139,16 @@ class _EventStats:
 
 
 class _TurnStats:
-    """The lists and searches running and waiting for their user's turn
-    (:class:`~gateway.list_turns.ListTurns` counts them), turned into a family on scrape."""
+    """Requests running and waiting for one of their user's turns
+    (:class:`~gateway.turns.Turns` counts them), turned into the family *name* on scrape."""
 
-    def __init__(self) -> None:
-        self.turns: ListTurns | None = None  # set as the application is made
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.turns: Turns | None = None  # set as the application is made
 
     def collect(self) -> Iterator[Metric]:
         turns = self.turns
-        family = GaugeMetricFamily("taskgate_list_turns", "Lists and searches when scraped: running, or waiting "
-                                   "for one of their user's server.max_lists_per_user turns", labels=("state",))
+        family = GaugeMetricFamily(self.name, self.documentation, labels=("state",))
         family.add_metric(("running",), turns.running if turns is not None else 0)
         family.add_metric(("waiting",), turns.waiting if turns is not None else 0)
         yield family
@@ -166,9 +166,13 @@ class Metrics:
         registry.register(self._signin)
         self._events = _EventStats()
         registry.register(self._events)
-        #: the lists' turns, once the application has them (see :mod:`gateway.list_turns`)
-        self.list_turns = _TurnStats()
+        #: the lists' and the large writes' turns, once the application has them (see :mod:`gateway.turns`)
+        self.list_turns = _TurnStats("taskgate_list_turns", "Lists and searches when scraped: running, or waiting "
+                                     "for one of their user's server.max_lists_per_user turns")
+        self.write_turns = _TurnStats("taskgate_write_turns", "Writes with a body over 64 KiB when scraped: running, "
+                                      "or waiting for one of their user's server.max_large_writes_per_user turns")
         registry.register(self.list_turns)
+        registry.register(self.write_turns)
         #: ``observe_request(route, style, status, seconds)``: the request middleware's update
         self.observe_request = self._requests.observe
         self.commit_latency = Histogram("taskgate_store_commit_duration_seconds",

@@ -30,11 +30,11 @@ from gateway.apis.sailpoint_filters import parse_filters, parse_sorters
 from gateway.apis.sailpoint_rules import OWNER, Caller, new_task_status, owned_mutation, parse_patch, patch_mutation
 from gateway.codecs import decode_json, etag, json_response, negotiate, parse_if_match, read_body, stored_response
 from gateway.context import CONFIG, clock_of, principal, request_id, store_of
-from gateway.list_turns import takes_turns
 from gateway.model import Task
 from gateway.query import Compare, Query, Sort
 from gateway.quotas import charge
 from gateway.streaming import answer_list, json_list, task_parts
+from gateway.turns import takes_turns
 
 __all__ = ["STYLE", "PATH_PATTERN", "PATCH_TYPES", "MAX_LIMIT", "setup", "render_error", "import_task", "prepare"]
 

@@ -39,9 +39,9 @@ from gateway.auth import sessions
 from gateway.codecs import decode_form, decode_json, decode_xml, etag, json_response, read_body
 from gateway.config import ConfigError
 from gateway.context import CONFIG, store_of
-from gateway.list_turns import caller_turn, takes_turns
 from gateway.model import Task
 from gateway.query import Query
+from gateway.turns import caller_turn, takes_turns
 
 __all__ = ["STYLE", "PATH_PATTERN", "BODY_TYPES", "ERROR_TYPES", "setup", "render_error", "import_task", "prepare"]
 

@@ -24,7 +24,7 @@ from gateway.apis.superoffice_service import MAX_ID, STYLE, Ctx
 from gateway.auth import reads_by_post
 from gateway.codecs import decode_json, json_response, read_body
 from gateway.context import request_id, store_of
-from gateway.list_turns import caller_turn
+from gateway.turns import caller_turn
 
 __all__ = ["AGENTS", "MAX_IDS", "call_agent", "describe_agent", "add_routes"]
 

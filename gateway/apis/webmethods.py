@@ -43,11 +43,11 @@ from gateway.codecs import decode_json, etag, json_response, parse_if_match, rea
 from gateway.config import WebMethodsConfig
 from gateway.context import CONFIG, STORE, clock_of, principal, request_id, store_of
 from gateway.limits import dumps
-from gateway.list_turns import caller_turn, takes_turns
 from gateway.model import IMPERSONATION, Change, Step, Store, Task
 from gateway.query import And, Expr, Query, Sort
 from gateway.quotas import charge
 from gateway.streaming import Part, answer_list, json_list, task_parts
+from gateway.turns import caller_turn, takes_turns
 from schemas.common import load_or_400
 from schemas.webmethods import STATUSES, TaskInfoValuesSchema
 from schemas.webmethods_dates import DateEncoder, date_encoder, format_pattern, parse_wm_date

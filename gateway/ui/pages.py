@@ -41,8 +41,8 @@ from gateway.auth.sessions import end_session, open_session, set_session_cookies
 from gateway.clock import now_iso
 from gateway.codecs import decode_form, is_number, read_body
 from gateway.context import CONFIG, STORE, request_id
-from gateway.list_turns import caller_turn
 from gateway.model import Task
+from gateway.turns import caller_turn
 from gateway.ui import views
 from gateway.undo import UNDO_MARK, check_undo, undo_mutation
 

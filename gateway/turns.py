@@ -1,4 +1,5 @@
-"""Turns at the expensive reads: lists and searches, at most a few per user at a time.
+"""Turns at the expensive requests, at most a few per user at a time: lists and searches,
+and writes with a large body.
 
 A list or search may scan every task of a style and send megabytes, on the event loop's
 thread, the store's reader and the encoding threads that every client shares. One user
@@ -8,8 +9,16 @@ the user's others wait their turn, first come first served, costing nobody else 
 but their connection. Waiting is the answer rather than a 429: the vendors' clients list
 in parallel in their users' tests, and none of them retries on its own.
 
-Owns one semaphore per user with a list running or waiting, and nothing once the user has
-none (the memory follows the requests in flight, not the users ever seen). It knows
+A write whose body is larger than :data:`LARGE_WRITE_BYTES` (or of unknown length) is
+decoded, validated, patched, diffed and stored on the same thread, in steps of
+milliseconds each: one user's 32 concurrent 950 KB webMethods PUTs held ``/healthz`` for
+0.3 s, their bodies all ready at once. So each caller runs at most
+``server.max_large_writes_per_user`` of them at a time (:func:`large_write_turn`, taken
+by the request middleware before the body is read, so that the bodies still to come stay
+in their connections); small writes never wait.
+
+Owns one semaphore per user with a request running or waiting, and nothing once the user
+has none (the memory follows the requests in flight, not the users ever seen). It knows
 nothing of routes or styles: handlers take a turn with :func:`takes_turns` or
 :func:`caller_turn`.
 """
@@ -24,9 +33,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from gateway import errors
+from gateway.auth import PRINCIPAL
 from gateway.context import client_left, principal
 
-__all__ = ["ListTurns", "LIST_TURNS", "caller_turn", "takes_turns"]
+__all__ = ["Turns", "LIST_TURNS", "WRITE_TURNS", "LARGE_WRITE_BYTES", "caller_turn", "takes_turns",
+           "large_write_turn"]
 
 
 class _User:
@@ -38,7 +49,7 @@ class _User:
         self.running = 0
 
 
-class ListTurns:
+class Turns:
     """*per_user* lists or searches at once per user name (0: no limit)."""
 
     def __init__(self, per_user: int) -> None:
@@ -100,7 +111,7 @@ async def _acquire(slots: asyncio.Semaphore, gone: Callable[[], bool] | None) ->
         try:
             while not (await asyncio.wait({waiter}, timeout=LOOK_SECONDS))[0]:
                 if gone():
-                    raise errors.ClientClosedRequest("the client left while its list waited for a turn")
+                    raise errors.ClientClosedRequest("the client left while its request waited for a turn")
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 slots.release()  # had just been given the turn
@@ -109,11 +120,15 @@ async def _acquire(slots: asyncio.Semaphore, gone: Callable[[], bool] | None) ->
             raise
     if gone is not None and gone():
         slots.release()
-        raise errors.ClientClosedRequest("the client left while its list waited for a turn")
+        raise errors.ClientClosedRequest("the client left while its request waited for a turn")
 
 
-LIST_TURNS = web.AppKey("list_turns", ListTurns)
-#: how often a waiting list looks whether its client is still there
+LIST_TURNS = web.AppKey("list_turns", Turns)
+WRITE_TURNS = web.AppKey("write_turns", Turns)
+#: a write's body above this many bytes takes a turn (see the module's docstring)
+LARGE_WRITE_BYTES = 64 * 1024
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+#: how often a waiting request looks whether its client is still there
 LOOK_SECONDS = 0.5
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -138,3 +153,18 @@ def takes_turns(handler: Handler) -> Handler:
         async with caller_turn(request):
             return await handler(request)
     return run
+
+
+def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextManager[None] | None:
+    """One of the caller's turns at large writes if *request* is a write with a body over
+    :data:`LARGE_WRITE_BYTES` (or of unknown length), else None: nothing to wait for.
+    Taken after authentication: the turns are the signed-in caller's (an anonymous caller
+    of an open test namespace: its address's)."""
+    if request.method not in _WRITES or not request.body_exists:
+        return None
+    length = request.content_length
+    turns = request.config_dict.get(WRITE_TURNS)
+    if (length is not None and length <= LARGE_WRITE_BYTES) or turns is None:
+        return None
+    who = request.get(PRINCIPAL)
+    return turns.turn(who.name if who is not None else f"@{request.remote}", lambda: client_left(request))

@@ -1,7 +1,7 @@
-"""Turns at lists and searches: one user's many at once wait for each other, not for
-everyone else.
+"""Turns at lists and searches, and at writes with a large body: one user's many at once
+wait for each other, not for everyone else.
 
-The unit part drives :class:`~gateway.list_turns.ListTurns` itself: the limit, first come
+The unit part drives :class:`~gateway.turns.Turns` itself: the limit, first come
 first served, a waiter that gives up, and no memory left for a user with nothing in
 flight. The app part holds both of alice's turns (as two long lists of hers would), then
 sends each list and search route as alice and as root: root's answers at once, alice's
@@ -12,24 +12,25 @@ answer, byte for byte, that alice got before.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from gateway.config import ServerConfig
-from gateway.list_turns import LIST_TURNS, ListTurns
+from gateway.turns import LARGE_WRITE_BYTES, LIST_TURNS, WRITE_TURNS, Turns
 from tests.conftest import Api
 from tests.waiting import until_true
 
 
-async def _holder(turns: ListTurns, user: str, release: asyncio.Event, order: list[str], name: str) -> None:
+async def _holder(turns: Turns, user: str, release: asyncio.Event, order: list[str], name: str) -> None:
     async with turns.turn(user):
         order.append(name)
         await release.wait()
 
 
 async def test_a_user_runs_at_most_its_turns_and_the_rest_go_in_order() -> None:
-    turns = ListTurns(2)
+    turns = Turns(2)
     releases = [asyncio.Event() for _ in range(5)]
     order: list[str] = []
     tasks = [asyncio.create_task(_holder(turns, "alice", releases[i], order, f"a{i}")) for i in range(4)]
@@ -50,7 +51,7 @@ async def test_a_user_runs_at_most_its_turns_and_the_rest_go_in_order() -> None:
 
 
 async def test_a_waiter_that_gives_up_leaves_no_trace() -> None:
-    turns = ListTurns(1)
+    turns = Turns(1)
     release = asyncio.Event()
     order: list[str] = []
     first = asyncio.create_task(_holder(turns, "alice", release, order, "first"))
@@ -69,7 +70,7 @@ async def test_a_waiter_that_gives_up_leaves_no_trace() -> None:
 
 
 async def test_no_limit_is_no_waiting() -> None:
-    turns = ListTurns(0)
+    turns = Turns(0)
     release = asyncio.Event()
     order: list[str] = []
     tasks = [asyncio.create_task(_holder(turns, "alice", release, order, str(i))) for i in range(20)]
@@ -240,3 +241,57 @@ async def test_a_list_whose_client_left_while_it_waited_leaves_the_queue_unrun(t
         release[1].set()
         await asyncio.gather(*holders)
         assert runs.count("sailpoint") == 1 and turns.users() == 0  # (the webMethods sweeper looks up too)
+
+
+# -- large writes ------------------------------------------------------------------------------
+def test_the_default_is_two_large_writes_per_user() -> None:
+    assert ServerConfig().max_large_writes_per_user == 2
+
+
+async def _stored_blob(api: Api, task_id: str) -> str:
+    status, doc, _ = await api.request("GET", f"/rest/pub/opentask/{task_id}?includeTaskData=true")
+    assert status == 200, doc
+    return doc["TaskData"]["blob"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_users_large_write_waits_for_its_own_turn_and_small_ones_do_not(api: Api, chunked: bool) -> None:
+    """alice's two write turns are held (as by two large PUTs of hers still arriving): her
+    next large PUT waits, counted by the turns, while root's large PUT and her own small
+    one are answered; once a turn is free hers is stored and answered as it would have been."""
+    turns = api.client.app[WRITE_TURNS]
+    status, created, _ = await api.request("POST", "/rest/pub/opentask", token=api.user,
+                                           body={"taskTypeID": "t", "TaskData": {"blob": "a"}})
+    assert status == 200, created
+    task_id = created["taskID"]
+    path = f"/rest/pub/opentask/{task_id}"
+    large = json.dumps({"TaskData": {"blob": "b" * (LARGE_WRITE_BYTES + 1)}}).encode()
+    release = [asyncio.Event(), asyncio.Event()]
+    held: list[str] = []
+    holders = [asyncio.create_task(_holder(turns, "alice", release[i], held, str(i))) for i in range(2)]
+    await until_true(lambda: len(held) == 2)
+
+    async def body() -> AsyncIterator[bytes]:  # no Content-Length: of unknown length, so large
+        yield large
+    headers = {**api.auth(api.user), "Content-Type": "application/json"}
+    waiting = asyncio.create_task(api.client.put(path, data=body() if chunked else large, headers=headers))
+    await until_true(lambda: turns.waiting_for("alice") == 1)
+    # root's large write has a turn of its own; alice's small one needs none
+    status, answer, _ = await api.request("PUT", path, body={"TaskData": {"blob": "c" * (LARGE_WRITE_BYTES + 1)}})
+    assert (status, answer) == (200, {})
+    assert await _stored_blob(api, task_id) == "c" * (LARGE_WRITE_BYTES + 1)
+    status, answer, _ = await api.request("PUT", path, token=api.user, body={"TaskData": {"blob": "d"}})
+    assert (status, answer) == (200, {})
+    assert await _stored_blob(api, task_id) == "d"
+    assert not waiting.done() and turns.waiting_for("alice") == 1
+    resp = await api.client.get("/metrics", headers=api.auth())
+    text = await resp.text()
+    assert 'taskgate_write_turns{state="running"} 2.0' in text and 'taskgate_write_turns{state="waiting"} 1.0' in text
+    release[0].set()
+    resp = await waiting
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {}  # what webMethods answers a PUT
+    assert await _stored_blob(api, task_id) == "b" * (LARGE_WRITE_BYTES + 1)
+    release[1].set()
+    await asyncio.gather(*holders)
+    assert (turns.running, turns.waiting, turns.users()) == (0, 0, 0)
