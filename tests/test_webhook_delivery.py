@@ -371,3 +371,46 @@ def test_a_filter_that_walks_a_payload_of_too_many_nodes_matches_nothing() -> No
                          "filter": expression, "nodes": FILTER_NODES}]
         assert matches(expression, small) is True
     assert matches("$.taskStatus.completionStatus", big) is True
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_hook_reads_only_its_own_style_s_rows_and_stores_its_cursor_past_the_others(
+        api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SuperOffice hook's worker is given no SailPoint row of the trail (their patches are
+    neither read nor parsed for it), moves its stored cursor past them once it has passed
+    SKIP_STORED of them, and delivers the next BatchTask change once."""
+    monkeypatch.setattr(delivery, "SKIP_STORED", 5)
+    store = api.client.app[STORE]
+    followed: list[str] = []  # the style of every row a follower of the trail was given
+    audit = store.audit
+
+    async def recorded(**kwargs: Any) -> list[Any]:
+        rows = await audit(**kwargs)
+        if kwargs.get("newest_first") is False and kwargs.get("task_id") is None:
+            followed.extend(c.style for c in rows)
+        return rows
+    monkeypatch.setattr(store, "audit", recorded)
+    status, _, _ = await api.request("POST", "/api/v1/Webhook", body={
+        "Name": "h", "Events": ["batchtask.created"], "TargetUrl": receiver.url})
+    assert status == 200
+    await until_true(lambda: len(receiver.got) == 1)  # the test event
+    [hook] = await store.list_hooks("superoffice:webhook")
+    for n in range(10):
+        status, doc, _ = await api.request("POST", "/task-status/v1", body={
+            "id": f"sp{n}", "type": "QUARTZ", "uniqueName": f"Task {n}", "launcher": "root"})
+        assert status == 201, doc
+    last = await store.last_seq()
+
+    async def cursor() -> int:
+        found = await store.hook_by_num(hook.num)
+        assert found is not None
+        return found.cursor
+    deadline = time.monotonic() + 60
+    while await cursor() <= last - 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert last - 5 < await cursor() <= last  # stored past the SailPoint changes, none of them read
+    task = await _batch_task(api, "one")
+    await until_true(lambda: len(receiver.got) == 2)
+    await asyncio.sleep(0.2)  # nothing more comes
+    assert [(g["body"]["Event"], g["body"]["PrimaryKey"]) for g in receiver.got[1:]] == [("batchtask.created", task)]
+    assert followed and set(followed) == {"superoffice"}

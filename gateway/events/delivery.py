@@ -6,9 +6,11 @@ the process holds until it ends; the other processes keep asking, and one takes 
 within ``webhooks.poll_seconds`` of the holder's end). The holder's workers ask again
 before each delivery and stop when the lock is gone (on PostgreSQL a database restart
 ends the session that held it, and another process may take it). Each active hook has
-one worker. A worker reads the trail after the hook's cursor (``Store.audit(after=cursor,
-newest_first=False)``), rebuilds the task's documents before and after each change
-(:class:`Documents`), lets the style's shape render the request, and sends it; the
+one worker. A worker reads its style's rows of the trail after the hook's cursor
+(``Store.audit(after=cursor, style=…, newest_first=False)``; the other styles' rows it
+passes in SQL, unread, and stores the cursor past them every :data:`SKIP_STORED`),
+rebuilds the task's documents before and after each change (:class:`Documents`),
+lets the style's shape render the request, and sends it; the
 next event waits until this one is delivered. The cursor and the log rows are stored
 every :data:`FLUSH_EVERY` deliveries and whenever the worker is caught up or failing: a
 process killed between two stores sends the events after the stored cursor again (at
@@ -46,10 +48,12 @@ from gateway.model import Change, Delivery, Doc, Hook, Store
 from gateway.patching import replay
 from gateway.speedups import dumps_bytes, loads
 
-__all__ = ["Dispatcher", "DISPATCHER", "Sender", "Documents", "backoff", "FLUSH_EVERY", "HookStats"]
+__all__ = ["Dispatcher", "DISPATCHER", "Sender", "Documents", "backoff", "FLUSH_EVERY", "SKIP_STORED", "HookStats"]
 
 _log = structlog.get_logger("taskgate.webhooks")
 FLUSH_EVERY = 64  # deliveries between two stores of the cursor while a backlog drains
+#: other styles' rows a worker passes before it stores its hook's cursor past them
+SKIP_STORED = 10_000
 _PAGE = 256  # audit rows read at a time
 _PAGE_BYTES = 4 * 2**20  # and their most bytes (patch and undo; one row may pass them)
 _CACHE = 1024  # tasks whose latest document a worker remembers
@@ -303,6 +307,9 @@ class Dispatcher:
     async def _drain(self, num: int) -> bool:
         """Deliver what is after the hook's cursor; False when the hook is gone or stopped."""
         docs = Documents(self._store)
+        #: (the hook's stored cursor, the row up to which the trail holds nothing of its style):
+        #: other styles' rows are passed in SQL, and stored past only every SKIP_STORED
+        passed: tuple[int, int] | None = None
         while True:
             if not self._store.lock_dispatcher():  # lost: the new holder's workers go on from the cursor
                 return False
@@ -310,23 +317,30 @@ class Dispatcher:
             if hook is None or not hook.active:
                 return False
             shape = self._shapes[hook.style]
+            tasks_style = hook.style.partition(":")[0]  # "superoffice:webhook" hears "superoffice"
+            after = hook.cursor if passed is None or passed[0] != hook.cursor else passed[1]
             heard = self._commits  # a commit heard while the page is read was not in it
-            changes = await self._store.audit(after=hook.cursor, newest_first=False, limit=_PAGE,
+            # rows commit in sequence order, so a page of its style that comes back empty
+            # after this read means no row of its style up to here is left
+            head = await self._store.last_seq()
+            changes = await self._store.audit(after=after, style=tasks_style, newest_first=False, limit=_PAGE,
                                               max_bytes=_PAGE_BYTES)
             if not changes:
                 self.stats.lag[(hook.style, hook.id)] = 0
+                passed = (hook.cursor, max(after, head))
+                if passed[1] - hook.cursor >= SKIP_STORED:  # else a restart reads past them again, in SQL
+                    progress = _Progress(hook)
+                    progress.cursor = passed[1]
+                    if not await self._flush(progress):
+                        return True
                 await self._nap(self._config.poll_seconds, heard=heard)
                 continue
-            self.stats.lag[(hook.style, hook.id)] = max(0, await self._store.last_seq() - hook.cursor)
+            self.stats.lag[(hook.style, hook.id)] = max(0, head - after)
             progress = _Progress(hook)
-            tasks_style = hook.style.partition(":")[0]  # "superoffice:webhook" hears "superoffice"
             for change in changes:
                 if not self._store.lock_dispatcher():
                     await self._flush(progress)
                     return False
-                if change.style != tasks_style:  # a hook hears its own style's changes only:
-                    progress.cursor = change.seq  # no documents are built for the others
-                    continue
                 await asyncio.sleep(0)  # the loop's other work between two events' documents
                 event = await docs.event(change)
                 if self.scope:
