@@ -163,8 +163,10 @@ def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextMan
     if request.method not in _WRITES or not request.body_exists:
         return None
     length = request.content_length
+    if length is not None and length <= LARGE_WRITE_BYTES:
+        return None
     turns = request.config_dict.get(WRITE_TURNS)
-    if (length is not None and length <= LARGE_WRITE_BYTES) or turns is None:
+    if turns is None:
         return None
     who = request.get(PRINCIPAL)
     return turns.turn(who.name if who is not None else f"@{request.remote}", lambda: client_left(request))
