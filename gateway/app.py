@@ -46,7 +46,7 @@ from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.quotas import WRITE_RATE, WriteRate
 from gateway.store import open_store
 from gateway.testing import api as testing
-from gateway.turns import LIST_TURNS, WRITE_TURNS, Turns, large_write_turn
+from gateway.turns import LIST_TURNS, WRITE_TURNS, Turns, large_write_middleware, large_write_turn
 from gateway.workers import ROLE_ENV, SHARED_DIR_ENV
 
 __all__ = ["create_app", "STYLES"]
@@ -305,9 +305,9 @@ def create_app(config: Config) -> web.Application:
     metrics = Metrics([style.STYLE for style in STYLES])
     middlewares: list[Middleware]
     if server.base_path:
-        middlewares = [auth_middleware]
+        middlewares = [auth_middleware, large_write_middleware]
     elif config.testing.enabled:
-        middlewares = [*edge, auth_middleware]
+        middlewares = [*edge, auth_middleware, large_write_middleware]
     else:  # the usual case: the four in one
         middlewares = [*edge[:-3], _edge(server.max_headers, server.max_header_bytes)]
     app = web.Application(client_max_size=server.max_body_bytes, middlewares=middlewares)

@@ -169,8 +169,9 @@ class Metrics:
         #: the lists' and the large writes' turns, once the application has them (see :mod:`gateway.turns`)
         self.list_turns = _TurnStats("taskgate_list_turns", "Lists and searches when scraped: running, or waiting "
                                      "for one of their user's server.max_lists_per_user turns")
-        self.write_turns = _TurnStats("taskgate_write_turns", "Writes with a body over 64 KiB when scraped: running, "
-                                      "or waiting for one of their user's server.max_large_writes_per_user turns")
+        self.write_turns = _TurnStats("taskgate_write_turns", "Writes with a body over 64 KiB (or of unknown length) "
+                                      "when scraped: running, or waiting for one of their user's "
+                                      "server.max_large_writes_per_user turns")
         registry.register(self.list_turns)
         registry.register(self.write_turns)
         #: ``observe_request(route, style, status, seconds)``: the request middleware's update

@@ -15,7 +15,8 @@ milliseconds each: one user's 32 concurrent 950 KB webMethods PUTs held ``/healt
 0.3 s, their bodies all ready at once. So each caller runs at most
 ``server.max_large_writes_per_user`` of them at a time (:func:`large_write_turn`, taken
 by the request middleware before the body is read, so that the bodies still to come stay
-in their connections); small writes never wait.
+in their connections, or by :func:`large_write_middleware` where the app has no such
+middleware); small writes never wait.
 
 Owns one semaphore per user with a request running or waiting, and nothing once the user
 has none (the memory follows the requests in flight, not the users ever seen). It knows
@@ -34,10 +35,10 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.auth import PRINCIPAL
-from gateway.context import client_left, principal
+from gateway.context import CONFIG, client_left, principal
 
 __all__ = ["Turns", "LIST_TURNS", "WRITE_TURNS", "LARGE_WRITE_BYTES", "caller_turn", "takes_turns",
-           "large_write_turn"]
+           "large_write_turn", "large_write_middleware"]
 
 
 class _User:
@@ -157,16 +158,30 @@ def takes_turns(handler: Handler) -> Handler:
 
 def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextManager[None] | None:
     """One of the caller's turns at large writes if *request* is a write with a body over
-    :data:`LARGE_WRITE_BYTES` (or of unknown length), else None: nothing to wait for.
-    Taken after authentication: the turns are the signed-in caller's (an anonymous caller
-    of an open test namespace: its address's)."""
+    :data:`LARGE_WRITE_BYTES` (or of unknown length: chunked, or compressed, which aiohttp
+    inflates), else None: nothing to wait for. A body over ``server.max_body_bytes`` takes
+    none: it is refused unread. Taken after authentication: the turns are the signed-in
+    caller's (an anonymous caller of an open test namespace: its address's)."""
     if request.method not in _WRITES or not request.body_exists:
         return None
     length = request.content_length
-    if length is not None and length <= LARGE_WRITE_BYTES:
+    if length is not None and length <= LARGE_WRITE_BYTES and \
+            request.headers.get("Content-Encoding", "identity").lower() == "identity":
         return None
-    turns = request.config_dict.get(WRITE_TURNS)
-    if turns is None:
+    config = request.config_dict
+    turns = config.get(WRITE_TURNS)
+    if turns is None or (length is not None and length > config[CONFIG].server.max_body_bytes):
         return None
     who = request.get(PRINCIPAL)
     return turns.turn(who.name if who is not None else f"@{request.remote}", lambda: client_left(request))
+
+
+@web.middleware
+async def large_write_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """:func:`large_write_turn` around the handler, for the middleware stacks that do not go
+    through the one request middleware (a ``server.base_path``, testing on)."""
+    turn = large_write_turn(request)
+    if turn is None:
+        return await handler(request)
+    async with turn:
+        return await handler(request)
