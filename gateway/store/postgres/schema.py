@@ -162,6 +162,12 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO graves (seq, style, task_id, at, owner, bytes)
         SELECT seq, style, task_id, at, NULL, 0 FROM audit WHERE action = 'deleted';
     """,
+    # 4: the trail of one style in sequence order (the SQLite schema's 9: a webhook's worker,
+    # a one-style stream catching up), rather than a sort of every row of the style or a
+    # scan of every later row of the others
+    """
+    CREATE INDEX audit_by_style ON audit (style, seq);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

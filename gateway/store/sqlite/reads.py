@@ -237,11 +237,8 @@ class TaskReads:
                     limit: int | None = None, newest_first: bool = True,
                     after: int | None = None, before: int | None = None,
                     action: str | None = None, max_bytes: int | None = None) -> list[Change]:
-        # following the trail forward by style alone, the seq key drives the scan (`+style`):
-        # SQLite would take audit_by_task for style= and sort every row of the style per page
-        forward = after is not None and task_id is None and not newest_first
-        terms = (("action = ?", action), ("seq > ?", after), ("seq < ?", before),
-                 ("+style = ?" if forward else "style = ?", style), ("task_id = ?", task_id))
+        terms = (("action = ?", action), ("seq > ?", after), ("seq < ?", before), ("style = ?", style),
+                 ("task_id = ?", task_id))
         where = [term for term, value in terms if value is not None]
         params: list[Any] = [value for _, value in terms if value is not None]
         params.append(-1 if limit is None else limit)

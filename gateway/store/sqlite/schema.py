@@ -163,6 +163,12 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO graves (seq, style, task_id, at, owner, bytes)
         SELECT seq, style, task_id, at, NULL, 0 FROM audit WHERE action = 'deleted';
     """,
+    # 9: the trail of one style in sequence order (a webhook's worker, a one-style stream
+    # catching up): without it SQLite either sorted every row of the style (audit_by_task)
+    # or scanned every later row of the others (the sequence key)
+    """
+    CREATE INDEX audit_by_style ON audit (style, seq);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
