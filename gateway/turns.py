@@ -35,6 +35,7 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.auth import PRINCIPAL
+from gateway.auth.limiter import client_key
 from gateway.context import CONFIG, client_left, principal
 
 __all__ = ["Turns", "LIST_TURNS", "WRITE_TURNS", "LARGE_WRITE_BYTES", "caller_turn", "takes_turns",
@@ -161,7 +162,8 @@ def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextMan
     :data:`LARGE_WRITE_BYTES` (or of unknown length: chunked, or compressed, which aiohttp
     inflates), else None: nothing to wait for. A body over ``server.max_body_bytes`` takes
     none: it is refused unread. Taken after authentication: the turns are the signed-in
-    caller's (an anonymous caller of an open test namespace: its address's)."""
+    caller's; a caller signed in as nobody (a public route: the OAuth token call, the
+    dashboard's sign-in) takes its address's, an IPv6 address's /64 as one."""
     if request.method not in _WRITES or not request.body_exists:
         return None
     length = request.content_length
@@ -173,7 +175,9 @@ def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextMan
     if turns is None or (length is not None and length > config[CONFIG].server.max_body_bytes):
         return None
     who = request.get(PRINCIPAL)
-    return turns.turn(who.name if who is not None else f"@{request.remote}", lambda: client_left(request))
+    # as the sign-in limiter counts a client: an IPv6 /64 as one
+    caller = who.name if who is not None else f"@{client_key(request.remote or '')}"
+    return turns.turn(caller, lambda: client_left(request))
 
 
 @web.middleware

@@ -295,3 +295,35 @@ async def test_a_users_large_write_waits_for_its_own_turn_and_small_ones_do_not(
     release[1].set()
     await asyncio.gather(*holders)
     assert (turns.running, turns.waiting, turns.users()) == (0, 0, 0)
+
+
+async def test_a_caller_not_signed_in_takes_its_addresss_turns_an_ipv6_64_as_one(aiohttp_client, tmp_path) -> None:
+    """A large body to a public route (the OAuth token call) from a client that signs in as
+    nobody: behind a trusted proxy its turns are the forwarded address's, and two addresses
+    of one IPv6 /64 share them (as the sign-in limiter counts them); another /64 has its own."""
+    from gateway.app import create_app
+    from gateway.config import Config
+
+    app = create_app(Config(base_dir=str(tmp_path)).replace("server", trusted_proxies="127.0.0.1"))
+    client = await aiohttp_client(app)
+    turns = app[WRITE_TURNS]
+    release = [asyncio.Event(), asyncio.Event()]
+    held: list[str] = []
+    holders = [asyncio.create_task(_holder(turns, "@2001:db8:1:2::/64", release[i], held, str(i))) for i in range(2)]
+    await until_true(lambda: len(held) == 2)
+    body = "grant_type=client_credentials&client_id=nobody&client_secret=" + "s" * LARGE_WRITE_BYTES
+
+    async def token(address: str) -> tuple[int, bytes]:
+        resp = await client.post("/oauth/token", data=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": address})
+        return resp.status, await resp.read()
+    waiting = asyncio.create_task(token("2001:db8:1:2::77"))
+    await until_true(lambda: turns.waiting_for("@2001:db8:1:2::/64") == 1)
+    elsewhere = await token("2001:db8:1:3::77")  # another /64: answered while the first waits
+    assert elsewhere[0] == 401, elsewhere
+    assert not waiting.done()
+    release[0].set()
+    assert await waiting == elsewhere  # the same refusal, once it had a turn
+    release[1].set()
+    await asyncio.gather(*holders)
+    assert (turns.running, turns.waiting, turns.users()) == (0, 0, 0)
