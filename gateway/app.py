@@ -46,7 +46,7 @@ from gateway.proxy import TrustedProxies, forwarded_middleware
 from gateway.quotas import WRITE_RATE, WriteRate
 from gateway.store import open_store
 from gateway.testing import api as testing
-from gateway.turns import LIST_TURNS, WRITE_TURNS, Turns, large_write_middleware, large_write_turn
+from gateway.turns import LIST_TURNS, WRITE_TURNS, Turns, large_write_middleware
 from gateway.workers import ROLE_ENV, SHARED_DIR_ENV
 
 __all__ = ["create_app", "STYLES"]
@@ -232,12 +232,7 @@ def _edge(max_headers: int, max_bytes: int) -> Middleware:
             try:
                 check_headers(request)
                 await authorize(request)
-                turn = large_write_turn(request)
-                if turn is None:
-                    response = await handler(request)
-                else:  # a large body waits, unread, for its caller's turn
-                    async with turn:
-                        response = await handler(request)
+                response = await large_write_middleware(request, handler)  # a large body waits its turn, unread
             except Exception as exc:
                 response = _error_answer(request, exc)
         finally:

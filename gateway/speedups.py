@@ -168,9 +168,8 @@ def loads_unique(data: bytes) -> Any:
     might name more (a duplicate, or a string holding a quote and a colon) is it read again
     with :mod:`json`, which reports each key it meets."""
     value = loads(data)
-    if isinstance(value, (dict, list)) and _key_ends(data) > _key_count(value):
-        json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_reject_constant,
-                   parse_float=_finite)
+    if isinstance(value, (dict, list)):
+        refuse_duplicates(data, _key_count(value))
     return value
 
 

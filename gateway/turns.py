@@ -13,10 +13,9 @@ A write whose body is larger than :data:`LARGE_WRITE_BYTES` (or of unknown lengt
 decoded, validated, patched, diffed and stored on the same thread, in steps of
 milliseconds each: one user's 32 concurrent 950 KB webMethods PUTs held ``/healthz`` for
 0.3 s, their bodies all ready at once. So each caller runs at most
-``server.max_large_writes_per_user`` of them at a time (:func:`large_write_turn`, taken
-by the request middleware before the body is read, so that the bodies still to come stay
-in their connections, or by :func:`large_write_middleware` where the app has no such
-middleware); small writes never wait.
+``server.max_large_writes_per_user`` of them at a time (:func:`_large_write_turn`, taken
+by :func:`large_write_middleware` before the body is read, so that the bodies still to
+come stay in their connections); small writes never wait.
 
 Owns one semaphore per user with a request running or waiting, and nothing once the user
 has none (the memory follows the requests in flight, not the users ever seen). It knows
@@ -39,7 +38,7 @@ from gateway.auth.limiter import client_key
 from gateway.context import CONFIG, client_left, principal
 
 __all__ = ["Turns", "LIST_TURNS", "WRITE_TURNS", "LARGE_WRITE_BYTES", "caller_turn", "takes_turns",
-           "large_write_turn", "large_write_middleware"]
+           "large_write_middleware"]
 
 
 class _User:
@@ -52,7 +51,7 @@ class _User:
 
 
 class Turns:
-    """*per_user* lists or searches at once per user name (0: no limit)."""
+    """*per_user* requests (lists and searches, or large writes) at once per user name (0: no limit)."""
 
     def __init__(self, per_user: int) -> None:
         self.per_user = per_user
@@ -157,7 +156,7 @@ def takes_turns(handler: Handler) -> Handler:
     return run
 
 
-def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextManager[None] | None:
+def _large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextManager[None] | None:
     """One of the caller's turns at large writes if *request* is a write with a body over
     :data:`LARGE_WRITE_BYTES` (or of unknown length: chunked, or compressed, which aiohttp
     inflates), else None: nothing to wait for. A body over ``server.max_body_bytes`` takes
@@ -182,9 +181,10 @@ def large_write_turn(request: web.Request) -> contextlib.AbstractAsyncContextMan
 
 @web.middleware
 async def large_write_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """:func:`large_write_turn` around the handler, for the middleware stacks that do not go
-    through the one request middleware (a ``server.base_path``, testing on)."""
-    turn = large_write_turn(request)
+    """*handler* in :func:`_large_write_turn`, if the request takes one: called by the one
+    request middleware, and a middleware of its own in the stacks that do not have that
+    one (a ``server.base_path``, testing on)."""
+    turn = _large_write_turn(request)
     if turn is None:
         return await handler(request)
     async with turn:
